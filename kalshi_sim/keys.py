@@ -33,7 +33,7 @@ class KeyRegistry:
         self._lock = threading.Lock()
 
     def create_demo_key(self, directory: Path) -> tuple[str, Path]:
-        """Generate an RSA-2048 key pair; write the private PEM (PKCS#1, mode 0600) into ``directory``."""
+        """Make an RSA-2048 key pair; write its private PEM (PKCS#1, 0600) into ``directory``."""
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_id = str(uuid.uuid4())
         path = Path(directory) / f"kalshi-demo-{key_id[:8]}.key"

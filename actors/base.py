@@ -1,0 +1,212 @@
+"""What every stage actor shares: explicit failure reports, fault injection, liveness.
+
+pykka has three silent failure paths (``on_start`` raising, a handler raising under
+``ask``, tells dropped with a crashed actor). Every stage actor therefore reports each
+failure to the supervisor itself, as an immutable ``StageFailed``, before pykka does
+whatever pykka does. Subclasses implement ``open``/``describe``/``connect``/``close`` and
+never need to think about supervision.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pykka
+
+from actors.context import StageContext
+from messages.base import Message
+from messages.commands import Connect, Describe, Ping
+from messages.faults import ActorFault, InjectFault
+from messages.results import StageFailed, StageSucceeded
+from messages.states import State
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HANG_SECONDS = 3600.0
+DEFAULT_SLOW_SECONDS = 2.0
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised on purpose by an injected ``crash`` / ``crash_on_start`` fault."""
+
+
+@dataclass
+class StartFaults:
+    """Armed ``crash_on_start`` faults; owned by the supervisor so they survive a restart."""
+
+    _armed: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def arm(self, stage: str) -> None:
+        with self._lock:
+            self._armed.add(stage)
+
+    def consume(self, stage: str) -> bool:
+        with self._lock:
+            if stage in self._armed:
+                self._armed.discard(stage)
+                return True
+            return False
+
+
+@dataclass(frozen=True)
+class StageControls:
+    """Handles the supervisor keeps on one incarnation of a stage actor.
+
+    ``release`` frees an actor stuck in an injected ``hang`` so it can be stopped: a
+    real hung thread cannot be interrupted in Python, so the simulated one must be.
+    """
+
+    start_faults: StartFaults
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+class StageActor(pykka.ThreadingActor):
+    """Base of the stage actors; one incarnation per ``generation``."""
+
+    stage_name: ClassVar[str]
+    stage_state: ClassVar[State]
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        parent: pykka.ActorRef[Any],
+        context: StageContext,
+        generation: int,
+        controls: StageControls,
+    ) -> None:
+        super().__init__()
+        self.parent = parent
+        self.context = context
+        self.generation = generation
+        self.controls = controls
+        self._slow_seconds = 0.0
+        self._slow_remaining = 0
+
+    # -- subclass hooks --------------------------------------------------------------
+    def open(self) -> None:
+        """Create (not connect) this stage's resources; runs in ``on_start``."""
+
+    def describe(self) -> Message:
+        """The metadata for entering this stage's state, built from this stage's own facts."""
+        raise NotImplementedError
+
+    def connect(self, generation: int) -> None:
+        """Do the state's work, then ``succeed(...)``; raising reports a failure."""
+        raise NotImplementedError
+
+    def disconnect(self) -> None:
+        """Drop this stage's connection (the ``disconnect`` fault)."""
+
+    def close(self) -> None:
+        """Release every resource; runs in ``on_stop`` and must not raise."""
+
+    def handle(self, message: Any) -> Any:
+        """Messages specific to a stage; unknown ones are a protocol error."""
+        raise TypeError(f"{self.stage_name} stage cannot handle {type(message).__name__}")
+
+    def bad_result(self) -> Message:
+        """An invalid reply for the ``bad_metadata`` fault (wrong class, forbidden field)."""
+        return StageSucceeded.model_construct(
+            stage=self.stage_name, generation=self.generation, result={"balance": 50000}
+        )
+
+    # -- replies to the supervisor ------------------------------------------------------
+    def succeed(self, result: Message) -> None:
+        self.parent.tell(
+            StageSucceeded(stage=self.stage_name, generation=self.generation, result=result)
+        )
+
+    def fail(self, error_type: str, reason: str, *, abnormal: bool = True) -> None:
+        self.parent.tell(
+            StageFailed(
+                stage=self.stage_name,
+                generation=self.generation,
+                error_type=error_type,
+                reason=one_line(reason),
+                abnormal=abnormal,
+            )
+        )
+
+    def _report(self, exc: BaseException) -> None:
+        try:
+            self.fail(type(exc).__name__, str(exc) or type(exc).__name__)
+        except pykka.ActorDeadError:
+            logger.warning("%s: supervisor gone, failure not reported: %s", self.stage_name, exc)
+
+    # -- pykka hooks, all guarded ----------------------------------------------------------
+    def on_start(self) -> None:
+        try:
+            if self.controls.start_faults.consume(self.stage_name):
+                raise InjectedFaultError(f"injected crash_on_start in {self.stage_name} stage")
+            self.open()
+        except Exception as exc:
+            self._report(exc)
+            raise
+
+    def on_receive(self, message: Any) -> Any:
+        if self._slow_remaining > 0:
+            self._slow_remaining -= 1
+            self.controls.release.wait(self._slow_seconds)
+        try:
+            return self._dispatch(message)
+        except Exception as exc:
+            self._report(exc)
+            raise
+
+    def on_stop(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            logger.exception("%s stage: error while closing", self.stage_name)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        try:
+            self.close()
+        except Exception:
+            logger.exception("%s stage: error while closing after a failure", self.stage_name)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def _dispatch(self, message: Any) -> Any:
+        if isinstance(message, Ping):
+            return True
+        if isinstance(message, InjectFault):
+            return self._inject(message)
+        if isinstance(message, Describe):
+            return self.describe()
+        if isinstance(message, Connect):
+            self.connect(message.generation)
+            return None
+        return self.handle(message)
+
+    def _inject(self, fault: InjectFault) -> str:
+        kind = fault.fault
+        logger.warning("%s stage: injecting %s", self.stage_name, kind.value)
+        if kind is ActorFault.CRASH:
+            raise InjectedFaultError(f"injected crash in {self.stage_name} stage")
+        if kind is ActorFault.CRASH_ON_START:
+            self.controls.start_faults.arm(self.stage_name)
+            raise InjectedFaultError(f"injected crash in {self.stage_name} stage; next start fails")
+        if kind is ActorFault.HANG:
+            self.controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
+            return "released"
+        if kind is ActorFault.DISCONNECT:
+            self.disconnect()
+            return "disconnected"
+        if kind is ActorFault.SLOW:
+            self._slow_seconds = fault.seconds or DEFAULT_SLOW_SECONDS
+            self._slow_remaining = fault.count or 1
+            return "slowed"
+        if kind is ActorFault.BAD_METADATA:
+            self.parent.tell(self.bad_result())
+            return "corrupted"
+        raise ValueError(f"{kind.value} is not an actor fault")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse an error message to one bounded line for metadata, events and terminals."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,35 @@
+"""The read-only facts a stage actor is started with: where to connect and as whom.
+
+It deliberately holds no metadata and no results of other stages: an actor can only
+build its metadata from its own context and its own connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from messages.metadata import TradingMode
+
+if TYPE_CHECKING:
+    from kalshi_api.auth import KalshiSigner
+
+
+@dataclass(frozen=True)
+class StageContext:
+    environment: str
+    mode: TradingMode
+    rest_url: str
+    ws_url: str
+    signer: KalshiSigner
+    markets: tuple[str, ...]
+    use_yes_price: bool = False
+    request_timeout: float = 5.0
+    reconnect_min_delay: float = 0.05
+    reconnect_max_delay: float = 2.0
+
+    def __repr__(self) -> str:
+        return (
+            f"StageContext(environment={self.environment!r}, rest_url={self.rest_url!r}, "
+            f"ws_url={self.ws_url!r}, markets={len(self.markets)})"
+        )

@@ -1,0 +1,157 @@
+"""ORDERBOOK_CONNECT: the authenticated WebSocket, the subscription, live books.
+
+The actor owns an ``OrderbookStream``, whose own thread is the single writer of every
+book: deltas never hop through an actor mailbox. The actor only hears about lifecycle
+events (synced, gap, disconnect) and turns them into messages for the supervisor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from actors.base import StageActor
+from kalshi_api.ws_session import (
+    OrderbookStream,
+    ReconnectPolicy,
+    StreamDisconnected,
+    StreamEvent,
+    StreamFailed,
+    StreamGap,
+    StreamResynced,
+    StreamSynced,
+    StreamTerminalError,
+)
+from messages.commands import Report
+from messages.metadata import OrderbookConnectMetadata
+from messages.results import OrderbookReport, StreamIncident
+from messages.states import State
+
+WS_SIGNING_PATH = "/trade-api/ws/v2"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamNotice:
+    """A stream lifecycle event, carried from the stream thread into this actor's mailbox."""
+
+    event: StreamEvent
+
+
+class OrderbookConnectActor(StageActor):
+    stage_name = "orderbook"
+    stage_state = State.ORDERBOOK_CONNECT
+
+    def open(self) -> None:
+        self._stream: OrderbookStream | None = None
+        self._awaiting_sync = False
+        self._established = False
+
+    def describe(self) -> OrderbookConnectMetadata:
+        markets = self.context.markets
+        return OrderbookConnectMetadata(
+            ws_url=self.context.ws_url,
+            markets=OrderbookConnectMetadata.summarize_markets(markets),
+            market_count=len(markets),
+            environment=self.context.environment,
+        )
+
+    def connect(self, generation: int) -> None:
+        if self._stream is None:
+            self._stream = self._new_stream()
+            self._awaiting_sync = True
+            self._stream.start()
+        elif self._stream.wait_synced(0):
+            self._established = True
+            self.succeed(self.report())
+        else:
+            self._awaiting_sync = True
+
+    def report(self) -> OrderbookReport:
+        stream = self._stream
+        if stream is None:
+            return OrderbookReport(
+                markets_connected=0,
+                snapshots_received=0,
+                deltas_received=0,
+                connection_established=False,
+                first_snapshot_received=False,
+            )
+        stats = stream.stats
+        return OrderbookReport(
+            markets_connected=stream.synced_market_count(),
+            snapshots_received=stats.snapshots_received,
+            deltas_received=stats.deltas_received,
+            connection_established=stream.connected,
+            first_snapshot_received=stats.snapshots_received > 0,
+        )
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, StreamNotice):
+            self._on_stream_event(message.event)
+            return None
+        if isinstance(message, Report):
+            return self.report()
+        return super().handle(message)
+
+    def disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.drop_connection()
+
+    def close(self) -> None:
+        stream, self._stream = getattr(self, "_stream", None), None
+        if stream is not None:
+            stream.stop()
+
+    # -- internals ------------------------------------------------------------------------
+    def _new_stream(self) -> OrderbookStream:
+        signer = self.context.signer
+        actor_ref = self.actor_ref
+
+        def forward(event: StreamEvent) -> None:
+            # Called on the stream thread; a dead actor just means we are shutting down.
+            if actor_ref.is_alive():
+                actor_ref.tell(StreamNotice(event))
+
+        return OrderbookStream(
+            self.context.ws_url,
+            self.context.markets,
+            auth_headers=lambda: signer.headers("GET", WS_SIGNING_PATH),
+            use_yes_price=self.context.use_yes_price,
+            listener=forward,
+            reconnect=ReconnectPolicy(
+                min_delay=self.context.reconnect_min_delay,
+                max_delay=self.context.reconnect_max_delay,
+                max_attempts=None,
+            ),
+            open_timeout=self.context.request_timeout,
+        )
+
+    def _incident(self, kind: str, detail: str) -> None:
+        self.parent.tell(
+            StreamIncident(
+                stage=self.stage_name, generation=self.generation, kind=kind, detail=detail
+            )
+        )
+
+    def _on_stream_event(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamSynced):
+            if self._awaiting_sync:
+                self._awaiting_sync = False
+                self._established = True
+                self.succeed(self.report())
+            elif self._established:
+                self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
+        elif isinstance(event, StreamFailed):
+            self.fail("StreamFailed", event.reason)
+        elif not self._established:
+            return
+        elif isinstance(event, StreamDisconnected):
+            self._incident("disconnected", event.reason)
+        elif isinstance(event, StreamGap):
+            self._incident(
+                "gap", f"sid {event.sid}: expected seq {event.expected}, got {event.received}"
+            )
+        elif isinstance(event, StreamResynced):
+            self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
+        elif isinstance(event, StreamTerminalError):
+            self._incident("terminal_error", f"code {event.code}: {event.message}")

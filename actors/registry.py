@@ -1,0 +1,38 @@
+"""The stage pipeline as data: adding a stage actor is one ``StageSpec``, not a supervisor edit.
+
+The supervisor walks the enabled specs in order, entering each spec's state (once per
+state, when several specs share one), asking the actor to ``Describe`` the entry, then to
+``Connect``. Restart policy (type, strategy order) follows the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.base import StageActor
+from actors.kalshi_sync import KalshiSyncActor
+from actors.orderbook_connect import OrderbookConnectActor
+from actors.trading_connect import TradingConnectActor
+from messages.states import State
+from supervision.policy import RestartType
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: its name (fault target and restart unit), its state and its actor class."""
+
+    name: str
+    state: State
+    actor_class: type[StageActor]
+    requires_trading: bool = False
+    """Skipped entirely under ``--no-trading``."""
+    restart_type: RestartType = RestartType.PERMANENT
+
+
+ORDERBOOK = StageSpec("orderbook", State.ORDERBOOK_CONNECT, OrderbookConnectActor)
+TRADING = StageSpec(
+    "trading", State.TRADING_CLIENT_CONNECT, TradingConnectActor, requires_trading=True
+)
+SYNC = StageSpec("sync", State.KALSHI_DATA_SYNC, KalshiSyncActor, requires_trading=True)
+
+DEFAULT_STAGES: tuple[StageSpec, ...] = (ORDERBOOK, TRADING, SYNC)

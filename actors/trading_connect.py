@@ -1,0 +1,57 @@
+"""TRADING_CLIENT_CONNECT: reach the trading REST API with a signed request.
+
+Fetching the balance is the cheapest request that proves the key is accepted; exchange
+status tells whether trading is open at all. Nothing here is kept as metadata for later
+states: the sync stage fetches the account itself.
+"""
+
+from __future__ import annotations
+
+from actors.base import StageActor
+from kalshi_api.rest import KalshiRestClient
+from messages.metadata import TradingClientConnectMetadata
+from messages.results import TradingConnected
+from messages.states import State
+
+
+class ConnectionLostError(RuntimeError):
+    """The stage's connection was dropped (the ``disconnect`` fault, or the link died)."""
+
+
+class TradingConnectActor(StageActor):
+    stage_name = "trading"
+    stage_state = State.TRADING_CLIENT_CONNECT
+
+    def open(self) -> None:
+        self._client: KalshiRestClient | None = None
+
+    def describe(self) -> TradingClientConnectMetadata:
+        return TradingClientConnectMetadata(
+            mode=self.context.mode,
+            environment=self.context.environment,
+            api_url=self.context.rest_url,
+        )
+
+    def connect(self, generation: int) -> None:
+        if self._client is None:
+            self._client = KalshiRestClient(
+                self.context.rest_url, self.context.signer, timeout=self.context.request_timeout
+            )
+        status = self._client.get_exchange_status()
+        self._client.get_balance()
+        self.succeed(
+            TradingConnected(
+                api_url=self.context.rest_url,
+                exchange_active=status.exchange_active,
+                trading_active=status.trading_active,
+            )
+        )
+
+    def disconnect(self) -> None:
+        self.close()
+        raise ConnectionLostError("trading API connection dropped")
+
+    def close(self) -> None:
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            client.close()

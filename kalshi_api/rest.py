@@ -1,0 +1,369 @@
+"""A small synchronous Kalshi REST client for the reads a supervisor needs at startup and sync.
+
+Synchronous on purpose: each actor owns one client and runs in its own thread, so an
+event loop would only add a second concurrency model. Every GET retries the transient
+failures (429, 5xx, timeouts, refused or reset connections) with full-jitter
+exponential backoff (Kalshi sends no Retry-After), and raises a typed
+:mod:`kalshi_api.errors` exception otherwise. Listings follow cursors to the end and
+refuse to follow a cursor they have already seen.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random as _random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from kalshi_api.auth import KalshiSigner
+from kalshi_api.errors import (
+    CursorLoopError,
+    KalshiError,
+    TransportError,
+    UnexpectedResponseError,
+    error_from_response,
+)
+from kalshi_api.models import Balance, ExchangeStatus, Market, MarketPosition, Order, RestOrderbook
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MAX_PAGE_LIMIT = 1000
+MAX_ORDERBOOK_DEPTH = 100
+MAX_PAGES = 100_000
+"""A listing with more pages than this is treated as a server bug, not followed forever."""
+_USER_AGENT = "kalshi-supervisor/0.1"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How GETs retry transient failures: full jitter, ``uniform(0, min(max, base * 2**n))``.
+
+    ``sleep`` and ``random`` are injectable so tests run instantly and deterministically;
+    ``random`` returns a float in ``[0, 1)`` like :func:`random.random`.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.05
+    max_delay: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    random: Callable[[], float] = field(default=_random.random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("retry delays must not be negative")
+
+    def delay(self, attempt: int) -> float:
+        """The pause after failed attempt number ``attempt`` (0-based)."""
+        cap = min(self.max_delay, self.base_delay * 2**attempt)
+        return cap * min(max(self.random(), 0.0), 1.0)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+class KalshiRestClient:
+    """Signed, retrying GETs against one Kalshi REST base URL (``.../trade-api/v2``).
+
+    Not meant to be shared between threads: give each actor its own client.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        signer: KalshiSigner | None = None,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        page_limit: int = MAX_PAGE_LIMIT,
+    ) -> None:
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"REST base URL must be http(s)://host/..., got {base_url!r}")
+        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
+            raise ValueError(f"page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {page_limit}")
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._prefix = parts.path.rstrip("/")
+        self._signer = signer
+        self._retry = retry
+        self._page_limit = page_limit
+        # Environment proxies are right for reaching Kalshi from behind a corporate proxy,
+        # and wrong for the embedded exchange on loopback: a proxy cannot reach our 127.0.0.1.
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            trust_env=not _is_loopback(parts.hostname),
+            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+        )
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"{self._origin}{self._prefix}"
+
+    @property
+    def api_path_prefix(self) -> str:
+        """The path part of the base URL (``/trade-api/v2``): the start of every signed path."""
+        return self._prefix
+
+    # -- endpoints --------------------------------------------------------------------------------
+    def get_exchange_status(self) -> ExchangeStatus:
+        return self._parse(ExchangeStatus, self._get("/exchange/status"), "/exchange/status")
+
+    def get_balance(self) -> Balance:
+        return self._parse(Balance, self._get("/portfolio/balance"), "/portfolio/balance")
+
+    def get_positions(
+        self,
+        *,
+        settlement_status: str | None = None,
+        ticker: str | None = None,
+        event_ticker: str | None = None,
+    ) -> list[MarketPosition]:
+        """Every market position, across all pages."""
+        params = {
+            "settlement_status": settlement_status,
+            "ticker": ticker,
+            "event_ticker": event_ticker,
+        }
+        return self._paginate("/portfolio/positions", params, "market_positions", MarketPosition)
+
+    def get_orders(self, *, status: str | None = None, ticker: str | None = None) -> list[Order]:
+        """Every order matching the filters (``status="resting"`` for open orders), all pages."""
+        params = {"status": status, "ticker": ticker}
+        return self._paginate("/portfolio/orders", params, "orders", Order)
+
+    def get_order(self, order_id: str) -> Order:
+        path = f"/portfolio/orders/{quote(order_id, safe='')}"
+        return self._parse(Order, self._unwrap(self._get(path), "order", path), path)
+
+    def get_markets(
+        self,
+        *,
+        status: str | None = "open",
+        series_ticker: str | None = None,
+        event_ticker: str | None = None,
+        tickers: Sequence[str] | None = None,
+        mve_filter: str | None = "exclude",
+        max_items: int | None = None,
+    ) -> list[Market]:
+        """Markets matching the filters, across pages, stopping once ``max_items`` are in hand.
+
+        ``status`` uses the *filter* vocabulary (``open``), responses say ``active``.
+        ``mve_filter="exclude"`` by default: unfiltered listings are mostly auto-generated
+        multivariate legs. An empty ``tickers`` sequence matches nothing.
+        """
+        if isinstance(tickers, str):
+            raise TypeError("tickers must be a sequence of tickers, not one string")
+        if tickers is not None and not tickers:
+            return []
+        if max_items is not None and max_items <= 0:
+            return []
+        params = {
+            "status": status,
+            "series_ticker": series_ticker,
+            "event_ticker": event_ticker,
+            "tickers": ",".join(tickers) if tickers is not None else None,
+            "mve_filter": mve_filter,
+        }
+        return self._paginate("/markets", params, "markets", Market, max_items=max_items)
+
+    def get_market(self, ticker: str) -> Market:
+        path = f"/markets/{quote(ticker, safe='')}"
+        return self._parse(Market, self._unwrap(self._get(path), "market", path), path)
+
+    def get_orderbook(self, ticker: str, depth: int = 0) -> RestOrderbook:
+        """The REST book (no seq: use it to check, not to seed a streamed book)."""
+        if not 0 <= depth <= MAX_ORDERBOOK_DEPTH:
+            raise ValueError(f"depth must be between 0 and {MAX_ORDERBOOK_DEPTH}, got {depth}")
+        path = f"/markets/{quote(ticker, safe='')}/orderbook"
+        data = self._get(path, {"depth": depth} if depth else None)
+        try:
+            return RestOrderbook.from_response(data, ticker=ticker)
+        except (ValidationError, ValueError) as exc:
+            raise self._shape_error(path, exc) from None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        key = self._signer.key_id if self._signer else None
+        return f"KalshiRestClient(base_url={self.base_url!r}, key_id={key!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _paginate(
+        self,
+        path: str,
+        params: dict[str, Any],
+        items_key: str,
+        model: type[ModelT],
+        *,
+        max_items: int | None = None,
+    ) -> list[ModelT]:
+        items: list[ModelT] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            limit = self._page_limit
+            if max_items is not None:
+                limit = min(limit, max_items - len(items))
+            page = self._get(path, {**params, "limit": limit, "cursor": cursor})
+            raw_items = page.get(items_key)
+            if raw_items is None:
+                raw_items = []
+            if not isinstance(raw_items, list):
+                raise UnexpectedResponseError(
+                    f"{items_key!r} is not a list", method="GET", path=self._prefix + path
+                )
+            for raw in raw_items:
+                items.append(self._parse(model, raw, path))
+            if max_items is not None and len(items) >= max_items:
+                return items[:max_items]
+            next_cursor = page.get("cursor")
+            if next_cursor is None or next_cursor == "":
+                return items
+            if not isinstance(next_cursor, str):
+                raise UnexpectedResponseError(
+                    "cursor is not a string", method="GET", path=self._prefix + path
+                )
+            if next_cursor in seen or next_cursor == cursor:
+                raise CursorLoopError(
+                    f"cursor repeated after {len(seen) + 1} pages ({len(items)} items read)",
+                    method="GET",
+                    path=self._prefix + path,
+                )
+            seen.add(next_cursor)
+            cursor = next_cursor
+        raise CursorLoopError(
+            f"no last page after {MAX_PAGES} pages", method="GET", path=self._prefix + path
+        )
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One GET with retries; returns the decoded JSON object or raises a KalshiError."""
+        full_path = self._prefix + path
+        query = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
+        url = self._origin + full_path
+        attempts = self._retry.max_attempts
+        for attempt in range(attempts):
+            outcome = self._attempt(url, full_path, query)
+            if isinstance(outcome, dict):
+                return outcome
+            error = outcome
+            error.attempts = attempt + 1
+            if not error.retryable or attempt + 1 >= attempts:
+                raise error
+            delay = self._retry.delay(attempt)
+            log.info(
+                "GET %s failed (%s); retry %d/%d in %.3fs",
+                full_path,
+                error,
+                attempt + 1,
+                attempts - 1,
+                delay,
+            )
+            self._retry.sleep(delay)
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _attempt(
+        self, url: str, full_path: str, query: dict[str, Any]
+    ) -> dict[str, Any] | KalshiError:
+        headers = self._signer.headers("GET", full_path) if self._signer else None
+        try:
+            response = self._http.get(url, params=query, headers=headers)
+        except httpx.TimeoutException as exc:
+            return TransportError(f"timed out ({type(exc).__name__})", method="GET", path=full_path)
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+            return TransportError(
+                f"connection failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
+            )
+        except httpx.HTTPError as exc:
+            error = TransportError(
+                f"request failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
+            )
+            raise error from None
+        body = response.content
+        if not 200 <= response.status_code <= 299:
+            return error_from_response(
+                response.status_code,
+                body,
+                method="GET",
+                path=full_path,
+                reason=response.reason_phrase,
+            )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UnexpectedResponseError(
+                f"HTTP {response.status_code} body is not JSON ({len(body)} bytes)",
+                status=response.status_code,
+                method="GET",
+                path=full_path,
+            ) from None
+        if not isinstance(data, dict):
+            raise UnexpectedResponseError(
+                f"HTTP {response.status_code} body is JSON {type(data).__name__}, not an object",
+                status=response.status_code,
+                method="GET",
+                path=full_path,
+            )
+        return data
+
+    def _parse(self, model: type[ModelT], data: object, path: str) -> ModelT:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise self._shape_error(path, exc) from None
+
+    def _unwrap(self, data: dict[str, Any], key: str, path: str) -> object:
+        if key not in data:
+            raise UnexpectedResponseError(
+                f"response has no {key!r} field", method="GET", path=self._prefix + path
+            )
+        return data[key]
+
+    def _shape_error(self, path: str, exc: Exception) -> UnexpectedResponseError:
+        if isinstance(exc, ValidationError):
+            first = exc.errors(include_url=False)[0] if exc.error_count() else {}
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            summary = f"{exc.title}: {where or 'body'}: {first.get('msg', 'invalid')}"
+            if exc.error_count() > 1:
+                summary += f" (+{exc.error_count() - 1} more)"
+        else:
+            summary = str(exc)
+        return UnexpectedResponseError(
+            f"unexpected response shape: {summary}", method="GET", path=self._prefix + path
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,894 @@
+"""The embedded exchange's WebSocket endpoint: Kalshi's 2026 ``/trade-api/ws/v2`` on loopback.
+
+It exists so the client's orderbook stream can be tested against real sockets and real
+frames rather than mocks. It speaks the current wire shapes only (``yes_dollars_fp`` /
+``no_dollars_fp`` snapshots with an empty side's key omitted, ``price_dollars`` /
+``delta_fp`` deltas, ``use_yes_price``, ``get_snapshot``, per-sid seq counters starting
+at 1, the published error codes) and lets a test break the stream on command: drop every
+socket, skip a seq, inject garbage, stall, or kill subscriptions with a terminal error.
+
+Design:
+
+* One asyncio loop in one daemon thread owns everything below; the public methods are
+  called from other threads and hop onto that loop, returning once their effect applies.
+* Every frame to a client goes through that connection's FIFO queue and writer task, so
+  command replies, snapshots and deltas leave in exactly the order they were produced,
+  a slow client never blocks the others, and a stall only has to hold the writers.
+* A single generator task mutates the truth (``MarketSet.next_delta``) and fans each
+  change out in the same loop step, so a snapshot built on this loop is always exactly
+  the truth as of its position in every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import OPEN
+
+from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+
+if TYPE_CHECKING:
+    from kalshi_sim.exchange import EmbeddedExchange
+    from kalshi_sim.markets import MarketSet
+
+log = logging.getLogger(__name__)
+
+WS_PATH = "/trade-api/ws/v2"
+ORDERBOOK = "orderbook_delta"
+CHANNELS = frozenset(
+    {
+        "orderbook_delta",
+        "ticker",
+        "trade",
+        "fill",
+        "market_positions",
+        "market_lifecycle_v2",
+        "multivariate_market_lifecycle",
+        "multivariate",
+        "communications",
+        "order_group_updates",
+        "user_orders",
+        "cfbenchmarks_value",
+        "cfbenchmarks_value_5hz",
+        "pyth_value",
+    }
+)
+"""Channels Kalshi accepts. Only ``orderbook_delta`` carries data here; the others are
+acknowledged with a sid and stay silent, which is all a client needs to test against."""
+PRIVATE_CHANNELS = frozenset(
+    {
+        "orderbook_delta",
+        "fill",
+        "market_positions",
+        "communications",
+        "order_group_updates",
+        "user_orders",
+    }
+)
+MARKET_UPDATE_CHANNELS = frozenset({"orderbook_delta", "ticker", "fill", "user_orders"})
+KNOWN_ACTIONS = frozenset(
+    {
+        "add_markets",
+        "delete_markets",
+        "get_snapshot",
+        "subscribe_indices",
+        "unsubscribe_indices",
+        "indexlist",
+        "subscribe_underlyings",
+        "unsubscribe_underlyings",
+        "underlying_list",
+    }
+)
+TERMINAL_CODES = frozenset({10, 25})
+ERROR_TEXT = {
+    1: "Unable to process message",
+    2: "Params required",
+    3: "Channels required",
+    4: "Subscription IDs required",
+    5: "Unknown command",
+    7: "Unknown subscription ID",
+    8: "Unknown channel name",
+    9: "Authentication required",
+    10: "Channel error",
+    11: "Invalid parameter",
+    12: "Exactly one subscription ID is required",
+    13: "Unsupported action",
+    14: "Market Ticker required",
+    15: "Action required",
+    18: "Command timeout",
+    25: "Subscription buffer overflow",
+}
+AUTH_ERROR_BODY = {
+    "error": {
+        "code": "authentication_error",
+        "message": "authentication_error",
+        "details": "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
+    }
+}
+AUTH_HEADERS = ("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE")
+
+MALFORMED_FRAMES: tuple[str, ...] = (
+    '{"type":"orderbook_delta","sid":1,"seq":',
+    '{"type":"orderbook_delta","sid":"1","seq":null,'
+    '"msg":{"market_ticker":42,"price_dollars":0.5,"delta_fp":[],"side":true}}',
+)
+"""What ``send_malformed`` injects: truncated JSON, then JSON with every type wrong. Neither
+carries a usable (sid, seq), so a correct client skips both without losing its place."""
+
+_T = TypeVar("_T")
+
+
+class _CommandError(Exception):
+    """A command the exchange refuses; becomes one ``type:"error"`` frame."""
+
+    def __init__(self, code: int, **extra: Any) -> None:
+        super().__init__(ERROR_TEXT.get(code, "error"))
+        self.code = code
+        self.extra = extra
+
+
+@dataclass(eq=False)
+class _Subscription:
+    """One sid: its channel, markets and the seq counter every market in it shares."""
+
+    sid: int
+    channel: str
+    tickers: list[str]
+    use_yes_price: bool = False
+    skip_ticker_ack: bool = False
+    seq: int = 0
+    skip_next: bool = False
+    """Set by ``skip_seq``: the next delta advances seq by 2, a gap the client must repair."""
+    duplicate_next: bool = False
+    """Set by ``duplicate_next_delta``: the next delta goes out twice with the same seq."""
+
+    def covers(self, ticker: str) -> bool:
+        return self.channel == ORDERBOOK and ticker in self.tickers
+
+
+@dataclass(eq=False)
+class _Connection:
+    """One upgraded client socket, its subscriptions and its outgoing queue."""
+
+    ws: ServerConnection
+    authenticated: bool
+    queue: asyncio.Queue[bytes | str] = field(default_factory=asyncio.Queue)
+    subs: dict[int, _Subscription] = field(default_factory=dict)
+    closed: bool = False
+    writer: asyncio.Task[None] | None = None
+
+    def send(self, frame: bytes | str) -> None:
+        """Queue a frame; order of calls is order on the wire."""
+        if not self.closed:
+            self.queue.put_nowait(frame)
+
+
+class WsServer:
+    """Kalshi's orderbook WebSocket, served from a private asyncio loop in a daemon thread."""
+
+    backlog_limit: int = 100_000
+    """Frames queued to one client before its subscriptions die with error 25, as Kalshi
+    does to readers that cannot keep up (reached only when a client stops reading)."""
+    allow_anonymous: bool = False
+    """When True, an upgrade with no ``KALSHI-ACCESS-*`` headers at all is accepted (the
+    2025 public-data mode) and private channels then answer error 9."""
+
+    def __init__(self, exchange: EmbeddedExchange) -> None:
+        self._exchange = exchange
+        self._lifecycle = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Server | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._flowing: asyncio.Event | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._connections: set[_Connection] = set()
+        self._next_sid = 1
+        self._paused = False
+        self._port: int | None = None
+        self._refuse_snapshots = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when started with port 0)."""
+        if self._port is None:
+            raise RuntimeError("the WebSocket server is not running")
+        return self._port
+
+    def start(self, host: str, port: int) -> None:
+        """Bind and start serving in a daemon thread; returns once the socket listens."""
+        with self._lifecycle:
+            if self._thread is not None:
+                return
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            thread = threading.Thread(
+                target=self._run, args=(host, port, ready, failure), name="kalshi-sim-ws"
+            )
+            thread.daemon = True
+            thread.start()
+            ready.wait()
+            if failure:
+                thread.join()
+                raise failure[0]
+            self._thread = thread
+
+    def stop(self) -> None:
+        """Close every connection and the listener, then join the thread; idempotent."""
+        with self._lifecycle:
+            thread, loop, shutdown = self._thread, self._loop, self._shutdown
+            self._thread = None
+        if thread is None:
+            return
+        if loop is not None and shutdown is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(shutdown.set)
+        thread.join()
+        self._port = None
+
+    def _run(
+        self, host: str, port: int, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(host, port, ready, failure))
+        finally:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            self._loop = None
+            loop.close()
+            ready.set()
+
+    async def _serve(
+        self, host: str, port: int, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        config = self._exchange.config
+        self._shutdown = asyncio.Event()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        try:
+            server = await serve(
+                self._handle,
+                host,
+                port,
+                process_request=self._process_request,
+                ping_interval=config.ping_interval if config.ping_interval > 0 else None,
+                ping_timeout=max(20.0, 2 * config.ping_interval),
+                close_timeout=1.0,
+                compression=None,
+            )
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            return
+        self._server = server
+        self._port = server.sockets[0].getsockname()[1]
+        generator = (
+            asyncio.create_task(self._generate(config.delta_rate), name="ws-delta-generator")
+            if config.delta_rate > 0
+            else None
+        )
+        ready.set()
+        try:
+            await self._shutdown.wait()
+        finally:
+            if generator is not None:
+                generator.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await generator
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+            self._flowing.set()
+            server.close(close_connections=True)
+            await server.wait_closed()
+            self._server = None
+            self._connections.clear()
+
+    def _call(self, fn: Callable[[], _T]) -> _T | None:
+        """Run ``fn`` on the server loop and return its result; None if not running."""
+        loop = self._loop
+        if loop is None or self._thread is None:
+            return None
+        if threading.current_thread() is self._thread:
+            return fn()
+
+        async def runner() -> _T:
+            return fn()
+
+        return self._await(runner())
+
+    def _await(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
+        loop = self._loop
+        if loop is None or self._thread is None:
+            coro.close()
+            return None
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # loop closed between the check and the call
+            coro.close()
+            return None
+        return future.result(timeout=10.0)
+
+    # -- the opening handshake -------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Check path and signature on the upgrade, as Kalshi does before switching protocols."""
+        if request.path.split("?", 1)[0] != WS_PATH:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
+        exchange = self._exchange
+        headers = request.headers
+        anonymous = not any(name in headers for name in AUTH_HEADERS)
+        if exchange.faults.take_auth_rejection():
+            return self._reject_auth(connection, "fault injected")
+        if anonymous and self.allow_anonymous:
+            return None
+        if not exchange.keys.verify(headers, "GET", WS_PATH):
+            return self._reject_auth(connection, "bad or missing signature")
+        return None
+
+    def _reject_auth(self, connection: ServerConnection, why: str) -> Response:
+        self._exchange.oplog.record("ws_handshake_rejected", why)
+        response = connection.respond(
+            http.HTTPStatus.UNAUTHORIZED, orjson.dumps(AUTH_ERROR_BODY).decode()
+        )
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    # -- one connection --------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        headers = ws.request.headers if ws.request is not None else {}
+        conn = _Connection(ws=ws, authenticated=any(name in headers for name in AUTH_HEADERS))
+        self._connections.add(conn)
+        conn.writer = asyncio.create_task(self._write_loop(conn))
+        self._exchange.oplog.record("ws_handshake")
+        try:
+            async for raw in ws:
+                try:
+                    self._on_command(conn, raw)
+                except Exception:  # the exchange must never die of a client's input
+                    log.exception("unexpected failure handling a client command")
+                    self._send_error(conn, 0, _CommandError(1))
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.closed = True
+            self._connections.discard(conn)
+            conn.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await conn.writer
+
+    async def _write_loop(self, conn: _Connection) -> None:
+        """Drain the connection's queue in order, holding while the exchange is stalled."""
+        assert self._flowing is not None
+        flowing = self._flowing
+        queue = conn.queue
+        ws = conn.ws
+        try:
+            while True:
+                frame = await queue.get()
+                if not flowing.is_set():
+                    await flowing.wait()
+                try:
+                    await ws.send(frame, text=True)
+                finally:
+                    queue.task_done()
+        except ConnectionClosed:
+            conn.closed = True
+
+    # -- commands --------------------------------------------------------------------------
+    def _on_command(self, conn: _Connection, raw: str | bytes) -> None:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self._send_error(conn, 0, _CommandError(1))
+            return
+        if not isinstance(message, dict):
+            self._send_error(conn, 0, _CommandError(1))
+            return
+        command_id = message.get("id", 0)
+        if command_id is None:
+            command_id = 0
+        if type(command_id) is not int:
+            self._send_error(conn, 0, _CommandError(1))
+            return
+        command = message.get("cmd")
+        handlers: dict[str, Callable[[_Connection, int, Any], None]] = {
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "update_subscription": self._update_subscription,
+            "list_subscriptions": self._list_subscriptions,
+        }
+        handler = handlers.get(command) if isinstance(command, str) else None
+        if handler is None:
+            self._send_error(conn, command_id, _CommandError(5))
+            return
+        try:
+            handler(conn, command_id, message.get("params"))
+        except _CommandError as error:
+            self._send_error(conn, command_id, error)
+
+    def _subscribe(self, conn: _Connection, command_id: int, params: Any) -> None:
+        params = _require_params(params)
+        channels = params.get("channels")
+        if channels is None or channels == []:
+            raise _CommandError(3)
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise _CommandError(1)
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise _CommandError(8, channels=unknown)
+        if not conn.authenticated and PRIVATE_CHANNELS.intersection(channels):
+            raise _CommandError(9)
+        tickers = self._market_filter(params)
+        use_yes_price = params.get("use_yes_price", False)
+        skip_ack = params.get("skip_ticker_ack", False)
+        if type(use_yes_price) is not bool or type(skip_ack) is not bool:
+            raise _CommandError(1)
+        if ORDERBOOK in channels and not tickers:
+            raise _CommandError(14)
+        created: list[_Subscription] = []
+        for channel in dict.fromkeys(channels):
+            sub = _Subscription(
+                sid=self._next_sid,
+                channel=channel,
+                tickers=list(tickers),
+                use_yes_price=use_yes_price,
+                skip_ticker_ack=skip_ack,
+            )
+            self._next_sid += 1
+            conn.subs[sub.sid] = sub
+            created.append(sub)
+            subscribed = {"type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
+            conn.send(_frame(command_id, subscribed))
+        self._exchange.oplog.record("ws_subscribe", ",".join(tickers))
+        for sub in created:
+            if sub.channel == ORDERBOOK:
+                for ticker in sub.tickers:
+                    conn.send(self._snapshot_frame(sub, ticker, 0))
+
+    def _unsubscribe(self, conn: _Connection, command_id: int, params: Any) -> None:
+        params = _require_params(params)
+        sids = params.get("sids")
+        if sids is None or sids == []:
+            raise _CommandError(4)
+        if not isinstance(sids, list) or not all(type(s) is int for s in sids):
+            raise _CommandError(1)
+        for sid in dict.fromkeys(sids):
+            sub = conn.subs.pop(sid, None)
+            if sub is None:
+                self._send_error(conn, command_id, _CommandError(7, sid=sid))
+                continue
+            sub.seq += 1
+            conn.send(_frame(command_id, {"sid": sid, "seq": sub.seq, "type": "unsubscribed"}))
+
+    def _update_subscription(self, conn: _Connection, command_id: int, params: Any) -> None:
+        params = _require_params(params)
+        action = params.get("action")
+        if action is None or action == "":
+            raise _CommandError(15)
+        if not isinstance(action, str):
+            raise _CommandError(1)
+        if action not in KNOWN_ACTIONS:
+            raise _CommandError(13)
+        sids: list[Any] = []
+        if params.get("sid") is not None:
+            sids.append(params["sid"])
+        if params.get("sids") is not None:
+            if not isinstance(params["sids"], list):
+                raise _CommandError(1)
+            sids.extend(params["sids"])
+        if len(sids) != 1:
+            raise _CommandError(12)
+        if type(sids[0]) is not int:
+            raise _CommandError(1)
+        sub = conn.subs.get(sids[0])
+        if sub is None:
+            raise _CommandError(7)
+        if action == "get_snapshot":
+            self._get_snapshot(conn, command_id, sub, params)
+        elif action in ("add_markets", "delete_markets") and sub.channel in MARKET_UPDATE_CHANNELS:
+            self._change_markets(conn, command_id, sub, params, add=action == "add_markets")
+        else:
+            raise _CommandError(13)
+
+    def _get_snapshot(
+        self, conn: _Connection, command_id: int, sub: _Subscription, params: dict[str, Any]
+    ) -> None:
+        """Kalshi's repair path: fresh snapshots, in-stream, carrying the command's id."""
+        if sub.channel != ORDERBOOK:
+            raise _CommandError(13)
+        if self._refuse_snapshots > 0:
+            self._refuse_snapshots -= 1
+            raise _CommandError(18)
+        if any(params.get(key) is not None for key in ("market_ticker", "market_id", "market_ids")):
+            raise _CommandError(11)  # get_snapshot accepts only market_tickers
+        tickers = params.get("market_tickers")
+        if tickers is None or tickers == []:
+            raise _CommandError(14)
+        if not isinstance(tickers, list) or not all(isinstance(t, str) for t in tickers):
+            raise _CommandError(1)
+        foreign = [t for t in tickers if t not in sub.tickers]
+        if foreign:
+            raise _CommandError(11, market_tickers=foreign)
+        for ticker in dict.fromkeys(tickers):
+            conn.send(self._snapshot_frame(sub, ticker, command_id))
+
+    def _change_markets(
+        self,
+        conn: _Connection,
+        command_id: int,
+        sub: _Subscription,
+        params: dict[str, Any],
+        *,
+        add: bool,
+    ) -> None:
+        tickers = self._market_filter(params)
+        if not tickers:
+            raise _CommandError(14)
+        if add:
+            added = [t for t in tickers if t not in sub.tickers]
+            sub.tickers.extend(added)
+        else:
+            added = []
+            sub.tickers = [t for t in sub.tickers if t not in tickers]
+        sub.seq += 1
+        reply: dict[str, Any] = {"sid": sub.sid, "seq": sub.seq, "type": "ok"}
+        reply["msg"] = {} if sub.skip_ticker_ack else {"market_tickers": list(sub.tickers)}
+        conn.send(_frame(command_id, reply))
+        if sub.channel == ORDERBOOK:
+            for ticker in added:
+                conn.send(self._snapshot_frame(sub, ticker, 0))
+
+    def _list_subscriptions(self, conn: _Connection, command_id: int, params: Any) -> None:
+        listing = [{"channel": sub.channel, "sid": sub.sid} for sub in conn.subs.values()]
+        conn.send(_frame(command_id, {"type": "ok", "msg": listing}))
+
+    def _market_filter(self, params: dict[str, Any]) -> list[str]:
+        """``market_ticker`` xor ``market_tickers``, de-duplicated, every ticker known."""
+        single, many = params.get("market_ticker"), params.get("market_tickers")
+        if single is not None and many is not None:
+            raise _CommandError(11)
+        if params.get("market_id") is not None or params.get("market_ids") is not None:
+            raise _CommandError(11)  # ids are for the ticker channel, which carries no data here
+        if single is not None:
+            if not isinstance(single, str):
+                raise _CommandError(1)
+            tickers = [single]
+        elif many is not None:
+            if not isinstance(many, list) or not all(isinstance(t, str) for t in many):
+                raise _CommandError(1)
+            tickers = list(dict.fromkeys(many))
+        else:
+            return []
+        markets = self._exchange.markets
+        unknown = [t for t in tickers if not _known(markets.market, t)]
+        if unknown:
+            raise _CommandError(11, market_tickers=unknown)
+        return tickers
+
+    def _send_error(self, conn: _Connection, command_id: int, error: _CommandError) -> None:
+        body: dict[str, Any] = {"code": error.code, "msg": str(error)}
+        scope = {}
+        if "sid" in error.extra:
+            scope["sid"] = error.extra.pop("sid")
+        body.update(error.extra)
+        conn.send(_frame(command_id, {**scope, "type": "error", "msg": body}))
+
+    # -- frames ----------------------------------------------------------------------------
+    def _snapshot_frame(self, sub: _Subscription, ticker: str, command_id: int) -> bytes:
+        """The market's true book as one snapshot, taking the sub's next seq."""
+        markets = self._exchange.markets
+        levels = markets.levels(ticker)
+        msg: dict[str, Any] = {
+            "market_ticker": ticker,
+            "market_id": markets.market(ticker).market_id,
+        }
+        if levels.yes:
+            msg["yes_dollars_fp"] = _ladder(levels.yes)
+        if levels.no:
+            no = levels.no
+            if sub.use_yes_price:
+                no = tuple(sorted((MICROS_PER_DOLLAR - p, s) for p, s in no))
+            msg["no_dollars_fp"] = _ladder(no)
+        sub.seq += 1
+        frame = orjson.dumps(
+            _envelope(
+                command_id,
+                {"type": "orderbook_snapshot", "sid": sub.sid, "seq": sub.seq, "msg": msg},
+            )
+        )
+        self._exchange.oplog.record("ws_snapshot", ticker)
+        return frame
+
+    # -- the delta stream ------------------------------------------------------------------
+    async def _generate(self, rate: float) -> None:
+        """Apply ``rate`` truth changes per second and fan each out, batching per wake-up.
+
+        Waking every few milliseconds and emitting what is due keeps the long-run rate
+        exact without relying on sub-millisecond sleeps; a burst cap stops a loop that
+        was blocked for a while from dumping seconds of deltas at once.
+        """
+        loop = asyncio.get_running_loop()
+        tick = max(1.0 / rate, 0.002)
+        burst_cap = max(1, int(rate * 0.25))
+        carry = 0.0
+        last = loop.time()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            if self._paused:
+                last, carry = now, 0.0
+                continue
+            carry += (now - last) * rate
+            last = now
+            due = int(carry)
+            carry -= due
+            for _ in range(min(due, burst_cap)):
+                self._emit_delta()
+
+    def _emit_delta(self) -> None:
+        markets = self._exchange.markets
+        delta = markets.next_delta()
+        if delta is None:
+            return
+        ticker = delta.ticker
+        base = {
+            "market_ticker": ticker,
+            "market_id": markets.market(ticker).market_id,
+            "price_dollars": format_dollars(delta.price_micros),
+            "delta_fp": format_count(delta.delta_centi),
+            "side": delta.side,
+            "ts_ms": int(time.time() * 1000),
+        }
+        yes_scale: dict[str, Any] | None = None
+        for conn in self._connections:
+            if conn.closed:
+                continue
+            for sub in conn.subs.values():
+                if not sub.covers(ticker):
+                    continue
+                msg = base
+                if sub.use_yes_price and delta.side == "no":
+                    if yes_scale is None:
+                        yes_price = format_dollars(MICROS_PER_DOLLAR - delta.price_micros)
+                        yes_scale = {**base, "price_dollars": yes_price}
+                    msg = yes_scale
+                sub.seq += 2 if sub.skip_next else 1
+                sub.skip_next = False
+                frame = _delta_frame(sub, msg)
+                conn.send(frame)
+                if sub.duplicate_next:
+                    sub.duplicate_next = False
+                    conn.send(frame)
+            if conn.queue.qsize() > self.backlog_limit:
+                self._kill_subscriptions(conn, 25)
+
+    def _kill_subscriptions(self, conn: _Connection, code: int) -> int:
+        """Send a terminal error for every subscription of ``conn`` and forget them."""
+        killed = 0
+        for sid, sub in list(conn.subs.items()):
+            sub.seq += 1
+            frame = {
+                "type": "error",
+                "sid": sid,
+                "seq": sub.seq,
+                "msg": {"code": code, "msg": ERROR_TEXT[code]},
+            }
+            conn.send(orjson.dumps(frame))
+            del conn.subs[sid]
+            killed += 1
+        return killed
+
+    def pause(self) -> None:
+        """Stop generating deltas; returns once no further delta will be sent.
+
+        Deltas already queued still go out (they match the truth up to the pause), and
+        unless the exchange is stalled this waits, briefly, for those queues to drain.
+        """
+        self._paused = True
+
+        async def drain() -> None:
+            if self._flowing is None or not self._flowing.is_set():
+                return
+            queues = [c.queue.join() for c in self._connections if not c.closed]
+            if queues:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*queues), timeout=2.0)
+
+        self._await(drain())
+
+    def resume(self) -> None:
+        """Restart the delta generator."""
+        self._paused = False
+
+    # -- exchange-side faults (thread-safe; each returns once applied) ---------------------
+    def drop_connections(self) -> int:
+        """Abort every client socket with no close frame (a network cut); returns how many."""
+
+        def drop() -> int:
+            dropped = 0
+            for conn in list(self._connections):
+                conn.closed = True
+                self._connections.discard(conn)
+                if conn.ws.transport is not None:
+                    conn.ws.transport.abort()
+                dropped += 1
+            return dropped
+
+        return self._call(drop) or 0
+
+    def skip_seq(self) -> None:
+        """The next delta on every subscription jumps its seq by one extra (a lost frame)."""
+
+        def skip() -> None:
+            for conn in self._connections:
+                for sub in conn.subs.values():
+                    sub.skip_next = True
+
+        self._call(skip)
+
+    def duplicate_next_delta(self) -> None:
+        """The next delta on every subscription is sent twice with the same seq (a replay)."""
+
+        def duplicate() -> None:
+            for conn in self._connections:
+                for sub in conn.subs.values():
+                    sub.duplicate_next = True
+
+        self._call(duplicate)
+
+    def send_negative_delta(self) -> int:
+        """Send each orderbook subscription one in-sequence delta that empties a level past
+        zero without touching the truth: the client must see a negative level and repair.
+        Returns how many were sent."""
+
+        def corrupt() -> int:
+            sent = 0
+            markets = self._exchange.markets
+            for conn in self._connections:
+                for sub in conn.subs.values():
+                    target = _first_level(markets, sub) if sub.channel == ORDERBOOK else None
+                    if target is None:
+                        continue
+                    ticker, price, size = target
+                    sub.seq += 1
+                    msg = {
+                        "market_ticker": ticker,
+                        "market_id": markets.market(ticker).market_id,
+                        "price_dollars": format_dollars(price),
+                        "delta_fp": format_count(-(size + 100)),
+                        "side": "yes",
+                        "ts_ms": int(time.time() * 1000),
+                    }
+                    conn.send(_delta_frame(sub, msg))
+                    sent += 1
+            return sent
+
+        return self._call(corrupt) or 0
+
+    def fail_get_snapshot(self, count: int = 1) -> None:
+        """Answer the next ``count`` ``get_snapshot`` commands with error 18 (command timeout)."""
+
+        def arm() -> None:
+            self._refuse_snapshots = count
+
+        self._call(arm)
+
+    def send_malformed(self) -> None:
+        """Queue one non-JSON text frame and one wrongly typed JSON frame to every client."""
+
+        def inject() -> None:
+            for conn in self._connections:
+                for frame in MALFORMED_FRAMES:
+                    conn.send(frame)
+
+        self._call(inject)
+
+    def stall(self, seconds: float | None = None) -> None:
+        """Hold every outgoing frame, connections left open; None holds until ``unstall()``."""
+
+        def hold() -> None:
+            assert self._flowing is not None and self._loop is not None
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
+            self._flowing.clear()
+            if seconds is not None:
+                self._stall_timer = self._loop.call_later(seconds, self._flowing.set)
+
+        self._call(hold)
+
+    def unstall(self) -> None:
+        """Release a stall; held frames go out in their original order."""
+
+        def release() -> None:
+            assert self._flowing is not None
+            if self._stall_timer is not None:
+                self._stall_timer.cancel()
+                self._stall_timer = None
+            self._flowing.set()
+
+        self._call(release)
+
+    def send_terminal_error(self, code: int = 25) -> int:
+        """Kill every subscription with a terminal error (10 or 25); returns how many died."""
+        if code not in TERMINAL_CODES:
+            raise ValueError(f"terminal WS error codes are {sorted(TERMINAL_CODES)}, not {code}")
+
+        def kill() -> int:
+            return sum(self._kill_subscriptions(conn, code) for conn in self._connections)
+
+        return self._call(kill) or 0
+
+    def connection_count(self) -> int:
+        """Upgraded client connections currently open.
+
+        A connection stops counting as soon as its closing handshake starts (state leaves
+        OPEN), not when its handler is cleaned up later: so once a client's ``close()``
+        has returned, this is already down by one.
+        """
+
+        def count() -> int:
+            return sum(1 for c in self._connections if not c.closed and c.ws.state is OPEN)
+
+        return self._call(count) or 0
+
+
+def _first_level(markets: MarketSet, sub: _Subscription) -> tuple[str, int, int] | None:
+    """The first YES level (ticker, price, size) among the sub's markets, if any."""
+    for ticker in sub.tickers:
+        yes = markets.levels(ticker).yes
+        if yes:
+            return ticker, yes[0][0], yes[0][1]
+    return None
+
+
+def _delta_frame(sub: _Subscription, msg: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": ORDERBOOK, "sid": sub.sid, "seq": sub.seq, "msg": msg})
+
+
+def _require_params(params: Any) -> dict[str, Any]:
+    if params is None:
+        raise _CommandError(2)
+    if not isinstance(params, dict):
+        raise _CommandError(1)
+    return params
+
+
+def _known(lookup: Callable[[str], object], ticker: str) -> bool:
+    try:
+        lookup(ticker)
+    except KeyError:
+        return False
+    return True
+
+
+def _ladder(levels: Iterable[tuple[int, int]]) -> list[list[str]]:
+    return [[format_dollars(price), format_count(size)] for price, size in levels]
+
+
+def _envelope(command_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Prefix ``id`` when the command had one (``id: 0`` is Kalshi's "no id")."""
+    return {"id": command_id, **body} if command_id else body
+
+
+def _frame(command_id: int, body: dict[str, Any]) -> bytes:
+    return orjson.dumps(_envelope(command_id, body))

@@ -1,0 +1,35 @@
+"""Commands the supervisor sends to stage actors, and the supervisor's own control messages."""
+
+from __future__ import annotations
+
+from messages.base import Message
+
+
+class Describe(Message):
+    """Ask a stage for the metadata of entering its state (built from its own facts)."""
+
+
+class Connect(Message):
+    """Do this stage's work; reply with StageSucceeded or StageFailed carrying ``generation``."""
+
+    generation: int
+
+
+class RunSync(Message):
+    """Ask the sync stage for another sync (the periodic update syncs while READY)."""
+
+    generation: int
+
+
+class Report(Message):
+    """Ask the orderbook stage for its current metrics (an ``OrderbookReport``)."""
+
+
+class Ping(Message):
+    """Liveness probe; a live actor answers ``True`` at once."""
+
+
+class Shutdown(Message):
+    """Stop everything in reverse start order and enter SHUTDOWN."""
+
+    reason: str = "requested"

@@ -1,0 +1,109 @@
+"""Events: what the supervisor publishes for people (terminal), machines (``--events``) and tests.
+
+Each event carries a ``type`` literal, so one JSON object per line is self-describing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from messages.base import Message
+from messages.faults import InjectFault
+from messages.metadata import StateMetadata
+from messages.results import SyncChanges, SyncState
+from messages.states import State
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(Message):
+    """Base of every published event."""
+
+    timestamp: datetime = Field(default_factory=utc_now)
+
+
+class StateTransition(Event):
+    """One move of the state machine, with the metadata of exactly that move."""
+
+    type: Literal["state_transition"] = "state_transition"
+    from_state: State
+    to_state: State
+    context: str
+    metadata: StateMetadata
+    duration_ms: float
+    """Time spent in ``from_state`` before this move."""
+
+
+class KalshiSyncComplete(Event):
+    """A sync finished: the account state, and its changes since the previous sync."""
+
+    type: Literal["kalshi_sync_complete"] = "kalshi_sync_complete"
+    state: SyncState
+    changes: SyncChanges | None
+
+
+class StageFailure(Event):
+    """A stage failed, by whatever path (handler error, start error, hang, deadline, lost link)."""
+
+    type: Literal["stage_failure"] = "stage_failure"
+    stage: str
+    state: State
+    error_type: str
+    reason: str
+
+
+class RestartScheduled(Event):
+    """The policy granted a restart: these stages restart after ``delay_ms``."""
+
+    type: Literal["restart_scheduled"] = "restart_scheduled"
+    stages: tuple[str, ...]
+    attempt: int
+    delay_ms: int
+
+
+class StageDropped(Event):
+    """A temporary (or normally-stopped transient) stage was removed instead of restarted."""
+
+    type: Literal["stage_dropped"] = "stage_dropped"
+    stage: str
+    reason: str
+
+
+class SupervisorGaveUp(Event):
+    """Restart intensity was exceeded: the supervisor escalates by shutting down."""
+
+    type: Literal["escalation"] = "escalation"
+    reason: str
+
+
+class StreamHealed(Event):
+    """The orderbook stream recovered in place while READY (the state did not change)."""
+
+    type: Literal["stream_healed"] = "stream_healed"
+    kind: str
+    detail: str
+    healed_total: int
+
+
+class FaultInjected(Event):
+    """Someone injected a fault (in-process or through ``kalshi-supervisor inject``)."""
+
+    type: Literal["fault_injected"] = "fault_injected"
+    fault: InjectFault
+
+
+SupervisorEvent = (
+    StateTransition
+    | KalshiSyncComplete
+    | StageFailure
+    | RestartScheduled
+    | StageDropped
+    | SupervisorGaveUp
+    | StreamHealed
+    | FaultInjected
+)

@@ -1,0 +1,121 @@
+"""The supervisor's configuration: one validated, immutable object built by the CLI or by code.
+
+Secrets are not in here: the private key lives in a ``KalshiSigner`` handed over
+separately, so printing or logging a config can never leak it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kalshi_api.environments import Environment
+from messages.metadata import TradingMode
+from messages.states import State
+from supervision.policy import BackoffPolicy, IntensityPolicy, RestartType, Strategy
+
+TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_]*$")
+"""Kalshi's documented pattern plus the dots and underscores real tickers contain."""
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class RestartSettings(BaseModel):
+    """OTP/Akka restart policy; the defaults suit a trading process (fast first retry, bounded)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Strategy = Strategy.REST_FOR_ONE
+    min_backoff: float = Field(default=0.1, gt=0)
+    max_backoff: float = Field(default=10.0, gt=0)
+    random_factor: float = Field(default=0.2, ge=0, le=1)
+    reset_after: float = Field(default=30.0, gt=0)
+    max_restarts: int = Field(default=5, ge=0)
+    period: float = Field(default=30.0, gt=0)
+    restart_types: dict[str, RestartType] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> RestartSettings:
+        if self.min_backoff > self.max_backoff:
+            raise ValueError("min_backoff must not exceed max_backoff")
+        return self
+
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(
+            min_backoff=self.min_backoff,
+            max_backoff=self.max_backoff,
+            random_factor=self.random_factor,
+            reset_after=self.reset_after,
+        )
+
+    def intensity(self) -> IntensityPolicy:
+        return IntensityPolicy(max_restarts=self.max_restarts, period=self.period)
+
+
+DEFAULT_DEADLINES: dict[State, float] = {
+    State.INITIALIZING: 10.0,
+    State.ORDERBOOK_CONNECT: 10.0,
+    State.TRADING_CLIENT_CONNECT: 10.0,
+    State.KALSHI_DATA_SYNC: 15.0,
+}
+
+
+class SupervisorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environment: Environment = Environment.LOCAL
+    rest_url: str
+    ws_url: str
+    markets: tuple[str, ...] | None = None
+    """Explicit tickers (``mode: config``); None discovers open markets (``mode: discovery``)."""
+    market_count: int = Field(default=20, ge=1, le=1000)
+    series: str | None = None
+    trading_enabled: bool = True
+    use_yes_price: bool = False
+    sync_interval: float = Field(default=30.0, gt=0)
+    status_host: str = "127.0.0.1"
+    status_port: int = Field(default=8005, ge=0, le=65535)
+    log_level: LogLevel = "INFO"
+    request_timeout: float = Field(default=5.0, gt=0)
+    deadlines: dict[State, float] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES))
+    liveness_interval: float = Field(default=1.0, gt=0)
+    liveness_timeout: float = Field(default=1.0, gt=0)
+    heal_timeout: float = Field(default=5.0, gt=0)
+    """How long READY waits for the stream to heal itself before READY -> ORDERBOOK_CONNECT."""
+    restart: RestartSettings = Field(default_factory=RestartSettings)
+
+    @field_validator("markets")
+    @classmethod
+    def _valid_tickers(cls, markets: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if markets is None:
+            return None
+        if not markets:
+            raise ValueError("--markets needs at least one ticker")
+        for ticker in markets:
+            if not TICKER_PATTERN.match(ticker):
+                raise ValueError(
+                    f"malformed market ticker {ticker!r} (expected e.g. KXFED-26DEC-T3.75)"
+                )
+        if len(set(markets)) != len(markets):
+            raise ValueError("--markets lists a ticker twice")
+        return markets
+
+    @field_validator("deadlines")
+    @classmethod
+    def _positive_deadlines(cls, deadlines: dict[State, float]) -> dict[State, float]:
+        merged = {**DEFAULT_DEADLINES, **deadlines}
+        for state, seconds in merged.items():
+            if seconds <= 0:
+                raise ValueError(f"deadline for {state.name} must be positive")
+        return merged
+
+    @property
+    def trading_mode(self) -> TradingMode:
+        """``live`` only for real money; the embedded exchange and Kalshi demo are ``paper``."""
+        return "live" if self.environment is Environment.PRODUCTION else "paper"
+
+    @property
+    def discovery_mode(self) -> Literal["config", "discovery"]:
+        return "discovery" if self.markets is None else "config"

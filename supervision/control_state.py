@@ -1,0 +1,225 @@
+"""The rendezvous file through which ``kalshi-supervisor inject`` finds a running supervisor.
+
+The supervisor picks its control port (possibly a free one) and a fresh token at start-up;
+the injector runs in another terminal and needs both. A file under ``$XDG_STATE_HOME`` is
+the least surprising place for that hand-off, and because it holds the token it is treated
+like an ssh private key: created 0600 inside a 0700 directory, and refused on read if group
+or others can get at it, since a token others could have read no longer proves anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR_NAME = "kalshi-supervisor"
+STATE_FILE_NAME = "control.json"
+
+_MAX_STATE_BYTES = 64 * 1024
+"""The real file is ~150 bytes; a cap keeps a wrong ``--state-file`` from being slurped whole."""
+
+_TOKEN_PATTERN = re.compile(r"[!-~]+")
+"""Printable ASCII without spaces: what can travel in an ``Authorization`` header verbatim."""
+
+
+class ControlStateError(RuntimeError):
+    """The state file is missing or unusable; the message is one line and never has the token."""
+
+
+@dataclass(frozen=True)
+class ControlEndpoint:
+    """How to reach one running supervisor's control server."""
+
+    url: str
+    token: str
+    pid: int
+
+    def __repr__(self) -> str:
+        """Hide the token: endpoints end up in logs and tracebacks."""
+        return f"ControlEndpoint(url={self.url!r}, token='<hidden>', pid={self.pid})"
+
+
+def new_token() -> str:
+    """A fresh bearer token: 256 bits, URL-safe so it fits a header and a JSON string as-is.
+
+    Tokens starting with ``-`` are redrawn (a negligible entropy cost): argparse would read
+    ``--token -abc...`` as an unknown option, and users do paste tokens from the state file.
+    """
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
+
+
+def is_valid_token(token: str) -> bool:
+    """Whether ``token`` can be sent in an HTTP header without being altered or rejected."""
+    return _TOKEN_PATTERN.fullmatch(token) is not None
+
+
+def default_state_path(env: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_STATE_HOME/kalshi-supervisor/control.json``, else under ``~/.local/state``.
+
+    A relative ``XDG_STATE_HOME`` is ignored, as the XDG spec requires: it would make the
+    supervisor and the injector disagree whenever they run from different directories.
+    """
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        base = Path(xdg)
+    else:
+        home = env.get("HOME")
+        base = (Path(home) if home else Path.home()) / ".local" / "state"
+    return base / STATE_DIR_NAME / STATE_FILE_NAME
+
+
+def write_state_file(path: Path, endpoint: ControlEndpoint) -> None:
+    """Atomically publish ``endpoint`` at ``path`` (mode 0600; missing directories 0700).
+
+    The temp file is created 0600 by ``os.open`` itself, so the token is never readable by
+    others even for an instant, and ``os.replace`` means a concurrent ``inject`` sees either
+    the old file or the new one, never a half-written one.
+    """
+    path = Path(path)
+    document = {"url": endpoint.url, "token": endpoint.token, "pid": endpoint.pid}
+    data = (json.dumps(document) + "\n").encode("utf-8")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        _make_private_dirs(path.parent)
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        try:
+            os.fchmod(fd, 0o600)  # exact mode whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ControlStateError(f"cannot write state file {path}: {exc.strerror or exc}") from None
+    _fsync_dir(path.parent)
+
+
+def read_state_file(path: Path) -> ControlEndpoint:
+    """Load the endpoint a running supervisor published, refusing a file others can read."""
+    return _load(Path(path), enforce_private=True)
+
+
+def remove_state_file(path: Path, pid: int) -> bool:
+    """Remove ``path`` only if it still names ``pid``; returns whether it was removed.
+
+    A second supervisor may have started since and overwritten the file; deleting it on
+    our way out would strand that one's injectors. Permissions are not enforced here: a
+    file naming our own pid is ours to clean up whatever its mode.
+    """
+    path = Path(path)
+    try:
+        endpoint = _load(path, enforce_private=False)
+    except ControlStateError:
+        return False
+    if endpoint.pid != pid:
+        return False
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def _load(path: Path, *, enforce_private: bool) -> ControlEndpoint:
+    # Open first, then fstat the descriptor: checking the mode of the file actually read,
+    # not of whatever the path pointed at a moment earlier.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ControlStateError(f"no running supervisor found: {path} does not exist") from None
+    except OSError as exc:
+        raise ControlStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ControlStateError(f"cannot read state file {path}: not a regular file")
+        if enforce_private and info.st_mode & 0o077:
+            mode = stat.S_IMODE(info.st_mode)
+            raise ControlStateError(
+                f"refusing state file {path}: permissions {mode:04o} are too open, "
+                f"it holds a secret token (run: chmod 600 {path})"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            raw = stream.read(_MAX_STATE_BYTES + 1)
+    except OSError as exc:
+        raise ControlStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return _parse(path, raw)
+
+
+def _parse(path: Path, raw: bytes) -> ControlEndpoint:
+    """Validate field by field so an error names the field, never echoes its value."""
+    if len(raw) > _MAX_STATE_BYTES:
+        raise ControlStateError(f"state file {path} is malformed: larger than {_MAX_STATE_BYTES}")
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ControlStateError(
+            f"state file {path} is malformed JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}"
+        ) from None
+    except (ValueError, RecursionError):
+        raise ControlStateError(f"state file {path} is malformed JSON") from None
+    if not isinstance(document, dict):
+        raise ControlStateError(f"state file {path} is malformed: expected a JSON object")
+    url, token, pid = document.get("url"), document.get("token"), document.get("pid")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'url'")
+    if not isinstance(token, str) or not is_valid_token(token):
+        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'token'")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'pid'")
+    return ControlEndpoint(url=url, token=token, pid=pid)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create each missing level of ``directory`` as 0700, as the XDG spec asks.
+
+    Only directories created here are chmod-ed: an existing one (``/tmp`` for a custom
+    ``--state-file``) is not ours to tighten, and the file's own 0600 is what protects it.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            continue  # created concurrently by someone else; leave its mode alone
+        os.chmod(level, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; best effort, as some filesystems refuse fsync on dirs."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,88 @@
+"""Shared set-up for supervisor tests: a real embedded exchange and supervisor on loopback."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pykka
+
+from actors.registry import DEFAULT_STAGES, StageSpec
+from kalshi_api.auth import load_signer
+from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from messages.events import StateTransition
+from messages.states import State
+from supervision.config import RestartSettings, SupervisorConfig
+from supervision.runner import Supervisor
+
+WAIT = 10.0
+
+
+def start_exchange(**overrides: Any) -> EmbeddedExchange:
+    settings: dict[str, Any] = {
+        "markets": 6,
+        "delta_rate": 200.0,
+        "page_size": 2,
+        "seed": 7,
+        "read_tokens_per_second": None,
+    }
+    settings.update(overrides)
+    return EmbeddedExchange(ExchangeConfig(**settings)).start()
+
+
+def make_config(exchange: EmbeddedExchange, **overrides: Any) -> SupervisorConfig:
+    settings: dict[str, Any] = {
+        "rest_url": exchange.rest_url,
+        "ws_url": exchange.ws_url,
+        "status_port": 0,
+        "sync_interval": 3600.0,
+        "market_count": 20,
+        "restart": RestartSettings(min_backoff=0.01, max_backoff=0.05, random_factor=0.0),
+    }
+    settings.update(overrides)
+    return SupervisorConfig(**settings)
+
+
+@contextmanager
+def running_supervisor(
+    exchange: EmbeddedExchange,
+    config: SupervisorConfig | None = None,
+    *,
+    stages: Sequence[StageSpec] = DEFAULT_STAGES,
+    **kwargs: Any,
+) -> Iterator[Supervisor]:
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(
+        config or make_config(exchange),
+        signer,
+        stages=stages,
+        exchange=exchange,
+        rng=random.Random(1),
+        **kwargs,
+    )
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.shutdown(timeout=3.0)
+
+
+def transitions(supervisor: Supervisor) -> list[StateTransition]:
+    return supervisor.recorder.transitions()
+
+
+def metadata_of(supervisor: Supervisor, state: State, occurrence: int = 0) -> dict[str, Any]:
+    """JSON form of the metadata of the ``occurrence``-th transition into ``state``."""
+    matches = [t for t in transitions(supervisor) if t.to_state is state]
+    return matches[occurrence].metadata.model_dump(mode="json")
+
+
+def live_actor_count() -> int:
+    return len(pykka.ActorRegistry.get_all())
+
+
+def thread_names() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.is_alive()}

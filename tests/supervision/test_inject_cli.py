@@ -1,0 +1,250 @@
+"""``kalshi-supervisor inject`` end to end: argparse, state file, HTTP, a live control server."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
+from supervision.control_server import ControlServer
+from supervision.control_state import ControlEndpoint, new_token, write_state_file
+from supervision.inject_cli import add_inject_arguments, run_inject
+
+REFUSAL = "refused: invalid or missing control token\n"
+
+
+@dataclass
+class RecordingInject:
+    """An ``inject`` callback that records faults; ``gate`` (when set) holds the reply back."""
+
+    calls: list[InjectFault] = field(default_factory=list)
+    gate: threading.Event | None = None
+
+    def __call__(self, fault: InjectFault) -> Mapping[str, Any]:
+        self.calls.append(fault)
+        if self.gate is not None:
+            self.gate.wait(timeout=10.0)
+        return {"injected": f"{fault.target}/{fault.fault}", "count": fault.count}
+
+
+@dataclass
+class Live:
+    server: ControlServer
+    recorder: RecordingInject
+    token: str
+    state_file: Path
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    recorder = RecordingInject()
+    token = new_token()
+    server = ControlServer(port=0, token=token, status=lambda: {"state": "READY"}, inject=recorder)
+    server.start()
+    state_file = tmp_path / "state" / "control.json"
+    write_state_file(state_file, ControlEndpoint(url=server.url, token=token, pid=os.getpid()))
+    try:
+        yield Live(server, recorder, token, state_file)
+    finally:
+        if recorder.gate is not None:
+            recorder.gate.set()
+        server.stop()
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kalshi-supervisor inject")
+    add_inject_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_inject(_parse(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_run_inject_when_supervisor_is_running_prints_reply_and_exits_0(live: Live) -> None:
+    code, out, err = _run(
+        ["orderbook", "crash", "--count", "2", "--state-file", str(live.state_file)]
+    )
+
+    assert (code, err) == (0, "")
+    assert out.count("\n") == 1
+    assert json.loads(out) == {"injected": "orderbook/crash", "count": 2}
+    assert live.recorder.calls == [
+        InjectFault(target=FaultTarget.ORDERBOOK, fault=ActorFault.CRASH, count=2)
+    ]
+
+
+def test_run_inject_when_exchange_fault_has_seconds_sends_them(live: Live) -> None:
+    code, _, err = _run(
+        ["exchange", "stall", "--seconds", "1.5", "--state-file", str(live.state_file)]
+    )
+
+    assert (code, err) == (0, "")
+    assert live.recorder.calls == [
+        InjectFault(target=FaultTarget.EXCHANGE, fault=ExchangeFault.STALL, seconds=1.5)
+    ]
+
+
+def test_run_inject_when_token_is_wrong_exits_1_with_refusal_line(live: Live) -> None:
+    wrong = new_token()
+
+    code, out, err = _run(["sync", "hang", "--token", wrong, "--state-file", str(live.state_file)])
+
+    assert (code, out, err) == (1, "", REFUSAL)
+    assert live.recorder.calls == []
+
+
+def test_run_inject_when_url_and_token_given_skips_state_file(live: Live, tmp_path: Path) -> None:
+    argv = ["trading", "disconnect", "--url", live.server.url, "--token", live.token]
+    code, out, err = _run([*argv, "--state-file", str(tmp_path / "absent.json")])
+
+    assert (code, err) == (0, "")
+    assert json.loads(out)["injected"] == "trading/disconnect"
+
+
+def test_run_inject_when_state_file_is_missing_exits_1_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "control.json"
+
+    code, out, err = _run(["orderbook", "crash", "--state-file", str(path)])
+
+    assert (code, out) == (1, "")
+    assert err == f"no running supervisor found: {path} does not exist\n"
+
+
+def test_run_inject_when_state_file_is_too_open_exits_1_without_token(live: Live) -> None:
+    live.state_file.chmod(0o644)
+
+    code, out, err = _run(["orderbook", "crash", "--state-file", str(live.state_file)])
+
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert "too open" in err
+    assert live.token not in err
+    assert live.recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    ("target", "fault"),
+    [("orderbook", "ws_drop"), ("exchange", "crash")],
+    ids=["exchange-fault-on-actor", "actor-fault-on-exchange"],
+)
+def test_run_inject_when_fault_does_not_fit_target_exits_2_without_sending(
+    live: Live, target: str, fault: str
+) -> None:
+    code, out, err = _run([target, fault, "--state-file", str(live.state_file)])
+
+    assert (code, out) == (2, "")
+    assert err.startswith("invalid fault: ")
+    assert err.count("\n") == 1
+    assert live.recorder.calls == []
+
+
+def test_run_inject_when_seconds_out_of_range_exits_2(live: Live) -> None:
+    code, _, err = _run(["sync", "slow", "--seconds", "0", "--state-file", str(live.state_file)])
+
+    assert code == 2
+    assert err.startswith("invalid fault: seconds:")
+    assert live.recorder.calls == []
+
+
+def test_run_inject_when_supervisor_is_unreachable_exits_1_naming_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+
+    code, out, err = _run(["orderbook", "crash", "--url", url, "--token", new_token()])
+
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert err.startswith(f"cannot reach supervisor at {url}:")
+
+
+def test_run_inject_when_state_file_names_dead_supervisor_says_stale(tmp_path: Path) -> None:
+    path = tmp_path / "control.json"
+    url = f"http://127.0.0.1:{_free_port()}"
+    # pid_max on Linux is at most 2**22, so this pid cannot exist.
+    write_state_file(path, ControlEndpoint(url=url, token=new_token(), pid=2**22 + 1))
+
+    code, _, err = _run(["orderbook", "crash", "--state-file", str(path)])
+
+    assert code == 1
+    assert url in err
+    assert "stale state file" in err
+    assert err.count("\n") == 1
+
+
+def test_run_inject_when_supervisor_does_not_answer_in_time_exits_1(live: Live) -> None:
+    live.recorder.gate = threading.Event()
+
+    code, out, err = _run(
+        ["orderbook", "hang", "--timeout", "0.2", "--state-file", str(live.state_file)]
+    )
+    live.recorder.gate.set()
+
+    assert (code, out) == (1, "")
+    assert err == f"supervisor at {live.server.url} did not answer within 0.2s\n"
+
+
+def test_run_inject_when_callback_fails_exits_1_with_server_error(tmp_path: Path) -> None:
+    def failing(fault: InjectFault) -> Mapping[str, Any]:
+        raise RuntimeError("sync actor is not running")
+
+    token = new_token()
+    server = ControlServer(port=0, token=token, status=dict, inject=failing)
+    server.start()
+    try:
+        code, out, err = _run(["sync", "crash", "--url", server.url, "--token", token])
+    finally:
+        server.stop()
+
+    assert (code, out) == (1, "")
+    assert err == (
+        "supervisor failed to inject sync/crash: RuntimeError: sync actor is not running\n"
+    )
+
+
+def test_run_inject_when_url_is_not_http_exits_2(tmp_path: Path) -> None:
+    code, _, err = _run(["orderbook", "crash", "--url", "ftp://127.0.0.1", "--token", "t"])
+
+    assert code == 2
+    assert err.startswith("invalid control URL ftp://127.0.0.1:")
+
+
+def test_parse_when_fault_is_unknown_exits_2() -> None:
+    parser = argparse.ArgumentParser()
+    add_inject_arguments(parser)
+
+    with pytest.raises(SystemExit) as caught:
+        parser.parse_args(["orderbook", "explode"])
+
+    assert caught.value.code == 2
+
+
+def test_parse_when_only_positionals_given_uses_defaults() -> None:
+    args = _parse(["exchange", "rest_429"])
+
+    assert (args.target, args.fault) == ("exchange", "rest_429")
+    assert (args.seconds, args.count, args.token, args.url, args.state_file) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    assert args.timeout == 5.0

@@ -1,0 +1,278 @@
+"""The seed's validation tests 1-3, automated over real sockets against the embedded exchange."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from kalshi_sim.exchange import EmbeddedExchange
+from messages.events import KalshiSyncComplete, StateTransition
+from messages.metadata import OrderbookConnectMetadata
+from messages.states import State
+from supervision.runner import Supervisor
+from tests.harness import (
+    WAIT,
+    live_actor_count,
+    make_config,
+    metadata_of,
+    running_supervisor,
+    start_exchange,
+    transitions,
+)
+
+TRADING_KEYS = {
+    "balance",
+    "portfolio_value",
+    "positions",
+    "orders",
+    "trading_client",
+    "api_url",
+    "sync_type",
+}
+SEED_KEYS = {
+    State.INITIALIZING: {"environment", "host", "log_level", "mode"},
+    State.ORDERBOOK_CONNECT: {"ws_url", "markets", "market_count", "environment"},
+    State.TRADING_CLIENT_CONNECT: {"mode", "environment", "api_url"},
+    State.KALSHI_DATA_SYNC: {"mode", "sync_type"},
+}
+READY_KEYS = {
+    "markets_connected",
+    "snapshots_received",
+    "deltas_received",
+    "connection_established",
+    "first_snapshot_received",
+    "environment",
+}
+
+
+@pytest.fixture
+def exchange() -> Iterator[EmbeddedExchange]:
+    exchange = start_exchange()
+    yield exchange
+    exchange.stop()
+
+
+def account_truth(exchange: EmbeddedExchange) -> dict[str, int]:
+    """What a sync must report, straight from the exchange's own account."""
+    snapshot = exchange.account.summary()
+    return {
+        "balance": snapshot.balance_cents,
+        "portfolio_value": snapshot.portfolio_value_cents,
+        "positions": snapshot.open_positions,
+        "orders": snapshot.resting_orders,
+    }
+
+
+def test_cold_start_when_trading_enabled_each_transition_carries_exactly_seed_metadata(
+    exchange: EmbeddedExchange,
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        states = [t.to_state for t in transitions(supervisor)]
+        assert states == [
+            State.INITIALIZING,
+            State.ORDERBOOK_CONNECT,
+            State.TRADING_CLIENT_CONNECT,
+            State.KALSHI_DATA_SYNC,
+            State.READY,
+        ]
+        tickers = exchange.markets.tickers()
+        assert metadata_of(supervisor, State.INITIALIZING) == {
+            "environment": "local",
+            "host": supervisor.control_url.removeprefix("http://").rstrip("/"),
+            "log_level": "INFO",
+            "mode": "discovery",
+        }
+        assert metadata_of(supervisor, State.ORDERBOOK_CONNECT) == {
+            "ws_url": exchange.ws_url,
+            "markets": list(OrderbookConnectMetadata.summarize_markets(tickers)),
+            "market_count": len(tickers),
+            "environment": "local",
+        }
+        assert metadata_of(supervisor, State.TRADING_CLIENT_CONNECT) == {
+            "mode": "paper",
+            "environment": "local",
+            "api_url": exchange.rest_url,
+        }
+        assert metadata_of(supervisor, State.KALSHI_DATA_SYNC) == {
+            "mode": "paper",
+            "sync_type": "initial",
+        }
+        ready = metadata_of(supervisor, State.READY)
+        assert set(ready) == READY_KEYS | {"trading_client"}
+        assert ready["markets_connected"] == len(tickers)
+        assert ready["snapshots_received"] >= len(tickers)
+        assert ready["connection_established"] is True
+        assert ready["first_snapshot_received"] is True
+        assert ready["environment"] == "local"
+        assert ready["trading_client"] == {
+            "connected": True,
+            "mode": "paper",
+            **account_truth(exchange),
+        }
+        for state, keys in SEED_KEYS.items():
+            assert set(metadata_of(supervisor, state)) == keys, state
+
+
+def test_cold_start_when_trading_enabled_publishes_kalshi_sync_complete_with_true_state(
+    exchange: EmbeddedExchange,
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        syncs = [e for e in supervisor.recorder.events() if isinstance(e, KalshiSyncComplete)]
+        assert len(syncs) == 1
+        assert syncs[0].state.model_dump() == account_truth(exchange)
+        assert syncs[0].changes is None
+        record = json.loads(syncs[0].model_dump_json())
+        assert set(record) == {"type", "timestamp", "state", "changes"}
+        assert record["type"] == "kalshi_sync_complete"
+
+
+def test_cold_start_when_trading_disabled_goes_orderbook_connect_to_ready_without_trading_data(
+    exchange: EmbeddedExchange,
+) -> None:
+    with running_supervisor(exchange, make_config(exchange, trading_enabled=False)) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        states = [t.to_state for t in transitions(supervisor)]
+        assert states == [State.INITIALIZING, State.ORDERBOOK_CONNECT, State.READY]
+        assert set(metadata_of(supervisor, State.READY)) == READY_KEYS
+        everything = [json.loads(e.model_dump_json()) for e in supervisor.recorder.events()]
+        everything.append(supervisor.recorder.status())
+        assert not any(e.get("type") == "kalshi_sync_complete" for e in everything)
+        assert not _keys_anywhere(everything) & TRADING_KEYS
+        portfolio_calls = [
+            op for op in exchange.oplog.entries("rest") if "/portfolio/" in op.detail
+        ]
+        assert portfolio_calls == []
+
+
+def _keys_anywhere(value: object) -> set[str]:
+    if isinstance(value, dict):
+        found = set(value)
+        for item in value.values():
+            found |= _keys_anywhere(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_keys_anywhere(v) for v in value)) if value else set()
+    return set()
+
+
+def _window(supervisor: Supervisor, state: State) -> tuple[float, float]:
+    history = transitions(supervisor)
+    for index, record in enumerate(history):
+        if record.to_state is state:
+            return record.timestamp.timestamp(), history[index + 1].timestamp.timestamp()
+    raise AssertionError(f"never entered {state}")
+
+
+def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_state(
+    exchange: EmbeddedExchange,
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        ops = exchange.oplog.entries()
+        windows = {state: _window(supervisor, state) for state in SEED_KEYS}
+
+        def inside(kind: str, state: State, detail: str = "") -> None:
+            start, end = windows[state]
+            matching = [op for op in ops if op.kind == kind and detail in op.detail]
+            assert matching, f"the exchange never saw {kind} {detail}"
+            for op in matching:
+                assert start <= op.at <= end, (
+                    f"{kind} {op.detail} at {op.at} outside {state} [{start}, {end}]"
+                )
+
+        inside("rest", State.INITIALIZING, "GET /trade-api/v2/markets")
+        inside("ws_handshake", State.ORDERBOOK_CONNECT)
+        inside("ws_subscribe", State.ORDERBOOK_CONNECT)
+        inside("ws_snapshot", State.ORDERBOOK_CONNECT)
+        assert len(exchange.oplog.entries("ws_snapshot")) == len(exchange.markets.tickers())
+        inside("rest", State.TRADING_CLIENT_CONNECT, "GET /trade-api/v2/exchange/status")
+        inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/positions")
+        inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/orders")
+        balance_calls = [
+            op.at for op in ops if op.kind == "rest" and "/portfolio/balance" in op.detail
+        ]
+        trading_start, trading_end = windows[State.TRADING_CLIENT_CONNECT]
+        sync_start, sync_end = windows[State.KALSHI_DATA_SYNC]
+        assert len(balance_calls) == 2
+        assert trading_start <= balance_calls[0] <= trading_end
+        assert sync_start <= balance_calls[1] <= sync_end
+
+
+def test_update_sync_when_account_changes_reports_changes_and_stays_ready(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, sync_interval=0.05)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        before = account_truth(exchange)
+        exchange.account.set_balance(before["balance"] + 120)
+        exchange.account.add_resting_order(exchange.markets.tickers()[0])
+
+        def changed(events: list[object]) -> KalshiSyncComplete | None:
+            for event in events:
+                if (
+                    isinstance(event, KalshiSyncComplete)
+                    and event.changes is not None
+                    and event.changes.balance_change == "+120"
+                ):
+                    return event
+            return None
+
+        event = supervisor.recorder.wait_for(changed, WAIT)
+        assert event is not None
+        assert event.changes.model_dump() == {
+            "balance_change": "+120",
+            "portfolio_change": "+0",
+            "positions_change": "+0",
+            "orders_change": "+1",
+        }
+        assert event.state.model_dump() == account_truth(exchange)
+        assert [t.to_state for t in transitions(supervisor)][-1] is State.READY
+        assert sum(1 for t in transitions(supervisor) if t.to_state is State.READY) == 1
+
+
+def test_sync_metadata_when_sync_is_an_update_says_update(exchange: EmbeddedExchange) -> None:
+    """READY -> ORDERBOOK_CONNECT reconnection re-syncs with ``sync_type: update``."""
+    config = make_config(exchange, heal_timeout=0.05)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        seen = len(supervisor.recorder.events())
+        exchange.ws.stall(None)
+        exchange.ws.drop_connections()
+        assert supervisor.wait_for_state(State.ORDERBOOK_CONNECT, WAIT, after=seen)
+        exchange.ws.unstall()
+        assert supervisor.wait_for_state(State.READY, WAIT, after=seen)
+        assert metadata_of(supervisor, State.KALSHI_DATA_SYNC, occurrence=1) == {
+            "mode": "paper",
+            "sync_type": "update",
+        }
+        assert (
+            set(metadata_of(supervisor, State.ORDERBOOK_CONNECT, occurrence=1))
+            == SEED_KEYS[State.ORDERBOOK_CONNECT]
+        )
+
+
+def test_transitions_when_recorded_have_increasing_timestamps_and_durations(
+    exchange: EmbeddedExchange,
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        history: list[StateTransition] = transitions(supervisor)
+        stamps: list[datetime] = [t.timestamp for t in history]
+        assert stamps == sorted(stamps)
+        assert all(t.duration_ms >= 0 for t in history)
+
+
+def test_shutdown_when_requested_stops_every_actor(exchange: EmbeddedExchange) -> None:
+    before = live_actor_count()
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert live_actor_count() == before + 4
+    assert supervisor.state is State.SHUTDOWN
+    assert live_actor_count() == before
+    assert exchange.ws.connection_count() == 0
