@@ -63,7 +63,7 @@ from supervision.state_machine import TRANSITIONS, StateMachine
 logger = logging.getLogger("kalshi_supervisor")
 
 ASK_TIMEOUT = 2.0
-STOP_TIMEOUT = 1.0
+STOP_TIMEOUT = 0.5
 ORDERBOOK_STAGE = "orderbook"
 SYNC_STAGE = "sync"
 EXPECTED_RESULT: dict[str, type[Message]] = {
@@ -113,6 +113,14 @@ class _LivenessCheck:
 @dataclass(frozen=True)
 class _HealExpired:
     epoch: int
+
+
+@dataclass(frozen=True)
+class _ConfirmDead:
+    """Queued behind the StageFailed a dying stage sends itself, so its own reason wins."""
+
+    stage: str
+    generation: int
 
 
 @dataclass
@@ -235,6 +243,9 @@ class SupervisorActor(pykka.ThreadingActor):
             self._probe_liveness()
         elif isinstance(message, _LivenessCheck):
             self._check_liveness(message)
+        elif isinstance(message, _ConfirmDead):
+            if self._is_current(message.stage, message.generation):
+                self._fail(message.stage, "ActorDied", f"{message.stage} stage is not running")
         elif isinstance(message, _HealExpired):
             if message.epoch == self._epoch and state is State.READY:
                 self._reconnect_orderbook()
@@ -294,7 +305,7 @@ class SupervisorActor(pykka.ThreadingActor):
         try:
             child.ref.tell(Connect(generation=child.generation))
         except pykka.ActorDeadError:
-            self._fail(spec.name, "ActorDied", f"{spec.name} stage stopped before it could connect")
+            self._tell_self(_ConfirmDead(spec.name, child.generation))
 
     def _stage_context(self, spec: StageSpec) -> str:
         return {
@@ -673,7 +684,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 f"{child.spec.name} stage did not answer {type(message).__name__}",
             )
         except pykka.ActorDeadError:
-            self._fail(child.spec.name, "ActorDied", f"{child.spec.name} stage is not running")
+            self._tell_self(_ConfirmDead(child.spec.name, child.generation))
         except Exception as exc:
             self._fail(child.spec.name, type(exc).__name__, str(exc))
         return None

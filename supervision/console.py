@@ -45,7 +45,9 @@ class ConsoleView:
             self._line("gave up", "bold red", event.reason)
         else:
             self._line(
-                event.type, "magenta", _fields(event.model_dump(exclude={"type", "timestamp"}))
+                event.type,
+                "magenta",
+                _fields(event.model_dump(mode="json", exclude={"type", "timestamp"})),
             )
 
     def _transition(self, event: StateTransition) -> None:

@@ -316,6 +316,11 @@ def _run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per HTTP request / WS connection drowns the state progression a person watches.
+    for noisy in ("httpx", "httpcore", "websockets"):
+        logging.getLogger(noisy).setLevel(
+            max(logging.WARNING, logging.getLevelName(args.log_level))
+        )
     exchange: EmbeddedExchange | None = None
     environment = Environment(args.env)
     try:
