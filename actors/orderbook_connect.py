@@ -22,7 +22,7 @@ from kalshi_api.ws_session import (
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import Report
+from messages.commands import BookDigests, Report
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import OrderbookReport, StreamIncident
 from messages.states import State
@@ -91,6 +91,8 @@ class OrderbookConnectActor(StageActor):
             return None
         if isinstance(message, Report):
             return self.report()
+        if isinstance(message, BookDigests):
+            return self._book_digests(message.timeout)
         return super().handle(message)
 
     def disconnect(self) -> None:
@@ -101,6 +103,12 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+
+    def _book_digests(self, timeout: float) -> dict[str, str]:
+        stream = self._stream
+        if stream is None or not stream.barrier(timeout):
+            raise TimeoutError("orderbook stream did not answer a barrier in time")
+        return stream.digests()
 
     # -- internals ------------------------------------------------------------------------
     def _new_stream(self) -> OrderbookStream:

@@ -25,6 +25,16 @@ class Report(Message):
     """Ask the orderbook stage for its current metrics (an ``OrderbookReport``)."""
 
 
+class BookDigests(Message):
+    """Ask the orderbook stage for every book's digest, after all frames received so far.
+
+    Tests and operators compare these with the exchange's truth; the stage answers only
+    after a round trip on the socket, so nothing already sent is still in flight.
+    """
+
+    timeout: float = 5.0
+
+
 class Ping(Message):
     """Liveness probe; a live actor answers ``True`` at once."""
 

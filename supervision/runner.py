@@ -41,7 +41,7 @@ from supervision.control_state import (
     write_state_file,
 )
 from supervision.event_log import EventRecorder, JsonLinesSink
-from supervision.policy import Strategy
+from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
 from supervisor import EventListener, SupervisorActor
@@ -141,6 +141,16 @@ class Supervisor:
         except pykka.ActorDeadError:
             return {"accepted": False, "error": "supervisor is not running"}
 
+    def book_digests(self, timeout: float = 5.0) -> dict[str, str]:
+        """Every live book's digest, comparable with ``exchange.markets.digest(ticker)``."""
+        from actors.orderbook_connect import OrderbookConnectActor
+        from messages.commands import BookDigests
+
+        refs = pykka.ActorRegistry.get_by_class(OrderbookConnectActor)
+        if not refs:
+            raise LookupError("no orderbook stage is running")
+        return refs[0].ask(BookDigests(timeout=timeout), timeout=timeout + 1.0)
+
     def shutdown(self, reason: str = "requested", timeout: float = 2.0) -> bool:
         """SHUTDOWN from any state: stop stages in reverse order, close every socket."""
         if self.ref is not None:
@@ -237,6 +247,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         metavar="STATE=SECONDS",
         help="per-state deadline, e.g. orderbook_connect=5 (repeatable)",
     )
+    restart.add_argument(
+        "--restart-type",
+        action="append",
+        default=[],
+        metavar="STAGE=TYPE",
+        help="per-stage restart type: permanent, transient or temporary (repeatable)",
+    )
     embedded = run.add_argument_group("embedded exchange (--env local)")
     embedded.add_argument("--exchange-markets", type=_positive_int, default=30)
     embedded.add_argument("--exchange-rate", type=_non_negative_float, default=50.0)
@@ -275,6 +292,17 @@ def config_from_args(args: argparse.Namespace, *, rest_url: str, ws_url: str) ->
             raise ConfigError(
                 f"--deadline {item!r}: expected STATE=SECONDS, e.g. orderbook_connect=5"
             ) from None
+    restart_types: dict[str, RestartType] = {}
+    for item in args.restart_type:
+        stage, _, kind = item.partition("=")
+        if stage.strip() not in {s.name for s in DEFAULT_STAGES}:
+            raise ConfigError(f"--restart-type {item!r}: unknown stage {stage.strip()!r}")
+        try:
+            restart_types[stage.strip()] = RestartType(kind.strip().lower())
+        except ValueError:
+            raise ConfigError(
+                f"--restart-type {item!r}: expected STAGE=permanent|transient|temporary"
+            ) from None
     markets = None
     if args.markets is not None:
         markets = tuple(t.strip() for t in args.markets.split(",") if t.strip())
@@ -301,6 +329,7 @@ def config_from_args(args: argparse.Namespace, *, rest_url: str, ws_url: str) ->
                 reset_after=args.reset_after,
                 max_restarts=args.max_restarts,
                 period=args.restart_period,
+                restart_types=restart_types,
             ),
         )
     except ValidationError as exc:
