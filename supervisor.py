@@ -190,6 +190,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._heal_timer: TimerHandle | None = None
         self._periodic: list[TimerHandle] = []
         self._healed_total = 0
+        self._awaiting_orderbook = False
 
     # -- pykka hooks ---------------------------------------------------------------------
     def on_start(self) -> None:
@@ -353,6 +354,14 @@ class SupervisorActor(pykka.ThreadingActor):
         report = self._orderbook_report()
         if report is None:
             return
+        if ORDERBOOK_STAGE in self._children and not self._orderbook_live(report):
+            # The stream dropped after its own stage finished: READY would be a lie. Wait,
+            # under this state's deadline, for the stream to report that it healed.
+            self._awaiting_orderbook = True
+            self._arm_deadline(self._machine.state)
+            return
+        self._awaiting_orderbook = False
+        self._cancel_deadline()
         fields = {
             "markets_connected": report.markets_connected,
             "snapshots_received": report.snapshots_received,
@@ -384,6 +393,11 @@ class SupervisorActor(pykka.ThreadingActor):
                 )
             )
 
+    def _orderbook_live(self, report: OrderbookReport) -> bool:
+        return report.connection_established and report.markets_connected == len(
+            self._markets or ()
+        )
+
     def _orderbook_report(self) -> OrderbookReport | None:
         child = self._children.get(ORDERBOOK_STAGE)
         if child is None:
@@ -408,6 +422,9 @@ class SupervisorActor(pykka.ThreadingActor):
     # -- READY: healing in place or reconnecting -----------------------------------------
     def _on_incident(self, incident: StreamIncident) -> None:
         if not self._is_current(incident.stage, incident.generation):
+            return
+        if self._awaiting_orderbook and incident.kind in ("reconnected", "resynced"):
+            self._enter_ready()
             return
         if self._machine.state is not State.READY:
             return
@@ -443,6 +460,7 @@ class SupervisorActor(pykka.ThreadingActor):
         if state is State.SHUTDOWN:
             return
         reason = one_line(reason)
+        self._awaiting_orderbook = False
         logger.warning("%s stage failed in %s: %s: %s", stage, state.name, error_type, reason)
         self._publish(StageFailure(stage=stage, state=state, error_type=error_type, reason=reason))
         decision = self._tracker.on_failure(stage, abnormal=abnormal)
@@ -473,8 +491,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self._drop_stage(stage, state, error_type, reason)
             return
         delay_ms = round(decision.delay * 1000)
-        self._transition(
-            State.ERROR,
+        self._enter_error(
             f"{stage} failed: {error_type}",
             ErrorMetadata(
                 failed_state=state,
@@ -484,27 +501,52 @@ class SupervisorActor(pykka.ThreadingActor):
                 restart_attempt=decision.attempt,
                 next_restart_in_ms=delay_ms,
             ),
+            _Recovery(attempt=decision.attempt, restarting=set(decision.children)),
+            decision.delay,
         )
-        self._recovery = _Recovery(attempt=decision.attempt, restarting=set(decision.children))
         self._publish(
             RestartScheduled(stages=decision.children, attempt=decision.attempt, delay_ms=delay_ms)
         )
         self._stop_children(decision.children)
-        epoch = self._epoch
+
+    def _enter_error(
+        self, context: str, metadata: ErrorMetadata, recovery: _Recovery, delay: float
+    ) -> None:
+        """Arm the restart timer *before* announcing ERROR: whoever reads the announced delay
+        (a person, a test advancing a manual clock) can rely on the restart being scheduled."""
+        epoch = self._epoch + 1  # the epoch the ERROR transition is about to start
         self._scheduler.call_later(
-            decision.delay, lambda: self._tell_self(_RestartDue(epoch)), name="restart"
+            delay, lambda: self._tell_self(_RestartDue(epoch)), name="restart"
         )
+        self._recovery = recovery
+        self._transition(State.ERROR, context, metadata)
 
     def _drop_stage(self, stage: str, state: State, error_type: str, reason: str) -> None:
-        """A temporary stage (or a transient one stopped normally) is removed, not restarted."""
-        self._publish(StageDropped(stage=stage, reason=f"{error_type}: {reason}"))
-        self._stop_children((stage,))
-        self._specs = [s for s in self._specs if s.name != stage]
-        if not self._specs:
-            self._shutdown(f"no stage left after dropping {stage}")
+        """A temporary stage (or a transient one stopped normally) is removed, not restarted.
+
+        Trading and sync only make sense together (the table has no TRADING_CLIENT_CONNECT
+        -> READY), so dropping either falls back to orderbook-only, as ``--no-trading``.
+        """
+        failed = next(s for s in self._specs if s.name == stage)
+        remaining = [s for s in self._specs if s.name != stage]
+        if not pipeline_is_valid(remaining) and failed.requires_trading:
+            remaining = [s for s in remaining if not s.requires_trading]
+        kept = {s.name for s in remaining}
+        dropped = [s.name for s in self._specs if s.name not in kept]
+        for name in dropped:
+            self._publish(
+                StageDropped(stage=name, reason=f"{stage} failed: {error_type}: {reason}")
+            )
+        self._stop_children(dropped)
+        for name in dropped:
+            self._tracker.drop(name)
+        if SYNC_STAGE in dropped:
+            self._last_sync = None  # no sync stage: READY must not show a stale trading summary
+        self._specs = remaining
+        if not remaining or not pipeline_is_valid(remaining):
+            self._shutdown(f"no runnable stages left after dropping {', '.join(dropped)}")
             return
-        self._transition(
-            State.ERROR,
+        self._enter_error(
             f"{stage} failed and is not restarted",
             ErrorMetadata(
                 failed_state=state,
@@ -514,10 +556,9 @@ class SupervisorActor(pykka.ThreadingActor):
                 restart_attempt=0,
                 next_restart_in_ms=0,
             ),
+            _Recovery(attempt=0),
+            0.0,
         )
-        self._recovery = _Recovery(attempt=0, restarting=set())
-        epoch = self._epoch
-        self._scheduler.call_later(0.0, lambda: self._tell_self(_RestartDue(epoch)), name="restart")
 
     def _restart(self) -> None:
         recovery = self._recovery or _Recovery(attempt=0)
@@ -538,6 +579,8 @@ class SupervisorActor(pykka.ThreadingActor):
         if message.epoch != self._epoch or self._machine.state is not message.state:
             return
         spec = self._specs[min(self._cursor, len(self._specs) - 1)]
+        if self._awaiting_orderbook:
+            spec = next(s for s in self._specs if s.name == ORDERBOOK_STAGE)
         self._fail(
             spec.name,
             "DeadlineExceeded",
@@ -751,6 +794,14 @@ class SupervisorActor(pykka.ThreadingActor):
                 listener(event)
             except Exception:
                 logger.exception("event listener %r failed", listener)
+
+
+def pipeline_is_valid(specs: Sequence[StageSpec]) -> bool:
+    try:
+        validate_pipeline(specs)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_pipeline(specs: Sequence[StageSpec]) -> None:

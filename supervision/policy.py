@@ -347,8 +347,15 @@ class RestartTracker:
             ),
         )
 
+    def drop(self, child: str) -> None:
+        """Forget a child the supervisor removed (e.g. sync, dropped along with trading).
+
+        A dropped child must not be restarted later as a rest_for_one sibling. Idempotent.
+        """
+        if child in self._restart_types:
+            self._drop(child)
+
     def _drop(self, child: str) -> None:
-        # A dropped child must not be restarted later as a rest_for_one sibling.
         self._start_order.remove(child)
         del self._restart_types[child]
         del self._attempts[child]

@@ -60,8 +60,7 @@ def running_supervisor(
         signer,
         stages=stages,
         exchange=exchange,
-        rng=random.Random(1),
-        **kwargs,
+        **{"rng": random.Random(1), **kwargs},
     )
     supervisor.start()
     try:
