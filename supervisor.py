@@ -303,10 +303,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if not self._transition_checked(spec, spec.state, self._stage_context(spec), metadata):
                 return
             self._arm_deadline(spec.state)
-        try:
-            child.ref.tell(Connect(generation=child.generation))
-        except pykka.ActorDeadError:
-            self._tell_self(_ConfirmDead(spec.name, child.generation))
+        self._tell_child(child, Connect(generation=child.generation))
 
     def _stage_context(self, spec: StageSpec) -> str:
         return {
@@ -417,7 +414,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_sync_due(self) -> None:
         child = self._children.get(SYNC_STAGE)
         if self._machine.state is State.READY and child is not None:
-            child.ref.tell(RunSync(generation=child.generation))
+            self._tell_child(child, RunSync(generation=child.generation))
 
     # -- READY: healing in place or reconnecting -----------------------------------------
     def _on_incident(self, incident: StreamIncident) -> None:
@@ -634,7 +631,8 @@ class SupervisorActor(pykka.ThreadingActor):
         child = self._children.get(fault.target.value)
         if child is None:
             return {"accepted": False, "error": f"no running {fault.target.value} stage"}
-        child.ref.tell(fault)
+        if not self._tell_child(child, fault):
+            return {"accepted": False, "error": f"{fault.target.value} stage is not running"}
         return {"accepted": True, "target": fault.target.value, "fault": fault.fault.value}
 
     def _inject_exchange(self, fault: InjectFault) -> dict[str, Any]:
@@ -654,7 +652,10 @@ class SupervisorActor(pykka.ThreadingActor):
             ExchangeFault.REST_429: lambda: exchange.faults.fail_next_requests(count, 429),
             ExchangeFault.AUTH_REJECT: lambda: exchange.faults.reject_auth(fault.count or 1),
         }
-        actions[ExchangeFault(fault.fault)]()
+        try:
+            actions[ExchangeFault(fault.fault)]()
+        except Exception as exc:  # a stopped or misbehaving exchange must not stop us
+            return {"accepted": False, "error": one_line(f"{type(exc).__name__}: {exc}")}
         return {"accepted": True, "target": "exchange", "fault": fault.fault.value}
 
     # -- shutdown --------------------------------------------------------------------------
@@ -716,6 +717,15 @@ class SupervisorActor(pykka.ThreadingActor):
                 logger.warning("%s stage did not stop within %.1fs", name, STOP_TIMEOUT)
             except pykka.ActorDeadError:
                 pass
+
+    def _tell_child(self, child: _Child, message: Any) -> bool:
+        """Tell a stage; a stage that died meanwhile becomes that stage's failure, not ours."""
+        try:
+            child.ref.tell(message)
+        except pykka.ActorDeadError:
+            self._tell_self(_ConfirmDead(child.spec.name, child.generation))
+            return False
+        return True
 
     def _ask(self, child: _Child, message: Message) -> Any:
         try:
