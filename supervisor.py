@@ -626,14 +626,14 @@ class SupervisorActor(pykka.ThreadingActor):
     # -- faults --------------------------------------------------------------------------
     def _inject(self, fault: InjectFault) -> dict[str, Any]:
         self._publish(FaultInjected(fault=fault))
-        if fault.target is FaultTarget.EXCHANGE:
+        if fault.target == FaultTarget.EXCHANGE:
             return self._inject_exchange(fault)
-        child = self._children.get(fault.target.value)
+        child = self._children.get(fault.target)
         if child is None:
-            return {"accepted": False, "error": f"no running {fault.target.value} stage"}
+            return {"accepted": False, "error": f"no running {fault.target} stage"}
         if not self._tell_child(child, fault):
-            return {"accepted": False, "error": f"{fault.target.value} stage is not running"}
-        return {"accepted": True, "target": fault.target.value, "fault": fault.fault.value}
+            return {"accepted": False, "error": f"{fault.target} stage is not running"}
+        return {"accepted": True, "target": fault.target, "fault": fault.fault.value}
 
     def _inject_exchange(self, fault: InjectFault) -> dict[str, Any]:
         exchange = self._exchange

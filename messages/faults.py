@@ -42,7 +42,8 @@ class ExchangeFault(StrEnum):
 class InjectFault(Message):
     """Break something on purpose. ``seconds`` and ``count`` size the faults that take them."""
 
-    target: FaultTarget
+    target: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    """A stage name (``orderbook``, ``trading``, ``sync`` or an added stage's) or ``exchange``."""
     fault: ActorFault | ExchangeFault
     seconds: float | None = Field(default=None, gt=0, le=3600)
     count: int | None = Field(default=None, ge=1, le=10_000)
@@ -50,9 +51,9 @@ class InjectFault(Message):
     @model_validator(mode="after")
     def _fault_fits_target(self) -> InjectFault:
         is_exchange_fault = isinstance(self.fault, ExchangeFault)
-        if is_exchange_fault != (self.target is FaultTarget.EXCHANGE):
+        if is_exchange_fault != (self.target == FaultTarget.EXCHANGE):
             kind = "an exchange" if is_exchange_fault else "an actor"
             raise ValueError(
-                f"{self.fault.value!r} is {kind} fault and cannot target {self.target.value!r}"
+                f"{self.fault.value!r} is {kind} fault and cannot target {self.target!r}"
             )
         return self

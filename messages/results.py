@@ -67,7 +67,8 @@ class StageSucceeded(Message):
 
     stage: str
     generation: int
-    result: OrderbookReport | TradingConnected | SyncCompleted
+    result: Message
+    """The stage's own result model; the supervisor checks the class it expects per stage."""
 
 
 class StageFailed(Message):

@@ -178,13 +178,26 @@ class Supervisor:
 
 
 # -- CLI ---------------------------------------------------------------------------------
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a flag's default only when it has a real one (no "(default: None)" noise)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kalshi-supervisor",
         description="Bring a Kalshi trading system from cold start to READY and keep it there.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    run = commands.add_parser("run", help="run the supervisor (default: on the embedded exchange)")
+    run = commands.add_parser(
+        "run",
+        help="run the supervisor (default: on the embedded exchange)",
+        formatter_class=_DefaultsShown,
+    )
     _add_run_arguments(run)
     exchange = commands.add_parser("exchange", help="serve the embedded Kalshi exchange standalone")
     exchange.add_argument("--host", default="127.0.0.1")
@@ -207,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
-        "--env", choices=[e.value for e in Environment], default=Environment.LOCAL.value
+        "--env",
+        choices=[e.value for e in Environment],
+        default=Environment.LOCAL.value,
+        help="local = embedded exchange; paper = Kalshi demo; production = real money",
     )
     run.add_argument("--rest-url", help="override the REST base URL (…/trade-api/v2)")
     run.add_argument("--ws-url", help="override the WebSocket URL (…/trade-api/ws/v2)")
@@ -216,7 +232,7 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--private-key", help="private key PEM path (default: $KALSHI_PRIVATE_KEY_PATH)"
     )
     run.add_argument("--markets", help="comma-separated tickers; default: discover open markets")
-    run.add_argument("--market-count", type=_positive_int, default=20)
+    run.add_argument("--market-count", type=_positive_int, default=20, help="markets to discover")
     run.add_argument("--series", help="discover markets of this series only")
     run.add_argument(
         "--no-trading", action="store_true", help="orderbook only: skip trading and sync"
@@ -224,22 +240,55 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--use-yes-price", action="store_true", help="subscribe with use_yes_price=true"
     )
-    run.add_argument("--sync-interval", type=_positive_float, default=30.0)
-    run.add_argument("--status-host", default="127.0.0.1")
-    run.add_argument("--status-port", type=int, default=8005)
-    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
+    run.add_argument(
+        "--sync-interval", type=_positive_float, default=30.0, help="seconds between update syncs"
+    )
+    run.add_argument("--status-host", default="127.0.0.1", help="status/control server host")
+    run.add_argument(
+        "--status-port", type=int, default=8005, help="status/control server port (0 = any free)"
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default="INFO",
+        help="log level",
+    )
     run.add_argument("--events", help="write every transition and event as JSON lines (- = stdout)")
     run.add_argument("--state-file", type=Path, help="where `inject` finds this supervisor")
     restart = run.add_argument_group("restart policy")
     restart.add_argument(
-        "--strategy", choices=[s.value for s in Strategy], default=Strategy.REST_FOR_ONE.value
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        default=Strategy.REST_FOR_ONE.value,
+        help="which stages restart with a failed one",
     )
-    restart.add_argument("--min-backoff", type=_positive_float, default=0.1)
-    restart.add_argument("--max-backoff", type=_positive_float, default=10.0)
-    restart.add_argument("--random-factor", type=_non_negative_float, default=0.2)
-    restart.add_argument("--reset-after", type=_positive_float, default=30.0)
-    restart.add_argument("--max-restarts", type=_non_negative_int, default=5)
-    restart.add_argument("--restart-period", type=_positive_float, default=30.0)
+    restart.add_argument(
+        "--min-backoff", type=_positive_float, default=0.1, help="first restart delay (s)"
+    )
+    restart.add_argument(
+        "--max-backoff", type=_positive_float, default=10.0, help="largest restart delay (s)"
+    )
+    restart.add_argument(
+        "--random-factor",
+        type=_non_negative_float,
+        default=0.2,
+        help="jitter: delay x (1 + factor x random)",
+    )
+    restart.add_argument(
+        "--reset-after",
+        type=_positive_float,
+        default=30.0,
+        help="seconds healthy that reset a stage's backoff",
+    )
+    restart.add_argument(
+        "--max-restarts",
+        type=_non_negative_int,
+        default=5,
+        help="restarts allowed within --restart-period before giving up",
+    )
+    restart.add_argument(
+        "--restart-period", type=_positive_float, default=30.0, help="intensity window (s)"
+    )
     restart.add_argument(
         "--deadline",
         action="append",
@@ -255,9 +304,21 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="per-stage restart type: permanent, transient or temporary (repeatable)",
     )
     embedded = run.add_argument_group("embedded exchange (--env local)")
-    embedded.add_argument("--exchange-markets", type=_positive_int, default=30)
-    embedded.add_argument("--exchange-rate", type=_non_negative_float, default=50.0)
-    embedded.add_argument("--exchange-seed", type=int, default=0)
+    embedded.add_argument(
+        "--exchange-markets",
+        type=_positive_int,
+        default=30,
+        help="markets on the embedded exchange",
+    )
+    embedded.add_argument(
+        "--exchange-rate",
+        type=_non_negative_float,
+        default=50.0,
+        help="deltas per second on the embedded exchange",
+    )
+    embedded.add_argument(
+        "--exchange-seed", type=int, default=0, help="seed of the embedded exchange's markets"
+    )
 
 
 def _number(kind: type, check: Any, description: str) -> Any:

@@ -177,7 +177,7 @@ def test_inject_when_authorization_header_is_not_ascii_returns_401_and_keeps_ser
         (b'{"target": "orderbook", "fault": "ws_drop"}', "'ws_drop' is an exchange fault"),
         (b'{"target": "exchange", "fault": "crash"}', "'crash' is an actor fault"),
         (b'{"target": "orderbook", "fault": "explode"}', "fault: Input should be one of"),
-        (b'{"target": "moon", "fault": "crash"}', "target:"),
+        (b'{"target": "The Moon!", "fault": "crash"}', "target:"),
         (b'{"target": "sync", "fault": "slow", "seconds": -1}', "seconds:"),
         (b'{"target": "sync", "fault": "crash", "token": "x"}', "token: Extra inputs"),
         (b'{"fault": "crash"}', "target: Field required"),

@@ -174,3 +174,11 @@ def test_render_mermaid_when_called_lists_every_allowed_move() -> None:
         for target in targets:
             assert f"    {source.name} --> {target.name}" in diagram
     assert diagram.count("-->") == sum(len(t) for t in TRANSITIONS.values()) + 2
+
+
+def test_readme_diagram_when_compared_with_table_is_identical() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```mermaid\n", 1)[1].split("```", 1)[0].strip()
+    assert block == render_mermaid()
