@@ -398,13 +398,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _orderbook_report(self) -> OrderbookReport | None:
         child = self._children.get(ORDERBOOK_STAGE)
         if child is None:
-            return OrderbookReport(
-                markets_connected=0,
-                snapshots_received=0,
-                deltas_received=0,
-                connection_established=False,
-                first_snapshot_received=False,
-            )
+            return OrderbookReport.nothing_yet()
         report = self._ask(child, Report())
         if report is not None and type(report) is not OrderbookReport:
             self._fail(ORDERBOOK_STAGE, "BadMetadata", "orderbook report has the wrong type")

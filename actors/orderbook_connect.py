@@ -69,13 +69,7 @@ class OrderbookConnectActor(StageActor):
     def report(self) -> OrderbookReport:
         stream = self._stream
         if stream is None:
-            return OrderbookReport(
-                markets_connected=0,
-                snapshots_received=0,
-                deltas_received=0,
-                connection_established=False,
-                first_snapshot_received=False,
-            )
+            return OrderbookReport.nothing_yet()
         stats = stream.stats
         return OrderbookReport(
             markets_connected=stream.synced_market_count(),

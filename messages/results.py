@@ -17,6 +17,17 @@ class OrderbookReport(Message):
     connection_established: bool
     first_snapshot_received: bool
 
+    @classmethod
+    def nothing_yet(cls) -> OrderbookReport:
+        """The report of a stage that has not connected (no stream, no books)."""
+        return cls(
+            markets_connected=0,
+            snapshots_received=0,
+            deltas_received=0,
+            connection_established=False,
+            first_snapshot_received=False,
+        )
+
 
 class TradingConnected(Message):
     """The trading API answered a signed request: the key works."""

@@ -20,6 +20,33 @@ from supervision.runner import Supervisor
 
 WAIT = 10.0
 
+# The seed's contract, written out literally (not derived from the models) so a model that
+# drifts from it fails the tests.
+SEED_KEYS: dict[State, set[str]] = {
+    State.INITIALIZING: {"environment", "host", "log_level", "mode"},
+    State.ORDERBOOK_CONNECT: {"ws_url", "markets", "market_count", "environment"},
+    State.TRADING_CLIENT_CONNECT: {"mode", "environment", "api_url"},
+    State.KALSHI_DATA_SYNC: {"mode", "sync_type"},
+}
+READY_KEYS = {
+    "markets_connected",
+    "snapshots_received",
+    "deltas_received",
+    "connection_established",
+    "first_snapshot_received",
+    "environment",
+}
+TRADING_CLIENT_KEYS = {"connected", "mode", "balance", "portfolio_value", "positions", "orders"}
+ERROR_KEYS = {
+    "failed_state",
+    "actor",
+    "error_type",
+    "reason",
+    "restart_attempt",
+    "next_restart_in_ms",
+}
+RECOVERY_KEYS = {"restart_attempt", "restarting"}
+
 
 def start_exchange(**overrides: Any) -> EmbeddedExchange:
     settings: dict[str, Any] = {

@@ -14,6 +14,8 @@ from messages.metadata import OrderbookConnectMetadata
 from messages.states import State
 from supervision.runner import Supervisor
 from tests.harness import (
+    READY_KEYS,
+    SEED_KEYS,
     WAIT,
     live_actor_count,
     make_config,
@@ -31,20 +33,6 @@ TRADING_KEYS = {
     "trading_client",
     "api_url",
     "sync_type",
-}
-SEED_KEYS = {
-    State.INITIALIZING: {"environment", "host", "log_level", "mode"},
-    State.ORDERBOOK_CONNECT: {"ws_url", "markets", "market_count", "environment"},
-    State.TRADING_CLIENT_CONNECT: {"mode", "environment", "api_url"},
-    State.KALSHI_DATA_SYNC: {"mode", "sync_type"},
-}
-READY_KEYS = {
-    "markets_connected",
-    "snapshots_received",
-    "deltas_received",
-    "connection_established",
-    "first_snapshot_received",
-    "environment",
 }
 
 

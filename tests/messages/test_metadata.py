@@ -16,35 +16,23 @@ from messages.metadata import (
     TradingReadyMetadata,
 )
 from messages.results import SyncChanges, SyncState
+from messages.states import State
+from tests.harness import READY_KEYS, SEED_KEYS, TRADING_CLIENT_KEYS
 
 TRADING_FIELDS = {"balance", "portfolio_value", "positions", "orders", "trading_client"}
 
-SEED_KEYS: dict[type[Message], set[str]] = {
-    StartupMetadata: {"environment", "host", "log_level", "mode"},
-    OrderbookConnectMetadata: {"ws_url", "markets", "market_count", "environment"},
-    TradingClientConnectMetadata: {"mode", "environment", "api_url"},
-    KalshiDataSyncMetadata: {"mode", "sync_type"},
-    ReadyMetadata: {
-        "markets_connected",
-        "snapshots_received",
-        "deltas_received",
-        "connection_established",
-        "first_snapshot_received",
-        "environment",
-    },
-    TradingClientSummary: {
-        "connected",
-        "mode",
-        "balance",
-        "portfolio_value",
-        "positions",
-        "orders",
-    },
+SEED_KEYS_BY_MODEL: dict[type[Message], set[str]] = {
+    StartupMetadata: SEED_KEYS[State.INITIALIZING],
+    OrderbookConnectMetadata: SEED_KEYS[State.ORDERBOOK_CONNECT],
+    TradingClientConnectMetadata: SEED_KEYS[State.TRADING_CLIENT_CONNECT],
+    KalshiDataSyncMetadata: SEED_KEYS[State.KALSHI_DATA_SYNC],
+    ReadyMetadata: READY_KEYS,
+    TradingClientSummary: TRADING_CLIENT_KEYS,
 }
 
 
 @pytest.mark.parametrize(
-    ("model", "keys"), SEED_KEYS.items(), ids=lambda v: getattr(v, "__name__", "")
+    ("model", "keys"), SEED_KEYS_BY_MODEL.items(), ids=lambda v: getattr(v, "__name__", "")
 )
 def test_model_fields_when_compared_with_seed_are_exactly_equal(
     model: type[Message], keys: set[str]
@@ -53,7 +41,7 @@ def test_model_fields_when_compared_with_seed_are_exactly_equal(
 
 
 def test_trading_ready_fields_when_compared_add_only_trading_client() -> None:
-    assert set(TradingReadyMetadata.model_fields) == SEED_KEYS[ReadyMetadata] | {"trading_client"}
+    assert set(TradingReadyMetadata.model_fields) == READY_KEYS | {"trading_client"}
 
 
 @pytest.mark.parametrize(
