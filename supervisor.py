@@ -116,6 +116,14 @@ class _HealExpired:
 
 
 @dataclass(frozen=True)
+class _MarketsResolved:
+    epoch: int
+    tickers: tuple[str, ...]
+    error_type: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class _ConfirmDead:
     """Queued behind the StageFailed a dying stage sends itself, so its own reason wins."""
 
@@ -129,7 +137,11 @@ class _Child:
     ref: pykka.ActorRef[Any]
     generation: int
     controls: StageControls
-    ping_outstanding: bool = False
+    ping: pykka.Future[Any] | None = None
+    """The last liveness ping, until it is answered or judged."""
+    busy_until: float | None = None
+    """Set while the stage does work we asked for (an update sync): pings would queue behind
+    it, so the work's own deadline stands in for liveness until then."""
 
 
 @dataclass
@@ -183,7 +195,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self._generation = 0
         self._epoch = 0
         self._cursor = 0
-        self._markets: tuple[str, ...] | None = config.markets
+        self._markets: tuple[str, ...] | None = None
         self._last_sync: SyncCompleted | None = None
         self._recovery: _Recovery | None = None
         self._deadline: TimerHandle | None = None
@@ -244,6 +256,8 @@ class SupervisorActor(pykka.ThreadingActor):
             self._probe_liveness()
         elif isinstance(message, _LivenessCheck):
             self._check_liveness(message)
+        elif isinstance(message, _MarketsResolved):
+            self._on_markets_resolved(message)
         elif isinstance(message, _ConfirmDead):
             if self._is_current(message.stage, message.generation):
                 self._fail(message.stage, "ActorDied", f"{message.stage} stage is not running")
@@ -268,28 +282,31 @@ class SupervisorActor(pykka.ThreadingActor):
             ),
         )
         self._arm_deadline(State.INITIALIZING)
-        if self._markets is None:
+        if self._markets is not None:  # resolved before this recovery: keep the same markets
+            self._cursor = 0
+            self._enter_stage()
+            return
+        # HTTP must not block this thread: a shutdown has to get through at any moment.
+        epoch = self._epoch
+        config, signer, reply = self._config, self._signer, self._tell_self
+
+        def resolve() -> None:
             try:
-                self._markets = self._discover_markets()
+                reply(_MarketsResolved(epoch, resolve_markets(config, signer), None, ""))
             except Exception as exc:
-                self._fail(self._specs[0].name, "DiscoveryError", str(exc))
-                return
+                reply(_MarketsResolved(epoch, (), type(exc).__name__, str(exc)))
+
+        threading.Thread(target=resolve, name="kalshi-supervisor-markets", daemon=True).start()
+
+    def _on_markets_resolved(self, message: _MarketsResolved) -> None:
+        if message.epoch != self._epoch or self._machine.state is not State.INITIALIZING:
+            return
+        if message.error_type is not None:
+            self._fail(self._specs[0].name, message.error_type, message.reason)
+            return
+        self._markets = message.tickers
         self._cursor = 0
         self._enter_stage()
-
-    def _discover_markets(self) -> tuple[str, ...]:
-        config = self._config
-        with KalshiRestClient(
-            config.rest_url, self._signer, timeout=config.request_timeout
-        ) as client:
-            markets = client.get_markets(
-                status="open", series_ticker=config.series, max_items=config.market_count
-            )
-        tickers = tuple(m.ticker for m in markets[: config.market_count])
-        if not tickers:
-            series = f" in series {config.series}" if config.series else ""
-            raise LookupError(f"no open markets found{series}")
-        return tickers
 
     def _enter_stage(self) -> None:
         spec = self._specs[self._cursor]
@@ -315,6 +332,7 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_succeeded(self, message: StageSucceeded) -> None:
         if not self._is_current(message.stage, message.generation):
             return
+        self._children[message.stage].busy_until = None
         result = self._validated_result(message)
         if result is None:
             return
@@ -407,8 +425,11 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _on_sync_due(self) -> None:
         child = self._children.get(SYNC_STAGE)
-        if self._machine.state is State.READY and child is not None:
-            self._tell_child(child, RunSync(generation=child.generation))
+        if self._machine.state is not State.READY or child is None or child.busy_until is not None:
+            return
+        deadline = self._config.deadlines.get(State.KALSHI_DATA_SYNC, 15.0)
+        child.busy_until = self._scheduler.clock.monotonic() + deadline
+        self._tell_child(child, RunSync(generation=child.generation))
 
     # -- READY: healing in place or reconnecting -----------------------------------------
     def _on_incident(self, incident: StreamIncident) -> None:
@@ -581,14 +602,19 @@ class SupervisorActor(pykka.ThreadingActor):
     def _probe_liveness(self) -> None:
         if self._machine.state is not State.READY:
             return
+        now = self._scheduler.clock.monotonic()
         for name, child in list(self._children.items()):
             if not child.ref.is_alive():
                 self._fail(name, "ActorDied", f"{name} stage actor is no longer running")
                 return
-            if child.ping_outstanding:
-                continue
-            child.ping_outstanding = True
-            future = child.ref.ask(Ping(), block=False)
+            if child.busy_until is not None:
+                if now < child.busy_until:
+                    continue
+                self._fail(name, "DeadlineExceeded", f"{name} stage's requested work overran")
+                return
+            if child.ping is not None and not _answered(child.ping):
+                continue  # its check is already scheduled
+            child.ping = future = child.ref.ask(Ping(), block=False)
             generation = child.generation
             self._scheduler.call_later(
                 self._config.liveness_timeout,
@@ -598,10 +624,10 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _check_liveness(self, check: _LivenessCheck) -> None:
         child = self._children.get(check.stage)
-        if child is None or child.generation != check.generation:
+        if child is None or child.generation != check.generation or child.ping is not check.future:
             return
-        child.ping_outstanding = False
-        if self._machine.state is not State.READY:
+        child.ping = None
+        if self._machine.state is not State.READY or child.busy_until is not None:
             return
         try:
             check.future.get(timeout=0)
@@ -786,7 +812,8 @@ class SupervisorActor(pykka.ThreadingActor):
             handle.cancel()
         self._periodic.clear()
         for child in self._children.values():
-            child.ping_outstanding = False
+            child.ping = None
+            child.busy_until = None
 
     def _tell_self(self, message: Any) -> None:
         with contextlib.suppress(pykka.ActorDeadError):
@@ -798,6 +825,43 @@ class SupervisorActor(pykka.ThreadingActor):
                 listener(event)
             except Exception:
                 logger.exception("event listener %r failed", listener)
+
+
+def resolve_markets(config: SupervisorConfig, signer: KalshiSigner) -> tuple[str, ...]:
+    """INITIALIZING's work: the configured tickers, checked to exist, or discovered open ones.
+
+    Raises LookupError with one line naming what is missing; never touches actor state (it
+    runs on its own thread).
+    """
+    with KalshiRestClient(config.rest_url, signer, timeout=config.request_timeout) as client:
+        if config.markets is not None:
+            known = {
+                m.ticker
+                for m in client.get_markets(status=None, tickers=config.markets, mve_filter=None)
+            }
+            unknown = [t for t in config.markets if t not in known]
+            if unknown:
+                raise LookupError(f"unknown market ticker(s): {', '.join(unknown)}")
+            return config.markets
+        markets = client.get_markets(
+            status="open", series_ticker=config.series, max_items=config.market_count
+        )
+    tickers = tuple(m.ticker for m in markets[: config.market_count])
+    if not tickers:
+        series = f" in series {config.series}" if config.series else ""
+        raise LookupError(f"no open markets found{series}")
+    return tickers
+
+
+def _answered(future: pykka.Future[Any]) -> bool:
+    """Whether a pykka future has resolved (with a value or an error), without blocking."""
+    try:
+        future.get(timeout=0)
+    except pykka.Timeout:
+        return False
+    except Exception:
+        return True
+    return True
 
 
 def pipeline_is_valid(specs: Sequence[StageSpec]) -> bool:

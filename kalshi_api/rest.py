@@ -10,9 +10,11 @@ refuse to follow a cursor they have already seen.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import random as _random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +76,17 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
+@functools.cache
+def _shared_ssl_context() -> ssl.SSLContext:
+    """One verifying SSL context per process.
+
+    httpx builds a new one (loading the whole CA bundle, ~15 ms) for every client; each stage
+    actor owns a client and every restart makes a new one, so that cost sat on the path to
+    READY. SSLContext is safe to share between threads.
+    """
+    return httpx.create_ssl_context()
+
+
 class KalshiRestClient:
     """Signed, retrying GETs against one Kalshi REST base URL (``.../trade-api/v2``).
 
@@ -103,6 +116,7 @@ class KalshiRestClient:
         # and wrong for the embedded exchange on loopback: a proxy cannot reach our 127.0.0.1.
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
+            verify=_shared_ssl_context(),
             trust_env=not _is_loopback(parts.hostname),
             headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
         )

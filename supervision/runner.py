@@ -44,7 +44,7 @@ from supervision.event_log import EventRecorder, JsonLinesSink
 from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
-from supervisor import EventListener, SupervisorActor
+from supervisor import EventListener, SupervisorActor, resolve_markets
 
 logger = logging.getLogger("kalshi_supervisor")
 
@@ -446,8 +446,8 @@ def _run(args: argparse.Namespace) -> int:
                     "--private-key or KALSHI_PRIVATE_KEY_PATH"
                 )
             signer = load_signer(key_id, key_path)
-            _preflight(rest_url, args.log_level)
         config = config_from_args(args, rest_url=rest_url, ws_url=ws_url)
+        _preflight(config, signer)
         return _serve(args, config, signer, exchange)
     except (ConfigError, KeyLoadError, ControlServerError, ControlStateError) as exc:
         print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
@@ -457,18 +457,25 @@ def _run(args: argparse.Namespace) -> int:
             exchange.stop()
 
 
-def _preflight(rest_url: str, log_level: str) -> None:
-    """Fail fast, with one line, when the exchange cannot be reached at all."""
+def _preflight(config: SupervisorConfig, signer: KalshiSigner) -> None:
+    """Fail fast, with one line and exit 2, on what no restart can fix: an exchange that
+    cannot be reached, or markets that do not exist there."""
     from kalshi_api.errors import KalshiError, TransportError
     from kalshi_api.rest import KalshiRestClient, RetryPolicy
 
     try:
-        with KalshiRestClient(rest_url, timeout=5.0, retry=RetryPolicy(max_attempts=1)) as client:
+        with KalshiRestClient(
+            config.rest_url, timeout=5.0, retry=RetryPolicy(max_attempts=1)
+        ) as client:
             client.get_exchange_status()
+        if config.markets is not None:
+            resolve_markets(config, signer)
     except TransportError as exc:
-        raise ConfigError(f"cannot reach {rest_url}: {exc}") from None
+        raise ConfigError(f"cannot reach {config.rest_url}: {exc}") from None
+    except LookupError as exc:
+        raise ConfigError(str(exc)) from None
     except KalshiError as exc:
-        logger.warning("exchange status check failed (continuing): %s", exc)
+        logger.warning("exchange check failed (continuing; the supervisor will retry): %s", exc)
 
 
 def _serve(
