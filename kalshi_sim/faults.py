@@ -3,12 +3,49 @@
 REST faults are consumed per request by the REST server; authentication rejection also
 applies to the WebSocket upgrade. Stream faults (drop, seq gap, malformed frame, stall)
 act on live connections and live on the WebSocket server itself.
+
+Gates (``hold``) are not faults of the real exchange: they let a test park a client on a
+chosen request, so the supervisor sits in a known state for as long as the test needs.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+
+
+class Gate:
+    """Holds every REST request under one path prefix until ``release()``.
+
+    Events rather than sleeps, so a test knows *when* a request is parked
+    (``wait_entered``) and the parked thread wakes the instant it is released.
+    """
+
+    def __init__(self, path_prefix: str) -> None:
+        self.path_prefix = path_prefix
+        self._entered = threading.Event()
+        self._released = threading.Event()
+
+    def wait_entered(self, timeout: float) -> bool:
+        """True once a request has reached the gate (it may since have been released)."""
+        return self._entered.wait(timeout)
+
+    def release(self) -> None:
+        """Let held and future requests through; idempotent."""
+        self._released.set()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def hold(self) -> None:
+        """Called on the request's own thread: park it until released."""
+        self._entered.set()
+        self._released.wait()
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "holding"
+        return f"Gate({self.path_prefix!r}, {state})"
 
 
 @dataclass
@@ -21,6 +58,7 @@ class ExchangeFaults:
     _reject_auth_remaining: int = 0
     _slow_seconds: float = 0.0
     _slow_remaining: int = 0
+    _gates: list[Gate] = field(default_factory=list)
 
     def fail_next_requests(self, count: int, status: int = 500) -> None:
         """The next ``count`` REST requests answer ``status`` (5xx or 429) instead of data."""
@@ -39,9 +77,33 @@ class ExchangeFaults:
         with self._lock:
             self._slow_seconds, self._slow_remaining = seconds, count
 
+    def hold(self, path_prefix: str) -> Gate:
+        """Block every REST request whose path starts with ``path_prefix`` until released.
+
+        The prefix is matched against the full path, e.g. ``/trade-api/v2/exchange/status``.
+        """
+        gate = Gate(path_prefix)
+        with self._lock:
+            self._gates.append(gate)
+        return gate
+
+    def gate_for(self, path: str) -> Gate | None:
+        """The first unreleased gate covering ``path``, forgetting released ones."""
+        with self._lock:
+            self._gates = [g for g in self._gates if not g.released]
+            return next((g for g in self._gates if path.startswith(g.path_prefix)), None)
+
+    def release_all(self) -> None:
+        """Release every gate, so no request (and no server stop) waits on one."""
+        with self._lock:
+            gates, self._gates = self._gates, []
+        for gate in gates:
+            gate.release()
+
     def clear(self) -> None:
         with self._lock:
             self._fail_remaining = self._reject_auth_remaining = self._slow_remaining = 0
+        self.release_all()
 
     def take_failure(self) -> int | None:
         """The status to fail this request with, or None to serve it normally."""

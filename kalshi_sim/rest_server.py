@@ -154,6 +154,7 @@ class RestServer:
         if server is None or thread is None:
             return
         server.api.stopping.set()
+        self._exchange.faults.release_all()  # a held request must not outlive the server
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -368,7 +369,7 @@ class _Api:
         ]
 
     def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
-        """Log, then faults (delay, forced failure), then the read bucket, then the route.
+        """Log, then gates and faults (delay, forced failure), then the read bucket, then the route.
 
         The bucket charges public requests too: whether Kalshi limits unauthenticated
         reads is unconfirmed, and a client has to cope with a 429 anywhere.
@@ -377,6 +378,9 @@ class _Api:
         path, query_text = (parts.path, parts.query) if parts else (target, "")
         self.exchange.oplog.record("rest", f"{method} {path}")
         faults = self.exchange.faults
+        gate = None if self.stopping.is_set() else faults.gate_for(path)
+        if gate is not None:
+            gate.hold()
         delay = faults.take_delay()
         if delay > 0:
             self.stopping.wait(delay)

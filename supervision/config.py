@@ -6,6 +6,7 @@ separately, so printing or logging a config can never leak it.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -25,7 +26,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 class RestartSettings(BaseModel):
     """OTP/Akka restart policy; the defaults suit a trading process (fast first retry, bounded)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     strategy: Strategy = Strategy.REST_FOR_ONE
     min_backoff: float = Field(default=0.1, gt=0)
@@ -63,7 +64,7 @@ DEFAULT_DEADLINES: dict[State, float] = {
 
 
 class SupervisorConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     environment: Environment = Environment.LOCAL
     rest_url: str
@@ -107,7 +108,7 @@ class SupervisorConfig(BaseModel):
     def _positive_deadlines(cls, deadlines: dict[State, float]) -> dict[State, float]:
         merged = {**DEFAULT_DEADLINES, **deadlines}
         for state, seconds in merged.items():
-            if seconds <= 0:
+            if not math.isfinite(seconds) or seconds <= 0:
                 raise ValueError(f"deadline for {state.name} must be positive")
         return merged
 

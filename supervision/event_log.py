@@ -89,6 +89,8 @@ class JsonLinesSink:
     def __call__(self, event: SupervisorEvent) -> None:
         line = event.model_dump_json()
         with self._lock:
+            if self._stream.closed:
+                return  # a late event after shutdown closed the file: nothing left to record it in
             self._stream.write(line + "\n")
             self._stream.flush()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import random
 import signal
@@ -327,7 +328,7 @@ def _number(kind: type, check: Any, description: str) -> Any:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {description}") from None
-        if not check(value):
+        if not math.isfinite(value) or not check(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a {description}")
         return value
 
@@ -349,6 +350,8 @@ def config_from_args(args: argparse.Namespace, *, rest_url: str, ws_url: str) ->
         name, _, seconds = item.partition("=")
         try:
             deadlines[State(name.strip().lower())] = float(seconds)
+            if not math.isfinite(deadlines[State(name.strip().lower())]):
+                raise ValueError(seconds)
         except ValueError:
             raise ConfigError(
                 f"--deadline {item!r}: expected STATE=SECONDS, e.g. orderbook_connect=5"
@@ -413,6 +416,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     exchange: EmbeddedExchange | None = None
     environment = Environment(args.env)
+    # Until _serve installs its handlers, SIGTERM interrupts like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if environment is Environment.LOCAL and not (args.rest_url or args.ws_url):
             if args.key_id or args.private_key:
@@ -452,6 +457,9 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigError, KeyLoadError, ControlServerError, ControlStateError) as exc:
         print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        print("kalshi-supervisor: interrupted before the supervisor started", file=sys.stderr)
+        return EXIT_OK
     finally:
         if exchange is not None:
             exchange.stop()

@@ -1,0 +1,755 @@
+"""The real ``kalshi-supervisor`` console script, end to end: subprocesses, loopback, signals.
+
+Everything else tests the supervisor in-process; only a subprocess shows what a user sees:
+exit codes, what lands on stdout and stderr, how Ctrl-C behaves in each state, and that
+``inject`` reaches a supervisor in another process. When a test needs to steer the exchange
+(hold a request, stall the stream) the exchange runs here, in the test process, and the
+supervisor subprocess is pointed at it with ``--rest-url``/``--ws-url``.
+
+Synchronisation is always on output: reader threads collect every line as it is written
+and tests wait, with a deadline, for the line they need. No test sleeps to let time pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_api.auth import load_signer
+from kalshi_api.rest import KalshiRestClient
+from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+
+REPO = Path(__file__).resolve().parents[1]
+_SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "supervision.runner"]
+"""The installed console script next to this interpreter (what users run), else the module."""
+
+REST = "/trade-api/v2"
+START_WAIT = 15.0
+"""Generous: a cold interpreter on a loaded 2-core CI box; a healthy run takes well under 1s."""
+EXIT_WAIT = 2.0
+"""The contract: after SIGINT/SIGTERM the process is gone within this long."""
+TRANSITION_KEYS = {
+    "from_state",
+    "to_state",
+    "context",
+    "metadata",
+    "timestamp",
+    "duration_ms",
+    "type",
+}
+
+
+# -- a running kalshi-supervisor, read line by line -------------------------------------------
+class Proc:
+    """One ``kalshi-supervisor`` subprocess; stdout, stderr and events collected as they come.
+
+    Events come from stdout (``--events -``) or by tailing ``events_file``. Waits are on a
+    condition the reader threads signal, so a test wakes the moment its line arrives.
+    """
+
+    def __init__(
+        self, args: list[str], *, env: dict[str, str], events_file: Path | None = None
+    ) -> None:
+        self.args = args
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.bad_event_lines: list[str] = []
+        self.signalled_at: float | None = None
+        self.stderr_before_signal = 0
+        self._events_on_stdout = events_file is None and "--events" in args[:-1]
+        if self._events_on_stdout:
+            self._events_on_stdout = args[args.index("--events") + 1] == "-"
+        self._changed = threading.Condition()
+        self.popen = subprocess.Popen(
+            [*COMMAND, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
+            cwd=REPO,
+        )
+        assert self.popen.stdout is not None and self.popen.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout, True), daemon=True),
+            threading.Thread(target=self._pump, args=(self.popen.stderr, False), daemon=True),
+        ]
+        if events_file is not None:
+            self._threads.append(
+                threading.Thread(target=self._tail, args=(events_file,), daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    # -- readers ------------------------------------------------------------------------------
+    def _pump(self, stream: IO[str], is_stdout: bool) -> None:
+        for line in stream:
+            with self._changed:
+                (self.stdout if is_stdout else self.stderr).append(line.rstrip("\n"))
+                if is_stdout and self._events_on_stdout:
+                    self._add_event(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()  # EOF: wake waiters so they fail fast, not at timeout
+
+    def _tail(self, path: Path) -> None:
+        """Follow a file the child appends JSON lines to (polled: files have no readiness)."""
+        pending = ""
+        handle: IO[str] | None = None
+        try:
+            while True:
+                exited = self.popen.poll() is not None
+                if handle is None and path.exists():
+                    handle = path.open(encoding="utf-8")
+                chunk = handle.read() if handle is not None else ""
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split("\n")
+                    with self._changed:
+                        for line in lines:
+                            self._add_event(line)
+                        self._changed.notify_all()
+                elif exited:
+                    return
+                else:
+                    time.sleep(0.01)  # file polling interval, not synchronisation
+        finally:
+            if handle is not None:
+                handle.close()
+            with self._changed:
+                self._changed.notify_all()
+
+    def _add_event(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            self.bad_event_lines.append(line)
+            return
+        if isinstance(event, dict):
+            self.events.append(event)
+        else:
+            self.bad_event_lines.append(line)
+
+    # -- waiting ------------------------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Block until ``predicate()`` is truthy (checked under the lock); fail with context."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.popen.poll() is not None and self._readers_done()):
+                    break
+                self._changed.wait(min(remaining, 0.2))
+        raise AssertionError(f"timed out waiting for {what}\n{self.describe()}")
+
+    def _readers_done(self) -> bool:
+        return not any(t.is_alive() for t in self._threads)
+
+    def wait_transition(self, to_state: str, *, after: int = 0, timeout: float = START_WAIT) -> int:
+        """Index in ``events`` of the first transition into ``to_state`` at or after ``after``."""
+
+        def find() -> int | None:
+            for index in range(after, len(self.events)):
+                event = self.events[index]
+                if event.get("type") == "state_transition" and event.get("to_state") == to_state:
+                    return index + 1  # +1 keeps index 0 truthy; undone below
+            return None
+
+        return int(self.wait_for(find, timeout, f"transition to {to_state}")) - 1
+
+    def wait_stderr(self, needle: str, timeout: float = START_WAIT) -> str:
+        return str(
+            self.wait_for(
+                lambda: next((line for line in self.stderr if needle in line), None),
+                timeout,
+                f"{needle!r} on stderr",
+            )
+        )
+
+    # -- ending -------------------------------------------------------------------------------
+    def interrupt(self, signum: int = signal.SIGINT) -> tuple[int | None, float]:
+        """Send ``signum``; returns (exit code or None if still running, seconds to exit)."""
+        with self._changed:
+            self.stderr_before_signal = len(self.stderr)
+        self.signalled_at = time.monotonic()
+        self.popen.send_signal(signum)
+        try:
+            code: int | None = self.popen.wait(EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            code = None
+        elapsed = time.monotonic() - self.signalled_at
+        if code is not None:
+            self.join_readers()
+        return code, elapsed
+
+    def finish(self, timeout: float = START_WAIT) -> int:
+        """Wait for a process that exits by itself (bad config, one-shot commands)."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"still running after {timeout}s\n{self.describe()}") from None
+        self.join_readers()
+        return code
+
+    def join_readers(self) -> None:
+        for thread in self._threads:
+            thread.join(5.0)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5.0)
+        self.join_readers()
+
+    def describe(self) -> str:
+        with self._changed:
+            out, err = "\n".join(self.stdout[-15:]), "\n".join(self.stderr[-25:])
+        return f"$ kalshi-supervisor {' '.join(self.args)}\n--- stdout\n{out}\n--- stderr\n{err}"
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.stdout + self.stderr)
+
+
+class Launcher:
+    """Starts subprocesses, and kills whatever a failed test left running."""
+
+    def __init__(self, env: dict[str, str], secrets: list[str]) -> None:
+        self.env = env
+        self.secrets = list(secrets)  # a test may add its own without touching the shared list
+        self.procs: list[Proc] = []
+
+    def __call__(self, *args: str, events_file: Path | None = None) -> Proc:
+        proc = Proc(list(args), env=self.env, events_file=events_file)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+
+    def leaked_secrets(self) -> list[str]:
+        """Runs whose stdout/stderr show any line of a private key's PEM body."""
+        markers = [
+            line
+            for pem in self.secrets
+            for line in pem.splitlines()
+            if len(line) >= 40 and "-----" not in line
+        ]
+        return [
+            " ".join(proc.args)
+            for proc in self.procs
+            if any(marker in proc.output for marker in markers)
+        ]
+
+
+def inject_cmd(launcher: Launcher, state_file: Path, *args: str) -> Proc:
+    proc = launcher("inject", *args, "--state-file", str(state_file))
+    proc.finish()
+    return proc
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The child's environment: no Kalshi credentials from the developer's shell, and a
+    private XDG state dir, so no run can touch the user's real control file."""
+    scrubbed = {k: v for k, v in os.environ.items() if not k.startswith("KALSHI_")}
+    scrubbed["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+    scrubbed["PYTHONUNBUFFERED"] = "1"
+    return scrubbed
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid RSA private key nobody registered: loads fine, never authenticates."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("keys") / "kalshi.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_exchange() -> Iterator[EmbeddedExchange]:
+    with EmbeddedExchange(
+        ExchangeConfig(markets=6, delta_rate=100, read_tokens_per_second=None)
+    ) as exchange:
+        yield exchange
+
+
+@pytest.fixture
+def exchange(shared_exchange: EmbeddedExchange) -> Iterator[EmbeddedExchange]:
+    """The shared in-test exchange, with gates released and the stream flowing afterwards."""
+    yield shared_exchange
+    shared_exchange.faults.clear()
+    shared_exchange.ws.unstall()
+
+
+@pytest.fixture(scope="module")
+def secrets(shared_exchange: EmbeddedExchange, key_file: Path) -> list[str]:
+    return [shared_exchange.private_key_path.read_text(), key_file.read_text()]
+
+
+@pytest.fixture
+def launch(env: dict[str, str], secrets: list[str]) -> Iterator[Launcher]:
+    launcher = Launcher(env, secrets)
+    try:
+        yield launcher
+    finally:
+        launcher.close()
+    assert launcher.leaked_secrets() == []
+
+
+def run_against(exchange: EmbeddedExchange, state_file: Path, *extra: str) -> list[str]:
+    """``run`` arguments pointing the subprocess at the in-test exchange."""
+    return [
+        "run",
+        "--env",
+        "local",
+        "--rest-url",
+        exchange.rest_url,
+        "--ws-url",
+        exchange.ws_url,
+        "--key-id",
+        exchange.key_id,
+        "--private-key",
+        str(exchange.private_key_path),
+        "--status-port",
+        "0",
+        "--state-file",
+        str(state_file),
+        *extra,
+    ]
+
+
+def assert_events_file(path: Path) -> list[dict[str, Any]]:
+    """Every line is one JSON event; transitions carry exactly the documented keys."""
+    events = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        event = json.loads(line)
+        assert isinstance(event, dict), f"line {number}: {line}"
+        assert {"type", "timestamp"} <= event.keys(), f"line {number}: {line}"
+        if event["type"] == "state_transition":
+            assert set(event) == TRANSITION_KEYS, f"line {number}: {line}"
+        events.append(event)
+    return events
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed: connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- run: cold start to READY and back down ---------------------------------------------------
+def test_run_when_no_arguments_reaches_ready_and_sigint_shuts_down_cleanly(
+    launch: Launcher, tmp_path: Path
+) -> None:
+    proc = launch(
+        "run", "--status-port", "0", "--state-file", str(tmp_path / "s" / "c.json"), "--events", "-"
+    )
+    proc.wait_transition("ready")
+    code, elapsed = proc.interrupt(signal.SIGINT)
+    assert code == 0, proc.describe()
+    assert elapsed < EXIT_WAIT
+    assert proc.bad_event_lines == []
+    last = json.loads(proc.stdout[-1])
+    assert (last["type"], last["from_state"], last["to_state"]) == (
+        "state_transition",
+        "ready",
+        "shutdown",
+    )
+    states = [e["to_state"] for e in proc.events if e["type"] == "state_transition"]
+    assert states == [
+        "initializing",
+        "orderbook_connect",
+        "trading_client_connect",
+        "kalshi_data_sync",
+        "ready",
+        "shutdown",
+    ]
+    assert "Traceback" not in proc.output
+    assert not (tmp_path / "s" / "c.json").exists()  # the state file is cleaned up on exit
+
+
+# -- SIGINT from every state --------------------------------------------------------------------
+Starter = Callable[..., Proc]
+"""``start(*extra_run_args)``: launch ``run`` against the in-test exchange."""
+
+
+def _hold_initializing(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    gate = exchange.faults.hold(f"{REST}/markets")  # discovery: GET /markets?status=open
+    proc = start()
+    proc.wait_transition("initializing")
+    assert gate.wait_entered(START_WAIT), proc.describe()
+    return proc
+
+
+def _hold_orderbook(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    exchange.ws.stall(None)  # connected and subscribed, but no snapshot ever arrives
+    proc = start()
+    proc.wait_transition("orderbook_connect")
+    return proc
+
+
+def _hold_trading(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    # The CLI's preflight also reads /exchange/status, so the gate goes up only once the
+    # supervisor is past it: held in ORDERBOOK_CONNECT by a stall, then let through.
+    exchange.ws.stall(None)
+    proc = start("--markets", ",".join(exchange.markets.tickers()[:3]))
+    proc.wait_transition("orderbook_connect")
+    gate = exchange.faults.hold(f"{REST}/exchange/status")
+    exchange.ws.unstall()
+    proc.wait_transition("trading_client_connect")
+    assert gate.wait_entered(START_WAIT), proc.describe()
+    return proc
+
+
+def _hold_sync(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    gate = exchange.faults.hold(f"{REST}/portfolio/positions")
+    proc = start()
+    proc.wait_transition("kalshi_data_sync")
+    assert gate.wait_entered(START_WAIT), proc.describe()
+    return proc
+
+
+def _hold_ready(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    proc = start()
+    proc.wait_transition("ready")
+    return proc
+
+
+def _hold_error(exchange: EmbeddedExchange, start: Starter, launch: Launcher) -> Proc:
+    proc = start("--min-backoff", "30", "--max-backoff", "30", "--random-factor", "0")
+    ready = proc.wait_transition("ready")
+    state_file = Path(proc.args[proc.args.index("--state-file") + 1])
+    injector = launch("inject", "trading", "crash", "--state-file", str(state_file))
+    assert injector.finish() == 0, injector.describe()
+    proc.wait_transition("error", after=ready)
+    return proc
+
+
+HOLDS: dict[str, Callable[[EmbeddedExchange, Starter, Launcher], Proc]] = {
+    "initializing": _hold_initializing,
+    "orderbook_connect": _hold_orderbook,
+    "trading_client_connect": _hold_trading,
+    "kalshi_data_sync": _hold_sync,
+    "ready": _hold_ready,
+    "error": _hold_error,
+}
+
+
+@pytest.mark.parametrize("state", list(HOLDS))
+def test_run_when_sigint_in_state_exits_0_within_2s_with_shutdown_from_that_state(
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path, state: str
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    state_file = tmp_path / "state" / "control.json"
+
+    def start(*extra: str) -> Proc:
+        args = run_against(exchange, state_file, "--events", str(events_file), *extra)
+        return launch(*args, events_file=events_file)
+
+    proc = HOLDS[state](exchange, start, launch)
+    code, elapsed = proc.interrupt(signal.SIGINT)
+    assert code == 0, f"exit {code} after {elapsed:.2f}s\n{proc.describe()}"
+    assert elapsed < EXIT_WAIT
+    events = assert_events_file(events_file)
+    last = events[-1]
+    assert (last["type"], last["from_state"], last["to_state"]) == (
+        "state_transition",
+        state,
+        "shutdown",
+    ), proc.describe()
+    assert last["metadata"] == {"reason": "interrupted by signal"}
+    # The injected crash behind ERROR is logged with its traceback (pykka reports an actor's
+    # unhandled exception); shutting down must add none.
+    assert "Traceback" not in "\n".join(proc.stderr[proc.stderr_before_signal :]), proc.describe()
+    if state != "error":
+        assert "Traceback" not in proc.output, proc.describe()
+
+
+def test_run_when_sigint_during_preflight_exits_promptly_without_traceback(
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
+) -> None:
+    gate = exchange.faults.hold(f"{REST}/exchange/status")  # the preflight's one request
+    proc = launch(*run_against(exchange, tmp_path / "state" / "control.json"))
+    assert gate.wait_entered(START_WAIT), proc.describe()
+    code, elapsed = proc.interrupt(signal.SIGINT)
+    assert code is not None and elapsed < EXIT_WAIT, proc.describe()
+    assert "Traceback" not in proc.output, proc.describe()
+    assert code == 0, proc.describe()
+    assert "interrupted before the supervisor started" in proc.output, proc.describe()
+
+
+# -- bad configuration: one line, exit 2, no traceback ---------------------------------------------
+def _bad_config_cases(
+    tmp: Path, key_file: Path, listening_port: int
+) -> dict[str, tuple[list[str], str]]:
+    """case -> (arguments after ``run``, text the error line must contain)."""
+    closed = free_port()
+    unreachable = [
+        "--rest-url",
+        f"http://127.0.0.1:{closed}/trade-api/v2",
+        "--ws-url",
+        f"ws://127.0.0.1:{closed}/trade-api/ws/v2",
+    ]
+    not_pem = tmp / "not-a-key.pem"
+    not_pem.write_text("this is not a PEM file\n")
+    not_pem.chmod(0o600)
+    return {
+        "paper_without_key_id": (["--env", "paper"], "key id"),
+        "production_without_key": (["--env", "production", "--key-id", "X"], "private key"),
+        "key_file_missing": (
+            ["--env", "paper", *unreachable, "--key-id", "X", "--private-key", str(tmp / "nope")],
+            "nope",
+        ),
+        "key_file_is_directory": (
+            ["--env", "paper", *unreachable, "--key-id", "X", "--private-key", str(tmp)],
+            str(tmp),
+        ),
+        "key_file_not_pem": (
+            ["--env", "paper", *unreachable, "--key-id", "X", "--private-key", str(not_pem)],
+            "not-a-key.pem",
+        ),
+        "malformed_ticker": (["--markets", "bad ticker"], "bad ticker"),
+        "unreachable_exchange": (
+            ["--env", "paper", *unreachable, "--key-id", "K", "--private-key", str(key_file)],
+            f"127.0.0.1:{closed}",
+        ),
+        "status_port_in_use": (["--status-port", str(listening_port)], str(listening_port)),
+        "bad_deadline": (["--deadline", "foo=1"], "--deadline"),
+        "bad_restart_type": (["--restart-type", "orderbook=forever"], "--restart-type"),
+        "negative_sync_interval": (["--sync-interval", "-1"], "--sync-interval"),
+        "infinite_sync_interval": (["--sync-interval", "inf"], "sync"),
+        "infinite_max_backoff": (["--max-backoff", "inf"], "backoff"),
+        "nan_deadline": (["--deadline", "orderbook_connect=nan"], "deadline"),
+    }
+
+
+ARGPARSE_CASES = {"negative_sync_interval", "infinite_sync_interval", "infinite_max_backoff"}
+BAD_CONFIG_IDS = [
+    "paper_without_key_id",
+    "production_without_key",
+    "key_file_missing",
+    "key_file_is_directory",
+    "key_file_not_pem",
+    "malformed_ticker",
+    "unreachable_exchange",
+    "status_port_in_use",
+    "bad_deadline",
+    "bad_restart_type",
+    "negative_sync_interval",
+    "infinite_sync_interval",
+    "infinite_max_backoff",
+    "nan_deadline",
+]
+
+
+@pytest.fixture(scope="module")
+def bad_config_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str],
+    secrets: list[str],
+    key_file: Path,
+) -> Iterator[dict[str, tuple[Proc, int, str]]]:
+    """Every bad-configuration run, started at once (each is CPU-bound interpreter start-up,
+    independent of the others) and awaited together: case -> (proc, exit code, expected)."""
+    tmp = tmp_path_factory.mktemp("bad-config")
+    launcher = Launcher(env, secrets)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cases = _bad_config_cases(tmp, key_file, busy.getsockname()[1])
+        assert set(cases) == set(BAD_CONFIG_IDS)
+        try:
+            started = {
+                name: launcher("run", *args, "--state-file", str(tmp / name / "control.json"))
+                if "--status-port" in args
+                else launcher(
+                    "run",
+                    *args,
+                    "--status-port",
+                    "0",
+                    "--state-file",
+                    str(tmp / name / "control.json"),
+                )
+                for name, (args, _) in cases.items()
+            }
+            yield {name: (proc, proc.finish(), cases[name][1]) for name, proc in started.items()}
+        finally:
+            launcher.close()
+    assert launcher.leaked_secrets() == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    BAD_CONFIG_IDS,
+)
+def test_run_when_configuration_bad_prints_one_error_line_and_exits_2(
+    bad_config_runs: dict[str, tuple[Proc, int, str]], case: str
+) -> None:
+    proc, code, expected = bad_config_runs[case]
+    assert code == 2, proc.describe()
+    assert "Traceback" not in proc.output, proc.describe()
+    assert proc.stdout == [], proc.describe()
+    lines = [line for line in proc.stderr if line.strip()]
+    if case in ARGPARSE_CASES:  # argparse: usage, then "prog run: error: ..."
+        assert lines[-1].startswith("kalshi-supervisor run: error:"), proc.describe()
+    else:
+        assert len(lines) == 1, proc.describe()
+        assert lines[0].startswith("kalshi-supervisor: error:"), proc.describe()
+    assert expected in lines[-1], proc.describe()
+
+
+# -- inject, from another process ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def supervised(
+    tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], secrets: list[str]
+) -> Iterator[tuple[Proc, Path, Launcher]]:
+    """One supervisor on its own embedded exchange (exchange faults need it in-process),
+    with fast restarts, shared by the inject tests; each test reads only events it caused."""
+    state_file = tmp_path_factory.mktemp("inject") / "state" / "control.json"
+    launcher = Launcher(env, secrets)
+    try:
+        proc = launcher(
+            "run",
+            "--status-port",
+            "0",
+            "--state-file",
+            str(state_file),
+            "--events",
+            "-",
+            "--exchange-markets",
+            "6",
+            "--min-backoff",
+            "0.01",
+            "--max-backoff",
+            "0.05",
+            "--random-factor",
+            "0",
+        )
+        proc.wait_transition("ready")
+        yield proc, state_file, launcher
+        code, _ = proc.interrupt(signal.SIGINT)
+        assert code == 0, proc.describe()
+    finally:
+        launcher.close()
+    assert launcher.leaked_secrets() == []
+
+
+def test_inject_when_fault_valid_exits_0_and_events_show_fault_injected(
+    supervised: tuple[Proc, Path, Launcher],
+) -> None:
+    proc, state_file, launcher = supervised
+    after = len(proc.events)
+    injector = inject_cmd(launcher, state_file, "exchange", "seq_gap")
+    assert injector.popen.returncode == 0, injector.describe()
+    assert json.loads(injector.stdout[-1]) == {
+        "accepted": True,
+        "target": "exchange",
+        "fault": "seq_gap",
+    }
+    proc.wait_for(
+        lambda: any(
+            e["type"] == "fault_injected"
+            and e["fault"]["target"] == "exchange"
+            and e["fault"]["fault"] == "seq_gap"
+            for e in proc.events[after:]
+        ),
+        START_WAIT,
+        "fault_injected event",
+    )
+
+
+def test_inject_when_token_wrong_exits_1_and_supervisor_logs_refusal_without_tokens(
+    supervised: tuple[Proc, Path, Launcher],
+) -> None:
+    proc, state_file, launcher = supervised
+    real_token = json.loads(state_file.read_text())["token"]
+    wrong_token = "wrong-token-0123456789abcdef"
+    after = len(proc.events)
+    injector = inject_cmd(launcher, state_file, "exchange", "seq_gap", "--token", wrong_token)
+    assert injector.popen.returncode == 1, injector.describe()
+    assert injector.stdout == []
+    assert injector.stderr[-1].startswith("refused"), injector.describe()
+    refusal = proc.wait_stderr("refused fault injection")
+    assert "Traceback" not in injector.output
+    for token in (real_token, wrong_token):
+        assert token not in proc.output
+        assert token not in injector.output
+    assert "token" in refusal
+    assert not any(e["type"] == "fault_injected" for e in proc.events[after:])
+
+
+def test_inject_when_sync_crashes_goes_to_error_then_back_to_ready(
+    supervised: tuple[Proc, Path, Launcher],
+) -> None:
+    proc, state_file, launcher = supervised
+    after = len(proc.events)
+    injector = inject_cmd(launcher, state_file, "sync", "crash")
+    assert injector.popen.returncode == 0, injector.describe()
+    error = proc.wait_transition("error", after=after)
+    assert proc.events[error]["from_state"] == "ready"
+    proc.wait_transition("ready", after=error)
+
+
+# -- exchange and diagram -------------------------------------------------------------------------
+def test_exchange_when_started_prints_one_json_line_serves_signed_rest_and_sigterm_exits_0(
+    launch: Launcher,
+) -> None:
+    proc = launch("exchange", "--markets", "3", "--rate", "0")
+    proc.wait_for(lambda: proc.stdout, START_WAIT, "the address line")
+    published = json.loads(proc.stdout[0])
+    assert set(published) == {"rest_url", "ws_url", "key_id", "private_key"}
+    key_path = Path(published["private_key"])
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    launch.secrets.append(key_path.read_text())
+    signer = load_signer(published["key_id"], key_path, env={})
+    with KalshiRestClient(published["rest_url"], signer, timeout=5.0) as client:
+        balance = client.get_balance()
+    assert balance.balance > 0
+    code, elapsed = proc.interrupt(signal.SIGTERM)
+    assert code == 0, proc.describe()
+    assert elapsed < EXIT_WAIT
+    assert len(proc.stdout) == 1, proc.describe()
+    assert "Traceback" not in proc.output
+
+
+def test_diagram_when_run_prints_mermaid_state_diagram(launch: Launcher) -> None:
+    proc = launch("diagram")
+    assert proc.finish() == 0, proc.describe()
+    assert proc.stdout[0] == "stateDiagram-v2"
+    text = "\n".join(proc.stdout)
+    for edge in ("STARTUP --> INITIALIZING", "KALSHI_DATA_SYNC --> READY", "ERROR --> STARTUP"):
+        assert edge in text
+    assert proc.stderr == []
