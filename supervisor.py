@@ -33,6 +33,7 @@ from messages.events import (
     StageDropped,
     StageFailure,
     StreamHealed,
+    StreamInterrupted,
     SupervisorEvent,
     SupervisorGaveUp,
 )
@@ -311,8 +312,6 @@ class SupervisorActor(pykka.ThreadingActor):
     def _enter_stage(self) -> None:
         spec = self._specs[self._cursor]
         child = self._ensure_child(spec)
-        if child is None:
-            return
         if self._machine.state is not spec.state:
             metadata = self._ask(child, Describe())
             if metadata is None:
@@ -448,6 +447,12 @@ class SupervisorActor(pykka.ThreadingActor):
                     lambda: self._tell_self(_HealExpired(epoch)),
                     name="heal",
                 )
+                self._publish(
+                    StreamInterrupted(
+                        detail=incident.detail,
+                        heal_timeout_ms=round(self._config.heal_timeout * 1000),
+                    )
+                )
         elif incident.kind in ("reconnected", "resynced"):
             if self._heal_timer is not None:
                 self._heal_timer.cancel()
@@ -461,7 +466,6 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _reconnect_orderbook(self) -> None:
         """READY -> ORDERBOOK_CONNECT: the stream could not heal in place within heal_timeout."""
-        self._heal_timer = None
         self._cancel_periodic()
         self._cursor = next(i for i, s in enumerate(self._specs) if s.name == ORDERBOOK_STAGE)
         self._enter_stage()
@@ -684,8 +688,6 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self._cancel_deadline()
         self._cancel_periodic()
-        if self._heal_timer is not None:
-            self._heal_timer.cancel()
         self._stop_children([s.name for s in self._specs if s.name in self._children])
         self._stop_children(list(self._children))
         self._transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))
@@ -695,7 +697,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.stop()
 
     # -- children --------------------------------------------------------------------------
-    def _ensure_child(self, spec: StageSpec) -> _Child | None:
+    def _ensure_child(self, spec: StageSpec) -> _Child:
         child = self._children.get(spec.name)
         if child is not None and child.ref.is_alive():
             return child
@@ -808,9 +810,13 @@ class SupervisorActor(pykka.ThreadingActor):
             self._deadline = None
 
     def _cancel_periodic(self) -> None:
+        """Cancel every READY-only timer (liveness, update sync, heal) on leaving READY."""
         for handle in self._periodic:
             handle.cancel()
         self._periodic.clear()
+        if self._heal_timer is not None:
+            self._heal_timer.cancel()
+            self._heal_timer = None
         for child in self._children.values():
             child.ping = None
             child.busy_until = None

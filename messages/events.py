@@ -90,6 +90,14 @@ class StreamHealed(Event):
     healed_total: int
 
 
+class StreamInterrupted(Event):
+    """The orderbook stream dropped while READY; it has ``heal_timeout_ms`` to heal in place."""
+
+    type: Literal["stream_interrupted"] = "stream_interrupted"
+    detail: str
+    heal_timeout_ms: int
+
+
 class FaultInjected(Event):
     """Someone injected a fault (in-process or through ``kalshi-supervisor inject``)."""
 
@@ -105,5 +113,6 @@ SupervisorEvent = (
     | StageDropped
     | SupervisorGaveUp
     | StreamHealed
+    | StreamInterrupted
     | FaultInjected
 )

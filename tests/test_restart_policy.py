@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pykka
@@ -19,7 +19,7 @@ from actors.base import InjectedFaultError
 from actors.trading_connect import TradingConnectActor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.commands import Ping
-from messages.events import StageDropped, SupervisorGaveUp
+from messages.events import StageDropped, StreamInterrupted, SupervisorEvent, SupervisorGaveUp
 from messages.faults import InjectFault
 from messages.metadata import ErrorMetadata, ReadyMetadata, ShutdownMetadata
 from messages.states import State
@@ -231,3 +231,38 @@ def test_source_when_scanned_has_no_ask_or_get_without_timeout(path: Path) -> No
         if name == "stop" and "block" in keywords and "timeout" not in keywords:
             offenders.append(f"{path.name}:{node.lineno} {ast.unparse(node)}")
     assert offenders == []
+
+
+def test_heal_timer_when_a_failure_interrupts_healing_is_rearmed_after_recovery(
+    exchange: EmbeddedExchange,
+) -> None:
+    """A heal timer left over from before an ERROR must not block the next one."""
+    scheduler = ManualScheduler()
+    settings = RestartSettings(min_backoff=0.01, max_backoff=0.01, random_factor=0.0)
+    config = make_config(
+        exchange, restart=settings, deadlines=FAR_DEADLINES, heal_timeout=1.0, **QUIET
+    )
+
+    def interrupted(after: int) -> Callable[[list[SupervisorEvent]], bool]:
+        return lambda events: any(isinstance(e, StreamInterrupted) for e in events[after:])
+
+    with running_supervisor(exchange, config, scheduler=scheduler) as sup:
+        assert sup.wait_for_state(State.READY, WAIT)
+        seen = len(sup.recorder.events())
+        exchange.ws.stall(None)
+        exchange.ws.drop_connections()
+        assert sup.recorder.wait_for(interrupted(seen), WAIT)
+        crash_and_wait_error(sup)
+        exchange.ws.unstall()
+        seen = len(sup.recorder.events())
+        scheduler.advance(0.01)
+        assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
+
+        seen = len(sup.recorder.events())
+        exchange.ws.stall(None)
+        exchange.ws.drop_connections()
+        assert sup.recorder.wait_for(interrupted(seen), WAIT)
+        scheduler.advance(1.0)
+        assert sup.recorder.wait_for_state(State.ORDERBOOK_CONNECT, WAIT, after=seen)
+        exchange.ws.unstall()
+        assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
