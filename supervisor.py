@@ -21,9 +21,8 @@ import pykka
 
 from actors.base import StageControls, StartFaults, one_line
 from actors.context import StageContext
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES, StageSpec, pipeline_is_valid, validate_pipeline
 from kalshi_api.auth import KalshiSigner
-from kalshi_api.rest import KalshiRestClient
 from messages.base import Message
 from messages.commands import Connect, Describe, Ping, Report, RunSync, Shutdown
 from messages.events import (
@@ -57,9 +56,10 @@ from messages.results import (
 )
 from messages.states import State
 from supervision.config import SupervisorConfig
+from supervision.markets import resolve_markets
 from supervision.policy import RestartTracker
 from supervision.scheduler import Scheduler, ThreadScheduler, TimerHandle
-from supervision.state_machine import TRANSITIONS, StateMachine
+from supervision.state_machine import StateMachine
 
 logger = logging.getLogger("kalshi_supervisor")
 
@@ -833,32 +833,6 @@ class SupervisorActor(pykka.ThreadingActor):
                 logger.exception("event listener %r failed", listener)
 
 
-def resolve_markets(config: SupervisorConfig, signer: KalshiSigner) -> tuple[str, ...]:
-    """INITIALIZING's work: the configured tickers, checked to exist, or discovered open ones.
-
-    Raises LookupError with one line naming what is missing; never touches actor state (it
-    runs on its own thread).
-    """
-    with KalshiRestClient(config.rest_url, signer, timeout=config.request_timeout) as client:
-        if config.markets is not None:
-            known = {
-                m.ticker
-                for m in client.get_markets(status=None, tickers=config.markets, mve_filter=None)
-            }
-            unknown = [t for t in config.markets if t not in known]
-            if unknown:
-                raise LookupError(f"unknown market ticker(s): {', '.join(unknown)}")
-            return config.markets
-        markets = client.get_markets(
-            status="open", series_ticker=config.series, max_items=config.market_count
-        )
-    tickers = tuple(m.ticker for m in markets[: config.market_count])
-    if not tickers:
-        series = f" in series {config.series}" if config.series else ""
-        raise LookupError(f"no open markets found{series}")
-    return tickers
-
-
 def _answered(future: pykka.Future[Any]) -> bool:
     """Whether a pykka future has resolved (with a value or an error), without blocking."""
     try:
@@ -868,34 +842,6 @@ def _answered(future: pykka.Future[Any]) -> bool:
     except Exception:
         return True
     return True
-
-
-def pipeline_is_valid(specs: Sequence[StageSpec]) -> bool:
-    try:
-        validate_pipeline(specs)
-    except ValueError:
-        return False
-    return True
-
-
-def validate_pipeline(specs: Sequence[StageSpec]) -> None:
-    """Check the stages' states form a legal path INITIALIZING -> ... -> READY in the table."""
-    if not specs:
-        raise ValueError("the supervisor needs at least one stage")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"stage names must be unique, got {names}")
-    previous = State.INITIALIZING
-    for spec in specs:
-        if spec.state is previous:
-            continue
-        if spec.state not in TRANSITIONS[previous]:
-            raise ValueError(
-                f"stage {spec.name!r}: {previous.name} -> {spec.state.name} is not allowed"
-            )
-        previous = spec.state
-    if State.READY not in TRANSITIONS[previous]:
-        raise ValueError(f"the last stage's state {previous.name} cannot move to READY")
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ state, when several specs share one), asking the actor to ``Describe`` the entry
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actors.base import StageActor
@@ -15,6 +16,7 @@ from actors.orderbook_connect import OrderbookConnectActor
 from actors.trading_connect import TradingConnectActor
 from messages.states import State
 from supervision.policy import RestartType
+from supervision.state_machine import TRANSITIONS
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,31 @@ TRADING = StageSpec(
 SYNC = StageSpec("sync", State.KALSHI_DATA_SYNC, KalshiSyncActor, requires_trading=True)
 
 DEFAULT_STAGES: tuple[StageSpec, ...] = (ORDERBOOK, TRADING, SYNC)
+
+
+def pipeline_is_valid(specs: Sequence[StageSpec]) -> bool:
+    try:
+        validate_pipeline(specs)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_pipeline(specs: Sequence[StageSpec]) -> None:
+    """Check the stages' states form a legal path INITIALIZING -> ... -> READY in the table."""
+    if not specs:
+        raise ValueError("the supervisor needs at least one stage")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique, got {names}")
+    previous = State.INITIALIZING
+    for spec in specs:
+        if spec.state is previous:
+            continue
+        if spec.state not in TRANSITIONS[previous]:
+            raise ValueError(
+                f"stage {spec.name!r}: {previous.name} -> {spec.state.name} is not allowed"
+            )
+        previous = spec.state
+    if State.READY not in TRANSITIONS[previous]:
+        raise ValueError(f"the last stage's state {previous.name} cannot move to READY")

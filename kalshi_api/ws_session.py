@@ -28,24 +28,53 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ipaddress
 import logging
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
 from kalshi_api.orderbook import Level, OrderBook
+from kalshi_api.stream_events import (
+    ReconnectPolicy,
+    StreamConnected,
+    StreamDisconnected,
+    StreamEvent,
+    StreamFailed,
+    StreamGap,
+    StreamResynced,
+    StreamStats,
+    StreamSynced,
+    StreamTerminalError,
+)
+from kalshi_api.ws_connect import connect_options, describe_close, describe_connect_error, one_line
+
+__all__ = [
+    "CHANNEL",
+    "TERMINAL_CODES",
+    "WS_SIGNING_PATH",
+    "OrderbookStream",
+    "ReconnectPolicy",
+    "StreamConnected",
+    "StreamDisconnected",
+    "StreamEvent",
+    "StreamFailed",
+    "StreamGap",
+    "StreamResynced",
+    "StreamStats",
+    "StreamSynced",
+    "StreamTerminalError",
+    "connect_options",
+    "describe_connect_error",
+    "fast_count",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,148 +89,6 @@ reconnect), so an exchange that keeps sending bad data cannot trap us in a reque
 _UNREADABLE = (orjson.JSONDecodeError, LookupError, TypeError, ValueError, AttributeError)
 """What a frame with the wrong shape raises on the hot path: counted, skipped, never fatal."""
 _T = TypeVar("_T")
-
-
-# -- events --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class StreamConnected:
-    """The upgrade succeeded; ``attempt`` counts tries since the last synced session (1 = first)."""
-
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSynced:
-    """Every market has its first snapshot since this (re)connect: the books are live."""
-
-    market_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamGap:
-    """Data was lost on a sid; its books are stale until fresh snapshots arrive.
-
-    ``reason`` is ``"seq"`` (``received != expected``), ``"negative_level"`` (a delta took
-    a level below zero) or ``"bad_frame"`` (a frame that consumed a seq was unreadable).
-    """
-
-    sid: int
-    expected: int
-    received: int
-    reason: str = "seq"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamResynced:
-    """Every book of ``sid`` was rebuilt from fresh snapshots after a gap or terminal error."""
-
-    sid: int
-
-
-@dataclass(frozen=True, slots=True)
-class StreamDisconnected:
-    """A connection attempt or an open session ended; ``reason`` is one line."""
-
-    reason: str
-    will_retry: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StreamTerminalError:
-    """Kalshi killed a subscription (code 10 channel error, 25 buffer overflow); resubscribing."""
-
-    code: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFailed:
-    """The stream gave up for good (auth rejected, bad URL, attempts exhausted)."""
-
-    reason: str
-
-
-StreamEvent = (
-    StreamConnected
-    | StreamSynced
-    | StreamGap
-    | StreamResynced
-    | StreamDisconnected
-    | StreamTerminalError
-    | StreamFailed
-)
-
-
-# -- configuration and counters ------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ReconnectPolicy:
-    """Exponential backoff with full jitter between connection attempts.
-
-    ``max_attempts`` bounds consecutive failed attempts (a connect that failed, or a session
-    that ended before every book synced); None retries forever. A session that synced
-    resets the count, so a long-lived stream survives any number of separate outages.
-    """
-
-    min_delay: float = 0.25
-    max_delay: float = 30.0
-    max_attempts: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.min_delay < 0 or self.max_delay < self.min_delay:
-            raise ValueError("need 0 <= min_delay <= max_delay")
-        if self.max_attempts is not None and self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1 or None")
-
-    def delay(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait before the attempt after ``failures`` consecutive failures."""
-        ceiling = min(self.max_delay, self.min_delay * 2 ** max(0, min(failures - 1, 30)))
-        return rng.uniform(0.0, ceiling)
-
-
-class StreamStats:
-    """Counters written only by the stream thread; any thread may read them (ints are atomic)."""
-
-    __slots__ = (
-        "deltas_discarded",
-        "deltas_received",
-        "duplicates_dropped",
-        "gaps",
-        "ignored_frames",
-        "last_frame_monotonic",
-        "malformed_frames",
-        "orphan_frames",
-        "reconnects",
-        "resubscribes",
-        "resyncs",
-        "snapshots_received",
-        "terminal_errors",
-    )
-
-    def __init__(self) -> None:
-        self.snapshots_received = 0
-        self.deltas_received = 0
-        """Deltas in sequence on a live sid (applied, or discarded while their book was stale)."""
-        self.deltas_discarded = 0
-        self.gaps = 0
-        self.resyncs = 0
-        """Sids whose books were all rebuilt after a gap or terminal error."""
-        self.resubscribes = 0
-        self.reconnects = 0
-        self.malformed_frames = 0
-        self.duplicates_dropped = 0
-        self.terminal_errors = 0
-        self.orphan_frames = 0
-        """Frames for sids we no longer (or never) had, e.g. in flight during an unsubscribe."""
-        self.ignored_frames = 0
-        """Well-formed frames of types this stream does not handle."""
-        self.last_frame_monotonic = 0.0
-        """``time.monotonic()`` of the last frame, for staleness checks (0.0 = none yet)."""
-
-    def as_dict(self) -> dict[str, int | float]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __repr__(self) -> str:
-        return f"StreamStats({self.as_dict()})"
 
 
 # -- per-session bookkeeping (stream thread only) ------------------------------------------
@@ -402,7 +289,7 @@ class OrderbookStream:
             pass
         except Exception as exc:  # a bug here must still surface as an event, not a dead thread
             log.exception("orderbook stream crashed")
-            self._fail(f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+            self._fail(f"internal error: {type(exc).__name__}: {one_line(exc)}")
         finally:
             self.connected = False
             self._synced.clear()
@@ -470,7 +357,7 @@ class OrderbookStream:
             try:
                 headers = dict(self._auth_headers()) if self._auth_headers is not None else {}
             except Exception as exc:
-                self._fail(f"cannot sign the WebSocket upgrade: {_one_line(exc)}")
+                self._fail(f"cannot sign the WebSocket upgrade: {one_line(exc)}")
                 return
             try:
                 ws = await connect(self._url, additional_headers=headers, **options)
@@ -483,7 +370,7 @@ class OrderbookStream:
                     self._fail(reason)
                     return
             except InvalidURI as exc:
-                self._fail(f"invalid WebSocket URL {self._url!r}: {_one_line(exc)}")
+                self._fail(f"invalid WebSocket URL {self._url!r}: {one_line(exc)}")
                 return
             except Exception as exc:
                 reason = describe_connect_error(exc, self._url, self._open_timeout)
@@ -520,7 +407,7 @@ class OrderbookStream:
                 self._send_barrier(waiter)
             await self._read_frames(ws)
         except ConnectionClosed as exc:
-            reason = self._close_reason or _describe_close(exc)
+            reason = self._close_reason or describe_close(exc)
         finally:
             self._end_session()
             if self._stopping:
@@ -972,85 +859,3 @@ async def _send_quietly(ws: ClientConnection, data: bytes) -> None:
     """Send a command; a closed socket is reported by the reader, not here."""
     with contextlib.suppress(ConnectionClosed):
         await ws.send(data, text=True)
-
-
-def connect_options(
-    url: str, *, open_timeout: float = 5.0, ping_interval: float | None = 10.0
-) -> dict[str, Any]:
-    """Keyword arguments for ``websockets.asyncio.client.connect``, shared with the benchmark.
-
-    Loopback ``ws://`` URLs bypass any proxy from the environment (an HTTP proxy would
-    break the embedded exchange); real ``wss://`` hosts keep the default proxy handling.
-    """
-    return {
-        "open_timeout": open_timeout,
-        "ping_interval": ping_interval,
-        "ping_timeout": 20.0 if ping_interval else None,
-        "close_timeout": 1.0,
-        "max_size": 16 * 2**20,
-        "max_queue": 1024,
-        "proxy": None if _is_loopback_ws(url) else True,
-    }
-
-
-def _is_loopback_ws(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme != "ws":
-        return False
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def describe_connect_error(exc: BaseException, url: str, open_timeout: float) -> str:
-    """One line saying why a connection attempt failed (never a traceback)."""
-    parts = urlsplit(url)
-    where = parts.netloc or url
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        detail = _error_detail(bytes(exc.response.body or b""))
-        return f"WebSocket upgrade to {where} rejected: HTTP {status}{detail}"
-    if isinstance(exc, socket.gaierror):
-        return f"DNS lookup failed for {parts.hostname}: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused by {where}"
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {open_timeout:g}s connecting to {where}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake with {where} failed: {exc.reason or _one_line(exc)}"
-    if isinstance(exc, OSError):
-        return f"cannot connect to {where}: {exc.strerror or _one_line(exc)}"
-    if isinstance(exc, InvalidHandshake):
-        return f"WebSocket handshake with {where} failed: {_one_line(exc)}"
-    return f"cannot connect to {where}: {type(exc).__name__}: {_one_line(exc)}"
-
-
-def _error_detail(body: bytes) -> str:
-    """Kalshi's ``{"error":{"code","message","details"}}`` body, squeezed to a suffix."""
-    if not body:
-        return ""
-    try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return f" ({_one_line(body.decode('utf-8', 'replace'))[:120]})"
-    if isinstance(error, dict):
-        parts = [str(error[key]) for key in ("code", "details") if error.get(key)]
-        return f" ({': '.join(parts)})" if parts else ""
-    return f" ({error})" if error else ""
-
-
-def _describe_close(exc: ConnectionClosed) -> str:
-    if exc.rcvd is not None:
-        why = f" {exc.rcvd.reason}" if exc.rcvd.reason else ""
-        return f"connection closed by the exchange (code {exc.rcvd.code}{why})"
-    if exc.sent is not None:
-        return f"connection closed (code {exc.sent.code} {exc.sent.reason})".rstrip()
-    return "connection lost (no close frame)"
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split())

@@ -42,10 +42,11 @@ from supervision.control_state import (
     write_state_file,
 )
 from supervision.event_log import EventRecorder, JsonLinesSink
+from supervision.markets import resolve_markets
 from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
-from supervisor import EventListener, SupervisorActor, resolve_markets
+from supervisor import EventListener, SupervisorActor
 
 logger = logging.getLogger("kalshi_supervisor")
 

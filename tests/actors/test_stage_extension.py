@@ -8,13 +8,12 @@ import pykka
 import pytest
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES, StageSpec, validate_pipeline
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.base import Message
 from messages.faults import InjectFault
 from messages.metadata import KalshiDataSyncMetadata
 from messages.states import State
-from supervisor import validate_pipeline
 from tests.harness import WAIT, running_supervisor, start_exchange
 
 
