@@ -154,6 +154,9 @@ class _Recovery:
 class SupervisorActor(pykka.ThreadingActor):
     """Owns the state machine, the stage actors and the restart policy."""
 
+    use_daemon_thread = True
+    """Shutdown is explicit and bounded; a stuck stage must never keep the process alive."""
+
     def __init__(
         self,
         config: SupervisorConfig,
@@ -337,7 +340,11 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if isinstance(result, SyncCompleted):
             self._last_sync = result
-            self._publish(KalshiSyncComplete(state=result.state, changes=result.changes))
+            self._publish(
+                KalshiSyncComplete(
+                    sync_type=result.sync_type, state=result.state, changes=result.changes
+                )
+            )
         state = self._machine.state
         if state is State.READY or state is State.ERROR:
             return  # an update sync (READY) or a late reply from a stage being restarted

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from messages.base import Message
 from messages.faults import InjectFault
-from messages.metadata import StateMetadata
+from messages.metadata import StateMetadata, SyncType
 from messages.results import SyncChanges, SyncState
 from messages.states import State
 
@@ -43,6 +43,7 @@ class KalshiSyncComplete(Event):
     """A sync finished: the account state, and its changes since the previous sync."""
 
     type: Literal["kalshi_sync_complete"] = "kalshi_sync_complete"
+    sync_type: SyncType
     state: SyncState
     changes: SyncChanges | None
 

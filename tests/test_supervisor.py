@@ -115,8 +115,9 @@ def test_cold_start_when_trading_enabled_publishes_kalshi_sync_complete_with_tru
         assert syncs[0].state.model_dump() == account_truth(exchange)
         assert syncs[0].changes is None
         record = json.loads(syncs[0].model_dump_json())
-        assert set(record) == {"type", "timestamp", "state", "changes"}
+        assert set(record) == {"type", "timestamp", "sync_type", "state", "changes"}
         assert record["type"] == "kalshi_sync_complete"
+        assert record["sync_type"] == "initial"
 
 
 def test_cold_start_when_trading_disabled_goes_orderbook_connect_to_ready_without_trading_data(
@@ -213,6 +214,7 @@ def test_update_sync_when_account_changes_reports_changes_and_stays_ready(
 
         event = supervisor.recorder.wait_for(changed, WAIT)
         assert event is not None
+        assert event.sync_type == "update"
         assert event.changes.model_dump() == {
             "balance_change": "+120",
             "portfolio_change": "+0",
@@ -264,3 +266,58 @@ def test_shutdown_when_requested_stops_every_actor(exchange: EmbeddedExchange) -
     assert supervisor.state is State.SHUTDOWN
     assert live_actor_count() == before
     assert exchange.ws.connection_count() == 0
+
+
+def test_discovery_when_series_given_follows_only_open_markets_of_that_series(
+    exchange: EmbeddedExchange,
+) -> None:
+    series = "KXHIGHNY"
+    expected = [t for t in exchange.markets.tickers() if t.startswith(f"{series}-")]
+    assert len(expected) >= 2
+    config = make_config(exchange, series=series, trading_enabled=False)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        metadata = metadata_of(supervisor, State.ORDERBOOK_CONNECT)
+        assert metadata["market_count"] == len(expected)
+        assert metadata["markets"] == list(OrderbookConnectMetadata.summarize_markets(expected))
+        assert metadata_of(supervisor, State.READY)["markets_connected"] == len(expected)
+
+
+def test_discovery_when_market_count_is_small_takes_only_that_many(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, market_count=2, trading_enabled=False)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert metadata_of(supervisor, State.ORDERBOOK_CONNECT)["market_count"] == 2
+        assert metadata_of(supervisor, State.READY)["markets_connected"] == 2
+        subscribed = exchange.oplog.entries("ws_subscribe")
+        assert len(subscribed) == 1
+
+
+def test_config_mode_when_markets_given_reports_config_and_exact_markets(
+    exchange: EmbeddedExchange,
+) -> None:
+    chosen = tuple(exchange.markets.tickers()[:3])
+    config = make_config(exchange, markets=chosen)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert metadata_of(supervisor, State.INITIALIZING)["mode"] == "config"
+        assert metadata_of(supervisor, State.ORDERBOOK_CONNECT)["markets"] == [
+            chosen[0],
+            chosen[1],
+            "...and 1 more",
+        ]
+        assert metadata_of(supervisor, State.READY)["markets_connected"] == 3
+
+
+def test_config_mode_when_a_ticker_is_unknown_fails_in_initializing_with_its_name(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, markets=(exchange.markets.tickers()[0], "NOPE-26NOV24-X"))
+    with running_supervisor(exchange, config) as supervisor:
+        error = supervisor.recorder.wait_for_state(State.ERROR, WAIT)
+        assert error is not None
+        assert error.metadata.failed_state is State.INITIALIZING
+        assert error.metadata.error_type == "LookupError"
+        assert "NOPE-26NOV24-X" in error.metadata.reason
