@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import sys
 import threading
@@ -41,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pykka
 
+from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.ws_session import WS_SIGNING_PATH, OrderbookStream, ReconnectPolicy
@@ -206,36 +204,12 @@ def run_floor(
 
 
 # -- statistics and printing -----------------------------------------------------------------
-def p90(values: Sequence[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
-
-
 def summary(values: Sequence[float]) -> str:
     median = statistics.median(values)
     spread = (max(values) - min(values)) / median * 100 if median else 0.0
     return (
         f"median {median:7.1f} ms  p90 {p90(values):7.1f}  min {min(values):7.1f}  "
         f"max {max(values):7.1f}  spread {spread:5.1f}%"
-    )
-
-
-def machine_info() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return (
-        f"machine: {os.cpu_count()} cores ({usable} usable){f', {model}' if model else ''}; "
-        f"Python {platform.python_version()} ({platform.python_implementation()}) on "
-        f"{platform.system()} {platform.release()}; load average {load[0]:.2f}"
     )
 
 
@@ -345,13 +319,6 @@ def bench_scenario(
         f"(median {median:.1f} ms, p90 {p90(sup):.1f}, max {max(sup):.1f})"
     )
     return passed
-
-
-def leaks(baseline: set[threading.Thread]) -> list[str]:
-    """Threads and actors this benchmark left behind (there should be none)."""
-    left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
-    actors = [ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()]
-    return left + [f"actor {name}" for name in actors]
 
 
 def main(argv: list[str] | None = None) -> int:

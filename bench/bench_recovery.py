@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import random
 import statistics
 import sys
@@ -52,9 +50,9 @@ from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pykka
 
 from actors.context import StageContext
+from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import DEFAULT_RETRY
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
@@ -315,30 +313,6 @@ def bench_case(
 
 
 # -- statistics and printing -----------------------------------------------------------------
-def p90(values: Sequence[float]) -> float:
-    if len(values) < 2:
-        return values[0]
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
-
-
-def machine_info() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return (
-        f"machine: {os.cpu_count()} cores ({usable} usable){f', {model}' if model else ''}; "
-        f"Python {platform.python_version()} ({platform.python_implementation()}) on "
-        f"{platform.system()} {platform.release()}; load average {load[0]:.2f}"
-    )
-
-
 def _median_or_none(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -418,13 +392,6 @@ def report(results: Sequence[Result], floor_ms: float) -> bool:
         f"{'yes' if restart_path_ok else 'NO'}"
     )
     return all_passed
-
-
-def leaks(baseline: set[threading.Thread]) -> list[str]:
-    """Threads and actors this benchmark left behind (there should be none)."""
-    left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
-    actors = [ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()]
-    return left + [f"actor {name}" for name in actors]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -267,7 +267,54 @@ class Scheduler(Protocol):
         ...
 
 
-class ThreadScheduler:
+class _SchedulerBase:
+    """The front-end both schedulers share: validated scheduling into one timer queue."""
+
+    _clock: Clock
+    _guard: threading.Lock | threading.Condition
+    _queue: _TimerQueue
+    _stopped: bool
+
+    @property
+    def clock(self) -> Clock:
+        """The clock due times are measured on."""
+        return self._clock
+
+    def call_later(self, delay: float, callback: Callback, *, name: str = "") -> TimerHandle:
+        """Run `callback` once, `delay` seconds from now."""
+        _check_delay(delay)
+        return self._schedule(delay, callback, name, None)
+
+    def call_every(self, interval: float, callback: Callback, *, name: str = "") -> TimerHandle:
+        """Run `callback` every `interval` seconds until cancelled."""
+        _check_interval(interval)
+        return self._schedule(interval, callback, name, interval)
+
+    def _schedule(
+        self, delay: float, callback: Callback, name: str, interval: float | None
+    ) -> TimerHandle:
+        _check_callback(callback)
+        with self._guard:
+            if self._stopped:
+                raise RuntimeError(f"cannot schedule {name or callback!r}: scheduler is stopped")
+            handle = TimerHandle(
+                self._clock.monotonic() + delay, callback, name, interval, self._cancel
+            )
+            self._queue.push(handle)
+            self._pushed()
+        return handle
+
+    def _pushed(self) -> None:
+        """Runs under the lock after a timer was queued."""
+
+    def _cancel(self, handle: TimerHandle) -> None:
+        # No wake-up: a thread finds the cancelled entry when it wakes and skips it, which
+        # costs less than a wake-up per cancellation.
+        with self._guard:
+            self._queue.cancel(handle)
+
+
+class ThreadScheduler(_SchedulerBase):
     """Runs timers on one lazily started daemon thread named `kalshi-supervisor-scheduler`.
 
     The thread waits on a `Condition` with a timeout, so it needs a clock that
@@ -276,52 +323,20 @@ class ThreadScheduler:
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._cond = threading.Condition(threading.Lock())
+        self._guard: threading.Condition = threading.Condition(threading.Lock())
         self._queue = _TimerQueue()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    @property
-    def clock(self) -> Clock:
-        """The clock due times are measured on."""
-        return self._clock
-
-    def call_later(self, delay: float, callback: Callback, *, name: str = "") -> TimerHandle:
-        """Run `callback` once on the scheduler thread, `delay` seconds from now."""
-        _check_delay(delay)
-        return self._schedule(delay, callback, name, None)
-
-    def call_every(self, interval: float, callback: Callback, *, name: str = "") -> TimerHandle:
-        """Run `callback` on the scheduler thread every `interval` seconds until cancelled."""
-        _check_interval(interval)
-        return self._schedule(interval, callback, name, interval)
-
-    def _schedule(
-        self, delay: float, callback: Callback, name: str, interval: float | None
-    ) -> TimerHandle:
-        _check_callback(callback)
-        with self._cond:
-            if self._stopped:
-                raise RuntimeError(f"cannot schedule {name or callback!r}: scheduler is stopped")
-            handle = TimerHandle(
-                self._clock.monotonic() + delay, callback, name, interval, self._cancel
-            )
-            self._queue.push(handle)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return handle
-
-    def _cancel(self, handle: TimerHandle) -> None:
-        # No notify: the thread finds the cancelled entry when it wakes and
-        # skips it, which costs less than a wake-up per cancellation.
-        with self._cond:
-            self._queue.cancel(handle)
+    def _pushed(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+            self._thread.start()
+        self._guard.notify()
 
     def pending(self) -> list[tuple[float, str]]:
         """(due time, name) of every live timer, in the order they will run."""
-        with self._cond:
+        with self._guard:
             return self._queue.pending()
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -331,11 +346,11 @@ class ThreadScheduler:
         running and none will run. From inside a callback it cannot join its
         own thread, so the thread exits as soon as that callback returns.
         """
-        with self._cond:
+        with self._guard:
             self._stopped = True
             self._queue.cancel_all()
             thread = self._thread
-            self._cond.notify_all()
+            self._guard.notify_all()
         if thread is None or thread is threading.current_thread():
             return
         thread.join(timeout)
@@ -346,7 +361,7 @@ class ThreadScheduler:
             )
 
     def _run(self) -> None:
-        cond = self._cond
+        cond = self._guard
         queue = self._queue
         with cond:
             while not self._stopped:
@@ -364,7 +379,7 @@ class ThreadScheduler:
                 queue.finish(handle, self._clock.monotonic())
 
 
-class ManualScheduler:
+class ManualScheduler(_SchedulerBase):
     """Timers driven by `advance()` instead of a thread, for exact, instant tests.
 
     Thread-safe for scheduling and cancelling (an actor thread may schedule
@@ -373,8 +388,8 @@ class ManualScheduler:
     """
 
     def __init__(self, clock: ManualClock | None = None) -> None:
-        self._clock = clock if clock is not None else ManualClock()
-        self._lock = threading.Lock()
+        self._clock: ManualClock = clock if clock is not None else ManualClock()
+        self._guard = threading.Lock()
         self._queue = _TimerQueue()
         self._stopped = False
         self._advancing = False
@@ -384,36 +399,9 @@ class ManualScheduler:
         """The manual clock that `advance()` moves."""
         return self._clock
 
-    def call_later(self, delay: float, callback: Callback, *, name: str = "") -> TimerHandle:
-        """Run `callback` once, when `advance()` reaches `delay` seconds from now."""
-        _check_delay(delay)
-        return self._schedule(delay, callback, name, None)
-
-    def call_every(self, interval: float, callback: Callback, *, name: str = "") -> TimerHandle:
-        """Run `callback` every `interval` seconds of advanced time until cancelled."""
-        _check_interval(interval)
-        return self._schedule(interval, callback, name, interval)
-
-    def _schedule(
-        self, delay: float, callback: Callback, name: str, interval: float | None
-    ) -> TimerHandle:
-        _check_callback(callback)
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError(f"cannot schedule {name or callback!r}: scheduler is stopped")
-            handle = TimerHandle(
-                self._clock.monotonic() + delay, callback, name, interval, self._cancel
-            )
-            self._queue.push(handle)
-        return handle
-
-    def _cancel(self, handle: TimerHandle) -> None:
-        with self._lock:
-            self._queue.cancel(handle)
-
     def pending(self) -> list[tuple[float, str]]:
         """(due time, name) of every live timer, in the order they will run."""
-        with self._lock:
+        with self._guard:
             return self._queue.pending()
 
     def advance(self, seconds: float) -> int:
@@ -425,7 +413,7 @@ class ManualScheduler:
         """
         if not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"can only advance by a finite amount >= 0, got {seconds!r}")
-        with self._lock:
+        with self._guard:
             if self._advancing:
                 # A nested advance would run later timers before the current
                 # window's earlier ones and break the ordering guarantee.
@@ -435,7 +423,7 @@ class ManualScheduler:
         ran = 0
         try:
             while True:
-                with self._lock:
+                with self._guard:
                     handle = self._queue.pop_due(target)
                 if handle is None:
                     break
@@ -443,18 +431,18 @@ class ManualScheduler:
                     self._clock.advance_to(handle.when)
                 _invoke(handle)
                 ran += 1
-                with self._lock:
+                with self._guard:
                     self._queue.finish(handle, self._clock.monotonic())
             if target > self._clock.monotonic():
                 self._clock.advance_to(target)
         finally:
-            with self._lock:
+            with self._guard:
                 self._advancing = False
         return ran
 
     def stop(self, timeout: float = 1.0) -> None:
         """Cancel every timer; later scheduling raises. `timeout` is unused (no thread)."""
         del timeout
-        with self._lock:
+        with self._guard:
             self._stopped = True
             self._queue.cancel_all()

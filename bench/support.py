@@ -1,0 +1,43 @@
+"""What every benchmark prints besides its figures: the machine, p90s, what it left behind."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pykka
+
+
+def machine_info() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return (
+        f"machine: {os.cpu_count()} cores ({usable} usable){f', {model}' if model else ''}; "
+        f"Python {platform.python_version()} ({platform.python_implementation()}) on "
+        f"{platform.system()} {platform.release()}; load average {load[0]:.2f}"
+    )
+
+
+def p90(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def leaks(baseline: set[threading.Thread]) -> list[str]:
+    """Threads and actors this benchmark left behind (there should be none)."""
+    left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
+    actors = [ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()]
+    return left + [f"actor {name}" for name in actors]
