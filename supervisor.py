@@ -673,18 +673,10 @@ class SupervisorActor(pykka.ThreadingActor):
                 "accepted": False,
                 "error": "exchange faults need the embedded exchange (--env local)",
             }
-        count = fault.count or 3
-        actions: dict[ExchangeFault, Callable[[], Any]] = {
-            ExchangeFault.WS_DROP: exchange.ws.drop_connections,
-            ExchangeFault.SEQ_GAP: exchange.ws.skip_seq,
-            ExchangeFault.MALFORMED_FRAME: exchange.ws.send_malformed,
-            ExchangeFault.STALL: lambda: exchange.ws.stall(fault.seconds or 2.0),
-            ExchangeFault.REST_5XX: lambda: exchange.faults.fail_next_requests(count, 500),
-            ExchangeFault.REST_429: lambda: exchange.faults.fail_next_requests(count, 429),
-            ExchangeFault.AUTH_REJECT: lambda: exchange.faults.reject_auth(fault.count or 1),
-        }
         try:
-            actions[ExchangeFault(fault.fault)]()
+            exchange.apply_fault(
+                ExchangeFault(fault.fault), seconds=fault.seconds, count=fault.count
+            )
         except Exception as exc:  # a stopped or misbehaving exchange must not stop us
             return {"accepted": False, "error": one_line(f"{type(exc).__name__}: {exc}")}
         return {"accepted": True, "target": "exchange", "fault": fault.fault.value}
@@ -695,7 +687,6 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self._cancel_deadline()
         self._cancel_periodic()
-        self._stop_children([s.name for s in self._specs if s.name in self._children])
         self._stop_children(list(self._children))
         self._transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))
         if self._owns_scheduler:

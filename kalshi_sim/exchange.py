@@ -10,6 +10,7 @@ things happened, and its fault switches break things on command.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,7 @@ from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
 from kalshi_sim.rest_server import RestServer
 from kalshi_sim.ws_server import WsServer
+from messages.faults import ExchangeFault
 
 REST_PREFIX = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
@@ -117,6 +119,26 @@ class EmbeddedExchange:
 
     def resume_stream(self) -> None:
         self._ws.resume()
+
+    def apply_fault(
+        self, fault: ExchangeFault, *, seconds: float | None = None, count: int | None = None
+    ) -> None:
+        """Break the exchange as ``kalshi-supervisor inject exchange FAULT`` asks.
+
+        Defaults: the next 3 REST requests fail, 1 authentication is rejected, a stall lasts
+        2 s. Every other fault acts once, on every live connection.
+        """
+        failing = count or 3
+        actions: dict[ExchangeFault, Callable[[], object]] = {
+            ExchangeFault.WS_DROP: self._ws.drop_connections,
+            ExchangeFault.SEQ_GAP: self._ws.skip_seq,
+            ExchangeFault.MALFORMED_FRAME: self._ws.send_malformed,
+            ExchangeFault.STALL: lambda: self._ws.stall(seconds or 2.0),
+            ExchangeFault.REST_5XX: lambda: self.faults.fail_next_requests(failing, 500),
+            ExchangeFault.REST_429: lambda: self.faults.fail_next_requests(failing, 429),
+            ExchangeFault.AUTH_REJECT: lambda: self.faults.reject_auth(count or 1),
+        }
+        actions[fault]()
 
     @property
     def ws(self) -> WsServer:

@@ -6,7 +6,6 @@ separately, so printing or logging a config can never leak it.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Literal
 
@@ -108,7 +107,7 @@ class SupervisorConfig(BaseModel):
     def _positive_deadlines(cls, deadlines: dict[State, float]) -> dict[State, float]:
         merged = {**DEFAULT_DEADLINES, **deadlines}
         for state, seconds in merged.items():
-            if not math.isfinite(seconds) or seconds <= 0:
+            if seconds <= 0:
                 raise ValueError(f"deadline for {state.name} must be positive")
         return merged
 

@@ -176,21 +176,7 @@ class FaultAtState:
 
 
 def apply_exchange_fault(exchange: EmbeddedExchange, fault: InjectFault) -> None:
-    kind = ExchangeFault(fault.fault)
-    if kind is ExchangeFault.WS_DROP:
-        exchange.ws.drop_connections()
-    elif kind is ExchangeFault.SEQ_GAP:
-        exchange.ws.skip_seq()
-    elif kind is ExchangeFault.MALFORMED_FRAME:
-        exchange.ws.send_malformed()
-    elif kind is ExchangeFault.STALL:
-        exchange.ws.stall(fault.seconds)
-    elif kind is ExchangeFault.REST_5XX:
-        exchange.faults.fail_next_requests(fault.count or 1, 500)
-    elif kind is ExchangeFault.REST_429:
-        exchange.faults.fail_next_requests(fault.count or 1, 429)
-    elif kind is ExchangeFault.AUTH_REJECT:
-        exchange.faults.reject_auth(fault.count or 1)
+    exchange.apply_fault(ExchangeFault(fault.fault), seconds=fault.seconds, count=fault.count)
 
 
 @pytest.fixture
