@@ -47,7 +47,7 @@ from kalshi_api.ws_session import WS_SIGNING_PATH, OrderbookStream, ReconnectPol
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.states import State
 from supervision.config import SupervisorConfig
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 
 TARGET_MS = 150.0
 WAIT = 10.0

@@ -66,7 +66,7 @@ from messages.events import (
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 
 BUDGET_MS = 250.0
 WAIT = 10.0

@@ -16,7 +16,7 @@ from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 
 WAIT = 10.0
 

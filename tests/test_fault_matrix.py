@@ -29,7 +29,7 @@ from messages.events import (
 from messages.faults import ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
 from supervision.config import RestartSettings
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 from tests.harness import (
     ERROR_KEYS,
     READY_KEYS,

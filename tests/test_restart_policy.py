@@ -25,7 +25,7 @@ from messages.metadata import ErrorMetadata, ReadyMetadata, ShutdownMetadata
 from messages.states import State
 from supervision.config import RestartSettings
 from supervision.policy import BackoffPolicy, RestartType
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 from supervision.scheduler import ManualScheduler
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
@@ -203,7 +203,7 @@ def test_supervisor_when_sent_garbage_ignores_it_and_stays_ready(
 
 PRODUCT_SOURCES = [
     path
-    for folder in ("actors", "messages", "kalshi_api", "kalshi_sim", "supervision")
+    for folder in ("actors", "app", "cli", "core", "messages", "kalshi_api", "kalshi_sim", "supervision")
     for path in (Path(__file__).parent.parent / folder).glob("*.py")
 ] + [Path(__file__).parent.parent / "supervisor.py"]
 

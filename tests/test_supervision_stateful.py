@@ -21,7 +21,7 @@ from messages.faults import InjectFault
 from messages.metadata import METADATA_FOR_STATE, TradingReadyMetadata
 from messages.states import State
 from supervision.config import RestartSettings
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 from supervision.scheduler import ManualScheduler
 from tests.harness import make_config, start_exchange
 from tests.test_fault_matrix import apply_exchange_fault

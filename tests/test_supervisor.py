@@ -12,7 +12,7 @@ from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import KalshiSyncComplete, StateTransition
 from messages.metadata import OrderbookConnectMetadata
 from messages.states import State
-from supervision.runner import Supervisor
+from app.runner import Supervisor
 from tests.harness import (
     READY_KEYS,
     SEED_KEYS,

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
-from supervision.control_server import ControlServer
-from supervision.control_state import ControlEndpoint, new_token, write_state_file
-from supervision.inject_cli import add_inject_arguments, run_inject
+from app.control_server import ControlServer
+from app.control_state import ControlEndpoint, new_token, write_state_file
+from cli.inject import add_inject_arguments, run_inject
 
 REFUSAL = "refused: invalid or missing control token\n"
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
-from supervision.control_server import MAX_BODY_BYTES, ControlServer, ControlServerError
+from app.control_server import MAX_BODY_BYTES, ControlServer, ControlServerError
 
 TOKEN = "right-token-0123456789abcdefghijklmnopqrstu"
 WRONG_TOKEN = "wrong-token-zyxwvutsrqponmlkjihgfedcba987"
@@ -120,7 +120,7 @@ def test_inject_when_token_is_wrong_or_missing_returns_401_and_logs_without_toke
     caplog: pytest.LogCaptureFixture,
     authorization: str | None,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="supervision.control_server")
+    caplog.set_level(logging.WARNING, logger="app.control_server")
     headers = {"Authorization": authorization} if authorization is not None else {}
 
     response = client.post(

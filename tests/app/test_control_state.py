@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supervision.control_state import (
+from app.control_state import (
     ControlEndpoint,
     ControlStateError,
     default_state_path,

@@ -19,8 +19,8 @@ import httpx
 from pydantic import ValidationError
 
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
-from supervision.control_server import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
-from supervision.control_state import (
+from app.control_server import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
+from app.control_state import (
     ControlStateError,
     default_state_path,
     is_valid_token,

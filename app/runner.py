@@ -31,9 +31,9 @@ from messages.commands import Shutdown
 from messages.faults import InjectFault
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
-from supervision.console import ConsoleView
-from supervision.control_server import ControlServer, ControlServerError
-from supervision.control_state import (
+from app.console import ConsoleView
+from app.control_server import ControlServer, ControlServerError
+from app.control_state import (
     ControlEndpoint,
     ControlStateError,
     default_state_path,
@@ -41,12 +41,12 @@ from supervision.control_state import (
     remove_state_file,
     write_state_file,
 )
-from supervision.event_log import EventRecorder, JsonLinesSink
-from supervision.markets import resolve_markets
+from app.event_log import EventRecorder, JsonLinesSink
+from actors.markets import resolve_markets
 from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
-from supervisor import EventListener, SupervisorActor
+from core.supervisor_actor import EventListener, SupervisorActor
 
 logger = logging.getLogger("kalshi_supervisor")
 
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_non_negative_float, default=50.0, help="deltas per second"
     )
     exchange.add_argument("--seed", type=int, default=0)
-    from supervision.inject_cli import add_inject_arguments
+    from cli.inject import add_inject_arguments
 
     add_inject_arguments(
         commands.add_parser("inject", help="inject a fault into a running supervisor")
@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "exchange":
         return _serve_exchange(args)
     if args.command == "inject":
-        from supervision.inject_cli import run_inject
+        from cli.inject import run_inject
 
         return run_inject(args)
     print(render_mermaid())
