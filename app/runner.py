@@ -23,14 +23,8 @@ from typing import Any, Self
 
 import pykka
 
+from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
-from kalshi_api.auth import KalshiSigner, KeyLoadError, load_signer
-from kalshi_api.environments import Environment, resolve_endpoints
-from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
-from messages.commands import Shutdown
-from messages.faults import InjectFault
-from messages.states import State
-from supervision.config import RestartSettings, SupervisorConfig
 from app.console import ConsoleView
 from app.control_server import ControlServer, ControlServerError
 from app.control_state import (
@@ -42,11 +36,17 @@ from app.control_state import (
     write_state_file,
 )
 from app.event_log import EventRecorder, JsonLinesSink
-from actors.markets import resolve_markets
+from core.supervisor_actor import EventListener, SupervisorActor
+from kalshi_api.auth import KalshiSigner, KeyLoadError, load_signer
+from kalshi_api.environments import Environment, resolve_endpoints
+from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from messages.commands import Shutdown
+from messages.faults import InjectFault
+from messages.states import State
+from supervision.config import RestartSettings, SupervisorConfig
 from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
-from core.supervisor_actor import EventListener, SupervisorActor
 
 logger = logging.getLogger("kalshi_supervisor")
 

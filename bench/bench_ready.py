@@ -40,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+from app.runner import Supervisor
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import KalshiRestClient
@@ -47,7 +48,6 @@ from kalshi_api.ws_session import WS_SIGNING_PATH, OrderbookStream, ReconnectPol
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.states import State
 from supervision.config import SupervisorConfig
-from app.runner import Supervisor
 
 TARGET_MS = 150.0
 WAIT = 10.0

@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from actors.context import StageContext
+from app.runner import Supervisor
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import DEFAULT_RETRY
@@ -66,7 +67,6 @@ from messages.events import (
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
-from app.runner import Supervisor
 
 BUDGET_MS = 250.0
 WAIT = 10.0

@@ -18,7 +18,6 @@ from typing import Any, TextIO
 import httpx
 from pydantic import ValidationError
 
-from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from app.control_server import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
 from app.control_state import (
     ControlStateError,
@@ -26,6 +25,7 @@ from app.control_state import (
     is_valid_token,
     read_state_file,
 )
+from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
 EXIT_OK = 0
 EXIT_FAILED = 1

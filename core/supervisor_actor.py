@@ -21,6 +21,7 @@ import pykka
 
 from actors.base import StageControls, StartFaults, one_line
 from actors.context import StageContext
+from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec, pipeline_is_valid, validate_pipeline
 from kalshi_api.auth import KalshiSigner
 from messages.base import Message
@@ -56,7 +57,6 @@ from messages.results import (
 )
 from messages.states import State
 from supervision.config import SupervisorConfig
-from actors.markets import resolve_markets
 from supervision.policy import RestartTracker
 from supervision.scheduler import Scheduler, ThreadScheduler, TimerHandle
 from supervision.state_machine import StateMachine

@@ -11,12 +11,12 @@ from typing import Any
 import pykka
 
 from actors.registry import DEFAULT_STAGES, StageSpec
+from app.runner import Supervisor
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
-from app.runner import Supervisor
 
 WAIT = 10.0
 

@@ -19,6 +19,7 @@ import pytest
 from actors.kalshi_sync import KalshiSyncActor
 from actors.orderbook_connect import OrderbookConnectActor
 from actors.trading_connect import TradingConnectActor
+from app.runner import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import (
     RestartScheduled,
@@ -29,7 +30,6 @@ from messages.events import (
 from messages.faults import ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
 from supervision.config import RestartSettings
-from app.runner import Supervisor
 from tests.harness import (
     ERROR_KEYS,
     READY_KEYS,

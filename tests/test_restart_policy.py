@@ -17,6 +17,7 @@ import pytest
 
 from actors.base import InjectedFaultError
 from actors.trading_connect import TradingConnectActor
+from app.runner import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.commands import Ping
 from messages.events import StageDropped, StreamInterrupted, SupervisorEvent, SupervisorGaveUp
@@ -25,7 +26,6 @@ from messages.metadata import ErrorMetadata, ReadyMetadata, ShutdownMetadata
 from messages.states import State
 from supervision.config import RestartSettings
 from supervision.policy import BackoffPolicy, RestartType
-from app.runner import Supervisor
 from supervision.scheduler import ManualScheduler
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 

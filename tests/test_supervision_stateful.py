@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from app.runner import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import StateTransition
 from messages.faults import InjectFault
 from messages.metadata import METADATA_FOR_STATE, TradingReadyMetadata
 from messages.states import State
 from supervision.config import RestartSettings
-from app.runner import Supervisor
 from supervision.scheduler import ManualScheduler
 from tests.harness import make_config, start_exchange
 from tests.test_fault_matrix import apply_exchange_fault

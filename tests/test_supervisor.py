@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
+from app.runner import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import KalshiSyncComplete, StateTransition
 from messages.metadata import OrderbookConnectMetadata
 from messages.states import State
-from app.runner import Supervisor
 from tests.harness import (
     READY_KEYS,
     SEED_KEYS,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from app.control_server import MAX_BODY_BYTES, ControlServer, ControlServerError
+from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
 TOKEN = "right-token-0123456789abcdefghijklmnopqrstu"
 WRONG_TOKEN = "wrong-token-zyxwvutsrqponmlkjihgfedcba987"

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from app.control_server import ControlServer
 from app.control_state import ControlEndpoint, new_token, write_state_file
 from cli.inject import add_inject_arguments, run_inject
+from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
 REFUSAL = "refused: invalid or missing control token\n"
 
