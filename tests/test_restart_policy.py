@@ -203,7 +203,9 @@ def test_supervisor_when_sent_garbage_ignores_it_and_stays_ready(
 
 PRODUCT_SOURCES = [
     path
-    for folder in ("actors", "app", "cli", "core", "messages", "kalshi_api", "kalshi_sim", "supervision")
+    for folder in (
+        "actors", "app", "cli", "core", "messages", "kalshi_api", "kalshi_sim", "supervision"
+    )
     for path in (Path(__file__).parent.parent / folder).glob("*.py")
 ] + [Path(__file__).parent.parent / "supervisor.py"]
 
