@@ -89,7 +89,7 @@ class StageWalk:
         spec = core.specs[self.cursor]
         generation = core.ensure_child(spec)
         if core.state is not spec.state:
-            metadata = core.ask(spec.name, Describe())
+            metadata = core.ask_stage(spec.name, Describe())
             if metadata is None:
                 return
             context = _ENTRY_CONTEXT.get(spec.state, f"Starting {spec.name} stage")

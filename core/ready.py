@@ -84,7 +84,7 @@ class ReadyWatch:
                 continue
             result: Any
             if spec.name in running and part.ask is not None and core.has_child(spec.name):
-                result = core.ask(spec.name, part.ask)
+                result = core.ask_stage(spec.name, part.ask)
                 if result is None:
                     return None
                 if spec.result_type is not None and type(result) is not spec.result_type:

@@ -307,11 +307,11 @@ class SupervisorCore:
             self.mailbox(ConfirmDead(name, generation))
         return False
 
-    def ask(self, name: str, message: Message) -> Any:
+    def ask_stage(self, name: str, message: Message) -> Any:
         """Ask a stage; no answer in time, or an error, is that stage's failure (None returned)."""
         generation = self.children.generation(name)
         try:
-            return self.children.ask(name, message, ASK_TIMEOUT)
+            return self.children.ask(name, message, timeout=ASK_TIMEOUT)
         except StageUnresponsiveError:
             self.fail(name, "Unresponsive", f"{name} stage did not answer {type(message).__name__}")
         except StageGoneError:
