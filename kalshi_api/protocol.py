@@ -97,30 +97,35 @@ class WsErrorCode(IntEnum):
     UNDERLYINGS_REQUIRED = 28
 
 
-TERMINAL_CODES: Final = frozenset({WsErrorCode.CHANNEL_ERROR, WsErrorCode.BUFFER_OVERFLOW})
+TERMINAL_CODES: Final = frozenset(
+    {int(WsErrorCode.CHANNEL_ERROR), int(WsErrorCode.BUFFER_OVERFLOW)}
+)
 """Codes after which the subscription is dead and must be re-created (10 channel error,
-25 buffer overflow). ``IntEnum`` members hash and compare as their ints, so ``10 in
-TERMINAL_CODES`` holds for a code read straight off the wire."""
+25 buffer overflow). Plain ints, as read off the wire, so they print as numbers in
+messages; ``WsErrorCode`` members compare and hash equal to them."""
 
 ERROR_TEXT: Final = MappingProxyType(
     {
-        WsErrorCode.UNABLE_TO_PROCESS: "Unable to process message",
-        WsErrorCode.PARAMS_REQUIRED: "Params required",
-        WsErrorCode.CHANNELS_REQUIRED: "Channels required",
-        WsErrorCode.SIDS_REQUIRED: "Subscription IDs required",
-        WsErrorCode.UNKNOWN_COMMAND: "Unknown command",
-        WsErrorCode.UNKNOWN_SID: "Unknown subscription ID",
-        WsErrorCode.UNKNOWN_CHANNEL: "Unknown channel name",
-        WsErrorCode.AUTH_REQUIRED: "Authentication required",
-        WsErrorCode.CHANNEL_ERROR: "Channel error",
-        WsErrorCode.INVALID_PARAMETER: "Invalid parameter",
-        WsErrorCode.ONE_SID_REQUIRED: "Exactly one subscription ID is required",
-        WsErrorCode.UNSUPPORTED_ACTION: "Unsupported action",
-        WsErrorCode.MARKET_TICKER_REQUIRED: "Market Ticker required",
-        WsErrorCode.ACTION_REQUIRED: "Action required",
-        WsErrorCode.COMMAND_TIMEOUT: "Command timeout",
-        WsErrorCode.BUFFER_OVERFLOW: "Subscription buffer overflow",
-        WsErrorCode.MARKET_LIMIT_EXCEEDED: "Subscription market limit exceeded",
+        int(code): text
+        for code, text in {
+            WsErrorCode.UNABLE_TO_PROCESS: "Unable to process message",
+            WsErrorCode.PARAMS_REQUIRED: "Params required",
+            WsErrorCode.CHANNELS_REQUIRED: "Channels required",
+            WsErrorCode.SIDS_REQUIRED: "Subscription IDs required",
+            WsErrorCode.UNKNOWN_COMMAND: "Unknown command",
+            WsErrorCode.UNKNOWN_SID: "Unknown subscription ID",
+            WsErrorCode.UNKNOWN_CHANNEL: "Unknown channel name",
+            WsErrorCode.AUTH_REQUIRED: "Authentication required",
+            WsErrorCode.CHANNEL_ERROR: "Channel error",
+            WsErrorCode.INVALID_PARAMETER: "Invalid parameter",
+            WsErrorCode.ONE_SID_REQUIRED: "Exactly one subscription ID is required",
+            WsErrorCode.UNSUPPORTED_ACTION: "Unsupported action",
+            WsErrorCode.MARKET_TICKER_REQUIRED: "Market Ticker required",
+            WsErrorCode.ACTION_REQUIRED: "Action required",
+            WsErrorCode.COMMAND_TIMEOUT: "Command timeout",
+            WsErrorCode.BUFFER_OVERFLOW: "Subscription buffer overflow",
+            WsErrorCode.MARKET_LIMIT_EXCEEDED: "Subscription market limit exceeded",
+        }.items()
     }
 )
 """The ``msg`` text Kalshi sends with each code it emits (read-only: shared by both sides)."""

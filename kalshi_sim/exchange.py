@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from kalshi_api.protocol import REST_PREFIX, WS_PATH
 from kalshi_sim.account import Account
 from kalshi_sim.faults import ExchangeFaults
 from kalshi_sim.keys import KeyRegistry
@@ -24,9 +25,6 @@ from kalshi_sim.oplog import OperationLog
 from kalshi_sim.rest_server import RestServer
 from kalshi_sim.ws_server import WsServer
 from messages.faults import ExchangeFault
-
-REST_PREFIX = "/trade-api/v2"
-WS_PATH = "/trade-api/ws/v2"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_api.protocol import AUTH_ERROR_BODY, REST_PREFIX
 from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
 from kalshi_sim.markets import BookLevels, SimMarket
 from kalshi_sim.rate_limit import TokenBucket, request_cost
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REST_PREFIX = "/trade-api/v2"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_DEPTH = 100
@@ -52,13 +52,7 @@ _MAX_BODY = 1 << 20
 _LINGER_SECONDS = 0.5
 _JOIN_SECONDS = 5.0
 
-_AUTH_FAILED = {
-    "error": {
-        "code": "authentication_error",
-        "message": "authentication_error",
-        "details": "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
-    }
-}
+_AUTH_FAILED = AUTH_ERROR_BODY
 _TOO_MANY_REQUESTS = {"error": "too many requests"}
 _INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error"}}
 _RETIRED_V1 = {

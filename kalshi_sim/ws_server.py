@@ -38,6 +38,14 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_api.protocol import (
+    AUTH_ERROR_BODY,
+    CHANNELS,
+    ERROR_TEXT,
+    ORDERBOOK_CHANNEL,
+    TERMINAL_CODES,
+    WS_PATH,
+)
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
@@ -45,28 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/trade-api/ws/v2"
-ORDERBOOK = "orderbook_delta"
-CHANNELS = frozenset(
-    {
-        "orderbook_delta",
-        "ticker",
-        "trade",
-        "fill",
-        "market_positions",
-        "market_lifecycle_v2",
-        "multivariate_market_lifecycle",
-        "multivariate",
-        "communications",
-        "order_group_updates",
-        "user_orders",
-        "cfbenchmarks_value",
-        "cfbenchmarks_value_5hz",
-        "pyth_value",
-    }
-)
-"""Channels Kalshi accepts. Only ``orderbook_delta`` carries data here; the others are
-acknowledged with a sid and stay silent, which is all a client needs to test against."""
+ORDERBOOK = ORDERBOOK_CHANNEL
 PRIVATE_CHANNELS = frozenset(
     {
         "orderbook_delta",
@@ -91,32 +78,6 @@ KNOWN_ACTIONS = frozenset(
         "underlying_list",
     }
 )
-TERMINAL_CODES = frozenset({10, 25})
-ERROR_TEXT = {
-    1: "Unable to process message",
-    2: "Params required",
-    3: "Channels required",
-    4: "Subscription IDs required",
-    5: "Unknown command",
-    7: "Unknown subscription ID",
-    8: "Unknown channel name",
-    9: "Authentication required",
-    10: "Channel error",
-    11: "Invalid parameter",
-    12: "Exactly one subscription ID is required",
-    13: "Unsupported action",
-    14: "Market Ticker required",
-    15: "Action required",
-    18: "Command timeout",
-    25: "Subscription buffer overflow",
-}
-AUTH_ERROR_BODY = {
-    "error": {
-        "code": "authentication_error",
-        "message": "authentication_error",
-        "details": "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
-    }
-}
 AUTH_HEADERS = ("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE")
 
 MALFORMED_FRAMES: tuple[str, ...] = (
