@@ -343,36 +343,36 @@ class OrderbookStream:
 
     # -- executing the core's actions ------------------------------------------------------
     def _execute(self, actions: Iterable[Action]) -> None:
-        """Carry out the core's actions in order (the only place they touch I/O)."""
+        """Carry out the core's actions in order (the only place its decisions touch I/O).
+
+        Runs only off the hot path (replies, snapshots, gaps, deadlines), so clarity wins
+        over speed here.
+        """
         for action in actions:
-            kind = type(action)
-            if kind is SendCommand:
-                self._send(action)  # type: ignore[arg-type]
-            elif kind is Emit:
-                self._emit(action.event)  # type: ignore[union-attr]
-            elif kind is SetSynced:
-                if action.synced:  # type: ignore[union-attr]
+            match action:
+                case SendCommand():
+                    self._send(action)
+                case Emit(event=event):
+                    self._emit(event)
+                case SetSynced(synced=True):
                     self._synced.set()
-                else:
+                case SetSynced():
                     self._synced.clear()
-            elif kind is ArmDeadline:
-                deadline = action.deadline  # type: ignore[union-attr]
-                stale = self._timers.pop(deadline, None)
-                if stale is not None:
-                    stale.cancel()
-                self._timers[deadline] = asyncio.get_running_loop().call_later(
-                    action.after,  # type: ignore[union-attr]
-                    self._deadline_expired,
-                    deadline,
-                )
-            elif kind is CancelDeadline:
-                timer = self._timers.pop(action.deadline, None)  # type: ignore[union-attr]
-                if timer is not None:
-                    timer.cancel()
-            elif kind is Reconnect:
-                self._close_session(action.reason)  # type: ignore[union-attr]
-            elif kind is ReleaseBarrier:
-                action.token.set()  # type: ignore[union-attr]
+                case ArmDeadline(deadline=deadline, after=after):
+                    superseded = self._timers.pop(deadline, None)
+                    if superseded is not None:
+                        superseded.cancel()
+                    self._timers[deadline] = asyncio.get_running_loop().call_later(
+                        after, self._deadline_expired, deadline
+                    )
+                case CancelDeadline(deadline=deadline):
+                    timer = self._timers.pop(deadline, None)
+                    if timer is not None:
+                        timer.cancel()
+                case Reconnect(reason=reason):
+                    self._close_session(reason)
+                case ReleaseBarrier(token=token):
+                    token.set()  # type: ignore[attr-defined]  # always a waiter's Event
 
     def _deadline_expired(self, deadline: Deadline) -> None:
         self._timers.pop(deadline, None)
