@@ -29,6 +29,13 @@ bounded by ``snapshot_timeout`` through a deadline the session arms and reports 
 The one shortcut: the session's hot-path reader advances ``SidState.last_seq`` itself for
 an in-sequence delta (a dict lookup and an int store per frame), and calls in here for
 everything else. Nothing else in this module is touched from outside.
+
+Where the next changes fit: chunked subscriptions are several ``_subscribe(chunk)`` calls
+(each ``Pending`` already carries its tickers, each sid its own books, and a gap already
+repairs only its sid); an error 26 on a subscribe arrives in :meth:`on_error` with that
+chunk's tickers in hand, ready to be split; per-market sync can read
+:meth:`market_states` and drop a market from a sid's ``books``/``awaiting``; staleness needs
+the clock's ``now`` as one more input (an ``on_tick(now)`` beside :meth:`on_deadline`).
 """
 
 from __future__ import annotations
