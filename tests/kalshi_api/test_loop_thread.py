@@ -97,8 +97,10 @@ def test_crash_goes_to_on_crash_and_pending_tasks_are_cancelled() -> None:
         await asyncio.sleep(0)
         raise RuntimeError("bug")
 
-    runner = LoopThread(main, name="test-loop", on_crash=crashed.append)
+    exited = threading.Event()
+    runner = LoopThread(main, name="test-loop", on_crash=crashed.append, on_exit=exited.set)
     runner.start()
+    assert exited.wait(5.0)  # the crash ends the thread by itself; stop() would race it
     assert runner.stop(timeout=5.0)
     assert [str(e) for e in crashed] == ["bug"] and cancelled.is_set()
 
