@@ -12,6 +12,23 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SimFault(StrEnum):
+    """The exchange-side faults, named here so the simulator imports nothing above it.
+
+    The values are the wire names ``kalshi-supervisor inject exchange FAULT`` uses (and
+    ``messages.faults.ExchangeFault`` repeats): the supervisor passes the string through.
+    """
+
+    WS_DROP = "ws_drop"
+    SEQ_GAP = "seq_gap"
+    MALFORMED_FRAME = "malformed_frame"
+    REST_5XX = "rest_5xx"
+    REST_429 = "rest_429"
+    AUTH_REJECT = "auth_reject"
+    STALL = "stall"
 
 
 class Gate:
