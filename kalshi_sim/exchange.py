@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from kalshi_sim.account import Account
 from kalshi_sim.faults import ExchangeFaults, SimFault
@@ -25,10 +25,11 @@ from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
 from kalshi_sim.rest_server import RestApi
-from kalshi_sim.server import exchange_server
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
 from kalshi_sim.ws_server import WsFeed
-from webstack.server_thread import ServerThread
+
+if TYPE_CHECKING:
+    from webstack.server_thread import ServerThread
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class EmbeddedExchange:
         cannot be bound.
         """
         if self._server is None:
+            # Imported here: the web stack costs ~100 ms to import, and the CLI imports
+            # this module for subcommands that never start an exchange.
+            from kalshi_sim.server import exchange_server
+
             server = exchange_server(self)
             server.start()
             self._server, self._port = server, server.port
