@@ -49,6 +49,12 @@ class ExchangeConfig:
     read_tokens_per_second: int | None = 200
     """Kalshi Basic tier read budget (cost 10 a request); None disables rate limiting."""
     ping_interval: float = 10.0
+    """Seconds between WebSocket pings (payload ``heartbeat``, as Kalshi); 0 sends none."""
+    max_connections: int = 256
+    """Concurrent connections, REST and WebSocket together, before new ones get 503."""
+    idle_timeout: float = 5.0
+    """Seconds a connection may stay silent (before its first request, or between
+    keep-alive requests) before it is closed, so silent clients cannot pin slots."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
 

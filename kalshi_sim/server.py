@@ -8,17 +8,17 @@ rules (:mod:`kalshi_sim.rules`), on uvicorn in its own thread
 Two small uvicorn protocol subclasses carry what an ASGI app cannot say:
 
 * HTTP (h11): a malformed request gets Kalshi's JSON error shape rather than uvicorn's
-  plain text, and a connection that sends nothing is closed after
-  :data:`REQUEST_TIMEOUT` (uvicorn only times out idle keep-alive connections, so a
-  silent client would otherwise hold a slot of ``limit_concurrency`` for ever);
+  plain text, and a connection that sends nothing is closed after the keep-alive
+  timeout (uvicorn only times out idle keep-alive connections, so a silent client
+  would otherwise hold a slot of ``limit_concurrency`` for ever);
 * WebSocket (websockets' sans-I/O protocol, no deprecated API with websockets 17): pings
   carry Kalshi's ``heartbeat`` payload, and the feed is handed the connection so a
   ``ws_drop`` fault can cut the socket with no close frame.
 
-Limits: loopback by default (the caller chooses the host), at most
-:data:`MAX_CONNECTIONS` concurrent connections (503 beyond), WebSocket messages up to
-:data:`MAX_WS_MESSAGE` bytes, idle keep-alive closed after :data:`KEEP_ALIVE`, and the
-server stops within 2 s whatever its clients do.
+Limits (see :class:`~kalshi_sim.exchange.ExchangeConfig`): loopback by default, at most
+``max_connections`` concurrent connections (503 beyond), silent connections closed after
+``idle_timeout``, WebSocket messages up to :data:`MAX_WS_MESSAGE` bytes, and the server
+stops within 2 s whatever its clients do.
 """
 
 from __future__ import annotations
@@ -53,14 +53,8 @@ from webstack.server_thread import ServerThread
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
 
-MAX_CONNECTIONS = 256
-"""Concurrent connections (REST and WebSocket together) before new ones get 503."""
 MAX_WS_MESSAGE = 1 << 20
 """Largest client WebSocket message; a subscribe naming every market fits many times over."""
-REQUEST_TIMEOUT = 10.0
-"""Seconds a new connection may stay silent before it is closed."""
-KEEP_ALIVE = 5.0
-"""Seconds an idle keep-alive connection is kept open after its last response."""
 MIN_PING_TIMEOUT = 20.0
 
 
@@ -71,7 +65,7 @@ class _KalshiHttpProtocol(H11Protocol):
         super().connection_made(transport)
         # Armed until the first byte arrives (data_received cancels it), as for keep-alive.
         self.timeout_keep_alive_task = self.loop.call_later(
-            REQUEST_TIMEOUT, self.timeout_keep_alive_handler
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
 
     def send_400_response(self, msg: str) -> None:
@@ -193,8 +187,8 @@ def exchange_server(exchange: EmbeddedExchange) -> ServerThread:
         http=_KalshiHttpProtocol,
         ws=_KalshiWebSocketProtocol,
         lifespan="on",
-        limit_concurrency=MAX_CONNECTIONS,
-        timeout_keep_alive=KEEP_ALIVE,
+        limit_concurrency=config.max_connections,
+        timeout_keep_alive=config.idle_timeout,
         ws_max_size=MAX_WS_MESSAGE,
         ws_ping_interval=ping,
         ws_ping_timeout=max(MIN_PING_TIMEOUT, 2 * config.ping_interval),
