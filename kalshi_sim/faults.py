@@ -1,8 +1,8 @@
 """Switches that make the embedded exchange misbehave on command, like the real one sometimes does.
 
-REST faults are consumed per request by the REST server; authentication rejection also
-applies to the WebSocket upgrade. Stream faults (drop, seq gap, malformed frame, stall)
-act on live connections and live on the WebSocket server itself.
+REST faults are consumed per request by the server's rules (:mod:`kalshi_sim.rules`);
+authentication rejection also applies to the WebSocket upgrade. Stream faults (drop,
+seq gap, malformed frame, stall) act on live connections and live on the WebSocket feed.
 
 Gates (``hold``) are not faults of the real exchange: they let a test park a client on a
 chosen request, so the supervisor sits in a known state for as long as the test needs.
