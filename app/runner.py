@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     exchange = commands.add_parser("exchange", help="serve the embedded Kalshi exchange standalone")
     exchange.add_argument("--host", default="127.0.0.1")
     exchange.add_argument(
-        "--port", type=int, default=0, help="REST port (WS uses port+1); 0 = any free"
+        "--port", type=int, default=0, help="REST and WS port (one port); 0 = any free"
     )
     exchange.add_argument("--markets", type=_positive_int, default=20)
     exchange.add_argument(
@@ -537,24 +537,20 @@ def _serve(
 def _serve_exchange(args: argparse.Namespace) -> int:
     import json
 
-    ws_port = args.port + 1 if args.port else 0
+    from webstack.server_thread import ServerStartError
+
     try:
         exchange = EmbeddedExchange(
             ExchangeConfig(
                 host=args.host,
-                rest_port=args.port,
-                ws_port=ws_port,
+                port=args.port,
                 markets=args.markets,
                 delta_rate=args.rate,
                 seed=args.seed,
             )
         ).start()
-    except OSError as exc:
-        print(
-            f"kalshi-supervisor: error: cannot serve on {args.host}:{args.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    except ServerStartError as exc:
+        print(f"kalshi-supervisor: error: exchange: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     done = threading.Event()
     previous = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import kalshi_api.ws_session as client
 import kalshi_sim.exchange as sim_exchange
 import kalshi_sim.rest_server as sim_rest
+import kalshi_sim.rules as sim_rules
+import kalshi_sim.wire as sim_wire
 import kalshi_sim.ws_server as sim_ws
 from kalshi_api import protocol
 from kalshi_api.protocol import ERROR_TEXT, TERMINAL_CODES, WsErrorCode
@@ -12,10 +14,10 @@ from kalshi_api.replies import CommandKind, Pending, PendingReplies
 
 
 def test_client_and_simulator_share_the_same_objects() -> None:
-    assert client.WS_SIGNING_PATH is protocol.WS_PATH is sim_ws.WS_PATH is sim_exchange.WS_PATH
+    assert client.WS_SIGNING_PATH is protocol.WS_PATH is sim_wire.WS_PATH is sim_exchange.WS_PATH
     assert sim_rest.REST_PREFIX is protocol.REST_PREFIX is sim_exchange.REST_PREFIX
     assert client.TERMINAL_CODES is sim_ws.TERMINAL_CODES is protocol.TERMINAL_CODES
-    assert sim_ws.AUTH_ERROR_BODY is protocol.AUTH_ERROR_BODY
+    assert sim_rules.AUTH_ERROR_BODY is sim_rest.AUTH_ERROR_BODY is protocol.AUTH_ERROR_BODY
     assert sim_ws.ERROR_TEXT is ERROR_TEXT and sim_ws.CHANNELS is protocol.CHANNELS
     assert client.CHANNEL == sim_ws.ORDERBOOK == protocol.ORDERBOOK_CHANNEL
 
