@@ -34,7 +34,7 @@ from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "app.runner"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]
 """The installed console script next to this interpreter (what users run), else the module."""
 
 REST = "/trade-api/v2"
