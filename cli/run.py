@@ -216,18 +216,18 @@ def main(argv: Sequence[str]) -> int:
             settings, sources = load_settings(flags, config_file)
         except SettingsError as exc:
             raise ConfigError(str(exc)) from None
+        # Every value checked before anything starts (the real URLs are known only later).
+        config_from_settings(settings, sources, rest_url="http://pending", ws_url="ws://pending")
         _configure_logging(settings.log_level)
-        from app.control_server import ControlServerError
-        from app.control_state import ControlStateError
-        from kalshi_api.auth import KeyLoadError
-
         try:
             exchange, signer, rest_url, ws_url = _exchange_and_signer(settings)
             config = config_from_settings(settings, sources, rest_url=rest_url, ws_url=ws_url)
             _preflight(config, signer)
             return _serve(settings, config, signer, exchange)
-        except (KeyLoadError, ControlServerError, ControlStateError) as exc:
-            raise ConfigError(str(exc)) from None
+        except Exception as exc:
+            if _is_bad_setup(exc):
+                raise ConfigError(str(exc)) from None
+            raise
     except ConfigError as exc:
         print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -239,12 +239,21 @@ def main(argv: Sequence[str]) -> int:
             exchange.stop()
 
 
+def _is_bad_setup(exc: Exception) -> bool:
+    """A key that cannot be loaded, a control port or state file that cannot be used: one
+    line and exit 2. Imported here, not at the top, so an early error imports none of it."""
+    from app.control_server import ControlServerError
+    from app.control_state import ControlStateError
+    from kalshi_api.auth import KeyLoadError
+
+    return isinstance(exc, KeyLoadError | ControlServerError | ControlStateError)
+
+
 def _exchange_and_signer(
     settings: RunSettings,
 ) -> tuple[EmbeddedExchange | None, KalshiSigner, str, str]:
     """The embedded exchange (``--env local`` without URLs) or the remote endpoints, and
     the signer for them. Key paths may come from any source; the key never leaves here."""
-    from kalshi_api.auth import load_signer
     from kalshi_api.environments import resolve_endpoints
 
     environment = settings.env
@@ -254,6 +263,7 @@ def _exchange_and_signer(
                 "--key-id/--private-key need --env paper|production or --rest-url/--ws-url"
             )
         from app.bootstrap import start_embedded_exchange
+        from kalshi_api.auth import load_signer
 
         exchange = start_embedded_exchange(
             markets=settings.exchange_markets,
@@ -281,6 +291,8 @@ def _exchange_and_signer(
             f"--env {environment.value} needs a private key: "
             "--private-key or KALSHI_PRIVATE_KEY_PATH"
         )
+    from kalshi_api.auth import load_signer  # cryptography: only once a key is named
+
     return None, load_signer(key_id, key_path), endpoints.rest_url, endpoints.ws_url
 
 

@@ -106,7 +106,9 @@ class RunSettings(BaseSettings):
     @field_validator("restart_types")
     @classmethod
     def _known_stages(cls, value: dict[str, RestartType]) -> dict[str, RestartType]:
-        from actors.registry import DEFAULT_STAGES
+        if not value:
+            return value
+        from actors.registry import DEFAULT_STAGES  # the stage actors: only when needed
 
         known = {spec.name for spec in DEFAULT_STAGES}
         for stage in value:
