@@ -9,21 +9,13 @@ is invalid before anything is sent. No expected failure prints a traceback.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
-from app.control_state import (
-    ControlStateError,
-    default_state_path,
-    is_valid_token,
-    read_state_file,
-)
 from messages.fault_kinds import ActorFault, ExchangeFault, FaultTarget, check_fault
 from messages.text import one_line
 
@@ -74,6 +66,16 @@ def run_inject(
     ``out``/``err`` default to the *current* ``sys.stdout``/``sys.stderr``, resolved per
     call rather than at import, so redirections made after import are honoured.
     """
+    # Imported per call, not at load: `inject --help` and a refused request need neither.
+    import http.client
+
+    from app.control_state import (
+        ControlStateError,
+        default_state_path,
+        is_valid_token,
+        read_state_file,
+    )
+
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
 
@@ -137,6 +139,9 @@ def _post(url: str, path: str, body: dict[str, Any], token: str, timeout: float)
     connection pool, and importing httpx would cost this command more than its budget.
     Raises ValueError for a URL that is not http(s)://host[:port].
     """
+    import http.client
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected http://HOST:PORT")

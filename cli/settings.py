@@ -242,7 +242,7 @@ def describe(exc: ValidationError, sources: Sources, *, config_level: bool = Fal
     whose field names are mapped back to the setting that carried the value.
     """
     error = exc.errors(include_url=False, include_input=False)[0]
-    loc = [str(part) for part in error.get("loc", ())]
+    loc = [str(part) for part in error.get("loc", ()) if part != "[key]"]
     if config_level and loc and loc[0] == "restart":
         loc = loc[1:]
     setting = _CONFIG_FIELD_TO_SETTING.get(loc[0], loc[0]) if loc else ""
