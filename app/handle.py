@@ -3,7 +3,7 @@
 The handle starts the status/control server and the supervisor actor, and gives code,
 tests and the CLI one object to wait on, inject faults through and shut down. It does not
 start the embedded exchange (``app.bootstrap`` does, the only module allowed to): it is
-handed one, as anything with an ``apply_fault`` hook, when faults should reach it.
+handed one, as a ``core.ports.ExchangeFaultHook``, when faults should reach it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import pykka
 
@@ -30,6 +30,7 @@ from app.control_state import (
 )
 from app.event_log import EventRecorder
 from core.event_bus import EventBus, EventListener
+from core.ports import ExchangeFaultHook
 from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
@@ -39,14 +40,6 @@ from supervision.config import SupervisorConfig
 from supervision.scheduler import Scheduler
 
 logger = logging.getLogger("kalshi_supervisor.app.handle")
-
-
-class FaultableExchange(Protocol):
-    """An exchange the supervisor can break on purpose (the embedded one, in tests and
-    ``--env local``): the handle and the core need only its fault hook, not its class,
-    which keeps ``kalshi_sim`` out of everything but ``app.bootstrap``."""
-
-    def apply_fault(self, fault: str, *, seconds: float | None, count: int | None) -> None: ...
 
 
 class Supervisor:
@@ -62,7 +55,7 @@ class Supervisor:
         inline_listeners: Iterable[EventListener] = (),
         scheduler: Scheduler | None = None,
         rng: random.Random | None = None,
-        exchange: FaultableExchange | None = None,
+        exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
     ) -> None:
         self.config = config
