@@ -363,6 +363,20 @@ def assert_events_file(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+BATCH = 4
+"""Bad-configuration runs started together: enough to overlap start-ups on 2 cores, few
+enough that on a loaded machine each still exits within ``START_WAIT`` of its start."""
+
+
+def run_in_batches(names: list[str], start: Callable[[str], Proc]) -> dict[str, tuple[Proc, int]]:
+    """Start ``BATCH`` processes at a time and wait for each to exit by itself."""
+    finished: dict[str, tuple[Proc, int]] = {}
+    for at in range(0, len(names), BATCH):
+        batch = {name: start(name) for name in names[at : at + BATCH]}
+        finished.update({name: (proc, proc.finish()) for name, proc in batch.items()})
+    return finished
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then closed: connections to it are refused)."""
     with socket.socket() as probe:
@@ -582,8 +596,8 @@ def bad_config_runs(
     secrets: list[str],
     key_file: Path,
 ) -> Iterator[dict[str, tuple[Proc, int, str]]]:
-    """Every bad-configuration run, started at once (each is CPU-bound interpreter start-up,
-    independent of the others) and awaited together: case -> (proc, exit code, expected)."""
+    """Every bad-configuration run, started a batch at a time (each is CPU-bound interpreter
+    start-up, independent of the others): case -> (proc, exit code, expected)."""
     tmp = tmp_path_factory.mktemp("bad-config")
     launcher = Launcher(env, secrets)
     with socket.socket() as busy:
@@ -592,20 +606,15 @@ def bad_config_runs(
         cases = _bad_config_cases(tmp, key_file, busy.getsockname()[1])
         assert set(cases) == set(BAD_CONFIG_IDS)
         try:
-            started = {
-                name: launcher("run", *args, "--state-file", str(tmp / name / "control.json"))
-                if "--status-port" in args
-                else launcher(
-                    "run",
-                    *args,
-                    "--status-port",
-                    "0",
-                    "--state-file",
-                    str(tmp / name / "control.json"),
-                )
-                for name, (args, _) in cases.items()
-            }
-            yield {name: (proc, proc.finish(), cases[name][1]) for name, proc in started.items()}
+
+            def start(name: str) -> Proc:
+                args = cases[name][0]
+                if "--status-port" not in args:
+                    args = [*args, "--status-port", "0"]
+                return launcher("run", *args, "--state-file", str(tmp / name / "control.json"))
+
+            finished = run_in_batches(list(cases), start)
+            yield {name: (proc, code, cases[name][1]) for name, (proc, code) in finished.items()}
         finally:
             launcher.close()
     assert launcher.leaked_secrets() == []
@@ -881,9 +890,9 @@ BAD_SOURCE_CASES: dict[str, tuple[dict[str, str], str | None, str]] = {
         "KALSHI_SUPERVISOR_MAX_BACKOFF",
     ),
     "env_not_a_number": (
-        {"KALSHI_SUPERVISOR_STATUS_PORT": "eighty"},
+        {"KALSHI_SUPERVISOR_MARKET_COUNT": "eighty"},
         None,
-        "KALSHI_SUPERVISOR_STATUS_PORT: status_port:",
+        "KALSHI_SUPERVISOR_MARKET_COUNT: market_count:",
     ),
     "env_bad_ticker": (
         {"KALSHI_SUPERVISOR_MARKETS": "GOOD-1,bad ticker"},
@@ -903,27 +912,32 @@ BAD_SOURCE_CASES: dict[str, tuple[dict[str, str], str | None, str]] = {
 def bad_source_runs(
     tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], secrets: list[str]
 ) -> Iterator[dict[str, tuple[Proc, int, str]]]:
-    """Every bad-source run started at once and awaited together (as ``bad_config_runs``)."""
+    """Every bad-source run, a batch at a time (as ``bad_config_runs``)."""
     tmp = tmp_path_factory.mktemp("bad-sources")
     launchers: list[Launcher] = []
-    started: dict[str, tuple[Proc, str]] = {}
+    expected: dict[str, str] = {}
+
+    def start(name: str) -> Proc:
+        variables, text, needle = BAD_SOURCE_CASES[name]
+        config = tmp / f"{name}.toml"
+        missing = tmp / f"{name}-missing.toml"
+        args = ["run", "--status-port", "0", "--state-file", str(tmp / name / "c.json")]
+        if text is not None:
+            config.write_text(text)
+            args += ["--config", str(config)]
+        fill = {"config": str(config), "missing": str(missing)}
+        expected[name] = needle.format(**fill)
+        launcher = Launcher({**env, **{k: v.format(**fill) for k, v in variables.items()}}, secrets)
+        launchers.append(launcher)
+        return launcher(*args)
+
     try:
-        for name, (variables, text, expected) in BAD_SOURCE_CASES.items():
-            config = tmp / f"{name}.toml"
-            missing = tmp / f"{name}-missing.toml"
-            args = ["run", "--status-port", "0", "--state-file", str(tmp / name / "c.json")]
-            if text is not None:
-                config.write_text(text)
-                args += ["--config", str(config)]
-            fill = {"config": str(config), "missing": str(missing)}
-            child_env = {**env, **{k: v.format(**fill) for k, v in variables.items()}}
-            launcher = Launcher(child_env, secrets)
-            launchers.append(launcher)
-            started[name] = (launcher(*args), expected.format(**fill))
-        yield {name: (proc, proc.finish(), expected) for name, (proc, expected) in started.items()}
+        finished = run_in_batches(list(BAD_SOURCE_CASES), start)
+        yield {name: (proc, code, expected[name]) for name, (proc, code) in finished.items()}
     finally:
         for launcher in launchers:
             launcher.close()
+    assert all(launcher.leaked_secrets() == [] for launcher in launchers)
 
 
 @pytest.mark.parametrize("case", list(BAD_SOURCE_CASES))
