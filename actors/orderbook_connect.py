@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.base import StageActor
+from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -26,8 +27,6 @@ from messages.commands import BookDigests, Report
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import OrderbookReport, StreamIncident
 from messages.states import State
-
-WS_SIGNING_PATH = "/trade-api/ws/v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,7 @@ class OrderbookConnectActor(StageActor):
         return OrderbookStream(
             self.context.ws_url,
             self.context.markets,
-            auth_headers=lambda: signer.headers("GET", WS_SIGNING_PATH),
+            auth_headers=lambda: signer.headers("GET", WS_PATH),
             use_yes_price=self.context.use_yes_price,
             listener=forward,
             reconnect=ReconnectPolicy(

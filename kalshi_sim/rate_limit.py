@@ -13,10 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from kalshi_api.protocol import REST_PREFIX
+
 DEFAULT_COST = 10
 SINGLE_ORDER_COST = 2
 _EPSILON = 1e-9
-_SINGLE_ORDER = re.compile(r"/trade-api/v2/portfolio/orders/[^/]+")
+_SINGLE_ORDER = re.compile(re.escape(REST_PREFIX) + r"/portfolio/orders/[^/]+")
 
 
 def request_cost(method: str, path: str) -> int:
