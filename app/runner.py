@@ -26,16 +26,16 @@ import pykka
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
 from app.console import ConsoleView
-from app.control_server import ControlServer, ControlServerError
+from app.console_server import ConsoleServer, ConsoleServerError
 from app.control_state import (
     ControlEndpoint,
     ControlStateError,
     default_state_path,
     new_token,
-    remove_state_file,
-    write_state_file,
+    publish_endpoint,
+    withdraw_endpoint,
 )
-from app.event_log import EventRecorder, JsonLinesSink
+from app.event_log import EventRecorder, EventSinkError, JsonLinesSink
 from core.supervisor_actor import EventListener, SupervisorActor
 from kalshi_api.auth import KalshiSigner, KeyLoadError, load_signer
 from kalshi_api.environments import Environment, resolve_endpoints
@@ -83,21 +83,22 @@ class Supervisor:
         self._rng = rng
         self._state_file = state_file
         self._token = new_token()
-        self._control: ControlServer | None = None
+        self._control: ConsoleServer | None = None
         self.ref: pykka.ActorRef[SupervisorActor] | None = None
 
     def start(self) -> Self:
-        self._control = ControlServer(
+        self._control = ConsoleServer(
+            self.recorder,
             self.config.status_host,
             self.config.status_port,
             token=self._token,
-            status=self.recorder.status,
             inject=self.inject,
+            trading_enabled=self.config.trading_enabled,
         )
         self._control.start()
         try:
             if self._state_file is not None:
-                write_state_file(
+                publish_endpoint(
                     self._state_file,
                     ControlEndpoint(url=self._control.url, token=self._token, pid=os.getpid()),
                 )
@@ -129,7 +130,13 @@ class Supervisor:
     def control_url(self) -> str:
         return self._control.url if self._control else ""
 
+    @property
+    def console(self) -> ConsoleServer | None:
+        """The console server (page, event feed, /metrics), while running."""
+        return self._control
+
     def wait_for_state(self, state: State, timeout: float = 10.0, *, after: int = 0) -> bool:
+        """Whether ``state`` is entered by an event with id > ``after`` (``recorder.last_id``)."""
         return self.recorder.wait_for_state(state, timeout, after=after) is not None
 
     def inject(self, fault: InjectFault) -> dict[str, Any]:
@@ -164,7 +171,7 @@ class Supervisor:
         if self._control is not None:
             self._control.stop()
         if self._state_file is not None:
-            remove_state_file(self._state_file, os.getpid())
+            withdraw_endpoint(self._state_file, os.getpid())
         return self.stopped.is_set()
 
     def __enter__(self) -> Self:
@@ -245,9 +252,13 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--sync-interval", type=_positive_float, default=30.0, help="seconds between update syncs"
     )
-    run.add_argument("--status-host", default="127.0.0.1", help="status/control server host")
     run.add_argument(
-        "--status-port", type=int, default=8005, help="status/control server port (0 = any free)"
+        "--status-host",
+        default="127.0.0.1",
+        help="console server host (page, feed, status, inject); non-loopback needs the token",
+    )
+    run.add_argument(
+        "--status-port", type=int, default=8005, help="console server port (0 = any free)"
     )
     run.add_argument(
         "--log-level",
@@ -453,7 +464,13 @@ def _run(args: argparse.Namespace) -> int:
         config = config_from_args(args, rest_url=rest_url, ws_url=ws_url)
         _preflight(config, signer)
         return _serve(args, config, signer, exchange)
-    except (ConfigError, KeyLoadError, ControlServerError, ControlStateError) as exc:
+    except (
+        ConfigError,
+        KeyLoadError,
+        ConsoleServerError,
+        ControlStateError,
+        EventSinkError,
+    ) as exc:
         print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:
@@ -504,9 +521,17 @@ def _serve(
     def on_signal(signum: int, frame: Any) -> None:
         interrupted.set()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        # Log rotation: reopen the events file on a thread, never inside the handler.
+        if sink is not None:
+            threading.Thread(target=sink.reopen, name="events-reopen", daemon=True).start()
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         supervisor.start()
+        if supervisor.console is not None:
+            print(f"kalshi-supervisor: console at {supervisor.console.url}/", file=sys.stderr)
         while not interrupted.is_set() and not supervisor.stopped.is_set():
             interrupted.wait(0.1)
         reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"

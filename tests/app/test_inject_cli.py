@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.control_server import ControlServer
+from app.console_server import ConsoleServer as ControlServer
 from app.control_state import ControlEndpoint, new_token, write_state_file
 from cli.inject import add_inject_arguments, run_inject
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
