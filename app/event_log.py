@@ -58,6 +58,8 @@ class RecordedEvent:
     event: SupervisorEvent
     json: str
     """``{"id": N, ...the event's fields...}``: the ``--events`` line plus the id."""
+    recorded_at: float
+    """``time.time()`` when the recorder got it (the event's own timestamp is its creation)."""
 
 
 FeedSubscriber = Callable[[RecordedEvent], None]
@@ -92,7 +94,9 @@ class EventRecorder:
         body = event.model_dump_json()
         with self._condition:
             self._last_id += 1
-            record = RecordedEvent(self._last_id, event, f'{{"id":{self._last_id},{body[1:]}')
+            record = RecordedEvent(
+                self._last_id, event, f'{{"id":{self._last_id},{body[1:]}', time.time()
+            )
             self._ring.append(record)
             self._count(record)
             self._condition.notify_all()

@@ -186,14 +186,15 @@ function stateCard(state, pass, live, current) {
   let status = "pending";
   if (entry) {
     if (pass.error && stateName(pass.error.ev.metadata.failed_state) === state) status = "failed";
-    else if (live && current === state) status = "in-progress";
+    else if (live && current === state && state !== "READY") status = "in-progress";
     else status = "done";
   }
   if (!entry) {
     return el("div", { class: "card pending", "data-state": state, "data-status": status },
-      el("div", { class: "card-head" }, el("span", { class: "card-name", text: state }), el("span", { class: "card-status", text: "pending" })));
+      el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: "pending" })));
   }
-  return metaCard(entry, state, status, status.replace("-", " "));
+  const label = state === "READY" && live && current === "READY" ? "ready · live" : status.replace("-", " ");
+  return metaCard(entry, state, status, label);
 }
 
 function metaCard(entry, state, status, label) {
@@ -203,7 +204,7 @@ function metaCard(entry, state, status, label) {
     : status === "in-progress" ? `${ms(Math.max(0, Date.now() - Date.parse(ev.timestamp)))} so far` : "";
   const attempts = S.attempts[state] || 1;
   return el("div", { class: `card ${status}`, "data-state": state, "data-status": status, "data-event-id": String(ev.id), "data-rendered-at": String(entry.renderedAt) },
-    el("div", { class: "card-head" }, el("span", { class: "card-name", text: state }), el("span", { class: "card-status", text: label })),
+    el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: label })),
     el("div", { class: "card-meta", text: `entered ${clock(ev.timestamp)}${duration ? " · " + duration : ""} · entry #${attempts} · id ${ev.id}` }),
     kvTable(ev.metadata));
 }
@@ -218,12 +219,21 @@ function errorCard(entry) {
   return card;
 }
 
+// Let long state names wrap at their underscores, never mid-word.
+const breakable = (name) => name.replaceAll("_", "_\u200b");
+
 function kvTable(values) {
   const table = el("table", { class: "kv" });
   for (const [key, value] of Object.entries(values)) {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      // A nested object (READY's trading_client) gets the card's full width below its key.
+      const cell = el("td", { class: "v nested", colspan: "2", "data-value": JSON.stringify(value) },
+        el("div", { class: "k", text: key }), kvTable(value));
+      table.append(el("tr", { "data-key": key }, cell));
+      continue;
+    }
     const cell = el("td", { class: "v", "data-value": JSON.stringify(value) });
-    if (value && typeof value === "object" && !Array.isArray(value)) cell.append(kvTable(value));
-    else cell.textContent = Array.isArray(value) ? value.join(", ") : String(value);
+    cell.textContent = Array.isArray(value) ? value.join(", ") : String(value);
     table.append(el("tr", { "data-key": key }, el("td", { class: "k", text: key }), cell));
   }
   return table;
