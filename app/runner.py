@@ -531,7 +531,9 @@ def _serve(
     try:
         supervisor.start()
         if supervisor.console is not None:
-            print(f"kalshi-supervisor: console at {supervisor.console.url}/", file=sys.stderr)
+            # One write, so the line cannot interleave with the console view's output.
+            sys.stderr.write(f"kalshi-supervisor: console at {supervisor.console.url}/\n")
+            sys.stderr.flush()
         while not interrupted.is_set() and not supervisor.stopped.is_set():
             interrupted.wait(0.1)
         reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"
