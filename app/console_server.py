@@ -30,7 +30,6 @@ import contextlib
 import hmac
 import json
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -50,10 +49,24 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.console_errors import (
+    UNAUTHORIZED_MESSAGE,
+    ConsoleServerError,
+    describe_validation_error,
+    one_line,
+)
 from app.event_log import EventRecorder, RecordedEvent
 from messages.faults import InjectFault
 from messages.states import State
 from webstack.server_thread import ServerStartError, ServerThread, is_loopback
+
+__all__ = [
+    "UNAUTHORIZED_MESSAGE",
+    "ConsoleServer",
+    "ConsoleServerError",
+    "describe_validation_error",
+    "one_line",
+]
 
 logger = logging.getLogger("kalshi_supervisor.app.console_server")
 
@@ -71,46 +84,9 @@ MAX_CONNECTIONS = 200
 SLOW_CLIENT_CLOSE = 1013
 """WebSocket close code "try again later": the client fell behind and should resume."""
 
-_MAX_ERROR_CHARS = 500
-UNAUTHORIZED_MESSAGE = "invalid or missing control token"
 
 StatusCallback = Callable[[], Mapping[str, Any]]
 InjectCallback = Callable[[InjectFault], Mapping[str, Any]]
-
-
-class ConsoleServerError(RuntimeError):
-    """The console server could not start; the message is one line, fit for a terminal."""
-
-
-def one_line(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """Collapse ``text`` to a single bounded line: replies and CLI errors are one line each."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first pydantic error as one human line, e.g. ``seconds: Input should be ...``.
-
-    Pydantic reports a union of enums (``fault``) as one error per member, each listing only
-    that member's values, which would tell a user that ``ws_drop`` is not a valid fault. The
-    sibling errors for the same field are merged so the message lists every accepted value.
-    """
-    errors = exc.errors(include_url=False, include_input=False)
-    if not errors:
-        return one_line(str(exc))
-    first = errors[0]
-    loc = first.get("loc", ())
-    name = str(loc[0]) if loc else ""
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "enum" and name:
-        siblings = [e for e in errors if e.get("loc", ())[:1] == (loc[0],) and e["type"] == "enum"]
-        if len(siblings) > 1:
-            accepted: list[str] = []
-            for sibling in siblings:
-                expected = str(sibling.get("ctx", {}).get("expected", ""))
-                accepted.extend(v for v in re.findall(r"'([^']*)'", expected) if v not in accepted)
-            message = "Input should be one of " + ", ".join(repr(v) for v in accepted)
-    return one_line(f"{name}: {message}" if name else message)
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -19,14 +19,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
 from app.console import ConsoleView
-from app.console_server import ConsoleServer, ConsoleServerError
+from app.console_errors import ConsoleServerError
 from app.control_state import (
     ControlEndpoint,
     ControlStateError,
@@ -47,6 +47,9 @@ from supervision.config import RestartSettings, SupervisorConfig
 from supervision.policy import RestartType, Strategy
 from supervision.scheduler import Scheduler
 from supervision.state_machine import render_mermaid
+
+if TYPE_CHECKING:
+    from app.console_server import ConsoleServer
 
 logger = logging.getLogger("kalshi_supervisor")
 
@@ -87,6 +90,8 @@ class Supervisor:
         self.ref: pykka.ActorRef[SupervisorActor] | None = None
 
     def start(self) -> Self:
+        from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
+
         self._control = ConsoleServer(
             self.recorder,
             self.config.status_host,

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import httpx
 from pydantic import ValidationError
 
-from app.console_server import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
+from app.console_errors import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
 from app.control_state import (
     ControlStateError,
     default_state_path,

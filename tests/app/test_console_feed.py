@@ -239,7 +239,9 @@ def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher
     # send that stalled leaves uvicorn to close with "internal error" (1011). A client that
     # is merely behind gets SLOW_CLIENT_CLOSE with "too slow ... resume with ?since=N".
     assert close[0] in (1011, SLOW_CLIENT_CLOSE)
-    assert "kalshi_supervisor_console_clients_dropped_total 1.0" in metrics
+    # Cut off by the send timeout (counted as dropped) or, on a machine so loaded that the
+    # stalled send never reaches it first, by uvicorn's ping timeout: either way it is gone.
+    assert "kalshi_supervisor_console_clients 0.0" in metrics
 
 
 def test_feed_when_server_restarts_resumes_by_id_without_gap_or_duplicate(
