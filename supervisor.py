@@ -9,7 +9,8 @@ from __future__ import annotations
 from actors.base import StageActor
 from actors.registry import DEFAULT_STAGES, StageSpec
 from app.runner import Supervisor, main
-from core.supervisor_actor import EventListener, SupervisorActor
+from core.event_bus import EventListener
+from core.supervisor_actor import SupervisorActor
 from messages.events import SupervisorEvent
 from messages.faults import InjectFault
 from messages.states import State

@@ -22,10 +22,39 @@ from messages.commands import Connect, Describe, Ping
 from messages.faults import ActorFault, InjectFault
 from messages.results import StageFailed, StageSucceeded
 from messages.states import State
+from messages.text import one_line
 
-logger = logging.getLogger(__name__)
+__all__ = ["InjectedFaultError", "StageActor", "StageControls", "StartFaults", "one_line"]
+
+logger = logging.getLogger("kalshi_supervisor.actors.base")
 
 DEFAULT_HANG_SECONDS = 3600.0
+
+_reported = threading.local()
+"""Per actor thread: the failure pykka is about to log was already reported by us."""
+
+
+class _ReportedFailureFilter(logging.Filter):
+    """Drop pykka's traceback for a failure a stage actor already reported to the supervisor.
+
+    Why: pykka logs every handler error with a full traceback ("Unhandled exception in ...",
+    or "Exception returned from ... to caller" under ``ask``); the supervisor logs the same
+    failure as one line. Scoped by thread: only the stage actor thread that reported the
+    failure (and only that one record) is silenced; every other pykka record passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(_reported, "pending", False):
+            return True
+        text = record.getMessage()
+        if text.startswith(("Unhandled exception in ", "Exception returned from ")):
+            _reported.pending = False
+            return False
+        return True
+
+
+_PYKKA_FILTER = _ReportedFailureFilter()
+logging.getLogger("pykka").addFilter(_PYKKA_FILTER)
 DEFAULT_SLOW_SECONDS = 2.0
 
 
@@ -132,10 +161,14 @@ class StageActor(pykka.ThreadingActor):
         )
 
     def _report(self, exc: BaseException) -> None:
+        """Tell the supervisor first (it logs the one line); the traceback only at DEBUG."""
         try:
             self.fail(type(exc).__name__, str(exc) or type(exc).__name__)
         except pykka.ActorDeadError:
             logger.warning("%s: supervisor gone, failure not reported: %s", self.stage_name, exc)
+            return
+        logger.debug("%s stage failure (reported)", self.stage_name, exc_info=exc)
+        _reported.pending = True
 
     # -- pykka hooks, all guarded ----------------------------------------------------------
     def on_start(self) -> None:
@@ -205,8 +238,3 @@ class StageActor(pykka.ThreadingActor):
             return "corrupted"
         raise ValueError(f"{kind.value} is not an actor fault")
 
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse an error message to one bounded line for metadata, events and terminals."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -10,20 +10,21 @@ import re
 
 from pydantic import ValidationError
 
+from messages.text import one_line as _one_line
+
 _MAX_ERROR_CHARS = 500
 """Error strings are echoed to a terminal; a huge exception message should not flood it."""
 
 UNAUTHORIZED_MESSAGE = "invalid or missing control token"
 
 
+def one_line(text: object, limit: int = _MAX_ERROR_CHARS) -> str:
+    """The project's one ``one_line`` (``messages.text``), with room for a full HTTP error."""
+    return _one_line(text, limit)
+
+
 class ConsoleServerError(RuntimeError):
     """The console server could not start; the message is one line, fit for a terminal."""
-
-
-def one_line(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """Collapse ``text`` to a single bounded line: replies and CLI errors are one line each."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def describe_validation_error(exc: ValidationError) -> str:

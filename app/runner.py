@@ -36,7 +36,8 @@ from app.control_state import (
     withdraw_endpoint,
 )
 from app.event_log import EventRecorder, EventSinkError, JsonLinesSink
-from core.supervisor_actor import EventListener, SupervisorActor
+from core.event_bus import EventBus, EventListener
+from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner, KeyLoadError, load_signer
 from kalshi_api.environments import Environment, resolve_endpoints
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
@@ -70,6 +71,7 @@ class Supervisor:
         *,
         stages: Sequence[StageSpec] = DEFAULT_STAGES,
         listeners: Iterable[EventListener] = (),
+        inline_listeners: Iterable[EventListener] = (),
         scheduler: Scheduler | None = None,
         rng: random.Random | None = None,
         exchange: EmbeddedExchange | None = None,
@@ -82,6 +84,9 @@ class Supervisor:
         self._signer = signer
         self._stages = tuple(stages)
         self._listeners = [self.recorder, *listeners]
+        self._inline_listeners = list(inline_listeners)
+        self.events: EventBus | None = None
+        """Listeners run on the bus's thread, never the supervisor's; closed by ``shutdown``."""
         self._scheduler = scheduler
         self._rng = rng
         self._state_file = state_file
@@ -92,6 +97,7 @@ class Supervisor:
     def start(self) -> Self:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
 
+        self.events = EventBus(self._listeners)
         self._control = ConsoleServer(
             self.recorder,
             self.config.status_host,
@@ -112,7 +118,8 @@ class Supervisor:
                 self._signer,
                 status_address=self._control.address,
                 stages=self._stages,
-                listeners=self._listeners,
+                events=self.events,
+                inline_listeners=self._inline_listeners,
                 scheduler=self._scheduler,
                 rng=self._rng,
                 exchange=self.exchange,
@@ -120,6 +127,8 @@ class Supervisor:
             )
         except BaseException:
             self._control.stop()
+            self.events.close()
+            self.events = None
             raise
         return self
 
@@ -149,7 +158,10 @@ class Supervisor:
         if self.ref is None or not self.ref.is_alive():
             return {"accepted": False, "error": "supervisor is not running"}
         try:
-            return self.ref.ask(fault, timeout=5.0)
+            reply = self.ref.ask(fault, timeout=5.0)
+            if self.events is not None:
+                self.events.flush(5.0)  # the FaultInjected event is recorded when this returns
+            return reply
         except pykka.Timeout:
             return {"accepted": False, "error": "supervisor did not answer within 5s"}
         except pykka.ActorDeadError:
@@ -173,6 +185,8 @@ class Supervisor:
             self.stopped.wait(timeout)
             with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
                 self.ref.stop(block=True, timeout=timeout)
+        if self.events is not None:
+            self.events.close()
         if self._control is not None:
             self._control.stop()
         if self._state_file is not None:

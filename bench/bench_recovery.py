@@ -59,7 +59,7 @@ from kalshi_api.rest import DEFAULT_RETRY
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import (
     RestartScheduled,
-    StageFailure,
+    StageFailureReported,
     StateTransition,
     StreamHealed,
     SupervisorEvent,
@@ -268,7 +268,7 @@ def inject_once(supervisor: Supervisor, case: Case) -> Sample:
         raise BenchError(f"expected a heal in place, but the supervisor restarted: {errors[0]}")
     if case.path == "restart" and not errors:
         raise BenchError("expected a restart, but READY came back without ERROR")
-    failure = next((e for e in window if isinstance(e, StageFailure)), None)
+    failure = next((e for e in window if isinstance(e, StageFailureReported)), None)
     restarts = [e for e in window if isinstance(e, RestartScheduled)]
     recover_ms = None
     if failure is not None:

@@ -48,8 +48,9 @@ class KalshiSyncComplete(Event):
     changes: SyncChanges | None
 
 
-class StageFailure(Event):
-    """A stage failed, by whatever path (handler error, start error, hang, deadline, lost link)."""
+class StageFailureReported(Event):
+    """The supervisor reports (JSON ``stage_failure``) that a stage failed, by any path
+    (handler error, start error, hang, deadline, lost link)."""
 
     type: Literal["stage_failure"] = "stage_failure"
     stage: str
@@ -75,7 +76,7 @@ class StageDropped(Event):
     reason: str
 
 
-class SupervisorGaveUp(Event):
+class Escalation(Event):
     """Restart intensity was exceeded: the supervisor escalates by shutting down."""
 
     type: Literal["escalation"] = "escalation"
@@ -109,11 +110,18 @@ class FaultInjected(Event):
 SupervisorEvent = (
     StateTransition
     | KalshiSyncComplete
-    | StageFailure
+    | StageFailureReported
     | RestartScheduled
     | StageDropped
-    | SupervisorGaveUp
+    | Escalation
     | StreamHealed
     | StreamInterrupted
     | FaultInjected
 )
+
+# Deprecated aliases, kept only until app/console.py and bench/ use the names above:
+# ``StageFailure`` collided with the ``StageFailed`` message, and ``SupervisorGaveUp`` was sent
+# as ``"escalation"``. Class names now follow the wire names (``Escalation`` = ``escalation``);
+# the one exception, ``StageFailureReported`` (``stage_failure``), avoids that collision.
+StageFailure = StageFailureReported
+SupervisorGaveUp = Escalation

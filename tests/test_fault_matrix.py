@@ -1,9 +1,10 @@
 """Every connecting state and READY x every fault kind: heal in place, or ERROR -> ... -> READY.
 
-A fault is injected *at* a state by a listener on the transition into it. The listener
-runs on the supervisor's thread before the stage is told to connect, so an actor fault is
-queued ahead of the stage's work and an exchange fault is armed before the stage's first
-request: the fault really happens in that state, not somewhere near it.
+A fault is injected *at* a state by an inline listener on the transition into it. It runs
+on the supervisor's thread (ordinary listeners run on the event bus's thread) before the
+stage is told to connect, so an actor fault is queued ahead of the stage's work and an
+exchange fault is armed before the stage's first request: the fault really happens in that
+state, not somewhere near it.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def test_fault_when_injected_in_state_heals_or_restarts_to_clean_ready(
     )
     actors_before = live_actor_count()
     threads_before = threads_now()
-    with running_supervisor(exchange, config, listeners=[injector]) as supervisor:
+    with running_supervisor(exchange, config, inline_listeners=[injector]) as supervisor:
         assert injector.fired.wait(WAIT), f"never entered {state.name}"
         settled = wait_settled(supervisor, expect)
         assert settled, (

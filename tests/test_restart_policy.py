@@ -20,7 +20,7 @@ from actors.trading_connect import TradingConnectActor
 from app.runner import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.commands import Ping
-from messages.events import StageDropped, StreamInterrupted, SupervisorEvent, SupervisorGaveUp
+from messages.events import Escalation, StageDropped, StreamInterrupted, SupervisorEvent
 from messages.faults import InjectFault
 from messages.metadata import ErrorMetadata, ReadyMetadata, ShutdownMetadata
 from messages.states import State
@@ -103,7 +103,7 @@ def test_intensity_when_exceeded_gives_up_and_shuts_down_with_reason(
         assert isinstance(shutdown.metadata, ShutdownMetadata)
         assert "max_restarts=2" in shutdown.metadata.reason
         assert shutdown.from_state is State.ERROR
-        gave_up = [e for e in sup.recorder.events() if isinstance(e, SupervisorGaveUp)]
+        gave_up = [e for e in sup.recorder.events() if isinstance(e, Escalation)]
         assert len(gave_up) == 1
         assert sup.stopped.wait(WAIT)
 

@@ -1,0 +1,117 @@
+"""INITIALIZING and the stage walk: resolve markets once, then each stage in spec order."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from core.timers import MarketsResolved
+from messages.base import Message
+from messages.commands import Connect, Describe
+from messages.metadata import StartupMetadata
+from messages.results import StageSucceeded
+from messages.states import State
+
+if TYPE_CHECKING:
+    from core.supervisor_core import SupervisorCore
+
+logger = logging.getLogger("kalshi_supervisor.core.connecting")
+
+_ENTRY_CONTEXT: dict[State, str] = {
+    State.TRADING_CLIENT_CONNECT: "Connecting to trading API",
+    State.KALSHI_DATA_SYNC: "Syncing positions and orders with Kalshi",
+}
+
+
+class StageWalk:
+    """Where the forward path is: the resolved markets and the stage being connected."""
+
+    def __init__(self, core: SupervisorCore) -> None:
+        self._core = core
+        self.cursor = 0
+        self.markets: tuple[str, ...] | None = None
+
+    def begin(self) -> None:
+        """Enter INITIALIZING; resolve markets off-thread (a shutdown must get through).
+
+        Markets resolved before a recovery are kept, so a restart reconnects the same books.
+        """
+        core = self._core
+        config = core.config
+        core.transition(
+            State.INITIALIZING,
+            "Starting up" if core.recovery.pending is None else "Recovering: starting up again",
+            StartupMetadata(
+                environment=config.environment.value,
+                host=core.status_address,
+                log_level=config.log_level,
+                mode=config.discovery_mode,
+            ),
+        )
+        core.deadline.arm(
+            core.specs[0].name, State.INITIALIZING, config.deadlines.get(State.INITIALIZING)
+        )
+        if self.markets is not None:
+            self.start_at(0)
+            return
+        epoch, resolve, mailbox = core.epoch, core.resolve_markets, core.mailbox
+
+        def work() -> None:
+            try:
+                mailbox(MarketsResolved(epoch, resolve(), None, ""))
+            except Exception as exc:
+                mailbox(MarketsResolved(epoch, (), type(exc).__name__, str(exc)))
+
+        core.background(work)
+
+    def on_markets_resolved(self, message: MarketsResolved) -> None:
+        """Discovery failing is the first stage's failure: it is the one that needs markets."""
+        core = self._core
+        if message.epoch != core.epoch or core.state is not State.INITIALIZING:
+            return
+        if message.error_type is not None:
+            core.fail(core.specs[0].name, message.error_type, message.reason)
+            return
+        self.markets = message.tickers
+        self.start_at(0)
+
+    def start_at(self, index: int) -> None:
+        """Walk from the stage at ``index`` (0 on (re)start, the stream's on a READY reconnect)."""
+        self.cursor = index
+        self._enter_stage()
+
+    def _enter_stage(self) -> None:
+        """Start the stage; enter its state if an earlier stage has not; arm its own deadline.
+
+        The actor describes its state's entry itself (``Describe``): only it knows its facts.
+        """
+        core = self._core
+        spec = core.specs[self.cursor]
+        generation = core.ensure_child(spec)
+        if core.state is not spec.state:
+            metadata = core.ask_stage(spec.name, Describe())
+            if metadata is None:
+                return
+            context = _ENTRY_CONTEXT.get(spec.state, f"Starting {spec.name} stage")
+            if spec.state is State.ORDERBOOK_CONNECT:
+                context = f"Connecting to {len(self.markets or ())} markets"
+            if not core.transition_from_stage(spec.name, spec.state, context, metadata):
+                return
+        core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))
+        core.tell_child(spec.name, Connect(generation=generation))
+
+    def on_succeeded(self, message: StageSucceeded, result: Message) -> None:
+        """The stage being connected is done: on to the next one, or READY after the last."""
+        core = self._core
+        if self.cursor >= len(core.specs):
+            return  # READY is pending on a healing stream; its reply is an incident, not this
+        spec = core.specs[self.cursor]
+        if spec.name != message.stage:
+            logger.debug("ignoring %s result while %s is connecting", message.stage, spec.name)
+            return
+        core.deadline.cancel()
+        self.cursor += 1
+        if self.cursor < len(core.specs):
+            self._enter_stage()
+        else:
+            core.ready.enter()

@@ -1,0 +1,78 @@
+"""What the supervisor core needs from the world, as small typed protocols.
+
+The core decides; these do. The pykka shell implements them with actors and threads;
+the core's unit tests implement them with plain objects and a manual scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from actors.context import StageContext
+from actors.registry import StageSpec
+from messages.base import Message
+
+Mailbox = Callable[[object], None]
+"""Tell the core a message later, on its own thread (timers and background work use it)."""
+
+Background = Callable[[Callable[[], None]], None]
+"""Run blocking work (market discovery over HTTP) off the core's thread."""
+
+
+class ExchangeFaultHook(Protocol):
+    """The embedded exchange as the core sees it: something that can be broken on purpose."""
+
+    def apply_fault(self, fault: str, *, seconds: float | None, count: int | None) -> None: ...
+
+
+class StageGoneError(Exception):
+    """The stage actor is no longer running (its failure report, if any, is on its way)."""
+
+
+class StageUnresponsiveError(Exception):
+    """The stage actor did not answer in time."""
+
+
+class PingProbe(Protocol):
+    """One liveness ping in flight."""
+
+    def answered(self) -> bool:
+        """Whether a reply (or an error) has arrived, without blocking."""
+        ...
+
+    def failure(self) -> tuple[str, str] | None:
+        """None if it answered well, else ``(error_type, reason)``."""
+        ...
+
+
+class Children(Protocol):
+    """The stage actors, one incarnation (generation) per start."""
+
+    def ensure(self, spec: StageSpec, context: StageContext) -> int:
+        """Start the stage unless it runs; return its current generation."""
+        ...
+
+    def generation(self, name: str) -> int | None:
+        """The running incarnation of a stage, or None when it is not started."""
+        ...
+
+    def names(self) -> list[str]:
+        """Started stages, in start order."""
+        ...
+
+    def is_alive(self, name: str) -> bool: ...
+
+    def ask(self, name: str, message: Message, timeout: float) -> Any:
+        """Ask and wait; raises ``StageGoneError``, ``StageUnresponsiveError`` or its error."""
+        ...
+
+    def tell(self, name: str, message: object) -> bool:
+        """Tell without waiting; False when the stage is not running."""
+        ...
+
+    def ping(self, name: str) -> PingProbe: ...
+
+    def stop(self, names: Sequence[str]) -> None:
+        """Stop these stages in the given order (bounded; a stuck stage is abandoned)."""
+        ...

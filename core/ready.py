@@ -1,0 +1,255 @@
+"""READY and its timers: entering it, liveness, periodic work, healing the stream in place."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Any
+
+from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
+from messages.events import StreamHealed, StreamInterrupted
+from messages.metadata import ReadyMetadata, TradingReadyMetadata
+from messages.results import StreamIncident
+from messages.states import State
+from supervision.scheduler import TimerHandle
+
+if TYPE_CHECKING:
+    from core.supervisor_core import SupervisorCore
+
+logger = logging.getLogger("kalshi_supervisor.core.ready")
+
+DEFAULT_WORK_DEADLINE = 15.0
+"""Bound on periodic work of a stage with no deadline anywhere (never hit with defaults)."""
+
+HEALED_KINDS = ("reconnected", "resynced")
+
+
+class ReadyPhase(enum.Enum):
+    """READY's own phases; the state machine's state is READY only in ``OPEN``."""
+
+    CLOSED = "closed"
+    """Not READY (connecting, ERROR, SHUTDOWN)."""
+    AWAITING_STREAM = "awaiting_stream"
+    """Every stage succeeded, but a stage's live check failed (its stream dropped after it
+    finished): READY waits, under that stage's deadline, for it to report it healed."""
+    OPEN = "open"
+
+
+def ready_metadata(fields: dict[str, Any]) -> ReadyMetadata:
+    """READY's class follows from what the stages contributed: a trading summary or not."""
+    if "trading_client" in fields:
+        return TradingReadyMetadata(**fields)
+    return ReadyMetadata(**fields)
+
+
+class ReadyWatch:
+    """READY's timers and the bookkeeping they need (pings, busy stages, heal timer)."""
+
+    def __init__(self, core: SupervisorCore) -> None:
+        self._core = core
+        self.phase = ReadyPhase.CLOSED
+        self.awaiting: str | None = None
+        self._timers: list[TimerHandle] = []
+        self._heal: TimerHandle | None = None
+        self._pings: dict[str, LivenessCheck] = {}
+        self._busy_until: dict[str, float] = {}
+        self.healed_total = 0
+
+    # -- entering READY ---------------------------------------------------------------------
+    def enter(self) -> None:
+        """Announce READY with every stage's contribution, unless a stage is not live yet."""
+        core = self._core
+        fields = self._contributions()
+        if fields is None:
+            return
+        self.phase, self.awaiting = ReadyPhase.OPEN, None
+        core.deadline.cancel()
+        fields["environment"] = core.config.environment.value
+        core.transition(State.READY, "All stages connected", ready_metadata(fields))
+        core.recovery.on_ready()
+        self._start_timers()
+
+    def _contributions(self) -> dict[str, Any] | None:
+        """READY's metadata parts from each stage's spec; None if READY must wait or failed.
+
+        A running stage with an ``ask`` is asked now (a fresh report); others give their last
+        result; a stage that is not running gives its ``absent`` result, or nothing.
+        """
+        core = self._core
+        fields: dict[str, Any] = {}
+        running = {s.name for s in core.specs}
+        for spec in core.all_specs:
+            part = spec.ready
+            if part is None:
+                continue
+            result: Any
+            if spec.name in running and part.ask is not None and core.has_child(spec.name):
+                result = core.ask_stage(spec.name, part.ask)
+                if result is None:
+                    return None
+                if spec.result_type is not None and type(result) is not spec.result_type:
+                    core.fail(spec.name, "BadMetadata", f"{spec.name} report has the wrong type")
+                    return None
+                markets = len(core.walk.markets or ())
+                if part.live is not None and not part.live(result, markets):
+                    self.phase, self.awaiting = ReadyPhase.AWAITING_STREAM, spec.name
+                    core.deadline.arm(
+                        spec.name, core.state, spec.deadline_in(core.config.deadlines)
+                    )
+                    return None
+            elif spec.name in running:
+                result = core.results.get(spec.name)
+            else:
+                result = None
+            if result is None:
+                if part.absent is None:
+                    continue
+                result = part.absent()
+            fields.update(part.fields(result))
+        return fields
+
+    def _start_timers(self) -> None:
+        """Liveness for every stage; each stage's periodic work at its own interval."""
+        core = self._core
+        mailbox = core.mailbox
+        self._timers.append(
+            core.scheduler.call_every(
+                core.config.liveness_interval, lambda: mailbox(LivenessDue()), name="liveness"
+            )
+        )
+        for spec in core.specs:
+            if not core.has_child(spec.name):
+                continue
+            for index, work in enumerate(spec.periodic):
+                self._timers.append(
+                    core.scheduler.call_every(
+                        work.interval(core.config),
+                        lambda n=spec.name, i=index: mailbox(PeriodicDue(n, i)),
+                        name=work.name,
+                    )
+                )
+
+    def leave(self) -> None:
+        """Cancel every READY-only timer (liveness, periodic work, heal) on leaving READY."""
+        self.phase, self.awaiting = ReadyPhase.CLOSED, None
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._heal is not None:
+            self._heal.cancel()
+            self._heal = None
+        self._pings.clear()
+        self._busy_until.clear()
+
+    # -- periodic work ----------------------------------------------------------------------
+    def work_done(self, stage: str) -> None:
+        self._busy_until.pop(stage, None)
+
+    def on_periodic_due(self, due: PeriodicDue) -> None:
+        """Ask the stage for its periodic work; its deadline stands in for liveness meanwhile."""
+        core = self._core
+        spec = core.spec(due.stage)
+        generation = core.current_generation(due.stage)
+        if core.state is not State.READY or spec is None or generation is None:
+            return
+        if due.stage in self._busy_until:
+            return
+        seconds = spec.deadline_in(core.config.deadlines) or DEFAULT_WORK_DEADLINE
+        self._busy_until[due.stage] = core.scheduler.clock.monotonic() + seconds
+        core.tell_child(due.stage, spec.periodic[due.work].command(generation))
+
+    # -- liveness ---------------------------------------------------------------------------
+    def probe_liveness(self) -> None:
+        """Ping every stage not busy; a dead actor or overrun work is that stage's failure."""
+        core = self._core
+        if core.state is not State.READY:
+            return
+        now = core.scheduler.clock.monotonic()
+        for name in core.child_names():
+            generation = core.current_generation(name)
+            if generation is None:
+                continue
+            if not core.children.is_alive(name):
+                core.fail(name, "ActorDied", f"{name} stage actor is no longer running")
+                return
+            busy_until = self._busy_until.get(name)
+            if busy_until is not None:
+                if now < busy_until:
+                    continue
+                core.fail(name, "DeadlineExceeded", f"{name} stage's requested work overran")
+                return
+            pending = self._pings.get(name)
+            if pending is not None and not pending.probe.answered():
+                continue  # its check is already scheduled
+            check = LivenessCheck(name, generation, core.children.ping(name))
+            self._pings[name] = check
+            core.scheduler.call_later(
+                core.config.liveness_timeout,
+                lambda c=check, m=core.mailbox: m(c),
+                name="liveness-check",
+            )
+
+    def check_liveness(self, check: LivenessCheck) -> None:
+        """A ping's time is up: unanswered means unresponsive, an error means it died."""
+        core = self._core
+        if self._pings.get(check.stage) is not check:
+            return
+        del self._pings[check.stage]
+        if core.state is not State.READY or check.stage in self._busy_until:
+            return
+        failure = check.probe.failure()
+        if failure is None:
+            return
+        error_type, reason = failure
+        if error_type == "Unresponsive":
+            reason = (
+                f"{check.stage} stage did not answer a ping within "
+                f"{core.config.liveness_timeout:g}s"
+            )
+        core.fail(check.stage, error_type, reason)
+
+    # -- healing in place -------------------------------------------------------------------
+    def on_incident(self, incident: StreamIncident) -> None:
+        """A stream dropped or healed: READY survives a drop for ``heal_timeout``."""
+        core = self._core
+        if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
+            if incident.kind in HEALED_KINDS:
+                self.enter()
+            return
+        if core.state is not State.READY:
+            return
+        if incident.kind == "disconnected":
+            if self._heal is None:
+                epoch, mailbox, stage = core.epoch, core.mailbox, incident.stage
+                self._heal = core.scheduler.call_later(
+                    core.config.heal_timeout,
+                    lambda: mailbox(HealExpired(epoch, stage)),
+                    name="heal",
+                )
+                core.publish(
+                    StreamInterrupted(
+                        detail=incident.detail,
+                        heal_timeout_ms=round(core.config.heal_timeout * 1000),
+                    )
+                )
+        elif incident.kind in HEALED_KINDS:
+            if self._heal is not None:
+                self._heal.cancel()
+                self._heal = None
+            self.healed_total += 1
+            core.publish(
+                StreamHealed(
+                    kind=incident.kind, detail=incident.detail, healed_total=self.healed_total
+                )
+            )
+
+    def on_heal_expired(self, expired: HealExpired) -> None:
+        """READY -> the stream's state: it could not heal in place within heal_timeout."""
+        core = self._core
+        if expired.epoch != core.epoch or core.state is not State.READY:
+            return
+        index = core.index_of(expired.stage)
+        if index is None:
+            return
+        self.leave()
+        core.walk.start_at(index)

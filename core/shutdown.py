@@ -1,0 +1,26 @@
+"""SHUTDOWN: from any state, once; stages stop in reverse start order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from messages.metadata import ShutdownMetadata
+from messages.states import State
+from messages.text import one_line
+
+if TYPE_CHECKING:
+    from core.supervisor_core import SupervisorCore
+
+
+def shut_down(core: SupervisorCore, reason: str) -> None:
+    """Cancel every timer, stop every stage, announce SHUTDOWN, then let the shell stop.
+
+    Idempotent: a second request (a signal during a give-up) changes nothing.
+    """
+    if core.state is State.SHUTDOWN:
+        return
+    core.deadline.cancel()
+    core.ready.leave()
+    core.stop_children(core.child_names())
+    core.transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))
+    core.on_shutdown()

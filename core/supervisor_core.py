@@ -1,0 +1,322 @@
+"""The supervisor's decision core: plain Python, no pykka, no sockets, no threads of its own.
+
+It owns the state machine and decides what happens next; the per-state work lives in
+``connecting`` (INITIALIZING and the stage walk), ``ready`` (READY and its timers),
+``recovery`` (failures, ERROR, restart) and ``shutdown``. It reaches stage actors only
+through ``Children`` and gets its own timers back through ``mailbox``; the pykka shell
+(``core.supervisor_actor``) supplies both, tests supply plain objects and a manual
+scheduler. It never merges metadata: each transition carries the one message built for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from actors.context import StageContext
+from actors.registry import StageSpec, enabled_stages, validate_pipeline
+from core.connecting import StageWalk
+from core.deadlines import StageDeadline
+from core.ports import (
+    Background,
+    Children,
+    ExchangeFaultHook,
+    Mailbox,
+    StageGoneError,
+    StageUnresponsiveError,
+)
+from core.ready import ReadyWatch
+from core.recovery import Recovery
+from core.shutdown import shut_down
+from core.timers import (
+    Begin,
+    ConfirmDead,
+    DeadlineExpired,
+    HealExpired,
+    LivenessCheck,
+    LivenessDue,
+    MarketsResolved,
+    PeriodicDue,
+    RestartDue,
+)
+from kalshi_api.auth import KalshiSigner
+from messages.base import Message
+from messages.commands import Ping, Shutdown
+from messages.events import FaultInjected, SupervisorEvent
+from messages.faults import FaultTarget, InjectFault
+from messages.metadata import StateMetadata
+from messages.results import StageFailed, StageSucceeded, StreamIncident
+from messages.states import State
+from messages.text import one_line
+from supervision.config import SupervisorConfig
+from supervision.scheduler import Scheduler
+from supervision.state_machine import StateMachine
+
+logger = logging.getLogger("kalshi_supervisor.core.supervisor_core")
+
+ASK_TIMEOUT = 2.0
+
+Publish = Callable[[SupervisorEvent], None]
+
+
+class SupervisorCore:
+    """Decides; the ports do. Every handler runs on one thread (the shell's actor thread)."""
+
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        signer: KalshiSigner,
+        *,
+        status_address: str,
+        stages: Sequence[StageSpec],
+        children: Children,
+        scheduler: Scheduler,
+        mailbox: Mailbox,
+        publish: Publish,
+        resolve_markets: Callable[[], tuple[str, ...]],
+        background: Background,
+        on_shutdown: Callable[[], None],
+        exchange: ExchangeFaultHook | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.status_address = status_address
+        self.all_specs: tuple[StageSpec, ...] = tuple(stages)
+        self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
+        validate_pipeline(self.specs)
+        self.children = children
+        self.scheduler = scheduler
+        self.mailbox = mailbox
+        self.publish = publish
+        self.resolve_markets = resolve_markets
+        self.background = background
+        self.on_shutdown = on_shutdown
+        self._signer = signer
+        self._exchange = exchange
+        self._machine = StateMachine(monotonic=scheduler.clock.monotonic)
+        self.epoch = 0
+        """Counts transitions; a timer stamped with an older epoch is stale."""
+        self.results: dict[str, Message] = {}
+        """Each stage's last result (what READY is assembled from)."""
+        self.deadline = StageDeadline(scheduler, mailbox)
+        self.walk = StageWalk(self)
+        self.ready = ReadyWatch(self)
+        self.recovery = Recovery(self, rng)
+
+    @property
+    def state(self) -> State:
+        return self._machine.state
+
+    # -- the one entry point --------------------------------------------------------------
+    def handle(self, message: object) -> Any:
+        """Route one message; after SHUTDOWN only pings are answered (the shell is stopping)."""
+        if self.state is State.SHUTDOWN:
+            return True if isinstance(message, Ping) else None
+        if isinstance(message, StageSucceeded):
+            self._on_succeeded(message)
+        elif isinstance(message, StageFailed):
+            if self.is_current(message.stage, message.generation):
+                self.fail(
+                    message.stage, message.error_type, message.reason, abnormal=message.abnormal
+                )
+        elif isinstance(message, StreamIncident):
+            if self.is_current(message.stage, message.generation):
+                self.ready.on_incident(message)
+        elif isinstance(message, InjectFault):
+            return self._inject(message)
+        elif isinstance(message, Shutdown):
+            self.shutdown(message.reason)
+        elif isinstance(message, Ping):
+            return True
+        else:
+            self._on_timer(message)
+        return None
+
+    def _on_timer(self, message: object) -> None:
+        if isinstance(message, Begin):
+            self.walk.begin()
+        elif isinstance(message, DeadlineExpired):
+            self._on_deadline(message)
+        elif isinstance(message, RestartDue):
+            self.recovery.on_restart_due(message)
+        elif isinstance(message, PeriodicDue):
+            self.ready.on_periodic_due(message)
+        elif isinstance(message, LivenessDue):
+            self.ready.probe_liveness()
+        elif isinstance(message, LivenessCheck):
+            self.ready.check_liveness(message)
+        elif isinstance(message, MarketsResolved):
+            self.walk.on_markets_resolved(message)
+        elif isinstance(message, ConfirmDead):
+            if self.is_current(message.stage, message.generation):
+                self.fail(message.stage, "ActorDied", f"{message.stage} stage is not running")
+        elif isinstance(message, HealExpired):
+            self.ready.on_heal_expired(message)
+        else:
+            logger.warning("supervisor ignored unknown message %s", type(message).__name__)
+
+    # -- results ----------------------------------------------------------------------------
+    def _on_succeeded(self, message: StageSucceeded) -> None:
+        """A stage's result: checked against its spec, kept, announced, then the walk moves.
+
+        In READY (periodic work) or ERROR (a late reply) the result is kept but moves nothing.
+        """
+        if not self.is_current(message.stage, message.generation):
+            return
+        self.ready.work_done(message.stage)
+        spec = self.spec(message.stage)
+        result = self._validated_result(message, spec)
+        if result is None or spec is None:
+            return
+        self.results[spec.name] = result
+        if spec.announce is not None:
+            event = spec.announce(result)
+            if event is not None:
+                self.publish(event)  # type: ignore[arg-type]
+        if self.state is State.READY or self.state is State.ERROR:
+            return
+        self.walk.on_succeeded(message, result)
+
+    def _validated_result(self, message: StageSucceeded, spec: StageSpec | None) -> Message | None:
+        """A result of the wrong class, or one that fails re-validation, is BadMetadata."""
+        expected = spec.result_type if spec is not None else None
+        result = message.result
+        try:
+            if not isinstance(result, Message) or (expected and type(result) is not expected):
+                raise TypeError(f"expected {expected.__name__ if expected else 'a message'}")
+            type(result).model_validate(result.model_dump())
+        except (TypeError, ValueError) as exc:
+            self.fail(message.stage, "BadMetadata", f"invalid result from {message.stage}: {exc}")
+            return None
+        return result
+
+    def _on_deadline(self, expired: DeadlineExpired) -> None:
+        """The stage the deadline was armed for did not finish: that stage failed."""
+        if not self.deadline.is_current(expired) or self.state is not expired.state:
+            return
+        self.fail(
+            expired.stage,
+            "DeadlineExceeded",
+            f"{expired.state.name} did not complete within {expired.seconds:g}s "
+            f"({expired.stage} stage)",
+        )
+
+    # -- faults -----------------------------------------------------------------------------
+    def _inject(self, fault: InjectFault) -> dict[str, Any]:
+        """Publish, then route: to the exchange hook or to the stage named as target."""
+        self.publish(FaultInjected(fault=fault))
+        if fault.target == FaultTarget.EXCHANGE:
+            return self._inject_exchange(fault)
+        if self.current_generation(fault.target) is None:
+            return {"accepted": False, "error": f"no running {fault.target} stage"}
+        if not self.tell_child(fault.target, fault):
+            return {"accepted": False, "error": f"{fault.target} stage is not running"}
+        return {"accepted": True, "target": fault.target, "fault": fault.fault.value}
+
+    def _inject_exchange(self, fault: InjectFault) -> dict[str, Any]:
+        exchange = self._exchange
+        if exchange is None:
+            return {
+                "accepted": False,
+                "error": "exchange faults need the embedded exchange (--env local)",
+            }
+        try:
+            exchange.apply_fault(fault.fault.value, seconds=fault.seconds, count=fault.count)
+        except Exception as exc:  # a stopped or misbehaving exchange must not stop us
+            return {"accepted": False, "error": one_line(f"{type(exc).__name__}: {exc}")}
+        return {"accepted": True, "target": "exchange", "fault": fault.fault.value}
+
+    # -- services the per-state parts share ----------------------------------------------------
+    def fail(self, stage: str, error_type: str, reason: str, *, abnormal: bool = True) -> None:
+        self.recovery.fail(stage, error_type, reason, abnormal=abnormal)
+
+    def shutdown(self, reason: str) -> None:
+        shut_down(self, reason)
+
+    def transition(self, target: State, context: str, metadata: StateMetadata) -> None:
+        record = self._machine.transition(target, context=context, metadata=metadata)
+        self.epoch += 1
+        self.publish(record)
+
+    def transition_from_stage(self, stage: str, target: State, context: str, metadata: Any) -> bool:
+        """A transition whose metadata came from a stage: a wrong class is that stage's failure."""
+        if not isinstance(metadata, Message):
+            self.fail(
+                stage, "BadMetadata", f"{stage} described its state with {type(metadata).__name__}"
+            )
+            return False
+        try:
+            self.transition(target, context, metadata)  # type: ignore[arg-type]
+        except Exception as exc:
+            self.fail(stage, "BadMetadata", str(exc))
+            return False
+        return True
+
+    def spec(self, name: str) -> StageSpec | None:
+        return next((s for s in self.specs if s.name == name), None)
+
+    def index_of(self, name: str) -> int | None:
+        return next((i for i, s in enumerate(self.specs) if s.name == name), None)
+
+    # -- children (through the port) ------------------------------------------------------------
+    def ensure_child(self, spec: StageSpec) -> int:
+        return self.children.ensure(spec, self._stage_context())
+
+    def _stage_context(self) -> StageContext:
+        config = self.config
+        return StageContext(
+            environment=config.environment.value,
+            mode=config.trading_mode,
+            rest_url=config.rest_url,
+            ws_url=config.ws_url,
+            signer=self._signer,
+            markets=self.walk.markets or (),
+            use_yes_price=config.use_yes_price,
+            request_timeout=config.request_timeout,
+        )
+
+    def has_child(self, name: str) -> bool:
+        return self.children.generation(name) is not None
+
+    def current_generation(self, name: str) -> int | None:
+        return self.children.generation(name)
+
+    def child_names(self) -> list[str]:
+        return self.children.names()
+
+    def is_current(self, stage: str, generation: int) -> bool:
+        """Replies from an earlier incarnation of a stage are stale and ignored."""
+        return self.children.generation(stage) == generation
+
+    def stop_children(self, names: Iterable[str]) -> None:
+        """Stop in reverse start order: later stages depend on earlier ones."""
+        order = [s.name for s in self.all_specs]
+        ordered = sorted(
+            set(names), key=lambda n: order.index(n) if n in order else -1, reverse=True
+        )
+        self.children.stop(ordered)
+
+    def tell_child(self, name: str, message: object) -> bool:
+        """Tell a stage; a stage that died meanwhile becomes that stage's failure, not ours."""
+        generation = self.children.generation(name)
+        if generation is not None and self.children.tell(name, message):
+            return True
+        if generation is not None:
+            self.mailbox(ConfirmDead(name, generation))
+        return False
+
+    def ask_stage(self, name: str, message: Message) -> Any:
+        """Ask a stage; no answer in time, or an error, is that stage's failure (None returned)."""
+        generation = self.children.generation(name)
+        try:
+            return self.children.ask(name, message, timeout=ASK_TIMEOUT)
+        except StageUnresponsiveError:
+            self.fail(name, "Unresponsive", f"{name} stage did not answer {type(message).__name__}")
+        except StageGoneError:
+            if generation is not None:
+                self.mailbox(ConfirmDead(name, generation))
+        except Exception as exc:
+            self.fail(name, type(exc).__name__, str(exc))
+        return None

@@ -1,0 +1,71 @@
+"""Messages the core sends itself: timers and background work only ever *tell* the core.
+
+Each carries what makes it stale (an epoch, a serial, a generation), so a timer that
+fires after the world moved on is ignored instead of acting on the wrong state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ports import PingProbe
+from messages.states import State
+
+
+@dataclass(frozen=True)
+class Begin:
+    pass
+
+
+@dataclass(frozen=True)
+class DeadlineExpired:
+    serial: int
+    stage: str
+    state: State
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RestartDue:
+    epoch: int
+
+
+@dataclass(frozen=True)
+class PeriodicDue:
+    stage: str
+    work: int
+    """Index into the stage spec's ``periodic`` tuple."""
+
+
+@dataclass(frozen=True)
+class LivenessDue:
+    pass
+
+
+@dataclass(frozen=True)
+class LivenessCheck:
+    stage: str
+    generation: int
+    probe: PingProbe
+
+
+@dataclass(frozen=True)
+class HealExpired:
+    epoch: int
+    stage: str
+
+
+@dataclass(frozen=True)
+class MarketsResolved:
+    epoch: int
+    tickers: tuple[str, ...]
+    error_type: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConfirmDead:
+    """Queued behind the StageFailed a dying stage sends itself, so its own reason wins."""
+
+    stage: str
+    generation: int
