@@ -13,7 +13,7 @@ const MAX_LOG_ROWS = 2048;
 const MAX_PASSES = 3;
 
 const S = {
-  instance: null, lastId: 0, countedUpTo: 0, tradingEnabled: true, current: null,
+  instance: null, lastId: 0, renderedId: 0, countedUpTo: 0, tradingEnabled: true, current: null,
   passes: [], attempts: {}, stages: {}, stream: { interrupted: 0, heals: {} },
   sync: null, readyTrading: null, logIds: [], types: new Set(), ws: null, retry: 250,
   token: sessionStorage.getItem("kalshi-console-token") || "",
@@ -90,7 +90,7 @@ function onHello(hello) {
 }
 
 function reset() {
-  Object.assign(S, { lastId: 0, countedUpTo: 0, current: null, passes: [], attempts: {}, stages: {},
+  Object.assign(S, { lastId: 0, renderedId: 0, countedUpTo: 0, current: null, passes: [], attempts: {}, stages: {},
     stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set() });
   $("log").replaceChildren();
   render();
@@ -125,7 +125,15 @@ function handle(ev) {
     case "kalshi_sync_complete": S.sync = ev; break;
   }
   appendLog(ev);
-  render();
+  scheduleRender();
+}
+
+// A burst of events (a recovery is ~10 within milliseconds) is drawn once, on the next frame.
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => { renderPending = false; render(); });
 }
 
 function onTransition(ev) {
@@ -150,6 +158,7 @@ function onTransition(ev) {
 
 // -- rendering -------------------------------------------------------------------------------
 function render() {
+  S.renderedId = S.lastId;
   const current = S.current ? stateName(S.current.to_state) : "STARTUP";
   const pill = $("current-state");
   pill.textContent = current;

@@ -110,9 +110,11 @@ def wait_state(page: Any, state: State) -> None:
 
 
 def wait_caught_up(page: Any, supervisor: Supervisor) -> None:
-    """Until the page has processed every event the recorder holds."""
+    """Until the page has received and drawn every event the recorder holds."""
     page.wait_for_function(
-        "id => window.__console.lastId >= id", arg=supervisor.recorder.last_id, timeout=PAGE_WAIT_MS
+        "id => window.__console.renderedId >= id",
+        arg=supervisor.recorder.last_id,
+        timeout=PAGE_WAIT_MS,
     )
 
 
