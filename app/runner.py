@@ -1,8 +1,8 @@
 """Running the supervisor: the in-process handle (``Supervisor``) and the CLI (``main``).
 
-The handle starts the status/control server, the supervisor actor and, for the ``local``
-environment, the embedded exchange, and gives code and tests one object to wait on,
-inject faults through and shut down.
+The handle starts the console server (page, event feed, status, inject), the supervisor
+actor and, for the ``local`` environment, the embedded exchange, and gives code and tests
+one object to wait on, inject faults through and shut down.
 """
 
 from __future__ import annotations
