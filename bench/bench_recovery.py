@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from actors.context import StageContext
-from app.runner import Supervisor
+from app.handle import Supervisor
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import DEFAULT_RETRY

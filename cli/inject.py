@@ -12,20 +12,12 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-from pydantic import ValidationError
-
-from app.console_errors import UNAUTHORIZED_MESSAGE, describe_validation_error, one_line
-from app.control_state import (
-    ControlStateError,
-    default_state_path,
-    is_valid_token,
-    read_state_file,
-)
-from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
+from messages.fault_kinds import ActorFault, ExchangeFault, FaultTarget, check_fault
+from messages.text import one_line
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,6 +66,16 @@ def run_inject(
     ``out``/``err`` default to the *current* ``sys.stdout``/``sys.stderr``, resolved per
     call rather than at import, so redirections made after import are honoured.
     """
+    # Imported per call, not at load: `inject --help` and a refused request need neither.
+    import http.client
+
+    from app.control_state import (
+        ControlStateError,
+        default_state_path,
+        is_valid_token,
+        read_state_file,
+    )
+
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
 
@@ -81,12 +83,9 @@ def run_inject(
         print(one_line(message), file=err)
         return code
 
-    try:
-        fault = InjectFault(
-            target=args.target, fault=args.fault, seconds=args.seconds, count=args.count
-        )
-    except ValidationError as exc:
-        return fail(f"invalid fault: {describe_validation_error(exc)}", EXIT_USAGE)
+    problem = check_fault(args.target, args.fault, args.seconds, args.count)
+    if problem is not None:
+        return fail(f"invalid fault: {problem}", EXIT_USAGE)
     if args.timeout is not None and args.timeout <= 0:
         return fail("invalid --timeout: must be greater than 0", EXIT_USAGE)
     if args.token is not None and not is_valid_token(args.token):
@@ -106,42 +105,69 @@ def run_inject(
         token = args.token if args.token is not None else endpoint.token
         pid = endpoint.pid
 
-    target_url = url.rstrip("/") + "/inject"
+    body: dict[str, Any] = {"target": args.target, "fault": args.fault}
+    body.update({k: v for k in ("seconds", "count") if (v := getattr(args, k)) is not None})
     try:
-        with httpx.Client(trust_env=False, timeout=args.timeout) as client:
-            response = client.post(
-                target_url,
-                json=fault.model_dump(mode="json", exclude_none=True),
-                headers={"Authorization": f"Bearer {token}"},
-            )
-    except httpx.TimeoutException:
-        return fail(f"supervisor at {url} did not answer within {args.timeout:g}s")
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        status, reply = _post(url, "/inject", body, token, args.timeout)
+    except ValueError as exc:
         return fail(f"invalid control URL {url}: {exc}", EXIT_USAGE)
-    except httpx.HTTPError as exc:
+    except TimeoutError:
+        return fail(f"supervisor at {url} did not answer within {args.timeout:g}s")
+    except (OSError, http.client.HTTPException) as exc:
         hint = _stale_hint(pid, state_file)
-        return fail(f"cannot reach supervisor at {url}: {str(exc) or type(exc).__name__}{hint}")
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return fail(f"cannot reach supervisor at {url}: {reason}{hint}")
 
-    if response.status_code == httpx.codes.UNAUTHORIZED:
-        return fail(f"refused: {UNAUTHORIZED_MESSAGE}")
-    reply = _json_or_none(response)
-    if response.status_code == httpx.codes.OK and reply is not None:
-        print(json.dumps(reply), file=out)
-        return EXIT_OK
     error = reply.get("error") if isinstance(reply, dict) else None
     detail = error if isinstance(error, str) else "unexpected reply"
-    if response.status_code == httpx.codes.INTERNAL_SERVER_ERROR:
-        return fail(f"supervisor failed to inject {fault.target}/{fault.fault}: {detail}")
-    if response.status_code == httpx.codes.BAD_REQUEST:
+    if status == http.client.UNAUTHORIZED:
+        return fail(f"refused: {error if isinstance(error, str) else 'unauthorized'}")
+    if status == http.client.OK and reply is not None:
+        print(json.dumps(reply), file=out)
+        return EXIT_OK
+    if status == http.client.INTERNAL_SERVER_ERROR:
+        return fail(f"supervisor failed to inject {args.target}/{args.fault}: {detail}")
+    if status == http.client.BAD_REQUEST:
         return fail(f"rejected by supervisor: {detail}")
-    return fail(f"unexpected reply from {url}: HTTP {response.status_code}: {detail}")
+    return fail(f"unexpected reply from {url}: HTTP {status}: {detail}")
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def _post(url: str, path: str, body: dict[str, Any], token: str, timeout: float) -> tuple[int, Any]:
+    """POST ``body`` as JSON to ``url + path``; (status, decoded JSON or None).
+
+    The standard library's client, not httpx: one loopback request does not need a
+    connection pool, and importing httpx would cost this command more than its budget.
+    Raises ValueError for a URL that is not http(s)://host[:port].
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected http://HOST:PORT")
     try:
-        return response.json()
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname, port, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            parts.path.rstrip("/") + path,
+            body=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        raw = response.read(1024 * 1024)
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(raw)
     except ValueError:
-        return None
+        return response.status, None
 
 
 def _stale_hint(pid: int | None, state_file: Path | None) -> str:
@@ -159,3 +185,16 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True  # exists but belongs to someone else (EPERM)
     return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kalshi-supervisor inject", description="Inject a fault into a running supervisor."
+    )
+    add_inject_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """``kalshi-supervisor inject ...``."""
+    return run_inject(build_parser().parse_args(argv))

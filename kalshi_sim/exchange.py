@@ -1,10 +1,13 @@
-"""The embedded exchange: one object that owns the REST server, the WebSocket server and the truth.
+"""The embedded exchange: one object that owns the web server, the WebSocket feed and the truth.
 
 It is what ``kalshi-supervisor run`` starts in-process when no credentials are given, what
 ``kalshi-supervisor exchange`` serves standalone, and what every test talks to over real
 loopback sockets. Tests use it as the oracle: its books are the truth a client's books
 must equal, its account is what a sync must report, its operation log says when
 things happened, and its fault switches break things on command.
+
+REST (``/trade-api/v2``) and WebSocket (``/trade-api/ws/v2``) share one port, as on
+Kalshi's own hosts (:mod:`kalshi_sim.server`).
 """
 
 from __future__ import annotations
@@ -14,19 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from kalshi_sim.account import Account
-from kalshi_sim.faults import ExchangeFaults
+from kalshi_sim.faults import ExchangeFaults, SimFault
 from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
-from kalshi_sim.rest_server import RestServer
-from kalshi_sim.ws_server import WsServer
-from messages.faults import ExchangeFault
+from kalshi_sim.rest_server import RestApi
+from kalshi_sim.wire import REST_PREFIX, WS_PATH
+from kalshi_sim.ws_server import WsFeed
 
-REST_PREFIX = "/trade-api/v2"
-WS_PATH = "/trade-api/ws/v2"
+if TYPE_CHECKING:
+    from webstack.server_thread import ServerThread
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,9 @@ class ExchangeConfig:
     """How the embedded exchange behaves; every default is what a laptop demo wants."""
 
     host: str = "127.0.0.1"
-    rest_port: int = 0
-    ws_port: int = 0
+    """Loopback by default: the demo exchange accepts the demo key, which is on disk."""
+    port: int = 0
+    """The one port for REST and WebSocket; 0 picks a free one."""
     markets: int = 20
     delta_rate: float = 50.0
     """Deltas per second across all markets; 0 stops the stream (books stay still)."""
@@ -45,6 +49,12 @@ class ExchangeConfig:
     read_tokens_per_second: int | None = 200
     """Kalshi Basic tier read budget (cost 10 a request); None disables rate limiting."""
     ping_interval: float = 10.0
+    """Seconds between WebSocket pings (payload ``heartbeat``, as Kalshi); 0 sends none."""
+    max_connections: int = 256
+    """Concurrent connections, REST and WebSocket together, before new ones get 503."""
+    idle_timeout: float = 5.0
+    """Seconds a connection may stay silent (before its first request, or between
+    keep-alive requests) before it is closed, so silent clients cannot pin slots."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
 
@@ -65,32 +75,43 @@ class EmbeddedExchange:
             key_dir = Path(self._key_dir_owner.name)
         self.keys = KeyRegistry()
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
-        self._rest = RestServer(self)
-        self._ws = WsServer(self)
-        self._started = False
+        self.rest = RestApi(self)
+        self.ws = WsFeed(self)
+        """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
+        self._server: ServerThread | None = None
+        self._port = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Self:
-        """Bind both servers and start streaming; returns once both accept connections."""
-        if not self._started:
-            self._rest.start(self.config.host, self.config.rest_port)
-            try:
-                self._ws.start(self.config.host, self.config.ws_port)
-            except BaseException:
-                self._rest.stop()
-                raise
-            self._started = True
+        """Bind and start serving; returns once connections are accepted (and deltas flow).
+
+        Raises :class:`webstack.server_thread.ServerStartError` (one line) when the port
+        cannot be bound.
+        """
+        if self._server is None:
+            # Imported here: the web stack costs ~100 ms to import, and the CLI imports
+            # this module for subcommands that never start an exchange.
+            from kalshi_sim.server import exchange_server
+
+            server = exchange_server(self)
+            server.start()
+            self._server, self._port = server, server.port
         return self
 
     def stop(self) -> None:
-        """Close every connection and socket; idempotent."""
-        if self._started:
-            self._ws.stop()
-            self._rest.stop()
-            self._started = False
+        """Close every connection and the socket within 2 s, whatever clients do; idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            self.faults.release_all()  # a held request must not outlive the server
+            self.ws.stop()
+            server.stop()
         if self._key_dir_owner is not None:
             self._key_dir_owner.cleanup()
             self._key_dir_owner = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -105,46 +126,50 @@ class EmbeddedExchange:
 
     # -- addresses -----------------------------------------------------------------------
     @property
+    def port(self) -> int:
+        """The bound port, shared by REST and WebSocket (the last one once stopped)."""
+        return self._port
+
+    @property
     def rest_url(self) -> str:
-        return f"http://{self.config.host}:{self._rest.port}{REST_PREFIX}"
+        return f"http://{self._authority}{REST_PREFIX}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.config.host}:{self._ws.port}{WS_PATH}"
+        return f"ws://{self._authority}{WS_PATH}"
+
+    @property
+    def _authority(self) -> str:
+        host = self.config.host
+        return f"[{host}]:{self._port}" if ":" in host else f"{host}:{self._port}"
 
     # -- the stream, for tests -------------------------------------------------------------
     def pause_stream(self) -> None:
         """Stop generating deltas; returns once no further delta will be sent."""
-        self._ws.pause()
+        self.ws.pause()
 
     def resume_stream(self) -> None:
-        self._ws.resume()
+        self.ws.resume()
 
     def apply_fault(
-        self, fault: ExchangeFault, *, seconds: float | None = None, count: int | None = None
+        self, fault: str, *, seconds: float | None = None, count: int | None = None
     ) -> None:
         """Break the exchange as ``kalshi-supervisor inject exchange FAULT`` asks.
 
-        Defaults: the next 3 REST requests fail, 1 authentication is rejected, a stall lasts
-        2 s. Every other fault acts once, on every live connection.
+        ``fault`` is a :class:`SimFault` value (any ``str`` enum with the same values
+        works, so callers above this layer need not import ours). Defaults: the next 3
+        REST requests fail, 1 authentication is rejected, a stall lasts 2 s. Every other
+        fault acts once, on every live connection. An unknown name raises ValueError.
         """
+        kind = SimFault(str(fault))
         failing = count or 3
-        actions: dict[ExchangeFault, Callable[[], object]] = {
-            ExchangeFault.WS_DROP: self._ws.drop_connections,
-            ExchangeFault.SEQ_GAP: self._ws.skip_seq,
-            ExchangeFault.MALFORMED_FRAME: self._ws.send_malformed,
-            ExchangeFault.STALL: lambda: self._ws.stall(seconds or 2.0),
-            ExchangeFault.REST_5XX: lambda: self.faults.fail_next_requests(failing, 500),
-            ExchangeFault.REST_429: lambda: self.faults.fail_next_requests(failing, 429),
-            ExchangeFault.AUTH_REJECT: lambda: self.faults.reject_auth(count or 1),
+        actions: dict[SimFault, Callable[[], object]] = {
+            SimFault.WS_DROP: self.ws.drop_connections,
+            SimFault.SEQ_GAP: self.ws.skip_seq,
+            SimFault.MALFORMED_FRAME: self.ws.send_malformed,
+            SimFault.STALL: lambda: self.ws.stall(seconds or 2.0),
+            SimFault.REST_5XX: lambda: self.faults.fail_next_requests(failing, 500),
+            SimFault.REST_429: lambda: self.faults.fail_next_requests(failing, 429),
+            SimFault.AUTH_REJECT: lambda: self.faults.reject_auth(count or 1),
         }
-        actions[fault]()
-
-    @property
-    def ws(self) -> WsServer:
-        """The WebSocket server: exchange-side WS faults live here (drop, gap, malformed, stall)."""
-        return self._ws
-
-    @property
-    def rest(self) -> RestServer:
-        return self._rest
+        actions[kind]()

@@ -1,8 +1,8 @@
 """Switches that make the embedded exchange misbehave on command, like the real one sometimes does.
 
-REST faults are consumed per request by the REST server; authentication rejection also
-applies to the WebSocket upgrade. Stream faults (drop, seq gap, malformed frame, stall)
-act on live connections and live on the WebSocket server itself.
+REST faults are consumed per request by the server's rules (:mod:`kalshi_sim.rules`);
+authentication rejection also applies to the WebSocket upgrade. Stream faults (drop,
+seq gap, malformed frame, stall) act on live connections and live on the WebSocket feed.
 
 Gates (``hold``) are not faults of the real exchange: they let a test park a client on a
 chosen request, so the supervisor sits in a known state for as long as the test needs.
@@ -12,6 +12,23 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SimFault(StrEnum):
+    """The exchange-side faults, named here so the simulator imports nothing above it.
+
+    The values are the wire names ``kalshi-supervisor inject exchange FAULT`` uses (and
+    ``messages.faults.ExchangeFault`` repeats): the supervisor passes the string through.
+    """
+
+    WS_DROP = "ws_drop"
+    SEQ_GAP = "seq_gap"
+    MALFORMED_FRAME = "malformed_frame"
+    REST_5XX = "rest_5xx"
+    REST_429 = "rest_429"
+    AUTH_REJECT = "auth_reject"
+    STALL = "stall"
 
 
 class Gate:

@@ -63,7 +63,7 @@ class KeyRegistry:
         """True when the three ``KALSHI-ACCESS-*`` headers sign ``timestamp + METHOD + path``.
 
         ``path`` is the request path from the API root without the query string.
-        ``headers`` must look names up case-insensitively (httpx / websockets / http.server do).
+        ``headers`` must look names up case-insensitively (Starlette's ``Headers`` and httpx's do).
         """
         key_id = headers.get(HEADER_KEY)
         timestamp = headers.get(HEADER_TIMESTAMP)

@@ -1,66 +1,41 @@
-"""The embedded exchange's REST API: Kalshi's 2026 ``/trade-api/v2`` read endpoints on loopback.
+"""The embedded exchange's REST API: Kalshi's 2026 ``/trade-api/v2`` read endpoints.
 
-Built on the stdlib ``ThreadingHTTPServer`` so the simulator needs no web framework:
-it speaks HTTP/1.1 with keep-alive (httpx reuses connections, as against real Kalshi),
-and ``stop()`` closes idle keep-alive connections itself so no handler thread or
-socket outlives the server.
-
-Request handling is split in two. ``_Api`` turns ``(method, target, headers)`` into
-``(status, JSON body)`` and owns every exchange rule: signature checks on
-``/portfolio/*``, fault injection, the read token bucket, pagination, filters.
-``_Handler`` only moves bytes. Any bug in ``_Api`` becomes a 500 with Kalshi's error
-shape, never a dead server thread or a traceback on stderr.
+:class:`RestApi` turns ``(method, path, query, headers)`` into ``(status, JSON body)``:
+routing, pagination, filters, the wire shapes, and the one signature check that depends
+on the route (a signed orderbook read must be signed right). It moves no bytes: the
+Starlette app in :mod:`kalshi_sim.server` serves it, and the exchange-wide rules
+(operation log, gates, faults, the read bucket, signatures on ``/portfolio``) run as
+middleware in front of it (:mod:`kalshi_sim.rules`). Any bug here becomes a 500 with
+Kalshi's error shape, never a dead server or a traceback on stderr.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
-
-import orjson
+from urllib.parse import parse_qs, unquote
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
 from kalshi_sim.markets import BookLevels, SimMarket
-from kalshi_sim.rate_limit import TokenBucket, request_cost
+from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
 
 log = logging.getLogger(__name__)
 
-REST_PREFIX = "/trade-api/v2"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_DEPTH = 100
 MAX_BATCH_TICKERS = 100
 MAX_EVENT_TICKERS = 10
-_MAX_BODY = 1 << 20
-_LINGER_SECONDS = 0.5
-_JOIN_SECONDS = 5.0
 
-_AUTH_FAILED = {
-    "error": {
-        "code": "authentication_error",
-        "message": "authentication_error",
-        "details": "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
-    }
-}
-_TOO_MANY_REQUESTS = {"error": "too many requests"}
-_INTERNAL_ERROR = {"error": {"code": "internal_error", "message": "internal error"}}
 _RETIRED_V1 = {
     "error": {
         "code": "deprecated_v1_order_endpoint",
@@ -114,248 +89,31 @@ def _not_found(details: str) -> ApiError:
     return ApiError(404, "not_found", "not found", details)
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    body: bytes
+def route_segments(path: str) -> tuple[str, ...] | None:
+    """The path's segments under the API root, or None when no route could match it.
+
+    Shared by the router and the signature rule so both agree on what ``/portfolio``
+    covers: ``/trade-api/v2/portfolio//x`` is a 404 before it is an auth failure.
+    """
+    if not path.startswith(REST_PREFIX + "/"):
+        return None
+    segments = tuple(unquote(s) for s in path[len(REST_PREFIX) + 1 :].split("/"))
+    if any(not s for s in segments):
+        return None
+    return segments
 
 
-class RestServer:
-    """Serves the embedded exchange's REST API in a daemon thread until ``stop()``."""
-
-    def __init__(self, exchange: EmbeddedExchange) -> None:
-        self._exchange = exchange
-        self._lock = threading.Lock()
-        self._server: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
-
-    def start(self, host: str, port: int) -> None:
-        """Bind and listen, then serve in a daemon thread; returns once connections are accepted."""
-        with self._lock:
-            if self._server is not None:
-                raise RuntimeError("REST server already started")
-            server = _HttpServer((host, port), _Api(self._exchange))
-            self._port = server.server_address[1]
-            thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"kalshi-sim-rest:{self._port}",
-                daemon=True,
-            )
-            thread.start()
-            self._server, self._thread = server, thread
-
-    def stop(self) -> None:
-        """Stop accepting, close every connection and the listening socket, join threads."""
-        with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.api.stopping.set()
-        self._exchange.faults.release_all()  # a held request must not outlive the server
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        server.join_handlers(timeout=_JOIN_SECONDS)
-        thread.join()
-
-    @property
-    def port(self) -> int:
-        """The bound port (0 before the first start)."""
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
+def is_private(path: str) -> bool:
+    """Whether ``path`` is a ``/portfolio`` read, which must carry a valid signature."""
+    segments = route_segments(path)
+    return segments is not None and segments[0] == "portfolio"
 
 
-class _HttpServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that tracks its connections so ``stop()`` can close idle keep-alives."""
-
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], api: _Api) -> None:
-        self.api = api
-        self._connections: set[socket.socket] = set()
-        self._handlers: list[threading.Thread] = []
-        self._connections_lock = threading.Lock()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn), which can stall for
-        # seconds on a badly configured machine; the name is never used here.
-        TCPServer.server_bind(self)
-        self.server_name = str(self.server_address[0])
-        self.server_port = int(self.server_address[1])
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """One daemon thread per connection, tracked here (the stdlib does not track daemons).
-
-        Registered on the accepting thread, before the handler thread runs, so a connection
-        accepted just before shutdown() cannot escape close_connections() or join_handlers().
-        """
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"kalshi-sim-rest-conn:{self.server_address[1]}",
-            daemon=True,
-        )
-        with self._connections_lock:
-            self._connections.add(request)
-            self._handlers = [t for t in self._handlers if t.is_alive()]
-            self._handlers.append(thread)
-        thread.start()
-
-    def join_handlers(self, timeout: float) -> None:
-        with self._connections_lock:
-            handlers = list(self._handlers)
-        deadline = time.monotonic() + timeout
-        for thread in handlers:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Wake every handler blocked on a keep-alive read so it can finish."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("REST connection from %s failed", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Moves bytes between a socket and ``_Api``; HTTP/1.1 with keep-alive."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "kalshi-sim"
-    timeout = 30
-    disable_nagle_algorithm = True
-    """Headers and body go out in two writes; with Nagle on, delayed ACKs add ~40 ms each."""
-    server: _HttpServer
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._serve("PATCH")
-
-    def do_HEAD(self) -> None:
-        self._serve("HEAD")
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def _serve(self, method: str) -> None:
-        if not self._drain_body():
-            return
-        try:
-            response = self.server.api.handle(method, self.path, self.headers)
-        except Exception:
-            log.exception("REST handler failed on %s %s", method, self.path)
-            response = Response(500, orjson.dumps(_INTERNAL_ERROR))
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if method != "HEAD":
-                self.wfile.write(response.body)
-        except OSError:
-            self.close_connection = True
-
-    def _drain_body(self) -> bool:
-        """Read a request body so keep-alive stays in sync; refuse ones we cannot frame."""
-        length_header = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding") or (
-            length_header is not None and not length_header.strip().isdigit()
-        ):
-            self.close_connection = True
-            self._reply_and_close(400, ApiError(400, "bad_request", "unsupported body").body)
-            return False
-        length = int(length_header or 0)
-        if length > _MAX_BODY:
-            self._reply_and_close(413, ApiError(413, "bad_request", "body too large").body)
-            return False
-        if length:
-            self.rfile.read(length)
-        return True
-
-    def _reply_and_close(self, status: int, payload: Mapping[str, Any]) -> None:
-        body = orjson.dumps(payload)
-        self.close_connection = True
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            return
-        self._linger()
-
-    def _linger(self) -> None:
-        """Discard unread input briefly before closing, so the client gets our reply.
-
-        Closing a socket with unread bytes (the rest of an oversized request line or
-        header) sends a TCP reset, and the reset can destroy the error response before
-        the client reads it; web servers "linger" on close for exactly this reason.
-        """
-        deadline = time.monotonic() + _LINGER_SECONDS
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_WR)
-            while (remaining := deadline - time.monotonic()) > 0:
-                self.connection.settimeout(remaining)
-                if not self.connection.recv(65536):
-                    break
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol-level errors (bad request line, huge headers, unknown verb) in Kalshi's shape.
-
-        The stdlib answers these with an HTML page, and with no status line at all when
-        it could not parse the request line (it assumes HTTP/0.9); clients expect JSON.
-        """
-        if self.request_version == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"
-        phrase = self.responses.get(code, ("error", ""))[0]
-        code_name = {404: "not_found", 501: "not_implemented"}.get(
-            code, "bad_request" if code < 500 else "internal_error"
-        )
-        self._reply_and_close(code, {"error": {"code": code_name, "message": message or phrase}})
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: a request log on stderr per call would drown test and demo output."""
-
-
-class _Api:
-    """Kalshi's REST rules over the exchange's state; pure request -> response."""
+class RestApi:
+    """Kalshi's REST routes over the exchange's state; pure request -> response."""
 
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self.exchange = exchange
-        self.stopping = threading.Event()
-        rate = exchange.config.read_tokens_per_second
-        self._bucket = TokenBucket(rate) if rate else None
         self._routes: list[tuple[tuple[str, ...], Callable[..., Any]]] = [
             (("exchange", "status"), self._exchange_status),
             (("markets",), self._markets),
@@ -368,53 +126,42 @@ class _Api:
             (("portfolio", "orders", "*"), self._order),
         ]
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
-        """Log, then gates and faults (delay, forced failure), then the read bucket, then the route.
+    def respond(
+        self, method: str, path: str, query_text: str, headers: Mapping[str, str]
+    ) -> tuple[int, Mapping[str, Any]]:
+        """The status and JSON body for one request that got past the exchange's rules.
 
-        The bucket charges public requests too: whether Kalshi limits unauthenticated
-        reads is unconfirmed, and a client has to cope with a 429 anywhere.
+        ``path`` is the raw request path (as signed), ``query_text`` the raw query string.
         """
-        parts = urlsplit(target) if target.startswith("/") else None
-        path, query_text = (parts.path, parts.query) if parts else (target, "")
-        self.exchange.oplog.record("rest", f"{method} {path}")
-        faults = self.exchange.faults
-        gate = None if self.stopping.is_set() else faults.gate_for(path)
-        if gate is not None:
-            gate.hold()
-        delay = faults.take_delay()
-        if delay > 0:
-            self.stopping.wait(delay)
-        failure = faults.take_failure()
-        if failure is not None:
-            return _json(failure, _TOO_MANY_REQUESTS if failure == 429 else _INTERNAL_ERROR)
-        if self._bucket is not None and not self._bucket.try_take(request_cost(method, path)):
-            return _json(429, _TOO_MANY_REQUESTS)
         try:
-            return _json(200, self._route(method, path, query_text, headers))
+            return 200, self._route(method, path, query_text, headers)
         except ApiError as error:
-            return _json(error.status, error.body)
+            return error.status, error.body
+        except Exception:
+            log.exception("REST handler failed on %s %s", method, path)
+            return 500, INTERNAL_ERROR
 
     # -- routing ----------------------------------------------------------------------------------
     def _route(
         self, method: str, path: str, query_text: str, headers: Mapping[str, str]
     ) -> dict[str, Any]:
-        if not path.startswith(REST_PREFIX + "/"):
+        segments = route_segments(path)
+        if segments is None:
             raise _not_found(f"no route for {path}")
-        segments = tuple(unquote(s) for s in path[len(REST_PREFIX) + 1 :].split("/"))
-        if any(not s for s in segments):
-            raise _not_found(f"no route for {path}")
-        if segments[0] == "portfolio":
-            self._authenticate(method, path, headers)
         if method != "GET":
             if segments[:2] == ("portfolio", "orders") and method in ("POST", "DELETE"):
                 raise ApiError(410, **_RETIRED_V1["error"])
             raise _not_found(f"no route for {method} {path}")
         handler, arguments = self._match(segments, path)
         query = _parse_query(query_text)
-        if handler in (self._orderbook, self._orderbooks) and headers.get("KALSHI-ACCESS-KEY"):
-            # The spec lists security on the orderbook while the guide says it is public:
-            # accept unsigned requests, but a signature that is present must be right.
-            self._authenticate(method, path, headers, consume_fault=False)
+        # The spec lists security on the orderbook while the guide says it is public:
+        # accept unsigned requests, but a signature that is present must be right.
+        if (
+            handler in (self._orderbook, self._orderbooks)
+            and headers.get("KALSHI-ACCESS-KEY")
+            and not self.exchange.keys.verify(headers, method, path)
+        ):
+            raise ApiError(401, **AUTH_ERROR_BODY["error"])
         result: dict[str, Any] = handler(query, *arguments)
         return result
 
@@ -433,14 +180,6 @@ class _Api:
             else:
                 return handler, arguments
         raise _not_found(f"no route for {path}")
-
-    def _authenticate(
-        self, method: str, path: str, headers: Mapping[str, str], *, consume_fault: bool = True
-    ) -> None:
-        if consume_fault and self.exchange.faults.take_auth_rejection():
-            raise ApiError(401, **_AUTH_FAILED["error"])
-        if not self.exchange.keys.verify(headers, method, path):
-            raise ApiError(401, **_AUTH_FAILED["error"])
 
     # -- exchange and markets ---------------------------------------------------------------------
     def _exchange_status(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -639,10 +378,6 @@ def _decode_cursor(cursor: str, kind: str) -> str:
     if prefix != kind or not sep:
         raise _bad_request("invalid cursor")
     return key
-
-
-def _json(status: int, payload: Mapping[str, Any]) -> Response:
-    return Response(status, orjson.dumps(payload))
 
 
 # -- wire shapes ----------------------------------------------------------------------------------

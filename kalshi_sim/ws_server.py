@@ -1,4 +1,4 @@
-"""The embedded exchange's WebSocket endpoint: Kalshi's 2026 ``/trade-api/ws/v2`` on loopback.
+"""The embedded exchange's WebSocket feed: Kalshi's 2026 ``/trade-api/ws/v2`` as an ASGI endpoint.
 
 It exists so the client's orderbook stream can be tested against real sockets and real
 frames rather than mocks. It speaks the current wire shapes only (``yes_dollars_fp`` /
@@ -9,8 +9,10 @@ socket, skip a seq, inject garbage, stall, or kill subscriptions with a terminal
 
 Design:
 
-* One asyncio loop in one daemon thread owns everything below; the public methods are
-  called from other threads and hop onto that loop, returning once their effect applies.
+* The feed runs on the exchange server's event loop (uvicorn's, in the server thread);
+  the public methods are called from other threads and hop onto that loop, returning
+  once their effect applies. The upgrade's signature check is a rule in front of this
+  endpoint (:class:`kalshi_sim.rules.SignatureRule`).
 * Every frame to a client goes through that connection's FIFO queue and writer task, so
   command replies, snapshots and deltas leave in exactly the order they were produced,
   a slow client never blocks the others, and a stall only has to hold the writers.
@@ -23,21 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import logging
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
-from websockets.protocol import OPEN
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+from websockets.protocol import State
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_sim.wire import (
+    AUTH_HEADERS,
+    CHANNELS,
+    ERROR_TEXT,
+    ORDERBOOK_CHANNEL,
+    TERMINAL_CODES,
+)
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
@@ -45,26 +51,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/trade-api/ws/v2"
-ORDERBOOK = "orderbook_delta"
-CHANNELS = frozenset(
-    {
-        "orderbook_delta",
-        "ticker",
-        "trade",
-        "fill",
-        "market_positions",
-        "market_lifecycle_v2",
-        "multivariate_market_lifecycle",
-        "multivariate",
-        "communications",
-        "order_group_updates",
-        "user_orders",
-        "cfbenchmarks_value",
-        "cfbenchmarks_value_5hz",
-        "pyth_value",
-    }
-)
+CONNECTION_EXTENSION = "kalshi_sim.connection"
+"""Scope extension under which the server's WebSocket protocol hands the feed itself
+(:mod:`kalshi_sim.server`): the feed needs the transport to cut a connection with no
+close frame (``ws_drop``), which ASGI alone cannot express."""
+ORDERBOOK = ORDERBOOK_CHANNEL
 """Channels Kalshi accepts. Only ``orderbook_delta`` carries data here; the others are
 acknowledged with a sid and stay silent, which is all a client needs to test against."""
 PRIVATE_CHANNELS = frozenset(
@@ -91,33 +82,6 @@ KNOWN_ACTIONS = frozenset(
         "underlying_list",
     }
 )
-TERMINAL_CODES = frozenset({10, 25})
-ERROR_TEXT = {
-    1: "Unable to process message",
-    2: "Params required",
-    3: "Channels required",
-    4: "Subscription IDs required",
-    5: "Unknown command",
-    7: "Unknown subscription ID",
-    8: "Unknown channel name",
-    9: "Authentication required",
-    10: "Channel error",
-    11: "Invalid parameter",
-    12: "Exactly one subscription ID is required",
-    13: "Unsupported action",
-    14: "Market Ticker required",
-    15: "Action required",
-    18: "Command timeout",
-    25: "Subscription buffer overflow",
-}
-AUTH_ERROR_BODY = {
-    "error": {
-        "code": "authentication_error",
-        "message": "authentication_error",
-        "details": "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
-    }
-}
-AUTH_HEADERS = ("KALSHI-ACCESS-KEY", "KALSHI-ACCESS-TIMESTAMP", "KALSHI-ACCESS-SIGNATURE")
 
 MALFORMED_FRAMES: tuple[str, ...] = (
     '{"type":"orderbook_delta","sid":1,"seq":',
@@ -162,7 +126,9 @@ class _Subscription:
 class _Connection:
     """One upgraded client socket, its subscriptions and its outgoing queue."""
 
-    ws: ServerConnection
+    send_message: Send
+    protocol: Any
+    """uvicorn's protocol object for this socket (``transport``, ``conn.state``), or None."""
     authenticated: bool
     queue: asyncio.Queue[bytes | str] = field(default_factory=asyncio.Queue)
     subs: dict[int, _Subscription] = field(default_factory=dict)
@@ -174,9 +140,23 @@ class _Connection:
         if not self.closed:
             self.queue.put_nowait(frame)
 
+    def is_open(self) -> bool:
+        """Open until its closing handshake starts (not when its handler is cleaned up)."""
+        if self.closed:
+            return False
+        state = getattr(getattr(self.protocol, "conn", None), "state", State.OPEN)
+        return state is State.OPEN
 
-class WsServer:
-    """Kalshi's orderbook WebSocket, served from a private asyncio loop in a daemon thread."""
+    def abort(self) -> None:
+        """Cut the socket with no close frame, as a network failure would."""
+        self.closed = True
+        transport = getattr(self.protocol, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+
+class WsFeed:
+    """Kalshi's orderbook WebSocket: the endpoint, the delta generator and the stream faults."""
 
     backlog_limit: int = 100_000
     """Frames queued to one client before its subscriptions die with error 25, as Kalshi
@@ -187,128 +167,55 @@ class WsServer:
 
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self._exchange = exchange
-        self._lifecycle = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Server | None = None
-        self._shutdown: asyncio.Event | None = None
         self._flowing: asyncio.Event | None = None
+        self._generator: asyncio.Task[None] | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
         self._next_sid = 1
         self._paused = False
-        self._port: int | None = None
         self._refuse_snapshots = 0
 
     # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        """The bound port (the real one when started with port 0)."""
-        if self._port is None:
-            raise RuntimeError("the WebSocket server is not running")
-        return self._port
+    def begin(self) -> None:
+        """Bind the feed to the running (server) loop and start the delta stream.
 
-    def start(self, host: str, port: int) -> None:
-        """Bind and start serving in a daemon thread; returns once the socket listens."""
-        with self._lifecycle:
-            if self._thread is not None:
-                return
-            ready = threading.Event()
-            failure: list[BaseException] = []
-            thread = threading.Thread(
-                target=self._run, args=(host, port, ready, failure), name="kalshi-sim-ws"
-            )
-            thread.daemon = True
-            thread.start()
-            ready.wait()
-            if failure:
-                thread.join()
-                raise failure[0]
-            self._thread = thread
-
-    def stop(self) -> None:
-        """Close every connection and the listener, then join the thread; idempotent."""
-        with self._lifecycle:
-            thread, loop, shutdown = self._thread, self._loop, self._shutdown
-            self._thread = None
-        if thread is None:
-            return
-        if loop is not None and shutdown is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(shutdown.set)
-        thread.join()
-        self._port = None
-
-    def _run(
-        self, host: str, port: int, ready: threading.Event, failure: list[BaseException]
-    ) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve(host, port, ready, failure))
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            self._loop = None
-            loop.close()
-            ready.set()
-
-    async def _serve(
-        self, host: str, port: int, ready: threading.Event, failure: list[BaseException]
-    ) -> None:
-        config = self._exchange.config
-        self._shutdown = asyncio.Event()
+        Called on the server's loop during its startup, before it accepts connections.
+        """
+        self._loop = asyncio.get_running_loop()
         self._flowing = asyncio.Event()
         self._flowing.set()
-        try:
-            server = await serve(
-                self._handle,
-                host,
-                port,
-                process_request=self._process_request,
-                ping_interval=config.ping_interval if config.ping_interval > 0 else None,
-                ping_timeout=max(20.0, 2 * config.ping_interval),
-                close_timeout=1.0,
-                compression=None,
-            )
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-            return
-        self._server = server
-        self._port = server.sockets[0].getsockname()[1]
-        generator = (
-            asyncio.create_task(self._generate(config.delta_rate), name="ws-delta-generator")
-            if config.delta_rate > 0
-            else None
-        )
-        ready.set()
-        try:
-            await self._shutdown.wait()
-        finally:
-            if generator is not None:
-                generator.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await generator
-            if self._stall_timer is not None:
-                self._stall_timer.cancel()
+        rate = self._exchange.config.delta_rate
+        if rate > 0:
+            self._generator = asyncio.create_task(self._generate(rate), name="ws-delta-generator")
+
+    def stop(self) -> None:
+        """Stop the stream and release any stall, so the server can close promptly; idempotent.
+
+        Called from the exchange's thread before the server stops: the server's forced
+        exit does not run lifespan shutdown, so the feed is closed here instead.
+        """
+        self._call(self._close)
+        self._loop = None
+
+    def _close(self) -> None:
+        if self._generator is not None:
+            self._generator.cancel()
+            self._generator = None
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+        if self._flowing is not None:
             self._flowing.set()
-            server.close(close_connections=True)
-            await server.wait_closed()
-            self._server = None
-            self._connections.clear()
 
     def _call(self, fn: Callable[[], _T]) -> _T | None:
         """Run ``fn`` on the server loop and return its result; None if not running."""
         loop = self._loop
-        if loop is None or self._thread is None:
+        if loop is None:
             return None
-        if threading.current_thread() is self._thread:
-            return fn()
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:
+                return fn()
 
         async def runner() -> _T:
             return fn()
@@ -317,7 +224,7 @@ class WsServer:
 
     def _await(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
         loop = self._loop
-        if loop is None or self._thread is None:
+        if loop is None or loop.is_closed():
             coro.close()
             return None
         try:
@@ -325,49 +232,37 @@ class WsServer:
         except RuntimeError:  # loop closed between the check and the call
             coro.close()
             return None
-        return future.result(timeout=10.0)
-
-    # -- the opening handshake -------------------------------------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Check path and signature on the upgrade, as Kalshi does before switching protocols."""
-        if request.path.split("?", 1)[0] != WS_PATH:
-            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
-        exchange = self._exchange
-        headers = request.headers
-        anonymous = not any(name in headers for name in AUTH_HEADERS)
-        if exchange.faults.take_auth_rejection():
-            return self._reject_auth(connection, "fault injected")
-        if anonymous and self.allow_anonymous:
+        try:
+            return future.result(timeout=10.0)
+        except (TimeoutError, asyncio.CancelledError):  # the loop stopped under us
             return None
-        if not exchange.keys.verify(headers, "GET", WS_PATH):
-            return self._reject_auth(connection, "bad or missing signature")
-        return None
-
-    def _reject_auth(self, connection: ServerConnection, why: str) -> Response:
-        self._exchange.oplog.record("ws_handshake_rejected", why)
-        response = connection.respond(
-            http.HTTPStatus.UNAUTHORIZED, orjson.dumps(AUTH_ERROR_BODY).decode()
-        )
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
-        return response
 
     # -- one connection --------------------------------------------------------------------
-    async def _handle(self, ws: ServerConnection) -> None:
-        headers = ws.request.headers if ws.request is not None else {}
-        conn = _Connection(ws=ws, authenticated=any(name in headers for name in AUTH_HEADERS))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one upgraded client: accept, read commands, write through its queue."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        headers = Headers(scope=scope)
+        conn = _Connection(
+            send_message=send,
+            protocol=scope.get("extensions", {}).get(CONNECTION_EXTENSION),
+            authenticated=any(name in headers for name in AUTH_HEADERS),
+        )
         self._connections.add(conn)
         conn.writer = asyncio.create_task(self._write_loop(conn))
         self._exchange.oplog.record("ws_handshake")
         try:
-            async for raw in ws:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break
+                raw = message.get("text")
                 try:
-                    self._on_command(conn, raw)
+                    self._on_command(conn, raw if raw is not None else message.get("bytes") or b"")
                 except Exception:  # the exchange must never die of a client's input
                     log.exception("unexpected failure handling a client command")
                     self._send_error(conn, 0, _CommandError(1))
-        except ConnectionClosed:
-            pass
         finally:
             conn.closed = True
             self._connections.discard(conn)
@@ -380,17 +275,18 @@ class WsServer:
         assert self._flowing is not None
         flowing = self._flowing
         queue = conn.queue
-        ws = conn.ws
+        send = conn.send_message
         try:
             while True:
                 frame = await queue.get()
                 if not flowing.is_set():
                     await flowing.wait()
                 try:
-                    await ws.send(frame, text=True)
+                    text = frame if isinstance(frame, str) else frame.decode()
+                    await send({"type": "websocket.send", "text": text})
                 finally:
                     queue.task_done()
-        except ConnectionClosed:
+        except (OSError, RuntimeError):  # the client went away (uvicorn's ClientDisconnected)
             conn.closed = True
 
     # -- commands --------------------------------------------------------------------------
@@ -726,10 +622,8 @@ class WsServer:
         def drop() -> int:
             dropped = 0
             for conn in list(self._connections):
-                conn.closed = True
                 self._connections.discard(conn)
-                if conn.ws.transport is not None:
-                    conn.ws.transport.abort()
+                conn.abort()
                 dropped += 1
             return dropped
 
@@ -847,7 +741,7 @@ class WsServer:
         """
 
         def count() -> int:
-            return sum(1 for c in self._connections if not c.closed and c.ws.state is OPEN)
+            return sum(1 for c in self._connections if c.is_open())
 
         return self._call(count) or 0
 

@@ -39,7 +39,7 @@ from supervision.clock import Clock, ManualClock, SystemClock
 
 __all__ = ["ManualScheduler", "Scheduler", "ThreadScheduler", "TimerHandle"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("kalshi_supervisor.supervision.scheduler")
 
 Callback = Callable[[], None]
 

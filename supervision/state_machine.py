@@ -1,9 +1,11 @@
 """The seed's state machine as data, and the one object allowed to move through it.
 
 The table is a plain mapping so it can be tested exhaustively (every (state, target)
-pair) and rendered into the README. The machine also checks that each transition
-carries exactly the metadata class of the state being entered: that check, with frozen
-``extra="forbid"`` models, is what makes the seed's metadata-leak bug unrepresentable.
+pair) and rendered into the README. Importing this module loads no pydantic (the message
+models are imported by ``transition``), so ``kalshi-supervisor diagram`` stays fast. The
+machine also checks that each transition carries exactly the metadata class of the state
+being entered: that check, with frozen ``extra="forbid"`` models, is what makes the seed's
+metadata-leak bug unrepresentable.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from messages.events import StateTransition
-from messages.metadata import METADATA_FOR_STATE, StateMetadata
 from messages.states import State
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # pydantic models: loaded on the first transition, not to render the table
+    from messages.events import StateTransition
+    from messages.metadata import StateMetadata
+
+logger = logging.getLogger("kalshi_supervisor.supervision.state_machine")
 
 TERMINAL_STATES: frozenset[State] = frozenset({State.SHUTDOWN})
 
@@ -97,6 +102,9 @@ class StateMachine:
         self, target: State, *, context: str, metadata: StateMetadata
     ) -> StateTransition:
         """Move to ``target`` carrying ``metadata``; raise (and log) if the move is illegal."""
+        from messages.events import StateTransition
+        from messages.metadata import METADATA_FOR_STATE
+
         if target not in TRANSITIONS[self._state]:
             message = f"illegal transition {self._state.name} -> {target.name}"
             logger.error(message)

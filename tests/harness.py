@@ -11,7 +11,7 @@ from typing import Any
 import pykka
 
 from actors.registry import DEFAULT_STAGES, StageSpec
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition

@@ -34,7 +34,7 @@ from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "app.runner"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]
 """The installed console script next to this interpreter (what users run), else the module."""
 
 REST = "/trade-api/v2"
@@ -363,6 +363,20 @@ def assert_events_file(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+BATCH = 4
+"""Bad-configuration runs started together: enough to overlap start-ups on 2 cores, few
+enough that on a loaded machine each still exits within ``START_WAIT`` of its start."""
+
+
+def run_in_batches(names: list[str], start: Callable[[str], Proc]) -> dict[str, tuple[Proc, int]]:
+    """Start ``BATCH`` processes at a time and wait for each to exit by itself."""
+    finished: dict[str, tuple[Proc, int]] = {}
+    for at in range(0, len(names), BATCH):
+        batch = {name: start(name) for name in names[at : at + BATCH]}
+        finished.update({name: (proc, proc.finish()) for name, proc in batch.items()})
+    return finished
+
+
 def free_port() -> int:
     """A port nothing listens on (bound, then closed: connections to it are refused)."""
     with socket.socket() as probe:
@@ -582,8 +596,8 @@ def bad_config_runs(
     secrets: list[str],
     key_file: Path,
 ) -> Iterator[dict[str, tuple[Proc, int, str]]]:
-    """Every bad-configuration run, started at once (each is CPU-bound interpreter start-up,
-    independent of the others) and awaited together: case -> (proc, exit code, expected)."""
+    """Every bad-configuration run, started a batch at a time (each is CPU-bound interpreter
+    start-up, independent of the others): case -> (proc, exit code, expected)."""
     tmp = tmp_path_factory.mktemp("bad-config")
     launcher = Launcher(env, secrets)
     with socket.socket() as busy:
@@ -592,20 +606,15 @@ def bad_config_runs(
         cases = _bad_config_cases(tmp, key_file, busy.getsockname()[1])
         assert set(cases) == set(BAD_CONFIG_IDS)
         try:
-            started = {
-                name: launcher("run", *args, "--state-file", str(tmp / name / "control.json"))
-                if "--status-port" in args
-                else launcher(
-                    "run",
-                    *args,
-                    "--status-port",
-                    "0",
-                    "--state-file",
-                    str(tmp / name / "control.json"),
-                )
-                for name, (args, _) in cases.items()
-            }
-            yield {name: (proc, proc.finish(), cases[name][1]) for name, proc in started.items()}
+
+            def start(name: str) -> Proc:
+                args = cases[name][0]
+                if "--status-port" not in args:
+                    args = [*args, "--status-port", "0"]
+                return launcher("run", *args, "--state-file", str(tmp / name / "control.json"))
+
+            finished = run_in_batches(list(cases), start)
+            yield {name: (proc, code, cases[name][1]) for name, (proc, code) in finished.items()}
         finally:
             launcher.close()
     assert launcher.leaked_secrets() == []
@@ -753,3 +762,193 @@ def test_diagram_when_run_prints_mermaid_state_diagram(launch: Launcher) -> None
     for edge in ("STARTUP --> INITIALIZING", "KALSHI_DATA_SYNC --> READY", "ERROR --> STARTUP"):
         assert edge in text
     assert proc.stderr == []
+
+
+# -- configuration sources: flags > KALSHI_SUPERVISOR_* > --config TOML > defaults -------------
+def _listening() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def _port(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+def _against_without_port(exchange: EmbeddedExchange, state_file: Path) -> list[str]:
+    """``run_against`` minus ``--status-port``, which each test sets from one source."""
+    args = run_against(exchange, state_file)
+    at = args.index("--status-port")
+    return args[:at] + args[at + 2 :]
+
+
+@pytest.mark.parametrize("winner", ["file", "env", "flag"])
+def test_run_when_status_port_set_in_several_sources_uses_highest_priority(
+    exchange: EmbeddedExchange,
+    env: dict[str, str],
+    secrets: list[str],
+    tmp_path: Path,
+    winner: str,
+) -> None:
+    """Each source names a different busy port; the one in the error line is the one used."""
+    busy = {source: _listening() for source in ("file", "env", "flag")}
+    ports = {source: _port(sock) for source, sock in busy.items()}
+    try:
+        config = tmp_path / "supervisor.toml"
+        config.write_text(f"status_port = {ports['file']}\n")
+        child_env = dict(env)
+        args = [
+            *_against_without_port(exchange, tmp_path / "control.json"),
+            "--config",
+            str(config),
+        ]
+        if winner in ("env", "flag"):
+            child_env["KALSHI_SUPERVISOR_STATUS_PORT"] = str(ports["env"])
+        if winner == "flag":
+            args += ["--status-port", str(ports["flag"])]
+        launcher = Launcher(child_env, secrets)
+        try:
+            proc = launcher(*args)
+            code = proc.finish()
+        finally:
+            launcher.close()
+        assert launcher.leaked_secrets() == []
+    finally:
+        for sock in busy.values():
+            sock.close()
+
+    assert code == 2, proc.describe()
+    lines = [line for line in proc.stderr if line.strip()]
+    assert len(lines) == 1, proc.describe()
+    assert lines[0].startswith("kalshi-supervisor: error:"), proc.describe()
+    assert str(ports[winner]) in lines[0], proc.describe()
+    losers = [str(ports[s]) for s in busy if s != winner]
+    assert not any(port in lines[0] for port in losers), proc.describe()
+
+
+def test_run_when_key_path_comes_from_config_file_reaches_ready_without_printing_key(
+    exchange: EmbeddedExchange, env: dict[str, str], secrets: list[str], tmp_path: Path
+) -> None:
+    """Everything from the file (endpoints, key id, key path, a deadline table, markets as
+    a TOML list, orderbook only); no flag but --config. The key itself is never printed."""
+    config = tmp_path / "supervisor.toml"
+    ticker = exchange.markets.tickers()[0]
+    config.write_text(
+        "\n".join(
+            [
+                'env = "local"',
+                f'rest_url = "{exchange.rest_url}"',
+                f'ws_url = "{exchange.ws_url}"',
+                f'key_id = "{exchange.key_id}"',
+                f'private_key = "{exchange.private_key_path}"',
+                "status_port = 0",
+                f'state_file = "{tmp_path / "control.json"}"',
+                f'markets = ["{ticker}"]',
+                "no_trading = true",
+                'events = "-"',
+                "",
+                "[deadlines]",
+                "orderbook_connect = 7",
+                "",
+            ]
+        )
+    )
+    launcher = Launcher(env, secrets)
+    try:
+        proc = launcher("run", "--config", str(config), "--events", "-")
+        proc.wait_transition("ready")
+        code, _ = proc.interrupt(signal.SIGINT)
+    finally:
+        launcher.close()
+    assert code == 0, proc.describe()
+    ready = next(
+        e for e in proc.events if e["type"] == "state_transition" and e["to_state"] == "ready"
+    )
+    assert ready["metadata"]["markets_connected"] == 1, proc.describe()
+    assert "trading_client" not in ready["metadata"], proc.describe()
+    assert "trading_client_connect" not in {
+        e.get("to_state") for e in proc.events if e["type"] == "state_transition"
+    }
+    assert launcher.leaked_secrets() == []
+
+
+BAD_SOURCE_CASES: dict[str, tuple[dict[str, str], str | None, str]] = {
+    # case: (environment variables, config file text or None, text the one error line contains)
+    "file_bad_value": ({}, "sync_interval = -1\n", "{config}: sync_interval:"),
+    "file_unknown_setting": ({}, 'colour = "blue"\n', "{config}: colour: unknown setting"),
+    "file_not_toml": ({}, "status_port = = 3\n", "{config}: not valid TOML"),
+    "file_bad_enum": ({}, 'strategy = "all_for_none"\n', "{config}: strategy:"),
+    "file_bad_restart_stage": (
+        {},
+        '[restart_types]\nnobody = "transient"\n',
+        "unknown stage 'nobody'",
+    ),
+    "env_infinite": (
+        {"KALSHI_SUPERVISOR_MAX_BACKOFF": "inf"},
+        None,
+        "KALSHI_SUPERVISOR_MAX_BACKOFF",
+    ),
+    "env_not_a_number": (
+        {"KALSHI_SUPERVISOR_MARKET_COUNT": "eighty"},
+        None,
+        "KALSHI_SUPERVISOR_MARKET_COUNT: market_count:",
+    ),
+    "env_bad_ticker": (
+        {"KALSHI_SUPERVISOR_MARKETS": "GOOD-1,bad ticker"},
+        None,
+        "KALSHI_SUPERVISOR_MARKETS: markets:",
+    ),
+    "env_not_json": ({"KALSHI_SUPERVISOR_DEADLINES": "five"}, None, "deadlines"),
+    "env_config_missing": (
+        {"KALSHI_SUPERVISOR_CONFIG": "{missing}"},
+        None,
+        "config file {missing}",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_source_runs(
+    tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], secrets: list[str]
+) -> Iterator[dict[str, tuple[Proc, int, str]]]:
+    """Every bad-source run, a batch at a time (as ``bad_config_runs``)."""
+    tmp = tmp_path_factory.mktemp("bad-sources")
+    launchers: list[Launcher] = []
+    expected: dict[str, str] = {}
+
+    def start(name: str) -> Proc:
+        variables, text, needle = BAD_SOURCE_CASES[name]
+        config = tmp / f"{name}.toml"
+        missing = tmp / f"{name}-missing.toml"
+        args = ["run", "--status-port", "0", "--state-file", str(tmp / name / "c.json")]
+        if text is not None:
+            config.write_text(text)
+            args += ["--config", str(config)]
+        fill = {"config": str(config), "missing": str(missing)}
+        expected[name] = needle.format(**fill)
+        launcher = Launcher({**env, **{k: v.format(**fill) for k, v in variables.items()}}, secrets)
+        launchers.append(launcher)
+        return launcher(*args)
+
+    try:
+        finished = run_in_batches(list(BAD_SOURCE_CASES), start)
+        yield {name: (proc, code, expected[name]) for name, (proc, code) in finished.items()}
+    finally:
+        for launcher in launchers:
+            launcher.close()
+    assert all(launcher.leaked_secrets() == [] for launcher in launchers)
+
+
+@pytest.mark.parametrize("case", list(BAD_SOURCE_CASES))
+def test_run_when_a_source_has_a_bad_value_prints_one_line_naming_it_and_exits_2(
+    bad_source_runs: dict[str, tuple[Proc, int, str]], case: str
+) -> None:
+    proc, code, expected = bad_source_runs[case]
+    assert code == 2, proc.describe()
+    assert "Traceback" not in proc.output, proc.describe()
+    assert proc.stdout == [], proc.describe()
+    lines = [line for line in proc.stderr if line.strip()]
+    assert len(lines) == 1, proc.describe()
+    assert lines[0].startswith("kalshi-supervisor: error:"), proc.describe()
+    assert expected in lines[0], proc.describe()

@@ -20,7 +20,7 @@ import pytest
 from actors.kalshi_sync import KalshiSyncActor
 from actors.orderbook_connect import OrderbookConnectActor
 from actors.trading_connect import TradingConnectActor
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import (
     RestartScheduled,

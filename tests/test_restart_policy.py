@@ -17,7 +17,7 @@ import pytest
 
 from actors.base import InjectedFaultError
 from actors.trading_connect import TradingConnectActor
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.commands import Ping
 from messages.events import Escalation, StageDropped, StreamInterrupted, SupervisorEvent

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import StateTransition
 from messages.faults import InjectFault

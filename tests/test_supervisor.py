@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import KalshiSyncComplete, StateTransition
 from messages.metadata import OrderbookConnectMetadata

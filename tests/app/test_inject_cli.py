@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from app.console_server import ConsoleServer as ControlServer
 from app.control_state import ControlEndpoint, new_token, write_state_file
 from cli.inject import add_inject_arguments, run_inject
+from messages.fault_kinds import check_fault
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
 REFUSAL = "refused: invalid or missing control token\n"
@@ -248,3 +252,26 @@ def test_parse_when_only_positionals_given_uses_defaults() -> None:
         None,
     )
     assert args.timeout == 5.0
+
+
+_FAULTS = [f.value for f in ActorFault] + [f.value for f in ExchangeFault]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=st.sampled_from([t.value for t in FaultTarget] + ["added_stage", "Bad", ""]),
+    fault=st.sampled_from([*_FAULTS, "explode"]),
+    seconds=st.none() | st.floats(allow_nan=True, allow_infinity=True, min_value=None),
+    count=st.none() | st.integers(min_value=-5, max_value=20_000),
+)
+def test_check_fault_when_any_request_agrees_with_inject_fault_model(
+    target: str, fault: str, seconds: float | None, count: int | None
+) -> None:
+    """The CLI's pydantic-free check refuses exactly what the model refuses."""
+    try:
+        InjectFault(target=target, fault=fault, seconds=seconds, count=count)
+        model_ok = True
+    except ValidationError:
+        model_ok = False
+
+    assert (check_fault(target, fault, seconds, count) is None) == model_ok

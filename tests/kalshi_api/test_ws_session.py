@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.fixed_point import format_count, parse_count
+from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -38,7 +39,6 @@ from kalshi_api.ws_session import (
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
 
-WS_PATH = "/trade-api/ws/v2"
 WAIT = 10.0
 E = TypeVar("E")
 

@@ -27,7 +27,7 @@ class Call:
 
     def __init__(self, exchange: EmbeddedExchange, path: str) -> None:
         self.outcome: list[int | Exception] = []
-        self._url = f"http://127.0.0.1:{exchange.rest.port}{PREFIX}{path}"
+        self._url = f"http://127.0.0.1:{exchange.port}{PREFIX}{path}"
         self._thread = threading.Thread(target=self._get, daemon=True)
         self._thread.start()
 

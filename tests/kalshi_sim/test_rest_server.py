@@ -20,10 +20,9 @@ import pytest
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.account import DIRECTIONS, Account
-from kalshi_sim.exchange import EmbeddedExchange
+from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.rate_limit import DEFAULT_COST, SINGLE_ORDER_COST, TokenBucket, request_cost
-from kalshi_sim.rest_server import RestServer
 
 PREFIX = "/trade-api/v2"
 AUTH_BODY = {
@@ -44,7 +43,7 @@ class Wire:
         self.exchange = exchange
         self.signer: KalshiSigner = load_signer(exchange.key_id, exchange.private_key_path, env={})
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{exchange.rest.port}", trust_env=False, timeout=5.0
+            base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=5.0
         )
 
     def __enter__(self) -> Wire:
@@ -480,7 +479,7 @@ def test_get_when_target_unknown_or_malformed_answers_error_and_keeps_serving(
 def test_raw_socket_when_bytes_are_not_valid_http_server_answers_or_closes_and_survives(
     wire: Wire, payload: bytes
 ) -> None:
-    with socket.create_connection(("127.0.0.1", wire.exchange.rest.port), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", wire.exchange.port), timeout=5) as raw:
         raw.sendall(payload)
         raw.shutdown(socket.SHUT_WR)
         reply = b""
@@ -494,7 +493,7 @@ def test_raw_socket_when_bytes_are_not_valid_http_server_answers_or_closes_and_s
 
 def test_raw_socket_when_two_requests_on_one_connection_answers_both(wire: Wire) -> None:
     request = f"GET {PREFIX}/exchange/status HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", wire.exchange.rest.port), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", wire.exchange.port), timeout=5) as raw:
         raw.sendall(request * 2)
         raw.shutdown(socket.SHUT_WR)
         reply = b""
@@ -528,10 +527,10 @@ def test_stop_when_keep_alive_connection_idle_returns_promptly_and_leaks_nothing
 ) -> None:
     before = set(threading.enumerate())
     exchange = make_exchange(markets=2)
-    port = exchange.rest.port
+    port = exchange.port
     http = httpx.Client(trust_env=False)
     assert http.get(f"{exchange.rest_url}/exchange/status").status_code == 200  # idle keep-alive
-    assert any(f"kalshi-sim-rest:{port}" == name for name in _new_threads(before))
+    assert "kalshi-sim-server" in _new_threads(before)
     started = time.monotonic()
     exchange.stop()
     assert time.monotonic() - started < 2.0
@@ -571,12 +570,13 @@ def test_stop_when_slow_response_in_flight_does_not_wait_for_the_delay(
     assert outcome  # the client got an answer or an error, not a hang
 
 
-def test_start_when_already_started_raises_and_stop_before_start_is_noop(
+def test_start_when_already_started_is_noop_and_stop_before_start_is_noop(
     rest_exchange: EmbeddedExchange,
 ) -> None:
-    with pytest.raises(RuntimeError):
-        rest_exchange.rest.start("127.0.0.1", 0)
-    idle = RestServer(rest_exchange)
+    port = rest_exchange.port
+    assert rest_exchange.start() is rest_exchange
+    assert rest_exchange.port == port and rest_exchange.running
+    idle = EmbeddedExchange(ExchangeConfig(markets=1))
     idle.stop()
     assert idle.port == 0 and not idle.running
 

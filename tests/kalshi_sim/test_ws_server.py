@@ -29,7 +29,9 @@ WAIT = 5.0
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     yield
-    leaked = [t.name for t in threading.enumerate() if t.name == "kalshi-sim-ws" and t.is_alive()]
+    leaked = [
+        t.name for t in threading.enumerate() if t.name == "kalshi-sim-server" and t.is_alive()
+    ]
     assert not leaked, f"WebSocket server threads left running: {leaked}"
 
 

@@ -206,7 +206,7 @@ def test_call_every_when_not_cancelled_fires_repeatedly_until_cancelled(driver: 
 def test_callback_when_raising_is_logged_and_later_callbacks_still_run(
     driver: Driver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="supervision.scheduler")
+    caplog.set_level(logging.ERROR, logger="kalshi_supervisor.supervision.scheduler")
     done = threading.Event()
 
     def boom() -> None:
@@ -215,7 +215,7 @@ def test_callback_when_raising_is_logged_and_later_callbacks_still_run(
     driver.scheduler.call_later(driver.unit, boom, name="boom")
     driver.scheduler.call_later(2 * driver.unit, done.set)
     driver.run_until(done)
-    failures = [r for r in caplog.records if r.name == "supervision.scheduler"]
+    failures = [r for r in caplog.records if r.name == "kalshi_supervisor.supervision.scheduler"]
     assert len(failures) == 1
     assert "'boom'" in failures[0].getMessage()
     assert failures[0].exc_info is not None
@@ -224,7 +224,7 @@ def test_callback_when_raising_is_logged_and_later_callbacks_still_run(
 def test_call_every_when_callback_raises_keeps_repeating(
     driver: Driver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="supervision.scheduler")
+    caplog.set_level(logging.ERROR, logger="kalshi_supervisor.supervision.scheduler")
     count = 0
     done = threading.Event()
     handles: list[TimerHandle] = []
@@ -243,7 +243,9 @@ def test_call_every_when_callback_raises_keeps_repeating(
     release.set()
     driver.run_until(done)
     assert count == 3
-    assert len([r for r in caplog.records if r.name == "supervision.scheduler"]) == 3
+    assert (
+        len([r for r in caplog.records if r.name == "kalshi_supervisor.supervision.scheduler"]) == 3
+    )
 
 
 def test_callback_when_scheduling_another_timer_runs_it_in_order(driver: Driver) -> None:

@@ -66,3 +66,14 @@ def test_start_when_host_unknown_raises_one_line() -> None:
 )
 def test_is_loopback_when_given_host_classifies(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+def test_connection_when_accepted_has_nagle_off_so_responses_never_wait_for_delayed_acks() -> None:
+    with ServerThread(APP, name="t") as server, httpx.Client(trust_env=False) as client:
+        assert client.get(server.url(path="/"), timeout=5.0).text == "hello"
+        assert server._server is not None
+        connections = list(server._server.server_state.connections)  # the kept-alive one
+        assert connections
+        for connection in connections:
+            sock = connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -1,0 +1,373 @@
+"""``kalshi-supervisor run``: configure, check, start and watch one supervisor until a signal.
+
+Configuration comes from flags, ``KALSHI_SUPERVISOR_*`` variables and a TOML file
+(``--config``), merged by ``cli.settings``. Everything that no restart can fix (a bad value,
+a missing key, an unreachable exchange, a busy port) is one stderr line and exit 2, before
+the supervisor starts. Exit 1 means the supervisor gave up (restart intensity exceeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
+from cli.settings import CONFIG_ENV, ENV_PREFIX, RunSettings, SettingsError, Sources
+from kalshi_api.environments import Environment
+from messages.states import State
+from supervision.policy import RestartType, Strategy
+
+if TYPE_CHECKING:
+    from app.bootstrap import EmbeddedExchange
+    from kalshi_api.auth import KalshiSigner
+    from supervision.config import SupervisorConfig
+
+logger = logging.getLogger("kalshi_supervisor.cli.run")
+
+EXIT_OK, EXIT_GAVE_UP, EXIT_BAD_CONFIG = 0, 1, 2
+
+
+class ConfigError(ValueError):
+    """Bad configuration: reported as one line and exit code 2."""
+
+
+def _default(name: str) -> str:
+    """`` (default: X)`` from the settings model, the one place defaults are written."""
+    field = RunSettings.model_fields[name]
+    value = field.get_default(call_default_factory=True)
+    if value is None or value is False or value == {}:
+        return ""
+    return f" (default: {getattr(value, 'value', value)})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag defaults to "not given" (SUPPRESS), so that an absent flag lets the
+    environment or the config file decide; the help shows the model's defaults."""
+    run = argparse.ArgumentParser(
+        prog="kalshi-supervisor run",
+        description="Run the supervisor (default: on the embedded exchange). Every flag can "
+        f"also be set as {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}SYNC_INTERVAL=10) or in the "
+        "--config TOML file; flags win over the environment, which wins over the file.",
+        argument_default=argparse.SUPPRESS,
+    )
+
+    def add(group: Any, flag: str, help: str, **kwargs: Any) -> None:
+        dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
+        group.add_argument(flag, help=help + _default(dest), **kwargs)
+
+    run.add_argument(
+        "--config",
+        type=Path,
+        help=f"TOML file with any of these settings (default: ${CONFIG_ENV}, if set)",
+    )
+    add(
+        run,
+        "--env",
+        "local = embedded exchange; paper = Kalshi demo; production = real money",
+        choices=[e.value for e in Environment],
+    )
+    add(run, "--rest-url", "override the REST base URL (…/trade-api/v2)")
+    add(run, "--ws-url", "override the WebSocket URL (…/trade-api/ws/v2)")
+    add(run, "--key-id", "API key id (default: $KALSHI_API_KEY_ID)")
+    add(run, "--private-key", "private key PEM path (default: $KALSHI_PRIVATE_KEY_PATH)")
+    add(run, "--markets", "comma-separated tickers; default: discover open markets")
+    add(run, "--market-count", "markets to discover", type=positive_int)
+    add(run, "--series", "discover markets of this series only")
+    add(run, "--no-trading", "orderbook only: skip trading and sync", action="store_true")
+    add(run, "--use-yes-price", "subscribe with use_yes_price=true", action="store_true")
+    add(run, "--sync-interval", "seconds between update syncs", type=positive_float)
+    add(run, "--status-host", "status/control server host")
+    add(run, "--status-port", "status/control server port (0 = any free)", type=int)
+    add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add(run, "--events", "write every transition and event as JSON lines (- = stdout)")
+    add(run, "--state-file", "where `inject` finds this supervisor", type=Path)
+    restart = run.add_argument_group("restart policy")
+    add(
+        restart,
+        "--strategy",
+        "which stages restart with a failed one",
+        choices=[s.value for s in Strategy],
+    )
+    add(restart, "--min-backoff", "first restart delay (s)", type=positive_float)
+    add(restart, "--max-backoff", "largest restart delay (s)", type=positive_float)
+    add(
+        restart,
+        "--random-factor",
+        "jitter: delay x (1 + factor x random)",
+        type=non_negative_float,
+    )
+    add(
+        restart,
+        "--reset-after",
+        "seconds healthy that reset a stage's backoff",
+        type=positive_float,
+    )
+    add(
+        restart,
+        "--max-restarts",
+        "restarts allowed within --restart-period before giving up",
+        type=non_negative_int,
+    )
+    add(restart, "--restart-period", "intensity window (s)", type=positive_float)
+    add(
+        restart,
+        "--deadline",
+        "per-state deadline, e.g. orderbook_connect=5 (repeatable)",
+        action="append",
+        dest="deadlines",
+        metavar="STATE=SECONDS",
+    )
+    add(
+        restart,
+        "--restart-type",
+        "per-stage restart type: permanent, transient or temporary (repeatable)",
+        action="append",
+        dest="restart_types",
+        metavar="STAGE=TYPE",
+    )
+    embedded = run.add_argument_group("embedded exchange (--env local)")
+    add(embedded, "--exchange-markets", "markets on the embedded exchange", type=positive_int)
+    add(
+        embedded,
+        "--exchange-rate",
+        "deltas per second on the embedded exchange",
+        type=non_negative_float,
+    )
+    add(embedded, "--exchange-seed", "seed of the embedded exchange's markets", type=int)
+    return run
+
+
+def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags actually given, as settings values (``--deadline A=1`` -> ``{A: 1.0}``)."""
+    flags = dict(vars(args))
+    flags.pop("config", None)
+    if "deadlines" in flags:
+        deadlines: dict[State, float] = {}
+        for item in flags["deadlines"]:
+            name, _, seconds = item.partition("=")
+            try:
+                deadlines[State(name.strip().lower())] = float(seconds)
+            except ValueError:
+                raise ConfigError(
+                    f"--deadline {item!r}: expected STATE=SECONDS, e.g. orderbook_connect=5"
+                ) from None
+        flags["deadlines"] = deadlines
+    if "restart_types" in flags:
+        restart_types: dict[str, RestartType] = {}
+        for item in flags["restart_types"]:
+            stage, _, kind = item.partition("=")
+            try:
+                restart_types[stage.strip()] = RestartType(kind.strip().lower())
+            except ValueError:
+                raise ConfigError(
+                    f"--restart-type {item!r}: expected STAGE=permanent|transient|temporary"
+                ) from None
+        flags["restart_types"] = restart_types
+    return flags
+
+
+def config_from_settings(
+    settings: RunSettings, sources: Sources, *, rest_url: str, ws_url: str
+) -> SupervisorConfig:
+    """The validated ``SupervisorConfig``, or ConfigError with one line naming the source."""
+    from pydantic import ValidationError
+
+    from cli.settings import describe
+
+    try:
+        return settings.supervisor_config(rest_url=rest_url, ws_url=ws_url)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, sources, config_level=True)) from None
+
+
+def _configure_logging(level: str) -> None:
+    """The CLI owns the handlers; library modules only log to ``kalshi_supervisor.*``."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per HTTP request / WS connection drowns the state progression a person watches.
+    for noisy in ("httpx", "httpcore", "websockets"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def main(argv: Sequence[str]) -> int:
+    """``kalshi-supervisor run ...``."""
+    args = build_parser().parse_args(argv)
+    # Until _serve installs its handlers, SIGTERM interrupts like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    exchange: EmbeddedExchange | None = None
+    try:
+        flags = flags_from_args(args)
+        config_file = getattr(args, "config", None) or (
+            Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None
+        )
+        from cli.settings import load_settings
+
+        try:
+            settings, sources = load_settings(flags, config_file)
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        # Every value checked before anything starts (the real URLs are known only later).
+        config_from_settings(settings, sources, rest_url="http://pending", ws_url="ws://pending")
+        _configure_logging(settings.log_level)
+        try:
+            exchange, signer, rest_url, ws_url = _exchange_and_signer(settings)
+            config = config_from_settings(settings, sources, rest_url=rest_url, ws_url=ws_url)
+            _preflight(config, signer)
+            return _serve(settings, config, signer, exchange)
+        except Exception as exc:
+            if _is_bad_setup(exc):
+                raise ConfigError(str(exc)) from None
+            raise
+    except ConfigError as exc:
+        print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        print("kalshi-supervisor: interrupted before the supervisor started", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        if exchange is not None:
+            exchange.stop()
+
+
+def _is_bad_setup(exc: Exception) -> bool:
+    """A key that cannot be loaded, a console port, state file or events path that cannot be
+    used: one line and exit 2. Imported here, not at the top, so an early error imports none
+    of it."""
+    from app.console_errors import ConsoleServerError
+    from app.control_state import ControlStateError
+    from app.event_log import EventSinkError
+    from kalshi_api.auth import KeyLoadError
+
+    return isinstance(
+        exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError
+    )
+
+
+def _exchange_and_signer(
+    settings: RunSettings,
+) -> tuple[EmbeddedExchange | None, KalshiSigner, str, str]:
+    """The embedded exchange (``--env local`` without URLs) or the remote endpoints, and
+    the signer for them. Key paths may come from any source; the key never leaves here."""
+    from kalshi_api.environments import resolve_endpoints
+
+    environment = settings.env
+    if environment is Environment.LOCAL and not (settings.rest_url or settings.ws_url):
+        if settings.key_id or settings.private_key:
+            raise ConfigError(
+                "--key-id/--private-key need --env paper|production or --rest-url/--ws-url"
+            )
+        from app.bootstrap import start_embedded_exchange
+        from kalshi_api.auth import load_signer
+
+        exchange = start_embedded_exchange(
+            markets=settings.exchange_markets,
+            delta_rate=settings.exchange_rate,
+            seed=settings.exchange_seed,
+        )
+        try:
+            signer = load_signer(exchange.key_id, exchange.private_key_path)
+        except BaseException:
+            exchange.stop()
+            raise
+        return exchange, signer, exchange.rest_url, exchange.ws_url
+    try:
+        endpoints = resolve_endpoints(environment, settings.rest_url, settings.ws_url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    key_id = settings.key_id or os.environ.get("KALSHI_API_KEY_ID")
+    key_path = settings.private_key or os.environ.get("KALSHI_PRIVATE_KEY_PATH")
+    if not key_id:
+        raise ConfigError(
+            f"--env {environment.value} needs an API key id: --key-id or KALSHI_API_KEY_ID"
+        )
+    if not key_path and not os.environ.get("KALSHI_PRIVATE_KEY"):
+        raise ConfigError(
+            f"--env {environment.value} needs a private key: "
+            "--private-key or KALSHI_PRIVATE_KEY_PATH"
+        )
+    from kalshi_api.auth import load_signer  # cryptography: only once a key is named
+
+    return None, load_signer(key_id, key_path), endpoints.rest_url, endpoints.ws_url
+
+
+def _preflight(config: SupervisorConfig, signer: KalshiSigner) -> None:
+    """Fail fast, with one line and exit 2, on what no restart can fix: an exchange that
+    cannot be reached, or markets that do not exist there."""
+    from actors.markets import resolve_markets
+    from kalshi_api.errors import KalshiError, TransportError
+    from kalshi_api.rest import KalshiRestClient, RetryPolicy
+
+    try:
+        with KalshiRestClient(
+            config.rest_url, timeout=5.0, retry=RetryPolicy(max_attempts=1)
+        ) as client:
+            client.get_exchange_status()
+        if config.markets is not None:
+            resolve_markets(config, signer)
+    except TransportError as exc:
+        raise ConfigError(f"cannot reach {config.rest_url}: {exc}") from None
+    except LookupError as exc:
+        raise ConfigError(str(exc)) from None
+    except KalshiError as exc:
+        logger.warning("exchange check failed (continuing; the supervisor will retry): %s", exc)
+
+
+def _serve(
+    settings: RunSettings,
+    config: SupervisorConfig,
+    signer: KalshiSigner,
+    exchange: EmbeddedExchange | None,
+) -> int:
+    from app.console import ConsoleView
+    from app.control_state import default_state_path
+    from app.event_log import JsonLinesSink
+    from app.handle import Supervisor
+    from core.supervisor_actor import EventListener
+
+    listeners: list[EventListener] = [ConsoleView()]
+    sink = JsonLinesSink(settings.events) if settings.events else None
+    if sink is not None:
+        listeners.append(sink)
+    state_file = settings.state_file or default_state_path()
+    supervisor = Supervisor(
+        config, signer, listeners=listeners, exchange=exchange, state_file=state_file
+    )
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        interrupted.set()
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        # Log rotation: reopen the events file on a thread, never inside the handler.
+        if sink is not None:
+            threading.Thread(target=sink.reopen, name="events-reopen", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
+    try:
+        supervisor.start()
+        if supervisor.console is not None:
+            # One write, so the line cannot interleave with the console view's output.
+            sys.stderr.write(f"kalshi-supervisor: console at {supervisor.console.url}/\n")
+            sys.stderr.flush()
+        while not interrupted.is_set() and not supervisor.stopped.is_set():
+            interrupted.wait(0.1)
+        reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"
+        supervisor.shutdown(reason)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if sink is not None:
+            sink.close()
+    gave_up = supervisor.recorder.events_by_type["escalation"] > 0
+    return EXIT_GAVE_UP if gave_up else EXIT_OK

@@ -1,0 +1,74 @@
+"""``cli.main``: each sub-command imports only what it uses (the budget ``bench_cli`` times)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("pykka", "httpx", "httpcore", "websockets", "pydantic", "cryptography", "kalshi_sim")
+"""Modules the light commands must not load: each costs tens to hundreds of milliseconds."""
+
+PROBE = """
+import json, sys
+from cli.main import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+sys.stdout = sys.__stdout__
+print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _loaded(*argv: str) -> tuple[int, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["code"], report["modules"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected_code"),
+    [
+        (["--help"], 0),
+        (["diagram"], 0),
+        (["inject", "--help"], 0),
+        (["inject", "orderbook", "crash", "--url", "http://127.0.0.1:1", "--token", "t"], 1),
+        (["inject", "orderbook", "ws_drop", "--url", "http://127.0.0.1:1", "--token", "t"], 2),
+        (["run", "--help"], 0),
+    ],
+    ids=["help", "diagram", "inject-help", "inject-unreachable", "inject-invalid", "run-help"],
+)
+def test_light_command_when_run_imports_no_heavy_module(
+    argv: list[str], expected_code: int
+) -> None:
+    code, modules = _loaded(*argv)
+
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    allowed = {"pydantic", "pydantic_core", "pydantic_settings"} if argv[0] == "run" else set()
+    assert code == expected_code
+    assert [m for m in heavy if m.split(".")[0] not in allowed] == []
+
+
+def test_main_when_command_unknown_exits_2() -> None:
+    code, _ = _loaded("explode")
+
+    assert code == 2
+
+
+def test_main_when_no_command_prints_help_and_exits_2() -> None:
+    code, modules = _loaded()
+
+    assert code == 2
+    assert not any(m.startswith(("app", "core", "actors")) for m in modules)

@@ -1,0 +1,139 @@
+"""``cli.settings``: merge order and defaults, in-process (tests/test_cli.py runs it for real)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cli.settings import ENV_PREFIX, RunSettings, SettingsError, load_settings
+from messages.states import State
+from supervision.config import RestartSettings, SupervisorConfig
+from supervision.policy import RestartType, Strategy
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's shell must not decide these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+
+
+def test_load_settings_when_no_source_gives_defaults_equal_to_the_config_models() -> None:
+    settings, _ = load_settings({})
+    config = settings.supervisor_config(rest_url="http://x", ws_url="ws://x")
+    reference = SupervisorConfig(rest_url="http://x", ws_url="ws://x")
+
+    assert config == reference
+    assert config.restart == RestartSettings()
+
+
+def test_load_settings_when_file_env_and_flags_overlap_flags_beat_env_beat_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text("sync_interval = 1\nmarket_count = 2\nmax_restarts = 3\nseries = 'FILE'\n")
+    monkeypatch.setenv("KALSHI_SUPERVISOR_SYNC_INTERVAL", "11")
+    monkeypatch.setenv("KALSHI_SUPERVISOR_MARKET_COUNT", "12")
+
+    settings, sources = load_settings({"sync_interval": 21.0}, config)
+
+    assert (settings.sync_interval, settings.market_count, settings.max_restarts) == (21.0, 12, 3)
+    assert settings.series == "FILE"
+    assert settings.min_backoff == 0.1  # nobody set it: the default
+    assert sources.of("sync_interval") == "--sync-interval"
+    assert sources.of("market_count") == "KALSHI_SUPERVISOR_MARKET_COUNT"
+    assert sources.of("max_restarts") == f"config file {config}"
+    assert sources.of("min_backoff") == ""
+
+
+def test_load_settings_when_tables_come_from_env_and_file_parses_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text('markets = ["A-1", "B-2"]\n[restart_types]\nsync = "transient"\n')
+    monkeypatch.setenv("KALSHI_SUPERVISOR_DEADLINES", '{"orderbook_connect": 5}')
+    monkeypatch.setenv("KALSHI_SUPERVISOR_STRATEGY", "one_for_one")
+
+    settings, _ = load_settings({}, config)
+
+    assert settings.markets == ("A-1", "B-2")
+    assert settings.deadlines == {State.ORDERBOOK_CONNECT: 5.0}
+    assert settings.restart_types == {"sync": RestartType.TRANSIENT}
+    assert settings.strategy is Strategy.ONE_FOR_ONE
+
+
+def test_load_settings_when_markets_come_as_comma_string_from_env_splits_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KALSHI_SUPERVISOR_MARKETS", " A-1, B-2 ,")
+
+    settings, _ = load_settings({})
+
+    assert settings.markets == ("A-1", "B-2")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("market_count = 'many'\n", "market_count:"),
+        ("exchange_rate = -1\n", "exchange_rate:"),
+        ("[deadlines]\nnowhere = 1\n", "deadlines.nowhere:"),
+        ("log_level = 'LOUD'\n", "log_level:"),
+        ("private_key = 5\n", "private_key:"),
+    ],
+)
+def test_load_settings_when_file_value_bad_raises_one_line_naming_file_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text(text)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({}, config)
+
+    message = str(caught.value)
+    assert message.startswith(f"config file {config}: {expected}")
+    assert "\n" not in message
+
+
+def test_load_settings_when_file_is_not_utf8_raises_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "s.toml"
+    config.write_bytes(b"\xff\xfe = 1\n")
+
+    with pytest.raises(SettingsError, match=r"not valid TOML"):
+        load_settings({}, config)
+
+
+def test_readme_example_toml_when_loaded_is_valid_and_means_what_it_says(tmp_path: Path) -> None:
+    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert block is not None, "the README lost its example config"
+    config = tmp_path / "supervisor.toml"
+    config.write_text(block.group(1))
+
+    settings, _ = load_settings({}, config)
+
+    assert settings.env.value == "paper"
+    assert settings.private_key == Path("/etc/kalshi/demo.pem")
+    assert settings.deadlines[State.ORDERBOOK_CONNECT] == 5.0
+    assert settings.restart_types == {"sync": RestartType.TRANSIENT}
+    settings.supervisor_config(rest_url="http://x", ws_url="ws://x")  # valid end to end
+
+
+def test_run_settings_when_every_run_flag_listed_has_a_field() -> None:
+    """Every ``run`` flag is a setting (so an env variable and a file key exist for it)."""
+    from cli.run import build_parser
+
+    dests = {
+        action.dest
+        for action in build_parser()._actions
+        if action.option_strings and action.dest not in ("help", "config")
+    }
+
+    assert dests == set(RunSettings.model_fields)

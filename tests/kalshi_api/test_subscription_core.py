@@ -1,0 +1,611 @@
+"""The subscription core, driven without sockets: inputs in, actions out.
+
+Every decision of the repair escalation (get_snapshot -> resubscribe -> reconnect), every
+deadline and every seq rule is checked here directly; ``test_ws_session.py`` checks the
+same behaviour end to end over real sockets against the embedded exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kalshi_api.orderbook import OrderBook
+from kalshi_api.stream_events import (
+    StreamGap,
+    StreamResynced,
+    StreamStats,
+    StreamSynced,
+    StreamTerminalError,
+)
+from kalshi_api.subscription_core import (
+    MAX_REPAIRS,
+    Action,
+    ArmDeadline,
+    CancelDeadline,
+    Deadline,
+    DeadlineKind,
+    Emit,
+    MarketSync,
+    Reconnect,
+    ReleaseBarrier,
+    SendCommand,
+    SetSynced,
+    SidState,
+    SnapshotFrame,
+    SubscriptionCore,
+)
+
+TICKERS = ("AAA", "BBB", "CCC")
+LEVELS = ([(400_000, 1000)], [(550_000, 250)])
+
+
+def _core(tickers: Sequence[str] = TICKERS, **kwargs: Any) -> SubscriptionCore:
+    return SubscriptionCore({t: OrderBook(t) for t in tickers}, StreamStats(), **kwargs)
+
+
+def _of(actions: list[Action], kind: type) -> list[Any]:
+    return [a for a in actions if type(a) is kind]
+
+
+def _sends(actions: list[Action]) -> list[SendCommand]:
+    return _of(actions, SendCommand)
+
+
+def _events(actions: list[Action]) -> list[Any]:
+    return [a.event for a in _of(actions, Emit)]
+
+
+def _synced(actions: list[Action]) -> bool | None:
+    """The last SetSynced value in ``actions`` (None if none)."""
+    flags = _of(actions, SetSynced)
+    return flags[-1].synced if flags else None
+
+
+def _subscribe(core: SubscriptionCore, sid: int = 1) -> int:
+    """Open a session and acknowledge its subscribe with ``sid``; returns the command id."""
+    command = _sends(core.start_session())[0]
+    core.on_subscribed(command.command_id, sid, "orderbook_delta")
+    return command.command_id
+
+
+def _snap(sid: int, seq: int, ticker: str, levels: Any = LEVELS) -> SnapshotFrame:
+    return SnapshotFrame(sid, seq, ticker, levels, market_id=f"id-{ticker}")
+
+
+def _live(core: SubscriptionCore, sid: int = 1) -> list[Action]:
+    """A subscribed session whose snapshots all arrived (seq 1..n)."""
+    _subscribe(core, sid)
+    actions: list[Action] = []
+    for seq, ticker in enumerate(core.books, start=1):
+        actions += core.on_snapshot(_snap(sid, seq, ticker))
+    return actions
+
+
+# -- session start and the first sync -------------------------------------------------------
+def test_start_session_subscribes_every_market_and_arms_a_reply_deadline() -> None:
+    core = _core(use_yes_price=True, snapshot_timeout=2.5)
+    actions = core.start_session()
+    (send,) = _sends(actions)
+    assert send.payload == {
+        "cmd": "subscribe",
+        "params": {
+            "channels": ["orderbook_delta"],
+            "market_tickers": list(TICKERS),
+            "use_yes_price": True,
+        },
+    }
+    (arm,) = _of(actions, ArmDeadline)
+    assert arm.deadline.kind is DeadlineKind.SUBSCRIBE_REPLY and arm.after == 2.5
+
+
+def test_command_ids_increase_and_are_never_reused_across_sessions() -> None:
+    core = _core()
+    first = _sends(core.start_session())[0].command_id
+    core.end_session()
+    second = _sends(core.start_session())[0].command_id
+    assert second > first
+
+
+def test_subscribed_reply_creates_the_sid_with_every_book_awaiting_a_snapshot() -> None:
+    core = _core()
+    command = _sends(core.start_session())[0]
+    actions = core.on_subscribed(command.command_id, 7, "orderbook_delta")
+    assert set(core.subs) == {7}
+    assert core.subs[7].awaiting == set(TICKERS)
+    assert all(book.stale for book in core.books.values())
+    (cancel,) = _of(actions, CancelDeadline)
+    assert cancel.deadline.kind is DeadlineKind.SUBSCRIBE_REPLY
+    (arm,) = _of(actions, ArmDeadline)
+    assert arm.deadline == Deadline(DeadlineKind.FIRST_SNAPSHOTS, 7, arm.deadline.serial)
+    assert core.market_states() == dict.fromkeys(TICKERS, MarketSync.AWAITING_SNAPSHOT)
+
+
+@pytest.mark.parametrize("command_id", [None, "1", 999])
+def test_subscribed_reply_to_no_pending_subscribe_is_ignored(command_id: object) -> None:
+    core = _core()
+    core.start_session()
+    assert core.on_subscribed(command_id, 1, "orderbook_delta") == []
+    assert core.stats.ignored_frames == 1 and not core.subs
+
+
+@pytest.mark.parametrize(("sid", "channel"), [("1", "orderbook_delta"), (None, "x"), (1, "ticker")])
+def test_malformed_subscribed_reply_raises_before_changing_state(sid: object, channel: str) -> None:
+    core = _core()
+    command = _sends(core.start_session())[0]
+    with pytest.raises(TypeError):
+        core.on_subscribed(command.command_id, sid, channel)
+    assert not core.subs and command.command_id in core.replies
+
+
+def test_all_first_snapshots_sync_the_stream_once() -> None:
+    core = _core()
+    actions = _live(core)
+    assert _events(actions) == [StreamSynced(3)]
+    assert _synced(actions) is True
+    assert core.session_synced and core.all_live()
+    assert _of(actions, CancelDeadline)[0].deadline.kind is DeadlineKind.FIRST_SNAPSHOTS
+    assert core.books["AAA"].yes == {400_000: 1000} and core.books["AAA"].market_id == "id-AAA"
+    assert core.stats.snapshots_received == 3
+    assert core.market_states() == dict.fromkeys(TICKERS, MarketSync.LIVE)
+
+
+def test_partial_snapshots_do_not_sync() -> None:
+    core = _core()
+    _subscribe(core)
+    assert core.on_snapshot(_snap(1, 1, "AAA")) == []
+    assert core.on_snapshot(_snap(1, 2, "BBB")) == []
+    assert not core.all_live() and not core.session_synced
+
+
+# -- deltas out of sequence -----------------------------------------------------------------
+@pytest.mark.parametrize(("sid", "seq"), [("1", 5), (1, None), (1.0, 5), (True, 5)])
+def test_out_of_sequence_with_bad_types_raises(sid: object, seq: object) -> None:
+    core = _core()
+    _live(core)
+    with pytest.raises(TypeError):
+        core.out_of_sequence(core.subs[1], sid, seq)
+
+
+def test_delta_for_an_unknown_sid_is_an_orphan() -> None:
+    core = _core()
+    _live(core)
+    assert core.out_of_sequence(None, 99, 1) == []
+    assert core.stats.orphan_frames == 1
+
+
+def test_duplicate_delta_is_dropped_without_repair() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    assert core.out_of_sequence(sub, 1, 2) == []
+    assert core.stats.duplicates_dropped == 1 and sub.last_seq == 3 and core.all_live()
+
+
+def test_gap_stales_the_sid_and_requests_snapshots_for_its_books() -> None:
+    core = _core(snapshot_timeout=4.0)
+    _live(core)
+    sub = core.subs[1]
+    actions = core.out_of_sequence(sub, 1, 9)
+    assert _events(actions) == [StreamGap(1, 4, 9, "seq")]
+    assert _synced(actions) is False
+    (send,) = _sends(actions)
+    assert send.payload == {
+        "cmd": "update_subscription",
+        "params": {"sids": [1], "market_tickers": list(TICKERS), "action": "get_snapshot"},
+    }
+    (arm,) = _of(actions, ArmDeadline)
+    assert arm.deadline.kind is DeadlineKind.SNAPSHOTS and arm.after == 4.0
+    assert sub.last_seq == 9 and sub.awaiting == set(TICKERS) and sub.repairs == 1
+    assert all(book.stale for book in core.books.values())
+    assert core.stats.gaps == 1
+
+
+def test_repair_snapshots_resync_the_sid_without_a_second_synced_event() -> None:
+    core = _core()
+    _live(core)
+    core.out_of_sequence(core.subs[1], 1, 9)
+    actions: list[Action] = []
+    for seq, ticker in enumerate(TICKERS, start=10):
+        actions += core.on_snapshot(_snap(1, seq, ticker))
+    assert _events(actions) == [StreamResynced(1)]
+    assert _synced(actions) is True
+    assert core.stats.resyncs == 1 and core.subs[1].repairs == 0
+
+
+def test_negative_level_gap_is_reported_with_its_reason() -> None:
+    core = _core()
+    _live(core)
+    actions = core.gap(core.subs[1], 4, 4, "negative_level")
+    assert _events(actions) == [StreamGap(1, 4, 4, "negative_level")]
+    assert len(_sends(actions)) == 1
+
+
+def test_gap_while_every_book_awaits_a_snapshot_requests_nothing_more() -> None:
+    core = _core()
+    _subscribe(core)
+    actions = core.out_of_sequence(core.subs[1], 1, 5)
+    assert _events(actions) == [StreamGap(1, 1, 5, "seq")]
+    assert _sends(actions) == [] and core.subs[1].repairs == 0
+
+
+def test_repeated_gaps_escalate_to_resubscribe_then_reconnect() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    for _ in range(MAX_REPAIRS):
+        # each repair's snapshot for one book arrives unusable: that book is refetched
+        actions = core.on_snapshot(_snap(1, sub.last_seq + 1, "AAA", levels=None))
+        assert [s.payload["params"]["action"] for s in _sends(actions)] == ["get_snapshot"]
+    actions = core.on_snapshot(_snap(1, sub.last_seq + 1, "AAA", levels=None))
+    commands = [s.payload["cmd"] for s in _sends(actions)]
+    assert commands == ["unsubscribe", "subscribe"]
+    assert _sends(actions)[0].payload["params"] == {"sids": [1]}
+    assert 1 not in core.subs and core.stats.resubscribes == 1
+    # replacements that never sync escalate to a reconnect
+    for replacement in range(2, MAX_REPAIRS + 2):
+        sid = 100 + replacement
+        subscribe = _sends(actions)[-1]
+        core.on_subscribed(subscribe.command_id, sid, "orderbook_delta")
+        actions = core.on_error(None, sid, None, 10, "Channel error")
+        if replacement <= MAX_REPAIRS:
+            assert [s.payload["cmd"] for s in _sends(actions)] == ["subscribe"]
+        else:
+            (reconnect,) = _of(actions, Reconnect)
+            assert reconnect.reason == (
+                f"subscription replaced {MAX_REPAIRS} times without syncing; reconnecting"
+            )
+            assert _sends(actions) == []
+
+
+def test_going_live_resets_the_replacement_count() -> None:
+    core = _core()
+    _live(core)
+    core.on_error(None, 1, None, 25, "Subscription buffer overflow")
+    assert core.replacements == 1
+    subscribe_id = max(core.replies._pending)  # the resubscribe
+    core.on_subscribed(subscribe_id, 2, "orderbook_delta")
+    for seq, ticker in enumerate(TICKERS, start=1):
+        core.on_snapshot(_snap(2, seq, ticker))
+    assert core.replacements == 0 and core.all_live()
+
+
+# -- snapshots ------------------------------------------------------------------------------
+def test_snapshot_for_an_unknown_sid_is_an_orphan() -> None:
+    core = _core()
+    _subscribe(core)
+    assert core.on_snapshot(_snap(5, 1, "AAA")) == []
+    assert core.stats.orphan_frames == 1
+
+
+@pytest.mark.parametrize("ticker", ["ZZZ", None])
+def test_snapshot_for_a_market_not_in_the_sid_raises(ticker: object) -> None:
+    core = _core()
+    _subscribe(core)
+    with pytest.raises(KeyError):
+        core.on_snapshot(_snap(1, 1, ticker))  # type: ignore[arg-type]
+    assert core.subs[1].last_seq == 0
+
+
+def test_unawaited_snapshot_at_or_below_the_seq_is_a_duplicate() -> None:
+    core = _core()
+    _live(core)
+    assert core.on_snapshot(_snap(1, 2, "AAA", levels=([], []))) == []
+    assert core.stats.duplicates_dropped == 1 and core.books["AAA"].yes
+
+
+def test_unreadable_snapshot_consumes_its_seq_and_refetches_its_market() -> None:
+    core = _core()
+    _subscribe(core)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    actions = core.on_snapshot(_snap(1, 2, "BBB", levels=None))
+    assert core.stats.malformed_frames == 1 and core.subs[1].last_seq == 2
+    assert _events(actions) == [StreamGap(1, 2, 2, "bad_frame")]
+    # AAA is live again and BBB is refetched; CCC's snapshot is still on its way
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == ["AAA", "BBB"]
+
+
+def test_snapshot_seq_jump_covers_the_sids_other_live_books() -> None:
+    core = _core()
+    _live(core)
+    core.out_of_sequence(core.subs[1], 1, 5)  # all three await snapshots now
+    core.on_snapshot(_snap(1, 6, "AAA"))
+    actions = core.on_snapshot(_snap(1, 9, "BBB"))  # 7, 8 lost while AAA was live
+    assert _events(actions) == [StreamGap(1, 7, 9, "seq")]
+    assert _sends(actions)[0].payload["params"]["market_tickers"] == ["AAA", "BBB"]
+
+
+def test_snapshot_seq_restart_rebaselines_the_tracker() -> None:
+    core = _core()
+    _live(core)
+    core.out_of_sequence(core.subs[1], 1, 50)
+    actions: list[Action] = []
+    for seq, ticker in enumerate(TICKERS, start=1):  # the exchange restarted the seq
+        actions += core.on_snapshot(_snap(1, seq, ticker))
+    assert _events(actions) == [StreamResynced(1)] and core.subs[1].last_seq == 3
+
+
+# -- replies and errors ---------------------------------------------------------------------
+def test_ok_and_unsubscribed_replies_take_a_seq_slot() -> None:
+    core = _core()
+    _live(core)
+    assert core.on_ok(None, 1, 4) == [] and core.subs[1].last_seq == 4
+    assert core.advance(1, 4) == [] and core.subs[1].last_seq == 4
+    assert _events(core.advance(1, 7)) == [StreamGap(1, 5, 7, "seq")]
+    assert core.advance("1", 9) == [] and core.advance(1, "9") == []
+
+
+def test_barrier_is_sent_when_a_session_opens_and_released_by_its_reply() -> None:
+    core = _core()
+    token = object()
+    assert core.add_barrier(token) == []  # no session yet
+    actions = core.start_session()
+    assert [s.payload["cmd"] for s in _sends(actions)] == ["subscribe", "list_subscriptions"]
+    barrier_id = _sends(actions)[1].command_id
+    assert core.on_ok(barrier_id, None, None) == [ReleaseBarrier(token)]
+    assert core.on_ok(barrier_id, None, None) == []  # released once
+
+
+def test_barrier_outstanding_at_session_end_is_resent_on_the_next() -> None:
+    core = _core()
+    token = object()
+    core.start_session()
+    first = _sends(core.add_barrier(token))[0].command_id
+    core.end_session()
+    actions = core.start_session()
+    second = _sends(actions)[1]
+    assert second.payload == {"cmd": "list_subscriptions"} and second.command_id > first
+    assert core.on_ok(first, None, None) == []  # the old session's id means nothing now
+
+
+def test_dropped_barrier_is_not_resent() -> None:
+    core = _core()
+    token = object()
+    core.add_barrier(token)
+    core.drop_barrier(token)
+    assert len(_sends(core.start_session())) == 1
+
+
+def test_error_reply_to_a_barrier_still_releases_it() -> None:
+    core = _core()
+    token = object()
+    core.start_session()
+    barrier_id = _sends(core.add_barrier(token))[0].command_id
+    assert core.on_error(barrier_id, None, None, 5, "Unknown command") == [ReleaseBarrier(token)]
+
+
+def test_rejected_subscribe_reconnects() -> None:
+    core = _core()
+    command = _sends(core.start_session())[0]
+    (reconnect,) = core.on_error(command.command_id, None, None, 26, "limit")
+    assert reconnect == Reconnect("subscribe rejected: error 26 (limit)")
+
+
+def test_refused_get_snapshot_resubscribes() -> None:
+    core = _core()
+    _live(core)
+    request = _sends(core.out_of_sequence(core.subs[1], 1, 9))[0]
+    actions = core.on_error(request.command_id, None, None, 11, "Invalid parameter")
+    assert [s.payload["cmd"] for s in _sends(actions)] == ["unsubscribe", "subscribe"]
+    assert core.stats.resubscribes == 1
+
+
+def test_refused_get_snapshot_after_the_sid_went_live_changes_nothing() -> None:
+    core = _core()
+    _live(core)
+    request = _sends(core.out_of_sequence(core.subs[1], 1, 9))[0]
+    for seq, ticker in enumerate(TICKERS, start=10):
+        core.on_snapshot(_snap(1, seq, ticker))
+    assert core.on_error(request.command_id, None, None, 11, "late") == []
+
+
+def test_uncorrelated_error_only_advances_the_seq() -> None:
+    core = _core()
+    _live(core)
+    assert core.on_error(None, 1, 4, 7, "Unknown subscription ID") == []
+    assert core.subs[1].last_seq == 4
+
+
+@pytest.mark.parametrize("code", [10, 25])
+def test_terminal_error_on_a_sid_replaces_only_that_sid(code: int) -> None:
+    core = _core()
+    _live(core)
+    actions = core.on_error(None, 1, None, code, "dead")
+    assert _events(actions) == [StreamTerminalError(code, "dead")]
+    assert [s.payload["cmd"] for s in _sends(actions)] == ["subscribe"]  # no unsubscribe
+    assert not core.subs and _synced(actions) is False
+    assert core.stats.terminal_errors == 1
+    assert core.market_states() == dict.fromkeys(TICKERS, MarketSync.UNSUBSCRIBED)
+
+
+def test_unscoped_terminal_error_replaces_every_sid() -> None:
+    core = _core()
+    _live(core, sid=1)
+    resubscribe = _sends(core.on_error(None, 1, None, 10, "x"))[0]
+    core.on_subscribed(resubscribe.command_id, 2, "orderbook_delta")
+    core.subs[3] = SidState(3, {"CCC": core.books["CCC"]})  # as chunked subscriptions will
+    actions = core.on_error(None, None, None, 10, "x")
+    assert len(_sends(actions)) == 2 and not core.subs
+
+
+def test_terminal_error_for_an_unknown_sid_replaces_nothing() -> None:
+    core = _core()
+    _live(core)
+    actions = core.on_error(None, 42, None, 10, "x")
+    assert _sends(actions) == [] and 1 in core.subs
+
+
+def test_unhashable_error_code_raises() -> None:
+    core = _core()
+    _live(core)
+    with pytest.raises(TypeError):
+        core.on_error(None, 1, None, [10], "x")
+
+
+# -- deadlines ------------------------------------------------------------------------------
+def test_unanswered_subscribe_reconnects() -> None:
+    core = _core(snapshot_timeout=3.0)
+    (arm,) = _of(core.start_session(), ArmDeadline)
+    assert core.on_deadline(arm.deadline) == [
+        Reconnect("no reply to subscribe within 3s; reconnecting")
+    ]
+
+
+def test_subscribe_deadline_after_the_reply_does_nothing() -> None:
+    core = _core()
+    actions = core.start_session()
+    (arm,) = _of(actions, ArmDeadline)
+    core.on_subscribed(_sends(actions)[0].command_id, 1, "orderbook_delta")
+    assert core.on_deadline(arm.deadline) == []
+
+
+def test_missing_first_snapshots_reconnect() -> None:
+    core = _core(snapshot_timeout=5.0)
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    assert core.on_deadline(arm.deadline) == [
+        Reconnect("sid 1: no snapshot for 2 market(s) within 5s; reconnecting")
+    ]
+
+
+def test_unanswered_get_snapshot_resubscribes() -> None:
+    core = _core()
+    _live(core)
+    (arm,) = _of(core.out_of_sequence(core.subs[1], 1, 9), ArmDeadline)
+    actions = core.on_deadline(arm.deadline)
+    assert [s.payload["cmd"] for s in _sends(actions)] == ["unsubscribe", "subscribe"]
+
+
+def test_superseded_deadline_is_ignored() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    (first,) = _of(core.out_of_sequence(sub, 1, 9), ArmDeadline)
+    actions = core.on_snapshot(_snap(1, 10, "AAA", levels=None))  # a second repair re-arms
+    assert _of(actions, CancelDeadline) == [CancelDeadline(first.deadline)]
+    assert core.on_deadline(first.deadline) == []
+
+
+def test_deadline_of_a_live_sid_does_nothing() -> None:
+    core = _core()
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    for seq, ticker in enumerate(TICKERS, start=1):
+        core.on_snapshot(_snap(1, seq, ticker))
+    assert core.on_deadline(arm.deadline) == []
+
+
+# -- session end ----------------------------------------------------------------------------
+def test_end_session_cancels_deadlines_and_stales_every_book() -> None:
+    core = _core()
+    (subscribe_deadline,) = _of(core.start_session(), ArmDeadline)
+    ended = core.end_session()
+    assert _of(ended, CancelDeadline) == [CancelDeadline(subscribe_deadline.deadline)]
+    assert core.on_deadline(subscribe_deadline.deadline) == []
+
+    _subscribe(core)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    ended = core.end_session()
+    assert {c.deadline.kind for c in _of(ended, CancelDeadline)} == {DeadlineKind.FIRST_SNAPSHOTS}
+    assert _synced(ended) is False and not core.subs and len(core.replies) == 0
+    assert all(book.stale for book in core.books.values())
+
+
+def test_session_synced_survives_session_end_until_the_next_start() -> None:
+    core = _core()
+    _live(core)
+    core.end_session()
+    assert core.session_synced
+    core.start_session()
+    assert not core.session_synced
+
+
+def test_core_needs_a_market() -> None:
+    with pytest.raises(ValueError, match="at least one market"):
+        SubscriptionCore({}, StreamStats())
+
+
+# -- invariants under any input order -------------------------------------------------------
+_STEP = st.one_of(
+    st.tuples(st.just("delta"), st.integers(-2, 6)),
+    st.tuples(st.just("snapshot"), st.sampled_from(TICKERS), st.integers(-2, 6), st.booleans()),
+    st.tuples(st.just("terminal"), st.booleans()),
+    st.tuples(st.just("deadline")),
+    st.tuples(st.just("ack")),
+    st.tuples(st.just("refuse")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_STEP, max_size=40))
+def test_invariants_hold_for_any_sequence_of_inputs(steps: list[tuple[Any, ...]]) -> None:
+    """Whatever arrives: a book is live only in a sid that is not awaiting it, every armed
+    deadline is one the core still knows, pending replies stay bounded by what was sent,
+    and synced is only ever claimed with every book live."""
+    core = _core()
+    armed: dict[Deadline, None] = {}
+    sent = 0
+    next_sid = 1
+    synced = False
+
+    def run(actions: list[Action]) -> None:
+        nonlocal sent, synced
+        for action in actions:
+            if isinstance(action, ArmDeadline):
+                armed[action.deadline] = None
+            elif isinstance(action, CancelDeadline):
+                armed.pop(action.deadline, None)
+            elif isinstance(action, SendCommand):
+                sent += 1
+            elif isinstance(action, SetSynced):
+                synced = action.synced
+                if synced:
+                    assert core.all_live()
+
+    run(core.start_session())
+    for step in steps:
+        sub = next(iter(core.subs.values()), None)
+        if step[0] == "ack":
+            subscribes = [
+                i for i, p in core.replies._pending.items() if p.kind.value == "subscribe"
+            ]
+            if subscribes:
+                run(core.on_subscribed(subscribes[0], next_sid, "orderbook_delta"))
+                next_sid += 1
+        elif sub is None:
+            continue
+        elif step[0] == "delta":
+            seq = sub.last_seq + step[1]
+            if seq == sub.last_seq + 1:
+                sub.last_seq = seq  # what the hot path does for an in-sequence delta
+            else:
+                run(core.out_of_sequence(sub, sub.sid, seq))
+        elif step[0] == "snapshot":
+            _, ticker, offset, readable = step
+            levels = LEVELS if readable else None
+            run(core.on_snapshot(_snap(sub.sid, sub.last_seq + offset, ticker, levels)))
+        elif step[0] == "terminal":
+            run(core.on_error(None, sub.sid if step[1] else None, None, 10, "x"))
+        elif step[0] == "deadline" and armed:
+            deadline = next(iter(armed))
+            del armed[deadline]
+            run(core.on_deadline(deadline))
+        elif step[0] == "refuse":
+            snapshot_ids = [
+                i for i, p in core.replies._pending.items() if p.kind.value == "get_snapshot"
+            ]
+            if snapshot_ids:
+                run(core.on_error(snapshot_ids[0], None, None, 11, "x"))
+        for s in core.subs.values():
+            for ticker, book in s.books.items():
+                assert book.stale == (ticker in s.awaiting)
+            assert s.deadline is None or s.deadline in armed
+        assert len(core.replies) <= sent
+    run(core.end_session())
+    assert not armed and not synced
