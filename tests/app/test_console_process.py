@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from app.control_state import instance_path, read_state_file
 
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
-COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "app.runner"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]
 START_WAIT = 20.0
 EXIT_WAIT = 2.0
 """The README's promise: gone within 2 s of SIGINT/SIGTERM."""

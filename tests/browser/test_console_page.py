@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from app.runner import Supervisor
+from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.faults import ActorFault, FaultTarget, InjectFault
 from messages.states import State
