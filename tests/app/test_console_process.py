@@ -173,8 +173,21 @@ def test_sighup_reopens_the_events_file_for_log_rotation(
     assert code == 0
     old = [json.loads(line) for line in rotated.read_text().splitlines()]
     new = [json.loads(line) for line in events.read_text().splitlines()]
-    assert old[0]["to_state"] == "initializing"
-    assert [e.get("to_state") for e in new if e["type"] == "state_transition"] == ["shutdown"]
+    def states(events: list[dict[str, object]]) -> list[object]:
+        return [e["to_state"] for e in events if e["type"] == "state_transition"]
+
+    # Every event is in exactly one of the two files: the old one up to the rotation, the
+    # new one from there (READY may land on either side: the sink is the feed's sibling).
+    assert states(old)[0] == "initializing"
+    assert states(new)[-1] == "shutdown"
+    assert states(old) + states(new) == [
+        "initializing",
+        "orderbook_connect",
+        "trading_client_connect",
+        "kalshi_data_sync",
+        "ready",
+        "shutdown",
+    ]
 
 
 def test_events_to_a_closed_pipe_warns_once_and_keeps_running(
