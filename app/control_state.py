@@ -223,3 +223,75 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- several supervisors on one machine ------------------------------------------------------
+def instance_path(path: Path, pid: int) -> Path:
+    """``control.<pid>.json`` beside ``control.json``: each running supervisor's own copy."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{pid}{path.suffix}")
+
+
+def publish_endpoint(path: Path, endpoint: ControlEndpoint) -> None:
+    """Publish ``endpoint`` as the current one (``path``) and as this pid's own copy.
+
+    ``inject`` reads ``path``: the supervisor started last. The per-pid copies let
+    :func:`withdraw_endpoint` hand ``path`` back to a supervisor still running when the
+    latest one exits, instead of leaving ``inject`` with nothing to find.
+    """
+    write_state_file(instance_path(path, endpoint.pid), endpoint)
+    write_state_file(path, endpoint)
+
+
+def withdraw_endpoint(path: Path, pid: int) -> None:
+    """Remove this pid's copy; if ``path`` names us, point it at another live supervisor
+    (the most recently published) or remove it. Never touches another process's copy
+    unless that process is gone."""
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        instance_path(path, pid).unlink()
+    try:
+        current = _load(path, enforce_private=False)
+    except ControlStateError:
+        return
+    if current.pid != pid:
+        return  # someone else's: not ours to touch
+    survivor = _newest_live_instance(path)
+    if survivor is None:
+        remove_state_file(path, pid)
+        return
+    with contextlib.suppress(ControlStateError):
+        write_state_file(path, survivor)
+
+
+def _newest_live_instance(path: Path) -> ControlEndpoint | None:
+    candidates: list[tuple[float, ControlEndpoint]] = []
+    try:
+        entries = list(path.parent.glob(f"{path.stem}.*{path.suffix}"))
+    except OSError:
+        return None
+    for entry in entries:
+        middle = entry.name[len(path.stem) + 1 : len(entry.name) - len(path.suffix)]
+        if not middle.isdigit():
+            continue
+        try:
+            endpoint = _load(entry, enforce_private=True)
+            mtime = entry.stat().st_mtime
+        except (ControlStateError, OSError):
+            continue
+        if _alive(endpoint.pid):
+            candidates.append((mtime, endpoint))
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()  # a crashed supervisor's leftover
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

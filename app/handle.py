@@ -1,7 +1,8 @@
 """The in-process handle (``Supervisor``): one object to start, wait on, break and stop.
 
-The handle starts the status/control server and the supervisor actor, and gives code,
-tests and the CLI one object to wait on, inject faults through and shut down. It does not
+The handle starts the console server (page, event feed, status, inject) and the supervisor
+actor, and gives code, tests and the CLI one object to wait on, inject faults through and
+shut down. It does not
 start the embedded exchange (``app.bootstrap`` does, the only module allowed to): it is
 handed one, as a ``core.ports.ExchangeFaultHook``, when faults should reach it.
 """
@@ -16,17 +17,16 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
 from actors.registry import DEFAULT_STAGES, StageSpec
-from app.control_server import ControlServer
 from app.control_state import (
     ControlEndpoint,
     new_token,
-    remove_state_file,
-    write_state_file,
+    publish_endpoint,
+    withdraw_endpoint,
 )
 from app.event_log import EventRecorder
 from core.event_bus import EventBus, EventListener
@@ -38,6 +38,9 @@ from messages.faults import InjectFault
 from messages.states import State
 from supervision.config import SupervisorConfig
 from supervision.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from app.console_server import ConsoleServer
 
 logger = logging.getLogger("kalshi_supervisor.app.handle")
 
@@ -72,22 +75,25 @@ class Supervisor:
         self._rng = rng
         self._state_file = state_file
         self._token = new_token()
-        self._control: ControlServer | None = None
+        self._control: ConsoleServer | None = None
         self.ref: pykka.ActorRef[SupervisorActor] | None = None
 
     def start(self) -> Self:
+        from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
+
         self.events = EventBus(self._listeners)
-        self._control = ControlServer(
+        self._control = ConsoleServer(
+            self.recorder,
             self.config.status_host,
             self.config.status_port,
             token=self._token,
-            status=self.recorder.status,
             inject=self.inject,
+            trading_enabled=self.config.trading_enabled,
         )
         self._control.start()
         try:
             if self._state_file is not None:
-                write_state_file(
+                publish_endpoint(
                     self._state_file,
                     ControlEndpoint(url=self._control.url, token=self._token, pid=os.getpid()),
                 )
@@ -122,7 +128,13 @@ class Supervisor:
     def control_url(self) -> str:
         return self._control.url if self._control else ""
 
+    @property
+    def console(self) -> ConsoleServer | None:
+        """The console server (page, event feed, /metrics), while running."""
+        return self._control
+
     def wait_for_state(self, state: State, timeout: float = 10.0, *, after: int = 0) -> bool:
+        """Whether ``state`` is entered by an event with id > ``after`` (``recorder.last_id``)."""
         return self.recorder.wait_for_state(state, timeout, after=after) is not None
 
     def inject(self, fault: InjectFault) -> dict[str, Any]:
@@ -162,7 +174,7 @@ class Supervisor:
         if self._control is not None:
             self._control.stop()
         if self._state_file is not None:
-            remove_state_file(self._state_file, os.getpid())
+            withdraw_endpoint(self._state_file, os.getpid())
         return self.stopped.is_set()
 
     def __enter__(self) -> Self:

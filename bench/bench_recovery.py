@@ -237,31 +237,29 @@ def _ms(later: Any, earlier: float) -> float:
 def inject_once(supervisor: Supervisor, case: Case) -> Sample:
     """Inject ``case.fault`` in READY and wait for the recovery this case expects."""
     recorder = supervisor.recorder
-    start = len(recorder.events())
+    start = recorder.last_id
 
-    def settled(events: list[SupervisorEvent]) -> int | None:
-        """Index of the event that ends this recovery: READY, a heal, or a wrong turn."""
-        for index in range(start, len(events)):
-            event = events[index]
+    def settled(events: list[SupervisorEvent]) -> list[SupervisorEvent] | None:
+        """The events since ``start`` up to the one that ends this recovery: READY, a heal,
+        or a wrong turn."""
+        for index, event in enumerate(events):
             if isinstance(event, StateTransition):
                 if event.to_state in (State.READY, State.SHUTDOWN):
-                    return index
+                    return events[: index + 1]
                 if case.path == "heal" and event.to_state is State.ERROR:
-                    return index
+                    return events[: index + 1]
             elif case.path == "heal" and isinstance(event, StreamHealed):
-                return index
+                return events[: index + 1]
         return None
 
     injected = time.time()
     reply = supervisor.inject(case.fault)
     if not reply.get("accepted"):
         raise BenchError(f"injection rejected: {reply}")
-    # wait_for returns None on timeout; index 0 cannot end a recovery (it is a cold start's).
-    last = recorder.wait_for(settled, WAIT)
-    if last is None:
+    window = recorder.wait_for(settled, WAIT, after=start)
+    if window is None:
         states = " -> ".join(t.to_state.name for t in recorder.transitions()[-6:])
         raise BenchError(f"no recovery within {WAIT:g}s (last states: {states})")
-    window = recorder.events()[start : last + 1]
     end = window[-1]
     if isinstance(end, StateTransition) and end.to_state is State.SHUTDOWN:
         raise BenchError(f"supervisor shut down: {end.metadata}")

@@ -240,13 +240,17 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _is_bad_setup(exc: Exception) -> bool:
-    """A key that cannot be loaded, a control port or state file that cannot be used: one
-    line and exit 2. Imported here, not at the top, so an early error imports none of it."""
-    from app.control_server import ControlServerError
+    """A key that cannot be loaded, a console port, state file or events path that cannot be
+    used: one line and exit 2. Imported here, not at the top, so an early error imports none
+    of it."""
+    from app.console_errors import ConsoleServerError
     from app.control_state import ControlStateError
+    from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(exc, KeyLoadError | ControlServerError | ControlStateError)
+    return isinstance(
+        exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError
+    )
 
 
 def _exchange_and_signer(
@@ -343,9 +347,19 @@ def _serve(
     def on_signal(signum: int, frame: Any) -> None:
         interrupted.set()
 
+    def on_hangup(signum: int, frame: Any) -> None:
+        # Log rotation: reopen the events file on a thread, never inside the handler.
+        if sink is not None:
+            threading.Thread(target=sink.reopen, name="events-reopen", daemon=True).start()
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     try:
         supervisor.start()
+        if supervisor.console is not None:
+            # One write, so the line cannot interleave with the console view's output.
+            sys.stderr.write(f"kalshi-supervisor: console at {supervisor.console.url}/\n")
+            sys.stderr.flush()
         while not interrupted.is_set() and not supervisor.stopped.is_set():
             interrupted.wait(0.1)
         reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"
@@ -355,5 +369,5 @@ def _serve(
             signal.signal(sig, handler)
         if sink is not None:
             sink.close()
-    gave_up = any(e.type == "escalation" for e in supervisor.recorder.events())
+    gave_up = supervisor.recorder.events_by_type["escalation"] > 0
     return EXIT_GAVE_UP if gave_up else EXIT_OK

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pykka
@@ -46,7 +46,7 @@ def exchange() -> Iterator[EmbeddedExchange]:
 
 
 def crash_and_wait_error(supervisor: Supervisor, target: str = "trading") -> ErrorMetadata:
-    seen = len(supervisor.recorder.events())
+    seen = supervisor.recorder.last_id
     assert supervisor.inject(InjectFault(target=target, fault="crash"))["accepted"]
     record = supervisor.recorder.wait_for_state(State.ERROR, WAIT, after=seen)
     assert record is not None
@@ -76,7 +76,7 @@ def test_backoff_when_stage_keeps_crashing_delays_follow_policy_exactly(
             expected_ms = round(policy.delay(attempt - 1, expected_rng) * 1000)
             assert metadata.restart_attempt == attempt
             assert metadata.next_restart_in_ms == expected_ms
-            seen = len(sup.recorder.events())
+            seen = sup.recorder.last_id
             scheduler.advance(expected_ms / 1000 - 0.0005)
             assert sup.state is State.ERROR, "restarted before its backoff elapsed"
             scheduler.advance(0.001)
@@ -93,7 +93,7 @@ def test_intensity_when_exceeded_gives_up_and_shuts_down_with_reason(
         assert sup.wait_for_state(State.READY, WAIT)
         for _ in range(2):
             crash_and_wait_error(sup)
-            seen = len(sup.recorder.events())
+            seen = sup.recorder.last_id
             scheduler.advance(0.02)
             assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
         final = crash_and_wait_error(sup)
@@ -112,7 +112,7 @@ def test_handler_raising_under_ask_is_reported_and_restarted(exchange: EmbeddedE
     """pykka returns an ask's exception to the asker only; the stage reports it anyway."""
     with running_supervisor(exchange) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         (trading,) = pykka.ActorRegistry.get_by_class(TradingConnectActor)
         with pytest.raises(InjectedFaultError):
             trading.ask(InjectFault(target="trading", fault="crash"), timeout=WAIT)
@@ -129,7 +129,7 @@ def test_one_for_one_when_trading_fails_keeps_sync_actor(exchange: EmbeddedExcha
     config = make_config(exchange, restart=RestartSettings(strategy=Strategy.ONE_FOR_ONE))
     with running_supervisor(exchange, config) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         crash_and_wait_error(sup)
         recovery = sup.recorder.wait_for_state(State.STARTUP, WAIT, after=seen)
         assert recovery is not None
@@ -142,7 +142,7 @@ def test_one_for_one_when_trading_fails_keeps_sync_actor(exchange: EmbeddedExcha
 def test_rest_for_one_when_orderbook_fails_restarts_all_three(exchange: EmbeddedExchange) -> None:
     with running_supervisor(exchange) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         crash_and_wait_error(sup, target="orderbook")
         recovery = sup.recorder.wait_for_state(State.STARTUP, WAIT, after=seen)
         assert recovery is not None
@@ -158,7 +158,7 @@ def test_temporary_sync_when_failing_is_dropped_with_trading_to_orderbook_only(
     settings = RestartSettings(restart_types={"sync": RestartType.TEMPORARY}, min_backoff=0.01)
     with running_supervisor(exchange, make_config(exchange, restart=settings)) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         metadata = crash_and_wait_error(sup, target="sync")
         assert metadata.restart_attempt == 0
         ready = sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
@@ -245,25 +245,25 @@ def test_heal_timer_when_a_failure_interrupts_healing_is_rearmed_after_recovery(
         exchange, restart=settings, deadlines=FAR_DEADLINES, heal_timeout=1.0, **QUIET
     )
 
-    def interrupted(after: int) -> Callable[[list[SupervisorEvent]], bool]:
-        return lambda events: any(isinstance(e, StreamInterrupted) for e in events[after:])
+    def interrupted(events: list[SupervisorEvent]) -> bool:
+        return any(isinstance(e, StreamInterrupted) for e in events)
 
     with running_supervisor(exchange, config, scheduler=scheduler) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         exchange.ws.stall(None)
         exchange.ws.drop_connections()
-        assert sup.recorder.wait_for(interrupted(seen), WAIT)
+        assert sup.recorder.wait_for(interrupted, WAIT, after=seen)
         crash_and_wait_error(sup)
         exchange.ws.unstall()
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         scheduler.advance(0.01)
         assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
 
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         exchange.ws.stall(None)
         exchange.ws.drop_connections()
-        assert sup.recorder.wait_for(interrupted(seen), WAIT)
+        assert sup.recorder.wait_for(interrupted, WAIT, after=seen)
         scheduler.advance(1.0)
         assert sup.recorder.wait_for_state(State.ORDERBOOK_CONNECT, WAIT, after=seen)
         exchange.ws.unstall()

@@ -231,7 +231,7 @@ def test_sync_metadata_when_sync_is_an_update_says_update(exchange: EmbeddedExch
     config = make_config(exchange, heal_timeout=0.05)
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
-        seen = len(supervisor.recorder.events())
+        seen = supervisor.recorder.last_id
         exchange.ws.stall(None)
         exchange.ws.drop_connections()
         assert supervisor.wait_for_state(State.ORDERBOOK_CONNECT, WAIT, after=seen)

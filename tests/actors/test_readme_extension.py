@@ -105,7 +105,7 @@ def test_stage_failure_when_handled_logs_one_line_and_no_pykka_traceback(
 ) -> None:
     with caplog.at_level(logging.INFO), running_supervisor(exchange) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         caplog.clear()
         assert sup.inject(InjectFault(target="trading", fault="crash"))["accepted"]
         assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)

@@ -61,7 +61,7 @@ def test_added_stage_when_crashed_is_restarted_by_the_same_policy(
 ) -> None:
     with running_supervisor(exchange, stages=(*DEFAULT_STAGES, AUDIT)) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        seen = len(sup.recorder.events())
+        seen = sup.recorder.last_id
         assert sup.inject(InjectFault(target="audit", fault="crash"))["accepted"]
         error = sup.recorder.wait_for_state(State.ERROR, WAIT, after=seen)
         assert error is not None

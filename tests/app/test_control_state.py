@@ -242,3 +242,52 @@ def test_new_token_when_called_twice_returns_distinct_url_safe_tokens() -> None:
 def test_new_token_when_drawn_many_times_never_starts_with_a_dash() -> None:
     # A leading "-" would make `inject --token <token>` parse as an option.
     assert not any(new_token().startswith("-") for _ in range(2000))
+
+
+# -- several supervisors sharing one state directory -----------------------------------------
+def test_withdraw_when_the_latest_exits_hands_the_file_back_to_a_live_supervisor(
+    tmp_path: Path,
+) -> None:
+    from app.control_state import instance_path, publish_endpoint, withdraw_endpoint
+
+    path = tmp_path / "state" / "control.json"
+    live = ControlEndpoint(url="http://127.0.0.1:1", token=new_token(), pid=os.getpid())
+    gone_pid = _dead_pid()
+    latest = ControlEndpoint(url="http://127.0.0.1:2", token=new_token(), pid=gone_pid)
+    publish_endpoint(path, live)
+    publish_endpoint(path, latest)
+    assert read_state_file(path).pid == gone_pid
+
+    withdraw_endpoint(path, gone_pid)
+
+    assert read_state_file(path) == live
+    assert not instance_path(path, gone_pid).exists()
+    withdraw_endpoint(path, os.getpid())
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []
+
+
+def test_withdraw_when_the_file_names_another_pid_leaves_it_alone(tmp_path: Path) -> None:
+    from app.control_state import publish_endpoint, withdraw_endpoint
+
+    path = tmp_path / "control.json"
+    other = ControlEndpoint(url="http://127.0.0.1:3", token=new_token(), pid=os.getpid())
+    publish_endpoint(path, other)
+
+    withdraw_endpoint(path, _dead_pid())
+
+    assert read_state_file(path) == other
+
+
+def _dead_pid() -> int:
+    """A pid that no running process has (a child that has exited and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.control_server import ControlServer
+from app.console_server import ConsoleServer as ControlServer
 from app.control_state import ControlEndpoint, new_token, write_state_file
 from cli.inject import add_inject_arguments, run_inject
 from messages.fault_kinds import check_fault

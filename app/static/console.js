@@ -1,0 +1,366 @@
+// kalshi-supervisor console: renders the /ws event feed. Plain JS, no build step.
+//
+// Every event carries an id; the page remembers the last one it saw and resumes with
+// ?since=ID after any disconnect, so the log never has a gap or a duplicate. A hello with
+// another `instance` means the process restarted: the page starts over from id 0.
+"use strict";
+
+const PIPELINE = ["INITIALIZING", "ORDERBOOK_CONNECT", "TRADING_CLIENT_CONNECT", "KALSHI_DATA_SYNC", "READY"];
+const TRADING_STATES = new Set(["TRADING_CLIENT_CONNECT", "KALSHI_DATA_SYNC"]);
+const ACTOR_FAULTS = ["crash", "crash_on_start", "hang", "disconnect", "slow", "bad_metadata"];
+const EXCHANGE_FAULTS = ["ws_drop", "seq_gap", "malformed_frame", "rest_5xx", "rest_429", "auth_reject", "stall"];
+const MAX_LOG_ROWS = 2048;
+const MAX_PASSES = 3;
+
+const S = {
+  instance: null, lastId: 0, renderedId: 0, countedUpTo: 0, tradingEnabled: true, current: null,
+  passes: [], attempts: {}, stages: {}, stream: { interrupted: 0, heals: {} },
+  sync: null, readyTrading: null, logIds: [], types: new Set(), ws: null, retry: 250,
+  token: sessionStorage.getItem("kalshi-console-token") || "",
+};
+window.__console = S; // for tests and curious people
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+};
+const stateName = (s) => String(s).toUpperCase();
+const clock = (iso) => { const d = new Date(iso); return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0"); };
+const ms = (value) => value >= 1000 ? (value / 1000).toFixed(2) + " s" : value.toFixed(1) + " ms";
+const money = (cents) => "$" + (cents / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+// -- connection -----------------------------------------------------------------------------
+function connect() {
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  let url = `${proto}://${location.host}/ws?since=${S.lastId}`;
+  if (S.token) url += `&token=${encodeURIComponent(S.token)}`;
+  const ws = new WebSocket(url);
+  S.ws = ws;
+  ws.onopen = () => { S.retry = 250; setConnection(true); };
+  ws.onmessage = (message) => onMessage(JSON.parse(message.data));
+  ws.onclose = (close) => {
+    setConnection(false, close.reason);
+    if (S.ws !== ws) return;
+    if (close.code === 1008 && /token/.test(close.reason)) {
+      const token = prompt("This console needs the control token (see control.json):");
+      if (token) { S.token = token.trim(); sessionStorage.setItem("kalshi-console-token", S.token); }
+    }
+    setTimeout(connect, S.retry);
+    S.retry = Math.min(S.retry * 2, 2000);
+  };
+}
+
+function setConnection(up, reason) {
+  const node = $("connection");
+  node.textContent = up ? "live" : (reason ? `offline: ${reason}` : "offline, reconnecting");
+  node.className = "pill " + (up ? "conn-up" : "conn-down");
+}
+
+function onMessage(msg) {
+  if (msg.type === "hello") return onHello(msg);
+  if (typeof msg.id !== "number" || msg.id <= S.lastId) return; // never twice
+  S.lastId = msg.id;
+  handle(msg);
+}
+
+function onHello(hello) {
+  if (S.instance && hello.instance !== S.instance) {
+    // Another process: our ids mean nothing to it. Start over from its first event.
+    reset();
+    S.instance = hello.instance;
+    S.ws.close();
+    return;
+  }
+  S.instance = hello.instance;
+  S.tradingEnabled = hello.trading_enabled;
+  if (hello.since === 0 || hello.missed) {
+    applyCounters(hello.counters);
+    S.countedUpTo = hello.last_id;
+  }
+  const notice = $("notice");
+  notice.hidden = !hello.missed;
+  notice.textContent = hello.missed_note || "";
+  setupForMode();
+}
+
+function reset() {
+  Object.assign(S, { lastId: 0, renderedId: 0, countedUpTo: 0, current: null, passes: [], attempts: {}, stages: {},
+    stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set() });
+  $("log").replaceChildren();
+  render();
+}
+
+function applyCounters(counters) {
+  S.stages = {};
+  for (const [stage, n] of Object.entries(counters.failures_by_stage)) stageOf(stage).failures = n;
+  for (const [stage, n] of Object.entries(counters.restarts_by_stage)) stageOf(stage).restarts = n;
+  S.stream = { interrupted: counters.events_by_type.stream_interrupted || 0, heals: { ...counters.stream_heals_by_kind } };
+}
+
+function stageOf(name) {
+  return S.stages[name] ||= { failures: 0, restarts: 0, backoff: null, lastFailure: null, dropped: false };
+}
+
+// -- events ----------------------------------------------------------------------------------
+function handle(ev) {
+  const fresh = ev.id > S.countedUpTo; // counters from hello already include older events
+  switch (ev.type) {
+    case "state_transition": onTransition(ev); break;
+    case "stage_failure":
+      if (fresh) stageOf(ev.stage).failures += 1;
+      stageOf(ev.stage).lastFailure = `${ev.error_type}: ${ev.reason}`;
+      break;
+    case "restart_scheduled":
+      for (const stage of ev.stages) { if (fresh) stageOf(stage).restarts += 1; stageOf(stage).backoff = ev.delay_ms; }
+      break;
+    case "stage_dropped": stageOf(ev.stage).dropped = true; break;
+    case "stream_interrupted": if (fresh) S.stream.interrupted += 1; break;
+    case "stream_healed": if (fresh) S.stream.heals[ev.kind] = (S.stream.heals[ev.kind] || 0) + 1; break;
+    case "kalshi_sync_complete": S.sync = ev; break;
+  }
+  appendLog(ev);
+  scheduleRender();
+}
+
+// A burst of events (a recovery is ~10 within milliseconds) is drawn once, on the next frame.
+let renderPending = false;
+function scheduleRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => { renderPending = false; render(); });
+}
+
+function onTransition(ev) {
+  const to = stateName(ev.to_state);
+  S.attempts[to] = (S.attempts[to] || 0) + 1;
+  S.current = ev;
+  let pass = S.passes[S.passes.length - 1];
+  if (!pass || to === "STARTUP" || (to === "INITIALIZING" && pass.ended)) {
+    pass = { number: (pass ? pass.number : 0) + 1, latest: {}, order: [], recovery: null, error: null, shutdown: null, ended: false };
+    S.passes.push(pass);
+    if (S.passes.length > MAX_PASSES) S.passes.shift();
+  }
+  const previous = pass.latest[stateName(ev.from_state)];
+  if (previous) previous.leftAfterMs = ev.duration_ms;
+  const entry = { ev, to, leftAfterMs: null, renderedAt: null };
+  if (to === "STARTUP") pass.recovery = entry;
+  else if (to === "ERROR") { pass.error = entry; pass.ended = true; }
+  else if (to === "SHUTDOWN") { pass.shutdown = entry; pass.ended = true; }
+  else pass.latest[to] = entry;
+  if (to === "READY" && ev.metadata.trading_client) S.readyTrading = ev.metadata.trading_client;
+}
+
+// -- rendering -------------------------------------------------------------------------------
+function render() {
+  S.renderedId = S.lastId;
+  const current = S.current ? stateName(S.current.to_state) : "STARTUP";
+  const pill = $("current-state");
+  pill.textContent = current;
+  pill.className = `pill state-${current}`;
+  pill.dataset.eventId = S.current ? S.current.id : "";
+  $("since").textContent = S.current ? `since ${clock(S.current.timestamp)}` : "";
+  renderPasses(current);
+  renderHealth();
+  renderAccount();
+  $("log-count").textContent = `(${S.logIds.length} shown, last id ${S.lastId})`;
+}
+
+function renderPasses(current) {
+  const container = $("passes");
+  container.replaceChildren();
+  const states = PIPELINE.filter((s) => S.tradingEnabled || !TRADING_STATES.has(s));
+  [...S.passes].reverse().forEach((pass, index) => {
+    const live = index === 0;
+    const cards = el("div", { class: "cards" });
+    if (pass.recovery) cards.append(recoveryCard(pass.recovery));
+    for (const state of states) cards.append(stateCard(state, pass, live && !pass.ended, current));
+    if (pass.error) cards.append(errorCard(pass.error));
+    if (pass.shutdown) cards.append(metaCard(pass.shutdown, "SHUTDOWN", "failed", "stopped"));
+    const title = pass.recovery
+      ? `Pass ${pass.number}: recovery, attempt ${pass.recovery.ev.metadata.restart_attempt}`
+      : `Pass ${pass.number}: cold start`;
+    container.append(el("div", { class: "pass", "data-pass": String(pass.number), "data-live": String(live) },
+      el("div", { class: "pass-title", text: title + (live ? "" : " (earlier)") }), cards));
+  });
+}
+
+function stateCard(state, pass, live, current) {
+  const entry = pass.latest[state];
+  let status = "pending";
+  if (entry) {
+    if (pass.error && stateName(pass.error.ev.metadata.failed_state) === state) status = "failed";
+    else if (live && current === state && state !== "READY") status = "in-progress";
+    else status = "done";
+  }
+  if (!entry) {
+    return el("div", { class: "card pending", "data-state": state, "data-status": status },
+      el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: "pending" })));
+  }
+  const label = state === "READY" && live && current === "READY" ? "ready · live" : status.replace("-", " ");
+  return metaCard(entry, state, status, label);
+}
+
+function metaCard(entry, state, status, label) {
+  const ev = entry.ev;
+  if (!entry.renderedAt) entry.renderedAt = Date.now();
+  const duration = entry.leftAfterMs != null ? ms(entry.leftAfterMs)
+    : status === "in-progress" ? `${ms(Math.max(0, Date.now() - Date.parse(ev.timestamp)))} so far` : "";
+  const attempts = S.attempts[state] || 1;
+  return el("div", { class: `card ${status}`, "data-state": state, "data-status": status, "data-event-id": String(ev.id), "data-rendered-at": String(entry.renderedAt) },
+    el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: label })),
+    el("div", { class: "card-meta", text: `entered ${clock(ev.timestamp)}${duration ? " · " + duration : ""} · entry #${attempts} · id ${ev.id}` }),
+    kvTable(ev.metadata));
+}
+
+function recoveryCard(entry) { return metaCard(entry, "STARTUP", "done", "recovery"); }
+
+function errorCard(entry) {
+  const card = metaCard(entry, "ERROR", "error", "error");
+  const md = entry.ev.metadata;
+  const next = md.next_restart_in_ms == null ? "no restart (giving up)" : `next restart in ${ms(md.next_restart_in_ms)}`;
+  card.insertBefore(el("div", { class: "card-meta", text: `${md.actor} failed in ${stateName(md.failed_state)} · ${next}` }), card.children[2]);
+  return card;
+}
+
+// Let long state names wrap at their underscores, never mid-word.
+const breakable = (name) => name.replaceAll("_", "_\u200b");
+
+function kvTable(values) {
+  const table = el("table", { class: "kv" });
+  for (const [key, value] of Object.entries(values)) {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      // A nested object (READY's trading_client) gets the card's full width below its key.
+      const cell = el("td", { class: "v nested", colspan: "2", "data-value": JSON.stringify(value) },
+        el("div", { class: "k", text: key }), kvTable(value));
+      table.append(el("tr", { "data-key": key }, cell));
+      continue;
+    }
+    const cell = el("td", { class: "v", "data-value": JSON.stringify(value) });
+    cell.textContent = Array.isArray(value) ? value.join(", ") : String(value);
+    table.append(el("tr", { "data-key": key }, el("td", { class: "k", text: key }), cell));
+  }
+  return table;
+}
+
+function renderHealth() {
+  const names = new Set(S.tradingEnabled ? ["orderbook", "trading", "sync"] : ["orderbook"]);
+  for (const name of Object.keys(S.stages)) names.add(name);
+  const rows = [...names].map((name) => {
+    const s = S.stages[name] || { failures: 0, restarts: 0, backoff: null, lastFailure: null, dropped: false };
+    return el("tr", { "data-stage": name }, el("td", { text: name + (s.dropped ? " (dropped)" : "") }),
+      el("td", { text: String(s.failures) }), el("td", { text: String(s.restarts) }),
+      el("td", { text: s.backoff == null ? "–" : ms(s.backoff) }), el("td", { class: "muted", text: s.lastFailure || "" }));
+  });
+  const heals = Object.entries(S.stream.heals).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+  $("health").replaceChildren(
+    el("table", { class: "health" }, el("thead", {}, el("tr", {}, ...["stage", "failures", "restarts", "last backoff", "last failure"].map((h) => el("th", { text: h })))), el("tbody", {}, ...rows)),
+    el("p", { class: "muted", text: `orderbook stream: ${S.stream.interrupted} interruption(s) while READY; healed in place: ${heals}` }));
+}
+
+function renderAccount() {
+  const panel = $("account-panel");
+  if (!S.tradingEnabled) { panel.remove(); return; }
+  if (!S.sync && !S.readyTrading) return;
+  const state = S.sync ? S.sync.state : S.readyTrading;
+  const changes = S.sync && S.sync.changes;
+  const figure = (label, value, change) => el("div", { class: "figure", "data-field": label },
+    el("div", { class: "label", text: label }), el("div", { class: "value", text: value }), el("div", { class: "change", text: change || "" }));
+  $("account").replaceChildren(
+    el("div", { class: "account-grid" },
+      figure("balance", money(state.balance), changes && `${changes.balance_change} since last sync`),
+      figure("portfolio value", money(state.portfolio_value), changes && `${changes.portfolio_change} since last sync`),
+      figure("positions", String(state.positions), changes && changes.positions_change),
+      figure("resting orders", String(state.orders), changes && changes.orders_change)),
+    el("p", { class: "muted", text: S.sync ? `last sync: ${S.sync.sync_type} at ${clock(S.sync.timestamp)}${changes ? "" : " (first sync)"}` : "" }));
+}
+
+// -- the log ---------------------------------------------------------------------------------
+function summary(ev) {
+  switch (ev.type) {
+    case "state_transition": return `${stateName(ev.from_state)} → ${stateName(ev.to_state)} after ${ms(ev.duration_ms)} · ${ev.context}`;
+    case "stage_failure": return `${ev.stage} in ${stateName(ev.state)}: ${ev.error_type}: ${ev.reason}`;
+    case "restart_scheduled": return `restart ${ev.stages.join(", ")} (attempt ${ev.attempt}) in ${ms(ev.delay_ms)}`;
+    case "fault_injected": return `${ev.fault.target}: ${ev.fault.fault}`;
+    case "kalshi_sync_complete": return `${ev.sync_type} sync`;
+    default: {
+      const { id, type, timestamp, ...rest } = ev;
+      return Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+    }
+  }
+}
+
+function appendLog(ev) {
+  const body = $("log");
+  const row = el("tr", { class: "row", "data-id": String(ev.id), "data-type": ev.type },
+    el("td", { class: "mono", text: String(ev.id) }), el("td", { class: "mono", text: clock(ev.timestamp) }),
+    el("td", { class: `t-${ev.type}`, text: ev.type }), el("td", { text: summary(ev) }));
+  row.addEventListener("click", () => {
+    const next = row.nextSibling;
+    if (next && next.classList.contains("detail")) { next.remove(); return; }
+    row.after(el("tr", { class: "detail" }, el("td", { colspan: "4" }, el("pre", { text: JSON.stringify(ev, null, 2) }))));
+  });
+  body.prepend(row);
+  S.logIds.push(ev.id);
+  if (!S.types.has(ev.type)) { S.types.add(ev.type); $("log-type").append(el("option", { value: ev.type, text: ev.type })); }
+  while (S.logIds.length > MAX_LOG_ROWS) {
+    const oldest = S.logIds.shift();
+    const node = body.querySelector(`tr.row[data-id="${oldest}"]`);
+    if (node) { if (node.nextSibling && node.nextSibling.classList.contains("detail")) node.nextSibling.remove(); node.remove(); }
+  }
+  applyFilter(row);
+}
+
+function applyFilter(only) {
+  const text = $("log-filter").value.toLowerCase();
+  const type = $("log-type").value;
+  const rows = only ? [only] : $("log").querySelectorAll("tr.row");
+  for (const row of rows) row.hidden = (type && row.dataset.type !== type) || (text && !row.textContent.toLowerCase().includes(text));
+}
+
+// -- faults ----------------------------------------------------------------------------------
+function setupForMode() {
+  const target = $("fault-target");
+  const targets = S.tradingEnabled ? ["orderbook", "trading", "sync", "exchange"] : ["orderbook", "exchange"];
+  if (target.options.length !== targets.length) {
+    target.replaceChildren(...targets.map((t) => el("option", { value: t, text: t })));
+    setFaults();
+  }
+}
+
+function setFaults() {
+  const faults = $("fault-target").value === "exchange" ? EXCHANGE_FAULTS : ACTOR_FAULTS;
+  $("fault-kind").replaceChildren(...faults.map((f) => el("option", { value: f, text: f })));
+}
+
+async function inject(event) {
+  event.preventDefault();
+  const token = $("fault-token").value.trim();
+  const body = { target: $("fault-target").value, fault: $("fault-kind").value };
+  if ($("fault-seconds").value) body.seconds = Number($("fault-seconds").value);
+  if ($("fault-count").value) body.count = Number($("fault-count").value);
+  const reply = $("fault-reply");
+  reply.textContent = "sending…";
+  try {
+    const response = await fetch("/inject", { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const answer = await response.json();
+    reply.textContent = response.ok ? `accepted: ${JSON.stringify(answer)}` : `refused (${response.status}): ${answer.error}`;
+    if (response.ok) { S.token = S.token || ""; sessionStorage.setItem("kalshi-console-fault-token", token); }
+  } catch (error) {
+    reply.textContent = `failed: ${error}`;
+  }
+}
+
+$("fault-token").value = sessionStorage.getItem("kalshi-console-fault-token") || "";
+$("fault-target").addEventListener("change", setFaults);
+$("fault-form").addEventListener("submit", inject);
+$("log-filter").addEventListener("input", () => applyFilter());
+$("log-type").addEventListener("change", () => applyFilter());
+setInterval(() => { if (S.current && stateName(S.current.to_state) !== "READY") renderPasses(stateName(S.current.to_state)); }, 500);
+render();
+connect();

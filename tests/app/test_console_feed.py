@@ -1,0 +1,370 @@
+"""The console's event feed and operations endpoints over real sockets, without a browser.
+
+Events are real event models recorded into a real :class:`EventRecorder`; clients are real
+WebSocket and HTTP clients on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from app.console_server import SLOW_CLIENT_CLOSE, ConsoleServer
+from app.event_log import EventRecorder
+from messages.events import RestartScheduled, StageFailure, StateTransition
+from messages.faults import InjectFault
+from messages.metadata import OrderbookConnectMetadata, ShutdownMetadata, StartupMetadata
+from messages.states import State
+
+TOKEN = "feed-token-0123456789abcdefghijklmnopqrstuvw"
+WAIT = 10.0
+
+
+def _inject(fault: InjectFault) -> dict[str, Any]:
+    return {"accepted": True}
+
+
+def transition(to_state: State, from_state: State = State.STARTUP) -> StateTransition:
+    metadata: Any = {
+        State.INITIALIZING: StartupMetadata(
+            environment="local", host="127.0.0.1", log_level="INFO", mode="discovery"
+        ),
+        State.ORDERBOOK_CONNECT: OrderbookConnectMetadata(
+            ws_url="ws://x", markets=("A", "B"), market_count=2, environment="local"
+        ),
+    }.get(to_state, ShutdownMetadata(reason="test"))
+    return StateTransition(
+        from_state=from_state, to_state=to_state, context="test", metadata=metadata, duration_ms=1.0
+    )
+
+
+def failure(n: int, reason_size: int = 10) -> StageFailure:
+    return StageFailure(
+        stage="orderbook",
+        state=State.READY,
+        error_type="Test",
+        reason=f"{n}:" + "x" * reason_size,
+    )
+
+
+@pytest.fixture
+def recorder() -> EventRecorder:
+    return EventRecorder()
+
+
+@pytest.fixture
+def server(recorder: EventRecorder) -> Iterator[ConsoleServer]:
+    console = ConsoleServer(recorder, port=0, token=TOKEN, inject=_inject)
+    console.start()
+    try:
+        yield console
+    finally:
+        console.stop()
+
+
+def ws_url(server: ConsoleServer, query: str = "") -> str:
+    return f"ws://{server.address}/ws{query}"
+
+
+def receive(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(ws.recv(timeout=WAIT))
+
+
+def receive_ids(ws: ClientConnection, count: int) -> list[int]:
+    return [receive(ws)["id"] for _ in range(count)]
+
+
+# -- the feed ------------------------------------------------------------------------------------
+def test_feed_when_connected_sends_hello_then_history_then_live_events(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    recorder(transition(State.INITIALIZING))
+    recorder(transition(State.ORDERBOOK_CONNECT, State.INITIALIZING))
+    with connect(ws_url(server)) as ws:
+        hello = receive(ws)
+        history = [receive(ws), receive(ws)]
+        recorder(failure(3))
+        live = receive(ws)
+
+    assert hello["type"] == "hello"
+    assert (hello["since"], hello["last_id"], hello["missed"]) == (0, 2, False)
+    assert [e["id"] for e in history] == [1, 2]
+    assert history[1]["metadata"] == {
+        "ws_url": "ws://x",
+        "markets": ["A", "B"],
+        "market_count": 2,
+        "environment": "local",
+    }
+    # The same object as an --events line, plus its id.
+    expected = json.loads(recorder.events()[2].model_dump_json())
+    assert live == {"id": 3, **expected}
+
+
+def test_feed_when_since_is_given_sends_exactly_the_missed_events(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    for n in range(5):
+        recorder(failure(n))
+    with connect(ws_url(server, "?since=2")) as ws:
+        hello = receive(ws)
+        ids = receive_ids(ws, 3)
+        recorder(failure(5))
+        ids.append(receive(ws)["id"])
+
+    assert (hello["since"], hello["missed"]) == (2, False)
+    assert ids == [3, 4, 5, 6]
+
+
+def test_feed_when_since_is_older_than_the_ring_says_so_and_backfills_the_cards() -> None:
+    recorder = EventRecorder(capacity=4)
+    recorder(transition(State.INITIALIZING))
+    recorder(transition(State.ORDERBOOK_CONNECT, State.INITIALIZING))
+    for n in range(8):
+        recorder(failure(n))
+    console = ConsoleServer(recorder, port=0, token=TOKEN, inject=_inject).start()
+    try:
+        with connect(ws_url(console, "?since=1")) as ws:
+            hello = receive(ws)
+            received = [receive(ws) for _ in range(5)]
+    finally:
+        console.stop()
+
+    assert hello["missed"] is True
+    assert "2..6 are no longer retained" in hello["missed_note"]
+    # The ORDERBOOK_CONNECT card's transition (id 2) comes back first, then the ring (7..10).
+    assert [e["id"] for e in received] == [2, 7, 8, 9, 10]
+    assert received[0]["to_state"] == "orderbook_connect"
+
+
+def test_feed_when_since_is_not_a_number_closes_with_a_reason(server: ConsoleServer) -> None:
+    with connect(ws_url(server, "?since=abc")) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=WAIT)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert "since" in closed.value.rcvd.reason
+
+
+def test_feed_when_two_threads_publish_delivers_every_id_once_in_order(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    with connect(ws_url(server)) as ws:
+        receive(ws)  # hello
+
+        def publish() -> None:
+            for n in range(300):
+                recorder(failure(n))
+
+        threads = [threading.Thread(target=publish) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ids = receive_ids(ws, 600)
+
+    assert ids == list(range(1, 601))
+
+
+def _raw_feed_client(server: ConsoleServer) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads (tiny buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: {server.address}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    return sock
+
+
+def _close_frame(stream: bytes) -> tuple[int, str] | None:
+    """The (code, reason) of the first close frame in a server's unmasked frame stream."""
+    _, _, stream = stream.partition(b"\r\n\r\n")  # the handshake reply
+    while len(stream) >= 2:
+        opcode, length, offset = stream[0] & 0x0F, stream[1] & 0x7F, 2
+        if length == 126:
+            length, offset = int.from_bytes(stream[2:4], "big"), 4
+        elif length == 127:
+            length, offset = int.from_bytes(stream[2:10], "big"), 10
+        payload, stream = stream[offset : offset + length], stream[offset + length :]
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big"), payload[2:].decode()
+    return None
+
+
+def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher(
+    recorder: EventRecorder,
+) -> None:
+    # The raw client never reads: kernel buffers fill, a send stalls, and the server must
+    # close this client rather than wait for it (nor make the publisher wait).
+    server = ConsoleServer(recorder, port=0, token=TOKEN, inject=_inject, send_timeout=0.5)
+    server.start()
+    try:
+        slow = _raw_feed_client(server)
+        with connect(ws_url(server)) as healthy:
+            receive(healthy)
+            total = 1500
+            for n in range(total):
+                recorder(failure(n, reason_size=8000))  # returns at once: nobody waits
+            got = receive_ids(healthy, total)
+        chunks = []
+        slow.settimeout(WAIT)
+        while chunk := slow.recv(1 << 20):  # the server closes it: read to EOF
+            chunks.append(chunk)
+        slow.close()
+        metrics = httpx.get(f"{server.url}/metrics", timeout=WAIT).text
+    finally:
+        server.stop()
+
+    assert got == list(range(1, total + 1))
+    close = _close_frame(b"".join(chunks))
+    assert close is not None
+    # A client that reads nothing cannot be handed a reason through its full buffer: the
+    # send that stalled leaves uvicorn to close with "internal error" (1011). A client that
+    # is merely behind gets SLOW_CLIENT_CLOSE with "too slow ... resume with ?since=N".
+    assert close[0] in (1011, SLOW_CLIENT_CLOSE)
+    # Cut off by the send timeout (counted as dropped) or, on a machine so loaded that the
+    # stalled send never reaches it first, by uvicorn's ping timeout: either way it is gone.
+    assert "kalshi_supervisor_console_clients 0.0" in metrics
+
+
+def test_feed_when_server_restarts_resumes_by_id_without_gap_or_duplicate(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    recorder(failure(1))
+    with connect(ws_url(server)) as ws:
+        hello = receive(ws)
+        seen = receive_ids(ws, 1)
+    server.stop()
+    recorder(failure(2))  # published while nobody serves
+    recorder(failure(3))
+    server.start()
+    with connect(ws_url(server, f"?since={seen[-1]}")) as ws:
+        again = receive(ws)
+        seen += receive_ids(ws, 2)
+
+    assert again["instance"] == hello["instance"]
+    assert seen == [1, 2, 3]
+
+
+# -- operations endpoints ------------------------------------------------------------------------
+def test_alive_ready_and_metrics_follow_the_recorded_state(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    base = server.url
+    assert httpx.get(f"{base}/alive").json() == {"alive": True}
+    not_ready = httpx.get(f"{base}/ready")
+    recorder(transition(State.INITIALIZING))
+    recorder(transition(State.READY, State.KALSHI_DATA_SYNC))
+    recorder(RestartScheduled(stages=("orderbook", "trading"), attempt=1, delay_ms=100))
+    ready = httpx.get(f"{base}/ready")
+    metrics = httpx.get(f"{base}/metrics")
+
+    assert (not_ready.status_code, not_ready.json()["state"]) == (503, "startup")
+    assert ready.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'kalshi_supervisor_state{state="ready"} 1.0' in text
+    assert 'kalshi_supervisor_state{state="startup"} 0.0' in text
+    assert 'kalshi_supervisor_transitions_total{state="ready"} 1.0' in text
+    assert 'kalshi_supervisor_restarts_total{stage="trading"} 1.0' in text
+    assert "kalshi_supervisor_time_in_state_seconds" in text
+    # KALSHI_DATA_SYNC -> READY carried duration_ms=1.0: the last sync took 1 ms.
+    assert "kalshi_supervisor_sync_duration_seconds 0.001" in text
+
+
+def test_metrics_when_two_servers_run_each_has_its_own_registry() -> None:
+    first, second = EventRecorder(), EventRecorder()
+    first(transition(State.INITIALIZING))
+    with (
+        ConsoleServer(first, port=0, token=TOKEN, inject=_inject) as a,
+        ConsoleServer(second, port=0, token=TOKEN, inject=_inject) as b,
+    ):
+        text_a = httpx.get(f"{a.url}/metrics").text
+        text_b = httpx.get(f"{b.url}/metrics").text
+
+    assert 'kalshi_supervisor_state{state="initializing"} 1.0' in text_a
+    assert 'kalshi_supervisor_state{state="startup"} 1.0' in text_b
+
+
+def test_page_is_served_with_its_assets(server: ConsoleServer) -> None:
+    page = httpx.get(f"{server.url}/")
+    script = httpx.get(f"{server.url}/static/console.js")
+
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "/static/console.js" in page.text
+    assert script.status_code == 200
+
+
+# -- security ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1:1"])
+def test_request_when_host_header_is_foreign_is_refused(server: ConsoleServer, host: str) -> None:
+    response = httpx.get(f"{server.url}/status", headers={"Host": host})
+
+    assert response.status_code == 421
+    assert "unknown Host" in response.json()["error"]
+
+
+def test_request_when_host_is_localhost_or_the_bound_address_is_served(
+    server: ConsoleServer,
+) -> None:
+    for host in (f"localhost:{server.port}", server.address):
+        assert httpx.get(f"{server.url}/status", headers={"Host": host}).status_code == 200
+
+
+def test_feed_when_origin_is_foreign_is_refused(server: ConsoleServer) -> None:
+    with pytest.raises(InvalidStatus):
+        connect(ws_url(server), origin="http://evil.example")  # type: ignore[arg-type]
+    with connect(ws_url(server), origin=f"http://localhost:{server.port}") as ws:  # type: ignore[arg-type]
+        assert receive(ws)["type"] == "hello"
+
+
+def test_non_loopback_bind_warns_and_needs_the_token_for_reads(
+    recorder: EventRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="kalshi_supervisor.app.console_server")
+    with ConsoleServer(recorder, "0.0.0.0", 0, token=TOKEN, inject=_inject) as console:
+        base = f"http://127.0.0.1:{console.port}"
+        refused = httpx.get(f"{base}/status")
+        allowed = httpx.get(f"{base}/status", headers={"Authorization": f"Bearer {TOKEN}"})
+        metrics = httpx.get(f"{base}/metrics")
+        with connect(f"ws://127.0.0.1:{console.port}/ws") as ws, pytest.raises(ConnectionClosed):
+            ws.recv(timeout=WAIT)
+        with connect(f"ws://127.0.0.1:{console.port}/ws?token={TOKEN}") as ws:
+            hello = receive(ws)
+
+    assert refused.status_code == 401
+    assert metrics.status_code == 401
+    assert allowed.status_code == 200
+    assert hello["type"] == "hello"
+    assert any("reachable from other machines" in r.getMessage() for r in caplog.records)
+    assert TOKEN not in caplog.text
+
+
+def test_connections_beyond_the_limit_get_503(recorder: EventRecorder) -> None:
+    with ConsoleServer(recorder, port=0, token=TOKEN, inject=_inject, max_connections=3) as c:
+        served = httpx.get(f"{c.url}/alive")
+        with contextlib.ExitStack() as feeds:
+            for _ in range(3):
+                feeds.enter_context(connect(ws_url(c)))
+            refused = httpx.get(f"{c.url}/alive")
+
+    assert served.status_code == 200
+    assert refused.status_code == 503

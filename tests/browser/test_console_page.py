@@ -1,0 +1,300 @@
+"""The console page in a real browser (Chromium from Debian, driven by Playwright).
+
+Outside CI a machine without Chromium skips these tests and says why; in CI (``CI=true``)
+a missing browser is a failure. Run locally: ``apt-get install chromium`` and
+``.venv/bin/python -m pytest tests/browser``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.handle import Supervisor
+from kalshi_sim.exchange import EmbeddedExchange
+from messages.faults import ActorFault, FaultTarget, InjectFault
+from messages.states import State
+from tests.harness import (
+    READY_KEYS,
+    SEED_KEYS,
+    TRADING_CLIENT_KEYS,
+    WAIT,
+    make_config,
+    metadata_of,
+    running_supervisor,
+    start_exchange,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+PAGE_WAIT_MS = WAIT * 1000
+SEED_CARDS = [
+    State.INITIALIZING,
+    State.ORDERBOOK_CONNECT,
+    State.TRADING_CLIENT_CONNECT,
+    State.KALSHI_DATA_SYNC,
+    State.READY,
+]
+
+
+def _browser_or_skip() -> None:
+    if CHROMIUM.is_file() and shutil.which(str(CHROMIUM)):
+        return
+    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message}: CI must run the browser tests")
+    pytest.skip(f"{message}; browser tests skipped outside CI")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def exchange() -> Iterator[EmbeddedExchange]:
+    exchange = start_exchange()
+    try:
+        yield exchange
+    finally:
+        exchange.stop()
+
+
+def open_console(page: Any, supervisor: Supervisor) -> None:
+    assert supervisor.console is not None
+    page.goto(f"{supervisor.console.url}/")
+    wait_state(page, State.READY)
+
+
+def wait_state(page: Any, state: State) -> None:
+    page.wait_for_function(
+        "s => document.querySelector('[data-testid=current-state]').textContent === s",
+        arg=state.name,
+        timeout=PAGE_WAIT_MS,
+    )
+
+
+def wait_caught_up(page: Any, supervisor: Supervisor) -> None:
+    """Until the page has received and drawn every event the recorder holds."""
+    page.wait_for_function(
+        "id => window.__console.renderedId >= id",
+        arg=supervisor.recorder.last_id,
+        timeout=PAGE_WAIT_MS,
+    )
+
+
+def card_metadata(page: Any, state: State, live: bool = True) -> dict[str, Any]:
+    """The key/values shown on the live pass's card for ``state``, as JSON values."""
+    return page.evaluate(
+        """([state, live]) => {
+            const pass = document.querySelector(`.pass[data-live="${live}"]`);
+            const card = pass.querySelector(`.card[data-state="${state}"]`);
+            const table = card.querySelector(':scope > table.kv');
+            const out = {};
+            for (const row of table.querySelectorAll(':scope > tbody > tr, :scope > tr')) {
+                out[row.dataset.key] = JSON.parse(row.querySelector(':scope > td.v').dataset.value);
+            }
+            return out;
+        }""",
+        [state.name, live],
+    )
+
+
+def log_ids(page: Any) -> list[int]:
+    ids = page.eval_on_selector_all("#log tr.row", "rows => rows.map(r => Number(r.dataset.id))")
+    return sorted(ids)
+
+
+# -- tests ---------------------------------------------------------------------------------------
+def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        wait_caught_up(page, supervisor)
+        shown = {state: card_metadata(page, state) for state in SEED_CARDS}
+        statuses = page.eval_on_selector_all(
+            ".pass[data-live=true] .card",
+            "cards => cards.map(c => [c.dataset.state, c.dataset.status])",
+        )
+        truth = {state: metadata_of(supervisor, state) for state in SEED_CARDS}
+        latencies = page.evaluate(
+            """() => [...document.querySelectorAll('.pass[data-live=true] .card[data-event-id]')]
+                 .map(c => Number(c.dataset.renderedAt))"""
+        )
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    for state in SEED_CARDS:
+        assert shown[state] == truth[state], state
+        if state in SEED_KEYS:
+            assert set(shown[state]) == SEED_KEYS[state], state
+    assert set(shown[State.READY]) == READY_KEYS | {"trading_client"}
+    assert set(shown[State.READY]["trading_client"]) == TRADING_CLIENT_KEYS
+    assert "balance" not in shown[State.ORDERBOOK_CONNECT]
+    assert statuses == [[s.name, "done"] for s in SEED_CARDS]
+    assert len(latencies) == 5
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_page_in_orderbook_only_mode_shows_no_trading_card_or_field(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    config = make_config(exchange, trading_enabled=False)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        wait_caught_up(page, supervisor)
+        cards = page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.state)")
+        text = page.inner_text("body").lower()
+        dom = page.content().lower()
+        ready = card_metadata(page, State.READY)
+
+    assert cards == ["INITIALIZING", "ORDERBOOK_CONNECT", "READY"]
+    assert set(ready) == READY_KEYS
+    for word in ("trading", "balance", "portfolio", "kalshi_data_sync", "positions"):
+        assert word not in text, word
+        assert word not in dom, word
+
+
+def test_page_when_a_fault_is_injected_from_the_panel_shows_error_then_recovery(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        after = supervisor.recorder.last_id
+        page.fill("#fault-token", supervisor.control_token)
+        page.select_option("#fault-target", "orderbook")
+        page.select_option("#fault-kind", "crash")
+        page.click("#fault-form button[type=submit]")
+        error = supervisor.recorder.wait_for_state(State.ERROR, WAIT, after=after)
+        assert error is not None
+        assert supervisor.recorder.wait_for_state(State.READY, WAIT, after=after)
+        wait_caught_up(page, supervisor)
+        wait_state(page, State.READY)
+        earlier = card_metadata(page, State.ERROR, live=False)
+        failed = page.eval_on_selector_all(
+            '.pass[data-live=false] .card[data-status="failed"]',
+            "cs => cs.map(c => c.dataset.state)",
+        )
+        title = page.inner_text(".pass[data-live=true] .pass-title")
+        recovery = card_metadata(page, State.STARTUP)
+        logged = page.eval_on_selector_all(
+            "#log tr.row[data-type=fault_injected]", "rows => rows.map(r => r.textContent)"
+        )
+        reply = page.inner_text("[data-testid=fault-reply]")
+
+    assert earlier == error.metadata.model_dump(mode="json")
+    assert earlier["actor"] == "orderbook"
+    assert failed == ["READY"]
+    assert "recovery" in title
+    assert recovery["restarting"][0] == "orderbook"
+    assert len(logged) == 1 and "orderbook: crash" in logged[0]
+    assert reply.startswith("accepted")
+
+
+def test_page_after_reload_and_server_restart_has_every_event_once(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        console = supervisor.console
+        assert console is not None
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        wait_caught_up(page, supervisor)
+        page.reload()
+        wait_state(page, State.READY)
+        wait_caught_up(page, supervisor)
+        after_reload = log_ids(page)
+
+        console.stop()  # the server goes away; events keep happening meanwhile
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=connection]').textContent !== 'live'",
+            timeout=PAGE_WAIT_MS,
+        )
+        after = supervisor.recorder.last_id
+        supervisor.inject(InjectFault(target=FaultTarget.ORDERBOOK, fault=ActorFault.CRASH))
+        assert supervisor.recorder.wait_for_state(State.READY, WAIT, after=after)
+        console.start()
+        wait_caught_up(page, supervisor)
+        final = log_ids(page)
+        last = supervisor.recorder.last_id
+
+    assert after_reload == list(range(1, after + 1))
+    assert final == list(range(1, last + 1))
+
+
+def test_transition_to_card_latency_is_reported(page: Any, exchange: EmbeddedExchange) -> None:
+    """Not a timed assertion: prints the figure (see bench/ for the floor) and checks the
+    cards carry the timestamps it is computed from."""
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.console is not None
+        page.goto(f"{supervisor.console.url}/")
+        page.wait_for_function("() => window.__console.instance !== null", timeout=PAGE_WAIT_MS)
+        after = supervisor.recorder.last_id
+        supervisor.inject(InjectFault(target=FaultTarget.ORDERBOOK, fault=ActorFault.CRASH))
+        assert supervisor.recorder.wait_for_state(State.READY, WAIT, after=after)
+        wait_caught_up(page, supervisor)
+        wait_state(page, State.READY)
+        cards = page.evaluate(
+            """() => [...document.querySelectorAll('.pass[data-live=true] .card[data-event-id]')]
+                 .map(c => [Number(c.dataset.eventId), Number(c.dataset.renderedAt)])"""
+        )
+        records = {r.id: r for r in supervisor.recorder.records_since(after)[0]}
+    created = [
+        rendered - records[event_id].event.timestamp.timestamp() * 1000
+        for event_id, rendered in cards
+        if event_id in records
+    ]
+    recorded = [
+        rendered - records[event_id].recorded_at * 1000
+        for event_id, rendered in cards
+        if event_id in records
+    ]
+    assert created, cards
+    print(
+        json.dumps(
+            {
+                "transition_created_to_card_ms_median": round(statistics.median(created), 1),
+                "transition_recorded_to_card_ms_median": round(statistics.median(recorded), 1),
+                "max_ms": round(max(created), 1),
+                "n": len(created),
+            }
+        )
+    )
