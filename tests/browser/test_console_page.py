@@ -43,7 +43,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
+ARTIFACTS = Path(
+    os.environ.get(
+        "KALSHI_SUPERVISOR_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
+    )
+)
+SCREENSHOT = ARTIFACTS / "console-ready.png"
+"""The page at READY, saved by every run as a test artifact (``docs/console.png`` is the
+README's copy, refreshed by hand from here)."""
 PAGE_WAIT_MS = WAIT * 1000
 SEED_CARDS = [
     State.INITIALIZING,
@@ -158,6 +165,7 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
             """() => [...document.querySelectorAll('.pass[data-live=true] .card[data-event-id]')]
                  .map(c => Number(c.dataset.renderedAt))"""
         )
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     for state in SEED_CARDS:
