@@ -96,6 +96,14 @@ class UnexpectedResponseError(KalshiError):
     """The exchange answered, but not in a shape this client understands."""
 
 
+class ProtocolViolationError(UnexpectedResponseError):
+    """The response parsed but states something impossible (a negative balance or count)."""
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """The body passed the client's size cap (after decompression); it was not read further."""
+
+
 class CursorLoopError(KalshiError):
     """Pagination handed back a cursor it had already given: following it would never end."""
 

@@ -18,6 +18,7 @@ from kalshi_api.auth import (
     HEADER_KEY,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    MAX_MONOTONIC_SKEW_MS,
     PRIVATE_KEY_ENV,
     KalshiSigner,
     KeyLoadError,
@@ -117,6 +118,29 @@ def test_headers_when_clock_steps_back_timestamps_never_repeat(
     signer = KalshiSigner(KEY_ID, rsa_key, clock_ms=lambda: next(times))
     stamps = [int(signer.headers("GET", "/x")[HEADER_TIMESTAMP]) for _ in range(4)]
     assert stamps == [5_000, 5_001, 5_002, 6_000]
+
+
+def test_headers_when_wall_clock_steps_back_an_hour_follow_the_clock(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    hour = 3_600_000
+    now = [10 * hour]
+    signer = KalshiSigner(KEY_ID, rsa_key, clock_ms=lambda: now[0])
+    first = int(signer.headers("GET", "/x")[HEADER_TIMESTAMP])
+    now[0] -= hour
+    stepped = [int(signer.headers("GET", "/x")[HEADER_TIMESTAMP]) for _ in range(3)]
+    assert first == 10 * hour
+    # Follows the clock (no hour-ahead pin), and still strictly increasing within the skew.
+    assert stepped == [9 * hour, 9 * hour + 1, 9 * hour + 2]
+
+
+def test_headers_when_clock_jitters_back_within_skew_stay_strictly_increasing(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    times = iter([50_000, 50_000 - MAX_MONOTONIC_SKEW_MS + 10, 50_000 - MAX_MONOTONIC_SKEW_MS - 10])
+    signer = KalshiSigner(KEY_ID, rsa_key, clock_ms=lambda: next(times))
+    stamps = [int(signer.headers("GET", "/x")[HEADER_TIMESTAMP]) for _ in range(3)]
+    assert stamps == [50_000, 50_001, 50_000 - MAX_MONOTONIC_SKEW_MS - 10]
 
 
 def test_headers_when_key_is_ed25519_signs_message_directly() -> None:
