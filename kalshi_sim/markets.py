@@ -19,6 +19,25 @@ from kalshi_api.orderbook_digest import book_digest
 CENT = MICROS_PER_DOLLAR // 100
 DECI_CENT = CENT // 10
 
+SHARD_DESCRIPTIONS: dict[int, str] = {
+    0: "Kalshi (default)",
+    1: "Combos",
+    2: "Crypto",
+    3: "Tennis & baseball",
+}
+"""The exchange shards (``exchange_index``) Kalshi runs today [SH], each with its own collateral."""
+
+_SERIES_SHARD = {"KXBTCD": 2}
+"""Series listed on a shard other than the default one (crypto lives on shard 2)."""
+
+
+def shard_of_series(series_ticker: str) -> int:
+    """The ``exchange_index`` a series' markets trade on (0 unless listed elsewhere)."""
+    if series_ticker.startswith("KXMVE"):
+        return 1
+    return _SERIES_SHARD.get(series_ticker, 0)
+
+
 _SERIES = (
     ("KXHIGHNY", "Highest temperature in NYC", "B{:.1f}", (40.0, 70.0)),
     ("KXFED", "Fed funds upper bound", "T{:.2f}", (3.0, 5.0)),
@@ -61,6 +80,7 @@ class SimMarket:
     frozen_book: bool = False
     """True for the deliberately empty / one-sided books, which the stream never touches."""
     status: str = "active"
+    exchange_index: int = 0
     yes: dict[int, int] = field(default_factory=dict)
     no: dict[int, int] = field(default_factory=dict)
 
@@ -91,20 +111,23 @@ class MarketSet:
         """Build ``count`` markets deterministically from ``seed``.
 
         Market 1 (if present) has sub-penny ticks, market 2 only YES bids, market 3 an
-        empty book; every other third market trades fractional sizes.
+        empty book; every other third market trades fractional sizes. Linear in ``count``
+        (tickers are checked against a set), so 20,000 markets take well under a second.
         """
         if count < 1:
             raise ValueError("the exchange needs at least one market")
         rng = random.Random(seed)
         markets: list[SimMarket] = []
+        taken: set[str] = set()
         for index in range(count):
             series, title, strike_format, (low, high) = _SERIES[index % len(_SERIES)]
             day = 24 + (index // len(_SERIES)) % 5
             event_ticker = f"{series}-26NOV{day:02d}"
             strike = strike_format.format(low + (high - low) * rng.random())
             ticker = f"{event_ticker}-{strike}"
-            while ticker in {m.ticker for m in markets}:
-                ticker += "X"
+            if ticker in taken:
+                ticker = _unique(ticker, taken)
+            taken.add(ticker)
             structure = {1: "deci_cent", 4: "tapered_deci_cent"}.get(index, "linear_cent")
             market = SimMarket(
                 ticker=ticker,
@@ -116,6 +139,7 @@ class MarketSet:
                 fair_micros=rng.randrange(15, 86) * CENT,
                 fractional=index % 3 == 0 or index == 1,
                 frozen_book=index in (2, 3),
+                exchange_index=shard_of_series(series),
             )
             if index != 3:
                 _seed_book(market, rng, no_side=index != 2)
@@ -165,6 +189,22 @@ class MarketSet:
             else:
                 book.pop(price, None)
             return Delta(market.ticker, side, price, delta)
+
+
+def _unique(ticker: str, taken: set[str]) -> str:
+    """``ticker`` with the fewest ``X``s appended that makes it new (as before), then a number.
+
+    Appending X one at a time is what small sets always did (kept so their tickers do not
+    change); a dense event would pile up dozens, so past a few a counter takes over.
+    """
+    for _ in range(3):
+        ticker += "X"
+        if ticker not in taken:
+            return ticker
+    number = 2
+    while f"{ticker}{number}" in taken:
+        number += 1
+    return f"{ticker}{number}"
 
 
 def _random_price(market: SimMarket, side: str, rng: random.Random) -> int:

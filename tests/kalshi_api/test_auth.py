@@ -181,7 +181,8 @@ def test_get_balance_when_ed25519_key_registered_is_accepted(
     key_id = rest_exchange.keys.register_public_key(public_pem)
     signer = KalshiSigner.from_pem(key_id, _pem(key, "pkcs8"))
     with KalshiRestClient(rest_exchange.rest_url, signer) as client:
-        assert client.get_balance().portfolio_value == rest_exchange.account.portfolio_value_cents()
+        value = client.get_balance().portfolio_value
+        assert value == rest_exchange.account.portfolio_value_cents(0)  # default shard [SH]
 
 
 def test_get_balance_when_demo_key_file_loaded_is_accepted(rest_exchange: EmbeddedExchange) -> None:
