@@ -403,11 +403,16 @@ class KalshiRestClient:
         self, url: str, full_path: str, query: dict[str, Any], status_bodies: frozenset[int]
     ) -> dict[str, Any] | KalshiError:
         headers = self._signer.headers("GET", full_path) if self._signer else None
+        started = time.monotonic()
         try:
             with self._deadlines.within(self._timeout):
                 status, reason, body = self._fetch(url, full_path, query, headers)
         except httpx.TimeoutException as exc:
-            return TransportError(f"timed out ({_timeout_text(exc)})", method="GET", path=full_path)
+            if time.monotonic() - started >= self._timeout:
+                what = f"total request deadline exceeded ({self._timeout:g}s)"
+            else:
+                what = type(exc).__name__
+            return TransportError(f"timed out: {what}", method="GET", path=full_path)
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
             return TransportError(
                 f"connection failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
@@ -523,13 +528,6 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _timeout_text(exc: Exception) -> str:
-    text = str(exc)
-    if "total request deadline" in text:
-        return "total request deadline exceeded"
-    return type(exc).__name__
 
 
 def _is_loopback(host: str) -> bool:
