@@ -316,6 +316,20 @@ def test_discovery_when_series_given_follows_only_open_markets_of_that_series(
         assert metadata_of(supervisor, State.READY)["markets_connected"] == len(expected)
 
 
+def test_discovery_when_market_count_all_takes_every_open_market_across_pages() -> None:
+    exchange = start_exchange(markets=1200, page_size=100)  # more than Kalshi's largest page
+    try:
+        config = make_config(exchange, market_count=None, trading_enabled=False)
+        with running_supervisor(exchange, config) as supervisor:
+            assert supervisor.wait_for_state(State.READY, WAIT)
+            assert metadata_of(supervisor, State.ORDERBOOK_CONNECT)["market_count"] == 1200
+            assert metadata_of(supervisor, State.READY)["markets_connected"] == 1200
+            pages = [e for e in exchange.oplog.entries("rest") if e.detail.endswith("/markets")]
+            assert len(pages) >= 12
+    finally:
+        exchange.stop()
+
+
 def test_discovery_when_market_count_is_small_takes_only_that_many(
     exchange: EmbeddedExchange,
 ) -> None:
