@@ -219,12 +219,14 @@ class KalshiRestClient:
         settlement_status: str | None = None,
         ticker: str | None = None,
         event_ticker: str | None = None,
+        exchange_index: int | None = None,
     ) -> list[MarketPosition]:
-        """Every market position, across all pages."""
+        """Every market position, across all pages (all shards unless ``exchange_index``)."""
         params = {
             "settlement_status": settlement_status,
             "ticker": ticker,
             "event_ticker": event_ticker,
+            "exchange_index": exchange_index,
         }
         return self._paginate("/portfolio/positions", params, "market_positions", MarketPosition)
 

@@ -304,6 +304,23 @@ def test_get_balance_when_scoped_to_shard_reports_that_shard(
     assert account.portfolio_value_cents(2) > 0 and account.balance_cents(3) > 0
 
 
+def test_positions_and_orders_when_listed_carry_their_market_shard(
+    rest_exchange: EmbeddedExchange,
+) -> None:
+    account = rest_exchange.account
+    with KalshiRestClient(rest_exchange.rest_url, _signer(rest_exchange)) as client:
+        positions = client.get_positions()
+        orders = client.get_orders()
+        crypto = client.get_positions(exchange_index=2)
+    truth = {p.ticker: p.exchange_index for p in account.positions()}
+    assert {p.ticker: p.exchange_index for p in positions} == truth
+    assert {o.order_id: o.exchange_index for o in orders} == {
+        o.order_id: o.exchange_index for o in account.orders()
+    }
+    assert {p.exchange_index for p in positions} >= {0, 2}
+    assert [p.ticker for p in crypto] == [t for t, shard in sorted(truth.items()) if shard == 2]
+
+
 def test_read_account_money_when_value_on_several_shards_totals_every_shard(
     rest_exchange: EmbeddedExchange,
 ) -> None:
