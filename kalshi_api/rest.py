@@ -273,11 +273,22 @@ class KalshiRestClient:
         if tickers is None:
             return self._paginate("/markets", params, "markets", Market, max_items=max_items)
         found: list[Market] = []
-        for batch in chunk_by_url_budget(list(dict.fromkeys(tickers)), URL_QUERY_BUDGET):
+        pending = list(dict.fromkeys(tickers))
+        full_pages: list[int] = []
+        while pending:
+            # Once the server shows its page size (a full page with a cursor), batches stop
+            # at that many tickers: every batch is then one page and no query is repeated.
+            most = min(full_pages) if full_pages else len(pending)
+            batch = next(chunk_by_url_budget(pending[:most], URL_QUERY_BUDGET))
+            pending = pending[len(batch) :]
             left = None if max_items is None else max_items - len(found)
             found += self._paginate(
-                "/markets", {**params, "tickers": ",".join(batch)}, "markets", Market,
+                "/markets",
+                {**params, "tickers": ",".join(batch)},
+                "markets",
+                Market,
                 max_items=left,
+                full_pages=full_pages,
             )
             if max_items is not None and len(found) >= max_items:
                 break
@@ -326,7 +337,10 @@ class KalshiRestClient:
         model: type[ModelT],
         *,
         max_items: int | None = None,
+        full_pages: list[int] | None = None,
     ) -> list[ModelT]:
+        """Every item across pages; sizes of pages that came with a next cursor go to
+        ``full_pages`` (what the server's page size really is, whatever ``limit`` said)."""
         items: list[ModelT] = []
         seen: set[str] = set()
         cursor: str | None = None
@@ -349,6 +363,8 @@ class KalshiRestClient:
             next_cursor = page.get("cursor")
             if next_cursor is None or next_cursor == "":
                 return items
+            if full_pages is not None and raw_items:
+                full_pages.append(len(raw_items))
             if not isinstance(next_cursor, str):
                 raise UnexpectedResponseError(
                     "cursor is not a string", method="GET", path=self._prefix + path

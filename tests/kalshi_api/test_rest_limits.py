@@ -436,3 +436,15 @@ def test_get_markets_when_tickers_batched_every_query_fits_budget(
         assert len(query) < URL_QUERY_BUDGET + 200
         seen += parse_qs(query)["tickers"][0].split(",")
     assert seen == tickers and len(server.targets) > 1
+
+
+def test_get_markets_when_server_pages_small_later_batches_fit_one_page() -> None:
+    config = ExchangeConfig(markets=1000, delta_rate=0, read_tokens_per_second=None, page_size=100)
+    with EmbeddedExchange(config) as exchange:
+        tickers = exchange.markets.tickers()
+        with KalshiRestClient(exchange.rest_url) as client:
+            markets = client.get_markets(status=None, tickers=tickers, mve_filter=None)
+        requests = [e for e in exchange.oplog.entries("rest") if e.detail.endswith("/markets")]
+    assert sorted(m.ticker for m in markets) == sorted(tickers)
+    # The first batch shows the 100-item page; every later batch is one page of 100.
+    assert len(requests) <= len(tickers) // 100 + 2
