@@ -447,7 +447,8 @@ class KalshiRestClient:
         if not 200 <= status <= 299:
             if status in status_bodies:
                 data = _json_object(body)
-                if data is not None:
+                # Only a status body counts; a 503 error body stays a retryable ServerError.
+                if data is not None and "exchange_active" in data:
                     return {**data, "http_status": status}
             return error_from_response(status, body, method="GET", path=full_path, reason=reason)
         try:

@@ -371,6 +371,17 @@ def test_get_exchange_status_when_exchange_paused_returns_typed_503_status_witho
     assert len(requests) == 1  # a pause is not a transient failure: no retry storm
 
 
+def test_get_exchange_status_when_503_without_status_body_stays_a_retryable_server_error(
+    rest_exchange: EmbeddedExchange,
+) -> None:
+    rest_exchange.faults.fail_next_requests(1, 503)
+    with KalshiRestClient(rest_exchange.rest_url, retry=RetryPolicy(sleep=lambda _: None)) as c:
+        status = c.get_exchange_status()
+    assert status.http_status == 200 and not status.paused
+    requests = [e for e in rest_exchange.oplog.entries("rest") if "exchange/status" in e.detail]
+    assert len(requests) == 2  # the 503 error body was retried, not read as a status
+
+
 def test_get_exchange_status_when_trading_paused_on_one_shard_reports_that_shard(
     rest_exchange: EmbeddedExchange,
 ) -> None:
