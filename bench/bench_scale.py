@@ -76,6 +76,7 @@ def child_floor(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     with KalshiRestClient(args.rest_url, signer, timeout=30.0) as client:
         tickers = tuple(m.ticker for m in client.get_markets(status="open"))
+    discovered = time.monotonic() - started
     stream = OrderbookStream(
         args.ws_url,
         tickers,
@@ -92,7 +93,12 @@ def child_floor(args: argparse.Namespace) -> dict[str, Any]:
             client.get_positions()
             client.get_orders(status="resting")
         ready = time.monotonic() - started
-        result = {"ready_s": ready, "markets": len(tickers), "rss_ready_mb": _rss_mb()}
+        result = {
+            "ready_s": ready,
+            "states_s": {"discovery": discovered, "stream+account": ready - discovered},
+            "markets": len(tickers),
+            "rss_ready_mb": _rss_mb(),
+        }
         result.update(_steady(args.steady))
         return result
     finally:
@@ -132,8 +138,11 @@ def child_supervisor(args: argparse.Namespace) -> dict[str, Any]:
         if ready is None:
             path = " -> ".join(t.to_state.name for t in supervisor.recorder.transitions())
             return {"error": f"no READY within {args.timeout:g}s ({path})"}
+        transitions = supervisor.recorder.transitions()
+        upto = transitions[: transitions.index(ready) + 1]
         result = {
             "ready_s": ready.timestamp.timestamp() - started,
+            "states_s": {t.from_state.name: t.duration_ms / 1000 for t in upto[1:]},
             "rss_ready_mb": _rss_mb(),
             "errors": sum(
                 1 for t in supervisor.recorder.transitions() if t.to_state is State.ERROR
@@ -170,7 +179,8 @@ def _row(name: str, result: dict[str, Any], idle_mb: float, markets: int) -> str
     return (
         f"  {name:<10} READY {result['ready_s']:7.2f} s   RSS {result['rss_ready_mb']:7.1f} MB"
         f" at READY, {result['rss_steady_mb']:7.1f} MB steady ({per_market_kb:5.1f} KB/market)"
-        f"   CPU {result['cpu_pct']:5.1f} %"
+        f"   CPU {result['cpu_pct']:5.1f} %\n"
+        f"             ({', '.join(f'{k} {v:.2f} s' for k, v in result['states_s'].items())})"
     )
 
 

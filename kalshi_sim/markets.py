@@ -103,6 +103,7 @@ class MarketSet:
     def __init__(self, markets: list[SimMarket], seed: int) -> None:
         self.lock = threading.RLock()
         self._markets = {m.ticker: m for m in markets}
+        self._listing_keys = {m.ticker: f"{index:06d}" for index, m in enumerate(markets)}
         self._streamable = [m for m in markets if not m.frozen_book]
         self._rng = random.Random(seed ^ 0x5EED)
 
@@ -152,6 +153,11 @@ class MarketSet:
 
     def markets(self) -> list[SimMarket]:
         return list(self._markets.values())
+
+    def listing_keys(self) -> dict[str, str]:
+        """Ticker -> sortable key of its listing position (creation order), built once:
+        paging a 20,000-market listing must not rebuild it for every page."""
+        return self._listing_keys
 
     def market(self, ticker: str) -> SimMarket:
         """The market, or KeyError for an unknown ticker."""
