@@ -60,7 +60,7 @@ def _steady(seconds: float) -> dict[str, float]:
 
 
 def child_idle() -> dict[str, Any]:
-    import app.runner  # noqa: F401
+    import app.handle  # noqa: F401
     import kalshi_api.ws_session  # noqa: F401
 
     return {"rss_mb": _rss_mb()}
@@ -106,7 +106,7 @@ def child_floor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def child_supervisor(args: argparse.Namespace) -> dict[str, Any]:
-    from app.runner import Supervisor
+    from app.handle import Supervisor
     from kalshi_api.auth import load_signer
     from messages.states import State
     from supervision.config import SupervisorConfig
