@@ -1,5 +1,9 @@
 """KALSHI_DATA_SYNC: balance, portfolio value, every position and every resting order.
 
+Collateral is held per exchange shard, and Kalshi's unscoped ``portfolio_value`` covers
+only the default shard, so the sync reads every shard the exchange lists and reports
+totals (the seed's keys) plus a per-shard breakdown.
+
 The actor remembers only its own previous result, so an update sync can report what
 changed since the last one; a restarted actor starts over with an ``initial`` sync.
 """
@@ -9,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from actors.base import StageActor
-from actors.trading_connect import ConnectionLostError
+from actors.trading_connect import ConnectionLostError, exchange_status_or_pause
 from kalshi_api.rest import KalshiRestClient
+from kalshi_api.shards import read_account_money
 from messages.commands import RunSync
 from messages.metadata import KalshiDataSyncMetadata, TradingClientSummary
-from messages.results import SyncChanges, SyncCompleted, SyncState
+from messages.results import ShardAccount, SyncChanges, SyncCompleted, SyncState
 from messages.states import State
 
 
@@ -53,12 +58,12 @@ class KalshiSyncActor(StageActor):
             self._client = KalshiRestClient(
                 self.context.rest_url, self.context.signer, timeout=self.context.request_timeout
             )
-        balance = self._client.get_balance()
+        money = read_account_money(self._client, exchange_status_or_pause(self._client))
         positions = [p for p in self._client.get_positions() if p.position_fp != 0]
         orders = self._client.get_orders(status="resting")
         state = SyncState(
-            balance=balance.balance,
-            portfolio_value=balance.portfolio_value,
+            balance=money.balance,
+            portfolio_value=money.portfolio_value,
             positions=len(positions),
             orders=len(orders),
         )
@@ -75,6 +80,15 @@ class KalshiSyncActor(StageActor):
                     portfolio_value=state.portfolio_value,
                     positions=state.positions,
                     orders=state.orders,
+                ),
+                shards=tuple(
+                    ShardAccount(
+                        exchange_index=s.exchange_index,
+                        balance=s.balance,
+                        portfolio_value=s.portfolio_value,
+                        trading_active=s.trading_active,
+                    )
+                    for s in money.shards
                 ),
             )
         )

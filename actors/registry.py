@@ -118,7 +118,10 @@ def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
 
 def _sync_event(result: SyncCompleted) -> KalshiSyncComplete:
     return KalshiSyncComplete(
-        sync_type=result.sync_type, state=result.state, changes=result.changes
+        sync_type=result.sync_type,
+        state=result.state,
+        changes=result.changes,
+        shards=result.shards,
     )
 
 

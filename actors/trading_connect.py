@@ -8,6 +8,8 @@ states: the sync stage fetches the account itself.
 from __future__ import annotations
 
 from actors.base import StageActor
+from kalshi_api.errors import ExchangePausedError
+from kalshi_api.models import ExchangeStatus
 from kalshi_api.rest import KalshiRestClient
 from messages.metadata import TradingClientConnectMetadata
 from messages.results import TradingConnected
@@ -16,6 +18,25 @@ from messages.states import State
 
 class ConnectionLostError(RuntimeError):
     """The stage's connection was dropped (the ``disconnect`` fault, or the link died)."""
+
+
+def exchange_status_or_pause(client: KalshiRestClient) -> ExchangeStatus:
+    """The exchange status, raising :class:`ExchangePausedError` during an exchange pause.
+
+    The REST client hands back the 503 status body as a typed status; the stage cannot do
+    its work while the exchange refuses everything, so it stops with a typed, one-line
+    error the supervisor can tell apart from a failure.
+    """
+    status = client.get_exchange_status()
+    if status.unavailable:
+        resume = status.exchange_estimated_resume_time
+        when = f", estimated resume {resume.isoformat()}" if resume else ""
+        raise ExchangePausedError(
+            f"exchange paused (HTTP {status.http_status}{when})",
+            status=status.http_status,
+            resume_time=resume,
+        )
+    return status
 
 
 class TradingConnectActor(StageActor):
@@ -37,7 +58,7 @@ class TradingConnectActor(StageActor):
             self._client = KalshiRestClient(
                 self.context.rest_url, self.context.signer, timeout=self.context.request_timeout
             )
-        status = self._client.get_exchange_status()
+        status = exchange_status_or_pause(self._client)
         self._client.get_balance()
         self.succeed(
             TradingConnected(

@@ -31,5 +31,17 @@ def _number(
 
 positive_int = _number(int, lambda v: v > 0, "positive integer")
 non_negative_int = _number(int, lambda v: v >= 0, "non-negative integer")
+
+
+def market_count(text: str) -> int | str:
+    """A positive integer, or ``"all"`` (every open market; settings turn it into None).
+
+    Not None here: an unset flag is None, and ``all`` must override a TOML or env value.
+    """
+    if text.strip().lower() == "all":
+        return "all"
+    value: int = positive_int(text)
+    return value
+
 positive_float = _number(float, lambda v: v > 0, "positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "non-negative number")

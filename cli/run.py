@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.arguments import non_negative_float, non_negative_int, positive_float, positive_int
+from cli.arguments import (
+    market_count,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from cli.settings import CONFIG_ENV, ENV_PREFIX, RunSettings, SettingsError, Sources
 from kalshi_api.environments import Environment
 from messages.states import State
@@ -78,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(run, "--key-id", "API key id (default: $KALSHI_API_KEY_ID)")
     add(run, "--private-key", "private key PEM path (default: $KALSHI_PRIVATE_KEY_PATH)")
     add(run, "--markets", "comma-separated tickers; default: discover open markets")
-    add(run, "--market-count", "markets to discover", type=positive_int)
+    add(
+        run,
+        "--market-count",
+        "markets to discover: a positive number, or 'all' for every open market",
+        type=market_count,
+    )
     add(run, "--series", "discover markets of this series only")
     add(run, "--no-trading", "orderbook only: skip trading and sync", action="store_true")
     add(run, "--use-yes-price", "subscribe with use_yes_price=true", action="store_true")

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -48,6 +48,13 @@ class SettingsError(ValueError):
     """A bad setting: the message is one line naming where the value came from."""
 
 
+def _all_markets(value: object) -> object:
+    """``all`` (any case) means every open market: ``market_count=None``."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return None
+    return value
+
+
 class RunSettings(BaseSettings):
     """Every ``run`` flag as a field (``--sync-interval`` is ``sync_interval``); the two
     repeatable flags are tables: ``--deadline`` is ``deadlines``, ``--restart-type`` is
@@ -67,7 +74,8 @@ class RunSettings(BaseSettings):
     private_key: Path | None = None
     """A path to the PEM; the PEM itself belongs in ``$KALSHI_PRIVATE_KEY`` only."""
     markets: Annotated[tuple[str, ...] | None, NoDecode] = None
-    market_count: int = 20
+    market_count: Annotated[int | None, BeforeValidator(_all_markets)] = 20
+    """None (``all`` in flags, environment or TOML) takes every open market."""
     series: str | None = None
     no_trading: bool = False
     use_yes_price: bool = False

@@ -30,6 +30,8 @@ HEADER_KEY = "KALSHI-ACCESS-KEY"
 HEADER_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 PRIVATE_KEY_ENV = "KALSHI_PRIVATE_KEY"
+MAX_MONOTONIC_SKEW_MS = 2000
+"""How far (ms) timestamps may run ahead of a clock that stepped back before they follow it."""
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
@@ -41,9 +43,13 @@ class KeyLoadError(ValueError):
 class KalshiSigner:
     """Holds one API key (id + private key) and produces signed headers for requests.
 
-    Thread-safe: actors may share a signer. Timestamps are strictly increasing across
-    calls (bumped by 1 ms when two calls land in the same millisecond), so no two
-    signed requests from one signer ever carry the same timestamp.
+    Thread-safe: actors may share a signer. Timestamps follow the wall clock, which is what
+    the exchange checks them against. Within :data:`MAX_MONOTONIC_SKEW_MS` they are kept
+    strictly increasing (bumped by 1 ms when two calls land in the same millisecond or
+    the clock jitters back a little), so no two signed requests from one signer carry
+    the same timestamp. When the clock steps back further (an NTP correction, a VM
+    resume), the signer follows it: pinning to the old high-water mark would leave every
+    timestamp ahead of the exchange's clock by the whole step, for as long as the step.
     """
 
     __slots__ = ("_clock_ms", "_key", "_key_id", "_last_ms", "_lock")
@@ -137,7 +143,9 @@ class KalshiSigner:
 
     def _next_timestamp_ms(self) -> int:
         with self._lock:
-            now = max(self._clock_ms(), self._last_ms + 1)
+            now = self._clock_ms()
+            if now <= self._last_ms and self._last_ms - now < MAX_MONOTONIC_SKEW_MS:
+                now = self._last_ms + 1
             self._last_ms = now
             return now
 

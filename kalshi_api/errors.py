@@ -9,7 +9,8 @@ nothing at all, so parsing never raises: an odd body only makes the message vagu
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 import orjson
 
@@ -96,6 +97,14 @@ class UnexpectedResponseError(KalshiError):
     """The exchange answered, but not in a shape this client understands."""
 
 
+class ProtocolViolationError(UnexpectedResponseError):
+    """The response parsed but states something impossible (a negative balance or count)."""
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """The body passed the client's size cap (after decompression); it was not read further."""
+
+
 class CursorLoopError(KalshiError):
     """Pagination handed back a cursor it had already given: following it would never end."""
 
@@ -104,6 +113,20 @@ class TransportError(KalshiError):
     """No HTTP response at all: connection refused, reset, DNS failure or timeout."""
 
     retryable = True
+
+
+class ExchangePausedError(KalshiError):
+    """The exchange is paused (``/exchange/status`` answered 503 with its status body).
+
+    A condition to wait out, not a fault of the caller: ``resume_time`` is the exchange's
+    own estimate (None when it gave none).
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, resume_time: datetime | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.resume_time = resume_time
 
 
 def error_from_response(

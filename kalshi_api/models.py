@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
 
 from kalshi_api.fixed_point import parse_count, parse_dollars
 
@@ -56,6 +57,25 @@ def _none_to_empty(value: object) -> object:
 ExactDecimal = Annotated[Decimal, BeforeValidator(_exact_decimal)]
 """A ``Decimal`` parsed exactly from Kalshi's fixed-point strings (or ints); never a float."""
 
+IMPOSSIBLE_VALUE = "impossible_value"
+"""Validation error type of a value no honest exchange sends: the client's protocol error."""
+
+_N = TypeVar("_N", int, Decimal)
+
+
+def _not_negative(value: _N) -> _N:
+    if value < 0:
+        raise PydanticCustomError(
+            IMPOSSIBLE_VALUE,
+            "impossible value {value}: must not be negative",
+            {"value": str(value)},
+        )
+    return value
+
+
+NonNegativeInt = Annotated[int, AfterValidator(_not_negative)]
+NonNegativeDecimal = Annotated[ExactDecimal, AfterValidator(_not_negative)]
+
 OptionalTime = Annotated[datetime | None, BeforeValidator(_empty_to_none)]
 Level = tuple[ExactDecimal, ExactDecimal]
 """One book level: ``(price_dollars, count)``."""
@@ -78,7 +98,12 @@ class ExchangeIndexStatus(_Model):
 
 
 class ExchangeStatus(_Model):
-    """``GET /exchange/status``; the top-level flags describe exchange index 0."""
+    """``GET /exchange/status``; the top-level flags describe exchange index 0.
+
+    ``http_status`` is 503 when the exchange sent this body with a 503 (an exchange
+    pause, [MP]); the client returns it as a status rather than raising, so callers can
+    treat a pause as a condition to wait out, not as a failure.
+    """
 
     exchange_active: bool
     trading_active: bool
@@ -87,6 +112,36 @@ class ExchangeStatus(_Model):
     exchange_index_statuses: Annotated[
         tuple[ExchangeIndexStatus, ...], BeforeValidator(_none_to_empty)
     ] = ()
+    http_status: int = 200
+
+    @property
+    def unavailable(self) -> bool:
+        """The exchange answered with an error status (503) while describing itself."""
+        return not 200 <= self.http_status <= 299
+
+    @property
+    def paused(self) -> bool:
+        """Anything is paused: the whole exchange, trading, or trading on any shard."""
+        return (
+            self.unavailable
+            or not self.exchange_active
+            or not self.trading_active
+            or any(s.trading_active is False for s in self.exchange_index_statuses)
+        )
+
+    def shard_indexes(self) -> tuple[int, ...]:
+        """The shards the exchange lists (``(0,)`` when it lists none), ascending."""
+        listed = sorted({s.exchange_index for s in self.exchange_index_statuses})
+        return tuple(listed) or (0,)
+
+    def trading_active_on(self, exchange_index: int) -> bool:
+        """Whether orders are accepted on a shard: the exchange, trading and the shard agree."""
+        if self.unavailable or not self.exchange_active or not self.trading_active:
+            return False
+        for shard in self.exchange_index_statuses:
+            if shard.exchange_index == exchange_index:
+                return shard.trading_active is not False and shard.exchange_active is not False
+        return True
 
 
 # -- portfolio --------------------------------------------------------------------------------
@@ -96,9 +151,9 @@ class Balance(_Model):
     ``balance`` truncates sub-cent amounts; ``balance_dollars`` (added 2026-05-28) is exact.
     """
 
-    balance: int
-    balance_dollars: ExactDecimal | None = None
-    portfolio_value: int
+    balance: NonNegativeInt
+    balance_dollars: NonNegativeDecimal | None = None
+    portfolio_value: NonNegativeInt
     updated_ts: int | None = None
 
 
@@ -107,10 +162,10 @@ class MarketPosition(_Model):
 
     ticker: str
     position_fp: ExactDecimal
-    market_exposure_dollars: ExactDecimal = _ZERO
+    market_exposure_dollars: NonNegativeDecimal = _ZERO
     realized_pnl_dollars: ExactDecimal = _ZERO
     fees_paid_dollars: ExactDecimal = _ZERO
-    total_traded_dollars: ExactDecimal = _ZERO
+    total_traded_dollars: NonNegativeDecimal = _ZERO
     last_updated_ts: OptionalTime = None
     exchange_index: int | None = None
 
@@ -135,9 +190,9 @@ class Order(_Model):
     type: str | None = None
     yes_price_dollars: ExactDecimal | None = None
     no_price_dollars: ExactDecimal | None = None
-    fill_count_fp: ExactDecimal = _ZERO
-    remaining_count_fp: ExactDecimal = _ZERO
-    initial_count_fp: ExactDecimal = _ZERO
+    fill_count_fp: NonNegativeDecimal = _ZERO
+    remaining_count_fp: NonNegativeDecimal = _ZERO
+    initial_count_fp: NonNegativeDecimal = _ZERO
     client_order_id: str | None = None
     user_id: str | None = None
     created_time: OptionalTime = None
@@ -147,6 +202,7 @@ class Order(_Model):
     action: str | None = None
     order_group_id: str | None = None
     subaccount_number: int | None = None
+    exchange_index: int | None = None
 
 
 # -- markets ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import logging
 import random as _random
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,11 +31,32 @@ from kalshi_api.auth import KalshiSigner
 from kalshi_api.errors import (
     CursorLoopError,
     KalshiError,
+    ProtocolViolationError,
+    RequestRejectedError,
+    ResponseTooLargeError,
     TransportError,
     UnexpectedResponseError,
     error_from_response,
 )
-from kalshi_api.models import Balance, ExchangeStatus, Market, MarketPosition, Order, RestOrderbook
+from kalshi_api.http_limits import (
+    RAW_CHUNK,
+    BodyTooLarge,
+    DeadlineBackend,
+    RequestDeadlines,
+    UnsupportedEncoding,
+    install_backend,
+    read_capped_body,
+)
+from kalshi_api.models import (
+    IMPOSSIBLE_VALUE,
+    Balance,
+    ExchangeStatus,
+    Market,
+    MarketPosition,
+    Order,
+    RestOrderbook,
+)
+from kalshi_api.url_budget import chunk_by_url_budget
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +64,22 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_PAGE_LIMIT = 1000
 MAX_ORDERBOOK_DEPTH = 100
+URL_QUERY_BUDGET = 4000
+"""Characters of ticker list per ``GET /markets?tickers=`` request (~150 typical tickers).
+
+Kalshi publishes no URL cap; 8 KiB request lines are a common proxy/server limit, httpx
+refuses queries past 65,536 characters, and a shorter list also keeps each page of a
+batch cheap. The other parameters and the path fit easily in what is left of 8 KiB.
+"""
 MAX_PAGES = 100_000
 """A listing with more pages than this is treated as a server bug, not followed forever."""
 _USER_AGENT = "kalshi-supervisor/0.1"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""Default cap on one response body, after decompression. A full 1,000-market page is ~2 MiB."""
+MAX_ERROR_BODY_BYTES = 64 * 1024
+"""Only this much of an error body is read: a message needs a line, not megabytes."""
+STATUS_BODY_STATUSES = frozenset({503})
+"""Statuses on which ``/exchange/status`` still sends its status body (an exchange pause)."""
 
 
 @dataclass(frozen=True)
@@ -101,25 +136,48 @@ class KalshiRestClient:
         timeout: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
         page_limit: int = MAX_PAGE_LIMIT,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
+        """``timeout`` is the *total* deadline of one attempt (connect, send, headers, body).
+
+        It is enforced on every socket operation, so a server trickling bytes cannot hold a
+        request longer; retries each get a fresh deadline.
+        """
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"REST base URL must be http(s)://host/..., got {base_url!r}")
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise ValueError(f"page_limit must be between 1 and {MAX_PAGE_LIMIT}, got {page_limit}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be at least 1024, got {max_body_bytes}")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._prefix = parts.path.rstrip("/")
         self._signer = signer
         self._retry = retry
         self._page_limit = page_limit
+        self._timeout = timeout
+        self._max_body = max_body_bytes
+        self._deadlines = RequestDeadlines()
         # Environment proxies are right for reaching Kalshi from behind a corporate proxy,
         # and wrong for the embedded exchange on loopback: a proxy cannot reach our 127.0.0.1.
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
             verify=_shared_ssl_context(),
             trust_env=not _is_loopback(parts.hostname),
-            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+            headers={
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+                # Only what read_capped_body can inflate with a bounded output.
+                "Accept-Encoding": "gzip",
+            },
         )
+        backend = DeadlineBackend(self._deadlines)
+        install_backend(self._http._transport, backend)
+        for transport in self._http._mounts.values():
+            if transport is not None:
+                install_backend(transport, backend)
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -133,10 +191,27 @@ class KalshiRestClient:
 
     # -- endpoints --------------------------------------------------------------------------------
     def get_exchange_status(self) -> ExchangeStatus:
-        return self._parse(ExchangeStatus, self._get("/exchange/status"), "/exchange/status")
+        """The exchange's status; during an exchange pause a typed status, not an error.
 
-    def get_balance(self) -> Balance:
-        return self._parse(Balance, self._get("/portfolio/balance"), "/portfolio/balance")
+        Kalshi answers 503 *with the status body* while the exchange is paused. That body is
+        parsed like a 200 one (``http_status`` says which it was) and not retried: a pause is
+        a condition to wait out, and hammering the endpoint would not end it sooner.
+        """
+        path = "/exchange/status"
+        data = self._get(path, status_bodies=STATUS_BODY_STATUSES)
+        return self._parse(ExchangeStatus, data, path)
+
+    def get_balance(self, *, exchange_index: int | None = None) -> Balance:
+        """The balance; totals across shards, or one shard's with ``exchange_index``.
+
+        Kalshi's ``portfolio_value`` covers only the requested shard (the default shard when
+        none is named), so a full portfolio value needs one call per shard: see
+        :mod:`kalshi_api.shards`.
+        """
+        if exchange_index is not None and exchange_index < 0:
+            raise ValueError(f"exchange_index must not be negative, got {exchange_index}")
+        params = None if exchange_index is None else {"exchange_index": exchange_index}
+        return self._parse(Balance, self._get("/portfolio/balance", params), "/portfolio/balance")
 
     def get_positions(
         self,
@@ -144,12 +219,14 @@ class KalshiRestClient:
         settlement_status: str | None = None,
         ticker: str | None = None,
         event_ticker: str | None = None,
+        exchange_index: int | None = None,
     ) -> list[MarketPosition]:
-        """Every market position, across all pages."""
+        """Every market position, across all pages (all shards unless ``exchange_index``)."""
         params = {
             "settlement_status": settlement_status,
             "ticker": ticker,
             "event_ticker": event_ticker,
+            "exchange_index": exchange_index,
         }
         return self._paginate("/portfolio/positions", params, "market_positions", MarketPosition)
 
@@ -176,7 +253,10 @@ class KalshiRestClient:
 
         ``status`` uses the *filter* vocabulary (``open``), responses say ``active``.
         ``mve_filter="exclude"`` by default: unfiltered listings are mostly auto-generated
-        multivariate legs. An empty ``tickers`` sequence matches nothing.
+        multivariate legs. An empty ``tickers`` sequence matches nothing. Many ``tickers``
+        are looked up in batches whose query stays under :data:`URL_QUERY_BUDGET`
+        characters (each batch paged on its own), so no ticker count makes a URL too long
+        and no page repeats more than one batch.
         """
         if isinstance(tickers, str):
             raise TypeError("tickers must be a sequence of tickers, not one string")
@@ -188,10 +268,31 @@ class KalshiRestClient:
             "status": status,
             "series_ticker": series_ticker,
             "event_ticker": event_ticker,
-            "tickers": ",".join(tickers) if tickers is not None else None,
             "mve_filter": mve_filter,
         }
-        return self._paginate("/markets", params, "markets", Market, max_items=max_items)
+        if tickers is None:
+            return self._paginate("/markets", params, "markets", Market, max_items=max_items)
+        found: list[Market] = []
+        pending = list(dict.fromkeys(tickers))
+        full_pages: list[int] = []
+        while pending:
+            # Once the server shows its page size (a full page with a cursor), batches stop
+            # at that many tickers: every batch is then one page and no query is repeated.
+            most = min(full_pages) if full_pages else len(pending)
+            batch = next(chunk_by_url_budget(pending[:most], URL_QUERY_BUDGET))
+            pending = pending[len(batch) :]
+            left = None if max_items is None else max_items - len(found)
+            found += self._paginate(
+                "/markets",
+                {**params, "tickers": ",".join(batch)},
+                "markets",
+                Market,
+                max_items=left,
+                full_pages=full_pages,
+            )
+            if max_items is not None and len(found) >= max_items:
+                break
+        return found
 
     def get_market(self, ticker: str) -> Market:
         path = f"/markets/{quote(ticker, safe='')}"
@@ -236,7 +337,10 @@ class KalshiRestClient:
         model: type[ModelT],
         *,
         max_items: int | None = None,
+        full_pages: list[int] | None = None,
     ) -> list[ModelT]:
+        """Every item across pages; sizes of pages that came with a next cursor go to
+        ``full_pages`` (what the server's page size really is, whatever ``limit`` said)."""
         items: list[ModelT] = []
         seen: set[str] = set()
         cursor: str | None = None
@@ -259,6 +363,8 @@ class KalshiRestClient:
             next_cursor = page.get("cursor")
             if next_cursor is None or next_cursor == "":
                 return items
+            if full_pages is not None and raw_items:
+                full_pages.append(len(raw_items))
             if not isinstance(next_cursor, str):
                 raise UnexpectedResponseError(
                     "cursor is not a string", method="GET", path=self._prefix + path
@@ -275,14 +381,24 @@ class KalshiRestClient:
             f"no last page after {MAX_PAGES} pages", method="GET", path=self._prefix + path
         )
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One GET with retries; returns the decoded JSON object or raises a KalshiError."""
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        status_bodies: frozenset[int] = frozenset(),
+    ) -> dict[str, Any]:
+        """One GET with retries; returns the decoded JSON object or raises a KalshiError.
+
+        A response whose status is in ``status_bodies`` and whose body is a JSON object is
+        returned as data (with ``http_status`` added) instead of becoming an error.
+        """
         full_path = self._prefix + path
         query = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
         url = self._origin + full_path
         attempts = self._retry.max_attempts
         for attempt in range(attempts):
-            outcome = self._attempt(url, full_path, query)
+            outcome = self._attempt(url, full_path, query, status_bodies)
             if isinstance(outcome, dict):
                 return outcome
             error = outcome
@@ -302,13 +418,19 @@ class KalshiRestClient:
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
     def _attempt(
-        self, url: str, full_path: str, query: dict[str, Any]
+        self, url: str, full_path: str, query: dict[str, Any], status_bodies: frozenset[int]
     ) -> dict[str, Any] | KalshiError:
         headers = self._signer.headers("GET", full_path) if self._signer else None
+        started = time.monotonic()
         try:
-            response = self._http.get(url, params=query, headers=headers)
+            with self._deadlines.within(self._timeout):
+                status, reason, body = self._fetch(url, full_path, query, headers)
         except httpx.TimeoutException as exc:
-            return TransportError(f"timed out ({type(exc).__name__})", method="GET", path=full_path)
+            if time.monotonic() - started >= self._timeout:
+                what = f"total request deadline exceeded ({self._timeout:g}s)"
+            else:
+                what = type(exc).__name__
+            return TransportError(f"timed out: {what}", method="GET", path=full_path)
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
             return TransportError(
                 f"connection failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
@@ -318,32 +440,71 @@ class KalshiRestClient:
                 f"request failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
             )
             raise error from None
-        body = response.content
-        if not 200 <= response.status_code <= 299:
-            return error_from_response(
-                response.status_code,
-                body,
-                method="GET",
-                path=full_path,
-                reason=response.reason_phrase,
-            )
+        except httpx.InvalidURL as exc:
+            raise RequestRejectedError(
+                f"request not sent: invalid URL ({exc})", method="GET", path=full_path
+            ) from None
+        if not 200 <= status <= 299:
+            if status in status_bodies:
+                data = _json_object(body)
+                # Only a status body counts; a 503 error body stays a retryable ServerError.
+                if data is not None and "exchange_active" in data:
+                    return {**data, "http_status": status}
+            return error_from_response(status, body, method="GET", path=full_path, reason=reason)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UnexpectedResponseError(
-                f"HTTP {response.status_code} body is not JSON ({len(body)} bytes)",
-                status=response.status_code,
+                f"HTTP {status} body is not JSON ({len(body)} bytes)",
+                status=status,
                 method="GET",
                 path=full_path,
             ) from None
         if not isinstance(data, dict):
             raise UnexpectedResponseError(
-                f"HTTP {response.status_code} body is JSON {type(data).__name__}, not an object",
-                status=response.status_code,
+                f"HTTP {status} body is JSON {type(data).__name__}, not an object",
+                status=status,
                 method="GET",
                 path=full_path,
             )
         return data
+
+    def _fetch(
+        self,
+        url: str,
+        full_path: str,
+        query: dict[str, Any],
+        headers: dict[str, str] | None,
+    ) -> tuple[int, str, bytes]:
+        """Stream one response and read its body under the cap (errors: only the start)."""
+        with self._http.stream("GET", url, params=query, headers=headers) as response:
+            ok = 200 <= response.status_code <= 299
+            cap = self._max_body if ok else MAX_ERROR_BODY_BYTES
+            length = response.headers.get("content-length", "")
+            encoding = response.headers.get("content-encoding", "")
+            if ok and length.isdigit() and int(length) > cap:
+                raise ResponseTooLargeError(
+                    f"response body of {int(length)} bytes exceeds the size cap of {cap} bytes",
+                    status=response.status_code,
+                    method="GET",
+                    path=full_path,
+                )
+            try:
+                body = read_capped_body(
+                    response.iter_raw(RAW_CHUNK), encoding, cap, truncate=not ok
+                )
+            except BodyTooLarge as exc:
+                raise ResponseTooLargeError(
+                    str(exc), status=response.status_code, method="GET", path=full_path
+                ) from None
+            except (UnsupportedEncoding, zlib.error) as exc:
+                raise UnexpectedResponseError(
+                    f"undecodable response body ({exc})",
+                    status=response.status_code,
+                    method="GET",
+                    path=full_path,
+                ) from None
+            return response.status_code, response.reason_phrase, body
 
     def _parse(self, model: type[ModelT], data: object, path: str) -> ModelT:
         try:
@@ -360,6 +521,14 @@ class KalshiRestClient:
 
     def _shape_error(self, path: str, exc: Exception) -> UnexpectedResponseError:
         if isinstance(exc, ValidationError):
+            impossible = [e for e in exc.errors(include_url=False) if e["type"] == IMPOSSIBLE_VALUE]
+            if impossible:
+                where = ".".join(str(part) for part in impossible[0]["loc"])
+                return ProtocolViolationError(
+                    f"protocol error: {where}: {impossible[0]['msg']}",
+                    method="GET",
+                    path=self._prefix + path,
+                )
             first = exc.errors(include_url=False)[0] if exc.error_count() else {}
             where = ".".join(str(part) for part in first.get("loc", ()))
             summary = f"{exc.title}: {where or 'body'}: {first.get('msg', 'invalid')}"
@@ -370,6 +539,14 @@ class KalshiRestClient:
         return UnexpectedResponseError(
             f"unexpected response shape: {summary}", method="GET", path=self._prefix + path
         )
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _is_loopback(host: str) -> bool:

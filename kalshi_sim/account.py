@@ -6,6 +6,10 @@ Units are the exchange's own: balance and portfolio value in integer cents (as t
 API reports them), money otherwise in integer micro-dollars and counts in integer
 centi-contracts, formatted to Kalshi's strings only at the wire.
 
+Collateral is held per exchange shard (``exchange_index``, [SH]): each shard has its own
+balance and portfolio value, and every position and order carries the shard of its market.
+Reads without a shard return totals.
+
 Orders carry both the 2026 direction fields (``outcome_side``/``book_side``) and the
 deprecated ``side``/``action``, derived from one table so they can never disagree.
 """
@@ -20,10 +24,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_dollars
-from kalshi_sim.markets import CENT, MarketSet
+from kalshi_sim.markets import CENT, SHARD_DESCRIPTIONS, MarketSet
 
 MICROS_PER_CENT = MICROS_PER_DOLLAR // 100
 DEMO_BALANCE_CENTS = 50_000
+DEMO_SHARD_BALANCES = {0: 35_000, 2: 10_000, 3: 5_000}
+"""The demo's cash per shard (totalling ``DEMO_BALANCE_CENTS``), so a sync must read them all."""
 _DEMO_EPOCH = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 DIRECTIONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -49,6 +55,7 @@ class SimPosition:
     fees_paid_micros: int
     total_traded_micros: int
     last_updated: datetime
+    exchange_index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,7 @@ class SimOrder:
     client_order_id: str
     created_time: datetime
     last_update_time: datetime | None = None
+    exchange_index: int = 0
 
     @property
     def no_price_micros(self) -> int:
@@ -78,8 +86,17 @@ class SimOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardSnapshot:
+    """One shard's collateral: what ``/portfolio/balance?exchange_index=N`` reports."""
+
+    exchange_index: int
+    balance_cents: int
+    portfolio_value_cents: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccountSnapshot:
-    """Everything a sync reads, taken atomically."""
+    """Everything a sync reads, taken atomically; money fields are totals across shards."""
 
     balance_cents: int
     balance_dollars: str
@@ -87,6 +104,7 @@ class AccountSnapshot:
     updated_ts: int
     positions: tuple[SimPosition, ...]
     orders: tuple[SimOrder, ...]
+    shards: tuple[ShardSnapshot, ...] = ()
 
     @property
     def resting_orders(self) -> tuple[SimOrder, ...]:
@@ -98,6 +116,7 @@ class AccountSummary:
     """The four numbers a sync reports, taken atomically: what a sync result must equal."""
 
     balance_cents: int
+    """Total across shards, like ``portfolio_value_cents``."""
     portfolio_value_cents: int
     open_positions: int
     """Positions holding contracts (``position != 0``); closed-out rows are not counted."""
@@ -118,8 +137,10 @@ class Account:
         self._markets = markets
         self._lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._balance_cents = balance_cents
-        self._portfolio_micros = portfolio_value_cents * MICROS_PER_CENT
+        self._balance: dict[int, int] = dict.fromkeys(SHARD_DESCRIPTIONS, 0)
+        self._balance[0] = balance_cents
+        self._portfolio: dict[int, int] = dict.fromkeys(SHARD_DESCRIPTIONS, 0)
+        self._portfolio[0] = portfolio_value_cents * MICROS_PER_CENT
         self._positions: dict[str, SimPosition] = {}
         self._orders: dict[str, SimOrder] = {}
         self._next_seq = 1
@@ -136,7 +157,9 @@ class Account:
         """
         rng = random.Random(seed ^ 0xACC0)
         clock_now = _DEMO_EPOCH
-        account = cls(markets, balance_cents=DEMO_BALANCE_CENTS, clock=lambda: clock_now)
+        account = cls(markets, clock=lambda: clock_now)
+        for shard, cents in DEMO_SHARD_BALANCES.items():
+            account.set_balance(cents, exchange_index=shard)
         tickers = markets.tickers()
         for index, size in enumerate((1000, -2500, 1250)[: len(tickers)]):
             ticker = tickers[index]
@@ -161,19 +184,60 @@ class Account:
         return account
 
     # -- reads ------------------------------------------------------------------------------------
-    def balance_cents(self) -> int:
+    def shard_indexes(self) -> tuple[int, ...]:
         with self._lock:
-            return self._balance_cents
+            return tuple(sorted(self._balance))
 
-    def balance_dollars(self) -> str:
+    def balance_cents(self, exchange_index: int | None = None) -> int:
+        """Cash on one shard, or the total across shards."""
+        with self._lock:
+            if exchange_index is None:
+                return sum(self._balance.values())
+            return self._balance.get(exchange_index, 0)
+
+    def balance_dollars(self, exchange_index: int | None = None) -> str:
         """The exact balance as Kalshi's ``balance_dollars`` string (4 decimals)."""
         with self._lock:
-            return format_dollars(self._balance_cents * MICROS_PER_CENT)
+            return format_dollars(self.balance_cents(exchange_index) * MICROS_PER_CENT)
 
-    def portfolio_value_cents(self) -> int:
-        """Value of all positions in cents, sub-cent amounts truncated (like ``balance``)."""
+    def portfolio_value_cents(self, exchange_index: int | None = None) -> int:
+        """Value of positions in cents, one shard's or the total of every shard's.
+
+        Each shard's value is truncated to cents (like ``balance``) before totalling, so the
+        total equals what a client gets by adding up the per-shard answers.
+        """
         with self._lock:
-            return self._portfolio_micros // MICROS_PER_CENT
+            if exchange_index is None:
+                return sum(micros // MICROS_PER_CENT for micros in self._portfolio.values())
+            return self._portfolio.get(exchange_index, 0) // MICROS_PER_CENT
+
+    def balance_response(self, exchange_index: int | None = None) -> dict[str, object]:
+        """The body of ``GET /portfolio/balance`` [SH].
+
+        Without ``exchange_index``: ``balance`` is the total across shards, but
+        ``portfolio_value`` covers only the requested shard, which is the default shard 0
+        when none is named. A client must ask each shard to total its portfolio value.
+        """
+        with self._lock:
+            value_shard = 0 if exchange_index is None else exchange_index
+            return {
+                "balance": self.balance_cents(exchange_index),
+                "balance_dollars": self.balance_dollars(exchange_index),
+                "portfolio_value": self.portfolio_value_cents(value_shard),
+                "updated_ts": self.updated_ts(),
+                "balance_breakdown": [
+                    {"exchange_index": i, "balance": self.balance_dollars(i)}
+                    for i in sorted(self._balance)
+                    if exchange_index is None or i == exchange_index
+                ],
+            }
+
+    def shard_snapshots(self) -> tuple[ShardSnapshot, ...]:
+        with self._lock:
+            return tuple(
+                ShardSnapshot(i, self.balance_cents(i), self.portfolio_value_cents(i))
+                for i in sorted(self._balance)
+            )
 
     def updated_ts(self) -> int:
         """Unix seconds of the last change (Kalshi's ``updated_ts``; seconds is the likely unit)."""
@@ -205,33 +269,37 @@ class Account:
     def snapshot(self) -> AccountSnapshot:
         with self._lock:
             return AccountSnapshot(
-                balance_cents=self._balance_cents,
+                balance_cents=self.balance_cents(),
                 balance_dollars=self.balance_dollars(),
                 portfolio_value_cents=self.portfolio_value_cents(),
                 updated_ts=self.updated_ts(),
                 positions=tuple(self.positions()),
                 orders=tuple(self.orders()),
+                shards=self.shard_snapshots(),
             )
 
     def summary(self) -> AccountSummary:
         with self._lock:
             return AccountSummary(
-                balance_cents=self._balance_cents,
+                balance_cents=self.balance_cents(),
                 portfolio_value_cents=self.portfolio_value_cents(),
                 open_positions=sum(1 for p in self._positions.values() if p.position_centi),
                 resting_orders=sum(1 for o in self._orders.values() if o.status == "resting"),
             )
 
     # -- mutators ---------------------------------------------------------------------------------
-    def set_balance(self, cents: int) -> None:
+    def set_balance(self, cents: int, *, exchange_index: int = 0) -> None:
+        """Set one shard's cash (any integer: tests set impossible values on purpose)."""
         with self._lock:
-            self._balance_cents = int(cents)
+            self._balance[exchange_index] = int(cents)
+            self._portfolio.setdefault(exchange_index, 0)
             self._touch()
 
-    def set_portfolio_value(self, cents: int) -> None:
-        """Override the portfolio value; later position changes adjust it by their exposure."""
+    def set_portfolio_value(self, cents: int, *, exchange_index: int = 0) -> None:
+        """Override a shard's portfolio value; later position changes adjust it by exposure."""
         with self._lock:
-            self._portfolio_micros = int(cents) * MICROS_PER_CENT
+            self._portfolio[exchange_index] = int(cents) * MICROS_PER_CENT
+            self._balance.setdefault(exchange_index, 0)
             self._touch()
 
     def add_position(
@@ -244,6 +312,7 @@ class Account:
         fees_paid_micros: int = 0,
         total_traded_micros: int | None = None,
         event_ticker: str | None = None,
+        exchange_index: int | None = None,
     ) -> SimPosition:
         """Add (or replace) the position in ``ticker``; the portfolio value follows its exposure.
 
@@ -265,12 +334,20 @@ class Account:
                     exposure_micros if total_traded_micros is None else total_traded_micros
                 ),
                 last_updated=self._clock(),
+                exchange_index=(
+                    self._shard_of(ticker) if exchange_index is None else exchange_index
+                ),
             )
             previous = self._positions.get(ticker)
             if previous is not None:
-                self._portfolio_micros -= previous.exposure_micros
+                old_shard = previous.exchange_index
+                self._portfolio[old_shard] = (
+                    self._portfolio.get(old_shard, 0) - previous.exposure_micros
+                )
             self._positions[ticker] = position
-            self._portfolio_micros += position.exposure_micros
+            shard = position.exchange_index
+            self._portfolio[shard] = self._portfolio.get(shard, 0) + position.exposure_micros
+            self._balance.setdefault(shard, 0)
             self._touch()
             return position
 
@@ -280,7 +357,7 @@ class Account:
             previous = self._positions.pop(ticker, None)
             if previous is None:
                 return False
-            self._portfolio_micros -= previous.exposure_micros
+            self._portfolio[previous.exchange_index] -= previous.exposure_micros
             self._touch()
             return True
 
@@ -340,6 +417,7 @@ class Account:
                 status="resting",
                 client_order_id=client_order_id or f"sim-{self._next_seq}",
                 created_time=self._clock(),
+                exchange_index=market.exchange_index,
             )
             self._next_seq += 1
             self._touch()
@@ -397,6 +475,12 @@ class Account:
             )
             self._touch()
             return True
+
+    def _shard_of(self, ticker: str) -> int:
+        try:
+            return self._markets.market(ticker).exchange_index
+        except KeyError:
+            return 0
 
     def _mark_micros(self, ticker: str, position_centi: int) -> int:
         try:

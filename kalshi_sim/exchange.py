@@ -25,6 +25,7 @@ from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
 from kalshi_sim.rest_server import RestApi
+from kalshi_sim.status import ExchangeStatusBoard
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
 from kalshi_sim.ws_server import WsFeed
 
@@ -68,6 +69,8 @@ class EmbeddedExchange:
         self.faults = ExchangeFaults()
         self.markets = MarketSet.generate(count=self.config.markets, seed=self.config.seed)
         self.account = Account.demo(self.markets, seed=self.config.seed)
+        self.status = ExchangeStatusBoard()
+        """Pause switches (trading per shard, whole exchange) behind ``/exchange/status``."""
         self._key_dir_owner: tempfile.TemporaryDirectory[str] | None = None
         key_dir = self.config.key_dir
         if key_dir is None:

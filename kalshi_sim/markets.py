@@ -19,6 +19,25 @@ from kalshi_api.orderbook_digest import book_digest
 CENT = MICROS_PER_DOLLAR // 100
 DECI_CENT = CENT // 10
 
+SHARD_DESCRIPTIONS: dict[int, str] = {
+    0: "Kalshi (default)",
+    1: "Combos",
+    2: "Crypto",
+    3: "Tennis & baseball",
+}
+"""The exchange shards (``exchange_index``) Kalshi runs today [SH], each with its own collateral."""
+
+_SERIES_SHARD = {"KXBTCD": 2}
+"""Series listed on a shard other than the default one (crypto lives on shard 2)."""
+
+
+def shard_of_series(series_ticker: str) -> int:
+    """The ``exchange_index`` a series' markets trade on (0 unless listed elsewhere)."""
+    if series_ticker.startswith("KXMVE"):
+        return 1
+    return _SERIES_SHARD.get(series_ticker, 0)
+
+
 _SERIES = (
     ("KXHIGHNY", "Highest temperature in NYC", "B{:.1f}", (40.0, 70.0)),
     ("KXFED", "Fed funds upper bound", "T{:.2f}", (3.0, 5.0)),
@@ -61,6 +80,7 @@ class SimMarket:
     frozen_book: bool = False
     """True for the deliberately empty / one-sided books, which the stream never touches."""
     status: str = "active"
+    exchange_index: int = 0
     yes: dict[int, int] = field(default_factory=dict)
     no: dict[int, int] = field(default_factory=dict)
 
@@ -83,6 +103,7 @@ class MarketSet:
     def __init__(self, markets: list[SimMarket], seed: int) -> None:
         self.lock = threading.RLock()
         self._markets = {m.ticker: m for m in markets}
+        self._listing_keys = {m.ticker: f"{index:06d}" for index, m in enumerate(markets)}
         self._streamable = [m for m in markets if not m.frozen_book]
         self._rng = random.Random(seed ^ 0x5EED)
 
@@ -91,20 +112,23 @@ class MarketSet:
         """Build ``count`` markets deterministically from ``seed``.
 
         Market 1 (if present) has sub-penny ticks, market 2 only YES bids, market 3 an
-        empty book; every other third market trades fractional sizes.
+        empty book; every other third market trades fractional sizes. Linear in ``count``
+        (tickers are checked against a set), so 20,000 markets take well under a second.
         """
         if count < 1:
             raise ValueError("the exchange needs at least one market")
         rng = random.Random(seed)
         markets: list[SimMarket] = []
+        taken: set[str] = set()
         for index in range(count):
             series, title, strike_format, (low, high) = _SERIES[index % len(_SERIES)]
             day = 24 + (index // len(_SERIES)) % 5
             event_ticker = f"{series}-26NOV{day:02d}"
             strike = strike_format.format(low + (high - low) * rng.random())
             ticker = f"{event_ticker}-{strike}"
-            while ticker in {m.ticker for m in markets}:
-                ticker += "X"
+            if ticker in taken:
+                ticker = _unique(ticker, taken)
+            taken.add(ticker)
             structure = {1: "deci_cent", 4: "tapered_deci_cent"}.get(index, "linear_cent")
             market = SimMarket(
                 ticker=ticker,
@@ -113,9 +137,10 @@ class MarketSet:
                 market_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 title=f"{title} {strike}",
                 price_level_structure=structure,
-                fair_micros=rng.randrange(15, 86) * CENT,
+                fair_micros=_draw(rng, 15, 85) * CENT,
                 fractional=index % 3 == 0 or index == 1,
                 frozen_book=index in (2, 3),
+                exchange_index=shard_of_series(series),
             )
             if index != 3:
                 _seed_book(market, rng, no_side=index != 2)
@@ -128,6 +153,11 @@ class MarketSet:
 
     def markets(self) -> list[SimMarket]:
         return list(self._markets.values())
+
+    def listing_keys(self) -> dict[str, str]:
+        """Ticker -> sortable key of its listing position (creation order), built once:
+        paging a 20,000-market listing must not rebuild it for every page."""
+        return self._listing_keys
 
     def market(self, ticker: str) -> SimMarket:
         """The market, or KeyError for an unknown ticker."""
@@ -167,26 +197,48 @@ class MarketSet:
             return Delta(market.ticker, side, price, delta)
 
 
+def _unique(ticker: str, taken: set[str]) -> str:
+    """``ticker`` with the fewest ``X``s appended that makes it new (as before), then a number.
+
+    Appending X one at a time is what small sets always did (kept so their tickers do not
+    change); a dense event would pile up dozens, so past a few a counter takes over.
+    """
+    for _ in range(3):
+        ticker += "X"
+        if ticker not in taken:
+            return ticker
+    number = 2
+    while f"{ticker}{number}" in taken:
+        number += 1
+    return f"{ticker}{number}"
+
+
+def _draw(rng: random.Random, low: int, high: int) -> int:
+    """An integer in ``[low, high]``; ``randint`` costs ~1 us a call, which is most of the
+    time to generate 20,000 markets (~30 draws each)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
 def _random_price(market: SimMarket, side: str, rng: random.Random) -> int:
     """A price on the market's tick grid, below the fair value on its own leg (no crossing)."""
     fair = market.fair_micros if side == "yes" else MICROS_PER_DOLLAR - market.fair_micros
-    price = max(CENT, fair - rng.randint(1, 12) * CENT)
+    price = max(CENT, fair - _draw(rng, 1, 12) * CENT)
     if market.tick_at(price) == DECI_CENT:
-        price += rng.randrange(0, 10) * DECI_CENT
+        price += _draw(rng, 0, 9) * DECI_CENT
         price = min(price, fair - CENT)
     return max(DECI_CENT if market.tick_at(CENT) == DECI_CENT else CENT, price)
 
 
 def _random_size(market: SimMarket, rng: random.Random) -> int:
-    whole = rng.randint(1, 500) * 100
-    return whole + (rng.choice((25, 50, 75)) if market.fractional else 0)
+    whole = _draw(rng, 1, 500) * 100
+    return whole + ((25, 50, 75)[_draw(rng, 0, 2)] if market.fractional else 0)
 
 
 def _seed_book(market: SimMarket, rng: random.Random, *, no_side: bool) -> None:
-    for _ in range(rng.randint(4, 10)):
+    for _ in range(_draw(rng, 4, 10)):
         price = _random_price(market, "yes", rng)
         market.yes[price] = market.yes.get(price, 0) + _random_size(market, rng)
     if no_side:
-        for _ in range(rng.randint(4, 10)):
+        for _ in range(_draw(rng, 4, 10)):
             price = _random_price(market, "no", rng)
             market.no[price] = market.no.get(price, 0) + _random_size(market, rng)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, unquote
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
 from kalshi_sim.markets import BookLevels, SimMarket
+from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
 from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
 
 if TYPE_CHECKING:
@@ -133,6 +135,8 @@ class RestApi:
 
         ``path`` is the raw request path (as signed), ``query_text`` the raw query string.
         """
+        if self.exchange.status.exchange_paused and not path.endswith("/exchange/status"):
+            return 503, EXCHANGE_PAUSED_ERROR
         try:
             return 200, self._route(method, path, query_text, headers)
         except ApiError as error:
@@ -183,24 +187,16 @@ class RestApi:
 
     # -- exchange and markets ---------------------------------------------------------------------
     def _exchange_status(self, query: Mapping[str, str]) -> dict[str, Any]:
-        status = {"exchange_active": True, "trading_active": True}
-        return {
-            **status,
-            "exchange_estimated_resume_time": None,
-            "intra_exchange_transfers_active": True,
-            "exchange_index_statuses": [
-                {
-                    "exchange_index": 0,
-                    "description": "Kalshi (embedded simulator)",
-                    **status,
-                    "intra_exchange_transfers_active": True,
-                }
-            ],
-        }
+        status, body = self.exchange.status.response()
+        if status != 200:
+            paused = ApiError(status, "exchange_unavailable", "exchange is paused")
+            paused.body = body  # Kalshi sends the status body itself with the 503 [MP]
+            raise paused
+        return body
 
     def _markets(self, query: Mapping[str, str]) -> dict[str, Any]:
         markets = self.exchange.markets.markets()
-        listing_order = {m.ticker: f"{index:06d}" for index, m in enumerate(markets)}
+        listing_order = self.exchange.markets.listing_keys()
         status = query.get("status", "")
         if status:
             if status not in _STATUS_FILTER:
@@ -257,14 +253,8 @@ class RestApi:
 
     # -- portfolio --------------------------------------------------------------------------------
     def _balance(self, query: Mapping[str, str]) -> dict[str, Any]:
-        snapshot = self.exchange.account.snapshot()
-        return {
-            "balance": snapshot.balance_cents,
-            "balance_dollars": snapshot.balance_dollars,
-            "portfolio_value": snapshot.portfolio_value_cents,
-            "updated_ts": snapshot.updated_ts,
-            "balance_breakdown": [{"exchange_index": 0, "balance": snapshot.balance_dollars}],
-        }
+        shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
+        return self.exchange.account.balance_response(shard)
 
     def _positions(self, query: Mapping[str, str]) -> dict[str, Any]:
         settlement = query.get("settlement_status", "") or "unsettled"
@@ -278,6 +268,9 @@ class RestApi:
             positions = [p for p in positions if p.ticker == query["ticker"]]
         if query.get("event_ticker"):
             positions = [p for p in positions if p.event_ticker == query["event_ticker"]]
+        shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
+        if shard is not None:
+            positions = [p for p in positions if p.exchange_index == shard]
         if "position" in count_filter:
             positions = [p for p in positions if p.position_centi]
         if "total_traded" in count_filter:
@@ -301,6 +294,9 @@ class RestApi:
             raise _bad_request(f"at most {MAX_EVENT_TICKERS} event tickers")
         if events:
             orders = [o for o in orders if o.event_ticker in events]
+        shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
+        if shard is not None:
+            orders = [o for o in orders if o.exchange_index == shard]
         min_ts = _int_param(query, "min_ts", default=None, low=0)
         max_ts = _int_param(query, "max_ts", default=None, low=0)
         if min_ts is not None:
@@ -330,7 +326,8 @@ class RestApi:
         cursor = query.get("cursor", "")
         if cursor:
             after = _decode_cursor(cursor, kind)
-            items = [item for item in items if key(item) > after]
+            # Items arrive sorted by key: a bisect keeps paging a long listing linear.
+            items = items[bisect.bisect_right(items, after, key=key) :]
         page = list(items[:size])
         next_cursor = _encode_cursor(kind, key(page[-1])) if len(items) > size else ""
         return page, next_cursor
@@ -460,7 +457,7 @@ def _close_time(event_ticker: str) -> str:
 def _position_json(position: SimPosition) -> dict[str, Any]:
     return {
         "ticker": position.ticker,
-        "exchange_index": 0,
+        "exchange_index": position.exchange_index,
         "total_traded_dollars": format_dollars(position.total_traded_micros),
         "position_fp": format_count(position.position_centi),
         "market_exposure_dollars": format_dollars(position.exposure_micros),
@@ -516,5 +513,5 @@ def _order_json(order: SimOrder) -> dict[str, Any]:
         "order_group_id": None,
         "cancel_order_on_pause": False,
         "subaccount_number": 0,
-        "exchange_index": 0,
+        "exchange_index": order.exchange_index,
     }

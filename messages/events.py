@@ -13,7 +13,7 @@ from pydantic import Field
 from messages.base import Message
 from messages.faults import InjectFault
 from messages.metadata import StateMetadata, SyncType
-from messages.results import SyncChanges, SyncState
+from messages.results import ShardAccount, SyncChanges, SyncState
 from messages.states import State
 
 
@@ -46,6 +46,8 @@ class KalshiSyncComplete(Event):
     sync_type: SyncType
     state: SyncState
     changes: SyncChanges | None
+    shards: tuple[ShardAccount, ...] = ()
+    """Per-exchange-shard balance and portfolio value; ``state`` holds their totals."""
 
 
 class StageFailureReported(Event):

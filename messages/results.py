@@ -46,6 +46,15 @@ class SyncState(Message):
     orders: int
 
 
+class ShardAccount(Message):
+    """One exchange shard's collateral after a sync (integer cents) and its trading flag."""
+
+    exchange_index: int
+    balance: int
+    portfolio_value: int
+    trading_active: bool
+
+
 class SyncChanges(Message):
     """Signed differences against the previous sync, as the seed's strings (``"+120"``)."""
 
@@ -71,6 +80,8 @@ class SyncCompleted(Message):
     state: SyncState
     changes: SyncChanges | None
     trading_client: TradingClientSummary
+    shards: tuple[ShardAccount, ...] = ()
+    """Per-shard breakdown; ``state`` holds the totals across these shards."""
 
 
 class StageSucceeded(Message):

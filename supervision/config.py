@@ -70,7 +70,8 @@ class SupervisorConfig(BaseModel):
     ws_url: str
     markets: tuple[str, ...] | None = None
     """Explicit tickers (``mode: config``); None discovers open markets (``mode: discovery``)."""
-    market_count: int = Field(default=20, ge=1, le=1000)
+    market_count: int | None = Field(default=20, ge=1)
+    """How many open markets discovery takes; None takes every open market (paginated)."""
     series: str | None = None
     trading_enabled: bool = True
     use_yes_price: bool = False

@@ -47,6 +47,7 @@ def rest_exchange(_shared_rest_exchange: EmbeddedExchange) -> EmbeddedExchange:
     """
     exchange = _shared_rest_exchange
     exchange.faults.clear()
+    exchange.status.resume()
     exchange.account = Account.demo(exchange.markets, seed=exchange.config.seed)
     exchange.oplog.clear()
     return exchange

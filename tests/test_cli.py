@@ -556,6 +556,11 @@ def _bad_config_cases(
             "not-a-key.pem",
         ),
         "malformed_ticker": (["--markets", "bad ticker"], "bad ticker"),
+        # 80,000 characters of tickers: past httpx's 65,536-character query limit unbatched.
+        "five_thousand_unknown_tickers": (
+            ["--markets", ",".join(f"KXNOPE-T{i:05d}" for i in range(5000))],
+            "KXNOPE-T00000, KXNOPE-T00001",
+        ),
         "unreachable_exchange": (
             ["--env", "paper", *unreachable, "--key-id", "K", "--private-key", str(key_file)],
             f"127.0.0.1:{closed}",
@@ -578,6 +583,7 @@ BAD_CONFIG_IDS = [
     "key_file_is_directory",
     "key_file_not_pem",
     "malformed_ticker",
+    "five_thousand_unknown_tickers",
     "unreachable_exchange",
     "status_port_in_use",
     "bad_deadline",

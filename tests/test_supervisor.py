@@ -115,9 +115,36 @@ def test_cold_start_when_trading_enabled_publishes_kalshi_sync_complete_with_tru
         assert syncs[0].state.model_dump() == account_truth(exchange)
         assert syncs[0].changes is None
         record = json.loads(syncs[0].model_dump_json())
-        assert set(record) == {"type", "timestamp", "sync_type", "state", "changes"}
+        assert set(record) == {"type", "timestamp", "sync_type", "state", "changes", "shards"}
         assert record["type"] == "kalshi_sync_complete"
         assert record["sync_type"] == "initial"
+        # Totals across shards, and the breakdown that adds up to them [SH].
+        assert [
+            (s["exchange_index"], s["balance"], s["portfolio_value"]) for s in record["shards"]
+        ] == [
+            (s.exchange_index, s.balance_cents, s.portfolio_value_cents)
+            for s in exchange.account.shard_snapshots()
+        ]
+        assert (
+            sum(s["portfolio_value"] for s in record["shards"])
+            == record["state"]["portfolio_value"]
+        )
+
+
+def test_sync_when_trading_paused_on_a_shard_reports_it_in_the_breakdown(
+    exchange: EmbeddedExchange,
+) -> None:
+    exchange.status.pause_trading(2)
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        syncs = [e for e in supervisor.recorder.events() if isinstance(e, KalshiSyncComplete)]
+        assert [(s.exchange_index, s.trading_active) for s in syncs[0].shards] == [
+            (0, True),
+            (1, True),
+            (2, False),
+            (3, True),
+        ]
+        assert syncs[0].state.model_dump() == account_truth(exchange)
 
 
 def test_cold_start_when_trading_disabled_goes_orderbook_connect_to_ready_without_trading_data(
@@ -179,7 +206,13 @@ def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_sta
         inside("ws_subscribe", State.ORDERBOOK_CONNECT)
         inside("ws_snapshot", State.ORDERBOOK_CONNECT)
         assert len(exchange.oplog.entries("ws_snapshot")) == len(exchange.markets.tickers())
-        inside("rest", State.TRADING_CLIENT_CONNECT, "GET /trade-api/v2/exchange/status")
+        # Trading connect reads the status first; the sync reads it again for the shard list.
+        status_calls = [op.at for op in ops if op.detail == "GET /trade-api/v2/exchange/status"]
+        assert len(status_calls) == 2
+        assert windows[State.TRADING_CLIENT_CONNECT][0] <= status_calls[0]
+        assert status_calls[0] <= windows[State.TRADING_CLIENT_CONNECT][1]
+        assert windows[State.KALSHI_DATA_SYNC][0] <= status_calls[1]
+        assert status_calls[1] <= windows[State.KALSHI_DATA_SYNC][1]
         inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/positions")
         inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/orders")
         balance_calls = [
@@ -187,9 +220,10 @@ def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_sta
         ]
         trading_start, trading_end = windows[State.TRADING_CLIENT_CONNECT]
         sync_start, sync_end = windows[State.KALSHI_DATA_SYNC]
-        assert len(balance_calls) == 2
+        # Trading connect: one; the sync: the total, then one per shard [SH].
+        assert len(balance_calls) == 2 + len(exchange.account.shard_indexes())
         assert trading_start <= balance_calls[0] <= trading_end
-        assert sync_start <= balance_calls[1] <= sync_end
+        assert all(sync_start <= at <= sync_end for at in balance_calls[1:])
 
 
 def test_update_sync_when_account_changes_reports_changes_and_stays_ready(
@@ -198,8 +232,7 @@ def test_update_sync_when_account_changes_reports_changes_and_stays_ready(
     config = make_config(exchange, sync_interval=0.05)
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
-        before = account_truth(exchange)
-        exchange.account.set_balance(before["balance"] + 120)
+        exchange.account.set_balance(exchange.account.balance_cents(0) + 120)  # shard 0
         exchange.account.add_resting_order(exchange.markets.tickers()[0])
 
         def changed(events: list[object]) -> KalshiSyncComplete | None:
@@ -281,6 +314,20 @@ def test_discovery_when_series_given_follows_only_open_markets_of_that_series(
         assert metadata["market_count"] == len(expected)
         assert metadata["markets"] == list(OrderbookConnectMetadata.summarize_markets(expected))
         assert metadata_of(supervisor, State.READY)["markets_connected"] == len(expected)
+
+
+def test_discovery_when_market_count_all_takes_every_open_market_across_pages() -> None:
+    exchange = start_exchange(markets=1200, page_size=100)  # more than Kalshi's largest page
+    try:
+        config = make_config(exchange, market_count=None, trading_enabled=False)
+        with running_supervisor(exchange, config) as supervisor:
+            assert supervisor.wait_for_state(State.READY, WAIT)
+            assert metadata_of(supervisor, State.ORDERBOOK_CONNECT)["market_count"] == 1200
+            assert metadata_of(supervisor, State.READY)["markets_connected"] == 1200
+            pages = [e for e in exchange.oplog.entries("rest") if e.detail.endswith("/markets")]
+            assert len(pages) >= 12
+    finally:
+        exchange.stop()
 
 
 def test_discovery_when_market_count_is_small_takes_only_that_many(

@@ -137,3 +137,21 @@ def test_run_settings_when_every_run_flag_listed_has_a_field() -> None:
     }
 
     assert dests == set(RunSettings.model_fields)
+
+
+def test_load_settings_when_market_count_all_from_flag_env_or_file_means_every_market(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli.arguments import market_count
+
+    flag, _ = load_settings({"market_count": market_count("all")})
+    monkeypatch.setenv("KALSHI_SUPERVISOR_MARKET_COUNT", "ALL")
+    env, _ = load_settings({})
+    monkeypatch.delenv("KALSHI_SUPERVISOR_MARKET_COUNT")
+    file = tmp_path / "s.toml"
+    file.write_text('market_count = "all"\n')
+    toml, _ = load_settings({}, file)
+    for settings in (flag, env, toml):
+        config = settings.supervisor_config(rest_url="http://x", ws_url="ws://x")
+        assert config.market_count is None
+    assert market_count("7") == 7

@@ -18,6 +18,7 @@ from kalshi_api.auth import (
     HEADER_KEY,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    MAX_MONOTONIC_SKEW_MS,
     PRIVATE_KEY_ENV,
     KalshiSigner,
     KeyLoadError,
@@ -119,6 +120,29 @@ def test_headers_when_clock_steps_back_timestamps_never_repeat(
     assert stamps == [5_000, 5_001, 5_002, 6_000]
 
 
+def test_headers_when_wall_clock_steps_back_an_hour_follow_the_clock(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    hour = 3_600_000
+    now = [10 * hour]
+    signer = KalshiSigner(KEY_ID, rsa_key, clock_ms=lambda: now[0])
+    first = int(signer.headers("GET", "/x")[HEADER_TIMESTAMP])
+    now[0] -= hour
+    stepped = [int(signer.headers("GET", "/x")[HEADER_TIMESTAMP]) for _ in range(3)]
+    assert first == 10 * hour
+    # Follows the clock (no hour-ahead pin), and still strictly increasing within the skew.
+    assert stepped == [9 * hour, 9 * hour + 1, 9 * hour + 2]
+
+
+def test_headers_when_clock_jitters_back_within_skew_stay_strictly_increasing(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    times = iter([50_000, 50_000 - MAX_MONOTONIC_SKEW_MS + 10, 50_000 - MAX_MONOTONIC_SKEW_MS - 10])
+    signer = KalshiSigner(KEY_ID, rsa_key, clock_ms=lambda: next(times))
+    stamps = [int(signer.headers("GET", "/x")[HEADER_TIMESTAMP]) for _ in range(3)]
+    assert stamps == [50_000, 50_001, 50_000 - MAX_MONOTONIC_SKEW_MS - 10]
+
+
 def test_headers_when_key_is_ed25519_signs_message_directly() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     signer = KalshiSigner.from_pem(KEY_ID, _pem(key, "pkcs8"))
@@ -157,7 +181,8 @@ def test_get_balance_when_ed25519_key_registered_is_accepted(
     key_id = rest_exchange.keys.register_public_key(public_pem)
     signer = KalshiSigner.from_pem(key_id, _pem(key, "pkcs8"))
     with KalshiRestClient(rest_exchange.rest_url, signer) as client:
-        assert client.get_balance().portfolio_value == rest_exchange.account.portfolio_value_cents()
+        value = client.get_balance().portfolio_value
+        assert value == rest_exchange.account.portfolio_value_cents(0)  # default shard [SH]
 
 
 def test_get_balance_when_demo_key_file_loaded_is_accepted(rest_exchange: EmbeddedExchange) -> None:

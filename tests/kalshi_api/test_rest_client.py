@@ -126,6 +126,8 @@ def test_get_exchange_status_when_exchange_up_reports_active(
 def test_get_balance_when_account_changed_reports_exact_cents_and_dollars(
     rest_exchange: EmbeddedExchange,
 ) -> None:
+    for shard in rest_exchange.account.shard_indexes():  # all the cash on the default shard
+        rest_exchange.account.set_balance(0, exchange_index=shard)
     rest_exchange.account.set_balance(123_456)
     rest_exchange.account.set_portfolio_value(78_900)
     with _client(rest_exchange) as client:

@@ -287,11 +287,15 @@ def test_get_portfolio_when_auth_rejection_fault_pending_answers_401_despite_val
 
 
 def test_get_balance_when_signed_reports_account_in_cents_and_dollars(wire: Wire) -> None:
-    wire.exchange.account.set_balance(123_457)
+    account = wire.exchange.account
+    for shard in account.shard_indexes():
+        account.set_balance(0, exchange_index=shard)
+    account.set_balance(123_457)
     body = wire.signed("/portfolio/balance").json()
     assert body["balance"] == 123_457
     assert body["balance_dollars"] == "1234.5700"
-    assert body["portfolio_value"] == wire.exchange.account.portfolio_value_cents()
+    # Unscoped, portfolio_value covers the default shard only [SH].
+    assert body["portfolio_value"] == account.portfolio_value_cents(0)
     assert isinstance(body["updated_ts"], int)
 
 
