@@ -18,7 +18,7 @@ import pykka
 
 from actors.context import StageContext
 from messages.base import Message
-from messages.commands import Connect, Describe, Ping
+from messages.commands import Connect, Describe, Ping, Query
 from messages.faults import ActorFault, InjectFault
 from messages.results import StageFailed, StageSucceeded
 from messages.states import State
@@ -181,7 +181,7 @@ class StageActor(pykka.ThreadingActor):
             raise
 
     def on_receive(self, message: Any) -> Any:
-        if self._slow_remaining > 0:
+        if self._slow_remaining > 0 and not isinstance(message, Query):
             self._slow_remaining -= 1
             self.controls.release.wait(self._slow_seconds)
         try:

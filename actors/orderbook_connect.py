@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.base import StageActor
+from kalshi_api.book_view import BookDepth as DepthView
+from kalshi_api.book_view import BookTop
+from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import (
     OrderbookStream,
@@ -23,9 +26,17 @@ from kalshi_api.ws_session import (
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import BookDigests, Report
+from messages.commands import BookDepth, BookDigests, BookTops, Report, StreamHealth
 from messages.metadata import OrderbookConnectMetadata
-from messages.results import OrderbookReport, StreamIncident
+from messages.results import (
+    BookDepthReport,
+    BookTopsReport,
+    OrderbookReport,
+    PriceLevel,
+    StreamHealthReport,
+    StreamIncident,
+    TopOfBook,
+)
 from messages.states import State
 
 
@@ -86,6 +97,12 @@ class OrderbookConnectActor(StageActor):
             return self.report()
         if isinstance(message, BookDigests):
             return self._book_digests(message.timeout)
+        if isinstance(message, BookTops):
+            return self.book_tops()
+        if isinstance(message, BookDepth):
+            return self.book_depth(message.ticker)
+        if isinstance(message, StreamHealth):
+            return self.stream_health()
         return super().handle(message)
 
     def disconnect(self) -> None:
@@ -96,6 +113,38 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+
+    # -- read-only views for the console (never fail the stage) ---------------------------
+    def book_tops(self) -> BookTopsReport:
+        stream = self._stream
+        if stream is None:
+            return BookTopsReport(books=())
+        return BookTopsReport(books=tuple(_top_of_book(top, age) for top, age in stream.tops()))
+
+    def book_depth(self, ticker: str) -> BookDepthReport | None:
+        stream = self._stream
+        read = stream.depth(ticker) if stream is not None else None
+        if read is None:
+            return None
+        depth, age = read
+        return _depth_report(depth, age)
+
+    def stream_health(self) -> StreamHealthReport:
+        stream = self._stream
+        if stream is None:
+            return StreamHealthReport.nothing_yet()
+        counters = {
+            name: value
+            for name, value in stream.stats.as_dict().items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        }
+        return StreamHealthReport(
+            connected=stream.connected,
+            markets=len(stream.tickers),
+            live_markets=stream.synced_market_count(),
+            counters=counters,
+            last_frame_age_seconds=stream.last_frame_age(),
+        )
 
     def _book_digests(self, timeout: float) -> dict[str, str]:
         stream = self._stream
@@ -156,3 +205,35 @@ class OrderbookConnectActor(StageActor):
             self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
         elif isinstance(event, StreamTerminalError):
             self._incident("terminal_error", f"code {event.code}: {event.message}")
+
+
+# -- views: micro-dollars and centi-contracts become exact decimal strings -------------------
+def _top_of_book(top: BookTop, age: float) -> TopOfBook:
+    bid, no_bid = top.best_yes_bid, top.best_no_bid
+    return TopOfBook(
+        ticker=top.ticker,
+        stale=top.stale,
+        best_yes_bid=None if bid is None else format_dollars(bid[0]),
+        best_yes_bid_size=None if bid is None else format_count(bid[1]),
+        best_yes_ask=None if no_bid is None else format_dollars(MICROS_PER_DOLLAR - no_bid[0]),
+        best_yes_ask_size=None if no_bid is None else format_count(no_bid[1]),
+        yes_levels=top.yes_levels,
+        no_levels=top.no_levels,
+        unchanged_for_seconds=round(age, 3),
+    )
+
+
+def _depth_report(depth: DepthView, age: float) -> BookDepthReport:
+    return BookDepthReport(
+        ticker=depth.ticker,
+        stale=depth.stale,
+        unchanged_for_seconds=round(age, 3),
+        yes_bids=tuple(
+            PriceLevel(price=format_dollars(price), size=format_count(size))
+            for price, size in reversed(depth.yes)
+        ),
+        yes_asks=tuple(
+            PriceLevel(price=format_dollars(MICROS_PER_DOLLAR - price), size=format_count(size))
+            for price, size in reversed(depth.no)
+        ),
+    )

@@ -11,6 +11,8 @@ Routes:
 - ``GET /alive``       200 while the process serves;
 - ``GET /ready``       200 only in READY, else 503;
 - ``GET /metrics``     Prometheus text, from a per-server ``CollectorRegistry``;
+- ``GET /books``       top of book per market, with staleness (from the orderbook stage);
+- ``GET /books/{ticker}`` one market's depth (404 for a market the stream does not carry);
 - ``POST /inject``     fault injection, bearer token required.
 
 Security, in order of the fences: the Host header must name the bound address (a DNS
@@ -49,6 +51,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.book_source import BookSource, BooksUnavailable, NoOrderbookStage
 from app.console_errors import (
     UNAUTHORIZED_MESSAGE,
     ConsoleServerError,
@@ -77,6 +80,9 @@ MAX_BODY_BYTES = 64 * 1024
 
 SEND_TIMEOUT_SECONDS = 5.0
 """A single send that does not complete in this long means the client stopped reading."""
+
+MAX_TICKER_LENGTH = 128
+"""Kalshi tickers are a few dozen characters; a longer path segment is not one."""
 
 MAX_CONNECTIONS = 200
 """uvicorn's ``limit_concurrency``: connections beyond this get 503 instead of a thread/task."""
@@ -213,6 +219,70 @@ class _RecorderCollector:
         yield dropped_family
 
 
+class _BooksCollector:
+    """Stream counters, last-frame age and per-book staleness, asked of the stage per scrape.
+
+    A stage that is absent or does not answer yields no series (and ``..._answering 0``),
+    so a scrape never fails because the orderbook stage is restarting.
+    """
+
+    def __init__(self, books: BookSource) -> None:
+        self._books = books
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            health = self._books.health()
+            tops = self._books.tops()
+        except BooksUnavailable:
+            yield GaugeMetricFamily(
+                "kalshi_supervisor_orderbook_stage_answering",
+                "1 when the orderbook stage answered this scrape",
+                value=0.0,
+            )
+            return
+        yield GaugeMetricFamily(
+            "kalshi_supervisor_orderbook_stage_answering",
+            "1 when the orderbook stage answered this scrape",
+            value=1.0,
+        )
+        yield GaugeMetricFamily(
+            "kalshi_supervisor_orderbook_connected",
+            "1 while the orderbook WebSocket is open",
+            value=1.0 if health["connected"] else 0.0,
+        )
+        yield _counter(
+            "kalshi_supervisor_orderbook_stream",
+            "Orderbook stream counters (frames, gaps, resyncs, reconnects, ...) by name",
+            "counter",
+            dict(health["counters"]),
+        )
+        age = health["last_frame_age_seconds"]
+        if age is not None:
+            yield GaugeMetricFamily(
+                "kalshi_supervisor_orderbook_last_frame_age_seconds",
+                "Seconds since the orderbook stream last received a frame",
+                value=age,
+            )
+        unchanged = GaugeMetricFamily(
+            "kalshi_supervisor_book_unchanged_seconds",
+            "Seconds since each book was last seen to change (resolution: between reads)",
+            labels=["market"],
+        )
+        stale = GaugeMetricFamily(
+            "kalshi_supervisor_book_stale",
+            "1 while the stream marks a book stale (before its snapshot, during a repair)",
+            labels=["market"],
+        )
+        for book in tops["books"]:
+            unchanged.add_metric([book["ticker"]], book["unchanged_for_seconds"])
+            stale.add_metric([book["ticker"]], 1.0 if book["stale"] else 0.0)
+        yield unchanged
+        yield stale
+
+
 def _counter(name: str, documentation: str, label: str, values: dict[str, int]) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=[label])
     for key, value in sorted(values.items()):
@@ -291,6 +361,7 @@ class ConsoleServer:
         token: str,
         inject: InjectCallback,
         status: StatusCallback | None = None,
+        books: BookSource | None = None,
         trading_enabled: bool = True,
         max_connections: int = MAX_CONNECTIONS,
         send_timeout: float = SEND_TIMEOUT_SECONDS,
@@ -303,6 +374,7 @@ class ConsoleServer:
         self._token = token.encode("utf-8")
         self._inject = inject
         self._status = status or recorder.status
+        self._books = books
         self.trading_enabled = trading_enabled
         self.max_connections = max_connections
         self.send_timeout = send_timeout
@@ -312,6 +384,8 @@ class ConsoleServer:
         self._feed = _Feed(recorder)
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_RecorderCollector(recorder, self._feed.counts))  # type: ignore[arg-type]
+        if books is not None:
+            self._registry.register(_BooksCollector(books))  # type: ignore[arg-type]
         self._allowed: frozenset[str] | None = frozenset()
         self._thread: ServerThread | None = None
         self.app = self._build_app()
@@ -400,6 +474,8 @@ class ConsoleServer:
             Route("/ready", self._ready, methods=["GET"]),
             Route("/status", self._status_route, methods=["GET"]),
             Route("/metrics", self._metrics, methods=["GET"]),
+            Route("/books", self._books_route, methods=["GET"]),
+            Route("/books/{ticker:str}", self._book_route, methods=["GET"]),
             Route("/inject", self._inject_route, methods=["POST"]),
             WebSocketRoute("/ws", self._ws),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -458,12 +534,60 @@ class ConsoleServer:
         except Exception as exc:
             logger.exception("console status callback failed")
             return _error(500, f"{type(exc).__name__}: {exc}")
+        if self._books is not None:
+            payload["orderbook_stream"] = await run_in_threadpool(self._stream_health)
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
+
+    def _stream_health(self) -> dict[str, Any]:
+        """The stream's health for ``/status``, or why there is none (never an error)."""
+        assert self._books is not None
+        try:
+            return {"available": True, **self._books.health()}
+        except BooksUnavailable as exc:
+            return {"available": False, "reason": one_line(str(exc))}
 
     async def _metrics(self, request: Request) -> Response:
         if (refused := self._read_refused(request)) is not None:
             return refused
-        return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST)
+        # Collecting asks the orderbook stage (bounded by its timeout): off the event loop.
+        body = await run_in_threadpool(generate_latest, self._registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    async def _books_route(self, request: Request) -> Response:
+        if (refused := self._read_refused(request)) is not None:
+            return refused
+        no_store = {"Cache-Control": "no-store"}
+        if self._books is None:
+            return JSONResponse(
+                {"available": False, "reason": "no orderbook stage here", "books": []},
+                headers=no_store,
+            )
+        try:
+            tops = await run_in_threadpool(self._books.tops)
+        except BooksUnavailable as exc:
+            if isinstance(exc, NoOrderbookStage):
+                return JSONResponse(
+                    {"available": False, "reason": one_line(str(exc)), "books": []},
+                    headers=no_store,
+                )
+            return _error(exc.status, str(exc))
+        return JSONResponse({"available": True, **tops}, headers=no_store)
+
+    async def _book_route(self, request: Request) -> Response:
+        if (refused := self._read_refused(request)) is not None:
+            return refused
+        ticker = request.path_params["ticker"]
+        if self._books is None:
+            return _error(503, "no orderbook stage here")
+        if not ticker or len(ticker) > MAX_TICKER_LENGTH:
+            return _error(404, "no such market in the orderbook stream")
+        try:
+            depth = await run_in_threadpool(self._books.depth, ticker)
+        except BooksUnavailable as exc:
+            return _error(exc.status, str(exc))
+        if depth is None:
+            return _error(404, f"no market {ticker!r} in the orderbook stream")
+        return JSONResponse(dict(depth), headers={"Cache-Control": "no-store"})
 
     async def _inject_route(self, request: Request) -> Response:
         if "transfer-encoding" in request.headers:

@@ -80,6 +80,7 @@ class Supervisor:
 
     def start(self) -> Self:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
+        from app.stage_books import StageBooks
 
         self.events = EventBus(self._listeners)
         self._control = ConsoleServer(
@@ -88,6 +89,7 @@ class Supervisor:
             self.config.status_port,
             token=self._token,
             inject=self.inject,
+            books=StageBooks(),
             trading_enabled=self.config.trading_enabled,
         )
         self._control.start()

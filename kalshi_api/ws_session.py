@@ -41,6 +41,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from kalshi_api.book_view import BookDepth, BookTop, ChangeClock, depth_of, top_of
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
 from kalshi_api.loop_thread import LoopThread
 from kalshi_api.orderbook import Level, OrderBook
@@ -158,6 +159,8 @@ class OrderbookStream:
         self._timers: dict[Deadline, asyncio.TimerHandle] = {}
         self._price_cache: dict[Any, int] = {}
         self._count_cache: dict[Any, int] = {}
+        self._change_clock = ChangeClock()
+        """When each book was last seen to change, from reads (``tops``/``depth``) only."""
         """Memo tables for the hot path: a few hundred prices and a long tail of delta sizes
         repeat, and a dict hit is far cheaper than parsing. Bounded by ``_CACHE_LIMIT``."""
 
@@ -222,6 +225,37 @@ class OrderbookStream:
         """One book's ``(yes, no)`` levels, read on the stream thread (consistent)."""
         book = self._books[ticker]
         return self._runner.run_sync(book.levels)
+
+    def tops(self) -> list[tuple[BookTop, float]]:
+        """Every book's top with the seconds since it was last seen to change, in ticker order.
+
+        Read on the stream thread (each book from one instant; the hot path is untouched:
+        the change age comes from comparing reads, see :mod:`kalshi_api.book_view`).
+        """
+
+        def read() -> list[tuple[BookTop, float]]:
+            clock = self._change_clock
+            tops = [top_of(book) for book in self._books.values()]
+            return [(top, clock.age(top.ticker, top.signature)) for top in tops]
+
+        return self._runner.run_sync(read)
+
+    def depth(self, ticker: str) -> tuple[BookDepth, float] | None:
+        """One book's ladders and change age, read on the stream thread; None if not ours."""
+        book = self._books.get(ticker)
+        if book is None:
+            return None
+
+        def read() -> tuple[BookDepth, float]:
+            depth = depth_of(book)
+            return depth, self._change_clock.age(ticker, depth.signature)
+
+        return self._runner.run_sync(read)
+
+    def last_frame_age(self) -> float | None:
+        """Seconds since the last frame arrived, or None before the first."""
+        last = self.stats.last_frame_monotonic
+        return None if last == 0.0 else max(0.0, time.monotonic() - last)
 
     def drop_connection(self) -> None:
         """Client-side fault: abort the socket with no close frame, so the reconnect path runs."""

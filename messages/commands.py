@@ -43,3 +43,25 @@ class Shutdown(Message):
     """Stop everything in reverse start order and enter SHUTDOWN."""
 
     reason: str = "requested"
+
+
+class Query(Message):
+    """A read-only question to a stage: answered at once, never slowed by an injected fault.
+
+    The console asks these every second; they must neither consume a ``slow`` fault meant
+    for the stage's work nor fail the stage (an unknown name is answered with None).
+    """
+
+
+class BookTops(Query):
+    """Ask the orderbook stage for every book's top of book (a ``BookTopsReport``)."""
+
+
+class BookDepth(Query):
+    """Ask the orderbook stage for one book's ladders (a ``BookDepthReport``, None if unknown)."""
+
+    ticker: str
+
+
+class StreamHealth(Query):
+    """Ask the orderbook stage for its stream's counters and last-frame age."""

@@ -110,3 +110,64 @@ class StreamIncident(Message):
     generation: int
     kind: Literal["disconnected", "reconnected", "gap", "resynced", "terminal_error", "failed"]
     detail: str
+
+
+class TopOfBook(Message):
+    """One market's top of book for the console: exact decimal strings, never floats.
+
+    The YES ask is implied by the best NO bid (``1 - p``) and its size is that bid's size.
+    """
+
+    ticker: str
+    stale: bool
+    """The stream marks a book stale until its first snapshot and while a gap is repaired."""
+    best_yes_bid: str | None
+    best_yes_bid_size: str | None
+    best_yes_ask: str | None
+    best_yes_ask_size: str | None
+    yes_levels: int
+    no_levels: int
+    unchanged_for_seconds: float
+    """Seconds since the book was last seen to change (resolution: the interval between reads)."""
+
+
+class BookTopsReport(Message):
+    """Every book's top, read on the stream thread."""
+
+    books: tuple[TopOfBook, ...]
+
+
+class PriceLevel(Message):
+    price: str
+    """Dollars as an exact decimal string (``"0.5600"``)."""
+    size: str
+    """Contracts as an exact decimal string (``"12.00"``)."""
+
+
+class BookDepthReport(Message):
+    """One market's full ladders in YES terms, best first on each side."""
+
+    ticker: str
+    stale: bool
+    unchanged_for_seconds: float
+    yes_bids: tuple[PriceLevel, ...]
+    """YES bids, highest price first."""
+    yes_asks: tuple[PriceLevel, ...]
+    """YES asks (NO bids at ``1 - p``), lowest price first."""
+
+
+class StreamHealthReport(Message):
+    """The orderbook stream's counters, kept generic so new counters flow through untouched."""
+
+    connected: bool
+    markets: int
+    live_markets: int
+    counters: dict[str, int]
+    """Every integer counter of the stream's ``StreamStats``, by its attribute name."""
+    last_frame_age_seconds: float | None
+
+    @classmethod
+    def nothing_yet(cls) -> StreamHealthReport:
+        return cls(
+            connected=False, markets=0, live_markets=0, counters={}, last_frame_age_seconds=None
+        )
