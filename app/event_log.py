@@ -128,7 +128,7 @@ class EventRecorder:
             for name in event.stages:
                 self.restarts_by_stage[name] += 1
         elif isinstance(event, FaultInjected):
-            self.faults_by_target[str(event.fault.target.value)] += 1
+            self.faults_by_target[str(event.fault.target)] += 1
         elif event.type == "stream_healed":
             self.stream_heals_by_kind[str(getattr(event, "kind", "unknown"))] += 1
         elif isinstance(event, KalshiSyncComplete):

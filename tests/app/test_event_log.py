@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.event_log import EventRecorder, EventSinkError, JsonLinesSink
-from messages.events import RestartScheduled, StageFailure, StateTransition
+from messages.events import FaultInjected, RestartScheduled, StageFailure, StateTransition
+from messages.faults import InjectFault
 from messages.metadata import ShutdownMetadata, StartupMetadata
 from messages.states import State
 
@@ -70,6 +71,18 @@ def test_recorder_counts_restarts_per_stage() -> None:
     recorder(RestartScheduled(stages=("sync",), attempt=2, delay_ms=20))
 
     assert recorder.restarts_by_stage == {"orderbook": 1, "sync": 2}
+
+
+def test_recorder_counts_injected_faults_per_target_and_wakes_the_feed() -> None:
+    recorder = EventRecorder()
+    woken: list[int] = []
+    recorder.subscribe(lambda record: woken.append(record.id))
+    fault = InjectFault.model_validate({"target": "exchange", "fault": "seq_gap"})
+
+    recorder(FaultInjected(fault=fault))
+
+    assert dict(recorder.faults_by_target) == {"exchange": 1}
+    assert woken == [1]
 
 
 def test_wait_for_state_after_an_id_ignores_earlier_transitions() -> None:
