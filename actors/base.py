@@ -18,7 +18,7 @@ import pykka
 
 from actors.context import StageContext
 from messages.base import Message
-from messages.commands import Connect, Describe, Ping, Query
+from messages.commands import Connect, Describe, Ping, Query, StageOwner
 from messages.faults import ActorFault, InjectFault
 from messages.results import StageFailed, StageSucceeded
 from messages.states import State
@@ -206,6 +206,8 @@ class StageActor(pykka.ThreadingActor):
     def _dispatch(self, message: Any) -> Any:
         if isinstance(message, Ping):
             return True
+        if isinstance(message, StageOwner):
+            return self.parent.actor_urn
         if isinstance(message, InjectFault):
             return self._inject(message)
         if isinstance(message, Describe):

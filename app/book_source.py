@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 
-class BooksUnavailable(Exception):
+class BooksUnavailable(LookupError):
     """No answer about books: no orderbook stage runs, or it did not answer in time.
 
     ``status`` is the HTTP status the console answers with; the message is one line.

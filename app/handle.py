@@ -41,6 +41,7 @@ from supervision.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from app.console_server import ConsoleServer
+    from app.stage_books import StageBooks
 
 logger = logging.getLogger("kalshi_supervisor.app.handle")
 
@@ -76,6 +77,7 @@ class Supervisor:
         self._state_file = state_file
         self._token = new_token()
         self._control: ConsoleServer | None = None
+        self._books: StageBooks | None = None
         self.ref: pykka.ActorRef[SupervisorActor] | None = None
 
     def start(self) -> Self:
@@ -83,13 +85,14 @@ class Supervisor:
         from app.stage_books import StageBooks
 
         self.events = EventBus(self._listeners)
+        self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
         self._control = ConsoleServer(
             self.recorder,
             self.config.status_host,
             self.config.status_port,
             token=self._token,
             inject=self.inject,
-            books=StageBooks(),
+            books=self._books,
             trading_enabled=self.config.trading_enabled,
         )
         self._control.start()
@@ -155,13 +158,12 @@ class Supervisor:
 
     def book_digests(self, timeout: float = 5.0) -> dict[str, str]:
         """Every live book's digest, comparable with ``exchange.markets.digest(ticker)``."""
-        from actors.orderbook_connect import OrderbookConnectActor
+        from app.stage_books import StageBooks
         from messages.commands import BookDigests
 
-        refs = pykka.ActorRegistry.get_by_class(OrderbookConnectActor)
-        if not refs:
-            raise LookupError("no orderbook stage is running")
-        return refs[0].ask(BookDigests(timeout=timeout), timeout=timeout + 1.0)
+        books = self._books or StageBooks(lambda: self.ref.actor_urn if self.ref else None)
+        stage = books.stage()  # this supervisor's stage; NoOrderbookStage is a LookupError
+        return stage.ask(BookDigests(timeout=timeout), timeout=timeout + 1.0)
 
     def shutdown(self, reason: str = "requested", timeout: float = 2.0) -> bool:
         """SHUTDOWN from any state: stop stages in reverse order, close every socket."""

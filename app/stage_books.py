@@ -7,6 +7,7 @@ thread (the books' only writer), so each answer is consistent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -14,17 +15,46 @@ import pykka
 from actors.orderbook_connect import OrderbookConnectActor
 from app.book_source import BooksUnavailable, NoOrderbookStage
 from messages.base import Message
-from messages.commands import BookDepth, BookTops, Query, StreamHealth
+from messages.commands import BookDepth, BookTops, Query, StageOwner, StreamHealth
 
 READ_TIMEOUT_SECONDS = 1.0
 """The page polls once a second: an answer later than that is worth less than an error."""
 
 
 class StageBooks:
-    """Reads books and stream health from whichever orderbook stage actor is running."""
+    """Reads books and stream health from the orderbook stage of one supervisor.
 
-    def __init__(self, timeout: float = READ_TIMEOUT_SECONDS) -> None:
+    ``owner`` gives that supervisor's actor URN (None while it is not running: no stage).
+    The stage found is remembered until it stops, so a read is normally a single ``ask``.
+    """
+
+    def __init__(
+        self,
+        owner: Callable[[], str | None],
+        timeout: float = READ_TIMEOUT_SECONDS,
+    ) -> None:
         self.timeout = timeout
+        self._owner = owner
+        self._stage: pykka.ActorRef[Any] | None = None
+
+    def stage(self) -> pykka.ActorRef[Any]:
+        """The running orderbook stage actor of our supervisor, else ``NoOrderbookStage``."""
+        stage = self._stage
+        if stage is not None and stage.is_alive():
+            return stage
+        self._stage = None
+        owner = self._owner()
+        if owner is None:
+            raise NoOrderbookStage()
+        for ref in pykka.ActorRegistry.get_by_class(OrderbookConnectActor):
+            try:
+                if ref.ask(StageOwner(), timeout=self.timeout) != owner:
+                    continue
+            except (pykka.ActorDeadError, pykka.Timeout):
+                continue
+            self._stage = ref
+            return ref
+        raise NoOrderbookStage()
 
     def tops(self) -> dict[str, Any]:
         return self._ask(BookTops()).model_dump(mode="json")
@@ -37,11 +67,9 @@ class StageBooks:
         return self._ask(StreamHealth()).model_dump(mode="json")
 
     def _ask(self, query: Query) -> Any:
-        refs = pykka.ActorRegistry.get_by_class(OrderbookConnectActor)
-        if not refs:
-            raise NoOrderbookStage()
+        stage = self.stage()
         try:
-            reply = refs[0].ask(query, timeout=self.timeout)
+            reply = stage.ask(query, timeout=self.timeout)
         except pykka.ActorDeadError:
             raise NoOrderbookStage("the orderbook stage stopped while asked") from None
         except pykka.Timeout:

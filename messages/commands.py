@@ -53,6 +53,14 @@ class Query(Message):
     """
 
 
+class StageOwner(Query):
+    """Ask a stage which supervisor started it (its parent's actor URN, a ``str``).
+
+    Several supervisors can run in one process (tests do); a reader finds *its* stage by
+    this, not by the first actor of the class in pykka's registry.
+    """
+
+
 class BookTops(Query):
     """Ask the orderbook stage for every book's top of book (a ``BookTopsReport``)."""
 
