@@ -13,6 +13,7 @@ import pykka
 from actors.registry import DEFAULT_STAGES, StageSpec
 from app.handle import Supervisor
 from kalshi_api.auth import load_signer
+from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition
 from messages.states import State
@@ -112,3 +113,36 @@ def live_actor_count() -> int:
 
 def thread_names() -> set[str]:
     return {t.name for t in threading.enumerate() if t.is_alive()}
+
+
+def truth_top(exchange: EmbeddedExchange, ticker: str) -> dict[str, Any]:
+    """The exchange's true top of book, in the console's terms."""
+    levels = exchange.markets.levels(ticker)
+    bid = max(levels.yes) if levels.yes else None
+    no_bid = max(levels.no) if levels.no else None
+    return {
+        "ticker": ticker,
+        "stale": False,
+        "best_yes_bid": None if bid is None else format_dollars(bid[0]),
+        "best_yes_bid_size": None if bid is None else format_count(bid[1]),
+        "best_yes_ask": None if no_bid is None else format_dollars(MICROS_PER_DOLLAR - no_bid[0]),
+        "best_yes_ask_size": None if no_bid is None else format_count(no_bid[1]),
+        "yes_levels": len(levels.yes),
+        "no_levels": len(levels.no),
+    }
+
+
+def truth_depth(exchange: EmbeddedExchange, ticker: str) -> dict[str, Any]:
+    """The exchange's true ladders in the console's terms (YES bids and asks, best first)."""
+    levels = exchange.markets.levels(ticker)
+    return {
+        "ticker": ticker,
+        "stale": False,
+        "yes_bids": [
+            {"price": format_dollars(p), "size": format_count(s)} for p, s in reversed(levels.yes)
+        ],
+        "yes_asks": [
+            {"price": format_dollars(MICROS_PER_DOLLAR - p), "size": format_count(s)}
+            for p, s in reversed(levels.no)
+        ],
+    }

@@ -356,6 +356,128 @@ async function inject(event) {
   }
 }
 
+// -- books and stream health ------------------------------------------------------------------
+// Books change with every frame, far too often for the event feed, so the page polls the
+// console once a second while it is visible: /books for tops, /books/{ticker} for the market
+// whose depth is open, /status for the stream's counters.
+const BOOKS = { selected: null, tops: null, depth: null, stream: null, polling: false };
+window.__books = BOOKS; // for tests
+
+async function getJSON(path) {
+  const headers = S.token ? { Authorization: `Bearer ${S.token}` } : {};
+  const response = await fetch(path, { headers, cache: "no-store" });
+  let body;
+  try { body = await response.json(); } catch (error) { body = { error: `HTTP ${response.status}` }; }
+  return { ok: response.ok, status: response.status, body };
+}
+
+async function pollBooks() {
+  if (BOOKS.polling || document.visibilityState !== "visible") return;
+  BOOKS.polling = true;
+  try {
+    const selected = BOOKS.selected;
+    const [tops, status, depth] = await Promise.all([getJSON("/books"), getJSON("/status"),
+      selected ? getJSON(`/books/${encodeURIComponent(selected)}`) : Promise.resolve(null)]);
+    BOOKS.tops = tops;
+    BOOKS.stream = status.ok ? status.body.orderbook_stream || null : null;
+    if (selected === BOOKS.selected) BOOKS.depth = depth;
+  } catch (error) {
+    BOOKS.tops = { ok: false, status: 0, body: { error: `console unreachable: ${error}` } };
+    BOOKS.stream = null;
+  } finally {
+    BOOKS.polling = false;
+  }
+  renderBooks();
+  renderStream();
+}
+
+const seconds = (s) => s == null ? "–" : s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+// Prices arrive as exact decimal strings; the spread is computed in integer micro-dollars.
+const micros = (text) => { const [whole, frac = ""] = text.split("."); return Number(whole) * 1e6 + Number((frac + "000000").slice(0, 6)); };
+const dollars = (value) => {
+  const s = String(Math.abs(value)).padStart(7, "0");
+  return `${value < 0 ? "-" : ""}${s.slice(0, -6)}.${s.slice(-6, -2)}${s.slice(-2) === "00" ? "" : s.slice(-2)}`;
+};
+
+function quote(price, size, side) {
+  const cell = el("td", { class: `num ${side}`, "data-field": `best_yes_${side}`, "data-value": price == null ? "" : price, "data-size": size == null ? "" : size });
+  if (price == null) { cell.textContent = "–"; return cell; }
+  cell.append(price, el("span", { class: "size", text: `× ${size}` }));
+  return cell;
+}
+
+function renderBooks() {
+  const box = $("books");
+  const tops = BOOKS.tops;
+  if (!tops) return;
+  if (!tops.ok) { box.replaceChildren(el("p", { class: "muted", text: `books unavailable: ${tops.body.error}` })); return; }
+  if (!tops.body.available) {
+    box.replaceChildren(el("p", { class: "muted", text: `no books (${tops.body.reason})` }));
+    $("book-depth").replaceChildren();
+    $("books-note").textContent = "";
+    return;
+  }
+  const books = tops.body.books;
+  $("books-note").textContent = `(${books.length} markets; click one for its depth)`;
+  const rows = books.map((b) => {
+    const spread = b.best_yes_bid != null && b.best_yes_ask != null ? dollars(micros(b.best_yes_ask) - micros(b.best_yes_bid)) : "–";
+    const row = el("tr", { class: "book" + (b.ticker === BOOKS.selected ? " selected" : ""), "data-ticker": b.ticker, "data-stale": String(b.stale) },
+      el("td", { text: b.ticker }),
+      quote(b.best_yes_bid, b.best_yes_bid_size, "bid"),
+      quote(b.best_yes_ask, b.best_yes_ask_size, "ask"),
+      el("td", { class: "num", text: spread }),
+      el("td", { class: "num", text: `${b.yes_levels} / ${b.no_levels}` }),
+      el("td", { class: "num" + (b.unchanged_for_seconds >= 60 ? " still" : ""), "data-field": "unchanged", text: seconds(b.unchanged_for_seconds) }),
+      el("td", {}, el("span", { class: `tag ${b.stale ? "stale" : "live"}`, text: b.stale ? "stale" : "live" })));
+    row.addEventListener("click", () => selectBook(b.ticker));
+    return row;
+  });
+  const head = ["market", "best YES bid × size", "best YES ask × size", "spread", "levels YES / NO", "unchanged for", "book"];
+  box.replaceChildren(el("table", { class: "books" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))), el("tbody", {}, ...rows)));
+  renderDepth();
+}
+
+function selectBook(ticker) {
+  BOOKS.selected = BOOKS.selected === ticker ? null : ticker;
+  BOOKS.depth = null;
+  for (const row of document.querySelectorAll("tr.book")) row.classList.toggle("selected", row.dataset.ticker === BOOKS.selected);
+  renderDepth();
+  pollBooks();
+}
+
+function renderDepth() {
+  const box = $("book-depth");
+  const ticker = BOOKS.selected;
+  if (!ticker) { box.replaceChildren(); return; }
+  const depth = BOOKS.depth;
+  if (!depth) { box.replaceChildren(el("p", { class: "muted", text: `loading depth of ${ticker}…` })); return; }
+  if (!depth.ok) { box.replaceChildren(el("p", { class: "muted", text: `no depth for ${ticker}: ${depth.body.error}` })); return; }
+  const d = depth.body;
+  const ladder = (title, levels, side) => el("table", { class: "books", "data-side": side },
+    el("thead", {}, el("tr", {}, el("th", { text: title }), el("th", { text: "size" }))),
+    el("tbody", {}, ...(levels.length ? levels.map((l) => el("tr", { "data-price": l.price, "data-size": l.size },
+      el("td", { class: `num ${side}`, text: l.price }), el("td", { class: "num", text: l.size })))
+      : [el("tr", {}, el("td", { class: "muted", text: "none" }), el("td", {}))])));
+  box.replaceChildren(
+    el("div", { class: "depth-title", "data-ticker": d.ticker, text: `${d.ticker} depth · ${d.stale ? "STALE" : "live"} · unchanged for ${seconds(d.unchanged_for_seconds)} (YES terms; asks are NO bids at 1 − p)` }),
+    el("div", { class: "depth" }, ladder("YES bids", d.yes_bids, "bid"), ladder("YES asks", d.yes_asks, "ask")));
+}
+
+function renderStream() {
+  const box = $("stream-health");
+  const stream = BOOKS.stream;
+  if (!stream) { box.replaceChildren(); return; }
+  if (!stream.available) { box.replaceChildren(el("p", { class: "muted", text: `orderbook stream: ${stream.reason}` })); return; }
+  const counters = Object.entries(stream.counters).map(([name, n]) =>
+    el("div", { "data-counter": name }, el("span", { class: "muted", text: name.replaceAll("_", " ") }), el("span", { class: "n", text: String(n) })));
+  box.replaceChildren(
+    el("p", { class: "muted", text: `stream connection: ${stream.connected ? "up" : "DOWN"} · ${stream.live_markets}/${stream.markets} books live · last frame ${seconds(stream.last_frame_age_seconds)} ago` }),
+    el("div", { class: "stream-counters" }, ...counters));
+}
+
+document.addEventListener("visibilitychange", pollBooks);
+(function booksLoop() { pollBooks().finally(() => setTimeout(booksLoop, 1000)); })();
+
 $("fault-token").value = sessionStorage.getItem("kalshi-console-fault-token") || "";
 $("fault-target").addEventListener("change", setFaults);
 $("fault-form").addEventListener("submit", inject);

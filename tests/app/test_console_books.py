@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -19,14 +18,13 @@ from app.console_server import ConsoleServer
 from app.handle import Supervisor
 from app.stage_books import StageBooks
 from kalshi_api.book_view import ChangeClock, top_of
-from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.orderbook import OrderBook
 from kalshi_api.stream_events import StreamStats
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import StreamHealed
 from messages.faults import ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
-from tests.harness import WAIT, running_supervisor, start_exchange
+from tests.harness import WAIT, running_supervisor, start_exchange, truth_depth, truth_top
 
 TOKEN = "books-token-0123456789abcdefghijklmnopqrstu"
 NOBODY = "urn:uuid:00000000-0000-4000-8000-000000000000"
@@ -52,38 +50,6 @@ def still_books() -> Iterator[tuple[Supervisor, EmbeddedExchange]]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(trust_env=False, timeout=5.0) as client:
         yield client
-
-
-def truth_top(exchange: EmbeddedExchange, ticker: str) -> dict[str, Any]:
-    """The exchange's true top of book, in the console's terms."""
-    levels = exchange.markets.levels(ticker)
-    bid = max(levels.yes) if levels.yes else None
-    no_bid = max(levels.no) if levels.no else None
-    return {
-        "ticker": ticker,
-        "stale": False,
-        "best_yes_bid": None if bid is None else format_dollars(bid[0]),
-        "best_yes_bid_size": None if bid is None else format_count(bid[1]),
-        "best_yes_ask": None if no_bid is None else format_dollars(MICROS_PER_DOLLAR - no_bid[0]),
-        "best_yes_ask_size": None if no_bid is None else format_count(no_bid[1]),
-        "yes_levels": len(levels.yes),
-        "no_levels": len(levels.no),
-    }
-
-
-def truth_depth(exchange: EmbeddedExchange, ticker: str) -> dict[str, Any]:
-    levels = exchange.markets.levels(ticker)
-    return {
-        "ticker": ticker,
-        "stale": False,
-        "yes_bids": [
-            {"price": format_dollars(p), "size": format_count(s)} for p, s in reversed(levels.yes)
-        ],
-        "yes_asks": [
-            {"price": format_dollars(MICROS_PER_DOLLAR - p), "size": format_count(s)}
-            for p, s in reversed(levels.no)
-        ],
-    }
 
 
 # -- the oracle ----------------------------------------------------------------------------------

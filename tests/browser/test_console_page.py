@@ -30,6 +30,8 @@ from tests.harness import (
     metadata_of,
     running_supervisor,
     start_exchange,
+    truth_depth,
+    truth_top,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -142,6 +144,44 @@ def card_metadata(page: Any, state: State, live: bool = True) -> dict[str, Any]:
     )
 
 
+def wait_books(page: Any, count: int) -> None:
+    """Until the books panel shows ``count`` markets (it polls ``/books`` once a second)."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#books tr.book').length === n",
+        arg=count,
+        timeout=PAGE_WAIT_MS,
+    )
+
+
+def shown_tops(page: Any) -> dict[str, dict[str, Any]]:
+    """Each books row's market, top of book and state, as the page shows them."""
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll('#books tr.book')].map(row => {
+            const cell = (side) => row.querySelector(`td[data-field=best_yes_${side}]`);
+            const value = (text) => text === '' ? null : text;
+            return {
+                ticker: row.dataset.ticker,
+                stale: row.dataset.stale === 'true',
+                best_yes_bid: value(cell('bid').dataset.value),
+                best_yes_bid_size: value(cell('bid').dataset.size),
+                best_yes_ask: value(cell('ask').dataset.value),
+                best_yes_ask_size: value(cell('ask').dataset.size),
+                tag: row.querySelector('.tag').textContent,
+                text: row.innerText,
+            };
+        })"""
+    )
+    return {row["ticker"]: row for row in rows}
+
+
+def shown_depth(page: Any) -> dict[str, list[dict[str, str]]]:
+    return page.evaluate(
+        """() => Object.fromEntries(['bid', 'ask'].map(side => [side,
+            [...document.querySelectorAll(`#book-depth table[data-side=${side}] tr[data-price]`)]
+              .map(r => ({price: r.dataset.price, size: r.dataset.size}))]))"""
+    )
+
+
 def log_ids(page: Any) -> list[int]:
     ids = page.eval_on_selector_all("#log tr.row", "rows => rows.map(r => Number(r.dataset.id))")
     return sorted(ids)
@@ -164,6 +204,12 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
         latencies = page.evaluate(
             """() => [...document.querySelectorAll('.pass[data-live=true] .card[data-event-id]')]
                  .map(c => Number(c.dataset.renderedAt))"""
+        )
+        wait_books(page, len(exchange.markets.tickers()))  # the screenshot shows the books
+        first = exchange.markets.tickers()[0]
+        page.click(f'#books tr.book[data-ticker="{first}"]')  # ... and one market's depth
+        page.wait_for_selector(
+            f'#book-depth .depth-title[data-ticker="{first}"]', timeout=PAGE_WAIT_MS
         )
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -306,3 +352,43 @@ def test_transition_to_card_latency_is_reported(page: Any, exchange: EmbeddedExc
             }
         )
     )
+
+
+def test_books_panel_shows_every_market_at_the_truths_top_and_its_depth_on_click(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        exchange.pause_stream()
+        supervisor.book_digests()  # a barrier: every delta the exchange sent is applied
+        tickers = exchange.markets.tickers()
+        open_console(page, supervisor)
+        wait_books(page, len(tickers))
+        tops = shown_tops(page)
+        depths = {}
+        for ticker in (tickers[0], tickers[2]):  # two-sided, and YES bids only
+            page.click(f'#books tr.book[data-ticker="{ticker}"]')
+            page.wait_for_selector(
+                f'#book-depth .depth-title[data-ticker="{ticker}"]', timeout=PAGE_WAIT_MS
+            )
+            depths[ticker] = shown_depth(page)
+        counters = page.eval_on_selector_all(
+            "#stream-health [data-counter]", "rows => rows.map(r => r.dataset.counter)"
+        )
+
+    assert set(tops) == set(tickers)
+    for ticker in tickers:
+        truth = truth_top(exchange, ticker)
+        shown = tops[ticker]
+        assert {k: shown[k] for k in truth if k in shown} == {
+            k: v for k, v in truth.items() if k in shown
+        }, ticker
+        assert shown["tag"] == "live"
+        for price in (truth["best_yes_bid"], truth["best_yes_ask"]):
+            if price is not None:
+                assert price in shown["text"]
+    for ticker, shown in depths.items():
+        truth = truth_depth(exchange, ticker)
+        assert shown == {"bid": truth["yes_bids"], "ask": truth["yes_asks"]}, ticker
+    assert depths[tickers[2]]["ask"] == []
+    assert {"gaps", "resyncs", "reconnects", "malformed_frames"} <= set(counters)
