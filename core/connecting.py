@@ -100,6 +100,23 @@ class StageWalk:
         core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))
         core.tell_child(spec.name, Connect(generation=generation))
 
+    def is_connecting(self, stage: str) -> bool:
+        """Whether ``stage`` is the one the walk is waiting for (in its own state)."""
+        core = self._core
+        if self.cursor >= len(core.specs) or core.specs[self.cursor].name != stage:
+            return False
+        return core.state is core.specs[self.cursor].state
+
+    def retry(self, stage: str, generation: int) -> None:
+        """Tell the stage being connected to do its work again, under a fresh deadline.
+
+        Used after an exchange pause: the stage waited (no failure, no restart).
+        """
+        core = self._core
+        spec = core.specs[self.cursor]
+        core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))
+        core.tell_child(stage, Connect(generation=generation))
+
     def on_succeeded(self, message: StageSucceeded, result: Message) -> None:
         """The stage being connected is done: on to the next one, or READY after the last."""
         core = self._core

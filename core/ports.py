@@ -12,12 +12,17 @@ from typing import Any, Protocol
 from actors.context import StageContext
 from actors.registry import StageSpec
 from messages.base import Message
+from messages.exchange import ExchangeCondition
 
 Mailbox = Callable[[object], None]
 """Tell the core a message later, on its own thread (timers and background work use it)."""
 
 Background = Callable[[Callable[[], None]], None]
 """Run blocking work (market discovery over HTTP) off the core's thread."""
+
+
+ExchangeProbe = Callable[[], ExchangeCondition]
+"""Read ``GET /exchange/status`` once (blocking; run through ``Background``). Raises on error."""
 
 
 class ExchangeFaultHook(Protocol):

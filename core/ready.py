@@ -68,6 +68,7 @@ class ReadyWatch:
         core.transition(State.READY, "All stages connected", ready_metadata(fields))
         core.recovery.on_ready()
         self._start_timers()
+        core.pauses.on_ready()
 
     def _contributions(self) -> dict[str, Any] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
@@ -132,6 +133,7 @@ class ReadyWatch:
     def leave(self) -> None:
         """Cancel every READY-only timer (liveness, periodic work, heal) on leaving READY."""
         self.phase, self.awaiting = ReadyPhase.CLOSED, None
+        self._core.pauses.on_leave_ready()
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()

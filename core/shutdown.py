@@ -21,6 +21,7 @@ def shut_down(core: SupervisorCore, reason: str) -> None:
         return
     core.deadline.cancel()
     core.ready.leave()
+    core.pauses.stop()
     core.stop_children(core.child_names())
     core.transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))
     core.on_shutdown()

@@ -19,10 +19,12 @@ from actors.context import StageContext
 from actors.registry import StageSpec, enabled_stages, validate_pipeline
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
+from core.pauses import PauseWatch
 from core.ports import (
     Background,
     Children,
     ExchangeFaultHook,
+    ExchangeProbe,
     Mailbox,
     StageGoneError,
     StageUnresponsiveError,
@@ -34,6 +36,8 @@ from core.timers import (
     Begin,
     ConfirmDead,
     DeadlineExpired,
+    ExchangeCheckDue,
+    ExchangeChecked,
     HealExpired,
     LivenessCheck,
     LivenessDue,
@@ -45,6 +49,7 @@ from kalshi_api.auth import KalshiSigner
 from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
+from messages.exchange import ExchangeObserved, StagePaused
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
 from messages.results import StageFailed, StageSucceeded, StreamIncident
@@ -79,6 +84,7 @@ class SupervisorCore:
         background: Background,
         on_shutdown: Callable[[], None],
         exchange: ExchangeFaultHook | None = None,
+        probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -95,6 +101,7 @@ class SupervisorCore:
         self.on_shutdown = on_shutdown
         self._signer = signer
         self._exchange = exchange
+        self.probe_exchange = probe_exchange
         self._machine = StateMachine(monotonic=scheduler.clock.monotonic)
         self.epoch = 0
         """Counts transitions; a timer stamped with an older epoch is stale."""
@@ -104,6 +111,7 @@ class SupervisorCore:
         self.walk = StageWalk(self)
         self.ready = ReadyWatch(self)
         self.recovery = Recovery(self, rng)
+        self.pauses = PauseWatch(self)
 
     @property
     def state(self) -> State:
@@ -121,6 +129,11 @@ class SupervisorCore:
                 self.fail(
                     message.stage, message.error_type, message.reason, abnormal=message.abnormal
                 )
+        elif isinstance(message, StagePaused):
+            if self.is_current(message.stage, message.generation):
+                self.pauses.on_stage_paused(message)
+        elif isinstance(message, ExchangeObserved):
+            self.pauses.observe(message.condition)
         elif isinstance(message, StreamIncident):
             if self.is_current(message.stage, message.generation):
                 self.ready.on_incident(message)
@@ -154,6 +167,10 @@ class SupervisorCore:
                 self.fail(message.stage, "ActorDied", f"{message.stage} stage is not running")
         elif isinstance(message, HealExpired):
             self.ready.on_heal_expired(message)
+        elif isinstance(message, ExchangeCheckDue):
+            self.pauses.on_check_due(message)
+        elif isinstance(message, ExchangeChecked):
+            self.pauses.on_checked(message)
         else:
             logger.warning("supervisor ignored unknown message %s", type(message).__name__)
 

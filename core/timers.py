@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.ports import PingProbe
+from messages.exchange import ExchangeCondition
 from messages.states import State
 
 
@@ -69,3 +70,19 @@ class ConfirmDead:
 
     stage: str
     generation: int
+
+
+@dataclass(frozen=True)
+class ExchangeCheckDue:
+    """Time to read ``/exchange/status`` (a pause re-check, or READY's routine check)."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
+class ExchangeChecked:
+    """The status probe's answer; ``condition`` None when the exchange could not be read."""
+
+    serial: int
+    condition: ExchangeCondition | None
+    error: str

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from messages.base import Message
+from messages.exchange import PauseScope
 from messages.faults import InjectFault
 from messages.metadata import StateMetadata, SyncType
 from messages.results import ShardAccount, SyncChanges, SyncState
@@ -102,6 +103,28 @@ class StreamInterrupted(Event):
     heal_timeout_ms: int
 
 
+class ExchangePaused(Event):
+    """The exchange paused (or changed its resume estimate): a condition, not a failure.
+
+    ``exchange_index`` None means the whole exchange; ``scope`` says what is refused
+    (``exchange``: everything; ``trading``: new orders, cancels still allowed).
+    """
+
+    type: Literal["exchange_paused"] = "exchange_paused"
+    exchange_index: int | None
+    scope: PauseScope
+    resume_estimate: datetime | None
+
+
+class ExchangeResumed(Event):
+    """A pause announced by ``exchange_paused`` ended."""
+
+    type: Literal["exchange_resumed"] = "exchange_resumed"
+    exchange_index: int | None
+    scope: PauseScope
+    paused_ms: int
+
+
 class FaultInjected(Event):
     """Someone injected a fault (in-process or through ``kalshi-supervisor inject``)."""
 
@@ -119,6 +142,8 @@ SupervisorEvent = (
     | StreamHealed
     | StreamInterrupted
     | FaultInjected
+    | ExchangePaused
+    | ExchangeResumed
 )
 
 # Deprecated aliases, kept only until app/console.py and bench/ use the names above:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kalshi_api.environments import Environment
+from messages.exchange import PauseTiming
 from messages.metadata import TradingMode
 from messages.states import State
 from supervision.policy import BackoffPolicy, IntensityPolicy, RestartType, Strategy
@@ -86,6 +87,10 @@ class SupervisorConfig(BaseModel):
     heal_timeout: float = Field(default=5.0, gt=0)
     """How long READY waits for the stream to heal itself before READY -> ORDERBOOK_CONNECT."""
     restart: RestartSettings = Field(default_factory=RestartSettings)
+    pause_timing: PauseTiming = Field(default_factory=PauseTiming)
+    """How often ``/exchange/status`` is re-checked while the exchange is paused."""
+    exchange_check_interval: float = Field(default=10.0, gt=0)
+    """How often READY re-reads ``/exchange/status`` to notice a pause that starts."""
 
     @field_validator("markets")
     @classmethod

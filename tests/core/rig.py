@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -24,6 +25,7 @@ from kalshi_api.auth import KalshiSigner
 from messages.base import Message
 from messages.commands import Describe, Report
 from messages.events import StateTransition, SupervisorEvent
+from messages.exchange import ExchangeCondition, PauseScope, ShardPause
 from messages.metadata import (
     KalshiDataSyncMetadata,
     OrderbookConnectMetadata,
@@ -43,6 +45,8 @@ from supervision.config import RestartSettings, SupervisorConfig
 from supervision.scheduler import ManualScheduler
 
 MARKETS = ("KXA-1", "KXB-2", "KXC-3")
+EPOCH = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+"""Wall time at manual-clock zero: exchange readings are stamped against it."""
 
 
 @cache
@@ -169,6 +173,11 @@ class CoreRig:
         self.events: list[SupervisorEvent] = []
         self.mailbox: deque[object] = deque()
         self.shut = False
+        self.exchange_pauses: tuple[ShardPause, ...] = ()
+        self.resume_in: float | None = None
+        """The exchange's resume estimate, in seconds from each reading."""
+        self.probe_error: str | None = None
+        self.probes = 0
         self.core = SupervisorCore(
             self.config,
             signer(),
@@ -181,8 +190,56 @@ class CoreRig:
             resolve_markets=lambda: MARKETS,
             background=lambda work: work(),
             on_shutdown=self._on_shutdown,
+            probe_exchange=self._probe,
         )
         self.send(Begin())
+
+    def wall(self) -> datetime:
+        return EPOCH + timedelta(seconds=self.scheduler.clock.monotonic())
+
+    def condition(self) -> ExchangeCondition:
+        """What ``/exchange/status`` says now, as the exchange is set up by the test."""
+        now = self.wall()
+        paused = any(
+            p.exchange_index is None and p.scope == "exchange" for p in self.exchange_pauses
+        )
+        return ExchangeCondition(
+            pauses=self.exchange_pauses,
+            resume_estimate=None
+            if self.resume_in is None
+            else now + timedelta(seconds=self.resume_in),
+            observed_at=now,
+            http_status=503 if paused else 200,
+        )
+
+    def pause(self, scope: PauseScope, exchange_index: int | None = None) -> None:
+        self.exchange_pauses = (
+            *self.exchange_pauses,
+            ShardPause(exchange_index=exchange_index, scope=scope),
+        )
+
+    def resume(self) -> None:
+        self.exchange_pauses, self.resume_in = (), None
+
+    def _probe(self) -> ExchangeCondition:
+        self.probes += 1
+        if self.probe_error is not None:
+            raise ConnectionError(self.probe_error)
+        return self.condition()
+
+    def stage_paused(self, stage: str) -> None:
+        """The stage met an exchange pause in its work (as ``StageActor`` reports it)."""
+        from messages.exchange import StagePaused
+
+        generation = self.stages.generations[stage]
+        self.send(
+            StagePaused(
+                stage=stage,
+                generation=generation,
+                reason="exchange paused",
+                condition=self.condition(),
+            )
+        )
 
     def _on_shutdown(self) -> None:
         self.shut = True

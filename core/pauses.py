@@ -1,0 +1,241 @@
+"""Exchange pauses: a condition of the exchange, waited out, never a failure of a stage.
+
+Kalshi pauses trading weekly and, rarely, the whole exchange [MP]. Nothing here touches
+the restart policy: a stage that meets an exchange pause reports ``StagePaused`` and is
+kept, with its deadline suspended, until ``/exchange/status`` says the exchange is back;
+then it is told ``Connect`` again. READY is never left for a pause: its facts stay true
+(nothing can change an account while the exchange refuses everything), and the pause is
+shown beside it as ``exchange_paused`` / ``exchange_resumed`` events, per shard.
+
+Re-checks use bounded backoff (``PauseTiming``) that waits for the exchange's resume
+estimate when it is far; READY also re-reads the status routinely, so a pause that starts
+while READY is noticed (the sync stage's update syncs report what they read, too).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from core.timers import ExchangeCheckDue, ExchangeChecked
+from messages.events import ExchangePaused, ExchangeResumed
+from messages.exchange import ExchangeCondition, PauseScope, StagePaused
+from messages.states import State
+from messages.text import one_line
+from supervision.scheduler import TimerHandle
+
+if TYPE_CHECKING:
+    from core.supervisor_core import SupervisorCore
+
+logger = logging.getLogger("kalshi_supervisor.core.pauses")
+
+ROUTINE = 0
+"""Serial of READY's routine check; pause re-checks count from 1."""
+
+
+@dataclass(frozen=True)
+class ActivePause:
+    scope: PauseScope
+    resume_estimate: datetime | None
+    since: float
+    """Monotonic time the pause was first seen (for ``paused_ms``)."""
+
+
+class PauseWatch:
+    """The pauses in force, the stages waiting for the exchange, and the re-check timer."""
+
+    def __init__(self, core: SupervisorCore) -> None:
+        self._core = core
+        self.pauses: dict[int | None, ActivePause] = {}
+        self.waiting: dict[str, int] = {}
+        """Stages (name -> generation) holding their work until the exchange is back."""
+        self.last: ExchangeCondition | None = None
+        self._attempt = 0
+        self._serial = ROUTINE
+        self._timer: TimerHandle | None = None
+        self._checking: int | None = None
+        self._routine: TimerHandle | None = None
+        self._resume_at: float | None = None
+        """Monotonic time of the exchange's resume estimate, if it gave one."""
+
+    # -- what stages report -----------------------------------------------------------------
+    def on_stage_paused(self, message: StagePaused) -> None:
+        """A stage met an exchange pause: keep it, suspend its deadline, wait, retry it.
+
+        In READY (periodic work met the pause) READY stays; the pause is shown as events.
+        """
+        core = self._core
+        core.ready.work_done(message.stage)
+        if core.walk.is_connecting(message.stage):
+            core.deadline.cancel()
+            self.waiting[message.stage] = message.generation
+            logger.info(
+                "%s stage waits for the exchange in %s: %s",
+                message.stage,
+                core.state.name,
+                one_line(message.reason),
+            )
+        self.observe(message.condition)
+        if message.stage in self.waiting and not message.condition.exchange_paused:
+            self._release_waiting()  # a stale reading said "paused": retry now
+        self._ensure_polling()
+
+    def observe(self, condition: ExchangeCondition) -> None:
+        """A reading of the status: publish what paused or resumed since the last one.
+
+        Readings older than the last one are ignored (two stages may read concurrently).
+        """
+        core = self._core
+        if self.last is not None and condition.observed_at < self.last.observed_at:
+            return
+        self.last = condition
+        now = core.scheduler.clock.monotonic()
+        seen: dict[int | None, PauseScope] = {}
+        for pause in condition.pauses:
+            if seen.get(pause.exchange_index) != "exchange":
+                seen[pause.exchange_index] = pause.scope
+        for key, active in list(self.pauses.items()):
+            if seen.get(key) != active.scope:
+                del self.pauses[key]
+                logger.info("exchange resumed: %s", _where(key, active.scope))
+                core.publish(
+                    ExchangeResumed(
+                        exchange_index=key,
+                        scope=active.scope,
+                        paused_ms=round((now - active.since) * 1000),
+                    )
+                )
+        for key, scope in seen.items():
+            active = self.pauses.get(key)
+            if active is not None and active.resume_estimate == condition.resume_estimate:
+                continue
+            if active is None:
+                logger.warning(
+                    "exchange paused: %s (estimated resume %s)",
+                    _where(key, scope),
+                    condition.resume_estimate.isoformat() if condition.resume_estimate else "none",
+                )
+                self._attempt = 0
+            self.pauses[key] = ActivePause(
+                scope, condition.resume_estimate, active.since if active else now
+            )
+            core.publish(
+                ExchangePaused(
+                    exchange_index=key, scope=scope, resume_estimate=condition.resume_estimate
+                )
+            )
+        until = condition.seconds_to_resume()
+        self._resume_at = None if until is None else now + until
+        if not condition.exchange_paused:
+            self._release_waiting()
+        if self.pauses or self.waiting:
+            self._ensure_polling()
+        else:
+            self._stop_polling()
+
+    # -- re-checking the status ---------------------------------------------------------------
+    def _ensure_polling(self) -> None:
+        """One re-check at a time: a timer pending or a probe in flight is enough."""
+        core = self._core
+        if self._timer is not None or self._checking is not None:
+            return
+        if not (self.pauses or self.waiting) or core.state is State.SHUTDOWN:
+            return
+        now = core.scheduler.clock.monotonic()
+        to_resume = None if self._resume_at is None else self._resume_at - now
+        delay = core.config.pause_timing.delay(self._attempt, to_resume)
+        self._attempt += 1
+        self._serial += 1
+        serial, mailbox = self._serial, core.mailbox
+        self._timer = core.scheduler.call_later(
+            delay, lambda: mailbox(ExchangeCheckDue(serial)), name="exchange-check"
+        )
+
+    def _stop_polling(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._attempt = 0
+
+    def on_check_due(self, due: ExchangeCheckDue) -> None:
+        core = self._core
+        if due.serial == ROUTINE:
+            if core.state is State.READY and self._timer is None and self._checking is None:
+                self._probe(ROUTINE)
+            return
+        if due.serial != self._serial or self._timer is None:
+            return
+        self._timer = None
+        self._probe(due.serial)
+
+    def _probe(self, serial: int) -> None:
+        core = self._core
+        probe = core.probe_exchange
+        if probe is None:
+            # No way to read the status here: let waiting stages read it themselves.
+            self._release_waiting()
+            return
+        self._checking = serial
+        mailbox = core.mailbox
+
+        def work() -> None:
+            try:
+                mailbox(ExchangeChecked(serial, probe(), ""))
+            except Exception as exc:
+                mailbox(ExchangeChecked(serial, None, one_line(f"{type(exc).__name__}: {exc}")))
+
+        core.background(work)
+
+    def on_checked(self, checked: ExchangeChecked) -> None:
+        """A probe answered: observe it; an unreadable status releases waiting stages.
+
+        Only a pause the exchange declares is waited out: if the status cannot be read,
+        the waiting stages retry their own work, which fails (or not) the normal way.
+        """
+        if checked.serial != self._checking:
+            return
+        self._checking = None
+        if self._core.state is State.SHUTDOWN:
+            return
+        if checked.condition is None:
+            logger.warning("exchange status check failed: %s", checked.error)
+            self._release_waiting()
+            self._ensure_polling()
+            return
+        self.observe(checked.condition)
+
+    def _release_waiting(self) -> None:
+        core = self._core
+        waiting, self.waiting = self.waiting, {}
+        for stage, generation in waiting.items():
+            if core.is_current(stage, generation) and core.walk.is_connecting(stage):
+                logger.info("%s stage resumes its work in %s", stage, core.state.name)
+                core.walk.retry(stage, generation)
+
+    # -- READY's routine check ------------------------------------------------------------------
+    def on_ready(self) -> None:
+        core, mailbox = self._core, self._core.mailbox
+        if self._routine is None:
+            self._routine = core.scheduler.call_every(
+                core.config.exchange_check_interval,
+                lambda: mailbox(ExchangeCheckDue(ROUTINE)),
+                name="exchange-routine-check",
+            )
+
+    def on_leave_ready(self) -> None:
+        if self._routine is not None:
+            self._routine.cancel()
+            self._routine = None
+
+    def stop(self) -> None:
+        """SHUTDOWN: no more checks (the pauses stay as they were last seen)."""
+        self.on_leave_ready()
+        self._stop_polling()
+        self.waiting.clear()
+
+
+def _where(exchange_index: int | None, scope: PauseScope) -> str:
+    shard = "every shard" if exchange_index is None else f"shard {exchange_index}"
+    return f"{scope} paused on {shard}"
