@@ -17,8 +17,11 @@ from typing import Any, ClassVar
 import pykka
 
 from actors.context import StageContext
+from actors.exchange_status import condition_from_status
+from kalshi_api.models import ExchangeStatus
 from messages.base import Message
 from messages.commands import Connect, Describe, Ping, Query, StageOwner
+from messages.exchange import ExchangeCondition, ExchangeObserved, StagePaused
 from messages.faults import ActorFault, InjectFault
 from messages.results import StageFailed, StageSucceeded
 from messages.states import State
@@ -169,6 +172,28 @@ class StageActor(pykka.ThreadingActor):
             return
         logger.debug("%s stage failure (reported)", self.stage_name, exc_info=exc)
         _reported.pending = True
+
+    def observe_exchange(self, status: ExchangeStatus) -> ExchangeCondition:
+        """Tell the supervisor what ``/exchange/status`` said (pauses are shown, not failed)."""
+        condition = condition_from_status(status)
+        self.parent.tell(
+            ExchangeObserved(stage=self.stage_name, generation=self.generation, condition=condition)
+        )
+        return condition
+
+    def wait_for_exchange(self, condition: ExchangeCondition, reason: str) -> None:
+        """This stage's work cannot run while the exchange is paused: not a failure.
+
+        The supervisor keeps this incarnation and tells it ``Connect`` again on resume.
+        """
+        self.parent.tell(
+            StagePaused(
+                stage=self.stage_name,
+                generation=self.generation,
+                reason=one_line(reason),
+                condition=condition,
+            )
+        )
 
     # -- pykka hooks, all guarded ----------------------------------------------------------
     def on_start(self) -> None:

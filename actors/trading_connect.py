@@ -58,7 +58,11 @@ class TradingConnectActor(StageActor):
             self._client = KalshiRestClient(
                 self.context.rest_url, self.context.signer, timeout=self.context.request_timeout
             )
-        status = exchange_status_or_pause(self._client)
+        status = exchange_status_or_pause(self._client)  # a 503 pause: StageActor waits
+        condition = self.observe_exchange(status)
+        if condition.exchange_paused:
+            self.wait_for_exchange(condition, "exchange paused: the trading API refuses requests")
+            return
         self._client.get_balance()
         self.succeed(
             TradingConnected(

@@ -34,12 +34,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from messages.events import (
+    ExchangePaused,
+    ExchangeResumed,
     FaultInjected,
     KalshiSyncComplete,
     RestartScheduled,
     StateTransition,
     SupervisorEvent,
 )
+from messages.exchange import PauseSummary
 from messages.states import State
 
 logger = logging.getLogger("kalshi_supervisor.app.event_log")
@@ -88,6 +91,8 @@ class EventRecorder:
         self.faults_by_target: Counter[str] = Counter()
         self.stream_heals_by_kind: Counter[str] = Counter()
         self.last_sync_duration_seconds: float | None = None
+        self._pauses: dict[int | None, PauseSummary] = {}
+        """Exchange pauses in force, kept from the pause events as they pass (``/status``)."""
 
     # -- recording ---------------------------------------------------------------------------
     def __call__(self, event: SupervisorEvent) -> None:
@@ -111,6 +116,16 @@ class EventRecorder:
 
     def _count(self, record: RecordedEvent) -> None:
         event = record.event
+        if isinstance(event, ExchangePaused):
+            since = self._pauses.get(event.exchange_index)
+            self._pauses[event.exchange_index] = PauseSummary(
+                exchange_index=event.exchange_index,
+                scope=event.scope,
+                resume_estimate=event.resume_estimate,
+                since=since.since if since else event.timestamp,
+            )
+        elif isinstance(event, ExchangeResumed):
+            self._pauses.pop(event.exchange_index, None)
         self.events_by_type[event.type] += 1
         if isinstance(event, StateTransition):
             self._latest_transition[event.to_state] = record
@@ -223,7 +238,14 @@ class EventRecorder:
 
         return self.wait_for(find, timeout, after=after)
 
+    def exchange_pauses(self) -> list[PauseSummary]:
+        """The exchange pauses in force: whole exchange (index None) first, then by shard."""
+        with self._condition:
+            pauses = list(self._pauses.values())
+        return sorted(pauses, key=lambda p: -1 if p.exchange_index is None else p.exchange_index)
+
     def status(self) -> dict[str, Any]:
+        pauses = [p.model_dump(mode="json") for p in self.exchange_pauses()]
         with self._condition:
             last = self._current
             return {
@@ -234,6 +256,7 @@ class EventRecorder:
                 "events": self._last_id,
                 "last_event_id": self._last_id,
                 "retained_events": len(self._ring),
+                "exchange_pauses": pauses,
             }
 
 

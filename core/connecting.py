@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -54,13 +55,28 @@ class StageWalk:
         if self.markets is not None:
             self.start_at(0)
             return
+        self.discover()
+
+    def discover(self) -> None:
+        """Resolve markets off-thread; a failure during an exchange pause is only a wait.
+
+        Why the status is read on failure: a paused exchange may refuse market listings
+        too (503); that is the exchange's condition, not the first stage's failure.
+        """
+        core = self._core
         epoch, resolve, mailbox = core.epoch, core.resolve_markets, core.mailbox
+        probe = core.probe_exchange
 
         def work() -> None:
             try:
                 mailbox(MarketsResolved(epoch, resolve(), None, ""))
             except Exception as exc:
-                mailbox(MarketsResolved(epoch, (), type(exc).__name__, str(exc)))
+                paused = None
+                if probe is not None:
+                    with contextlib.suppress(Exception):
+                        condition = probe()
+                        paused = condition if condition.exchange_paused else None
+                mailbox(MarketsResolved(epoch, (), type(exc).__name__, str(exc), paused))
 
         core.background(work)
 
@@ -68,6 +84,9 @@ class StageWalk:
         """Discovery failing is the first stage's failure: it is the one that needs markets."""
         core = self._core
         if message.epoch != core.epoch or core.state is not State.INITIALIZING:
+            return
+        if message.paused is not None:
+            core.pauses.on_discovery_paused(message.paused, message.reason)
             return
         if message.error_type is not None:
             core.fail(core.specs[0].name, message.error_type, message.reason)

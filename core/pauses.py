@@ -51,6 +51,8 @@ class PauseWatch:
         self.pauses: dict[int | None, ActivePause] = {}
         self.waiting: dict[str, int] = {}
         """Stages (name -> generation) holding their work until the exchange is back."""
+        self.discovery_epoch: int | None = None
+        """The INITIALIZING epoch whose market discovery waits for the exchange."""
         self.last: ExchangeCondition | None = None
         self._attempt = 0
         self._serial = ROUTINE
@@ -80,6 +82,15 @@ class PauseWatch:
         self.observe(message.condition)
         if message.stage in self.waiting and not message.condition.exchange_paused:
             self._release_waiting()  # a stale reading said "paused": retry now
+        self._ensure_polling()
+
+    def on_discovery_paused(self, condition: ExchangeCondition, reason: str) -> None:
+        """Market discovery met an exchange pause in INITIALIZING: wait, then discover again."""
+        core = self._core
+        core.deadline.cancel()
+        self.discovery_epoch = core.epoch
+        logger.info("market discovery waits for the exchange: %s", one_line(reason))
+        self.observe(condition)
         self._ensure_polling()
 
     def observe(self, condition: ExchangeCondition) -> None:
@@ -130,7 +141,7 @@ class PauseWatch:
         self._resume_at = None if until is None else now + until
         if not condition.exchange_paused:
             self._release_waiting()
-        if self.pauses or self.waiting:
+        if self.pauses or self._holding():
             self._ensure_polling()
         else:
             self._stop_polling()
@@ -141,7 +152,7 @@ class PauseWatch:
         core = self._core
         if self._timer is not None or self._checking is not None:
             return
-        if not (self.pauses or self.waiting) or core.state is State.SHUTDOWN:
+        if not (self.pauses or self._holding()) or core.state is State.SHUTDOWN:
             return
         now = core.scheduler.clock.monotonic()
         to_resume = None if self._resume_at is None else self._resume_at - now
@@ -206,8 +217,20 @@ class PauseWatch:
             return
         self.observe(checked.condition)
 
+    def _holding(self) -> bool:
+        return bool(self.waiting) or self.discovery_epoch is not None
+
     def _release_waiting(self) -> None:
         core = self._core
+        epoch, self.discovery_epoch = self.discovery_epoch, None
+        if epoch is not None and epoch == core.epoch and core.state is State.INITIALIZING:
+            logger.info("market discovery resumes")
+            core.deadline.arm(
+                core.specs[0].name,
+                State.INITIALIZING,
+                core.config.deadlines.get(State.INITIALIZING),
+            )
+            core.walk.discover()
         waiting, self.waiting = self.waiting, {}
         for stage, generation in waiting.items():
             if core.is_current(stage, generation) and core.walk.is_connecting(stage):
@@ -234,6 +257,7 @@ class PauseWatch:
         self.on_leave_ready()
         self._stop_polling()
         self.waiting.clear()
+        self.discovery_epoch = None
 
 
 def _where(exchange_index: int | None, scope: PauseScope) -> str:

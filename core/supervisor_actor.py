@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from actors.exchange_status import PROBE_TIMEOUT, read_condition
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
 from core.children import PykkaChildren
@@ -88,6 +89,9 @@ class SupervisorActor(pykka.ThreadingActor):
                 background=_in_background,
                 on_shutdown=self._after_shutdown,
                 exchange=exchange,
+                probe_exchange=lambda: read_condition(
+                    config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
+                ),
                 rng=rng,
             )
         except BaseException:

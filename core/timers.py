@@ -62,6 +62,8 @@ class MarketsResolved:
     tickers: tuple[str, ...]
     error_type: str | None
     reason: str
+    paused: ExchangeCondition | None = None
+    """Set when discovery failed because the exchange is paused: wait, do not fail."""
 
 
 @dataclass(frozen=True)

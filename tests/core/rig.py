@@ -158,7 +158,13 @@ ALL_SPECS: list[StageSpec] = list(DEFAULT_STAGES)
 
 
 class CoreRig:
-    def __init__(self, stages: Sequence[StageSpec] = DEFAULT_STAGES, **config: Any) -> None:
+    def __init__(
+        self,
+        stages: Sequence[StageSpec] = DEFAULT_STAGES,
+        *,
+        paused_at_start: bool = False,
+        **config: Any,
+    ) -> None:
         ALL_SPECS.extend(s for s in stages if s not in ALL_SPECS)
         settings: dict[str, Any] = {
             "rest_url": "http://127.0.0.1:1/trade-api/v2",
@@ -174,6 +180,9 @@ class CoreRig:
         self.mailbox: deque[object] = deque()
         self.shut = False
         self.exchange_pauses: tuple[ShardPause, ...] = ()
+        if paused_at_start:
+            self.pause("exchange")
+        self.discoveries = 0
         self.resume_in: float | None = None
         """The exchange's resume estimate, in seconds from each reading."""
         self.probe_error: str | None = None
@@ -187,7 +196,7 @@ class CoreRig:
             scheduler=self.scheduler,
             mailbox=self.mailbox.append,
             publish=self.events.append,
-            resolve_markets=lambda: MARKETS,
+            resolve_markets=self._resolve,
             background=lambda work: work(),
             on_shutdown=self._on_shutdown,
             probe_exchange=self._probe,
@@ -220,6 +229,13 @@ class CoreRig:
 
     def resume(self) -> None:
         self.exchange_pauses, self.resume_in = (), None
+
+    def _resolve(self) -> tuple[str, ...]:
+        """Market discovery: refused (as a 503) while the whole exchange is paused."""
+        self.discoveries += 1
+        if self.condition().exchange_paused:
+            raise ConnectionError("HTTP 503: exchange is paused")
+        return MARKETS
 
     def _probe(self) -> ExchangeCondition:
         self.probes += 1

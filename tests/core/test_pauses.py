@@ -224,3 +224,19 @@ def test_shutdown_while_waiting_stops_rechecking() -> None:
     rig.advance(60.0)
     assert rig.probes == probes
     assert rig.state is State.SHUTDOWN
+
+
+def test_exchange_pause_at_startup_waits_in_initializing_then_discovers_and_connects() -> None:
+    rig = CoreRig(paused_at_start=True, restart=STRICT)
+    assert rig.state is State.INITIALIZING
+    assert [(e.exchange_index, e.scope) for e in paused_events(rig)] == [(None, "exchange")]
+    rig.advance(300.0)  # far past the INITIALIZING deadline
+    assert rig.state is State.INITIALIZING
+    assert rig.discoveries == 1
+    rig.resume()
+    rig.advance(1.0)
+    assert rig.discoveries == 2
+    assert rig.state is State.ORDERBOOK_CONNECT
+    rig.to_ready()
+    assert rig.state is State.READY
+    assert no_failure(rig) and not rig.shut

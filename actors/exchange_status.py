@@ -1,0 +1,64 @@
+"""``GET /exchange/status`` reduced to the pauses the supervisor acts on.
+
+Why here and not in the core: the core knows no protocol. Stages and the shell's status
+probe read the exchange with ``kalshi_api`` and hand the core an ``ExchangeCondition``.
+
+How the status maps to pauses (top-level flags describe shard 0 [O-exs]; shards [SH]):
+
+* a 503 answer, or ``exchange_active`` false: the whole exchange is paused (nothing allowed);
+* ``trading_active`` false everywhere (top level, and every listed shard): trading is paused
+  on the whole exchange (the weekly pause: cancels allowed, new orders refused);
+* otherwise each listed shard whose ``trading_active`` (or ``exchange_active``) is false is
+  paused on its own; a false top-level ``trading_active`` pauses shard 0.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kalshi_api.models import ExchangeStatus
+from kalshi_api.rest import KalshiRestClient, RetryPolicy
+from messages.exchange import ExchangeCondition, PauseScope, ShardPause
+
+PROBE_TIMEOUT = 5.0
+"""Bound on one status read by the shell's probe (it runs off the supervisor's thread)."""
+
+
+def condition_from_status(
+    status: ExchangeStatus, observed_at: datetime | None = None
+) -> ExchangeCondition:
+    """The pauses ``status`` declares, stamped with the wall time it was read at."""
+    http_status = int(getattr(status, "http_status", 200))
+    pauses: list[ShardPause] = []
+    if not 200 <= http_status <= 299 or not status.exchange_active:
+        pauses.append(ShardPause(exchange_index=None, scope="exchange"))
+    else:
+        shards = status.exchange_index_statuses
+        paused: dict[int, PauseScope] = {}
+        for shard in shards:
+            if shard.exchange_active is False:
+                paused[shard.exchange_index] = "exchange"
+            elif shard.trading_active is False:
+                paused[shard.exchange_index] = "trading"
+        if not status.trading_active:
+            paused.setdefault(0, "trading")
+        listed = {s.exchange_index for s in shards} or {0}
+        if paused and set(paused) >= listed and set(paused.values()) == {"trading"}:
+            pauses.append(ShardPause(exchange_index=None, scope="trading"))
+        else:
+            pauses.extend(
+                ShardPause(exchange_index=index, scope=scope)
+                for index, scope in sorted(paused.items())
+            )
+    return ExchangeCondition(
+        pauses=tuple(pauses),
+        resume_estimate=status.exchange_estimated_resume_time,
+        observed_at=observed_at or datetime.now(UTC),
+        http_status=http_status,
+    )
+
+
+def read_condition(rest_url: str, timeout: float = PROBE_TIMEOUT) -> ExchangeCondition:
+    """One unsigned read of the public status endpoint, no retries (the caller re-polls)."""
+    with KalshiRestClient(rest_url, timeout=timeout, retry=RetryPolicy(max_attempts=1)) as client:
+        return condition_from_status(client.get_exchange_status())
