@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 DEFAULT_CAPACITY = 10_000
@@ -39,13 +40,24 @@ class OperationLog:
         self.capacity = capacity
         self._entries: deque[Operation] = deque(maxlen=capacity)
         self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def record(self, kind: str, detail: str = "") -> None:
         entry = Operation(kind=kind, at=time.time(), detail=detail)
         with self._lock:
             self._entries.append(entry)
             self._counts[kind] += 1
+            self._lock.notify_all()
+
+    def wait_for(self, predicate: Callable[[Iterable[Operation]], bool], timeout: float) -> bool:
+        """Block until ``predicate(entries)`` holds (re-checked on each record) or timeout.
+
+        Why: a test waiting for the supervisor to do something only the exchange sees
+        (e.g. re-reading the status during a pause) must wait on a condition, not sleep.
+        The predicate runs under the log's lock on the retained entries: keep it quick.
+        """
+        with self._lock:
+            return self._lock.wait_for(lambda: predicate(self._entries), timeout=timeout)
 
     def entries(self, kind: str | None = None) -> list[Operation]:
         """The retained operations (at most ``capacity``), oldest first."""

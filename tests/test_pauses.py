@@ -1,0 +1,184 @@
+"""Exchange pauses over real sockets: the embedded exchange paused, the supervisor waiting.
+
+A pause is a condition of the exchange [MP]: no ERROR, no restart, no exit; the books stay
+live where the stream is up; ``exchange_paused`` / ``exchange_resumed`` events and
+``/status`` show it; READY follows the resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kalshi_sim.exchange import EmbeddedExchange
+from kalshi_sim.oplog import Operation
+from messages.events import (
+    ExchangePaused,
+    ExchangeResumed,
+    RestartScheduled,
+    StageFailureReported,
+    StateTransition,
+    SupervisorEvent,
+)
+from messages.states import State
+from supervisor import Supervisor
+from tests.harness import WAIT, make_config, running_supervisor, start_exchange
+
+STATUS_PATH = "GET /trade-api/v2/exchange/status"
+
+
+@pytest.fixture
+def exchange() -> Iterator[EmbeddedExchange]:
+    started = start_exchange(markets=4)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def status_reads(exchange: EmbeddedExchange) -> int:
+    return sum(1 for op in exchange.oplog.entries("rest") if op.detail == STATUS_PATH)
+
+
+def wait_status_reads(exchange: EmbeddedExchange, count: int) -> None:
+    """Wait for ``count`` more reads of ``/exchange/status`` (the supervisor re-checking)."""
+    target = status_reads(exchange) + count
+
+    def enough(entries: Iterable[Operation]) -> bool:
+        return sum(1 for op in entries if op.kind == "rest" and op.detail == STATUS_PATH) >= target
+
+    assert exchange.oplog.wait_for(enough, WAIT)
+
+
+def of(kind: type) -> Callable[[list[SupervisorEvent]], list[SupervisorEvent]]:
+    return lambda events: [e for e in events if isinstance(e, kind)]
+
+
+def failures(supervisor: Supervisor) -> list[SupervisorEvent]:
+    kinds = (StageFailureReported, RestartScheduled)
+    return [e for e in supervisor.recorder.events() if isinstance(e, kinds)]
+
+
+def pause_on_entering(
+    state: State, exchange: EmbeddedExchange, **pause: object
+) -> Callable[[SupervisorEvent], None]:
+    """Pause the whole exchange the moment ``state`` is entered (before its stage connects)."""
+
+    def listener(event: SupervisorEvent) -> None:
+        if isinstance(event, StateTransition) and event.to_state is state:
+            exchange.status.pause_exchange(**pause)  # type: ignore[arg-type]
+
+    return listener
+
+
+def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, deadlines={State.TRADING_CLIENT_CONNECT: 0.5})
+    resume_at = datetime.now(UTC) + timedelta(hours=2)
+    inline = [pause_on_entering(State.TRADING_CLIENT_CONNECT, exchange, resume_at=None)]
+    with running_supervisor(exchange, config, inline_listeners=inline) as supervisor:
+        paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
+        assert paused is not None
+        assert [(e.exchange_index, e.scope) for e in paused] == [(None, "exchange")]
+        wait_status_reads(exchange, 4)  # 0.25+0.5+1+1 s: past the 0.5 s deadline
+        assert supervisor.state is State.TRADING_CLIENT_CONNECT
+        assert failures(supervisor) == []
+        status = supervisor.recorder.status()
+        assert [(p["exchange_index"], p["scope"]) for p in status["exchange_pauses"]] == [
+            (None, "exchange")
+        ]
+        exchange.pause_stream()  # books still track the exchange during the pause
+        digests = supervisor.book_digests()
+        assert digests == {t: exchange.markets.digest(t) for t in exchange.markets.tickers()}
+        exchange.resume_stream()
+        exchange.status.resume()
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
+        assert failures(supervisor) == []
+        assert State.ERROR not in supervisor.recorder.states()
+        assert supervisor.recorder.status()["exchange_pauses"] == []
+    del resume_at
+
+
+def test_exchange_pause_before_start_waits_in_initializing_then_reaches_ready(
+    exchange: EmbeddedExchange,
+) -> None:
+    estimate = datetime.now(UTC) + timedelta(minutes=30)
+    exchange.status.pause_exchange(resume_at=estimate)
+    config = make_config(exchange, deadlines={State.INITIALIZING: 0.5}, market_count=4)
+    with running_supervisor(exchange, config) as supervisor:
+        paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
+        assert paused is not None
+        assert paused[0].resume_estimate is not None
+        assert abs((paused[0].resume_estimate - estimate).total_seconds()) < 1
+        assert supervisor.state is State.INITIALIZING
+        exchange.status.resume()
+        exchange.status.pause_exchange()  # no estimate now: re-checked by bounded backoff
+        wait_status_reads(exchange, 2)
+        assert supervisor.state is State.INITIALIZING
+        exchange.status.resume()
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert failures(supervisor) == []
+        assert State.ERROR not in supervisor.recorder.states()
+
+
+def test_trading_pause_while_ready_is_an_event_and_a_status_then_resumes(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, exchange_check_interval=0.2)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        estimate = datetime.now(UTC) + timedelta(hours=2)
+        exchange.status.pause_trading(resume_at=estimate)  # the weekly pause: every shard
+        paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
+        assert paused is not None
+        assert [(e.exchange_index, e.scope) for e in paused] == [(None, "trading")]
+        status = supervisor.recorder.status()
+        assert status["state"] == State.READY.value
+        assert [(p["exchange_index"], p["scope"]) for p in status["exchange_pauses"]] == [
+            (None, "trading")
+        ]
+        exchange.status.resume()
+        resumed = supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
+        assert resumed is not None and resumed[0].exchange_index is None
+        assert supervisor.recorder.status()["exchange_pauses"] == []
+        assert supervisor.recorder.states()[-1] is State.READY
+        assert failures(supervisor) == []
+
+
+def test_one_shard_paused_at_start_is_shown_and_ready_is_reached(
+    exchange: EmbeddedExchange,
+) -> None:
+    exchange.status.pause_trading(2)
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        events = supervisor.recorder.events()
+        paused = [e for e in events if isinstance(e, ExchangePaused)]
+        assert [(e.exchange_index, e.scope) for e in paused] == [(2, "trading")]
+        ready_at = next(
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, StateTransition) and e.to_state is State.READY
+        )
+        assert events.index(paused[0]) < ready_at
+
+
+def test_exchange_pause_while_ready_keeps_ready_through_update_syncs_then_resumes(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, sync_interval=0.1, exchange_check_interval=3600.0)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        exchange.status.pause_exchange()
+        paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
+        assert paused is not None and paused[0].scope == "exchange"
+        wait_status_reads(exchange, 3)
+        assert supervisor.recorder.states()[-1] is State.READY
+        assert failures(supervisor) == []
+        exchange.status.resume()
+        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
+        assert supervisor.recorder.states()[-1] is State.READY
+        assert failures(supervisor) == []
