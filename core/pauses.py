@@ -173,7 +173,9 @@ class PauseWatch:
     def on_check_due(self, due: ExchangeCheckDue) -> None:
         core = self._core
         if due.serial == ROUTINE:
-            if core.state is State.READY and self._timer is None and self._checking is None:
+            # Runs even while a re-check waits for a far resume estimate: an exchange can
+            # resume early, and READY should notice within its routine interval.
+            if core.state is State.READY and self._checking is None:
                 self._probe(ROUTINE)
             return
         if due.serial != self._serial or self._timer is None:

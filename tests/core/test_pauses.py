@@ -240,3 +240,15 @@ def test_exchange_pause_at_startup_waits_in_initializing_then_discovers_and_conn
     rig.to_ready()
     assert rig.state is State.READY
     assert no_failure(rig) and not rig.shut
+
+
+def test_ready_routine_check_notices_an_early_resume_before_a_far_estimate() -> None:
+    rig = CoreRig(exchange_check_interval=10.0)
+    rig.to_ready()
+    rig.pause("trading")
+    rig.resume_in = 7200.0
+    rig.advance(10.0)
+    assert len(paused_events(rig)) == 1
+    rig.resume()
+    rig.advance(10.0)  # the routine check, not the 30 s far poll
+    assert len(resumed_events(rig)) == 1
