@@ -23,10 +23,13 @@ from messages.events import (
     SupervisorEvent,
 )
 from messages.states import State
+from supervision.config import RestartSettings
 from supervisor import Supervisor
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
 STATUS_PATH = "GET /trade-api/v2/exchange/status"
+NO_RESTARTS = RestartSettings(min_backoff=0.01, max_backoff=0.01, random_factor=0.0, max_restarts=0)
+"""Any failure at all escalates and shuts down: a pause must never get there."""
 
 
 @pytest.fixture
@@ -76,8 +79,9 @@ def pause_on_entering(
 def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
     exchange: EmbeddedExchange,
 ) -> None:
-    config = make_config(exchange, deadlines={State.TRADING_CLIENT_CONNECT: 0.5})
-    resume_at = datetime.now(UTC) + timedelta(hours=2)
+    config = make_config(
+        exchange, deadlines={State.TRADING_CLIENT_CONNECT: 0.5}, restart=NO_RESTARTS
+    )
     inline = [pause_on_entering(State.TRADING_CLIENT_CONNECT, exchange, resume_at=None)]
     with running_supervisor(exchange, config, inline_listeners=inline) as supervisor:
         paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
@@ -100,29 +104,29 @@ def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
         assert failures(supervisor) == []
         assert State.ERROR not in supervisor.recorder.states()
         assert supervisor.recorder.status()["exchange_pauses"] == []
-    del resume_at
 
 
 def test_exchange_pause_before_start_waits_in_initializing_then_reaches_ready(
     exchange: EmbeddedExchange,
 ) -> None:
-    estimate = datetime.now(UTC) + timedelta(minutes=30)
+    estimate = datetime.now(UTC) + timedelta(seconds=1)
     exchange.status.pause_exchange(resume_at=estimate)
-    config = make_config(exchange, deadlines={State.INITIALIZING: 0.5}, market_count=4)
+    config = make_config(
+        exchange, deadlines={State.INITIALIZING: 0.5}, market_count=4, restart=NO_RESTARTS
+    )
     with running_supervisor(exchange, config) as supervisor:
         paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
         assert paused is not None
         assert paused[0].resume_estimate is not None
-        assert abs((paused[0].resume_estimate - estimate).total_seconds()) < 1
+        assert abs((paused[0].resume_estimate - estimate).total_seconds()) < 0.01
+        wait_status_reads(exchange, 3)  # the estimate passed and the exchange is still paused
         assert supervisor.state is State.INITIALIZING
-        exchange.status.resume()
-        exchange.status.pause_exchange()  # no estimate now: re-checked by bounded backoff
-        wait_status_reads(exchange, 2)
-        assert supervisor.state is State.INITIALIZING
+        assert failures(supervisor) == []
         exchange.status.resume()
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert failures(supervisor) == []
         assert State.ERROR not in supervisor.recorder.states()
+        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
 
 
 def test_trading_pause_while_ready_is_an_event_and_a_status_then_resumes(
@@ -169,7 +173,9 @@ def test_one_shard_paused_at_start_is_shown_and_ready_is_reached(
 def test_exchange_pause_while_ready_keeps_ready_through_update_syncs_then_resumes(
     exchange: EmbeddedExchange,
 ) -> None:
-    config = make_config(exchange, sync_interval=0.1, exchange_check_interval=3600.0)
+    config = make_config(
+        exchange, sync_interval=0.1, exchange_check_interval=3600.0, restart=NO_RESTARTS
+    )
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         exchange.status.pause_exchange()
