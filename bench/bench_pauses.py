@@ -26,12 +26,14 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.runner import Supervisor
+
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
@@ -55,7 +57,7 @@ def config_for(exchange: EmbeddedExchange) -> SupervisorConfig:
     )
 
 
-def status_reads(entries: list[Operation]) -> int:
+def status_reads(entries: Iterable[Operation]) -> int:
     return sum(1 for op in entries if op.kind == "rest" and op.detail == STATUS)
 
 
