@@ -139,3 +139,27 @@ def test_sink_reopen_starts_a_new_file_after_rotation(tmp_path: Path) -> None:
     assert [json.loads(x)["reason"] for x in path.read_text().splitlines()] == ["2"]
     rotated = (tmp_path / "events.jsonl.1").read_text().splitlines()
     assert [json.loads(x)["reason"] for x in rotated] == ["1"]
+
+
+def test_recorder_status_lists_the_exchange_pauses_in_force() -> None:
+    from datetime import UTC, datetime
+
+    from messages.events import ExchangePaused, ExchangeResumed
+
+    recorder = EventRecorder(capacity=2)  # pauses outlive the ring
+    estimate = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    recorder(ExchangePaused(exchange_index=2, scope="trading", resume_estimate=None))
+    recorder(ExchangePaused(exchange_index=None, scope="exchange", resume_estimate=None))
+    first = recorder.exchange_pauses()[0].since
+    recorder(ExchangePaused(exchange_index=None, scope="exchange", resume_estimate=estimate))
+    for n in range(3):
+        recorder(failure(n))
+    pauses = recorder.status()["exchange_pauses"]
+    assert [(p["exchange_index"], p["scope"]) for p in pauses] == [
+        (None, "exchange"),
+        (2, "trading"),
+    ]
+    assert pauses[0]["resume_estimate"] == "2026-12-03T10:00:00Z"
+    assert recorder.exchange_pauses()[0].since == first  # a new estimate is not a new pause
+    recorder(ExchangeResumed(exchange_index=None, scope="exchange", paused_ms=5))
+    assert [p["exchange_index"] for p in recorder.status()["exchange_pauses"]] == [2]
