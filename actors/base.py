@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import pykka
 
 from actors.context import StageContext
-from actors.exchange_status import condition_from_status
+from actors.exchange_status import condition_from_pause, condition_from_status
+from kalshi_api.errors import ExchangePausedError
 from kalshi_api.models import ExchangeStatus
 from messages.base import Message
 from messages.commands import Connect, Describe, Ping, Query, StageOwner
@@ -211,6 +212,10 @@ class StageActor(pykka.ThreadingActor):
             self.controls.release.wait(self._slow_seconds)
         try:
             return self._dispatch(message)
+        except ExchangePausedError as exc:
+            # The exchange refuses everything for now: a condition to wait out, not a failure.
+            self.wait_for_exchange(condition_from_pause(exc), str(exc))
+            return None
         except Exception as exc:
             self._report(exc)
             raise

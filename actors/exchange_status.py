@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kalshi_api.errors import ExchangePausedError
 from kalshi_api.models import ExchangeStatus
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from messages.exchange import ExchangeCondition, PauseScope, ShardPause
@@ -28,7 +29,7 @@ def condition_from_status(
     status: ExchangeStatus, observed_at: datetime | None = None
 ) -> ExchangeCondition:
     """The pauses ``status`` declares, stamped with the wall time it was read at."""
-    http_status = int(getattr(status, "http_status", 200))
+    http_status = status.http_status
     pauses: list[ShardPause] = []
     if not 200 <= http_status <= 299 or not status.exchange_active:
         pauses.append(ShardPause(exchange_index=None, scope="exchange"))
@@ -55,6 +56,16 @@ def condition_from_status(
         resume_estimate=status.exchange_estimated_resume_time,
         observed_at=observed_at or datetime.now(UTC),
         http_status=http_status,
+    )
+
+
+def condition_from_pause(error: ExchangePausedError) -> ExchangeCondition:
+    """The whole-exchange pause an ``ExchangePausedError`` stands for."""
+    return ExchangeCondition(
+        pauses=(ShardPause(exchange_index=None, scope="exchange"),),
+        resume_estimate=error.resume_time,
+        observed_at=datetime.now(UTC),
+        http_status=error.status or 503,
     )
 
 

@@ -58,7 +58,12 @@ class KalshiSyncActor(StageActor):
             self._client = KalshiRestClient(
                 self.context.rest_url, self.context.signer, timeout=self.context.request_timeout
             )
-        money = read_account_money(self._client, exchange_status_or_pause(self._client))
+        status = exchange_status_or_pause(self._client)  # a 503 pause: StageActor waits
+        condition = self.observe_exchange(status)
+        if condition.exchange_paused:
+            self.wait_for_exchange(condition, "exchange paused: the account cannot be read")
+            return
+        money = read_account_money(self._client, status)
         positions = [p for p in self._client.get_positions() if p.position_fp != 0]
         orders = self._client.get_orders(status="resting")
         state = SyncState(
