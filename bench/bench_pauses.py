@@ -32,8 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.runner import Supervisor
-
+from app.handle import Supervisor
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
