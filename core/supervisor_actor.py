@@ -18,9 +18,11 @@ import pykka
 
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.service import ServiceSpec
 from core.children import PykkaChildren
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook
+from core.service_host import PykkaServiceHost
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner
@@ -66,6 +68,7 @@ class SupervisorActor(pykka.ThreadingActor):
         rng: random.Random | None = None,
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
+        services: Sequence[ServiceSpec] = (),
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -89,6 +92,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 on_shutdown=self._after_shutdown,
                 exchange=exchange,
                 rng=rng,
+                services=services,
+                service_host=PykkaServiceHost(self.actor_ref),
             )
         except BaseException:
             self._release()
