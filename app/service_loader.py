@@ -83,6 +83,11 @@ def specs_from_cli(
     references: Iterable[str], option_items: Iterable[str] = ()
 ) -> tuple[ServiceSpec, ...]:
     """``--service`` references plus ``--service-option NAME.KEY=VALUE`` items -> specs."""
+    return specs_from_references(references, parse_option_items(option_items))
+
+
+def parse_option_items(option_items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``NAME.KEY=VALUE`` items -> ``{NAME: {KEY: VALUE}}`` (values as :func:`parse_value`)."""
     options: dict[str, dict[str, Any]] = {}
     for item in option_items:
         target, sep, value = item.partition("=")
@@ -90,20 +95,32 @@ def specs_from_cli(
         if not sep or not dot or not name.strip() or not key.strip():
             raise ServiceLoadError(f"--service-option {item!r}: expected NAME.KEY=VALUE")
         options.setdefault(name.strip(), {})[key.strip()] = parse_value(value)
+    return options
+
+
+def specs_from_references(
+    references: Iterable[str], options: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[ServiceSpec, ...]:
+    """``[NAME=]MODULE:CLASS`` references and per-name options -> validated specs, in order."""
+    remaining = {name: dict(values) for name, values in (options or {}).items()}
     specs: list[ServiceSpec] = []
     for reference in references:
-        name, sep, target = reference.partition("=")
-        explicit = name.strip() if sep else None
-        if explicit is None:
-            actor_class = load_class(reference)
-            explicit = default_service_name(actor_class)
-            reference = f"{explicit}={reference}"
-        specs.append(build_spec(reference, options=options.pop(explicit, None)))
-    if options:
-        unknown = ", ".join(sorted(options))
-        raise ServiceLoadError(f"--service-option for unknown service(s): {unknown}")
+        name = reference_name(reference)
+        target = reference.partition("=")[2] if "=" in reference else reference
+        specs.append(build_spec(f"{name}={target}", options=remaining.pop(name, None)))
+    if remaining:
+        unknown = ", ".join(sorted(remaining))
+        raise ServiceLoadError(f"options for unknown service(s): {unknown}")
     check_unique(specs)
     return tuple(specs)
+
+
+def reference_name(reference: str) -> str:
+    """The service name a reference gives: ``NAME=`` if present, else the class's default."""
+    name, sep, target = reference.partition("=")
+    if sep and name.strip():
+        return name.strip()
+    return default_service_name(load_class(target if sep else reference))
 
 
 def check_unique(specs: Sequence[ServiceSpec], reserved: Iterable[str] = ()) -> None:

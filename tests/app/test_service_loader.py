@@ -67,7 +67,7 @@ def test_reference_when_module_raises_on_import_is_one_line(tmp_path: Path) -> N
         (["spread_alert.threshold=2"], "option threshold: Input should be less than 1"),
         (["spread_alert.nope=1"], "option nope: Extra inputs are not permitted"),
         (["spread_alert=1"], "expected NAME.KEY=VALUE"),
-        (["other.threshold=0.1"], "unknown service(s): other"),
+        (["other.threshold=0.1"], "options for unknown service(s): other"),
     ],
 )
 def test_options_when_bad_raise_one_line(options: list[str], message: str) -> None:

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 import pykka
 import pytest
+from app.runner import Supervisor
 
 from actors.service import ServiceActor, ServiceSpec
-from app.runner import Supervisor
 from kalshi_api.book_changes import BookView
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.exchange import EmbeddedExchange
