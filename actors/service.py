@@ -463,4 +463,3 @@ def default_service_name(actor_class: type[ServiceActor]) -> str:
     snake = re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
     snake = re.sub(r"[^a-z0-9_]", "_", snake)
     return snake[:32] if snake and snake[0].isalpha() else f"s_{snake}"[:32]
-

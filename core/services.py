@@ -42,7 +42,7 @@ from messages.services import (
     EventNotice,
     ServiceDropped,
     ServiceFailed,
-    ServiceFailure,
+    ServiceFailureReported,
     ServiceHealth,
     ServiceRestarted,
     ServiceStarted,
@@ -334,7 +334,7 @@ class ServiceSupervisor:
         service.starts += 1
         service.tracker.on_started(name)
         if service.starts == 1:
-            self._publish(ServiceStarted(service=name, attempt=0))
+            self._publish(ServiceStarted(service=name))
         return True
 
     def _restart(self, name: str) -> None:
@@ -362,7 +362,7 @@ class ServiceSupervisor:
         if decision.restart:
             delay_ms = round(decision.delay * 1000)
             self._publish(
-                ServiceFailure(
+                ServiceFailureReported(
                     service=name, error_type=error_type, reason=reason, next_restart_in_ms=delay_ms
                 )
             )
@@ -375,7 +375,7 @@ class ServiceSupervisor:
             )
             return
         self._publish(
-            ServiceFailure(
+            ServiceFailureReported(
                 service=name, error_type=error_type, reason=reason, next_restart_in_ms=None
             )
         )

@@ -93,5 +93,3 @@ def top_of_book(book: BookView) -> Top:
         "" if ask is None else format_dollars(ask[0]),
         "" if ask is None else format_count(ask[1]),
     )
-
-

@@ -8,18 +8,39 @@ with the four ``service_*`` events.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from messages.base import Message
-from messages.events import Event
+from messages.events import (
+    Event,
+    ServiceDropped,
+    ServiceFailureReported,
+    ServiceRestarted,
+    ServiceStarted,
+)
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
 from messages.states import State
 
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 """Same shape as a fault target: a service name is what ``inject NAME`` takes."""
+
+__all__ = [
+    "BOOKS_CHANGED",
+    "SERVICE_NAME_PATTERN",
+    "AccountChanged",
+    "BooksChanged",
+    "EventNotice",
+    "ServiceDropped",
+    "ServiceEvent",
+    "ServiceFailed",
+    "ServiceFailureReported",
+    "ServiceHealth",
+    "ServiceRestarted",
+    "ServiceStarted",
+    "SystemNotReady",
+    "SystemReady",
+]
 
 
 # -- supervisor -> service -------------------------------------------------------------------
@@ -76,40 +97,5 @@ class ServiceHealth(Message):
     coalesced: int = Field(ge=0)
 
 
-# -- events ------------------------------------------------------------------------------------
-class ServiceStarted(Event):
-    """A service incarnation started (``attempt`` 0 is the first start, then each restart)."""
-
-    type: Literal["service_started"] = "service_started"
-    service: str
-    attempt: int
-
-
-class ServiceFailure(Event):
-    """A service failed; ``next_restart_in_ms`` is None when it will not be restarted."""
-
-    type: Literal["service_failed"] = "service_failed"
-    service: str
-    error_type: str
-    reason: str
-    next_restart_in_ms: int | None
-
-
-class ServiceRestarted(Event):
-    """A failed service was started again after its backoff."""
-
-    type: Literal["service_restarted"] = "service_restarted"
-    service: str
-    attempt: int
-
-
-class ServiceDropped(Event):
-    """A service was removed for good (temporary, or restart intensity exhausted); the
-    system stays in whatever state it was in."""
-
-    type: Literal["service_dropped"] = "service_dropped"
-    service: str
-    reason: str
-
-
-ServiceEvent = ServiceStarted | ServiceFailure | ServiceRestarted | ServiceDropped
+# -- events (defined with the others, so they are part of ``SupervisorEvent``) --------------
+ServiceEvent = ServiceStarted | ServiceFailureReported | ServiceRestarted | ServiceDropped

@@ -20,7 +20,12 @@ from messages.events import Event, StageFailure, StateTransition
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
-from messages.services import ServiceDropped, ServiceFailure, ServiceRestarted, ServiceStarted
+from messages.services import (
+    ServiceDropped,
+    ServiceFailureReported,
+    ServiceRestarted,
+    ServiceStarted,
+)
 from messages.states import State
 from supervision.config import RestartSettings
 from supervision.policy import RestartType
@@ -193,7 +198,7 @@ def test_leaving_ready_when_a_stage_fails_tells_services_without_stopping_them(
         assert kinds[kinds.index("not_ready") + 1 :].count("ready") == 1
         assert ("probe", "not_ready", State.ERROR) in journal.entries
         assert journal.kinds("probe").count("setup") == 1  # the same incarnation throughout
-        assert _events(sup, ServiceFailure) == []
+        assert _events(sup, ServiceFailureReported) == []
 
 
 FAULTS = ["crash", "crash_on_start", "hang", "bad_metadata"]
@@ -211,7 +216,7 @@ def test_service_fault_when_injected_restarts_only_the_service_and_ready_holds(
         reply = sup.inject(InjectFault(target="probe", fault=fault))
         assert reply == {"accepted": True, "target": "probe", "fault": fault}
         restarted = _wait_event(sup, ServiceRestarted, service="probe")
-        failures = _events(sup, ServiceFailure)
+        failures = _events(sup, ServiceFailureReported)
         expected = {
             "crash": "InjectedFaultError",
             "crash_on_start": "InjectedFaultError",
@@ -222,8 +227,9 @@ def test_service_fault_when_injected_restarts_only_the_service_and_ready_holds(
         assert failures[0].next_restart_in_ms is not None
         if fault == "crash_on_start":  # the restart fails in on_start, then one succeeds
             _wait_event(sup, ServiceRestarted, 2, service="probe")
-            assert [f.error_type for f in _events(sup, ServiceFailure)][:2] == [expected] * 2
-            assert "crash_on_start" in _events(sup, ServiceFailure)[1].reason
+            reported = _events(sup, ServiceFailureReported)
+            assert [f.error_type for f in reported][:2] == [expected] * 2
+            assert "crash_on_start" in reported[1].reason
         assert restarted[0].attempt >= 1
         assert journal.wait_for_entry("probe", "ready", count=2)
         assert _transitions_after(sup, mark) == []  # READY held throughout
@@ -245,7 +251,7 @@ def test_service_fault_when_harmless_is_absorbed_without_a_restart(
         assert journal.wait_for_entry("probe", "event", "fault_injected", count=2)
         if fault == "disconnect":
             assert ("probe", "disconnect") in journal.entries
-        assert _events(sup, ServiceFailure) == []
+        assert _events(sup, ServiceFailureReported) == []
         assert sup.state is State.READY
 
 
@@ -259,7 +265,7 @@ def test_service_killed_when_its_actor_dies_silently_is_detected_and_restarted(
         (ref,) = pykka.ActorRegistry.get_by_class(Probe)
         ref.stop(block=True, timeout=WAIT)  # dies without reporting anything
         _wait_event(sup, ServiceRestarted, service="probe")
-        assert _events(sup, ServiceFailure)[0].error_type == "ActorDied"
+        assert _events(sup, ServiceFailureReported)[0].error_type == "ActorDied"
         assert sup.state is State.READY
 
 
@@ -280,7 +286,7 @@ def test_restart_intensity_when_exhausted_drops_the_service_and_stays_ready(
         assert sup.inject(InjectFault(target="probe", fault="crash"))["accepted"]
         (dropped,) = _wait_event(sup, ServiceDropped, service="probe")
         assert "restart intensity exhausted" in dropped.reason
-        assert _events(sup, ServiceFailure)[-1].next_restart_in_ms is None
+        assert _events(sup, ServiceFailureReported)[-1].next_restart_in_ms is None
         reply = sup.inject(InjectFault(target="probe", fault="crash"))
         assert reply == {"accepted": False, "error": "probe service is dropped"}
         assert _transitions_after(sup, mark) == []
