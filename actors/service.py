@@ -62,6 +62,7 @@ from actors.base import (
     DEFAULT_SLOW_SECONDS,
     InjectedFaultError,
     StageControls,
+    _reported,
     one_line,
 )
 from kalshi_api.book_changes import BookChangeFeed, BookSubscription, BookView
@@ -361,6 +362,11 @@ class ServiceActor(pykka.ThreadingActor):
             )
         except pykka.ActorDeadError:
             logger.warning("%s service: supervisor gone, failure not reported: %s", self.name, exc)
+            return
+        # The supervisor logs the one line; pykka's traceback for this failure is dropped
+        # (as for stages), and kept at DEBUG here.
+        logger.debug("%s service failure (reported)", self.name, exc_info=exc)
+        _reported.pending = True
 
     def _inject(self, fault: InjectFault) -> str:
         kind = fault.fault

@@ -19,10 +19,9 @@ import pykka
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
 from actors.service import ServiceSpec
-from core.children import PykkaChildren
+from core.children import PykkaChildren, PykkaServiceHost
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook
-from core.service_host import PykkaServiceHost
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner
