@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 import pykka
 import pytest
-from app.runner import Supervisor
 
 from actors.service import ServiceActor, ServiceSpec
+from app.handle import Supervisor
 from kalshi_api.book_changes import BookView
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.exchange import EmbeddedExchange
-from messages.events import Event, StageFailure, StateTransition
+from messages.events import Event, StageFailureReported, StateTransition
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
@@ -233,7 +233,7 @@ def test_service_fault_when_injected_restarts_only_the_service_and_ready_holds(
         assert restarted[0].attempt >= 1
         assert journal.wait_for_entry("probe", "ready", count=2)
         assert _transitions_after(sup, mark) == []  # READY held throughout
-        assert _events(sup, StageFailure) == []
+        assert _events(sup, StageFailureReported) == []
         assert sup.state is State.READY
 
 
