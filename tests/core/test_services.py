@@ -146,6 +146,7 @@ def test_services_when_ready_start_in_order_get_ready_and_account_then_stop_befo
         started = _wait_event(sup, ServiceStarted, 2)
         assert [e.service for e in started] == ["probe", "second"]
         assert journal.wait_for_entry("second", "account", "initial")
+        assert journal.wait_for_entry("probe", "account", "initial")  # each on its own thread
         assert journal.kinds("probe")[:3] == ["setup", "ready", "account"]
         ready = next(e for e in journal.entries if e[:2] == ("probe", "ready"))
         assert ready[2] == 4
