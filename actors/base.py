@@ -269,4 +269,3 @@ class StageActor(pykka.ThreadingActor):
             self.parent.tell(self.bad_result())
             return "corrupted"
         raise ValueError(f"{kind.value} is not an actor fault")
-

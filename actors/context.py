@@ -13,6 +13,7 @@ from messages.metadata import TradingMode
 
 if TYPE_CHECKING:
     from kalshi_api.auth import KalshiSigner
+    from kalshi_api.book_changes import BookChangeFeed
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class StageContext:
     request_timeout: float = 5.0
     reconnect_min_delay: float = 0.05
     reconnect_max_delay: float = 2.0
+    book_changes: BookChangeFeed | None = None
+    """The supervisor's book-change feed: the orderbook stream marks it, services read it."""
 
     def __repr__(self) -> str:
         return (

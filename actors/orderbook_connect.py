@@ -174,6 +174,7 @@ class OrderbookConnectActor(StageActor):
                 max_attempts=None,
             ),
             open_timeout=self.context.request_timeout,
+            book_changes=self.context.book_changes,
         )
 
     def _incident(self, kind: str, detail: str) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.service import ServiceSpec
 from app.control_state import (
     ControlEndpoint,
     new_token,
@@ -61,6 +62,7 @@ class Supervisor:
         rng: random.Random | None = None,
         exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
+        services: Sequence[ServiceSpec] = (),
     ) -> None:
         self.config = config
         self.exchange = exchange
@@ -68,6 +70,8 @@ class Supervisor:
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
+        self._services = tuple(services)
+        """Services: started once READY (see ``actors.service``)."""
         self._listeners = [self.recorder, *listeners]
         self._inline_listeners = list(inline_listeners)
         self.events: EventBus | None = None
@@ -113,6 +117,7 @@ class Supervisor:
                 rng=self._rng,
                 exchange=self.exchange,
                 stopped=self.stopped,
+                services=self._services,
             )
         except BaseException:
             self._control.stop()

@@ -30,13 +30,15 @@ def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
     actor_faults = [f.value for f in ActorFault]
     exchange_faults = [f.value for f in ExchangeFault]
     parser.add_argument(
-        "target", metavar="TARGET", choices=targets, help=f"what to break: {', '.join(targets)}"
+        "target",
+        metavar="TARGET",
+        help=f"what to break: {', '.join(targets)}, or an added stage's or service's name",
     )
     parser.add_argument(
         "fault",
         metavar="FAULT",
         choices=actor_faults + exchange_faults,
-        help=f"for orderbook/trading/sync: {', '.join(actor_faults)}; "
+        help=f"for a stage or service: {', '.join(actor_faults)}; "
         f"for exchange: {', '.join(exchange_faults)}",
     )
     parser.add_argument("--seconds", type=float, help="how long a timed fault lasts")

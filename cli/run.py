@@ -31,6 +31,7 @@ from messages.states import State
 from supervision.policy import RestartType, Strategy
 
 if TYPE_CHECKING:
+    from actors.service import ServiceSpec
     from app.bootstrap import EmbeddedExchange
     from kalshi_api.auth import KalshiSigner
     from supervision.config import SupervisorConfig
@@ -138,10 +139,28 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         restart,
         "--restart-type",
-        "per-stage restart type: permanent, transient or temporary (repeatable)",
+        "per-stage or per-service restart type: permanent, transient or temporary (repeatable)",
         action="append",
         dest="restart_types",
-        metavar="STAGE=TYPE",
+        metavar="NAME=TYPE",
+    )
+    services = run.add_argument_group("services (actors that run while READY)")
+    add(
+        services,
+        "--service",
+        "start this service once READY (repeatable); MODULE is a dotted module or a .py "
+        "file, or give the name of an installed kalshi_supervisor.services entry point",
+        action="append",
+        dest="services",
+        metavar="[NAME=]MODULE:CLASS",
+    )
+    add(
+        services,
+        "--service-option",
+        "an option of a service (repeatable); VALUE is JSON if it parses, else text",
+        action="append",
+        dest="service_options",
+        metavar="NAME.KEY=VALUE",
     )
     embedded = run.add_argument_group("embedded exchange (--env local)")
     add(embedded, "--exchange-markets", "markets on the embedded exchange", type=positive_int)
@@ -178,10 +197,35 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 restart_types[stage.strip()] = RestartType(kind.strip().lower())
             except ValueError:
                 raise ConfigError(
-                    f"--restart-type {item!r}: expected STAGE=permanent|transient|temporary"
+                    f"--restart-type {item!r}: expected NAME=permanent|transient|temporary"
                 ) from None
         flags["restart_types"] = restart_types
+    if "services" in flags:
+        flags["services"] = tuple(flags["services"])
+    if "service_options" in flags:
+        from app.service_loader import ServiceLoadError, parse_option_items
+
+        try:
+            flags["service_options"] = parse_option_items(flags["service_options"])
+        except ServiceLoadError as exc:
+            raise ConfigError(str(exc)) from None
     return flags
+
+
+def services_from_settings(settings: RunSettings) -> tuple[ServiceSpec, ...]:
+    """The configured services as validated specs (their code is imported here), or
+    ConfigError with one line: a bad reference or option costs nothing to find out."""
+    if not settings.services and not settings.service_options:
+        return ()
+    from actors.registry import DEFAULT_STAGES
+    from app.service_loader import ServiceLoadError, check_unique, specs_from_references
+
+    try:
+        specs = specs_from_references(settings.services, settings.service_options)
+        check_unique(specs, reserved=[s.name for s in DEFAULT_STAGES])
+    except ServiceLoadError as exc:
+        raise ConfigError(str(exc)) from None
+    return specs
 
 
 def config_from_settings(
@@ -229,12 +273,13 @@ def main(argv: Sequence[str]) -> int:
             raise ConfigError(str(exc)) from None
         # Every value checked before anything starts (the real URLs are known only later).
         config_from_settings(settings, sources, rest_url="http://pending", ws_url="ws://pending")
+        services = services_from_settings(settings)
         _configure_logging(settings.log_level)
         try:
             exchange, signer, rest_url, ws_url = _exchange_and_signer(settings)
             config = config_from_settings(settings, sources, rest_url=rest_url, ws_url=ws_url)
             _preflight(config, signer)
-            return _serve(settings, config, signer, exchange)
+            return _serve(settings, config, signer, exchange, services)
         except Exception as exc:
             if _is_bad_setup(exc):
                 raise ConfigError(str(exc)) from None
@@ -338,6 +383,7 @@ def _serve(
     config: SupervisorConfig,
     signer: KalshiSigner,
     exchange: EmbeddedExchange | None,
+    services: Sequence[ServiceSpec] = (),
 ) -> int:
     from app.console import ConsoleView
     from app.control_state import default_state_path
@@ -351,7 +397,12 @@ def _serve(
         listeners.append(sink)
     state_file = settings.state_file or default_state_path()
     supervisor = Supervisor(
-        config, signer, listeners=listeners, exchange=exchange, state_file=state_file
+        config,
+        signer,
+        listeners=listeners,
+        exchange=exchange,
+        state_file=state_file,
+        services=services,
     )
     interrupted = threading.Event()
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -93,6 +93,12 @@ class RunSettings(BaseSettings):
     max_restarts: int = 5
     restart_period: float = 30.0
     deadlines: dict[State, float] = Field(default_factory=dict)
+    services: tuple[str, ...] = ()
+    """``[NAME=]MODULE:CLASS`` references (``--service``; a TOML list), started in this order
+    once READY. Declared before ``restart_types``, whose names may be these services'."""
+    service_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Each service's options (``--service-option NAME.KEY=VALUE``; in TOML a
+    ``[service_options.NAME]`` table), validated by the service's own options model."""
     restart_types: dict[str, RestartType] = Field(default_factory=dict)
     exchange_markets: int = Field(default=30, gt=0)
     exchange_rate: float = Field(default=50.0, ge=0)
@@ -113,15 +119,29 @@ class RunSettings(BaseSettings):
 
     @field_validator("restart_types")
     @classmethod
-    def _known_stages(cls, value: dict[str, RestartType]) -> dict[str, RestartType]:
+    def _known_stages(
+        cls, value: dict[str, RestartType], info: ValidationInfo
+    ) -> dict[str, RestartType]:
+        """Names must be stages' or configured services'. A service reference that cannot be
+        loaded is skipped here: building the services reports it, with its own reason."""
         if not value:
             return value
         from actors.registry import DEFAULT_STAGES  # the stage actors: only when needed
 
         known = {spec.name for spec in DEFAULT_STAGES}
+        services = info.data.get("services") or ()
+        if services:
+            from app.service_loader import ServiceLoadError, reference_name
+
+            for reference in services:
+                try:
+                    known.add(reference_name(reference))
+                except ServiceLoadError:
+                    continue
         for stage in value:
             if stage not in known:
-                raise ValueError(f"unknown stage {stage!r} (stages: {', '.join(sorted(known))})")
+                what = "stage or service" if services else "stage"
+                raise ValueError(f"unknown {what} {stage!r} (known: {', '.join(sorted(known))})")
         return value
 
     def supervisor_config(self, *, rest_url: str, ws_url: str) -> SupervisorConfig:
@@ -188,9 +208,12 @@ class Sources:
 
 
 def _flag_name(setting: str) -> str:
-    return {"deadlines": "deadline", "restart_types": "restart-type"}.get(
-        setting, setting.replace("_", "-")
-    )
+    return {
+        "deadlines": "deadline",
+        "restart_types": "restart-type",
+        "services": "service",
+        "service_options": "service-option",
+    }.get(setting, setting.replace("_", "-"))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -65,10 +65,12 @@ class ReadyWatch:
         self.phase, self.awaiting = ReadyPhase.OPEN, None
         core.deadline.cancel()
         fields["environment"] = core.config.environment.value
-        core.transition(State.READY, "All stages connected", ready_metadata(fields))
+        metadata = ready_metadata(fields)
+        core.transition(State.READY, "All stages connected", metadata)
         core.recovery.on_ready()
         self._start_timers()
         core.pauses.on_ready()
+        core.services.on_ready(metadata, core.walk.markets or ())
 
     def _contributions(self) -> dict[str, Any] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
@@ -166,6 +168,7 @@ class ReadyWatch:
         core = self._core
         if core.state is not State.READY:
             return
+        core.services.probe_liveness()
         now = core.scheduler.clock.monotonic()
         for name in core.child_names():
             generation = core.current_generation(name)

@@ -1,4 +1,5 @@
-"""SHUTDOWN: from any state, once; stages stop in reverse start order."""
+"""SHUTDOWN: from any state, once; services stop (in reverse), then stages in reverse
+start order."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def shut_down(core: SupervisorCore, reason: str) -> None:
     core.deadline.cancel()
     core.ready.leave()
     core.pauses.stop()
+    core.services.stop_all()  # services first, while the stages they read still run
     core.stop_children(core.child_names())
     core.transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))
     core.on_shutdown()

@@ -19,7 +19,8 @@ import pykka
 from actors.exchange_status import PROBE_TIMEOUT, read_condition
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES, StageSpec
-from core.children import PykkaChildren
+from actors.service import ServiceSpec
+from core.children import PykkaChildren, PykkaServiceHost
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook
 from core.supervisor_core import SupervisorCore
@@ -67,6 +68,7 @@ class SupervisorActor(pykka.ThreadingActor):
         rng: random.Random | None = None,
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
+        services: Sequence[ServiceSpec] = (),
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -93,6 +95,8 @@ class SupervisorActor(pykka.ThreadingActor):
                     config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
                 ),
                 rng=rng,
+                services=services,
+                service_host=PykkaServiceHost(self.actor_ref),
             )
         except BaseException:
             self._release()

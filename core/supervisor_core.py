@@ -17,6 +17,7 @@ from typing import Any
 
 from actors.context import StageContext
 from actors.registry import StageSpec, enabled_stages, validate_pipeline
+from actors.service import ServiceSpec
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
 from core.pauses import PauseWatch
@@ -31,6 +32,7 @@ from core.ports import (
 )
 from core.ready import ReadyWatch
 from core.recovery import Recovery
+from core.services import ServiceHost, ServiceSupervisor
 from core.shutdown import shut_down
 from core.timers import (
     Begin,
@@ -46,13 +48,14 @@ from core.timers import (
     RestartDue,
 )
 from kalshi_api.auth import KalshiSigner
+from kalshi_api.book_changes import BookChangeFeed
 from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
 from messages.exchange import ExchangeObserved, StagePaused
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
-from messages.results import StageFailed, StageSucceeded, StreamIncident
+from messages.results import StageFailed, StageSucceeded, StreamIncident, SyncCompleted
 from messages.states import State
 from messages.text import one_line
 from supervision.config import SupervisorConfig
@@ -86,6 +89,8 @@ class SupervisorCore:
         exchange: ExchangeFaultHook | None = None,
         probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
+        services: Sequence[ServiceSpec] = (),
+        service_host: ServiceHost | None = None,
     ) -> None:
         self.config = config
         self.status_address = status_address
@@ -95,7 +100,7 @@ class SupervisorCore:
         self.children = children
         self.scheduler = scheduler
         self.mailbox = mailbox
-        self.publish = publish
+        self._publish_out = publish
         self.resolve_markets = resolve_markets
         self.background = background
         self.on_shutdown = on_shutdown
@@ -112,16 +117,39 @@ class SupervisorCore:
         self.ready = ReadyWatch(self)
         self.recovery = Recovery(self, rng)
         self.pauses = PauseWatch(self)
+        self.book_changes = BookChangeFeed()
+        """Outlives stage restarts: each orderbook stream attaches its books and marks it."""
+        if services and service_host is None:
+            raise ValueError("services need a service host")
+        self.services = ServiceSupervisor(
+            services,
+            restart=config.restart,
+            scheduler=scheduler,
+            mailbox=mailbox,
+            publish=self.publish,
+            host=service_host or _NoServiceHost(),
+            feed=self.book_changes,
+            liveness_timeout=config.liveness_timeout,
+            rng=rng,
+            reserved=[s.name for s in self.all_specs],
+        )
 
     @property
     def state(self) -> State:
         return self._machine.state
+
+    def publish(self, event: SupervisorEvent) -> None:
+        """Out through the shell's port, and to every running service (``on_event``)."""
+        self._publish_out(event)
+        self.services.on_event(event)
 
     # -- the one entry point --------------------------------------------------------------
     def handle(self, message: object) -> Any:
         """Route one message; after SHUTDOWN only pings are answered (the shell is stopping)."""
         if self.state is State.SHUTDOWN:
             return True if isinstance(message, Ping) else None
+        if self.services.handle(message):
+            return None
         if isinstance(message, StageSucceeded):
             self._on_succeeded(message)
         elif isinstance(message, StageFailed):
@@ -188,6 +216,8 @@ class SupervisorCore:
         if result is None or spec is None:
             return
         self.results[spec.name] = result
+        if isinstance(result, SyncCompleted):
+            self.services.on_account(result)
         if spec.announce is not None:
             event = spec.announce(result)
             if event is not None:
@@ -226,6 +256,9 @@ class SupervisorCore:
         self.publish(FaultInjected(fault=fault))
         if fault.target == FaultTarget.EXCHANGE:
             return self._inject_exchange(fault)
+        routed = self.services.inject(fault)
+        if routed is not None:
+            return routed
         if self.current_generation(fault.target) is None:
             return {"accepted": False, "error": f"no running {fault.target} stage"}
         if not self.tell_child(fault.target, fault):
@@ -253,9 +286,12 @@ class SupervisorCore:
         shut_down(self, reason)
 
     def transition(self, target: State, context: str, metadata: StateMetadata) -> None:
+        leaving_ready = self.state is State.READY and target is not State.READY
         record = self._machine.transition(target, context=context, metadata=metadata)
         self.epoch += 1
         self.publish(record)
+        if leaving_ready:  # services are told, never stopped, when READY ends
+            self.services.on_not_ready(target, context)
 
     def transition_from_stage(self, stage: str, target: State, context: str, metadata: Any) -> bool:
         """A transition whose metadata came from a stage: a wrong class is that stage's failure."""
@@ -292,6 +328,7 @@ class SupervisorCore:
             markets=self.walk.markets or (),
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
+            book_changes=self.book_changes,
         )
 
     def has_child(self, name: str) -> bool:
@@ -336,4 +373,26 @@ class SupervisorCore:
                 self.mailbox(ConfirmDead(name, generation))
         except Exception as exc:
             self.fail(name, type(exc).__name__, str(exc))
+        return None
+
+
+class _NoServiceHost:
+    """The host of a supervisor without services: nothing ever starts."""
+
+    def start(self, *args: Any) -> None:
+        raise RuntimeError("no service host configured")
+
+    def tell(self, name: str, message: object) -> bool:
+        return False
+
+    def is_alive(self, name: str) -> bool:
+        return False
+
+    def ping(self, name: str) -> None:
+        return None
+
+    def ping_result(self, name: str) -> None:
+        return None
+
+    def stop(self, name: str) -> None:
         return None

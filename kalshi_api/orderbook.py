@@ -28,13 +28,18 @@ Level = tuple[int, int]
 class OrderBook:
     """Bids for one market, keyed ``price_micros -> size_centi``; a level at zero is absent."""
 
-    __slots__ = ("market_id", "no", "stale", "ticker", "yes")
+    __slots__ = ("market_id", "no", "stale", "ticker", "version", "yes")
 
     def __init__(self, ticker: str, market_id: str = "") -> None:
         self.ticker = ticker
         self.market_id = market_id
         self.yes: dict[int, int] = {}
         self.no: dict[int, int] = {}
+        self.version = 0
+        """A seqlock counter for lock-free consistent reads from other threads
+        (:func:`kalshi_api.book_changes.read_book`): +2 after each delta, odd while a
+        snapshot or a clear replaces both sides. Writers that inline the delta update
+        (the stream's hot path) must bump it the same way."""
         self.stale = True
         """True until the first snapshot, and again while a gap is being repaired: its
         levels must not be trusted (they are kept only so a reader sees the last view)."""
@@ -53,9 +58,13 @@ class OrderBook:
             for price, size in side.items():
                 if size < 0:
                     raise ValueError(f"negative size {size} at {price} in a snapshot")
-        self.yes = {price: size for price, size in yes.items() if size}
-        self.no = {price: size for price, size in no.items() if size}
+        yes = {price: size for price, size in yes.items() if size}
+        no = {price: size for price, size in no.items() if size}
+        self.version += 1
+        self.yes = yes
+        self.no = no
         self.stale = False
+        self.version += 1
 
     def apply_delta(self, side: str, price_micros: int, delta_centi: int) -> bool:
         """Add ``delta_centi`` at one level; False (book untouched) if it would go negative.
@@ -76,13 +85,16 @@ class OrderBook:
             levels.pop(price_micros, None)
         else:
             return False
+        self.version += 2
         return True
 
     def clear(self) -> None:
         """Drop every level and mark the book stale (used when the market leaves the stream)."""
+        self.version += 1
         self.yes = {}
         self.no = {}
         self.stale = True
+        self.version += 1
 
     # -- reads ------------------------------------------------------------------------------
     def best_yes_bid(self) -> int | None:

@@ -41,6 +41,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from kalshi_api.book_changes import BookChangeFeed
 from kalshi_api.book_view import BookDepth, BookTop, ChangeClock, depth_of, top_of
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
 from kalshi_api.loop_thread import LoopThread
@@ -119,10 +120,13 @@ class OrderbookStream:
         open_timeout: float = 5.0,
         ping_interval: float | None = 10.0,
         snapshot_timeout: float = 5.0,
+        book_changes: BookChangeFeed | None = None,
     ) -> None:
         """``auth_headers`` is called once per connection attempt so every upgrade carries a
         fresh timestamp and signature (typically ``lambda: signer.headers("GET",
-        "/trade-api/ws/v2")``). ``snapshot_timeout`` bounds each repair step."""
+        "/trade-api/ws/v2")``). ``snapshot_timeout`` bounds each repair step.
+        ``book_changes``, if given, gets these books attached and is marked (on this
+        stream's thread, without blocking) after every applied snapshot and delta."""
         unique = tuple(dict.fromkeys(tickers))
         if not unique:
             raise ValueError("an orderbook stream needs at least one market ticker")
@@ -135,6 +139,9 @@ class OrderbookStream:
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._books = {ticker: OrderBook(ticker) for ticker in unique}
+        self._feed = book_changes
+        if book_changes is not None:
+            book_changes.attach(self._books)
         self.stats = StreamStats()
         self.connected = False
         """True while a socket is open (books may still be syncing: see ``wait_synced``)."""
@@ -451,6 +458,7 @@ class OrderbookStream:
         out_of_sequence = core.out_of_sequence
         gap = core.gap
         execute = self._execute
+        mark = self._feed.mark if self._feed is not None else None
         while True:
             raw = await recv(decode=False)
             stats.last_frame_monotonic = monotonic()
@@ -507,6 +515,10 @@ class OrderbookStream:
                     levels.pop(price, None)
                 else:
                     execute(gap(sub, seq, seq, "negative_level"))
+                    continue
+                if mark is not None:  # readers copy under the book's seqlock: bump, then tell
+                    book.version += 2
+                    mark(book.ticker)
             except _UNREADABLE:
                 stats.malformed_frames += 1
                 execute(gap(sub, seq, seq, "bad_frame"))
@@ -521,7 +533,10 @@ class OrderbookStream:
         kind = message["type"]
         core = self._core
         if kind == ORDERBOOK_SNAPSHOT:
-            actions = core.on_snapshot(self._snapshot_frame(message))
+            frame = self._snapshot_frame(message)
+            actions = core.on_snapshot(frame)
+            if self._feed is not None and type(frame.ticker) is str and frame.ticker in self._books:
+                self._feed.mark(frame.ticker)
         elif kind == "error":
             msg = message.get("msg")
             code = msg.get("code") if type(msg) is dict else None

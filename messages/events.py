@@ -132,6 +132,40 @@ class FaultInjected(Event):
     fault: InjectFault
 
 
+class ServiceStarted(Event):
+    """A service started for the first time, after READY (a restart is ``ServiceRestarted``)."""
+
+    type: Literal["service_started"] = "service_started"
+    service: str
+
+
+class ServiceFailureReported(Event):
+    """A service failed; ``next_restart_in_ms`` is None when it will not be restarted."""
+
+    type: Literal["service_failed"] = "service_failed"
+    service: str
+    error_type: str
+    reason: str
+    next_restart_in_ms: int | None
+
+
+class ServiceRestarted(Event):
+    """A failed service was started again after its backoff (``attempt`` counts restarts)."""
+
+    type: Literal["service_restarted"] = "service_restarted"
+    service: str
+    attempt: int
+
+
+class ServiceDropped(Event):
+    """A service was removed for good (temporary, or restart intensity exhausted); the
+    system stays in whatever state it was in."""
+
+    type: Literal["service_dropped"] = "service_dropped"
+    service: str
+    reason: str
+
+
 SupervisorEvent = (
     StateTransition
     | KalshiSyncComplete
@@ -144,6 +178,10 @@ SupervisorEvent = (
     | FaultInjected
     | ExchangePaused
     | ExchangeResumed
+    | ServiceStarted
+    | ServiceFailureReported
+    | ServiceRestarted
+    | ServiceDropped
 )
 
 # Deprecated aliases, kept only until app/console.py and bench/ use the names above:

@@ -122,7 +122,12 @@ def test_readme_example_toml_when_loaded_is_valid_and_means_what_it_says(tmp_pat
     assert settings.env.value == "paper"
     assert settings.private_key == Path("/etc/kalshi/demo.pem")
     assert settings.deadlines[State.ORDERBOOK_CONNECT] == 5.0
-    assert settings.restart_types == {"sync": RestartType.TRANSIENT}
+    assert settings.restart_types == {
+        "sync": RestartType.TRANSIENT,
+        "spread_alert": RestartType.TRANSIENT,
+    }
+    assert settings.services == ("examples/spread_alert.py:SpreadAlert",)
+    assert settings.service_options == {"spread_alert": {"threshold": "0.03"}}
     settings.supervisor_config(rest_url="http://x", ws_url="ws://x")  # valid end to end
 
 

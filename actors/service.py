@@ -1,0 +1,471 @@
+"""Services: actors that live while the system is READY, fed by the books and the account.
+
+A *stage* does the work of a connecting state and the system is not READY without it. A
+*service* (a recorder, an alert, a strategy) starts once the system is READY, reacts to
+what happens, and may fail without taking anything else down. To write one, subclass
+:class:`ServiceActor`, override the hooks you need, and register a :class:`ServiceSpec`
+(or load it with ``kalshi-supervisor run --service MODULE:CLASS``)::
+
+    class Options(ServiceOptions):
+        threshold: Decimal = Decimal("0.05")
+
+    class SpreadWatch(ServiceActor):
+        options_model = Options
+
+        def on_book_changed(self, ticker: str, book: BookView) -> None:
+            ...
+
+Hooks (all run on the service's own thread, one message at a time):
+
+``setup()`` / ``teardown()``
+    Open and release the service's own resources (files, sockets). ``setup`` raising
+    is a failed start; ``teardown`` must not raise (it is logged if it does).
+``on_ready(metadata)``
+    The system became READY (first time, and after every recovery), with the READY
+    transition's metadata.
+``on_not_ready(state, reason)``
+    The system left READY (for ERROR, STARTUP, ...). The service is *not* stopped:
+    pause if you act on the books (they may be stale), resume in ``on_ready``.
+``on_book_changed(ticker, book)``
+    A subscribed book changed. ``book`` is a consistent, immutable copy of its latest
+    state. Changes that arrive while you are busy are coalesced per ticker, so you
+    always see the latest book, never a growing backlog.
+``on_account(sync)``
+    A sync completed (initial and every update sync): balances, positions, orders and
+    the changes since the previous sync.
+``on_event(event)``
+    Every supervisor event (transitions, failures, restarts, stream incidents, ...).
+
+Facilities: ``self.options`` (the validated, frozen options model), ``self.book(ticker)``
+(a consistent copy of any streamed book), ``self.ready``, ``self.call_later`` /
+``self.call_every`` (timers that run a callback on this actor's thread and are cancelled
+when it stops), ``self.markets`` (the tickers the system streams).
+
+Safety rules are the stage actors' (see :mod:`actors.base`): every failure is reported to
+the supervisor explicitly, as an immutable :class:`~messages.services.ServiceFailed`,
+before pykka's silent paths can lose it; nothing here ever blocks on another actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import pykka
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from actors.base import (
+    DEFAULT_HANG_SECONDS,
+    DEFAULT_SLOW_SECONDS,
+    InjectedFaultError,
+    StageControls,
+    _reported,
+    one_line,
+)
+from kalshi_api.book_changes import BookChangeFeed, BookSubscription, BookView
+from messages.commands import Ping, Report
+from messages.events import Event
+from messages.faults import ActorFault, InjectFault
+from messages.metadata import ReadyMetadata
+from messages.results import SyncCompleted
+from messages.services import (
+    SERVICE_NAME_PATTERN,
+    AccountChanged,
+    BooksChanged,
+    EventNotice,
+    ServiceFailed,
+    ServiceHealth,
+    SystemNotReady,
+    SystemReady,
+)
+from messages.states import State
+from supervision.policy import RestartType
+from supervision.scheduler import Scheduler, TimerHandle
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(SERVICE_NAME_PATTERN)
+
+
+class ServiceOptions(BaseModel):
+    """Base of a service's options: frozen and strict, like every message.
+
+    Subclass it with your fields and defaults and point ``options_model`` at it; the
+    options given in a spec, the config file or ``--service-option`` are validated
+    against it before the service ever starts, so a typo is an error, not a default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a service incarnation is started with (read-only)."""
+
+    name: str
+    options: ServiceOptions
+    feed: BookChangeFeed
+    scheduler: Scheduler
+    markets: tuple[str, ...] = ()
+    tickers: tuple[str, ...] | None = None
+    """Book subscription from the spec: None = every streamed ticker, () = no books."""
+
+    def __repr__(self) -> str:
+        return f"ServiceContext(name={self.name!r}, options={self.options!r})"
+
+
+@dataclass(frozen=True)
+class _TimerFired:
+    """A timer's callback, carried into the service's own mailbox."""
+
+    timer: _Timer
+
+
+@dataclass(eq=False)
+class _Timer:
+    """One ``call_later``/``call_every``; ``queued`` keeps at most one firing in the mailbox,
+    so a busy or hung service never accumulates a backlog of timer messages."""
+
+    callback: Callable[[], Any]
+    periodic: bool
+    handle: TimerHandle | None = None
+    queued: bool = False
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+class ServiceActor(pykka.ThreadingActor):
+    """Base of every service; one incarnation per ``generation``. See the module docstring."""
+
+    options_model: ClassVar[type[ServiceOptions]] = ServiceOptions
+    """The options this service accepts (a :class:`ServiceOptions` subclass)."""
+    service_name: ClassVar[str | None] = None
+    """Default name (fault target, restart unit) when a spec or the CLI gives none."""
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        parent: pykka.ActorRef[Any],
+        context: ServiceContext,
+        generation: int,
+        controls: StageControls,
+    ) -> None:
+        super().__init__()
+        self.parent = parent
+        self.context = context
+        self.name = context.name
+        self.options: Any = context.options
+        self.generation = generation
+        self.controls = controls
+        self.ready = False
+        """True between ``on_ready`` and ``on_not_ready``."""
+        self.notifications = 0
+        """Book changes delivered to ``on_book_changed``."""
+        self._subscription: BookSubscription | None = None
+        self._timers: list[_Timer] = []
+        self._slow_seconds = 0.0
+        self._slow_remaining = 0
+
+    # -- hooks for subclasses ------------------------------------------------------------
+    def setup(self) -> None:
+        """Open this service's resources; runs when the actor starts."""
+
+    def teardown(self) -> None:
+        """Release this service's resources; runs when the actor stops. Must not raise."""
+
+    def on_ready(self, metadata: ReadyMetadata) -> None:
+        """The system is READY (first time or again)."""
+
+    def on_not_ready(self, state: State, reason: str) -> None:
+        """The system left READY for ``state``; the service keeps running."""
+
+    def on_book_changed(self, ticker: str, book: BookView) -> None:
+        """A subscribed book changed; ``book`` is a consistent copy of its latest state."""
+
+    def on_account(self, sync: SyncCompleted) -> None:
+        """A sync completed (account state and its changes)."""
+
+    def on_event(self, event: Event) -> None:
+        """Any supervisor event."""
+
+    def on_disconnect(self) -> None:
+        """Drop any connection of the service's own (the ``disconnect`` fault)."""
+
+    def subscribed_tickers(self) -> Iterable[str] | None:
+        """Books to be notified about: None = all, empty = none. Default: the spec's."""
+        return self.context.tickers
+
+    def handle(self, message: Any) -> Any:
+        """Messages of the service's own; unknown ones are an error."""
+        raise TypeError(f"{self.name} service cannot handle {type(message).__name__}")
+
+    # -- facilities ----------------------------------------------------------------------------
+    @property
+    def markets(self) -> tuple[str, ...]:
+        """Tickers of every streamed book."""
+        return self.context.feed.tickers or self.context.markets
+
+    def book(self, ticker: str) -> BookView | None:
+        """A consistent copy of ``ticker``'s book now, or None if it is not streamed."""
+        return self.context.feed.read(ticker)
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> _Timer:
+        """Run ``callback`` on this actor's thread after ``delay`` seconds (``.cancel()``s)."""
+        return self._add_timer(delay, callback, periodic=False)
+
+    def call_every(self, interval: float, callback: Callable[[], Any]) -> _Timer:
+        """Run ``callback`` on this actor's thread every ``interval`` seconds. A firing
+        that finds the previous one still queued is skipped, never stacked up."""
+        return self._add_timer(interval, callback, periodic=True)
+
+    # -- pykka hooks, all guarded ---------------------------------------------------------------
+    def on_start(self) -> None:
+        try:
+            if self.controls.start_faults.consume(self.name):
+                raise InjectedFaultError(f"injected crash_on_start in {self.name} service")
+            self.setup()
+            tickers = self.subscribed_tickers()
+            if tickers is None or tuple(tickers):
+                ref = self.actor_ref
+                self._subscription = self.context.feed.subscribe(
+                    self.name, None if tickers is None else tuple(tickers), _waker(ref)
+                )
+        except Exception as exc:
+            self._report(exc)
+            self.on_stop()  # pykka calls neither on_stop nor on_failure after on_start raises
+            raise
+
+    def on_receive(self, message: Any) -> Any:
+        if self._slow_remaining > 0:
+            self._slow_remaining -= 1
+            self.controls.release.wait(self._slow_seconds)
+        try:
+            return self._dispatch(message)
+        except Exception as exc:
+            self._report(exc)
+            raise
+
+    def on_stop(self) -> None:
+        self._release()
+        try:
+            self.teardown()
+        except Exception:
+            logger.exception("%s service: error in teardown", self.name)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self.on_stop()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _dispatch(self, message: Any) -> Any:
+        if isinstance(message, BooksChanged):
+            self._deliver_books()
+        elif isinstance(message, _TimerFired):
+            self._fire(message.timer)
+        elif isinstance(message, EventNotice):
+            self.on_event(message.event)
+        elif isinstance(message, SystemReady):
+            self.ready = True
+            self.on_ready(message.metadata)
+        elif isinstance(message, SystemNotReady):
+            self.ready = False
+            self.on_not_ready(message.state, message.reason)
+        elif isinstance(message, AccountChanged):
+            self.on_account(message.sync)
+        elif isinstance(message, Ping):
+            return True
+        elif isinstance(message, Report):
+            return self.health()
+        elif isinstance(message, InjectFault):
+            return self._inject(message)
+        else:
+            return self.handle(message)
+        return None
+
+    def health(self) -> ServiceHealth:
+        sub = self._subscription
+        return ServiceHealth(
+            service=self.name,
+            generation=self.generation,
+            notifications=self.notifications,
+            coalesced=sub.coalesced if sub is not None else 0,
+        )
+
+    def _deliver_books(self) -> None:
+        sub = self._subscription
+        if sub is None:
+            return
+        read = self.context.feed.read
+        for ticker in sub.drain():
+            view = read(ticker)
+            if view is not None:
+                self.notifications += 1
+                self.on_book_changed(ticker, view)
+
+    def _add_timer(self, delay: float, callback: Callable[[], Any], *, periodic: bool) -> _Timer:
+        if not callable(callback):
+            raise TypeError("a timer callback must be callable")
+        timer = _Timer(callback, periodic)
+        ref = self.actor_ref
+
+        def due() -> None:  # scheduler thread: tell only, and at most one in flight
+            if timer.cancelled or timer.queued:
+                return
+            timer.queued = True
+            try:
+                ref.tell(_TimerFired(timer))
+            except pykka.ActorDeadError:
+                timer.cancel()
+
+        scheduler = self.context.scheduler
+        timer.handle = (
+            scheduler.call_every(delay, due, name=f"{self.name}-timer")
+            if periodic
+            else scheduler.call_later(delay, due, name=f"{self.name}-timer")
+        )
+        self._timers = [t for t in self._timers if not t.cancelled]
+        self._timers.append(timer)
+        return timer
+
+    def _fire(self, timer: _Timer) -> None:
+        timer.queued = False
+        if timer.cancelled:
+            return
+        if not timer.periodic:
+            timer.cancelled = True
+        timer.callback()
+
+    def _release(self) -> None:
+        """Unsubscribe and cancel every timer (idempotent): a stopped service gets nothing."""
+        sub, self._subscription = self._subscription, None
+        if sub is not None:
+            self.context.feed.unsubscribe(sub)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _report(self, exc: BaseException) -> None:
+        try:
+            self.parent.tell(
+                ServiceFailed(
+                    service=self.name,
+                    generation=self.generation,
+                    error_type=type(exc).__name__,
+                    reason=one_line(str(exc) or type(exc).__name__),
+                )
+            )
+        except pykka.ActorDeadError:
+            logger.warning("%s service: supervisor gone, failure not reported: %s", self.name, exc)
+            return
+        # The supervisor logs the one line; pykka's traceback for this failure is dropped
+        # (as for stages), and kept at DEBUG here.
+        logger.debug("%s service failure (reported)", self.name, exc_info=exc)
+        _reported.pending = True
+
+    def _inject(self, fault: InjectFault) -> str:
+        kind = fault.fault
+        logger.warning("%s service: injecting %s", self.name, kind.value)
+        if kind is ActorFault.CRASH:
+            raise InjectedFaultError(f"injected crash in {self.name} service")
+        if kind is ActorFault.CRASH_ON_START:
+            self.controls.start_faults.arm(self.name)
+            raise InjectedFaultError(f"injected crash in {self.name} service; next start fails")
+        if kind is ActorFault.HANG:
+            self.controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
+            return "released"
+        if kind is ActorFault.DISCONNECT:
+            self.on_disconnect()
+            return "disconnected"
+        if kind is ActorFault.SLOW:
+            self._slow_seconds = fault.seconds or DEFAULT_SLOW_SECONDS
+            self._slow_remaining = fault.count or 1
+            return "slowed"
+        if kind is ActorFault.BAD_METADATA:
+            self.parent.tell(
+                ServiceHealth.model_construct(
+                    service=self.name, generation=self.generation, notifications=-1, coalesced=-1
+                )
+            )
+            return "corrupted"
+        raise ValueError(f"{kind.value} is not an actor fault")
+
+
+def _waker(ref: pykka.ActorRef[Any]) -> Callable[[], None]:
+    """The feed's wake-up for one service: one ``tell`` of a shared, empty message."""
+    from messages.services import BOOKS_CHANGED
+
+    tell = ref.tell
+
+    def wake() -> None:
+        tell(BOOKS_CHANGED)
+
+    return wake
+
+
+# -- the spec ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service: its name (fault target, restart unit), class, options and subscription.
+
+    ``options`` may be a mapping (validated here against the class's ``options_model``)
+    or an instance of it; either way the spec holds the frozen, validated model, so a bad
+    option is a ``ValueError`` with one line when the spec is built, not a failed start.
+    """
+
+    name: str
+    actor_class: type[ServiceActor]
+    options: ServiceOptions | Mapping[str, Any] = field(default_factory=dict)
+    restart_type: RestartType = RestartType.PERMANENT
+    tickers: tuple[str, ...] | None = None
+    """Books to watch: None = every streamed ticker (or what the service itself asks for)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(
+                f"service name {self.name!r} must be lower-case letters, digits and _ "
+                "(at most 32, starting with a letter)"
+            )
+        if not (isinstance(self.actor_class, type) and issubclass(self.actor_class, ServiceActor)):
+            raise ValueError(f"service {self.name}: {self.actor_class!r} is not a ServiceActor")
+        model = self.actor_class.options_model
+        options = self.options
+        if not isinstance(options, model):
+            try:
+                raw = options.model_dump() if isinstance(options, BaseModel) else dict(options)
+                options = model.model_validate(raw)
+            except ValidationError as exc:
+                raise ValueError(f"service {self.name}: {validation_line(exc)}") from None
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"service {self.name}: bad options: {one_line(exc)}") from None
+            object.__setattr__(self, "options", options)
+        if self.tickers is not None:
+            object.__setattr__(self, "tickers", tuple(self.tickers))
+        object.__setattr__(self, "restart_type", RestartType(self.restart_type))
+
+
+def validation_line(exc: ValidationError) -> str:
+    """The first error of a pydantic validation as one line: ``where: what``."""
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return one_line(f"option {where}: {message}" if where else message)
+
+
+def default_service_name(actor_class: type[ServiceActor]) -> str:
+    """``service_name`` if the class sets one, else its name in snake_case (``Actor``,
+    ``Service`` suffixes dropped): ``SpreadAlert`` -> ``spread_alert``."""
+    if actor_class.service_name:
+        return actor_class.service_name
+    base = actor_class.__name__
+    for suffix in ("Actor", "Service"):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+    snake = re.sub(r"[^a-z0-9_]", "_", snake)
+    return snake[:32] if snake and snake[0].isalpha() else f"s_{snake}"[:32]

@@ -1,0 +1,453 @@
+"""Supervising services: started once READY, told what happens, restarted, never fatal.
+
+Decisions only: the actors are reached through a :class:`ServiceHost` port (the pykka
+implementation is :mod:`core.service_host`), timers come back through ``mailbox``, and
+events go out through ``publish``. Everything runs on the supervisor's thread.
+
+The rules, and why:
+
+* **Start after READY, in spec order; stop in reverse, before the stages.** A service
+  reads what the stages provide (books, account), so it starts once they are all there
+  and stops while they still are.
+* **Told, not killed, when READY ends.** Leaving READY is the stages' business; a
+  service hears ``SystemNotReady`` (and ``SystemReady`` again after recovery) and keeps
+  its state: a recorder keeps its file, a strategy its positions.
+* **Same policy, its own budget.** Each service has its own restart type, backoff and
+  intensity window (the configured values), in a tracker of its own: a flapping service
+  exhausts only its own budget. Exhausted (or temporary) -> the service is *dropped*
+  with an event, and the system stays in whatever state it is in. A service failure
+  never reaches the stage policy.
+* **Every failure path ends here.** Reported failures (``ServiceFailed``), invalid
+  replies, silent deaths and hangs (liveness pings while READY) all become one
+  ``_fail`` call, like the stages'.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from actors.base import StageControls, StartFaults, one_line
+from actors.service import ServiceContext, ServiceSpec
+from kalshi_api.book_changes import BookChangeFeed
+from messages.events import Event
+from messages.faults import InjectFault
+from messages.metadata import ReadyMetadata
+from messages.results import SyncCompleted
+from messages.services import (
+    AccountChanged,
+    EventNotice,
+    ServiceDropped,
+    ServiceFailed,
+    ServiceFailureReported,
+    ServiceHealth,
+    ServiceRestarted,
+    ServiceStarted,
+    SystemNotReady,
+    SystemReady,
+)
+from messages.states import State
+from supervision.config import RestartSettings
+from supervision.policy import RestartTracker, RestartType, Strategy
+from supervision.scheduler import Scheduler, TimerHandle
+
+logger = logging.getLogger("kalshi_supervisor.services")
+
+Mailbox = Callable[[object], None]
+Publish = Callable[[Any], None]
+
+
+# -- timer messages (the scheduler only ever tells the supervisor) ---------------------------
+@dataclass(frozen=True)
+class ServiceRestartDue:
+    name: str
+    token: int
+
+
+@dataclass(frozen=True)
+class ServiceLivenessCheck:
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class ServiceConfirmDead:
+    """Queued behind the ``ServiceFailed`` a dying service sends, so its own reason wins."""
+
+    name: str
+    generation: int
+
+
+SERVICE_TIMERS = (ServiceRestartDue, ServiceLivenessCheck, ServiceConfirmDead)
+
+
+# -- the port -------------------------------------------------------------------------------------
+class ServiceHost(Protocol):
+    """Starts, reaches and stops service actors (one incarnation per generation)."""
+
+    def start(
+        self, spec: ServiceSpec, context: ServiceContext, generation: int, controls: StageControls
+    ) -> None: ...
+
+    def tell(self, name: str, message: object) -> bool:
+        """Tell without waiting; False when the service is not running."""
+        ...
+
+    def is_alive(self, name: str) -> bool: ...
+
+    def ping(self, name: str) -> None:
+        """Send a liveness ping (the answer is read by ``ping_result``)."""
+        ...
+
+    def ping_result(self, name: str) -> tuple[str, str] | bool | None:
+        """False while unanswered; None when answered well; ``(error_type, reason)`` else."""
+        ...
+
+    def stop(self, name: str) -> None:
+        """Stop the running incarnation (bounded; a stuck one is abandoned)."""
+        ...
+
+
+@dataclass
+class _Service:
+    spec: ServiceSpec
+    tracker: RestartTracker
+    generation: int = 0
+    running: bool = False
+    controls: StageControls | None = None
+    restart_token: int = 0
+    restart_timer: TimerHandle | None = None
+    pinging: bool = False
+    starts: int = 0
+    dropped: bool = False
+    timers: list[TimerHandle] = field(default_factory=list)
+
+
+class ServiceSupervisor:
+    """The services of one supervisor: lifecycle, fan-out, supervision."""
+
+    def __init__(
+        self,
+        specs: Sequence[ServiceSpec],
+        *,
+        restart: RestartSettings,
+        scheduler: Scheduler,
+        mailbox: Mailbox,
+        publish: Publish,
+        host: ServiceHost,
+        feed: BookChangeFeed,
+        liveness_timeout: float = 2.0,
+        rng: random.Random | None = None,
+        reserved: Iterable[str] = (),
+    ) -> None:
+        names = [s.name for s in specs]
+        taken = {*reserved, "exchange"}
+        clash = [n for n in names if n in taken]
+        if clash or len(set(names)) != len(names):
+            raise ValueError(f"service names must be unique and not stage names: {names}")
+        self._scheduler = scheduler
+        self._mailbox = mailbox
+        self._publish = publish
+        self._host = host
+        self._feed = feed
+        self._liveness_timeout = liveness_timeout
+        self._markets: tuple[str, ...] = ()
+        rng = rng or random.Random()
+        self._services: dict[str, _Service] = {
+            spec.name: _Service(
+                spec=spec,
+                tracker=RestartTracker(
+                    strategy=Strategy.ONE_FOR_ONE,
+                    start_order=[spec.name],
+                    restart_types={
+                        spec.name: RestartType(
+                            restart.restart_types.get(spec.name, spec.restart_type)
+                        )
+                    },
+                    backoff=restart.backoff(),
+                    intensity=restart.intensity(),
+                    clock=scheduler.clock,
+                    rng=rng,
+                ),
+            )
+            for spec in specs
+        }
+        self._start_faults = StartFaults()
+        self._started = False
+        self._ready: ReadyMetadata | None = None
+        self._last_sync: SyncCompleted | None = None
+        self._stopped = False
+
+    def attach_host(self, host: ServiceHost) -> None:
+        """Late binding for shells whose host needs their own actor ref."""
+        self._host = host
+
+    # -- queries -----------------------------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every configured service not dropped, in spec order."""
+        return tuple(n for n, s in self._services.items() if not s.dropped)
+
+    def running(self) -> tuple[str, ...]:
+        return tuple(n for n, s in self._services.items() if s.running)
+
+    def generation(self, name: str) -> int | None:
+        service = self._services.get(name)
+        return service.generation if service is not None and service.running else None
+
+    def knows(self, name: str) -> bool:
+        return name in self._services
+
+    # -- what the supervisor tells us --------------------------------------------------------------
+    def on_ready(self, metadata: ReadyMetadata, markets: tuple[str, ...] = ()) -> None:
+        """READY (first time: start every service in spec order), then tell each one."""
+        if self._stopped:
+            return
+        self._ready = metadata
+        self._markets = markets or self._markets
+        first = not self._started
+        if first:
+            self._started = True
+            for name in list(self._services):
+                self._start(name)
+        message = SystemReady(metadata=metadata)
+        for name in self.running():
+            self._tell(name, message)
+            if first and self._last_sync is not None:
+                self._tell(name, AccountChanged(sync=self._last_sync))
+
+    def on_not_ready(self, state: State, reason: str) -> None:
+        """The system left READY: tell every running service; nobody is stopped."""
+        if self._ready is None:
+            return
+        self._ready = None
+        message = SystemNotReady(state=state, reason=one_line(reason))
+        for name in self.running():
+            self._tell(name, message)
+
+    def on_account(self, sync: SyncCompleted) -> None:
+        """A sync completed; a service started later gets the latest one after READY."""
+        self._last_sync = sync
+        message = AccountChanged(sync=sync)
+        for name in self.running():
+            self._tell(name, message)
+
+    def on_event(self, event: Event) -> None:
+        if not self._started or self._stopped:
+            return
+        message = EventNotice(event=event)
+        for name in self.running():
+            self._tell(name, message)
+
+    def handle(self, message: object) -> bool:
+        """Handle a service's message or one of our timers; False if it is neither."""
+        if isinstance(message, ServiceFailed):
+            if self._is_current(message.service, message.generation):
+                self._fail(
+                    message.service, message.error_type, message.reason, abnormal=message.abnormal
+                )
+        elif isinstance(message, ServiceHealth):
+            self._on_health(message)
+        elif isinstance(message, ServiceRestartDue):
+            service = self._services.get(message.name)
+            if service is not None and message.token == service.restart_token:
+                self._restart(message.name)
+        elif isinstance(message, ServiceLivenessCheck):
+            self._check_liveness(message)
+        elif isinstance(message, ServiceConfirmDead):
+            if self._is_current(message.name, message.generation):
+                self._fail(message.name, "ActorDied", f"{message.name} service is not running")
+        else:
+            return False
+        return True
+
+    def inject(self, fault: InjectFault) -> dict[str, Any] | None:
+        """Route a fault to a service; None when ``fault.target`` is not a service."""
+        service = self._services.get(fault.target)
+        if service is None:
+            return None
+        if not service.running:
+            state = "dropped" if service.dropped else "not running"
+            return {"accepted": False, "error": f"{fault.target} service is {state}"}
+        if not self._tell(fault.target, fault):
+            return {"accepted": False, "error": f"{fault.target} service is not running"}
+        return {"accepted": True, "target": fault.target, "fault": fault.fault.value}
+
+    def probe_liveness(self) -> None:
+        """While READY: a dead service is a failure; a ping unanswered in time is a hang."""
+        for name, service in list(self._services.items()):
+            if not service.running:
+                continue
+            if not self._host.is_alive(name):
+                self._fail(name, "ActorDied", f"{name} service actor is no longer running")
+                continue
+            if service.pinging:
+                continue
+            service.pinging = True
+            self._host.ping(name)
+            generation = service.generation
+            handle = self._scheduler.call_later(
+                self._liveness_timeout,
+                lambda n=name, g=generation: self._mailbox(ServiceLivenessCheck(n, g)),
+                name="service-liveness",
+            )
+            service.timers = [t for t in service.timers if not (t.fired or t.cancelled)]
+            service.timers.append(handle)
+
+    def stop_all(self) -> None:
+        """Stop every service in reverse spec order (before the stages); final."""
+        self._stopped = True
+        for name in reversed(list(self._services)):
+            service = self._services[name]
+            self._cancel_timers(service)
+            if service.running:
+                self._stop(name)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _context(self, spec: ServiceSpec) -> ServiceContext:
+        return ServiceContext(
+            name=spec.name,
+            options=spec.options,  # type: ignore[arg-type]
+            feed=self._feed,
+            scheduler=self._scheduler,
+            markets=self._markets,
+            tickers=spec.tickers,
+        )
+
+    def _start(self, name: str) -> bool:
+        service = self._services[name]
+        service.generation += 1
+        service.controls = StageControls(start_faults=self._start_faults)
+        service.pinging = False
+        try:
+            self._host.start(
+                service.spec, self._context(service.spec), service.generation, service.controls
+            )
+        except Exception as exc:  # the constructor raised: a failed start
+            service.running = True  # so _fail treats this incarnation as current
+            self._fail(name, type(exc).__name__, str(exc))
+            return False
+        service.running = True
+        service.starts += 1
+        service.tracker.on_started(name)
+        if service.starts == 1:
+            self._publish(ServiceStarted(service=name))
+        return True
+
+    def _restart(self, name: str) -> None:
+        service = self._services[name]
+        service.restart_timer = None
+        if self._stopped or service.dropped or service.running:
+            return
+        attempt = service.starts
+        if not self._start(name):
+            return
+        self._publish(ServiceRestarted(service=name, attempt=attempt))
+        if self._ready is not None:
+            self._tell(name, SystemReady(metadata=self._ready))
+            if self._last_sync is not None:
+                self._tell(name, AccountChanged(sync=self._last_sync))
+
+    def _fail(self, name: str, error_type: str, reason: str, *, abnormal: bool = True) -> None:
+        service = self._services[name]
+        if not service.running:
+            return
+        reason = one_line(reason)
+        logger.warning("%s service failed: %s: %s", name, error_type, reason)
+        self._stop(name)
+        decision = service.tracker.on_failure(name, abnormal=abnormal)
+        if decision.restart:
+            delay_ms = round(decision.delay * 1000)
+            self._publish(
+                ServiceFailureReported(
+                    service=name, error_type=error_type, reason=reason, next_restart_in_ms=delay_ms
+                )
+            )
+            service.restart_token += 1
+            token = service.restart_token
+            service.restart_timer = self._scheduler.call_later(
+                decision.delay,
+                lambda: self._mailbox(ServiceRestartDue(name, token)),
+                name="service-restart",
+            )
+            return
+        self._publish(
+            ServiceFailureReported(
+                service=name, error_type=error_type, reason=reason, next_restart_in_ms=None
+            )
+        )
+        why = (
+            f"restart intensity exhausted: {decision.reason}"
+            if decision.give_up
+            else decision.reason
+        )
+        service.dropped = True
+        self._cancel_timers(service)
+        self._publish(ServiceDropped(service=name, reason=one_line(f"{why} (last: {reason})")))
+
+    def _stop(self, name: str) -> None:
+        service = self._services[name]
+        service.running = False
+        service.pinging = False
+        if service.controls is not None:
+            service.controls.release.set()  # frees a simulated hang so the stop gets through
+        try:
+            self._host.stop(name)
+        except Exception:
+            logger.exception("%s service: error while stopping", name)
+
+    def _tell(self, name: str, message: object) -> bool:
+        service = self._services[name]
+        if self._host.tell(name, message):
+            return True
+        if service.running:
+            self._mailbox(ServiceConfirmDead(name, service.generation))
+        return False
+
+    def _is_current(self, name: str, generation: int) -> bool:
+        service = self._services.get(name)
+        return service is not None and service.running and service.generation == generation
+
+    def _on_health(self, health: ServiceHealth) -> None:
+        """Services only send health when asked; an unsolicited or invalid one is garbage."""
+        name = getattr(health, "service", None)
+        generation = getattr(health, "generation", None)
+        if not isinstance(name, str) or not isinstance(generation, int):
+            return
+        if not self._is_current(name, generation):
+            return
+        try:
+            ServiceHealth.model_validate(health.model_dump())
+        except (TypeError, ValueError) as exc:
+            self._fail(name, "BadMetadata", f"invalid report from {name}: {one_line(str(exc))}")
+
+    def _check_liveness(self, check: ServiceLivenessCheck) -> None:
+        service = self._services.get(check.name)
+        if service is None or not self._is_current(check.name, check.generation):
+            return
+        if not service.pinging:
+            return
+        result = self._host.ping_result(check.name)
+        service.pinging = False
+        if result is False:
+            if self._ready is None:
+                return  # pings are judged only while READY
+            self._fail(
+                check.name,
+                "Unresponsive",
+                f"{check.name} service did not answer a ping within {self._liveness_timeout:g}s",
+            )
+        elif result is not None:
+            self._fail(check.name, *result)
+
+    def _cancel_timers(self, service: _Service) -> None:
+        if service.restart_timer is not None:
+            service.restart_timer.cancel()
+            service.restart_timer = None
+        service.restart_token += 1
+        for handle in service.timers:
+            handle.cancel()
+        service.timers.clear()

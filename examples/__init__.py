@@ -1,0 +1,1 @@
+"""Services people would actually run: load one with ``kalshi-supervisor run --service``."""
