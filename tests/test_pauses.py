@@ -109,17 +109,21 @@ def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
 def test_exchange_pause_before_start_waits_in_initializing_then_reaches_ready(
     exchange: EmbeddedExchange,
 ) -> None:
-    estimate = datetime.now(UTC) + timedelta(seconds=1)
+    # The pause outlasts INITIALIZING's deadline (2 s against 1 s): only a suspended deadline
+    # lets the supervisor wait it out without a failure.
+    estimate = datetime.now(UTC) + timedelta(seconds=2)
     exchange.status.pause_exchange(resume_at=estimate)
     config = make_config(
-        exchange, deadlines={State.INITIALIZING: 0.5}, market_count=4, restart=NO_RESTARTS
+        exchange, deadlines={State.INITIALIZING: 1.0}, market_count=4, restart=NO_RESTARTS
     )
     with running_supervisor(exchange, config) as supervisor:
         paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
         assert paused is not None
         assert paused[0].resume_estimate is not None
         assert abs((paused[0].resume_estimate - estimate).total_seconds()) < 0.01
-        wait_status_reads(exchange, 3)  # the estimate passed and the exchange is still paused
+        while datetime.now(UTC) <= estimate:  # re-checked past the estimate, still paused
+            wait_status_reads(exchange, 1)
+        wait_status_reads(exchange, 1)
         assert supervisor.state is State.INITIALIZING
         assert failures(supervisor) == []
         exchange.status.resume()
