@@ -95,7 +95,9 @@ def open_stream() -> Iterator[StreamFactory]:
             auth_headers = lambda: signer.headers("GET", WS_PATH)  # noqa: E731
         recorder = Recorder()
         settings: dict[str, Any] = {
-            "reconnect": ReconnectPolicy(min_delay=0.01, max_delay=0.05, max_attempts=20),
+            "reconnect": ReconnectPolicy(
+                min_delay=0.01, max_delay=0.05, max_attempts=20, healthy_after=0.0
+            ),
             "snapshot_timeout": 2.0,
         }
         settings.update(kwargs)
@@ -353,7 +355,8 @@ def test_drop_connections_when_exchange_cuts_sockets_reconnects_and_rebuilds_boo
     assert exchange.ws.drop_connections() == 1
     assert events.wait_for(StreamSynced, count=2)
     (disconnected,) = events.of(StreamDisconnected)
-    assert disconnected == StreamDisconnected("connection lost (no close frame)", will_retry=True)
+    assert disconnected.reason == "connection lost (no close frame)" and disconnected.will_retry
+    assert 0.005 <= disconnected.retry_in <= 0.01  # first failure: [min_delay/2, min_delay]
     assert events.of(StreamConnected) == [StreamConnected(1), StreamConnected(1)]
     assert stream.stats.reconnects == 1
     assert len(exchange.oplog.entries("ws_handshake")) == 2
