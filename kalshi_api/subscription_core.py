@@ -467,12 +467,24 @@ class SubscriptionCore:
             book.market_id = frame.market_id
         self.stats.snapshots_received += 1
         sub.awaiting.discard(ticker)
+        actions: list[Action] = []
+        if (
+            self.can_check
+            and not frame.levels[0]
+            and not frame.levels[1]
+            and ticker not in self.cleared
+            and ticker not in self.checking
+        ):
+            # An empty book is one way an exchange answers for a closed market: check it
+            # once per session (it stays live meanwhile; a quiet open market costs one GET).
+            self.checking.add(ticker)
+            actions.append(CheckMarkets((ticker,)))
         # A jump in seq also covers deltas the sid's *other* live books may have missed.
         if seq > last + 1 and last and len(sub.awaiting) < len(sub.books) - 1:
-            return self.gap(sub, last + 1, seq, "seq")
+            return actions + self.gap(sub, last + 1, seq, "seq")
         if awaited and not sub.awaiting:
-            return self._sub_live(sub)
-        return []
+            return actions + self._sub_live(sub)
+        return actions
 
     def on_subscribed(self, command_id: object, sid: object, channel: object) -> list[Action]:
         """``subscribed``: the sid exists; its books stay stale until their snapshots."""

@@ -645,7 +645,7 @@ def _chunked_live(core: SubscriptionCore) -> dict[int, SendCommand]:
 
 
 def test_markets_are_subscribed_in_chunks_of_the_configured_size() -> None:
-    core = _core(SIX + ("A7",), chunk_size=3)
+    core = _core((*SIX, "A7"), chunk_size=3)
     commands = _subscribes(core.start_session())
     assert [_tickers(c) for c in commands] == [["A1", "A2", "A3"], ["A4", "A5", "A6"], ["A7"]]
 
