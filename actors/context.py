@@ -26,7 +26,9 @@ class StageContext:
     use_yes_price: bool = False
     request_timeout: float = 5.0
     reconnect_min_delay: float = 0.05
-    reconnect_max_delay: float = 2.0
+    reconnect_max_delay: float = 30.0
+    subscribe_chunk: int = 200
+    stale_after: float = 15.0
 
     def __repr__(self) -> str:
         return (

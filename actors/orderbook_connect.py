@@ -14,6 +14,7 @@ from actors.base import StageActor
 from kalshi_api.book_view import BookDepth as DepthView
 from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_api.market_check import rest_market_checker
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import (
     OrderbookStream,
@@ -22,7 +23,9 @@ from kalshi_api.ws_session import (
     StreamEvent,
     StreamFailed,
     StreamGap,
+    StreamMarketDropped,
     StreamResynced,
+    StreamStale,
     StreamSynced,
     StreamTerminalError,
 )
@@ -87,7 +90,16 @@ class OrderbookConnectActor(StageActor):
             deltas_received=stats.deltas_received,
             connection_established=stream.connected,
             first_snapshot_received=stats.snapshots_received > 0,
+            stream_synced=stream.wait_synced(0),
+            markets_dropped=stats.markets_dropped,
+            counters=self._counters(),
         )
+
+    def _counters(self) -> dict[str, int]:
+        stream = self._stream
+        if stream is None:
+            return {}
+        return {k: int(v) for k, v in stream.stats.as_dict().items() if k != "last_frame_monotonic"}
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, StreamNotice):
@@ -174,17 +186,31 @@ class OrderbookConnectActor(StageActor):
                 max_attempts=None,
             ),
             open_timeout=self.context.request_timeout,
+            chunk_size=self.context.subscribe_chunk,
+            stale_after=self.context.stale_after,
+            market_checker=rest_market_checker(
+                self.context.rest_url, signer, timeout=self.context.request_timeout
+            ),
+            lifecycle=True,
         )
 
     def _incident(self, kind: str, detail: str) -> None:
         self.parent.tell(
             StreamIncident(
-                stage=self.stage_name, generation=self.generation, kind=kind, detail=detail
+                stage=self.stage_name,
+                generation=self.generation,
+                kind=kind,  # type: ignore[arg-type]
+                detail=detail,
+                counters=self._counters(),
             )
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
-        if isinstance(event, StreamSynced):
+        if isinstance(event, StreamMarketDropped):  # in any phase: startup included
+            self._incident("market_dropped", f"{event.ticker}: {event.reason}")
+        elif isinstance(event, StreamStale):
+            self._incident("stale", f"sid {event.sid} silent for {event.silent_for:.1f}s")
+        elif isinstance(event, StreamSynced):
             if self._awaiting_sync:
                 self._awaiting_sync = False
                 self._established = True

@@ -113,7 +113,10 @@ def _orderbook_fields(report: OrderbookReport) -> dict[str, Any]:
 
 
 def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
-    return report.connection_established and report.markets_connected == market_count
+    """Live when every market still followed is: a market dropped as closed, settled or
+    unknown (or being checked over REST) does not hold READY back."""
+    synced = report.stream_synced or report.markets_connected == market_count
+    return report.connection_established and synced
 
 
 def _sync_event(result: SyncCompleted) -> KalshiSyncComplete:

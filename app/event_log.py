@@ -88,6 +88,8 @@ class EventRecorder:
         self.faults_by_target: Counter[str] = Counter()
         self.stream_heals_by_kind: Counter[str] = Counter()
         self.last_sync_duration_seconds: float | None = None
+        self.stream_counters: dict[str, int] = {}
+        """The order book stream's latest counters (carried by its events), for ``/status``."""
 
     # -- recording ---------------------------------------------------------------------------
     def __call__(self, event: SupervisorEvent) -> None:
@@ -121,6 +123,9 @@ class EventRecorder:
                 self.last_sync_duration_seconds = event.duration_ms / 1000.0
             return
         self._latest_by_type[event.type] = record
+        counters = getattr(event, "counters", None)
+        if counters:
+            self.stream_counters = dict(counters)
         stage = getattr(event, "stage", None)
         if event.type == "stage_failure" and isinstance(stage, str):
             self.failures_by_stage[stage] += 1
@@ -234,6 +239,7 @@ class EventRecorder:
                 "events": self._last_id,
                 "last_event_id": self._last_id,
                 "retained_events": len(self._ring),
+                "stream": dict(self.stream_counters),
             }
 
 

@@ -275,6 +275,9 @@ class SupervisorCore:
             markets=self.walk.markets or (),
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
+            reconnect_max_delay=config.reconnect_max_delay,
+            subscribe_chunk=config.subscribe_chunk,
+            stale_after=config.stale_after,
         )
 
     def has_child(self, name: str) -> bool:

@@ -300,6 +300,7 @@ class SubscriptionCore:
         stale_after: float | None = DEFAULT_STALE_AFTER,
         can_check: bool = False,
         lifecycle: bool = False,
+        check_empty: bool = False,
     ) -> None:
         if not books:
             raise ValueError("a subscription core needs at least one market")
@@ -318,6 +319,9 @@ class SubscriptionCore:
         self.can_check = can_check
         """Whether the owner answers :class:`CheckMarkets`; without it, a market that never
         gets a snapshot escalates (resubscribe, reconnect) and a refused one is dropped."""
+        self.check_empty = check_empty and can_check
+        """Whether a first empty snapshot is checked over REST too (one way an exchange
+        answers for a closed market; off by default: empty books are common and legal)."""
         self.lifecycle = lifecycle
         """Whether to subscribe ``market_lifecycle_v2`` and drop markets it says are over."""
         self.subs: dict[int, SidState] = {}
@@ -469,7 +473,7 @@ class SubscriptionCore:
         sub.awaiting.discard(ticker)
         actions: list[Action] = []
         if (
-            self.can_check
+            self.check_empty
             and not frame.levels[0]
             and not frame.levels[1]
             and ticker not in self.cleared

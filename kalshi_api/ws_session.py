@@ -146,6 +146,7 @@ class OrderbookStream:
         stale_after: float | None = DEFAULT_STALE_AFTER,
         market_checker: MarketChecker | None = None,
         lifecycle: bool = False,
+        check_empty: bool = False,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         compression: bool = False,
     ) -> None:
@@ -157,7 +158,8 @@ class OrderbookStream:
         on a sid trigger a probe (None disables it); ``market_checker`` answers "is this
         market still trading?" over REST for markets that get no snapshot (without it they
         escalate to a reconnect, as before); ``lifecycle`` subscribes ``market_lifecycle_v2``
-        to drop markets that close early, are determined or settle. ``max_frame_bytes``
+        to drop markets that close early, are determined or settle; ``check_empty`` also
+        checks a market whose first snapshot is empty (one closed-market variant). ``max_frame_bytes``
         caps one frame; ``compression`` (permessage-deflate) is off unless asked for, so a
         small compressed frame cannot inflate into a large buffer."""
         unique = tuple(dict.fromkeys(tickers))
@@ -188,6 +190,7 @@ class OrderbookStream:
             stale_after=stale_after,
             can_check=market_checker is not None,
             lifecycle=lifecycle,
+            check_empty=check_empty,
         )
 
         # lifecycle (any thread)

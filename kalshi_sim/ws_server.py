@@ -386,7 +386,10 @@ class WsFeed:
             created.append(sub)
             subscribed = {"type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
             conn.send(_frame(command_id, subscribed))
-        self._exchange.oplog.record("ws_subscribe", ",".join(tickers))
+        if ORDERBOOK in channels:
+            self._exchange.oplog.record("ws_subscribe", ",".join(tickers))
+        else:  # a market-less channel (e.g. market_lifecycle_v2): not a market subscription
+            self._exchange.oplog.record("ws_subscribe_channel", ",".join(channels))
         for sub in created:
             if sub.channel == ORDERBOOK:
                 for ticker in sub.tickers:

@@ -892,3 +892,14 @@ def test_core_settings_are_validated() -> None:
         _core(chunk_size=0)
     with pytest.raises(ValueError, match="stale_after"):
         _core(stale_after=0)
+
+
+def test_empty_first_snapshot_is_checked_only_when_asked() -> None:
+    core = _core(can_check=True, check_empty=True)
+    _subscribe(core)
+    actions = core.on_snapshot(_snap(1, 1, "AAA", levels=([], [])))
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("AAA",))]
+    assert not core.books["AAA"].stale  # live meanwhile
+    plain = _core(can_check=True)
+    _subscribe(plain)
+    assert not _of(plain.on_snapshot(_snap(1, 1, "AAA", levels=([], []))), CheckMarkets)
