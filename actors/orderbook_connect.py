@@ -186,6 +186,7 @@ class OrderbookConnectActor(StageActor):
                 max_attempts=None,
             ),
             open_timeout=self.context.request_timeout,
+            snapshot_timeout=self.context.request_timeout,
             chunk_size=self.context.subscribe_chunk,
             stale_after=self.context.stale_after,
             market_checker=rest_market_checker(

@@ -386,9 +386,10 @@ class SubscriptionCore:
         self.replacements = 0
         self.cleared.clear()
         self.lifecycle_sid = None
-        actions = self._subscribe_chunks(self.active())
-        if self.lifecycle:
-            actions += self._subscribe_lifecycle()
+        # Lifecycle first: the exchange answers commands in order, so it is in place before
+        # the books sync (no early-close event can slip between READY and its subscribe).
+        actions = self._subscribe_lifecycle() if self.lifecycle else []
+        actions += self._subscribe_chunks(self.active())
         for token in self._barriers:
             actions += self._send_barrier(token)
         return actions

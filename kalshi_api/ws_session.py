@@ -159,9 +159,9 @@ class OrderbookStream:
         market still trading?" over REST for markets that get no snapshot (without it they
         escalate to a reconnect, as before); ``lifecycle`` subscribes ``market_lifecycle_v2``
         to drop markets that close early, are determined or settle; ``check_empty`` also
-        checks a market whose first snapshot is empty (one closed-market variant). ``max_frame_bytes``
-        caps one frame; ``compression`` (permessage-deflate) is off unless asked for, so a
-        small compressed frame cannot inflate into a large buffer."""
+        checks a market whose first snapshot is empty (one closed-market variant).
+        ``max_frame_bytes`` caps one frame; ``compression`` (permessage-deflate) is off
+        unless asked for, so a small compressed frame cannot inflate into a large buffer."""
         unique = tuple(dict.fromkeys(tickers))
         if not unique:
             raise ValueError("an orderbook stream needs at least one market ticker")

@@ -803,7 +803,7 @@ def test_lifecycle_is_subscribed_and_its_end_events_drop_markets() -> None:
     assert len(lifecycle) == 1
     core.on_subscribed(lifecycle[0].command_id, 50, "market_lifecycle_v2")
     assert core.lifecycle_sid == 50
-    command = _subscribes(actions)[0]
+    (command,) = [s for s in _subscribes(actions) if s is not lifecycle[0]]
     core.on_subscribed(command.command_id, 1, "orderbook_delta")
     for seq, ticker in enumerate(TICKERS, start=1):
         core.on_snapshot(_snap(1, seq, ticker))
