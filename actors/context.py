@@ -29,6 +29,10 @@ class StageContext:
     reconnect_max_delay: float = 30.0
     subscribe_chunk: int = 200
     stale_after: float = 15.0
+    discovery: bool = False
+    """Markets were discovered (not named): a refresh may add and drop markets."""
+    series: str | None = None
+    market_count: int | None = None
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,7 @@ events (synced, gap, disconnect) and turns them into messages for the supervisor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.market_check import rest_market_checker
 from kalshi_api.protocol import WS_PATH
+from kalshi_api.rest import KalshiRestClient
+from kalshi_api.ws_connect import one_line
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -29,7 +32,7 @@ from kalshi_api.ws_session import (
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import BookDepth, BookDigests, BookTops, Report, StreamHealth
+from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -41,6 +44,8 @@ from messages.results import (
     TopOfBook,
 )
 from messages.states import State
+
+logger = logging.getLogger("kalshi_supervisor.actors.orderbook")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +112,10 @@ class OrderbookConnectActor(StageActor):
             return None
         if isinstance(message, Report):
             return self.report()
+        if isinstance(message, RefreshMarkets):
+            self._refresh_markets()
+            self.succeed(self.report())
+            return None
         if isinstance(message, BookDigests):
             return self._book_digests(message.timeout)
         if isinstance(message, BookTops):
@@ -125,6 +134,47 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+
+    def _refresh_markets(self) -> None:
+        """Discovery mode: add newly listed open markets (up to ``market_count``) and drop
+        followed ones that no longer trade, each an event. A REST failure changes nothing
+        (logged once per refresh; the next refresh tries again)."""
+        stream, context = self._stream, self.context
+        if stream is None or not context.discovery:
+            return
+        followed = stream.followed_markets()
+        limit = context.market_count
+        try:
+            with KalshiRestClient(
+                context.rest_url, context.signer, timeout=context.request_timeout
+            ) as client:
+                listing = client.get_markets(
+                    status="open",
+                    series_ticker=context.series,
+                    max_items=None if limit is None else limit + len(followed),
+                )
+            open_now = {m.ticker for m in listing}
+            unlisted = [t for t in followed if t not in open_now]
+            statuses = (
+                rest_market_checker(
+                    context.rest_url, context.signer, timeout=context.request_timeout
+                )(unlisted)
+                if unlisted
+                else {}
+            )
+        except Exception as exc:
+            logger.warning("market refresh failed: %s", one_line(str(exc))[:200])
+            return
+        gone = [t for t, status in statuses.items() if status != "active"]
+        dropped = stream.dropped_markets()
+        room = len(listing) if limit is None else max(0, limit - (len(followed) - len(gone)))
+        known = set(followed) | set(dropped)
+        added = [m.ticker for m in listing if m.ticker not in known][:room]
+        if not added and not gone:
+            return
+        stream.update_markets(added, gone, "no longer open (discovery refresh)")
+        for ticker in added:
+            self._incident("market_added", f"{ticker}: listed open (discovery refresh)")
 
     # -- read-only views for the console (never fail the stage) ---------------------------
     def book_tops(self) -> BookTopsReport:

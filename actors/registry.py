@@ -16,7 +16,7 @@ from actors.kalshi_sync import KalshiSyncActor
 from actors.orderbook_connect import OrderbookConnectActor
 from actors.trading_connect import TradingConnectActor
 from messages.base import Message
-from messages.commands import Report, RunSync
+from messages.commands import RefreshMarkets, Report, RunSync
 from messages.events import Event, KalshiSyncComplete
 from messages.results import OrderbookReport, SyncCompleted, TradingConnected
 from messages.states import State
@@ -138,6 +138,13 @@ ORDERBOOK = StageSpec(
         ask=Report(),
         live=_orderbook_live,
         absent=OrderbookReport.nothing_yet,
+    ),
+    periodic=(
+        PeriodicWork(
+            name="discovery",
+            interval=lambda config: config.discovery_refresh,
+            command=lambda generation: RefreshMarkets(generation=generation),
+        ),
     ),
 )
 TRADING = StageSpec(

@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         run,
+        "--discovery-refresh",
+        "seconds between market re-discoveries while READY (300)",
+        type=positive_float,
+    )
+    add(
+        run,
         "--reconnect-max-delay",
         "cap of the WebSocket reconnect backoff in seconds (30)",
         type=positive_float,

@@ -85,6 +85,9 @@ class RunSettings(BaseSettings):
     reconnect_max_delay: float = Field(
         default=SupervisorConfig.model_fields["reconnect_max_delay"].default
     )
+    discovery_refresh: float = Field(
+        default=SupervisorConfig.model_fields["discovery_refresh"].default
+    )
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     log_level: LogLevel = "INFO"
@@ -144,6 +147,7 @@ class RunSettings(BaseSettings):
             subscribe_chunk=self.subscribe_chunk,
             stale_after=self.stale_after,
             reconnect_max_delay=self.reconnect_max_delay,
+            discovery_refresh=self.discovery_refresh,
             status_host=self.status_host,
             status_port=self.status_port,
             log_level=self.log_level,

@@ -22,7 +22,7 @@ DEFAULT_WORK_DEADLINE = 15.0
 """Bound on periodic work of a stage with no deadline anywhere (never hit with defaults)."""
 
 HEALED_KINDS = ("reconnected", "resynced")
-NOTICE_KINDS = ("market_dropped", "stale")
+NOTICE_KINDS = ("market_dropped", "market_added", "stale")
 """Incidents published as they come, in any state (a market dropped at startup matters)."""
 
 

@@ -278,6 +278,9 @@ class SupervisorCore:
             reconnect_max_delay=config.reconnect_max_delay,
             subscribe_chunk=config.subscribe_chunk,
             stale_after=config.stale_after,
+            discovery=config.markets is None,
+            series=config.series,
+            market_count=config.market_count,
         )
 
     def has_child(self, name: str) -> bool:

@@ -649,6 +649,27 @@ class SubscriptionCore:
             )
         ]
 
+    # -- changing the market set (discovery refresh) ----------------------------------------
+    def add_markets(self, tickers: Iterable[str]) -> list[Action]:
+        """Follow more markets: new books (stale until their snapshots), subscribed in chunks
+        on the open session (or by the next one). Known or dropped tickers are ignored."""
+        new = [t for t in dict.fromkeys(tickers) if t not in self.books]
+        for ticker in new:
+            self.books[ticker] = OrderBook(ticker)
+            self.books[ticker].stale = True
+        if not new or not self.session_open:
+            return []
+        return [SetSynced(False), *self._subscribe_chunks(new)]
+
+    def remove_markets(self, tickers: Iterable[str], reason: str) -> list[Action]:
+        """Stop following markets for good (each a :class:`StreamMarketDropped`)."""
+        actions: list[Action] = []
+        for ticker in dict.fromkeys(tickers):
+            if ticker in self.books and ticker not in self.dropped:
+                self.checking.discard(ticker)
+                actions += self._drop(ticker, reason)
+        return actions + self._maybe_synced()
+
     # -- per-market sync -------------------------------------------------------------------
     def on_market_checked(self, statuses: Mapping[str, str | None]) -> list[Action]:
         """The owner's REST answer for a :class:`CheckMarkets`: ticker -> status (None when

@@ -241,6 +241,20 @@ class OrderbookStream:
         """Markets whose book is live right now (dropped and unsynced ones excluded)."""
         return self._core.live_count()
 
+    def followed_markets(self) -> tuple[str, ...]:
+        """Markets followed now (added ones included, dropped ones not), read on the stream
+        thread so the answer is consistent."""
+        return self._runner.run_sync(self._core.active)
+
+    def update_markets(self, add: Sequence[str], remove: Sequence[str], reason: str) -> bool:
+        """Follow ``add`` too and stop following ``remove`` (dropped with ``reason``);
+        applied on the stream thread. False if the stream is not running."""
+
+        def apply() -> None:
+            self._execute(self._core.add_markets(add) + self._core.remove_markets(remove, reason))
+
+        return self._runner.call_soon(apply)
+
     def dropped_markets(self) -> dict[str, str]:
         """Markets removed for good -> why (a copy; read from any thread)."""
         return dict(self._core.dropped)

@@ -125,6 +125,7 @@ class StreamIncident(Message):
         "terminal_error",
         "failed",
         "market_dropped",
+        "market_added",
         "stale",
     ]
     detail: str

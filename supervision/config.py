@@ -91,6 +91,9 @@ class SupervisorConfig(BaseModel):
     """Markets per WebSocket subscribe (halved for good when the exchange answers error 26)."""
     stale_after: float = Field(default=DEFAULT_STALE_AFTER, gt=0)
     """Seconds without a frame on a subscription before it is probed, then resynced."""
+    discovery_refresh: float = Field(default=300.0, gt=0)
+    """Seconds between re-discoveries while READY (discovery mode only): newly listed open
+    markets are added up to ``market_count``, markets no longer trading are dropped."""
     reconnect_max_delay: float = Field(default=DEFAULT_MAX_RECONNECT_DELAY, gt=0)
     """Cap of the WebSocket reconnect backoff (grows across flapping sessions and 429s)."""
     restart: RestartSettings = Field(default_factory=RestartSettings)

@@ -68,3 +68,26 @@ def test_market_determined_while_ready_is_dropped_and_ready_holds(
         assert notice.detail == f"{target}: determined (market_lifecycle_v2)"
         assert supervisor.recorder.states()[-1] is State.READY
         assert supervisor.recorder.status()["stream"]["markets_dropped"] == 1
+
+
+def test_discovery_refresh_while_ready_drops_closed_markets_and_adds_new_ones(
+    exchange: EmbeddedExchange,
+) -> None:
+    config = make_config(exchange, market_count=4, trading_enabled=False, discovery_refresh=0.2)
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        followed = metadata_of(supervisor, State.ORDERBOOK_CONNECT)["markets"]
+        closed = followed[0]
+        exchange.ws.set_market_status(closed, "closed")
+
+        def both(events: list[SupervisorEvent]) -> list[StreamNotice] | None:
+            kinds = [n.kind for n in _notices(events)]
+            return _notices(events) if {"market_dropped", "market_added"} <= set(kinds) else None
+
+        notices = supervisor.recorder.wait_for(both, WAIT)
+        assert notices is not None
+        dropped = [n for n in notices if n.kind == "market_dropped"]
+        added = [n for n in notices if n.kind == "market_added"]
+        assert [n.detail for n in dropped] == [f"{closed}: no longer open (discovery refresh)"]
+        assert len(added) == 1 and added[0].detail.split(":")[0] not in followed
+        assert supervisor.recorder.states()[-1] is State.READY

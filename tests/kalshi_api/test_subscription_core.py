@@ -903,3 +903,23 @@ def test_empty_first_snapshot_is_checked_only_when_asked() -> None:
     plain = _core(can_check=True)
     _subscribe(plain)
     assert not _of(plain.on_snapshot(_snap(1, 1, "AAA", levels=([], []))), CheckMarkets)
+
+
+def test_added_markets_are_subscribed_in_their_own_chunk_and_must_sync() -> None:
+    core = _core()
+    _live(core)
+    actions = core.add_markets(["DDD", "AAA"])  # AAA is known: ignored
+    assert _synced(actions) is False
+    (send,) = _subscribes(actions)
+    assert _tickers(send) == ["DDD"]
+    core.on_subscribed(send.command_id, 2, "orderbook_delta")
+    assert StreamSynced(4) not in _events(core.on_snapshot(_snap(2, 1, "DDD")))
+    assert core.all_live() and core.live_count() == 4
+
+
+def test_removed_markets_are_dropped_with_the_reason() -> None:
+    core = _core()
+    _live(core)
+    actions = core.remove_markets(["BBB", "ZZZ"], "no longer open")
+    assert _events(actions) == [StreamMarketDropped("BBB", "no longer open")]
+    assert core.active() == ("AAA", "CCC") and core.all_live()
