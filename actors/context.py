@@ -27,7 +27,13 @@ class StageContext:
     use_yes_price: bool = False
     request_timeout: float = 5.0
     reconnect_min_delay: float = 0.05
-    reconnect_max_delay: float = 2.0
+    reconnect_max_delay: float = 30.0
+    subscribe_chunk: int = 200
+    stale_after: float = 15.0
+    discovery: bool = False
+    """Markets were discovered (not named): a refresh may add and drop markets."""
+    series: str | None = None
+    market_count: int | None = None
     book_changes: BookChangeFeed | None = None
     """The supervisor's book-change feed: the orderbook stream marks it, services read it."""
 

@@ -7,6 +7,7 @@ events (synced, gap, disconnect) and turns them into messages for the supervisor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,10 @@ from actors.base import StageActor
 from kalshi_api.book_view import BookDepth as DepthView
 from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_api.market_check import rest_market_checker
 from kalshi_api.protocol import WS_PATH
+from kalshi_api.rest import KalshiRestClient
+from kalshi_api.ws_connect import one_line
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -22,11 +26,13 @@ from kalshi_api.ws_session import (
     StreamEvent,
     StreamFailed,
     StreamGap,
+    StreamMarketDropped,
     StreamResynced,
+    StreamStale,
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import BookDepth, BookDigests, BookTops, Report, StreamHealth
+from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -38,6 +44,8 @@ from messages.results import (
     TopOfBook,
 )
 from messages.states import State
+
+logger = logging.getLogger("kalshi_supervisor.actors.orderbook")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +95,16 @@ class OrderbookConnectActor(StageActor):
             deltas_received=stats.deltas_received,
             connection_established=stream.connected,
             first_snapshot_received=stats.snapshots_received > 0,
+            stream_synced=stream.wait_synced(0),
+            markets_dropped=stats.markets_dropped,
+            counters=self._counters(),
         )
+
+    def _counters(self) -> dict[str, int]:
+        stream = self._stream
+        if stream is None:
+            return {}
+        return {k: int(v) for k, v in stream.stats.as_dict().items() if k != "last_frame_monotonic"}
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, StreamNotice):
@@ -95,6 +112,10 @@ class OrderbookConnectActor(StageActor):
             return None
         if isinstance(message, Report):
             return self.report()
+        if isinstance(message, RefreshMarkets):
+            self._refresh_markets()
+            self.succeed(self.report())
+            return None
         if isinstance(message, BookDigests):
             return self._book_digests(message.timeout)
         if isinstance(message, BookTops):
@@ -113,6 +134,47 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+
+    def _refresh_markets(self) -> None:
+        """Discovery mode: add newly listed open markets (up to ``market_count``) and drop
+        followed ones that no longer trade, each an event. A REST failure changes nothing
+        (logged once per refresh; the next refresh tries again)."""
+        stream, context = self._stream, self.context
+        if stream is None or not context.discovery:
+            return
+        followed = stream.followed_markets()
+        limit = context.market_count
+        try:
+            with KalshiRestClient(
+                context.rest_url, context.signer, timeout=context.request_timeout
+            ) as client:
+                listing = client.get_markets(
+                    status="open",
+                    series_ticker=context.series,
+                    max_items=None if limit is None else limit + len(followed),
+                )
+            open_now = {m.ticker for m in listing}
+            unlisted = [t for t in followed if t not in open_now]
+            statuses = (
+                rest_market_checker(
+                    context.rest_url, context.signer, timeout=context.request_timeout
+                )(unlisted)
+                if unlisted
+                else {}
+            )
+        except Exception as exc:
+            logger.warning("market refresh failed: %s", one_line(str(exc))[:200])
+            return
+        gone = [t for t, status in statuses.items() if status != "active"]
+        dropped = stream.dropped_markets()
+        room = len(listing) if limit is None else max(0, limit - (len(followed) - len(gone)))
+        known = set(followed) | set(dropped)
+        added = [m.ticker for m in listing if m.ticker not in known][:room]
+        if not added and not gone:
+            return
+        stream.update_markets(added, gone, "no longer open (discovery refresh)")
+        for ticker in added:
+            self._incident("market_added", f"{ticker}: listed open (discovery refresh)")
 
     # -- read-only views for the console (never fail the stage) ---------------------------
     def book_tops(self) -> BookTopsReport:
@@ -175,17 +237,32 @@ class OrderbookConnectActor(StageActor):
             ),
             open_timeout=self.context.request_timeout,
             book_changes=self.context.book_changes,
+            snapshot_timeout=self.context.request_timeout,
+            chunk_size=self.context.subscribe_chunk,
+            stale_after=self.context.stale_after,
+            market_checker=rest_market_checker(
+                self.context.rest_url, signer, timeout=self.context.request_timeout
+            ),
+            lifecycle=True,
         )
 
     def _incident(self, kind: str, detail: str) -> None:
         self.parent.tell(
             StreamIncident(
-                stage=self.stage_name, generation=self.generation, kind=kind, detail=detail
+                stage=self.stage_name,
+                generation=self.generation,
+                kind=kind,  # type: ignore[arg-type]
+                detail=detail,
+                counters=self._counters(),
             )
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
-        if isinstance(event, StreamSynced):
+        if isinstance(event, StreamMarketDropped):  # in any phase: startup included
+            self._incident("market_dropped", f"{event.ticker}: {event.reason}")
+        elif isinstance(event, StreamStale):
+            self._incident("stale", f"sid {event.sid} silent for {event.silent_for:.1f}s")
+        elif isinstance(event, StreamSynced):
             if self._awaiting_sync:
                 self._awaiting_sync = False
                 self._established = True

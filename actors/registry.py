@@ -16,7 +16,7 @@ from actors.kalshi_sync import KalshiSyncActor
 from actors.orderbook_connect import OrderbookConnectActor
 from actors.trading_connect import TradingConnectActor
 from messages.base import Message
-from messages.commands import Report, RunSync
+from messages.commands import RefreshMarkets, Report, RunSync
 from messages.events import Event, KalshiSyncComplete
 from messages.results import OrderbookReport, SyncCompleted, TradingConnected
 from messages.states import State
@@ -113,7 +113,10 @@ def _orderbook_fields(report: OrderbookReport) -> dict[str, Any]:
 
 
 def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
-    return report.connection_established and report.markets_connected == market_count
+    """Live when every market still followed is: a market dropped as closed, settled or
+    unknown (or being checked over REST) does not hold READY back."""
+    synced = report.stream_synced or report.markets_connected == market_count
+    return report.connection_established and synced
 
 
 def _sync_event(result: SyncCompleted) -> KalshiSyncComplete:
@@ -135,6 +138,13 @@ ORDERBOOK = StageSpec(
         ask=Report(),
         live=_orderbook_live,
         absent=OrderbookReport.nothing_yet,
+    ),
+    periodic=(
+        PeriodicWork(
+            name="discovery",
+            interval=lambda config: config.discovery_refresh,
+            command=lambda generation: RefreshMarkets(generation=generation),
+        ),
     ),
 )
 TRADING = StageSpec(

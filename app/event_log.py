@@ -93,6 +93,8 @@ class EventRecorder:
         self.last_sync_duration_seconds: float | None = None
         self._pauses: dict[int | None, PauseSummary] = {}
         """Exchange pauses in force, kept from the pause events as they pass (``/status``)."""
+        self.stream_counters: dict[str, int] = {}
+        """The order book stream's latest counters (carried by its events), for ``/status``."""
 
     # -- recording ---------------------------------------------------------------------------
     def __call__(self, event: SupervisorEvent) -> None:
@@ -136,6 +138,9 @@ class EventRecorder:
                 self.last_sync_duration_seconds = event.duration_ms / 1000.0
             return
         self._latest_by_type[event.type] = record
+        counters = getattr(event, "counters", None)
+        if counters:
+            self.stream_counters = dict(counters)
         stage = getattr(event, "stage", None)
         if event.type == "stage_failure" and isinstance(stage, str):
             self.failures_by_stage[stage] += 1
@@ -257,6 +262,7 @@ class EventRecorder:
                 "last_event_id": self._last_id,
                 "retained_events": len(self._ring),
                 "exchange_pauses": pauses,
+                "stream": dict(self.stream_counters),
             }
 
 

@@ -95,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     add(run, "--no-trading", "orderbook only: skip trading and sync", action="store_true")
     add(run, "--use-yes-price", "subscribe with use_yes_price=true", action="store_true")
     add(run, "--sync-interval", "seconds between update syncs", type=positive_float)
+    add(run, "--subscribe-chunk", "markets per WebSocket subscribe (200)", type=positive_int)
+    add(
+        run, "--stale-after", "seconds of silence before a feed is probed (15)", type=positive_float
+    )
+    add(
+        run,
+        "--discovery-refresh",
+        "seconds between market re-discoveries while READY (300)",
+        type=positive_float,
+    )
+    add(
+        run,
+        "--reconnect-max-delay",
+        "cap of the WebSocket reconnect backoff in seconds (30)",
+        type=positive_float,
+    )
     add(run, "--status-host", "status/control server host")
     add(run, "--status-port", "status/control server port (0 = any free)", type=int)
     add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -80,6 +80,14 @@ class RunSettings(BaseSettings):
     no_trading: bool = False
     use_yes_price: bool = False
     sync_interval: float = 30.0
+    subscribe_chunk: int = Field(default=SupervisorConfig.model_fields["subscribe_chunk"].default)
+    stale_after: float = Field(default=SupervisorConfig.model_fields["stale_after"].default)
+    reconnect_max_delay: float = Field(
+        default=SupervisorConfig.model_fields["reconnect_max_delay"].default
+    )
+    discovery_refresh: float = Field(
+        default=SupervisorConfig.model_fields["discovery_refresh"].default
+    )
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     log_level: LogLevel = "INFO"
@@ -156,6 +164,10 @@ class RunSettings(BaseSettings):
             trading_enabled=not self.no_trading,
             use_yes_price=self.use_yes_price,
             sync_interval=self.sync_interval,
+            subscribe_chunk=self.subscribe_chunk,
+            stale_after=self.stale_after,
+            reconnect_max_delay=self.reconnect_max_delay,
+            discovery_refresh=self.discovery_refresh,
             status_host=self.status_host,
             status_port=self.status_port,
             log_level=self.log_level,

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
-from messages.events import StreamHealed, StreamInterrupted
+from messages.events import StreamHealed, StreamInterrupted, StreamNotice
 from messages.metadata import ReadyMetadata, TradingReadyMetadata
 from messages.results import StreamIncident
 from messages.states import State
@@ -22,6 +22,8 @@ DEFAULT_WORK_DEADLINE = 15.0
 """Bound on periodic work of a stage with no deadline anywhere (never hit with defaults)."""
 
 HEALED_KINDS = ("reconnected", "resynced")
+NOTICE_KINDS = ("market_dropped", "market_added", "stale")
+"""Incidents published as they come, in any state (a market dropped at startup matters)."""
 
 
 class ReadyPhase(enum.Enum):
@@ -217,6 +219,11 @@ class ReadyWatch:
     def on_incident(self, incident: StreamIncident) -> None:
         """A stream dropped or healed: READY survives a drop for ``heal_timeout``."""
         core = self._core
+        if incident.kind in NOTICE_KINDS:
+            core.publish(
+                StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
+            )
+            return
         if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
             if incident.kind in HEALED_KINDS:
                 self.enter()
@@ -235,6 +242,7 @@ class ReadyWatch:
                     StreamInterrupted(
                         detail=incident.detail,
                         heal_timeout_ms=round(core.config.heal_timeout * 1000),
+                        counters=incident.counters,
                     )
                 )
         elif incident.kind in HEALED_KINDS:
@@ -244,7 +252,10 @@ class ReadyWatch:
             self.healed_total += 1
             core.publish(
                 StreamHealed(
-                    kind=incident.kind, detail=incident.detail, healed_total=self.healed_total
+                    kind=incident.kind,
+                    detail=incident.detail,
+                    healed_total=self.healed_total,
+                    counters=incident.counters,
                 )
             )
 

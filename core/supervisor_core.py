@@ -329,6 +329,12 @@ class SupervisorCore:
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
             book_changes=self.book_changes,
+            reconnect_max_delay=config.reconnect_max_delay,
+            subscribe_chunk=config.subscribe_chunk,
+            stale_after=config.stale_after,
+            discovery=config.markets is None,
+            series=config.series,
+            market_count=config.market_count,
         )
 
     def has_child(self, name: str) -> bool:

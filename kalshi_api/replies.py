@@ -24,6 +24,7 @@ class CommandKind(Enum):
     GET_SNAPSHOT = "get_snapshot"
     UNSUBSCRIBE = "unsubscribe"
     BARRIER = "barrier"
+    LIFECYCLE = "lifecycle"
 
 
 @dataclass(frozen=True, slots=True)

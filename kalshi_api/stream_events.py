@@ -48,10 +48,33 @@ class StreamResynced:
 
 @dataclass(frozen=True, slots=True)
 class StreamDisconnected:
-    """A connection attempt or an open session ended; ``reason`` is one line."""
+    """A connection attempt or an open session ended; ``reason`` is one line.
+
+    ``retry_in`` is the paced delay before the next attempt (0.0 when not retrying), so an
+    owner (and a test) can see the backoff grow instead of inferring it from timing.
+    """
 
     reason: str
     will_retry: bool
+    retry_in: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMarketDropped:
+    """A market left the subscription for good: it is closed, settled, determined or unknown
+    (``reason`` says which and how we learned it); the other markets go on."""
+
+    ticker: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStale:
+    """A sid went silent for longer than the staleness bound and did not answer a probe;
+    its books are stale and it is being replaced (a reconnect follows if that fails too)."""
+
+    sid: int
+    silent_for: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,33 +100,56 @@ StreamEvent = (
     | StreamDisconnected
     | StreamTerminalError
     | StreamFailed
+    | StreamMarketDropped
+    | StreamStale
 )
 
 
 # -- configuration and counters ------------------------------------------------------------
+DEFAULT_MAX_RECONNECT_DELAY = 30.0
+"""Cap of the reconnect backoff (seconds): tens of seconds, so a flapping or refusing exchange
+sees at most a couple of attempts a minute once the backoff has grown."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReconnectPolicy:
-    """Exponential backoff with full jitter between connection attempts.
+    """Exponential backoff with jitter between connection attempts, paced across sessions.
 
-    ``max_attempts`` bounds consecutive failed attempts (a connect that failed, or a session
-    that ended before every book synced); None retries forever. A session that synced
-    resets the count, so a long-lived stream survives any number of separate outages.
+    Why it is shaped like this: an exchange that drops every session shortly after it syncs,
+    or refuses the upgrade with 429, must not get a reconnect storm. So:
+
+    * a session counts as **healthy** (and resets the backoff) only after staying up
+      ``healthy_after`` seconds once synced; a shorter one is a failure like any other, so
+      the backoff keeps growing across flapping sessions;
+    * the delay doubles per consecutive failure from ``min_delay`` up to ``max_delay``
+      (default :data:`DEFAULT_MAX_RECONNECT_DELAY`), with "equal" jitter (half fixed, half
+      random) so clients spread out but never retry at once;
+    * a 429 on the upgrade (connection limit reached) waits at least ``throttled_delay``
+      (jittered, still capped by ``max_delay``) and counts as two failures.
+
+    ``max_attempts`` bounds consecutive failures; None retries forever.
     """
 
     min_delay: float = 0.25
-    max_delay: float = 30.0
+    max_delay: float = DEFAULT_MAX_RECONNECT_DELAY
     max_attempts: int | None = None
+    healthy_after: float = 30.0
+    throttled_delay: float = 5.0
 
     def __post_init__(self) -> None:
         if self.min_delay < 0 or self.max_delay < self.min_delay:
             raise ValueError("need 0 <= min_delay <= max_delay")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1 or None")
+        if self.healthy_after < 0 or self.throttled_delay < 0:
+            raise ValueError("healthy_after and throttled_delay must be >= 0")
 
-    def delay(self, failures: int, rng: random.Random) -> float:
+    def delay(self, failures: int, rng: random.Random, *, throttled: bool = False) -> float:
         """Seconds to wait before the attempt after ``failures`` consecutive failures."""
         ceiling = min(self.max_delay, self.min_delay * 2 ** max(0, min(failures - 1, 30)))
-        return rng.uniform(0.0, ceiling)
+        if throttled:
+            ceiling = min(self.max_delay, max(ceiling, 2 * self.throttled_delay))
+        return rng.uniform(ceiling / 2, ceiling)
 
 
 class StreamStats:
@@ -113,15 +159,19 @@ class StreamStats:
         "deltas_discarded",
         "deltas_received",
         "duplicates_dropped",
+        "error_frames",
         "gaps",
         "ignored_frames",
         "last_frame_monotonic",
         "malformed_frames",
+        "markets_dropped",
         "orphan_frames",
         "reconnects",
         "resubscribes",
         "resyncs",
         "snapshots_received",
+        "stale",
+        "subscribe_splits",
         "terminal_errors",
     )
 
@@ -142,6 +192,14 @@ class StreamStats:
         """Frames for sids we no longer (or never) had, e.g. in flight during an unsubscribe."""
         self.ignored_frames = 0
         """Well-formed frames of types this stream does not handle."""
+        self.error_frames = 0
+        """``error`` frames from the exchange (each code is logged once; see the core)."""
+        self.markets_dropped = 0
+        """Markets removed for good (closed, settled, determined or unknown)."""
+        self.stale = 0
+        """Sids found silent beyond the staleness bound that then failed a probe."""
+        self.subscribe_splits = 0
+        """Subscribe chunks split in two after an error 26 (or a refusal to isolate)."""
         self.last_frame_monotonic = 0.0
         """``time.monotonic()`` of the last frame, for staleness checks (0.0 = none yet)."""
 

@@ -30,39 +30,64 @@ The one shortcut: the session's hot-path reader advances ``SidState.last_seq`` i
 an in-sequence delta (a dict lookup and an int store per frame), and calls in here for
 everything else. Nothing else in this module is touched from outside.
 
-Where the next changes fit: chunked subscriptions are several ``_subscribe(chunk)`` calls
-(each ``Pending`` already carries its tickers, each sid its own books, and a gap already
-repairs only its sid); an error 26 on a subscribe arrives in :meth:`on_error` with that
-chunk's tickers in hand, ready to be split; per-market sync can read
-:meth:`market_states` and drop a market from a sid's ``books``/``awaiting``; staleness needs
-the clock's ``now`` as one more input (an ``on_tick(now)`` beside :meth:`on_deadline`).
+Beyond one subscription (issue 8, "a week on the real exchange"):
+
+* **Chunks.** Markets are subscribed in chunks of ``chunk_size`` (default
+  :data:`DEFAULT_CHUNK_SIZE`), one sid each, so a gap repairs only its chunk. An error 26
+  (per-subscription market cap, number unpublished) splits the refused chunk in two and
+  remembers the smaller size for later sessions. Any other refusal of a subscribe is
+  bisected the same way to isolate the market the exchange objects to.
+* **Per-market sync.** A market with no snapshot within ``snapshot_timeout`` (or one whose
+  single-market subscribe is refused) is handed to the owner to check over REST
+  (:class:`CheckMarkets`); the stream does not wait for it meanwhile. The answer
+  (:meth:`SubscriptionCore.on_market_checked`) drops a closed, settled, determined or
+  unknown market for good (:class:`StreamMarketDropped`) or asks again for an open one.
+  A market checked open that fails again escalates as before (resubscribe, reconnect).
+  Lifecycle events (``market_lifecycle_v2``) drop markets the same way without a check.
+* **Staleness.** :meth:`SubscriptionCore.on_tick` is the clock input. A sid whose seq has
+  not moved for ``stale_after`` seconds is probed with a one-market ``get_snapshot``
+  (its books stay live: a quiet market answers at once and nothing else happens). A
+  probe unanswered within ``snapshot_timeout`` means the feed is silent, not quiet: an
+  event, the sid's books go stale and it is replaced; if the socket is dead, the
+  unanswered subscribe then reconnects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from kalshi_api.orderbook import Level, OrderBook
-from kalshi_api.protocol import ORDERBOOK_CHANNEL, TERMINAL_CODES
+from kalshi_api.protocol import (
+    MARKET_LIFECYCLE_CHANNEL,
+    ORDERBOOK_CHANNEL,
+    TERMINAL_CODES,
+    WsErrorCode,
+)
 from kalshi_api.replies import CommandKind, Pending, PendingReplies
 from kalshi_api.stream_events import (
     StreamEvent,
     StreamGap,
+    StreamMarketDropped,
     StreamResynced,
+    StreamStale,
     StreamStats,
     StreamSynced,
     StreamTerminalError,
 )
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_STALE_AFTER",
+    "DROP_STATUSES",
     "MAX_REPAIRS",
     "Action",
     "ArmDeadline",
     "CancelDeadline",
+    "CheckMarkets",
     "Deadline",
     "DeadlineKind",
     "Emit",
@@ -81,6 +106,25 @@ log = logging.getLogger(__name__)
 MAX_REPAIRS = 3
 """Repair attempts at one level before escalating to the next (snapshot -> resubscribe ->
 reconnect), so an exchange that keeps sending bad data cannot trap us in a request loop."""
+
+DEFAULT_CHUNK_SIZE = 200
+"""Markets per ``subscribe`` (Kalshi's per-subscription cap is unpublished; error 26 halves
+a refused chunk, so a lower real cap costs a few refusals once, then the learned size)."""
+
+DEFAULT_STALE_AFTER = 15.0
+"""Seconds a sid may go without any frame before it is probed. Kalshi pings every 10 s but
+pings prove the socket, not the data, so the probe is a one-market ``get_snapshot``."""
+
+DROP_STATUSES = frozenset({"closed", "settled", "determined", "finalized"})
+"""Market statuses (REST ``status``, lifecycle ``event_type``) that end a market's book for
+good. ``inactive`` (paused) is not one: a paused market comes back."""
+
+_LIFECYCLE_DROPS = frozenset({"determined", "settled", "deactivated"})
+"""Lifecycle event types after which a market's book is over (an early close arrives as
+``close_date_updated`` with a ``close_ts`` in the past, handled separately)."""
+
+_MAX_ERROR_TEXT = 200
+"""Characters of an exchange error message worth a log line (one was 100,018 long)."""
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -167,13 +211,30 @@ class Reconnect:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckMarkets:
+    """Ask the owner whether these markets still trade (REST ``GET /markets``) and report
+    the answer to :meth:`SubscriptionCore.on_market_checked`."""
+
+    tickers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseBarrier:
     """The reply to a barrier's ``list_subscriptions`` arrived: wake its waiter."""
 
     token: Hashable
 
 
-Action = SendCommand | ArmDeadline | CancelDeadline | Emit | SetSynced | Reconnect | ReleaseBarrier
+Action = (
+    SendCommand
+    | ArmDeadline
+    | CancelDeadline
+    | Emit
+    | SetSynced
+    | Reconnect
+    | ReleaseBarrier
+    | CheckMarkets
+)
 
 
 class MarketSync(Enum):
@@ -185,6 +246,10 @@ class MarketSync(Enum):
     """Subscribed, but its book is stale until a (fresh) snapshot arrives."""
     UNSUBSCRIBED = "unsubscribed"
     """No subscription carries it (between sessions, or while being resubscribed)."""
+    CHECKING = "checking"
+    """No snapshot came in time; being checked over REST (the stream does not wait)."""
+    DROPPED = "dropped"
+    """Closed, settled, determined or unknown: removed from the subscription for good."""
 
 
 # -- per-sid state -------------------------------------------------------------------------
@@ -203,15 +268,25 @@ class SidState:
     """``get_snapshot`` requests since this sid was last fully live."""
     deadline: Deadline | None = None
     """The deadline armed for this sid, if any (at most one at a time)."""
+    seen_seq: int = -1
+    """``last_seq`` at the last tick that saw it move (staleness without a hot-path cost)."""
+    seen_at: float | None = None
+    """When (``on_tick``'s clock) the sid was last seen moving."""
+    heard: bool = False
+    """Something arrived for this sid that need not move its seq (a duplicate snapshot, an
+    error answering a probe): it still proves the sid is not silent."""
+    probe_at: float | None = None
+    """When a staleness probe was sent, while it is unanswered."""
 
 
 # -- the core ------------------------------------------------------------------------------
 class SubscriptionCore:
-    """Decisions for one orderbook subscription set across connections; no I/O, no clock.
+    """Decisions for one orderbook subscription set across connections; no I/O.
 
     Every ``on_*``/command method returns the actions to execute, in order. Methods that
     receive malformed input raise ``TypeError``/``KeyError`` *before* changing any state,
-    so the session can count the frame as malformed and carry on.
+    so the session can count the frame as malformed and carry on. Time enters only as
+    the ``now`` given to :meth:`on_tick` (any monotonic clock; tests pass plain numbers).
     """
 
     def __init__(
@@ -221,14 +296,34 @@ class SubscriptionCore:
         *,
         use_yes_price: bool = False,
         snapshot_timeout: float = 5.0,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        stale_after: float | None = DEFAULT_STALE_AFTER,
+        can_check: bool = False,
+        lifecycle: bool = False,
+        check_empty: bool = False,
     ) -> None:
         if not books:
             raise ValueError("a subscription core needs at least one market")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        if stale_after is not None and stale_after <= 0:
+            raise ValueError("stale_after must be positive (or None to disable)")
         self.books = books
         """Every market's book, shared with the session (the same objects for ever)."""
         self.stats = stats
         self.use_yes_price = bool(use_yes_price)
         self.snapshot_timeout = snapshot_timeout
+        self.chunk_size = chunk_size
+        """Markets per subscribe; shrinks for good when the exchange answers error 26."""
+        self.stale_after = stale_after
+        self.can_check = can_check
+        """Whether the owner answers :class:`CheckMarkets`; without it, a market that never
+        gets a snapshot escalates (resubscribe, reconnect) and a refused one is dropped."""
+        self.check_empty = check_empty and can_check
+        """Whether a first empty snapshot is checked over REST too (one way an exchange
+        answers for a closed market; off by default: empty books are common and legal)."""
+        self.lifecycle = lifecycle
+        """Whether to subscribe ``market_lifecycle_v2`` and drop markets it says are over."""
         self.subs: dict[int, SidState] = {}
         """Live sids of the current session. Mutated in place, never rebound: the hot-path
         reader binds it once per session."""
@@ -238,6 +333,15 @@ class SubscriptionCore:
         """Whether the current (or last) connection reached every book live."""
         self.replacements = 0
         """Subscriptions replaced since every book was last live (escalation counter)."""
+        self.dropped: dict[str, str] = {}
+        """Markets removed for good -> why (never subscribed again)."""
+        self.checking: set[str] = set()
+        """Markets handed to the owner's REST check, not yet answered."""
+        self.cleared: set[str] = set()
+        """Markets checked open this session: if they fail again, escalate instead."""
+        self.lifecycle_sid: int | None = None
+        self.error_codes: dict[object, int] = {}
+        """``error`` frames per code; each code is logged only the first time."""
         self._barriers: dict[Hashable, int] = {}
         """Barrier token -> command id sent on this session (0 = not sent yet)."""
         self._subscribe_deadlines: dict[int, Deadline] = {}
@@ -250,19 +354,42 @@ class SubscriptionCore:
         for sub in self.subs.values():
             for ticker, book in sub.books.items():
                 states[ticker] = MarketSync.AWAITING_SNAPSHOT if book.stale else MarketSync.LIVE
+        for ticker in self.checking:
+            states[ticker] = MarketSync.CHECKING
+        for ticker in self.dropped:
+            states[ticker] = MarketSync.DROPPED
         return states
 
     def all_live(self) -> bool:
-        """True when no book is stale."""
-        return all(not book.stale for book in self.books.values())
+        """True when no book we are waiting for is stale (dropped markets and markets being
+        checked over REST do not hold the stream back)."""
+        dropped, checking = self.dropped, self.checking
+        return all(
+            not book.stale
+            for ticker, book in self.books.items()
+            if ticker not in dropped and ticker not in checking
+        )
+
+    def live_count(self) -> int:
+        """Markets whose book is live right now (what ``markets_connected`` reports)."""
+        return sum(1 for book in self.books.values() if not book.stale)
+
+    def active(self) -> tuple[str, ...]:
+        """Markets still followed (not dropped)."""
+        return tuple(t for t in self.books if t not in self.dropped)
 
     # -- session lifecycle -----------------------------------------------------------------
     def start_session(self) -> list[Action]:
-        """A socket opened: subscribe to every market and resend outstanding barriers."""
+        """A socket opened: subscribe to every market (in chunks) and resend barriers."""
         self.session_open = True
         self.session_synced = False
         self.replacements = 0
-        actions = self._subscribe(tuple(self.books))
+        self.cleared.clear()
+        self.lifecycle_sid = None
+        # Lifecycle first: the exchange answers commands in order, so it is in place before
+        # the books sync (no early-close event can slip between READY and its subscribe).
+        actions = self._subscribe_lifecycle() if self.lifecycle else []
+        actions += self._subscribe_chunks(self.active())
         for token in self._barriers:
             actions += self._send_barrier(token)
         return actions
@@ -271,7 +398,7 @@ class SubscriptionCore:
         """The socket closed: every sid and pending reply died with it; books go stale.
 
         Barriers survive (they are resent on the next session) so a waiter is not failed
-        by a reconnect it did not cause.
+        by a reconnect it did not cause. REST checks in flight survive too.
         """
         self.session_open = False
         actions: list[Action] = [SetSynced(False)]
@@ -281,6 +408,7 @@ class SubscriptionCore:
         self._subscribe_deadlines.clear()
         self.subs.clear()
         self.replies.clear()
+        self.lifecycle_sid = None
         for book in self.books.values():
             book.stale = True
         for token in self._barriers:
@@ -321,8 +449,12 @@ class SubscriptionCore:
         ticker = frame.ticker
         book = sub.books.get(ticker)
         if book is None:
+            if ticker in self.dropped:  # in flight while we dropped it
+                self.stats.orphan_frames += 1
+                return self.advance(frame.sid, frame.seq)
             raise KeyError(f"snapshot for a market not in sid {frame.sid}")
         seq = frame.seq
+        sub.heard = True
         awaited = ticker in sub.awaiting
         last = sub.last_seq
         if not awaited and seq <= last:
@@ -340,34 +472,57 @@ class SubscriptionCore:
             book.market_id = frame.market_id
         self.stats.snapshots_received += 1
         sub.awaiting.discard(ticker)
+        actions: list[Action] = []
+        if (
+            self.check_empty
+            and not frame.levels[0]
+            and not frame.levels[1]
+            and ticker not in self.cleared
+            and ticker not in self.checking
+        ):
+            # An empty book is one way an exchange answers for a closed market: check it
+            # once per session (it stays live meanwhile; a quiet open market costs one GET).
+            self.checking.add(ticker)
+            actions.append(CheckMarkets((ticker,)))
         # A jump in seq also covers deltas the sid's *other* live books may have missed.
         if seq > last + 1 and last and len(sub.awaiting) < len(sub.books) - 1:
-            return self.gap(sub, last + 1, seq, "seq")
+            return actions + self.gap(sub, last + 1, seq, "seq")
         if awaited and not sub.awaiting:
-            return self._sub_live(sub)
-        return []
+            return actions + self._sub_live(sub)
+        return actions
 
     def on_subscribed(self, command_id: object, sid: object, channel: object) -> list[Action]:
         """``subscribed``: the sid exists; its books stay stale until their snapshots."""
         pending = self.replies.peek(command_id)
-        if pending is None or pending.kind is not CommandKind.SUBSCRIBE:
+        if pending is None or pending.kind not in (CommandKind.SUBSCRIBE, CommandKind.LIFECYCLE):
             self.stats.ignored_frames += 1
             return []
-        if type(sid) is not int or channel != ORDERBOOK_CHANNEL:
+        wanted = (
+            ORDERBOOK_CHANNEL if pending.kind is CommandKind.SUBSCRIBE else MARKET_LIFECYCLE_CHANNEL
+        )
+        if type(sid) is not int or channel != wanted:
             raise TypeError("bad subscribed reply")
         self.replies.take(command_id)
         actions: list[Action] = []
         deadline = self._subscribe_deadlines.pop(command_id, None)  # type: ignore[arg-type]
         if deadline is not None:
             actions.append(CancelDeadline(deadline))
+        if pending.kind is CommandKind.LIFECYCLE:
+            self.lifecycle_sid = sid
+            return actions
+        tickers = [t for t in pending.tickers if t not in self.dropped]
+        if not tickers:  # every market of the chunk was dropped while it was in flight
+            return actions + self._unsubscribe(sid)
         sub = SidState(
             sid=sid,
-            books={ticker: self.books[ticker] for ticker in pending.tickers},
-            awaiting=set(pending.tickers),
+            books={ticker: self.books[ticker] for ticker in tickers},
+            awaiting={t for t in tickers if t not in self.checking},
         )
         for book in sub.books.values():
             book.stale = True
         self.subs[sid] = sub
+        if not sub.awaiting:
+            return actions + self._sub_live(sub)
         return actions + self._arm_deadline(sub, DeadlineKind.FIRST_SNAPSHOTS)
 
     def on_ok(self, command_id: object, sid: object, seq: object) -> list[Action]:
@@ -393,11 +548,21 @@ class SubscriptionCore:
         return []
 
     def on_error(
-        self, command_id: object, sid: object, seq: object, code: object, text: str
+        self,
+        command_id: object,
+        sid: object,
+        seq: object,
+        code: object,
+        text: str,
+        markets: Sequence[object] = (),
     ) -> list[Action]:
-        """An ``error`` frame: a terminal code replaces sids; otherwise it answers a command."""
+        """An ``error`` frame: a terminal code replaces sids; otherwise it answers a command.
+
+        ``markets`` are the ``msg.market_ticker(s)`` the exchange named, if any.
+        """
         if code in TERMINAL_CODES:  # an unhashable code raises TypeError: a malformed frame
             self.stats.terminal_errors += 1
+            self._note_error(code, text)
             actions: list[Action] = [Emit(StreamTerminalError(code, text))]  # type: ignore[arg-type]
             if type(sid) is int:
                 victims = [self.subs[sid]] if sid in self.subs else []
@@ -406,24 +571,52 @@ class SubscriptionCore:
             for sub in victims:
                 actions += self._resubscribe(sub, unsubscribe=False)
             return actions
+        hash(code)  # an unhashable code is a malformed frame, before any state changes
         actions = self.advance(sid, seq)
         pending = self.replies.take(command_id)
+        self._note_error(code, text, quiet=pending is not None)
         if pending is None:
-            log.warning("exchange error %s: %s", code, text)
             return actions
         if pending.kind is CommandKind.GET_SNAPSHOT:
             sub = self.subs.get(pending.sid)
+            if sub is not None:
+                sub.heard = True  # a refusal still proves the sid is not silent
             if sub is not None and sub.awaiting:
-                log.warning(
-                    "sid %d: get_snapshot refused (%s %s); resubscribing", sub.sid, code, text
-                )
+                log.warning("sid %d: get_snapshot refused (error %s); resubscribing", sub.sid, code)
                 actions += self._resubscribe(sub, unsubscribe=True)
         elif pending.kind is CommandKind.SUBSCRIBE:
-            actions.append(Reconnect(f"subscribe rejected: error {code} ({text})"))
+            actions += self._subscribe_refused(command_id, pending, code, markets)  # type: ignore[arg-type]
+        elif pending.kind is CommandKind.LIFECYCLE:
+            deadline = self._subscribe_deadlines.pop(command_id, None)  # type: ignore[arg-type]
+            if deadline is not None:
+                actions.append(CancelDeadline(deadline))
+            log.warning("market_lifecycle_v2 refused (error %s); going on without it", code)
         elif pending.kind is CommandKind.BARRIER:  # still proves ordering
             self._barriers.pop(pending.token, None)
             actions.append(ReleaseBarrier(pending.token))
         return actions
+
+    def on_lifecycle(self, msg: object, now_ts: float | None = None) -> list[Action]:
+        """A ``market_lifecycle_v2`` event: a determined/settled/deactivated market, or one
+        closed early (``close_date_updated`` with ``close_ts`` at or before ``now_ts``,
+        Unix seconds), is dropped. Events for markets we do not follow change nothing."""
+        if type(msg) is not dict:
+            raise TypeError("lifecycle msg must be an object")
+        ticker = msg.get("market_ticker")
+        event = msg.get("event_type")
+        if ticker not in self.books or ticker in self.dropped:
+            return []
+        if event in _LIFECYCLE_DROPS:
+            reason = f"{event} (market_lifecycle_v2)"
+        elif event == "close_date_updated":
+            close_ts = msg.get("close_ts")
+            if type(close_ts) not in (int, float) or now_ts is None or close_ts > now_ts:
+                return []
+            reason = "closed early (market_lifecycle_v2)"
+        else:
+            return []
+        self.checking.discard(ticker)  # type: ignore[arg-type]
+        return self._drop(ticker, reason) + self._maybe_synced()  # type: ignore[arg-type]
 
     def on_deadline(self, deadline: Deadline) -> list[Action]:
         """A deadline expired; it acts only if it is still the one armed for its target."""
@@ -442,6 +635,10 @@ class SubscriptionCore:
         sub.deadline = None
         if not sub.awaiting:
             return []
+        if self.can_check:
+            suspects = [t for t in sub.awaiting if t not in self.cleared]
+            if suspects:
+                return self._check(sub, suspects)
         if deadline.kind is DeadlineKind.SNAPSHOTS:
             log.warning("sid %d: get_snapshot unanswered; resubscribing", sub.sid)
             return self._resubscribe(sub, unsubscribe=True)
@@ -451,6 +648,161 @@ class SubscriptionCore:
                 f"{self.snapshot_timeout:g}s; reconnecting"
             )
         ]
+
+    # -- changing the market set (discovery refresh) ----------------------------------------
+    def add_markets(self, tickers: Iterable[str]) -> list[Action]:
+        """Follow more markets: new books (stale until their snapshots), subscribed in chunks
+        on the open session (or by the next one). Known or dropped tickers are ignored."""
+        new = [t for t in dict.fromkeys(tickers) if t not in self.books]
+        for ticker in new:
+            self.books[ticker] = OrderBook(ticker)
+            self.books[ticker].stale = True
+        if not new or not self.session_open:
+            return []
+        return [SetSynced(False), *self._subscribe_chunks(new)]
+
+    def remove_markets(self, tickers: Iterable[str], reason: str) -> list[Action]:
+        """Stop following markets for good (each a :class:`StreamMarketDropped`)."""
+        actions: list[Action] = []
+        for ticker in dict.fromkeys(tickers):
+            if ticker in self.books and ticker not in self.dropped:
+                self.checking.discard(ticker)
+                actions += self._drop(ticker, reason)
+        return actions + self._maybe_synced()
+
+    # -- per-market sync -------------------------------------------------------------------
+    def on_market_checked(self, statuses: Mapping[str, str | None]) -> list[Action]:
+        """The owner's REST answer for a :class:`CheckMarkets`: ticker -> status (None when
+        the exchange does not know the market). Closed, settled, determined, finalized and
+        unknown markets are dropped; any other status gets one more chance this session."""
+        actions: list[Action] = []
+        for ticker, status in statuses.items():
+            if ticker not in self.checking:
+                continue
+            self.checking.discard(ticker)
+            if status is None or status in DROP_STATUSES:
+                actions += self._drop(ticker, "unknown market" if status is None else status)
+                continue
+            self.cleared.add(ticker)
+            if not self.session_open or not self.books[ticker].stale:
+                continue  # the next session subscribes it / its snapshot came meanwhile
+            sub = next((s for s in self.subs.values() if ticker in s.books), None)
+            actions.append(SetSynced(False))
+            if sub is None:  # its subscribe was refused: try it once more on its own
+                actions += self._subscribe((ticker,))
+            else:
+                sub.awaiting.add(ticker)
+                actions += self._request_snapshots(sub, (ticker,))
+        return actions + self._maybe_synced()
+
+    def _check(self, sub: SidState, tickers: Sequence[str]) -> list[Action]:
+        """Hand ``tickers`` to the REST check; the sid goes on without them meanwhile."""
+        for ticker in tickers:
+            sub.awaiting.discard(ticker)
+            self.checking.add(ticker)
+        log.info("sid %d: no snapshot for %d market(s); checking them", sub.sid, len(tickers))
+        actions: list[Action] = [CheckMarkets(tuple(tickers))]
+        if sub.awaiting:
+            return actions + self._arm_deadline(sub, DeadlineKind.SNAPSHOTS)
+        return actions + self._sub_live(sub)
+
+    def _drop(self, ticker: str, reason: str) -> list[Action]:
+        """Remove ``ticker`` for good: out of its sid (told to the exchange), never
+        subscribed again; its book stays stale so nothing reads it as live."""
+        self.dropped[ticker] = reason
+        self.stats.markets_dropped += 1
+        self.books[ticker].stale = True
+        actions: list[Action] = [Emit(StreamMarketDropped(ticker, reason))]
+        for sub in list(self.subs.values()):
+            if ticker not in sub.books:
+                continue
+            del sub.books[ticker]
+            was_waiting = bool(sub.awaiting)
+            sub.awaiting.discard(ticker)
+            if not sub.books:
+                actions += self._cancel_deadline(sub)
+                del self.subs[sub.sid]
+                actions += self._unsubscribe(sub.sid)
+                continue
+            command_id = self.replies.allocate()
+            self.replies.expect(command_id, Pending(CommandKind.UNSUBSCRIBE, sid=sub.sid))
+            params = {"sids": [sub.sid], "market_tickers": [ticker], "action": "delete_markets"}
+            actions.append(
+                SendCommand(command_id, {"cmd": "update_subscription", "params": params})
+            )
+            if was_waiting and not sub.awaiting:
+                actions += self._sub_live(sub)
+        return actions
+
+    def _subscribe_refused(
+        self, command_id: int, pending: Pending, code: object, markets: Sequence[object]
+    ) -> list[Action]:
+        """A refused subscribe: split the chunk (error 26 is the market cap; any other
+        refusal is bisected to isolate the market it is about), or check a lone market."""
+        actions: list[Action] = []
+        deadline = self._subscribe_deadlines.pop(command_id, None)
+        if deadline is not None:
+            actions.append(CancelDeadline(deadline))
+        tickers = [t for t in pending.tickers if t not in self.dropped]
+        named = [t for t in tickers if t in markets]
+        if named and len(named) < len(tickers):
+            rest = tuple(t for t in tickers if t not in named)
+            return actions + self._subscribe_chunks(rest) + self._refuse(named, code)
+        if len(tickers) > 1:
+            half = len(tickers) // 2
+            self.stats.subscribe_splits += 1
+            if code == WsErrorCode.MARKET_LIMIT_EXCEEDED:
+                self.chunk_size = max(1, min(self.chunk_size, half))
+            return actions + self._subscribe(tickers[:half]) + self._subscribe(tickers[half:])
+        return actions + self._refuse(tickers, code)
+
+    def _refuse(self, tickers: Sequence[str], code: object) -> list[Action]:
+        actions: list[Action] = []
+        for ticker in tickers:
+            if ticker in self.cleared:
+                return [Reconnect(f"subscribe to open market {ticker} refused again: error {code}")]
+        if self.can_check:
+            self.checking.update(tickers)
+            actions.append(CheckMarkets(tuple(tickers)))
+        else:
+            for ticker in tickers:
+                actions += self._drop(ticker, f"subscribe refused (error {code})")
+        return actions + self._maybe_synced()
+
+    # -- staleness -------------------------------------------------------------------------
+    def on_tick(self, now: float) -> list[Action]:
+        """The clock: probe sids silent for ``stale_after``; a probe unanswered within
+        ``snapshot_timeout`` makes the sid stale (event, replaced; a dead socket then
+        fails the subscribe reply and reconnects)."""
+        if not self.session_open or self.stale_after is None:
+            return []
+        actions: list[Action] = []
+        for sub in list(self.subs.values()):
+            if sub.last_seq != sub.seen_seq or sub.heard or sub.seen_at is None:
+                sub.seen_seq, sub.seen_at, sub.heard, sub.probe_at = sub.last_seq, now, False, None
+                continue
+            if sub.awaiting:
+                continue  # a repair is in flight; its own deadlines bound it
+            if sub.probe_at is not None:
+                if now - sub.probe_at >= self.snapshot_timeout:
+                    self.stats.stale += 1
+                    silent = now - sub.seen_at
+                    log.warning("sid %d: no frames for %.1fs; resubscribing", sub.sid, silent)
+                    actions.append(Emit(StreamStale(sub.sid, silent)))
+                    actions += self._resubscribe(sub, unsubscribe=True)
+            elif now - sub.seen_at >= self.stale_after:
+                sub.probe_at = now
+                actions += self._probe(sub)
+        return actions
+
+    def _probe(self, sub: SidState) -> list[Action]:
+        """A one-market ``get_snapshot`` that leaves the books live: its answer (or any
+        frame) proves the sid is quiet rather than silent."""
+        ticker = next(iter(sub.books))
+        params = {"sids": [sub.sid], "market_tickers": [ticker], "action": "get_snapshot"}
+        command_id = self.replies.allocate()
+        self.replies.expect(command_id, Pending(CommandKind.GET_SNAPSHOT, sid=sub.sid))
+        return [SendCommand(command_id, {"cmd": "update_subscription", "params": params})]
 
     # -- gap repair ------------------------------------------------------------------------
     def gap(
@@ -467,6 +819,7 @@ class SubscriptionCore:
         taken after this point) unless named in ``refetch`` (their snapshot was unusable).
         Repeated failed repairs escalate: after :data:`MAX_REPAIRS` requests without the
         sid going live it is replaced (and :meth:`_resubscribe` escalates further).
+        Only this sid is touched: the other chunks stay live.
         """
         self.stats.gaps += 1
         actions: list[Action] = [Emit(StreamGap(sub.sid, expected, received, reason))]
@@ -492,12 +845,17 @@ class SubscriptionCore:
             sub.initial = False
             self.stats.resyncs += 1
             actions.append(Emit(StreamResynced(sub.sid)))
-        if self.all_live():
-            self.replacements = 0
-            actions.append(SetSynced(True))
-            if not self.session_synced:
-                self.session_synced = True
-                actions.append(Emit(StreamSynced(len(self.books))))
+        return actions + self._maybe_synced()
+
+    def _maybe_synced(self) -> list[Action]:
+        """If every followed book is live (and nothing is still to subscribe), say so."""
+        if not self.session_open or not self.all_live() or self._subscribe_deadlines:
+            return []
+        self.replacements = 0
+        actions: list[Action] = [SetSynced(True)]
+        if not self.session_synced:
+            self.session_synced = True
+            actions.append(Emit(StreamSynced(self.live_count())))
         return actions
 
     def _resubscribe(self, sub: SidState, *, unsubscribe: bool) -> list[Action]:
@@ -514,11 +872,7 @@ class SubscriptionCore:
             )
             return actions
         if unsubscribe:
-            command_id = self.replies.allocate()
-            actions.append(
-                SendCommand(command_id, {"cmd": "unsubscribe", "params": {"sids": [sub.sid]}})
-            )
-            self.replies.expect(command_id, Pending(CommandKind.UNSUBSCRIBE, sid=sub.sid))
+            actions += self._unsubscribe(sub.sid)
         return actions + self._subscribe(tuple(sub.books))
 
     def _abandon(self, sub: SidState) -> list[Action]:
@@ -530,6 +884,13 @@ class SubscriptionCore:
         return actions
 
     # -- outgoing commands -----------------------------------------------------------------
+    def _subscribe_chunks(self, tickers: Sequence[str]) -> list[Action]:
+        size = self.chunk_size
+        actions: list[Action] = []
+        for start in range(0, len(tickers), size):
+            actions += self._subscribe(tickers[start : start + size])
+        return actions
+
     def _subscribe(self, tickers: Sequence[str]) -> list[Action]:
         params = {
             "channels": [ORDERBOOK_CHANNEL],
@@ -544,6 +905,19 @@ class SubscriptionCore:
             SendCommand(command_id, {"cmd": "subscribe", "params": params}),
             ArmDeadline(deadline, self.snapshot_timeout),
         ]
+
+    def _subscribe_lifecycle(self) -> list[Action]:
+        """``market_lifecycle_v2`` ignores market filters: one subscription for every market.
+        Its reply is not awaited for sync (a refusal only means no early-close events)."""
+        command_id = self.replies.allocate()
+        self.replies.expect(command_id, Pending(CommandKind.LIFECYCLE))
+        params = {"channels": [MARKET_LIFECYCLE_CHANNEL]}
+        return [SendCommand(command_id, {"cmd": "subscribe", "params": params})]
+
+    def _unsubscribe(self, sid: int) -> list[Action]:
+        command_id = self.replies.allocate()
+        self.replies.expect(command_id, Pending(CommandKind.UNSUBSCRIBE, sid=sid))
+        return [SendCommand(command_id, {"cmd": "unsubscribe", "params": {"sids": [sid]}})]
 
     def _request_snapshots(self, sub: SidState, tickers: Iterable[str]) -> list[Action]:
         """Kalshi's in-stream repair: fresh snapshots without touching the subscription."""
@@ -561,6 +935,23 @@ class SubscriptionCore:
         self._barriers[token] = command_id
         return [SendCommand(command_id, {"cmd": "list_subscriptions"})]
 
+    # -- error logging ---------------------------------------------------------------------
+    def _note_error(self, code: object, text: str, *, quiet: bool = False) -> None:
+        """Count an error frame; log its code once (text capped), never per frame, so a
+        hostile exchange cannot fill the log. ``quiet``: it answered a command we handle."""
+        self.stats.error_frames += 1
+        seen = self.error_codes.get(code, 0)
+        if seen == 0 and len(self.error_codes) >= 64:  # bounded: pool unknown codes
+            code = "other"
+            seen = self.error_codes.get(code, 0)
+        self.error_codes[code] = seen + 1
+        if seen == 0 and not quiet:
+            log.warning(
+                "exchange error %s: %s (further errors with this code are only counted)",
+                code,
+                _capped(text),
+            )
+
     # -- deadlines -------------------------------------------------------------------------
     def _next_deadline(self, kind: DeadlineKind, key: int) -> Deadline:
         self._serial += 1
@@ -577,3 +968,9 @@ class SubscriptionCore:
             return []
         deadline, sub.deadline = sub.deadline, None
         return [CancelDeadline(deadline)]
+
+
+def _capped(text: object) -> str:
+    """One line of at most :data:`_MAX_ERROR_TEXT` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= _MAX_ERROR_TEXT else line[:_MAX_ERROR_TEXT] + "..."

@@ -11,22 +11,35 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+DEFAULT_MAX_FRAME_BYTES = 2**20
+"""Largest frame accepted (1 MiB). A full book with sub-cent ticks on both sides is a few
+hundred KB; anything bigger is hostile or broken and closes the session (code 1009)."""
+
 
 def connect_options(
-    url: str, *, open_timeout: float = 5.0, ping_interval: float | None = 10.0
+    url: str,
+    *,
+    open_timeout: float = 5.0,
+    ping_interval: float | None = 10.0,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    compression: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``websockets.asyncio.client.connect``, shared with the benchmark.
 
     Loopback ``ws://`` URLs bypass any proxy from the environment (an HTTP proxy would
     break the embedded exchange); real ``wss://`` hosts keep the default proxy handling.
+    Compression is off unless asked for: with permessage-deflate a small frame can inflate
+    to ``max_size`` and memory follows the exchange, not us. ``max_queue`` bounds frames
+    buffered ahead of the reader, so memory is at most ``max_queue * max_frame_bytes``.
     """
     return {
         "open_timeout": open_timeout,
         "ping_interval": ping_interval,
         "ping_timeout": 20.0 if ping_interval else None,
         "close_timeout": 1.0,
-        "max_size": 16 * 2**20,
-        "max_queue": 1024,
+        "max_size": max_frame_bytes,
+        "max_queue": 64,
+        "compression": "deflate" if compression else None,
         "proxy": None if _is_loopback_ws(url) else True,
     }
 

@@ -46,7 +46,13 @@ from kalshi_api.book_view import BookDepth, BookTop, ChangeClock, depth_of, top_
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
 from kalshi_api.loop_thread import LoopThread
 from kalshi_api.orderbook import Level, OrderBook
-from kalshi_api.protocol import ORDERBOOK_CHANNEL, ORDERBOOK_SNAPSHOT, TERMINAL_CODES, WS_PATH
+from kalshi_api.protocol import (
+    MARKET_LIFECYCLE_CHANNEL,
+    ORDERBOOK_CHANNEL,
+    ORDERBOOK_SNAPSHOT,
+    TERMINAL_CODES,
+    WS_PATH,
+)
 from kalshi_api.stream_events import (
     ReconnectPolicy,
     StreamConnected,
@@ -54,15 +60,20 @@ from kalshi_api.stream_events import (
     StreamEvent,
     StreamFailed,
     StreamGap,
+    StreamMarketDropped,
     StreamResynced,
+    StreamStale,
     StreamStats,
     StreamSynced,
     StreamTerminalError,
 )
 from kalshi_api.subscription_core import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_STALE_AFTER,
     Action,
     ArmDeadline,
     CancelDeadline,
+    CheckMarkets,
     Deadline,
     Emit,
     Reconnect,
@@ -72,7 +83,13 @@ from kalshi_api.subscription_core import (
     SnapshotFrame,
     SubscriptionCore,
 )
-from kalshi_api.ws_connect import connect_options, describe_close, describe_connect_error, one_line
+from kalshi_api.ws_connect import (
+    DEFAULT_MAX_FRAME_BYTES,
+    connect_options,
+    describe_close,
+    describe_connect_error,
+    one_line,
+)
 
 __all__ = [
     "CHANNEL",
@@ -85,7 +102,9 @@ __all__ = [
     "StreamEvent",
     "StreamFailed",
     "StreamGap",
+    "StreamMarketDropped",
     "StreamResynced",
+    "StreamStale",
     "StreamStats",
     "StreamSynced",
     "StreamTerminalError",
@@ -102,6 +121,10 @@ CHANNEL = ORDERBOOK_CHANNEL
 _CACHE_LIMIT = 1 << 16
 _UNREADABLE = (orjson.JSONDecodeError, LookupError, TypeError, ValueError, AttributeError)
 """What a frame with the wrong shape raises on the hot path: counted, skipped, never fatal."""
+
+MarketChecker = Callable[[Sequence[str]], Mapping[str, "str | None"]]
+"""Tickers -> each one's REST ``status`` (None when the exchange does not know it). Called on
+a worker thread, so it may block on HTTP; raising means "could not tell" (kept, retried)."""
 
 
 # -- the stream ----------------------------------------------------------------------------
@@ -121,10 +144,26 @@ class OrderbookStream:
         ping_interval: float | None = 10.0,
         snapshot_timeout: float = 5.0,
         book_changes: BookChangeFeed | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        stale_after: float | None = DEFAULT_STALE_AFTER,
+        market_checker: MarketChecker | None = None,
+        lifecycle: bool = False,
+        check_empty: bool = False,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        compression: bool = False,
     ) -> None:
         """``auth_headers`` is called once per connection attempt so every upgrade carries a
         fresh timestamp and signature (typically ``lambda: signer.headers("GET",
         "/trade-api/ws/v2")``). ``snapshot_timeout`` bounds each repair step.
+
+        ``chunk_size`` markets go in each subscribe; ``stale_after`` seconds without a frame
+        on a sid trigger a probe (None disables it); ``market_checker`` answers "is this
+        market still trading?" over REST for markets that get no snapshot (without it they
+        escalate to a reconnect, as before); ``lifecycle`` subscribes ``market_lifecycle_v2``
+        to drop markets that close early, are determined or settle; ``check_empty`` also
+        checks a market whose first snapshot is empty (one closed-market variant).
+        ``max_frame_bytes`` caps one frame; ``compression`` (permessage-deflate) is off
+        unless asked for, so a small compressed frame cannot inflate into a large buffer.
         ``book_changes``, if given, gets these books attached and is marked (on this
         stream's thread, without blocking) after every applied snapshot and delta."""
         unique = tuple(dict.fromkeys(tickers))
@@ -138,6 +177,10 @@ class OrderbookStream:
         self._policy = reconnect or ReconnectPolicy()
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
+        self._max_frame_bytes = max_frame_bytes
+        self._compression = compression
+        self._checker = market_checker
+        self._stale_after = stale_after
         self._books = {ticker: OrderBook(ticker) for ticker in unique}
         self._feed = book_changes
         if book_changes is not None:
@@ -150,6 +193,11 @@ class OrderbookStream:
             self.stats,
             use_yes_price=self._use_yes_price,
             snapshot_timeout=snapshot_timeout,
+            chunk_size=chunk_size,
+            stale_after=stale_after,
+            can_check=market_checker is not None,
+            lifecycle=lifecycle,
+            check_empty=check_empty,
         )
 
         # lifecycle (any thread)
@@ -197,8 +245,30 @@ class OrderbookStream:
         return self._synced.wait(timeout)
 
     def synced_market_count(self) -> int:
-        """Markets whose book is live right now."""
-        return sum(1 for book in self._books.values() if not book.stale)
+        """Markets whose book is live right now (dropped and unsynced ones excluded)."""
+        return self._core.live_count()
+
+    def followed_markets(self) -> tuple[str, ...]:
+        """Markets followed now (added ones included, dropped ones not), read on the stream
+        thread so the answer is consistent."""
+        return self._runner.run_sync(self._core.active)
+
+    def update_markets(self, add: Sequence[str], remove: Sequence[str], reason: str) -> bool:
+        """Follow ``add`` too and stop following ``remove`` (dropped with ``reason``);
+        applied on the stream thread. False if the stream is not running."""
+
+        def apply() -> None:
+            self._execute(self._core.add_markets(add) + self._core.remove_markets(remove, reason))
+
+        return self._runner.call_soon(apply)
+
+    def dropped_markets(self) -> dict[str, str]:
+        """Markets removed for good -> why (a copy; read from any thread)."""
+        return dict(self._core.dropped)
+
+    def error_codes(self) -> dict[object, int]:
+        """``error`` frames seen per code (a copy)."""
+        return dict(self._core.error_codes)
 
     def barrier(self, timeout: float = 5.0) -> bool:
         """Round-trip a ``list_subscriptions``; True once its reply has been read.
@@ -303,14 +373,27 @@ class OrderbookStream:
 
     # -- connection loop -------------------------------------------------------------------
     async def _main(self) -> None:
+        """Connect, run a session, pace the next attempt; until stopped or given up.
+
+        Pacing (see :class:`ReconnectPolicy`): only a session that synced *and* stayed up
+        ``healthy_after`` seconds resets the backoff, so an exchange that drops every
+        session right after it syncs meets a growing delay, not a storm; a 429 on the
+        upgrade (connection limit) waits longer still.
+        """
         rng = random.Random()
         failures = 0
         sessions = 0
+        policy = self._policy
         options = connect_options(
-            self._url, open_timeout=self._open_timeout, ping_interval=self._ping_interval
+            self._url,
+            open_timeout=self._open_timeout,
+            ping_interval=self._ping_interval,
+            max_frame_bytes=self._max_frame_bytes,
+            compression=self._compression,
         )
         runner = self._runner
         while not runner.stopping:
+            throttled = False
             try:
                 headers = dict(self._auth_headers()) if self._auth_headers is not None else {}
             except Exception as exc:
@@ -322,10 +405,14 @@ class OrderbookStream:
                 raise
             except InvalidStatus as exc:
                 reason = describe_connect_error(exc, self._url, self._open_timeout)
-                if exc.response.status_code in (401, 403):
+                status = exc.response.status_code
+                if status in (401, 403):
                     self._emit(StreamDisconnected(reason, will_retry=False))
                     self._fail(reason)
                     return
+                if status == 429:
+                    throttled = True
+                    failures += 1  # a refusal for load counts double: back off harder
             except InvalidURI as exc:
                 self._fail(f"invalid WebSocket URL {self._url!r}: {one_line(exc)}")
                 return
@@ -335,33 +422,40 @@ class OrderbookStream:
                 sessions += 1
                 if sessions > 1:
                     self.stats.reconnects += 1
-                reason, synced = await self._session(ws, attempt=failures + 1)
+                reason, healthy = await self._session(ws, attempt=failures + 1)
                 if runner.stopping:
                     return
-                # A session that synced was a success: its end starts a fresh outage.
-                failures = -1 if synced else failures
+                # Only a session that synced and then stayed up a while was a success:
+                # its end starts a fresh outage. A flapping one keeps the backoff growing.
+                failures = -1 if healthy else failures
             failures += 1
-            limit = self._policy.max_attempts
+            limit = policy.max_attempts
             give_up = limit is not None and failures >= limit
             log.warning("orderbook stream: %s", reason)
-            self._emit(StreamDisconnected(reason, will_retry=not give_up))
+            delay = 0.0 if give_up else policy.delay(max(1, failures), rng, throttled=throttled)
+            self._emit(StreamDisconnected(reason, will_retry=not give_up, retry_in=delay))
             if give_up:
                 self._fail(f"gave up after {failures} failed attempt(s): {reason}")
                 return
-            await asyncio.sleep(self._policy.delay(max(1, failures), rng))
+            await asyncio.sleep(delay)
 
     async def _session(self, ws: ClientConnection, attempt: int) -> tuple[str, bool]:
-        """Run one connection until it ends; returns (one-line reason, whether it synced)."""
+        """Run one connection until it ends; returns (one-line reason, whether it was
+        healthy: synced and up for the policy's ``healthy_after`` seconds)."""
         self._ws = ws
         self._close_reason = None
         self.connected = True
         self._emit(StreamConnected(attempt))
+        opened = time.monotonic()
+        ticker = self._start_ticking()
         try:
             self._execute(self._core.start_session())
             await self._read_frames(ws)
         except ConnectionClosed as exc:
             reason = self._close_reason or describe_close(exc)
         finally:
+            if ticker is not None:
+                ticker.cancel()
             self.connected = False
             self._ws = None
             self._execute(self._core.end_session())
@@ -373,7 +467,21 @@ class OrderbookStream:
                     await ws.close()
             else:
                 ws.transport.abort()
-        return reason, self._core.session_synced
+        up_for = time.monotonic() - opened
+        return reason, self._core.session_synced and up_for >= self._policy.healthy_after
+
+    def _start_ticking(self) -> asyncio.Task[None] | None:
+        """The core's clock input for staleness, a few ticks per bound (None if disabled)."""
+        if self._stale_after is None:
+            return None
+        interval = max(0.01, min(1.0, self._stale_after / 5))
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                self._execute(self._core.on_tick(time.monotonic()))
+
+        return asyncio.get_running_loop().create_task(tick())
 
     def _close_session(self, reason: str) -> None:
         """End the current session from inside the stream (the reconnect loop takes over)."""
@@ -414,6 +522,30 @@ class OrderbookStream:
                     self._close_session(reason)
                 case ReleaseBarrier(token=token):
                     token.set()  # type: ignore[attr-defined]  # always a waiter's Event
+                case CheckMarkets(tickers=tickers):
+                    self._check_markets(tickers)
+
+    def _check_markets(self, tickers: tuple[str, ...]) -> None:
+        """Run the owner's REST check on a worker thread; feed the answer back in here."""
+        checker = self._checker
+        if checker is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def answered(future: asyncio.Future[Mapping[str, str | None]]) -> None:
+            try:
+                statuses = dict(future.result())
+            except Exception as exc:  # REST down: we cannot tell, so keep them and retry
+                log.warning(
+                    "market check failed (%s); keeping %d market(s)",
+                    one_line(exc)[:200],
+                    len(tickers),
+                )
+                statuses = dict.fromkeys(tickers, "unchecked")
+            self._execute(self._core.on_market_checked(statuses))
+
+        future = loop.run_in_executor(None, checker, tickers)
+        future.add_done_callback(answered)
 
     def _deadline_expired(self, deadline: Deadline) -> None:
         self._timers.pop(deadline, None)
@@ -541,8 +673,12 @@ class OrderbookStream:
             msg = message.get("msg")
             code = msg.get("code") if type(msg) is dict else None
             text = str(msg.get("msg", "")) if type(msg) is dict else ""
+            named: list[object] = []
+            if type(msg) is dict:
+                many = msg.get("market_tickers")
+                named = list(many) if type(many) is list else [msg.get("market_ticker")]
             actions = core.on_error(
-                message.get("id"), message.get("sid"), message.get("seq"), code, text
+                message.get("id"), message.get("sid"), message.get("seq"), code, text, named
             )
         elif kind == "ok":
             actions = core.on_ok(message.get("id"), message.get("sid"), message.get("seq"))
@@ -556,6 +692,8 @@ class OrderbookStream:
             )
         elif kind == "unsubscribed":
             actions = core.advance(message.get("sid"), message.get("seq"))
+        elif kind == MARKET_LIFECYCLE_CHANNEL:
+            actions = core.on_lifecycle(message["msg"], time.time())
         else:
             self.stats.ignored_frames += 1
             return

@@ -132,6 +132,12 @@ class SignatureRule(_Rule):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            status = self.exchange.ws.behaviour.upgrade_status
+            if status is not None:  # e.g. 429: the connection limit is reached
+                self.exchange.oplog.record("ws_handshake_rejected", f"HTTP {status}")
+                body = orjson.dumps(TOO_MANY_REQUESTS if status == 429 else INTERNAL_ERROR)
+                await deny_upgrade(receive, send, status, body, b"application/json")
+                return
             why = self._refuse_upgrade(scope)
             if why is not None:
                 self.exchange.oplog.record("ws_handshake_rejected", why)

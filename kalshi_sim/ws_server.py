@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from starlette.datastructures import Headers
@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from websockets.protocol import State
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
+from kalshi_api.protocol import MARKET_LIFECYCLE_CHANNEL, WsErrorCode
 from kalshi_sim.wire import (
     AUTH_HEADERS,
     CHANNELS,
@@ -93,6 +94,28 @@ carries a usable (sid, seq), so a correct client skips both without losing its p
 
 _T = TypeVar("_T")
 
+ClosedAnswer = Literal["nothing", "empty", "error", "error_unnamed"]
+
+
+@dataclass
+class StreamBehaviour:
+    """How the feed answers what Kalshi leaves undocumented (protocol §7.3), set by tests.
+
+    Plain attributes read on the server loop at each use, so a test may change them at any
+    time. The defaults are the feed's ordinary behaviour.
+    """
+
+    closed_answer: ClosedAnswer = "nothing"
+    """What subscribe / ``get_snapshot`` gives for a market whose status is not ``active``:
+    no snapshot at all, a snapshot with empty ladders, or error 11 (naming the markets in
+    ``msg.market_tickers``, or not: ``error_unnamed``)."""
+    market_limit: int | None = None
+    """Markets allowed in one orderbook subscribe; more answer error 26."""
+    drop_after_sync: float | None = None
+    """Cut every session this many seconds after its first subscribe was answered."""
+    upgrade_status: int | None = None
+    """Refuse every WebSocket upgrade with this HTTP status (e.g. 429: connection limit)."""
+
 
 class _CommandError(Exception):
     """A command the exchange refuses; becomes one ``type:"error"`` frame."""
@@ -134,6 +157,7 @@ class _Connection:
     subs: dict[int, _Subscription] = field(default_factory=dict)
     closed: bool = False
     writer: asyncio.Task[None] | None = None
+    drop_timer: asyncio.TimerHandle | None = None
 
     def send(self, frame: bytes | str) -> None:
         """Queue a frame; order of calls is order on the wire."""
@@ -175,6 +199,7 @@ class WsFeed:
         self._next_sid = 1
         self._paused = False
         self._refuse_snapshots = 0
+        self.behaviour = StreamBehaviour()
 
     # -- lifecycle -------------------------------------------------------------------------
     def begin(self) -> None:
@@ -265,6 +290,8 @@ class WsFeed:
                     self._send_error(conn, 0, _CommandError(1))
         finally:
             conn.closed = True
+            if conn.drop_timer is not None:
+                conn.drop_timer.cancel()
             self._connections.discard(conn)
             conn.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,6 +367,11 @@ class WsFeed:
             raise _CommandError(1)
         if ORDERBOOK in channels and not tickers:
             raise _CommandError(14)
+        if ORDERBOOK in channels:
+            limit = self.behaviour.market_limit
+            if limit is not None and len(tickers) > limit:
+                raise _CommandError(WsErrorCode.MARKET_LIMIT_EXCEEDED)
+            self._refuse_closed(tickers)
         created: list[_Subscription] = []
         for channel in dict.fromkeys(channels):
             sub = _Subscription(
@@ -354,11 +386,37 @@ class WsFeed:
             created.append(sub)
             subscribed = {"type": "subscribed", "msg": {"channel": channel, "sid": sub.sid}}
             conn.send(_frame(command_id, subscribed))
-        self._exchange.oplog.record("ws_subscribe", ",".join(tickers))
+        if ORDERBOOK in channels:
+            self._exchange.oplog.record("ws_subscribe", ",".join(tickers))
+        else:  # a market-less channel (e.g. market_lifecycle_v2): not a market subscription
+            self._exchange.oplog.record("ws_subscribe_channel", ",".join(channels))
         for sub in created:
             if sub.channel == ORDERBOOK:
                 for ticker in sub.tickers:
-                    conn.send(self._snapshot_frame(sub, ticker, 0))
+                    self._send_snapshot(conn, sub, ticker, 0)
+        after = self.behaviour.drop_after_sync
+        if after is not None and conn.drop_timer is None and self._loop is not None:
+            conn.drop_timer = self._loop.call_later(after, conn.abort)
+
+    def _is_open(self, ticker: str) -> bool:
+        return self._exchange.markets.market(ticker).status == "active"
+
+    def _refuse_closed(self, tickers: list[str]) -> None:
+        """The ``error`` variants of :attr:`StreamBehaviour.closed_answer`."""
+        answer = self.behaviour.closed_answer
+        if answer not in ("error", "error_unnamed"):
+            return
+        closed = [t for t in tickers if not self._is_open(t)]
+        if closed:
+            named = {"market_tickers": closed} if answer == "error" else {}
+            raise _CommandError(WsErrorCode.INVALID_PARAMETER, **named)
+
+    def _send_snapshot(self, conn: _Connection, sub: _Subscription, ticker: str, cid: int) -> None:
+        """A snapshot, or what :attr:`StreamBehaviour.closed_answer` says for a closed market."""
+        if self._is_open(ticker):
+            conn.send(self._snapshot_frame(sub, ticker, cid))
+        elif self.behaviour.closed_answer == "empty":
+            conn.send(self._snapshot_frame(sub, ticker, cid, empty=True))
 
     def _unsubscribe(self, conn: _Connection, command_id: int, params: Any) -> None:
         params = _require_params(params)
@@ -424,8 +482,9 @@ class WsFeed:
         foreign = [t for t in tickers if t not in sub.tickers]
         if foreign:
             raise _CommandError(11, market_tickers=foreign)
+        self._refuse_closed(tickers)
         for ticker in dict.fromkeys(tickers):
-            conn.send(self._snapshot_frame(sub, ticker, command_id))
+            self._send_snapshot(conn, sub, ticker, command_id)
 
     def _change_markets(
         self,
@@ -451,7 +510,7 @@ class WsFeed:
         conn.send(_frame(command_id, reply))
         if sub.channel == ORDERBOOK:
             for ticker in added:
-                conn.send(self._snapshot_frame(sub, ticker, 0))
+                self._send_snapshot(conn, sub, ticker, 0)
 
     def _list_subscriptions(self, conn: _Connection, command_id: int, params: Any) -> None:
         listing = [{"channel": sub.channel, "sid": sub.sid} for sub in conn.subs.values()]
@@ -489,17 +548,19 @@ class WsFeed:
         conn.send(_frame(command_id, {**scope, "type": "error", "msg": body}))
 
     # -- frames ----------------------------------------------------------------------------
-    def _snapshot_frame(self, sub: _Subscription, ticker: str, command_id: int) -> bytes:
-        """The market's true book as one snapshot, taking the sub's next seq."""
+    def _snapshot_frame(
+        self, sub: _Subscription, ticker: str, command_id: int, *, empty: bool = False
+    ) -> bytes:
+        """The market's true book as one snapshot (or an empty one), taking the sub's next seq."""
         markets = self._exchange.markets
         levels = markets.levels(ticker)
         msg: dict[str, Any] = {
             "market_ticker": ticker,
             "market_id": markets.market(ticker).market_id,
         }
-        if levels.yes:
+        if levels.yes and not empty:
             msg["yes_dollars_fp"] = _ladder(levels.yes)
-        if levels.no:
+        if levels.no and not empty:
             no = levels.no
             if sub.use_yes_price:
                 no = tuple(sorted((MICROS_PER_DOLLAR - p, s) for p, s in no))
@@ -546,6 +607,8 @@ class WsFeed:
         if delta is None:
             return
         ticker = delta.ticker
+        if not self._is_open(ticker):
+            return  # a closed market trades no more (its truth still moved: nobody reads it)
         base = {
             "market_ticker": ticker,
             "market_id": markets.market(ticker).market_id,
@@ -629,13 +692,15 @@ class WsFeed:
 
         return self._call(drop) or 0
 
-    def skip_seq(self) -> None:
-        """The next delta on every subscription jumps its seq by one extra (a lost frame)."""
+    def skip_seq(self, sid: int | None = None) -> None:
+        """The next delta on every subscription (or only on ``sid``) jumps its seq by one
+        extra (a lost frame)."""
 
         def skip() -> None:
             for conn in self._connections:
                 for sub in conn.subs.values():
-                    sub.skip_next = True
+                    if sid is None or sub.sid == sid:
+                        sub.skip_next = True
 
         self._call(skip)
 
@@ -731,6 +796,46 @@ class WsFeed:
             return sum(self._kill_subscriptions(conn, code) for conn in self._connections)
 
         return self._call(kill) or 0
+
+    def set_market_status(self, ticker: str, status: str) -> None:
+        """Close (``closed``, ``determined``, ``finalized``...) or reopen (``active``) a market
+        silently, as a close by time does on Kalshi (no WebSocket event)."""
+
+        def change() -> None:
+            self._exchange.markets.market(ticker).status = status
+
+        if self._call(change) is None and self._loop is None:
+            change()
+
+    def send_lifecycle(self, ticker: str, event_type: str, **fields: Any) -> int:
+        """Send a ``market_lifecycle_v2`` event to every lifecycle subscription; returns how
+        many got it."""
+
+        def send() -> int:
+            sent = 0
+            for conn in self._connections:
+                for sub in conn.subs.values():
+                    if sub.channel != MARKET_LIFECYCLE_CHANNEL:
+                        continue
+                    sub.seq += 1
+                    msg = {"market_ticker": ticker, "event_type": event_type, **fields}
+                    frame = {"type": MARKET_LIFECYCLE_CHANNEL, "sid": sub.sid, "seq": sub.seq}
+                    conn.send(orjson.dumps({**frame, "msg": msg}))
+                    sent += 1
+            return sent
+
+        return self._call(send) or 0
+
+    def send_oversize(self, size: int) -> int:
+        """Queue one text frame of about ``size`` bytes to every client; returns how many."""
+        frame = '{"type":"padding","msg":"' + "x" * size + '"}'
+
+        def send() -> int:
+            for conn in self._connections:
+                conn.send(frame)
+            return len(self._connections)
+
+        return self._call(send) or 0
 
     def connection_count(self) -> int:
         """Upgraded client connections currently open.

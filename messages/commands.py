@@ -21,6 +21,13 @@ class RunSync(Message):
     generation: int
 
 
+class RefreshMarkets(Message):
+    """Ask the orderbook stage to re-discover its markets (discovery mode, while READY):
+    newly listed open markets are added, ones no longer trading are dropped."""
+
+    generation: int
+
+
 class Report(Message):
     """Ask the orderbook stage for its current metrics (an ``OrderbookReport``)."""
 

@@ -93,6 +93,7 @@ class StreamHealed(Event):
     kind: str
     detail: str
     healed_total: int
+    counters: dict[str, int] = {}
 
 
 class StreamInterrupted(Event):
@@ -101,6 +102,19 @@ class StreamInterrupted(Event):
     type: Literal["stream_interrupted"] = "stream_interrupted"
     detail: str
     heal_timeout_ms: int
+    counters: dict[str, int] = {}
+
+
+class StreamNotice(Event):
+    """Something the orderbook stream did on its own that people must see, in any state:
+    ``market_dropped`` (detail ``TICKER: reason``: closed, settled, determined or unknown)
+    or ``stale`` (a silent feed was found and is being resynced). ``counters`` are the
+    stream's counters at that moment."""
+
+    type: Literal["stream_notice"] = "stream_notice"
+    kind: str
+    detail: str
+    counters: dict[str, int] = {}
 
 
 class ExchangePaused(Event):
@@ -175,6 +189,7 @@ SupervisorEvent = (
     | Escalation
     | StreamHealed
     | StreamInterrupted
+    | StreamNotice
     | FaultInjected
     | ExchangePaused
     | ExchangeResumed

@@ -12,10 +12,19 @@ class OrderbookReport(Message):
     """The orderbook stage's live metrics (asked for when READY is entered)."""
 
     markets_connected: int
+    """Markets whose book is live right now (dropped and unsynced markets excluded)."""
     snapshots_received: int
     deltas_received: int
     connection_established: bool
     first_snapshot_received: bool
+    stream_synced: bool = False
+    """Every market still followed is live (dropped ones, and ones being checked over
+    REST, do not hold this back): what READY's liveness waits for."""
+    markets_dropped: int = 0
+    """Markets removed for good (closed, settled, determined or unknown)."""
+    counters: dict[str, int] = {}
+    """Every stream counter (malformed, orphan, duplicate, discarded, gaps, resyncs,
+    reconnects, dropped markets, stale, error frames...), for ``/status`` and events."""
 
     @classmethod
     def nothing_yet(cls) -> OrderbookReport:
@@ -108,8 +117,20 @@ class StreamIncident(Message):
 
     stage: str
     generation: int
-    kind: Literal["disconnected", "reconnected", "gap", "resynced", "terminal_error", "failed"]
+    kind: Literal[
+        "disconnected",
+        "reconnected",
+        "gap",
+        "resynced",
+        "terminal_error",
+        "failed",
+        "market_dropped",
+        "market_added",
+        "stale",
+    ]
     detail: str
+    counters: dict[str, int] = {}
+    """The stream's counters when it happened (see ``OrderbookReport.counters``)."""
 
 
 class TopOfBook(Message):

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kalshi_api.environments import Environment
+from kalshi_api.stream_events import DEFAULT_MAX_RECONNECT_DELAY
+from kalshi_api.subscription_core import DEFAULT_CHUNK_SIZE, DEFAULT_STALE_AFTER
 from messages.exchange import PauseTiming
 from messages.metadata import TradingMode
 from messages.states import State
@@ -86,6 +88,15 @@ class SupervisorConfig(BaseModel):
     liveness_timeout: float = Field(default=1.0, gt=0)
     heal_timeout: float = Field(default=5.0, gt=0)
     """How long READY waits for the stream to heal itself before READY -> ORDERBOOK_CONNECT."""
+    subscribe_chunk: int = Field(default=DEFAULT_CHUNK_SIZE, ge=1, le=10_000)
+    """Markets per WebSocket subscribe (halved for good when the exchange answers error 26)."""
+    stale_after: float = Field(default=DEFAULT_STALE_AFTER, gt=0)
+    """Seconds without a frame on a subscription before it is probed, then resynced."""
+    discovery_refresh: float = Field(default=300.0, gt=0)
+    """Seconds between re-discoveries while READY (discovery mode only): newly listed open
+    markets are added up to ``market_count``, markets no longer trading are dropped."""
+    reconnect_max_delay: float = Field(default=DEFAULT_MAX_RECONNECT_DELAY, gt=0)
+    """Cap of the WebSocket reconnect backoff (grows across flapping sessions and 429s)."""
     restart: RestartSettings = Field(default_factory=RestartSettings)
     pause_timing: PauseTiming = Field(default_factory=PauseTiming)
     """How often ``/exchange/status`` is re-checked while the exchange is paused."""

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from kalshi_api.orderbook import OrderBook
 from kalshi_api.stream_events import (
     StreamGap,
+    StreamMarketDropped,
     StreamResynced,
+    StreamStale,
     StreamStats,
     StreamSynced,
     StreamTerminalError,
@@ -27,6 +29,7 @@ from kalshi_api.subscription_core import (
     Action,
     ArmDeadline,
     CancelDeadline,
+    CheckMarkets,
     Deadline,
     DeadlineKind,
     Emit,
@@ -379,11 +382,16 @@ def test_error_reply_to_a_barrier_still_releases_it() -> None:
     assert core.on_error(barrier_id, None, None, 5, "Unknown command") == [ReleaseBarrier(token)]
 
 
-def test_rejected_subscribe_reconnects() -> None:
-    core = _core()
+def test_rejected_subscribe_of_a_lone_market_already_checked_open_reconnects() -> None:
+    """Before issue 8 every refused subscribe reconnected (a storm when the refusal was
+    about one closed market). Now only a market checked open and refused again does."""
+    core = _core(("AAA",), can_check=True)
     command = _sends(core.start_session())[0]
-    (reconnect,) = core.on_error(command.command_id, None, None, 26, "limit")
-    assert reconnect == Reconnect("subscribe rejected: error 26 (limit)")
+    (check,) = _of(core.on_error(command.command_id, None, None, 11, "bad"), CheckMarkets)
+    assert check.tickers == ("AAA",)
+    (again,) = _sends(core.on_market_checked({"AAA": "active"}))
+    (reconnect,) = _of(core.on_error(again.command_id, None, None, 11, "bad"), Reconnect)
+    assert reconnect == Reconnect("subscribe to open market AAA refused again: error 11")
 
 
 def test_refused_get_snapshot_resubscribes() -> None:
@@ -609,3 +617,309 @@ def test_invariants_hold_for_any_sequence_of_inputs(steps: list[tuple[Any, ...]]
         assert len(core.replies) <= sent
     run(core.end_session())
     assert not armed and not synced
+
+
+# -- issue 8: chunks, error 26, per-market sync, lifecycle, staleness -----------------------
+SIX = ("A1", "A2", "A3", "A4", "A5", "A6")
+
+
+def _subscribes(actions: list[Action]) -> list[SendCommand]:
+    return [a for a in _sends(actions) if a.payload["cmd"] == "subscribe"]
+
+
+def _tickers(send: SendCommand) -> list[str]:
+    return list(send.payload["params"]["market_tickers"])
+
+
+def _chunked_live(core: SubscriptionCore) -> dict[int, SendCommand]:
+    """Open a session, ack each chunk with sid 1, 2, ... and deliver every snapshot."""
+    commands = _subscribes(core.start_session())
+    by_sid: dict[int, SendCommand] = {}
+    for sid, command in enumerate(commands, start=1):
+        core.on_subscribed(command.command_id, sid, "orderbook_delta")
+        by_sid[sid] = command
+    for sid, command in by_sid.items():
+        for seq, ticker in enumerate(_tickers(command), start=1):
+            core.on_snapshot(_snap(sid, seq, ticker))
+    return by_sid
+
+
+def test_markets_are_subscribed_in_chunks_of_the_configured_size() -> None:
+    core = _core((*SIX, "A7"), chunk_size=3)
+    commands = _subscribes(core.start_session())
+    assert [_tickers(c) for c in commands] == [["A1", "A2", "A3"], ["A4", "A5", "A6"], ["A7"]]
+
+
+def test_sync_waits_for_every_chunk() -> None:
+    core = _core(SIX, chunk_size=3)
+    commands = _subscribes(core.start_session())
+    core.on_subscribed(commands[0].command_id, 1, "orderbook_delta")
+    actions: list[Action] = []
+    for seq, ticker in enumerate(SIX[:3], start=1):
+        actions += core.on_snapshot(_snap(1, seq, ticker))
+    assert _synced(actions) is None and not core.session_synced  # chunk 2 not even acked
+    core.on_subscribed(commands[1].command_id, 2, "orderbook_delta")
+    for seq, ticker in enumerate(SIX[3:], start=1):
+        actions += core.on_snapshot(_snap(2, seq, ticker))
+    assert StreamSynced(6) in _events(actions) and _synced(actions) is True
+
+
+def test_error_26_splits_the_chunk_and_remembers_the_smaller_size() -> None:
+    core = _core(SIX, chunk_size=6)
+    (command,) = _subscribes(core.start_session())
+    actions = core.on_error(command.command_id, None, None, 26, "limit")
+    assert [_tickers(c) for c in _subscribes(actions)] == [["A1", "A2", "A3"], ["A4", "A5", "A6"]]
+    assert _of(actions, CancelDeadline)[0].deadline.kind is DeadlineKind.SUBSCRIBE_REPLY
+    assert not _of(actions, Reconnect) and core.stats.subscribe_splits == 1
+    assert core.chunk_size == 3
+    core.end_session()
+    assert [len(_tickers(c)) for c in _subscribes(core.start_session())] == [3, 3]
+
+
+def test_a_gap_on_one_chunk_repairs_only_that_sid() -> None:
+    core = _core(SIX, chunk_size=3)
+    _chunked_live(core)
+    actions = core.out_of_sequence(core.subs[2], 2, 9)
+    (send,) = _sends(actions)
+    assert send.payload["params"] == {
+        "sids": [2],
+        "market_tickers": ["A4", "A5", "A6"],
+        "action": "get_snapshot",
+    }
+    assert [t for t, b in core.books.items() if b.stale] == ["A4", "A5", "A6"]
+    assert core.subs[1].awaiting == set()
+
+
+def test_market_without_snapshot_is_checked_and_the_rest_sync_without_it() -> None:
+    core = _core(can_check=True, snapshot_timeout=5.0)
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    core.on_snapshot(_snap(1, 2, "BBB"))
+    actions = core.on_deadline(arm.deadline)
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("CCC",))]
+    assert StreamSynced(2) in _events(actions) and _synced(actions) is True
+    assert core.market_states()["CCC"] is MarketSync.CHECKING
+    assert not _of(actions, Reconnect)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("closed", "closed"),
+        ("settled", "settled"),
+        ("determined", "determined"),
+        ("finalized", "finalized"),
+        (None, "unknown market"),
+    ],
+)
+def test_checked_market_that_is_over_is_dropped_with_an_event(
+    status: str | None, reason: str
+) -> None:
+    core = _core(can_check=True)
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    core.on_snapshot(_snap(1, 2, "BBB"))
+    core.on_deadline(arm.deadline)
+    actions = core.on_market_checked({"CCC": status})
+    assert _events(actions) == [StreamMarketDropped("CCC", reason)]
+    (delete,) = _sends(actions)
+    assert delete.payload["params"] == {
+        "sids": [1],
+        "market_tickers": ["CCC"],
+        "action": "delete_markets",
+    }
+    assert core.market_states()["CCC"] is MarketSync.DROPPED
+    assert core.stats.markets_dropped == 1 and core.live_count() == 2
+    core.end_session()  # a dropped market is never subscribed again
+    assert _tickers(_subscribes(core.start_session())[0]) == ["AAA", "BBB"]
+
+
+def test_checked_market_that_is_open_is_asked_for_again_then_escalates() -> None:
+    core = _core(can_check=True)
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    core.on_snapshot(_snap(1, 2, "BBB"))
+    core.on_deadline(arm.deadline)
+    actions = core.on_market_checked({"CCC": "active"})
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == ["CCC"]
+    assert _synced(actions) is False
+    (arm2,) = _of(actions, ArmDeadline)
+    again = core.on_deadline(arm2.deadline)  # cleared once: no second check, escalate
+    assert not _of(again, CheckMarkets) and _subscribes(again)
+
+
+def test_a_late_snapshot_during_the_check_makes_the_market_live() -> None:
+    core = _core(can_check=True)
+    command = _sends(core.start_session())[0]
+    (arm,) = _of(core.on_subscribed(command.command_id, 1, "orderbook_delta"), ArmDeadline)
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    core.on_snapshot(_snap(1, 2, "BBB"))
+    core.on_deadline(arm.deadline)
+    core.on_snapshot(_snap(1, 3, "CCC"))
+    assert core.on_market_checked({"CCC": "active"}) == [SetSynced(True)]
+    assert core.live_count() == 3
+
+
+def test_refused_chunk_is_bisected_until_the_refused_market_is_checked() -> None:
+    core = _core(("AAA", "BBB"), can_check=True)
+    (command,) = _subscribes(core.start_session())
+    halves = _subscribes(core.on_error(command.command_id, None, None, 11, "Invalid parameter"))
+    assert [_tickers(h) for h in halves] == [["AAA"], ["BBB"]]
+    core.on_subscribed(halves[0].command_id, 1, "orderbook_delta")
+    core.on_snapshot(_snap(1, 1, "AAA"))
+    actions = core.on_error(halves[1].command_id, None, None, 11, "Invalid parameter")
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("BBB",))]
+    assert StreamSynced(1) in _events(actions)
+    dropped = core.on_market_checked({"BBB": "closed"})
+    assert _events(dropped) == [StreamMarketDropped("BBB", "closed")]
+
+
+def test_error_naming_its_markets_resubscribes_the_rest_at_once() -> None:
+    core = _core(can_check=True)
+    (command,) = _subscribes(core.start_session())
+    actions = core.on_error(command.command_id, None, None, 11, "bad", ["BBB"])
+    assert [_tickers(c) for c in _subscribes(actions)] == [["AAA", "CCC"]]
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("BBB",))]
+
+
+def test_without_a_checker_a_refused_lone_market_is_dropped_not_retried() -> None:
+    core = _core(("AAA",))
+    (command,) = _subscribes(core.start_session())
+    actions = core.on_error(command.command_id, None, None, 11, "bad")
+    assert _events(actions)[0] == StreamMarketDropped("AAA", "subscribe refused (error 11)")
+    assert not _of(actions, Reconnect) and core.live_count() == 0
+
+
+def test_lifecycle_is_subscribed_and_its_end_events_drop_markets() -> None:
+    core = _core(lifecycle=True)
+    actions = core.start_session()
+    lifecycle = [
+        s for s in _sends(actions) if s.payload["params"]["channels"] == ["market_lifecycle_v2"]
+    ]
+    assert len(lifecycle) == 1
+    core.on_subscribed(lifecycle[0].command_id, 50, "market_lifecycle_v2")
+    assert core.lifecycle_sid == 50
+    (command,) = [s for s in _subscribes(actions) if s is not lifecycle[0]]
+    core.on_subscribed(command.command_id, 1, "orderbook_delta")
+    for seq, ticker in enumerate(TICKERS, start=1):
+        core.on_snapshot(_snap(1, seq, ticker))
+    assert core.on_lifecycle({"market_ticker": "ZZZ", "event_type": "settled"}) == []
+    assert core.on_lifecycle({"market_ticker": "AAA", "event_type": "activated"}) == []
+    late = {"market_ticker": "AAA", "event_type": "close_date_updated", "close_ts": 2000}
+    assert core.on_lifecycle(late, now_ts=1000.0) == []
+    early = {"market_ticker": "AAA", "event_type": "close_date_updated", "close_ts": 900}
+    assert _events(core.on_lifecycle(early, now_ts=1000.0)) == [
+        StreamMarketDropped("AAA", "closed early (market_lifecycle_v2)")
+    ]
+    settled = core.on_lifecycle({"market_ticker": "BBB", "event_type": "determined"})
+    assert _events(settled) == [StreamMarketDropped("BBB", "determined (market_lifecycle_v2)")]
+    assert core.live_count() == 1
+    with pytest.raises(TypeError):
+        core.on_lifecycle(["not", "a", "dict"])
+
+
+def test_quiet_sid_is_probed_once_and_nothing_else_happens_when_it_answers() -> None:
+    core = _core(stale_after=10.0, snapshot_timeout=2.0)
+    _live(core)
+    assert core.on_tick(0.0) == []
+    assert core.on_tick(9.0) == []
+    (probe,) = _sends(core.on_tick(10.5))
+    assert probe.payload["params"] == {
+        "sids": [1],
+        "market_tickers": ["AAA"],
+        "action": "get_snapshot",
+    }
+    assert core.all_live()  # a probe does not stale the books
+    core.on_snapshot(_snap(1, 4, "AAA"))  # the answer
+    assert core.on_tick(13.0) == [] and core.stats.stale == 0
+    assert core.on_tick(20.0) == []  # the answer reset the silence clock
+
+
+def test_probe_answered_by_a_restarted_seq_still_counts() -> None:
+    core = _core(stale_after=10.0, snapshot_timeout=2.0)
+    _live(core)
+    core.on_tick(0.0)
+    _sends(core.on_tick(10.0))
+    core.on_snapshot(_snap(1, 1, "AAA"))  # restart variant: a duplicate by seq
+    assert core.on_tick(12.5) == [] and core.stats.stale == 0
+
+
+def test_silent_sid_whose_probe_goes_unanswered_is_stale_and_replaced() -> None:
+    core = _core(stale_after=10.0, snapshot_timeout=2.0)
+    _live(core)
+    core.on_tick(0.0)
+    core.on_tick(10.0)
+    actions = core.on_tick(12.0)
+    assert _events(actions) == [StreamStale(1, 12.0)]
+    assert core.stats.stale == 1 and _synced(actions) is False
+    assert [s.payload["cmd"] for s in _sends(actions)] == ["unsubscribe", "subscribe"]
+    assert not core.all_live()
+
+
+def test_deltas_keep_a_sid_fresh_and_a_repairing_sid_is_left_to_its_deadlines() -> None:
+    core = _core(stale_after=10.0, snapshot_timeout=2.0)
+    _live(core)
+    sub = core.subs[1]
+    core.on_tick(0.0)
+    for now in (8.0, 16.0, 24.0):
+        sub.last_seq += 1  # what the hot path does for an in-sequence delta
+        assert core.on_tick(now) == []
+    core.out_of_sequence(sub, 1, sub.last_seq + 5)  # a repair is now in flight
+    assert core.on_tick(40.0) == []
+    assert core.on_tick(100.0) == []
+
+
+def test_error_frames_are_counted_per_code_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = _core()
+    _live(core)
+    huge = "x" * 100_000
+    for _ in range(50):
+        core.on_error(None, None, None, 5, huge)
+    core.on_error(None, None, None, 8, "Unknown channel name")
+    assert core.error_codes == {5: 50, 8: 1} and core.stats.error_frames == 51
+    lines = [r.getMessage() for r in caplog.records if "exchange error" in r.getMessage()]
+    assert len(lines) == 2 and all(len(line) < 400 for line in lines)
+
+
+def test_core_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        _core(chunk_size=0)
+    with pytest.raises(ValueError, match="stale_after"):
+        _core(stale_after=0)
+
+
+def test_empty_first_snapshot_is_checked_only_when_asked() -> None:
+    core = _core(can_check=True, check_empty=True)
+    _subscribe(core)
+    actions = core.on_snapshot(_snap(1, 1, "AAA", levels=([], [])))
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("AAA",))]
+    assert not core.books["AAA"].stale  # live meanwhile
+    plain = _core(can_check=True)
+    _subscribe(plain)
+    assert not _of(plain.on_snapshot(_snap(1, 1, "AAA", levels=([], []))), CheckMarkets)
+
+
+def test_added_markets_are_subscribed_in_their_own_chunk_and_must_sync() -> None:
+    core = _core()
+    _live(core)
+    actions = core.add_markets(["DDD", "AAA"])  # AAA is known: ignored
+    assert _synced(actions) is False
+    (send,) = _subscribes(actions)
+    assert _tickers(send) == ["DDD"]
+    core.on_subscribed(send.command_id, 2, "orderbook_delta")
+    assert StreamSynced(4) not in _events(core.on_snapshot(_snap(2, 1, "DDD")))
+    assert core.all_live() and core.live_count() == 4
+
+
+def test_removed_markets_are_dropped_with_the_reason() -> None:
+    core = _core()
+    _live(core)
+    actions = core.remove_markets(["BBB", "ZZZ"], "no longer open")
+    assert _events(actions) == [StreamMarketDropped("BBB", "no longer open")]
+    assert core.active() == ("AAA", "CCC") and core.all_live()

@@ -11,8 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,81 +37,7 @@ from kalshi_api.ws_session import (
 )
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-
-WAIT = 10.0
-E = TypeVar("E")
-
-
-class Recorder:
-    """A thread-safe listener that lets a test wait for the n-th event of a type."""
-
-    def __init__(self) -> None:
-        self.events: list[StreamEvent] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: StreamEvent) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, kind: type[Any], count: int = 1, timeout: float = WAIT) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: sum(isinstance(e, kind) for e in self.events) >= count, timeout
-            )
-
-
-StreamFactory = Callable[..., tuple[OrderbookStream, Recorder]]
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    yield
-    names = {"orderbook-stream", "kalshi-sim-ws"}
-    leaked = [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
-    assert not leaked, f"threads left running: {leaked}"
-
-
-@pytest.fixture
-def open_stream() -> Iterator[StreamFactory]:
-    """Start streams on an exchange (fast reconnects, short repair timeouts); all are
-    stopped at teardown, before the exchanges (fixture order)."""
-    streams: list[OrderbookStream] = []
-
-    def factory(
-        exchange: EmbeddedExchange,
-        *,
-        auth_headers: Callable[[], dict[str, str]] | None = None,
-        listener: Callable[[StreamEvent], None] | None = None,
-        **kwargs: Any,
-    ) -> tuple[OrderbookStream, Recorder]:
-        if auth_headers is None:
-            signer = load_signer(exchange.key_id, exchange.private_key_path)
-            auth_headers = lambda: signer.headers("GET", WS_PATH)  # noqa: E731
-        recorder = Recorder()
-        settings: dict[str, Any] = {
-            "reconnect": ReconnectPolicy(min_delay=0.01, max_delay=0.05, max_attempts=20),
-            "snapshot_timeout": 2.0,
-        }
-        settings.update(kwargs)
-        stream = OrderbookStream(
-            exchange.ws_url,
-            exchange.markets.tickers(),
-            auth_headers=auth_headers,
-            listener=listener or recorder,
-            **settings,
-        )
-        streams.append(stream)
-        stream.start()
-        return stream, recorder
-
-    yield factory
-    for stream in streams:
-        stream.stop()
+from tests.kalshi_api.conftest import WAIT, Recorder, StreamFactory
 
 
 @pytest.fixture
@@ -353,7 +278,8 @@ def test_drop_connections_when_exchange_cuts_sockets_reconnects_and_rebuilds_boo
     assert exchange.ws.drop_connections() == 1
     assert events.wait_for(StreamSynced, count=2)
     (disconnected,) = events.of(StreamDisconnected)
-    assert disconnected == StreamDisconnected("connection lost (no close frame)", will_retry=True)
+    assert disconnected.reason == "connection lost (no close frame)" and disconnected.will_retry
+    assert 0.005 <= disconnected.retry_in <= 0.01  # first failure: [min_delay/2, min_delay]
     assert events.of(StreamConnected) == [StreamConnected(1), StreamConnected(1)]
     assert stream.stats.reconnects == 1
     assert len(exchange.oplog.entries("ws_handshake")) == 2

@@ -1,0 +1,95 @@
+"""Fixtures for the orderbook stream tests: an event recorder and a stream factory.
+
+Shared by ``test_ws_session.py`` and ``test_ws_week.py``; every stream started here is
+stopped at teardown, before the exchanges, and no stream or server thread may outlive a test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from kalshi_api.auth import load_signer
+from kalshi_api.protocol import WS_PATH
+from kalshi_api.ws_session import OrderbookStream, ReconnectPolicy, StreamEvent
+from kalshi_sim.exchange import EmbeddedExchange
+
+WAIT = 10.0
+E = TypeVar("E")
+
+
+class Recorder:
+    """A thread-safe listener that lets a test wait for the n-th event of a type."""
+
+    def __init__(self) -> None:
+        self.events: list[StreamEvent] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event: StreamEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def of(self, kind: type[E]) -> list[E]:
+        with self._changed:
+            return [e for e in self.events if isinstance(e, kind)]
+
+    def wait_for(self, kind: type[Any], count: int = 1, timeout: float = WAIT) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: sum(isinstance(e, kind) for e in self.events) >= count, timeout
+            )
+
+
+StreamFactory = Callable[..., tuple[OrderbookStream, Recorder]]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    yield
+    names = {"orderbook-stream", "kalshi-sim-ws"}
+    leaked = [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def open_stream() -> Iterator[StreamFactory]:
+    """Start streams on an exchange (fast reconnects, short repair timeouts); all are
+    stopped at teardown, before the exchanges (fixture order)."""
+    streams: list[OrderbookStream] = []
+
+    def factory(
+        exchange: EmbeddedExchange,
+        *,
+        auth_headers: Callable[[], dict[str, str]] | None = None,
+        listener: Callable[[StreamEvent], None] | None = None,
+        **kwargs: Any,
+    ) -> tuple[OrderbookStream, Recorder]:
+        if auth_headers is None:
+            signer = load_signer(exchange.key_id, exchange.private_key_path)
+            auth_headers = lambda: signer.headers("GET", WS_PATH)  # noqa: E731
+        recorder = Recorder()
+        settings: dict[str, Any] = {
+            "reconnect": ReconnectPolicy(
+                min_delay=0.01, max_delay=0.05, max_attempts=20, healthy_after=0.0
+            ),
+            "snapshot_timeout": 2.0,
+        }
+        settings.update(kwargs)
+        stream = OrderbookStream(
+            exchange.ws_url,
+            exchange.markets.tickers(),
+            auth_headers=auth_headers,
+            listener=listener or recorder,
+            **settings,
+        )
+        streams.append(stream)
+        stream.start()
+        return stream, recorder
+
+    yield factory
+    for stream in streams:
+        stream.stop()
