@@ -35,15 +35,15 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -62,6 +62,8 @@ from app.event_log import EventRecorder, RecordedEvent
 from messages.faults import InjectFault
 from messages.states import State
 from webstack.server_thread import ServerStartError, ServerThread, is_loopback
+
+_T = TypeVar("_T")
 
 __all__ = [
     "UNAUTHORIZED_MESSAGE",
@@ -388,6 +390,9 @@ class ConsoleServer:
             self._registry.register(_BooksCollector(books))  # type: ignore[arg-type]
         self._allowed: frozenset[str] | None = frozenset()
         self._thread: ServerThread | None = None
+        self._blocking: ThreadPoolExecutor | None = None
+        """Where handlers run blocking calls (an actor ask, a metrics scrape): our own pool,
+        shut down and joined by :meth:`stop`, so no worker thread outlives the server."""
         self.app = self._build_app()
 
     def __repr__(self) -> str:
@@ -427,9 +432,12 @@ class ConsoleServer:
             ws_max_size=64 * 1024,
             h11_max_incomplete_event_size=16 * 1024,
         )
+        self._blocking = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-blocking")
         try:
             thread.start()
         except ServerStartError as exc:
+            self._blocking.shutdown(wait=False)
+            self._blocking = None
             message = str(exc)
             if "in use" in message:
                 message = (
@@ -457,8 +465,18 @@ class ConsoleServer:
             return
         if not thread.stop():
             logger.warning("console server on %s did not stop within its timeout", self.address)
+        if self._blocking is not None:
+            self._blocking.shutdown(wait=True, cancel_futures=True)
+            self._blocking = None
         self._feed.loop = None
         self._feed.clients.clear()
+
+    async def _run_blocking(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` off the event loop, on this server's own pool."""
+        pool = self._blocking
+        if pool is None:
+            raise ConsoleServerError("console server is stopping")
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def __enter__(self) -> ConsoleServer:
         return self.start()
@@ -535,7 +553,7 @@ class ConsoleServer:
             logger.exception("console status callback failed")
             return _error(500, f"{type(exc).__name__}: {exc}")
         if self._books is not None:
-            payload["orderbook_stream"] = await run_in_threadpool(self._stream_health)
+            payload["orderbook_stream"] = await self._run_blocking(self._stream_health)
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
 
     def _stream_health(self) -> dict[str, Any]:
@@ -550,7 +568,7 @@ class ConsoleServer:
         if (refused := self._read_refused(request)) is not None:
             return refused
         # Collecting asks the orderbook stage (bounded by its timeout): off the event loop.
-        body = await run_in_threadpool(generate_latest, self._registry)
+        body = await self._run_blocking(generate_latest, self._registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def _books_route(self, request: Request) -> Response:
@@ -563,7 +581,7 @@ class ConsoleServer:
                 headers=no_store,
             )
         try:
-            tops = await run_in_threadpool(self._books.tops)
+            tops = await self._run_blocking(self._books.tops)
         except BooksUnavailable as exc:
             if isinstance(exc, NoOrderbookStage):
                 return JSONResponse(
@@ -582,7 +600,7 @@ class ConsoleServer:
         if not ticker or len(ticker) > MAX_TICKER_LENGTH:
             return _error(404, "no such market in the orderbook stream")
         try:
-            depth = await run_in_threadpool(self._books.depth, ticker)
+            depth = await self._run_blocking(self._books.depth, ticker)
         except BooksUnavailable as exc:
             return _error(exc.status, str(exc))
         if depth is None:
@@ -614,7 +632,7 @@ class ConsoleServer:
             return _error(400, describe_validation_error(exc))
         logger.info("fault injection: %s", fault)
         try:
-            reply = dict(await run_in_threadpool(self._inject, fault))
+            reply = dict(await self._run_blocking(self._inject, fault))
             return JSONResponse(json.loads(json.dumps(reply, default=_json_default)))
         except Exception as exc:
             logger.exception("inject callback failed for %s", fault)
