@@ -13,11 +13,10 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 STATE_DIR_NAME = "kalshi-supervisor"
 STATE_FILE_NAME = "control.json"
@@ -33,9 +32,12 @@ class ControlStateError(RuntimeError):
     """The state file is missing or unusable; the message is one line and never has the token."""
 
 
-@dataclass(frozen=True)
-class ControlEndpoint:
-    """How to reach one running supervisor's control server."""
+class ControlEndpoint(NamedTuple):
+    """How to reach one running supervisor's control server.
+
+    A NamedTuple, not a dataclass: ``inject`` reads it on every call, and importing
+    ``dataclasses`` (with ``inspect``) would cost that command a tenth of its budget.
+    """
 
     url: str
     token: str
@@ -52,6 +54,8 @@ def new_token() -> str:
     Tokens starting with ``-`` are redrawn (a negligible entropy cost): argparse would read
     ``--token -abc...`` as an unknown option, and users do paste tokens from the state file.
     """
+    import secrets  # here, not at load: `inject` reads state files and never makes tokens
+
     while (token := secrets.token_urlsafe(32)).startswith("-"):
         pass
     return token
@@ -87,7 +91,7 @@ def write_state_file(path: Path, endpoint: ControlEndpoint) -> None:
     path = Path(path)
     document = {"url": endpoint.url, "token": endpoint.token, "pid": endpoint.pid}
     data = (json.dumps(document) + "\n").encode("utf-8")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     try:
         _make_private_dirs(path.parent)
         fd = os.open(

@@ -22,6 +22,7 @@ from messages.text import one_line
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+HTTP_OK, HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_INTERNAL_SERVER_ERROR = 200, 400, 401, 500
 
 
 def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,9 +69,7 @@ def run_inject(
     ``out``/``err`` default to the *current* ``sys.stdout``/``sys.stderr``, resolved per
     call rather than at import, so redirections made after import are honoured.
     """
-    # Imported per call, not at load: `inject --help` and a refused request need neither.
-    import http.client
-
+    # Imported per call, not at load: `inject --help` and a refused request need it not.
     from app.control_state import (
         ControlStateError,
         default_state_path,
@@ -115,21 +114,21 @@ def run_inject(
         return fail(f"invalid control URL {url}: {exc}", EXIT_USAGE)
     except TimeoutError:
         return fail(f"supervisor at {url} did not answer within {args.timeout:g}s")
-    except (OSError, http.client.HTTPException) as exc:
+    except OSError as exc:
         hint = _stale_hint(pid, state_file)
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return fail(f"cannot reach supervisor at {url}: {reason}{hint}")
 
     error = reply.get("error") if isinstance(reply, dict) else None
     detail = error if isinstance(error, str) else "unexpected reply"
-    if status == http.client.UNAUTHORIZED:
+    if status == HTTP_UNAUTHORIZED:
         return fail(f"refused: {error if isinstance(error, str) else 'unauthorized'}")
-    if status == http.client.OK and reply is not None:
+    if status == HTTP_OK and reply is not None:
         print(json.dumps(reply), file=out)
         return EXIT_OK
-    if status == http.client.INTERNAL_SERVER_ERROR:
+    if status == HTTP_INTERNAL_SERVER_ERROR:
         return fail(f"supervisor failed to inject {args.target}/{args.fault}: {detail}")
-    if status == http.client.BAD_REQUEST:
+    if status == HTTP_BAD_REQUEST:
         return fail(f"rejected by supervisor: {detail}")
     return fail(f"unexpected reply from {url}: HTTP {status}: {detail}")
 
@@ -137,11 +136,14 @@ def run_inject(
 def _post(url: str, path: str, body: dict[str, Any], token: str, timeout: float) -> tuple[int, Any]:
     """POST ``body`` as JSON to ``url + path``; (status, decoded JSON or None).
 
-    The standard library's client, not httpx: one loopback request does not need a
-    connection pool, and importing httpx would cost this command more than its budget.
-    Raises ValueError for a URL that is not http(s)://host[:port].
+    One HTTP/1.1 request on a plain socket, not httpx or ``http.client``: this command's
+    budget is 150 ms from the shell, and importing either client (``http.client`` pulls in
+    ``ssl`` and ``email``) costs a third of it. The console answers JSON with a
+    Content-Length and closes on ``Connection: close``, which is all this reads; anything
+    else is reported as a malformed reply. ``https://`` (a console behind a TLS proxy) goes
+    through ``http.client`` instead. Raises ValueError for a URL that is not
+    http(s)://host[:port].
     """
-    import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -151,19 +153,74 @@ def _post(url: str, path: str, body: dict[str, Any], token: str, timeout: float)
         port = parts.port
     except ValueError as exc:
         raise ValueError(str(exc)) from None
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.hostname, port, timeout=timeout)
+    target = parts.path.rstrip("/") + path
+    payload = json.dumps(body).encode()
+    if parts.scheme == "https":
+        return _post_tls(parts.hostname, port, target, payload, token, timeout)
+    import socket
+
+    host = parts.hostname
+    host_header = f"[{host}]" if ":" in host else host
+    request = (
+        f"POST {target} HTTP/1.1\r\nHost: {host_header}:{port or 80}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode() + payload
+    with socket.create_connection((host, port or 80), timeout=timeout) as sock:
+        sock.sendall(request)
+        raw = bytearray()
+        while len(raw) <= _MAX_REPLY and (chunk := sock.recv(65536)):
+            raw += chunk
+    return _parse_reply(bytes(raw))
+
+
+_MAX_REPLY = 1024 * 1024
+
+
+def _parse_reply(raw: bytes) -> tuple[int, Any]:
+    """Status and JSON body of a complete HTTP/1.1 response (Content-Length or close)."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = status_line.split(" ", 2)
+    if (
+        not separator
+        or len(fields) < 2
+        or not fields[0].startswith("HTTP/")
+        or not fields[1].isdigit()
+    ):
+        raise ConnectionError("malformed reply (not HTTP)")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in header_lines)
+    }
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raise ConnectionError("malformed reply (chunked body)")
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        body = body[: int(length)]
+    try:
+        return int(fields[1]), json.loads(body)
+    except ValueError:
+        return int(fields[1]), None
+
+
+def _post_tls(
+    host: str, port: int | None, target: str, payload: bytes, token: str, timeout: float
+) -> tuple[int, Any]:
+    import http.client
+
+    connection = http.client.HTTPSConnection(host, port, timeout=timeout)
     try:
         connection.request(
             "POST",
-            parts.path.rstrip("/") + path,
-            body=json.dumps(body).encode(),
+            target,
+            body=payload,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         response = connection.getresponse()
-        raw = response.read(1024 * 1024)
+        raw = response.read(_MAX_REPLY)
+    except http.client.HTTPException as exc:
+        raise ConnectionError(str(exc) or type(exc).__name__) from None
     finally:
         connection.close()
     try:
