@@ -275,3 +275,28 @@ def test_check_fault_when_any_request_agrees_with_inject_fault_model(
         model_ok = False
 
     assert (check_fault(target, fault, seconds, count) is None) == model_ok
+
+
+def test_run_inject_when_peer_is_not_http_exits_1_with_one_line(tmp_path: Path) -> None:
+    """Something else listens on the port (a stale state file, a reused port): one line."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_garbage() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    server = threading.Thread(target=answer_garbage, daemon=True)
+    server.start()
+    try:
+        code, out, err = _run(
+            ["orderbook", "crash", "--url", f"http://127.0.0.1:{port}", "--token", "t0ken"]
+        )
+    finally:
+        server.join(5.0)
+        listener.close()
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert f"cannot reach supervisor at http://127.0.0.1:{port}: malformed reply" in err
