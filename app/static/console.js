@@ -103,8 +103,8 @@ function applyCounters(counters) {
   S.stream = { interrupted: counters.events_by_type.stream_interrupted || 0, heals: { ...counters.stream_heals_by_kind } };
 }
 
-function stageOf(name) {
-  return S.stages[name] ||= { failures: 0, restarts: 0, backoff: null, lastFailure: null, dropped: false };
+function stageOf(name, kind = "stage") {
+  return S.stages[name] ||= { kind, failures: 0, restarts: 0, backoff: null, lastFailure: null, lastFailureType: null, failedAfterReady: false, dropped: false };
 }
 
 // -- events ----------------------------------------------------------------------------------
@@ -112,10 +112,32 @@ function handle(ev) {
   const fresh = ev.id > S.countedUpTo; // counters from hello already include older events
   switch (ev.type) {
     case "state_transition": onTransition(ev); break;
-    case "stage_failure":
-      if (fresh) stageOf(ev.stage).failures += 1;
-      stageOf(ev.stage).lastFailure = `${ev.error_type}: ${ev.reason}`;
+    case "stage_failure": {
+      const st = stageOf(ev.stage);
+      if (fresh) st.failures += 1;
+      st.lastFailure = `${ev.error_type}: ${ev.reason}`;
+      st.lastFailureType = ev.error_type;
+      st.failedAfterReady = true;
       break;
+    }
+    // Services get the same row; the hello counters cover stages only, so count every event.
+    case "service_started": stageOf(ev.service, "service").failedAfterReady = false; break;
+    case "service_failed": {
+      const sv = stageOf(ev.service, "service");
+      sv.failures += 1;
+      sv.lastFailure = `${ev.error_type}: ${ev.reason}`;
+      sv.lastFailureType = ev.error_type;
+      sv.failedAfterReady = true;
+      if (ev.next_restart_in_ms != null) sv.backoff = ev.next_restart_in_ms;
+      break;
+    }
+    case "service_restarted": {
+      const sv = stageOf(ev.service, "service");
+      sv.restarts += 1;
+      sv.failedAfterReady = false;
+      break;
+    }
+    case "service_dropped": stageOf(ev.service, "service").dropped = true; break;
     case "restart_scheduled":
       for (const stage of ev.stages) { if (fresh) stageOf(stage).restarts += 1; stageOf(stage).backoff = ev.delay_ms; }
       break;
@@ -154,6 +176,7 @@ function onTransition(ev) {
   else if (to === "SHUTDOWN") { pass.shutdown = entry; pass.ended = true; }
   else pass.latest[to] = entry;
   if (to === "READY" && ev.metadata.trading_client) S.readyTrading = ev.metadata.trading_client;
+  if (to === "READY") for (const st of Object.values(S.stages)) if (st.kind === "stage") st.failedAfterReady = false;
 }
 
 // -- rendering -------------------------------------------------------------------------------
@@ -248,18 +271,30 @@ function kvTable(values) {
   return table;
 }
 
+// Liveness as the supervisor judges it: while READY it pings every stage and service, and a
+// missed ping or a dead actor arrives here as a failure (Unresponsive / ActorDied).
+function liveness(s, current) {
+  if (s.dropped) return "dropped";
+  if (s.failedAfterReady) return s.lastFailureType === "Unresponsive" || s.lastFailureType === "ActorDied" ? s.lastFailureType.toLowerCase() : "restarting";
+  if (current === "READY") return "answering pings";
+  return s.kind === "service" ? "paused (not READY)" : "not probed (pinged in READY)";
+}
+
 function renderHealth() {
+  const current = S.current ? stateName(S.current.to_state) : "STARTUP";
   const names = new Set(S.tradingEnabled ? ["orderbook", "trading", "sync"] : ["orderbook"]);
   for (const name of Object.keys(S.stages)) names.add(name);
   const rows = [...names].map((name) => {
-    const s = S.stages[name] || { failures: 0, restarts: 0, backoff: null, lastFailure: null, dropped: false };
-    return el("tr", { "data-stage": name }, el("td", { text: name + (s.dropped ? " (dropped)" : "") }),
+    const s = S.stages[name] || stageOf(name);
+    const label = s.kind === "service" ? `${name} (service)` : name;
+    return el("tr", { "data-stage": name, "data-kind": s.kind }, el("td", { text: label + (s.dropped ? " (dropped)" : "") }),
+      el("td", { "data-field": "liveness", text: liveness(s, current) }),
       el("td", { text: String(s.failures) }), el("td", { text: String(s.restarts) }),
       el("td", { text: s.backoff == null ? "–" : ms(s.backoff) }), el("td", { class: "muted", text: s.lastFailure || "" }));
   });
   const heals = Object.entries(S.stream.heals).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
   $("health").replaceChildren(
-    el("table", { class: "health" }, el("thead", {}, el("tr", {}, ...["stage", "failures", "restarts", "last backoff", "last failure"].map((h) => el("th", { text: h })))), el("tbody", {}, ...rows)),
+    el("table", { class: "health" }, el("thead", {}, el("tr", {}, ...["stage", "liveness", "failures", "restarts", "last backoff", "last failure"].map((h) => el("th", { text: h })))), el("tbody", {}, ...rows)),
     el("p", { class: "muted", text: `orderbook stream: ${S.stream.interrupted} interruption(s) while READY; healed in place: ${heals}` }));
 }
 

@@ -182,6 +182,17 @@ def shown_depth(page: Any) -> dict[str, list[dict[str, str]]]:
     )
 
 
+def stage_health(page: Any) -> dict[str, dict[str, str]]:
+    """The stage-health table: stage -> {liveness, failures, restarts}."""
+    rows = page.eval_on_selector_all(
+        "#health tr[data-stage]",
+        """rows => rows.map(r => [r.dataset.stage, {
+            liveness: r.querySelector('[data-field=liveness]').textContent,
+            failures: r.children[2].textContent, restarts: r.children[3].textContent}])""",
+    )
+    return dict(rows)
+
+
 def log_ids(page: Any) -> list[int]:
     ids = page.eval_on_selector_all("#log tr.row", "rows => rows.map(r => Number(r.dataset.id))")
     return sorted(ids)
@@ -205,6 +216,7 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
             """() => [...document.querySelectorAll('.pass[data-live=true] .card[data-event-id]')]
                  .map(c => Number(c.dataset.renderedAt))"""
         )
+        health = stage_health(page)
         wait_books(page, len(exchange.markets.tickers()))  # the screenshot shows the books
         first = exchange.markets.tickers()[0]
         page.click(f'#books tr.book[data-ticker="{first}"]')  # ... and one market's depth
@@ -222,6 +234,10 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
     assert set(shown[State.READY]["trading_client"]) == TRADING_CLIENT_KEYS
     assert "balance" not in shown[State.ORDERBOOK_CONNECT]
     assert statuses == [[s.name, "done"] for s in SEED_CARDS]
+    assert health == {
+        name: {"liveness": "answering pings", "failures": "0", "restarts": "0"}
+        for name in ("orderbook", "trading", "sync")
+    }
     assert len(latencies) == 5
     assert SCREENSHOT.stat().st_size > 10_000
 
@@ -273,8 +289,14 @@ def test_page_when_a_fault_is_injected_from_the_panel_shows_error_then_recovery(
             "#log tr.row[data-type=fault_injected]", "rows => rows.map(r => r.textContent)"
         )
         reply = page.inner_text("[data-testid=fault-reply]")
+        health = stage_health(page)
 
     assert earlier == error.metadata.model_dump(mode="json")
+    assert health["orderbook"] == {
+        "liveness": "answering pings",
+        "failures": "1",
+        "restarts": "1",
+    }
     assert earlier["actor"] == "orderbook"
     assert failed == ["READY"]
     assert "recovery" in title
