@@ -1,4 +1,4 @@
-"""``cli.settings``: merge order and defaults, in-process (tests/test_cli.py runs it for real)."""
+"""``cli.settings``: merge order and defaults, in-process (test_cli_process.py runs the CLI)."""
 
 from __future__ import annotations
 

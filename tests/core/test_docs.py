@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.test_fault_matrix import CASES
+from tests.core.test_fault_matrix import CASES
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [

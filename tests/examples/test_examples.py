@@ -20,7 +20,7 @@ import pytest
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
-from tests.test_cli import Launcher, Proc, inject_cmd, run_against
+from tests.cli.test_cli_process import Launcher, Proc, inject_cmd, run_against
 
 WAIT = 20.0
 RECORDER = "examples/top_of_book.py:TopOfBookRecorder"

@@ -206,8 +206,8 @@ PRODUCT_SOURCES = [
     for folder in (
         "actors", "app", "cli", "core", "messages", "kalshi_api", "kalshi_sim", "supervision"
     )
-    for path in (Path(__file__).parent.parent / folder).glob("*.py")
-] + [Path(__file__).parent.parent / "supervisor.py"]
+    for path in (Path(__file__).parents[2] / folder).glob("*.py")
+] + [Path(__file__).parents[2] / "supervisor.py"]
 
 
 @pytest.mark.parametrize("path", PRODUCT_SOURCES, ids=lambda p: p.name)

@@ -23,8 +23,8 @@ from messages.metadata import METADATA_FOR_STATE, TradingReadyMetadata
 from messages.states import State
 from supervision.config import RestartSettings
 from supervision.scheduler import ManualScheduler
+from tests.core.test_fault_matrix import apply_exchange_fault
 from tests.harness import make_config, start_exchange
-from tests.test_fault_matrix import apply_exchange_fault
 
 MARKETS = 3
 STAGE_STATES = [State.ORDERBOOK_CONNECT, State.TRADING_CLIENT_CONNECT, State.KALSHI_DATA_SYNC]

@@ -32,7 +32,7 @@ from kalshi_api.auth import load_signer
 from kalshi_api.rest import KalshiRestClient
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]
 """The installed console script next to this interpreter (what users run), else the module."""
