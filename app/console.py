@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.text import Text
 
 from messages.events import (
+    Escalation,
     KalshiSyncComplete,
-    StageFailure,
+    StageFailureReported,
     StateTransition,
     SupervisorEvent,
-    SupervisorGaveUp,
 )
 from messages.states import State
 
@@ -35,13 +35,13 @@ class ConsoleView:
         elif isinstance(event, KalshiSyncComplete):
             changes = event.changes.model_dump() if event.changes else "first sync"
             self._line("sync", "cyan", f"{_fields(event.state.model_dump())}  changes: {changes}")
-        elif isinstance(event, StageFailure):
+        elif isinstance(event, StageFailureReported):
             self._line(
                 "failure",
                 "red",
                 f"{event.stage} in {event.state.name}: {event.error_type}: {event.reason}",
             )
-        elif isinstance(event, SupervisorGaveUp):
+        elif isinstance(event, Escalation):
             self._line("gave up", "bold red", event.reason)
         else:
             self._line(

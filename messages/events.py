@@ -198,10 +198,3 @@ SupervisorEvent = (
     | ServiceRestarted
     | ServiceDropped
 )
-
-# Deprecated aliases, kept only until app/console.py and bench/ use the names above:
-# ``StageFailure`` collided with the ``StageFailed`` message, and ``SupervisorGaveUp`` was sent
-# as ``"escalation"``. Class names now follow the wire names (``Escalation`` = ``escalation``);
-# the one exception, ``StageFailureReported`` (``stage_failure``), avoids that collision.
-StageFailure = StageFailureReported
-SupervisorGaveUp = Escalation

@@ -23,7 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from app.console_server import SLOW_CLIENT_CLOSE, ConsoleServer
 from app.event_log import EventRecorder
-from messages.events import RestartScheduled, StageFailure, StateTransition
+from messages.events import RestartScheduled, StageFailureReported, StateTransition
 from messages.faults import InjectFault
 from messages.metadata import OrderbookConnectMetadata, ShutdownMetadata, StartupMetadata
 from messages.states import State
@@ -50,8 +50,8 @@ def transition(to_state: State, from_state: State = State.STARTUP) -> StateTrans
     )
 
 
-def failure(n: int, reason_size: int = 10) -> StageFailure:
-    return StageFailure(
+def failure(n: int, reason_size: int = 10) -> StageFailureReported:
+    return StageFailureReported(
         stage="orderbook",
         state=State.READY,
         error_type="Test",

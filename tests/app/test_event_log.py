@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.event_log import EventRecorder, EventSinkError, JsonLinesSink
-from messages.events import FaultInjected, RestartScheduled, StageFailure, StateTransition
+from messages.events import FaultInjected, RestartScheduled, StageFailureReported, StateTransition
 from messages.faults import InjectFault
 from messages.metadata import ShutdownMetadata, StartupMetadata
 from messages.states import State
@@ -29,8 +29,8 @@ def to(state: State) -> StateTransition:
     )
 
 
-def failure(n: int) -> StageFailure:
-    return StageFailure(stage="orderbook", state=State.READY, error_type="E", reason=str(n))
+def failure(n: int) -> StageFailureReported:
+    return StageFailureReported(stage="orderbook", state=State.READY, error_type="E", reason=str(n))
 
 
 def test_recorder_when_over_capacity_keeps_the_last_events_and_the_latest_per_state() -> None:
