@@ -38,7 +38,7 @@ from websockets.sync.server import serve
 
 from app.console_server import ConsoleServer
 from app.event_log import EventRecorder
-from messages.events import StageFailure
+from messages.events import StageFailureReported
 from messages.states import State
 
 SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
@@ -91,8 +91,7 @@ def memory(clients: int) -> None:
             feeding = rss_kib(proc.pid)
         print(f"server RSS after READY: {base / 1024:.1f} MiB")
         print(
-            f"{clients} idle keep-alive HTTP connections (floor): "
-            f"+{(idle - base) / 1024:.2f} MiB"
+            f"{clients} idle keep-alive HTTP connections (floor): +{(idle - base) / 1024:.2f} MiB"
         )
         print(
             f"{clients} connected event-feed clients: +{(feeding - base) / 1024:.2f} MiB "
@@ -112,7 +111,11 @@ def latency(samples: int = 300) -> None:
             ws.recv(timeout=10)
             for n in range(samples):
                 start = time.perf_counter()
-                recorder(StageFailure(stage="s", state=State.READY, error_type="E", reason=str(n)))
+                recorder(
+                    StageFailureReported(
+                        stage="s", state=State.READY, error_type="E", reason=str(n)
+                    )
+                )
                 ws.recv(timeout=10)
                 feed.append((time.perf_counter() - start) * 1000)
     finally:

@@ -13,8 +13,9 @@ fresh demo key). Then, ``--runs`` times, alternately:
 * **floor** — the very same protocol work done directly with ``kalshi_api`` and no
   actors, timed the same way: ``GET /markets`` (discovery), WS connect + subscribe +
   every market's first snapshot (``OrderbookStream.start`` + ``wait_synced``), exchange
-  status + balance, balance + positions + resting orders. It builds one REST client per
-  stage, as the stage actors do, so supervisor - floor is the actor system's overhead;
+  status + balance, status + every shard's balance + positions + resting orders. It
+  builds one REST client per stage, as the stage actors do, so supervisor - floor is the
+  actor system's overhead;
 * **lean floor** — the floor with one REST client shared by every step, which shows what
   building a REST client per stage costs (not an actor cost; reported for information).
 
@@ -44,6 +45,7 @@ from app.handle import Supervisor
 from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.rest import KalshiRestClient
+from kalshi_api.shards import read_account_money
 from kalshi_api.ws_session import WS_SIGNING_PATH, OrderbookStream, ReconnectPolicy
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.states import State
@@ -190,7 +192,8 @@ def run_floor(
             trading_client.get_balance()
             step("trading")
             sync_client = client()
-            sync_client.get_balance()
+            # The sync stage's work: the status (pauses, shards), then every shard's balance.
+            read_account_money(sync_client, sync_client.get_exchange_status())
             _ = [p for p in sync_client.get_positions() if p.position_fp != 0]
             sync_client.get_orders(status="resting")
             step("sync")
