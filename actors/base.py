@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -97,6 +98,59 @@ class StageControls:
     release: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class Slowdown:
+    """An injected ``slow`` fault: the next ``remaining`` messages each wait ``seconds``
+    (or until the actor is released for stopping)."""
+
+    seconds: float = 0.0
+    remaining: int = 0
+
+    def delay(self, release: threading.Event) -> None:
+        if self.remaining > 0:
+            self.remaining -= 1
+            release.wait(self.seconds)
+
+
+def apply_actor_fault(
+    fault: InjectFault,
+    *,
+    label: str,
+    key: str,
+    controls: StageControls,
+    slowdown: Slowdown,
+    disconnect: Callable[[], None],
+    corrupt: Callable[[], None],
+) -> str:
+    """Carry out an actor fault on the actor whose thread runs this, stage or service alike.
+
+    ``label`` names the actor in messages (``"orderbook stage"``), ``key`` is its name for
+    ``crash_on_start`` (armed in ``controls`` so it outlives the restart), ``disconnect`` and
+    ``corrupt`` are what ``disconnect`` and ``bad_metadata`` mean for this kind of actor.
+    """
+    kind = fault.fault
+    logger.warning("%s: injecting %s", label, kind.value)
+    if kind is ActorFault.CRASH:
+        raise InjectedFaultError(f"injected crash in {label}")
+    if kind is ActorFault.CRASH_ON_START:
+        controls.start_faults.arm(key)
+        raise InjectedFaultError(f"injected crash in {label}; next start fails")
+    if kind is ActorFault.HANG:
+        controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
+        return "released"
+    if kind is ActorFault.DISCONNECT:
+        disconnect()
+        return "disconnected"
+    if kind is ActorFault.SLOW:
+        slowdown.seconds = fault.seconds or DEFAULT_SLOW_SECONDS
+        slowdown.remaining = fault.count or 1
+        return "slowed"
+    if kind is ActorFault.BAD_METADATA:
+        corrupt()
+        return "corrupted"
+    raise ValueError(f"{kind.value} is not an actor fault")
+
+
 class StageActor(pykka.ThreadingActor):
     """Base of the stage actors; one incarnation per ``generation``."""
 
@@ -116,8 +170,7 @@ class StageActor(pykka.ThreadingActor):
         self.context = context
         self.generation = generation
         self.controls = controls
-        self._slow_seconds = 0.0
-        self._slow_remaining = 0
+        self._slowdown = Slowdown()
 
     # -- subclass hooks --------------------------------------------------------------
     def open(self) -> None:
@@ -207,9 +260,8 @@ class StageActor(pykka.ThreadingActor):
             raise
 
     def on_receive(self, message: Any) -> Any:
-        if self._slow_remaining > 0 and not isinstance(message, Query):
-            self._slow_remaining -= 1
-            self.controls.release.wait(self._slow_seconds)
+        if not isinstance(message, Query):
+            self._slowdown.delay(self.controls.release)
         try:
             return self._dispatch(message)
         except ExchangePausedError as exc:
@@ -248,24 +300,12 @@ class StageActor(pykka.ThreadingActor):
         return self.handle(message)
 
     def _inject(self, fault: InjectFault) -> str:
-        kind = fault.fault
-        logger.warning("%s stage: injecting %s", self.stage_name, kind.value)
-        if kind is ActorFault.CRASH:
-            raise InjectedFaultError(f"injected crash in {self.stage_name} stage")
-        if kind is ActorFault.CRASH_ON_START:
-            self.controls.start_faults.arm(self.stage_name)
-            raise InjectedFaultError(f"injected crash in {self.stage_name} stage; next start fails")
-        if kind is ActorFault.HANG:
-            self.controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
-            return "released"
-        if kind is ActorFault.DISCONNECT:
-            self.disconnect()
-            return "disconnected"
-        if kind is ActorFault.SLOW:
-            self._slow_seconds = fault.seconds or DEFAULT_SLOW_SECONDS
-            self._slow_remaining = fault.count or 1
-            return "slowed"
-        if kind is ActorFault.BAD_METADATA:
-            self.parent.tell(self.bad_result())
-            return "corrupted"
-        raise ValueError(f"{kind.value} is not an actor fault")
+        return apply_actor_fault(
+            fault,
+            label=f"{self.stage_name} stage",
+            key=self.stage_name,
+            controls=self.controls,
+            slowdown=self._slowdown,
+            disconnect=self.disconnect,
+            corrupt=lambda: self.parent.tell(self.bad_result()),
+        )

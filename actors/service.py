@@ -58,17 +58,17 @@ import pykka
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from actors.base import (
-    DEFAULT_HANG_SECONDS,
-    DEFAULT_SLOW_SECONDS,
     InjectedFaultError,
+    Slowdown,
     StageControls,
     _reported,
+    apply_actor_fault,
     one_line,
 )
 from kalshi_api.book_changes import BookChangeFeed, BookSubscription, BookView
 from messages.commands import Ping, Report
 from messages.events import Event
-from messages.faults import ActorFault, InjectFault
+from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
 from messages.services import (
@@ -170,8 +170,7 @@ class ServiceActor(pykka.ThreadingActor):
         """Book changes delivered to ``on_book_changed``."""
         self._subscription: BookSubscription | None = None
         self._timers: list[_Timer] = []
-        self._slow_seconds = 0.0
-        self._slow_remaining = 0
+        self._slowdown = Slowdown()
 
     # -- hooks for subclasses ------------------------------------------------------------
     def setup(self) -> None:
@@ -243,9 +242,7 @@ class ServiceActor(pykka.ThreadingActor):
             raise
 
     def on_receive(self, message: Any) -> Any:
-        if self._slow_remaining > 0:
-            self._slow_remaining -= 1
-            self.controls.release.wait(self._slow_seconds)
+        self._slowdown.delay(self.controls.release)
         try:
             return self._dispatch(message)
         except Exception as exc:
@@ -369,31 +366,19 @@ class ServiceActor(pykka.ThreadingActor):
         _reported.pending = True
 
     def _inject(self, fault: InjectFault) -> str:
-        kind = fault.fault
-        logger.warning("%s service: injecting %s", self.name, kind.value)
-        if kind is ActorFault.CRASH:
-            raise InjectedFaultError(f"injected crash in {self.name} service")
-        if kind is ActorFault.CRASH_ON_START:
-            self.controls.start_faults.arm(self.name)
-            raise InjectedFaultError(f"injected crash in {self.name} service; next start fails")
-        if kind is ActorFault.HANG:
-            self.controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
-            return "released"
-        if kind is ActorFault.DISCONNECT:
-            self.on_disconnect()
-            return "disconnected"
-        if kind is ActorFault.SLOW:
-            self._slow_seconds = fault.seconds or DEFAULT_SLOW_SECONDS
-            self._slow_remaining = fault.count or 1
-            return "slowed"
-        if kind is ActorFault.BAD_METADATA:
-            self.parent.tell(
+        return apply_actor_fault(
+            fault,
+            label=f"{self.name} service",
+            key=self.name,
+            controls=self.controls,
+            slowdown=self._slowdown,
+            disconnect=self.on_disconnect,
+            corrupt=lambda: self.parent.tell(
                 ServiceHealth.model_construct(
                     service=self.name, generation=self.generation, notifications=-1, coalesced=-1
                 )
-            )
-            return "corrupted"
-        raise ValueError(f"{kind.value} is not an actor fault")
+            ),
+        )
 
 
 def _waker(ref: pykka.ActorRef[Any]) -> Callable[[], None]:
