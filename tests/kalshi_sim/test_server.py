@@ -214,3 +214,11 @@ def test_kalshi_sim_when_imports_scanned_uses_only_kalshi_api_and_webstack() -> 
                 if root in FIRST_PARTY or root == "tests":
                     offending.append(f"{module.name}: {name}")
     assert offending == []
+
+
+def test_sim_faults_when_compared_with_the_fault_vocabulary_are_the_same_names() -> None:
+    """The simulator keeps its own fault names (it may not import ``messages``); every
+    exchange fault ``inject`` accepts must be one the simulator carries out, and no more."""
+    from messages.fault_kinds import ExchangeFault
+
+    assert {f.value for f in SimFault} == {f.value for f in ExchangeFault}
