@@ -42,6 +42,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.support import ws_text_frame
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import (
@@ -56,16 +57,6 @@ SID = 1
 
 
 # -- the sender (runs in its own process) ------------------------------------------------
-def _frame(payload: bytes) -> bytes:
-    """One unmasked server->client text frame (RFC 6455 §5.2), FIN set."""
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 1 << 16:
-        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-    return header + payload
 
 
 @dataclass(frozen=True)
@@ -109,9 +100,8 @@ def _build_script(deltas: int, markets: int, seed: int) -> _Script:
             "side": delta.side,
             "ts_ms": ts_ms + seq // 50,
         }
-        frames.append(
-            _frame(orjson.dumps({"type": "orderbook_delta", "sid": SID, "seq": seq, "msg": msg}))
-        )
+        frame = {"type": "orderbook_delta", "sid": SID, "seq": seq, "msg": msg}
+        frames.append(ws_text_frame(orjson.dumps(frame)))
     digests = {ticker: truth.digest(ticker) for ticker in tickers}
     return _Script(tickers, snapshots, b"".join(frames), digests)
 

@@ -50,14 +50,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.base import StageControls, StartFaults
 from actors.service import ServiceActor, ServiceContext, ServiceOptions
-from bench.support import leaks, machine_info
+from bench.support import leaks, machine_info, ws_text_frame
 from kalshi_api.book_changes import BookChangeFeed, BookView
 from kalshi_api.fixed_point import format_count, format_dollars
+from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import OrderbookStream, ReconnectPolicy, StreamConnected, StreamEvent
 from messages.commands import Ping
 from supervision.scheduler import ThreadScheduler
 
-WS_PATH = "/trade-api/ws/v2"
 SID = 1
 PROBE_PRICE = 1
 """$0.000001: no generated book has a level there, so the size at it counts probes exactly
@@ -66,15 +66,6 @@ PROBE_DOLLARS = format_dollars(PROBE_PRICE)
 
 
 # -- the sender (its own process) ---------------------------------------------------------------
-def _frame(payload: bytes) -> bytes:
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 1 << 16:
-        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
-    return header + payload
 
 
 def _snapshots(truth: Any, tickers: list[str]) -> list[bytes]:
@@ -105,7 +96,8 @@ def _sender_main(pipe: Connection, markets: int, seed: int) -> None:
 
     def delta(seq: int, ticker: str, price: str, size: str, side: str) -> bytes:
         msg = {"market_ticker": ticker, "price_dollars": price, "delta_fp": size, "side": side}
-        return _frame(orjson.dumps({"type": "orderbook_delta", "sid": SID, "seq": seq, "msg": msg}))
+        frame = {"type": "orderbook_delta", "sid": SID, "seq": seq, "msg": msg}
+        return ws_text_frame(orjson.dumps(frame))
 
     async def handle(ws: ServerConnection) -> None:
         from urllib.parse import parse_qs, urlsplit

@@ -41,3 +41,16 @@ def leaks(baseline: set[threading.Thread]) -> list[str]:
     left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]
     actors = [ref.actor_class.__name__ for ref in pykka.ActorRegistry.get_all()]
     return left + [f"actor {name}" for name in actors]
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """One unmasked server->client text frame (RFC 6455 §5.2), FIN set: the benchmarks'
+    senders write pre-encoded frames to a raw socket so the sender is never the bottleneck."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload

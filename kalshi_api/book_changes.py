@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
-from kalshi_api.orderbook import OrderBook
+from kalshi_api.orderbook import OrderBook, best_level
 
 __all__ = ["BookChangeFeed", "BookSubscription", "BookView"]
 
@@ -65,19 +65,11 @@ class BookView:
 
     def best_yes_bid(self) -> tuple[int, int] | None:
         """``(price_micros, size_centi)`` of the highest YES bid, or None."""
-        yes = self.yes
-        if not yes:
-            return None
-        price = max(yes)
-        return price, yes[price]
+        return best_level(self.yes)
 
     def best_no_bid(self) -> tuple[int, int] | None:
         """``(no_price_micros, size_centi)`` of the highest NO bid, or None."""
-        no = self.no
-        if not no:
-            return None
-        price = max(no)
-        return price, no[price]
+        return best_level(self.no)
 
     def best_yes_ask(self) -> tuple[int, int] | None:
         """``(price_micros, size_centi)`` of the cheapest YES offer (the best NO bid, flipped)."""

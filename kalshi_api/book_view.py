@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kalshi_api.orderbook import Level, OrderBook
+from kalshi_api.orderbook import Level, OrderBook, best_level
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +60,11 @@ def top_of(book: OrderBook) -> BookTop:
     is being written.
     """
     yes, no = book.yes.copy(), book.no.copy()
-    best_yes = max(yes) if yes else None
-    best_no = max(no) if no else None
     return BookTop(
         ticker=book.ticker,
         stale=book.stale,
-        best_yes_bid=None if best_yes is None else (best_yes, yes[best_yes]),
-        best_no_bid=None if best_no is None else (best_no, no[best_no]),
+        best_yes_bid=best_level(yes),
+        best_no_bid=best_level(no),
         yes_levels=len(yes),
         no_levels=len(no),
         signature=_signature(yes, no),

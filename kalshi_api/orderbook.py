@@ -16,13 +16,21 @@ beyond what keeps the book non-negative, no pydantic, no Decimal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
 from kalshi_api.orderbook_digest import book_digest
 
 Level = tuple[int, int]
 """``(price_micros, size_centi)``; NO prices are no-leg prices."""
+
+
+def best_level(side: Mapping[int, int]) -> tuple[int, int] | None:
+    """``(price_micros, size_centi)`` of one side's best (highest) bid, or None if empty."""
+    if not side:
+        return None
+    price = max(side)
+    return price, side[price]
 
 
 class OrderBook:
