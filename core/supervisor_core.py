@@ -328,7 +328,8 @@ class SupervisorCore:
             markets=self.walk.markets or (),
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
-            book_changes=self.book_changes,
+            # Only services read the feed: without any, the stream's hot path skips marking.
+            book_changes=self.book_changes if self.services.names else None,
             reconnect_max_delay=config.reconnect_max_delay,
             subscribe_chunk=config.subscribe_chunk,
             stale_after=config.stale_after,
