@@ -9,6 +9,8 @@ from rich.text import Text
 
 from messages.events import (
     Escalation,
+    ExchangePaused,
+    ExchangeResumed,
     KalshiSyncComplete,
     StageFailureReported,
     StateTransition,
@@ -43,6 +45,21 @@ class ConsoleView:
             )
         elif isinstance(event, Escalation):
             self._line("gave up", "bold red", event.reason)
+        elif isinstance(event, ExchangePaused):
+            estimate = event.resume_estimate
+            when = estimate.astimezone().strftime("%H:%M:%S") if estimate else "none given"
+            self._line(
+                "paused",
+                "bold yellow",
+                f"{_where(event.exchange_index, event.scope)}; estimated resume {when}",
+            )
+        elif isinstance(event, ExchangeResumed):
+            self._line(
+                "resumed",
+                "green",
+                f"{_where(event.exchange_index, event.scope)} ended after "
+                f"{event.paused_ms / 1000:.1f} s",
+            )
         else:
             self._line(
                 event.type,
@@ -66,6 +83,12 @@ class ConsoleView:
         text.append(f"{label}: ", style=style)
         text.append(body)
         self._console.print(text)
+
+
+def _where(exchange_index: int | None, scope: str) -> str:
+    """``exchange pause on every shard``, ``trading pause on shard 2``."""
+    shard = "every shard" if exchange_index is None else f"shard {exchange_index}"
+    return f"{scope} pause on {shard}"
 
 
 def _fields(values: dict[str, Any]) -> str:

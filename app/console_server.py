@@ -13,7 +13,8 @@ Routes:
 - ``GET /metrics``     Prometheus text, from a per-server ``CollectorRegistry``;
 - ``GET /books``       top of book per market, with staleness (from the orderbook stage);
 - ``GET /books/{ticker}`` one market's depth (404 for a market the stream does not carry);
-- ``POST /inject``     fault injection, bearer token required.
+- ``POST /inject``     fault injection, bearer token required (400 for a fault that does
+                       not fit, e.g. a shard the embedded exchange does not have).
 
 Security, in order of the fences: the Host header must name the bound address (a DNS
 rebinding page cannot read the balance); a WebSocket's Origin, when sent, must too (a page
@@ -203,6 +204,22 @@ class _RecorderCollector:
             "target",
             dict(recorder.faults_by_target),
         )
+        pauses = recorder.exchange_pauses()
+        yield GaugeMetricFamily(
+            "kalshi_supervisor_exchange_pauses",
+            "Exchange pauses in force (the whole exchange, or one shard each)",
+            value=len(pauses),
+        )
+        paused = GaugeMetricFamily(
+            "kalshi_supervisor_exchange_paused",
+            "1 for each pause in force, by shard (exchange_index; 'all' for the whole "
+            "exchange) and scope (exchange: nothing allowed; trading: new orders refused)",
+            labels=["shard", "scope"],
+        )
+        for pause in pauses:
+            shard = "all" if pause.exchange_index is None else str(pause.exchange_index)
+            paused.add_metric([shard, pause.scope], 1.0)
+        yield paused
         if recorder.last_sync_duration_seconds is not None:
             yield GaugeMetricFamily(
                 "kalshi_supervisor_sync_duration_seconds",
@@ -633,6 +650,8 @@ class ConsoleServer:
         logger.info("fault injection: %s", fault)
         try:
             reply = dict(await self._run_blocking(self._inject, fault))
+            if reply.get("invalid") is True:  # e.g. a shard the exchange does not have
+                return _error(400, str(reply.get("error") or "invalid fault"))
             return JSONResponse(json.loads(json.dumps(reply, default=_json_default)))
         except Exception as exc:
             logger.exception("inject callback failed for %s", fault)
@@ -667,6 +686,7 @@ class ConsoleServer:
         recorder = self.recorder
         records, dropped = recorder.records_since(since)
         last_id = recorder.last_id
+        pauses, pauses_as_of = recorder.pauses_as_of()
         if since > last_id:
             since = 0  # ids from another process: start over (the page sees the new instance)
             records, dropped = recorder.records_since(0)
@@ -690,6 +710,10 @@ class ConsoleServer:
             ),
             "trading_enabled": self.trading_enabled,
             "capacity": recorder.capacity,
+            # The pauses in force as of event `pauses_as_of`: a page that starts over (or
+            # missed events) draws its pause banner from this, then from later pause events.
+            "exchange_pauses": [p.model_dump(mode="json") for p in pauses],
+            "pauses_as_of": pauses_as_of,
             "counters": {
                 "restarts_by_stage": dict(recorder.restarts_by_stage),
                 "failures_by_stage": dict(recorder.failures_by_stage),

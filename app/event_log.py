@@ -249,6 +249,12 @@ class EventRecorder:
             pauses = list(self._pauses.values())
         return sorted(pauses, key=lambda p: -1 if p.exchange_index is None else p.exchange_index)
 
+    def pauses_as_of(self) -> tuple[list[PauseSummary], int]:
+        """The pauses in force and the id of the last event they include, read together:
+        the console page starts from this and applies only pause events with a later id."""
+        with self._condition:
+            return self.exchange_pauses(), self._last_id
+
     def status(self) -> dict[str, Any]:
         pauses = [p.model_dump(mode="json") for p in self.exchange_pauses()]
         with self._condition:

@@ -3,7 +3,8 @@
 The command is used in recovery drills and scripts, so its contract is terse and stable:
 the supervisor's JSON reply on one stdout line and exit 0 on success; one stderr line and
 exit 1 when the supervisor cannot be found, reached or refuses; exit 2 for a request that
-is invalid before anything is sent. No expected failure prints a traceback.
+is invalid: found before anything is sent, or by the supervisor (HTTP 400, e.g. a shard its
+exchange does not have). No expected failure prints a traceback.
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, help="how long a timed fault lasts")
     parser.add_argument("--count", type=int, help="how many times a counted fault fires")
     parser.add_argument(
+        "--shard",
+        type=int,
+        metavar="N",
+        help="pause_trading: pause this exchange shard (exchange_index) only (default: all)",
+    )
+    parser.add_argument(
+        "--resume-in",
+        type=float,
+        metavar="SECONDS",
+        help="pause_trading, pause_exchange: the exchange resumes after this long and "
+        "advertises that time as its estimated resume time (default: paused until "
+        "`inject exchange resume`, no estimate)",
+    )
+    parser.add_argument(
         "--token",
         help="control token (overrides the state file's; visible to `ps`, prefer the file)",
     )
@@ -84,7 +99,9 @@ def run_inject(
         print(one_line(message), file=err)
         return code
 
-    problem = check_fault(args.target, args.fault, args.seconds, args.count)
+    problem = check_fault(
+        args.target, args.fault, args.seconds, args.count, args.shard, args.resume_in
+    )
     if problem is not None:
         return fail(f"invalid fault: {problem}", EXIT_USAGE)
     if args.timeout is not None and args.timeout <= 0:
@@ -107,7 +124,13 @@ def run_inject(
         pid = endpoint.pid
 
     body: dict[str, Any] = {"target": args.target, "fault": args.fault}
-    body.update({k: v for k in ("seconds", "count") if (v := getattr(args, k)) is not None})
+    body.update(
+        {
+            k: v
+            for k in ("seconds", "count", "shard", "resume_in")
+            if (v := getattr(args, k)) is not None
+        }
+    )
     try:
         status, reply = _post(url, "/inject", body, token, args.timeout)
     except ValueError as exc:
@@ -129,7 +152,7 @@ def run_inject(
     if status == HTTP_INTERNAL_SERVER_ERROR:
         return fail(f"supervisor failed to inject {args.target}/{args.fault}: {detail}")
     if status == HTTP_BAD_REQUEST:
-        return fail(f"rejected by supervisor: {detail}")
+        return fail(f"rejected by supervisor: {detail}", EXIT_USAGE)
     return fail(f"unexpected reply from {url}: HTTP {status}: {detail}")
 
 

@@ -111,6 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
         "cap of the WebSocket reconnect backoff in seconds (30)",
         type=positive_float,
     )
+    pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
+    add(
+        pauses,
+        "--exchange-check-interval",
+        "seconds between READY's routine reads of /exchange/status",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        pauses,
+        "--pause-min-poll",
+        "first re-check of /exchange/status during a pause (s)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        pauses,
+        "--pause-max-poll",
+        "largest re-check delay during a pause (s); re-checks double up to it",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        pauses,
+        "--pause-far-poll",
+        "longest wait for a far resume estimate before re-checking (s)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
     add(run, "--status-host", "status/control server host")
     add(run, "--status-port", "status/control server port (0 = any free)", type=int)
     add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

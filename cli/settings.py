@@ -21,7 +21,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -31,6 +38,7 @@ from pydantic_settings import (
 )
 
 from kalshi_api.environments import Environment
+from messages.exchange import PauseTiming
 from messages.states import State
 from messages.text import one_line
 from supervision.config import LogLevel, RestartSettings, SupervisorConfig
@@ -88,6 +96,17 @@ class RunSettings(BaseSettings):
     discovery_refresh: float = Field(
         default=SupervisorConfig.model_fields["discovery_refresh"].default
     )
+    exchange_check_interval: float = Field(
+        default=SupervisorConfig.model_fields["exchange_check_interval"].default
+    )
+    """Seconds between READY's routine reads of ``/exchange/status`` (a pause that starts
+    while READY is noticed within this long)."""
+    pause_min_poll: float = Field(default=PauseTiming.model_fields["min_poll"].default)
+    pause_max_poll: float = Field(default=PauseTiming.model_fields["max_poll"].default)
+    """The re-check of ``/exchange/status`` during a pause backs off from ``pause_min_poll``
+    to ``pause_max_poll`` seconds ..."""
+    pause_far_poll: float = Field(default=PauseTiming.model_fields["far_poll"].default)
+    """... and waits for a resume estimate further away than that, up to this long."""
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     log_level: LogLevel = "INFO"
@@ -111,6 +130,21 @@ class RunSettings(BaseSettings):
     exchange_markets: int = Field(default=30, gt=0)
     exchange_rate: float = Field(default=50.0, ge=0)
     exchange_seed: int = 0
+
+    @model_validator(mode="after")
+    def _pause_timing_ordered(self) -> RunSettings:
+        """Checked here too, in the settings' own names (``PauseTiming`` says ``min_poll``)."""
+        if self.pause_min_poll > self.pause_max_poll:
+            raise ValueError(
+                f"pause_min_poll ({self.pause_min_poll:g}) must not exceed "
+                f"pause_max_poll ({self.pause_max_poll:g})"
+            )
+        if self.pause_max_poll > self.pause_far_poll:
+            raise ValueError(
+                f"pause_max_poll ({self.pause_max_poll:g}) must not exceed "
+                f"pause_far_poll ({self.pause_far_poll:g})"
+            )
+        return self
 
     @field_validator("markets", mode="before")
     @classmethod
@@ -168,6 +202,12 @@ class RunSettings(BaseSettings):
             stale_after=self.stale_after,
             reconnect_max_delay=self.reconnect_max_delay,
             discovery_refresh=self.discovery_refresh,
+            exchange_check_interval=self.exchange_check_interval,
+            pause_timing=PauseTiming(
+                min_poll=self.pause_min_poll,
+                max_poll=self.pause_max_poll,
+                far_poll=self.pause_far_poll,
+            ),
             status_host=self.status_host,
             status_port=self.status_port,
             log_level=self.log_level,
@@ -288,6 +328,8 @@ def describe(exc: ValidationError, sources: Sources, *, config_level: bool = Fal
     loc = [str(part) for part in error.get("loc", ()) if part != "[key]"]
     if config_level and loc and loc[0] == "restart":
         loc = loc[1:]
+    if config_level and exc.title == PauseTiming.__name__:  # min_poll is pause_min_poll
+        loc = [f"pause_{loc[0]}"] if loc else []
     setting = _CONFIG_FIELD_TO_SETTING.get(loc[0], loc[0]) if loc else ""
     where = ".".join(loc)
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -28,7 +28,18 @@ ExchangeProbe = Callable[[], ExchangeCondition]
 class ExchangeFaultHook(Protocol):
     """The embedded exchange as the core sees it: something that can be broken on purpose."""
 
-    def apply_fault(self, fault: str, *, seconds: float | None, count: int | None) -> None: ...
+    def apply_fault(
+        self,
+        fault: str,
+        *,
+        seconds: float | None,
+        count: int | None,
+        shard: int | None,
+        resume_in: float | None,
+    ) -> None:
+        """Apply ``fault``; a ValueError means the request does not fit this exchange (an
+        unknown shard): the caller's mistake, not the exchange's failure."""
+        ...
 
 
 class StageGoneError(Exception):

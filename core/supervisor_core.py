@@ -20,7 +20,7 @@ from actors.registry import StageSpec, enabled_stages, validate_pipeline
 from actors.service import ServiceSpec
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
-from core.pauses import PauseWatch
+from core.pauses import ROUTINE, PauseWatch
 from core.ports import (
     Background,
     Children,
@@ -53,6 +53,7 @@ from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
 from messages.exchange import ExchangeObserved, StagePaused
+from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
 from messages.results import StageFailed, StageSucceeded, StreamIncident, SyncCompleted
@@ -273,9 +274,22 @@ class SupervisorCore:
                 "error": "exchange faults need the embedded exchange (--env local)",
             }
         try:
-            exchange.apply_fault(fault.fault.value, seconds=fault.seconds, count=fault.count)
+            exchange.apply_fault(
+                fault.fault.value,
+                seconds=fault.seconds,
+                count=fault.count,
+                shard=fault.shard,
+                resume_in=fault.resume_in,
+            )
+        except ValueError as exc:  # the request does not fit this exchange (an unknown shard)
+            return {"accepted": False, "error": one_line(str(exc)), "invalid": True}
         except Exception as exc:  # a stopped or misbehaving exchange must not stop us
             return {"accepted": False, "error": one_line(f"{type(exc).__name__}: {exc}")}
+        if fault.fault in PAUSE_SWITCHES:
+            # Read the status now, as READY's routine check would (it is ignored outside
+            # READY): a pause drill shows the reaction at once, not up to
+            # exchange_check_interval later. A real pause is found by the routine check.
+            self.mailbox(ExchangeCheckDue(ROUTINE))
         return {"accepted": True, "target": "exchange", "fault": fault.fault.value}
 
     # -- services the per-state parts share ----------------------------------------------------

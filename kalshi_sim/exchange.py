@@ -24,6 +24,7 @@ from kalshi_sim.faults import ExchangeFaults, SimFault
 from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
+from kalshi_sim.pause_faults import PauseFaults
 from kalshi_sim.rest_server import RestApi
 from kalshi_sim.status import ExchangeStatusBoard
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
@@ -71,6 +72,8 @@ class EmbeddedExchange:
         self.account = Account.demo(self.markets, seed=self.config.seed)
         self.status = ExchangeStatusBoard()
         """Pause switches (trading per shard, whole exchange) behind ``/exchange/status``."""
+        self.pauses = PauseFaults(self.status)
+        """The pause faults: the same switches, with a timed end (``resume_in``)."""
         self._key_dir_owner: tempfile.TemporaryDirectory[str] | None = None
         key_dir = self.config.key_dir
         if key_dir is None:
@@ -106,6 +109,7 @@ class EmbeddedExchange:
         server, self._server = self._server, None
         if server is not None:
             self.faults.release_all()  # a held request must not outlive the server
+            self.pauses.stop()
             self.ws.stop()
             server.stop()
         if self._key_dir_owner is not None:
@@ -155,14 +159,23 @@ class EmbeddedExchange:
         self.ws.resume()
 
     def apply_fault(
-        self, fault: str, *, seconds: float | None = None, count: int | None = None
+        self,
+        fault: str,
+        *,
+        seconds: float | None = None,
+        count: int | None = None,
+        shard: int | None = None,
+        resume_in: float | None = None,
     ) -> None:
         """Break the exchange as ``kalshi-supervisor inject exchange FAULT`` asks.
 
         ``fault`` is a :class:`SimFault` value (any ``str`` enum with the same values
         works, so callers above this layer need not import ours). Defaults: the next 3
-        REST requests fail, 1 authentication is rejected, a stall lasts 2 s. Every other
-        fault acts once, on every live connection. An unknown name raises ValueError.
+        REST requests fail, 1 authentication is rejected, a stall lasts 2 s. The pauses
+        (``pause_trading`` on ``shard`` or every shard, ``pause_exchange``) last until
+        ``resume`` or, given ``resume_in``, until then (advertised as the estimated resume
+        time). Every other fault acts once, on every live connection. An unknown name, or
+        a shard this exchange does not have, raises ValueError.
         """
         kind = SimFault(str(fault))
         failing = count or 3
@@ -174,5 +187,8 @@ class EmbeddedExchange:
             SimFault.REST_5XX: lambda: self.faults.fail_next_requests(failing, 500),
             SimFault.REST_429: lambda: self.faults.fail_next_requests(failing, 429),
             SimFault.AUTH_REJECT: lambda: self.faults.reject_auth(count or 1),
+            SimFault.PAUSE_TRADING: lambda: self.pauses.pause_trading(shard, resume_in),
+            SimFault.PAUSE_EXCHANGE: lambda: self.pauses.pause_exchange(resume_in),
+            SimFault.RESUME: self.pauses.resume,
         }
         actions[kind]()

@@ -29,6 +29,9 @@ class SimFault(StrEnum):
     REST_429 = "rest_429"
     AUTH_REJECT = "auth_reject"
     STALL = "stall"
+    PAUSE_TRADING = "pause_trading"
+    PAUSE_EXCHANGE = "pause_exchange"
+    RESUME = "resume"
 
 
 class Gate:

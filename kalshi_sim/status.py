@@ -58,7 +58,31 @@ class ExchangeStatusBoard:
             self._trading_paused.clear()
             self._resume_at = None
 
+    def resume_exchange(self) -> None:
+        """End the whole-exchange pause only; trading pauses stay (with their estimate)."""
+        with self._lock:
+            self._exchange_paused = False
+            self._forget_estimate_if_nothing_paused()
+
+    def resume_trading(self, exchange_index: int | None = None) -> None:
+        """End the trading pause on one shard, or on every shard when None."""
+        with self._lock:
+            if exchange_index is None:
+                self._trading_paused.clear()
+            else:
+                self._trading_paused.discard(exchange_index)
+            self._forget_estimate_if_nothing_paused()
+
+    def _forget_estimate_if_nothing_paused(self) -> None:
+        if not self._exchange_paused and not self._trading_paused:
+            self._resume_at = None
+
     # -- reads ----------------------------------------------------------------------------------
+    @property
+    def shards(self) -> tuple[int, ...]:
+        """The shards (``exchange_index`` values) this exchange runs, ascending."""
+        return tuple(sorted(self._shards))
+
     @property
     def exchange_paused(self) -> bool:
         with self._lock:

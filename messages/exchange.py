@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from messages.base import Message
 
@@ -87,9 +87,23 @@ class PauseTiming(Message):
     longer than ``far_poll`` (an estimate can move, and an exchange can resume early).
     """
 
-    min_poll: float = Field(default=0.25, gt=0)
-    max_poll: float = Field(default=1.0, gt=0)
-    far_poll: float = Field(default=30.0, gt=0)
+    min_poll: float = Field(default=0.25, gt=0, allow_inf_nan=False)
+    max_poll: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    far_poll: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PauseTiming:
+        """The backoff grows from ``min_poll`` to ``max_poll``; ``far_poll`` caps only waits
+        longer than that, so a smaller one would make a far estimate poll faster."""
+        if self.min_poll > self.max_poll:
+            raise ValueError(
+                f"min_poll ({self.min_poll:g}) must not exceed max_poll ({self.max_poll:g})"
+            )
+        if self.max_poll > self.far_poll:
+            raise ValueError(
+                f"max_poll ({self.max_poll:g}) must not exceed far_poll ({self.far_poll:g})"
+            )
+        return self
 
     def delay(self, attempt: int, seconds_to_resume: float | None) -> float:
         backoff = min(self.min_poll * 2 ** min(attempt, 30), self.max_poll)

@@ -42,6 +42,20 @@ class ExchangeFault(StrEnum):
     REST_429 = "rest_429"
     AUTH_REJECT = "auth_reject"
     STALL = "stall"
+    PAUSE_TRADING = "pause_trading"
+    """Trading paused on one shard (``shard``) or every shard: the weekly pause [MP]."""
+    PAUSE_EXCHANGE = "pause_exchange"
+    """The whole exchange paused: ``/exchange/status`` answers 503 with its body [MP]."""
+    RESUME = "resume"
+    """End every pause (the exchange is back)."""
+
+
+PAUSE_FAULTS = frozenset({ExchangeFault.PAUSE_TRADING, ExchangeFault.PAUSE_EXCHANGE})
+"""The faults that take ``resume_in`` (the exchange's resume estimate, when it resumes)."""
+SHARD_FAULTS = frozenset({ExchangeFault.PAUSE_TRADING})
+"""The faults that take ``shard`` (an ``exchange_index``; none means every shard)."""
+PAUSE_SWITCHES = PAUSE_FAULTS | {ExchangeFault.RESUME}
+"""Switches of the exchange's status board: they take no ``seconds`` or ``count``."""
 
 
 TARGET_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -50,6 +64,11 @@ MAX_SECONDS = 3600.0
 """Longest timed fault: an hour is a drill; more is a mistake."""
 MAX_COUNT = 10_000
 """Most firings of a counted fault."""
+MAX_SHARD = 255
+"""Largest ``shard`` (``exchange_index``) accepted before asking the exchange, which knows
+its own shards (Kalshi has 0-3 so far [SH]) and refuses one it does not have."""
+MAX_RESUME_IN = 86_400.0
+"""Longest ``resume_in``: a day (Kalshi's weekly pause lasts two hours)."""
 
 _TARGET = re.compile(TARGET_PATTERN)
 
@@ -64,8 +83,37 @@ def target_mismatch(target: str, fault: str) -> str | None:
     return None
 
 
+def parameter_mismatch(
+    fault: str,
+    seconds: float | None = None,
+    count: int | None = None,
+    shard: int | None = None,
+    resume_in: float | None = None,
+) -> str | None:
+    """Why a parameter does not fit ``fault`` (a pause takes ``shard``/``resume_in``, never
+    ``seconds``/``count``; no other fault takes ``shard``/``resume_in``), or None.
+
+    Refused rather than ignored: ``pause_exchange --seconds 5`` reads like a 5 s pause.
+    """
+    if shard is not None and fault not in SHARD_FAULTS:
+        return f"shard: only {', '.join(sorted(SHARD_FAULTS))} takes a shard, not {fault!r}"
+    if resume_in is not None and fault not in PAUSE_FAULTS:
+        return f"resume_in: only {', '.join(sorted(PAUSE_FAULTS))} take resume_in, not {fault!r}"
+    if fault in PAUSE_SWITCHES:
+        for name, value in (("seconds", seconds), ("count", count)):
+            if value is not None:
+                hint = " (use resume_in for when it ends)" if fault in PAUSE_FAULTS else ""
+                return f"{name}: {fault!r} takes no {name}{hint}"
+    return None
+
+
 def check_fault(
-    target: str, fault: str, seconds: float | None = None, count: int | None = None
+    target: str,
+    fault: str,
+    seconds: float | None = None,
+    count: int | None = None,
+    shard: int | None = None,
+    resume_in: float | None = None,
 ) -> str | None:
     """What is wrong with this request, as ``field: reason`` (pydantic's wording), or None.
 
@@ -89,4 +137,18 @@ def check_fault(
             return "count: Input should be greater than or equal to 1"
         if count > MAX_COUNT:
             return f"count: Input should be less than or equal to {MAX_COUNT}"
-    return target_mismatch(target, fault)
+    if shard is not None:
+        if shard < 0:
+            return "shard: Input should be greater than or equal to 0"
+        if shard > MAX_SHARD:
+            return f"shard: Input should be less than or equal to {MAX_SHARD}"
+    if resume_in is not None:
+        if not math.isfinite(resume_in):
+            return "resume_in: Input should be a finite number"
+        if resume_in <= 0:
+            return "resume_in: Input should be greater than 0"
+        if resume_in > MAX_RESUME_IN:
+            return f"resume_in: Input should be less than or equal to {MAX_RESUME_IN:g}"
+    return target_mismatch(target, fault) or parameter_mismatch(
+        fault, seconds, count, shard, resume_in
+    )

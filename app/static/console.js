@@ -8,7 +8,7 @@
 const PIPELINE = ["INITIALIZING", "ORDERBOOK_CONNECT", "TRADING_CLIENT_CONNECT", "KALSHI_DATA_SYNC", "READY"];
 const TRADING_STATES = new Set(["TRADING_CLIENT_CONNECT", "KALSHI_DATA_SYNC"]);
 const ACTOR_FAULTS = ["crash", "crash_on_start", "hang", "disconnect", "slow", "bad_metadata"];
-const EXCHANGE_FAULTS = ["ws_drop", "seq_gap", "malformed_frame", "rest_5xx", "rest_429", "auth_reject", "stall"];
+const EXCHANGE_FAULTS = ["ws_drop", "seq_gap", "malformed_frame", "rest_5xx", "rest_429", "auth_reject", "stall", "pause_trading", "pause_exchange", "resume"];
 const MAX_LOG_ROWS = 2048;
 const MAX_PASSES = 3;
 
@@ -16,6 +16,7 @@ const S = {
   instance: null, lastId: 0, renderedId: 0, countedUpTo: 0, tradingEnabled: true, current: null,
   passes: [], attempts: {}, stages: {}, stream: { interrupted: 0, heals: {} },
   sync: null, readyTrading: null, logIds: [], types: new Set(), ws: null, retry: 250,
+  pauses: {}, pausesAsOf: 0,
   token: sessionStorage.getItem("kalshi-console-token") || "",
 };
 window.__console = S; // for tests and curious people
@@ -82,6 +83,11 @@ function onHello(hello) {
   if (hello.since === 0 || hello.missed) {
     applyCounters(hello.counters);
     S.countedUpTo = hello.last_id;
+    // The pauses in force as of event `pauses_as_of`; only later pause events change them.
+    S.pauses = {};
+    for (const p of hello.exchange_pauses || []) S.pauses[pauseKey(p.exchange_index)] = p;
+    S.pausesAsOf = hello.pauses_as_of || 0;
+    scheduleRender();
   }
   const notice = $("notice");
   notice.hidden = !hello.missed;
@@ -91,7 +97,8 @@ function onHello(hello) {
 
 function reset() {
   Object.assign(S, { lastId: 0, renderedId: 0, countedUpTo: 0, current: null, passes: [], attempts: {}, stages: {},
-    stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set() });
+    stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set(),
+    pauses: {}, pausesAsOf: 0 });
   $("log").replaceChildren();
   render();
 }
@@ -145,6 +152,14 @@ function handle(ev) {
     case "stream_interrupted": if (fresh) S.stream.interrupted += 1; break;
     case "stream_healed": if (fresh) S.stream.heals[ev.kind] = (S.stream.heals[ev.kind] || 0) + 1; break;
     case "kalshi_sync_complete": S.sync = ev; break;
+    case "exchange_paused": {
+      if (ev.id <= S.pausesAsOf) break; // already in the hello's snapshot
+      const key = pauseKey(ev.exchange_index);
+      const before = S.pauses[key]; // a new estimate for a pause in force keeps its start
+      S.pauses[key] = { exchange_index: ev.exchange_index, scope: ev.scope, resume_estimate: ev.resume_estimate, since: before ? before.since : ev.timestamp };
+      break;
+    }
+    case "exchange_resumed": if (ev.id > S.pausesAsOf) delete S.pauses[pauseKey(ev.exchange_index)]; break;
   }
   appendLog(ev);
   scheduleRender();
@@ -189,6 +204,7 @@ function render() {
   pill.dataset.eventId = S.current ? S.current.id : "";
   $("since").textContent = S.current ? `since ${clock(S.current.timestamp)}` : "";
   renderPasses(current);
+  renderPauses();
   renderHealth();
   renderAccount();
   $("log-count").textContent = `(${S.logIds.length} shown, last id ${S.lastId})`;
@@ -249,6 +265,38 @@ function errorCard(entry) {
   const next = md.next_restart_in_ms == null ? "no restart (giving up)" : `next restart in ${ms(md.next_restart_in_ms)}`;
   card.insertBefore(el("div", { class: "card-meta", text: `${md.actor} failed in ${stateName(md.failed_state)} · ${next}` }), card.children[2]);
   return card;
+}
+
+// -- exchange pauses ---------------------------------------------------------------------------
+// A pause is a condition of the exchange, not a failure: the banner shows each one in force
+// (the whole exchange, or one shard), what it refuses, the exchange's resume estimate and how
+// long it has lasted; it goes when the supervisor sees the exchange resume.
+const pauseKey = (index) => index == null ? "all" : String(index);
+const SCOPE_TEXT = { exchange: "nothing allowed", trading: "new orders refused, cancels allowed" };
+const span = (s) => s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s` : `${(s / 3600).toFixed(1)} h`;
+
+function renderPauses() {
+  const box = $("pauses");
+  const pauses = Object.values(S.pauses).sort((a, b) => (a.exchange_index ?? -1) - (b.exchange_index ?? -1));
+  box.hidden = pauses.length === 0;
+  box.replaceChildren(...pauses.map((p) => {
+    const shard = p.exchange_index == null ? null : `shard ${p.exchange_index}`;
+    const where = p.scope === "exchange" ? (shard ? `Exchange ${shard} paused` : "Exchange paused")
+      : `Trading paused on ${shard || "every shard"}`;
+    const now = Date.now();
+    let resume = "no resume estimate";
+    if (p.resume_estimate) {
+      const left = (Date.parse(p.resume_estimate) - now) / 1000;
+      const at = new Date(p.resume_estimate).toLocaleTimeString([], { hour12: false });
+      resume = `estimated resume ${at} (${left >= 0 ? "in " + span(left) : "overdue by " + span(-left)})`;
+    }
+    const lasted = Math.max(0, (now - Date.parse(p.since)) / 1000);
+    return el("div", { class: `pause scope-${p.scope}`, "data-shard": pauseKey(p.exchange_index), "data-scope": p.scope, "data-resume-estimate": p.resume_estimate || "" },
+      el("strong", { text: `⏸ ${where}` }),
+      el("span", { "data-field": "scope", text: `${p.scope}: ${SCOPE_TEXT[p.scope] || p.scope}` }),
+      el("span", { "data-field": "resume", text: resume }),
+      el("span", { "data-field": "paused-for", text: `paused for ${span(lasted)}` }));
+  }));
 }
 
 // Let long state names wrap at their underscores, never mid-word.
@@ -379,6 +427,8 @@ async function inject(event) {
   const body = { target: $("fault-target").value, fault: $("fault-kind").value };
   if ($("fault-seconds").value) body.seconds = Number($("fault-seconds").value);
   if ($("fault-count").value) body.count = Number($("fault-count").value);
+  if ($("fault-shard").value) body.shard = Number($("fault-shard").value);
+  if ($("fault-resume-in").value) body.resume_in = Number($("fault-resume-in").value);
   const reply = $("fault-reply");
   reply.textContent = "sending…";
   try {
@@ -519,5 +569,6 @@ $("fault-form").addEventListener("submit", inject);
 $("log-filter").addEventListener("input", () => applyFilter());
 $("log-type").addEventListener("change", () => applyFilter());
 setInterval(() => { if (S.current && stateName(S.current.to_state) !== "READY") renderPasses(stateName(S.current.to_state)); }, 500);
+setInterval(() => { if (Object.keys(S.pauses).length) renderPauses(); }, 1000); // "paused for" and "in N s" move
 render();
 connect();

@@ -572,10 +572,25 @@ def _bad_config_cases(
         "infinite_sync_interval": (["--sync-interval", "inf"], "sync"),
         "infinite_max_backoff": (["--max-backoff", "inf"], "backoff"),
         "nan_deadline": (["--deadline", "orderbook_connect=nan"], "deadline"),
+        "negative_exchange_check_interval": (
+            ["--exchange-check-interval", "-5"],
+            "--exchange-check-interval",
+        ),
+        "junk_pause_max_poll": (["--pause-max-poll", "soon"], "--pause-max-poll"),
+        "pause_bounds_out_of_order": (
+            ["--pause-min-poll", "5", "--pause-max-poll", "2"],
+            "pause_min_poll (5) must not exceed pause_max_poll (2)",
+        ),
     }
 
 
-ARGPARSE_CASES = {"negative_sync_interval", "infinite_sync_interval", "infinite_max_backoff"}
+ARGPARSE_CASES = {
+    "negative_sync_interval",
+    "infinite_sync_interval",
+    "infinite_max_backoff",
+    "negative_exchange_check_interval",
+    "junk_pause_max_poll",
+}
 BAD_CONFIG_IDS = [
     "paper_without_key_id",
     "production_without_key",
@@ -592,6 +607,9 @@ BAD_CONFIG_IDS = [
     "infinite_sync_interval",
     "infinite_max_backoff",
     "nan_deadline",
+    "negative_exchange_check_interval",
+    "junk_pause_max_poll",
+    "pause_bounds_out_of_order",
 ]
 
 

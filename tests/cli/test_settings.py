@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.settings import ENV_PREFIX, RunSettings, SettingsError, load_settings
+from messages.exchange import PauseTiming
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
 from supervision.policy import RestartType, Strategy
@@ -160,3 +161,66 @@ def test_load_settings_when_market_count_all_from_flag_env_or_file_means_every_m
         config = settings.supervisor_config(rest_url="http://x", ws_url="ws://x")
         assert config.market_count is None
     assert market_count("7") == 7
+
+
+def test_load_settings_when_pause_settings_come_from_each_source_reach_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--exchange-check-interval`` and the pause re-check bounds, from a flag, a variable
+    and the file at once, land in ``SupervisorConfig`` (``pause_timing`` is one model)."""
+    file = tmp_path / "s.toml"
+    file.write_text("pause_far_poll = 60\n")
+    monkeypatch.setenv("KALSHI_SUPERVISOR_PAUSE_MAX_POLL", "2")
+
+    settings, sources = load_settings(
+        {"exchange_check_interval": 0.5, "pause_min_poll": 0.1}, file
+    )
+    config = settings.supervisor_config(rest_url="http://x", ws_url="ws://x")
+
+    assert config.exchange_check_interval == 0.5
+    assert config.pause_timing == PauseTiming(min_poll=0.1, max_poll=2.0, far_poll=60.0)
+    assert sources.of("pause_max_poll") == "KALSHI_SUPERVISOR_PAUSE_MAX_POLL"
+    assert sources.of("pause_far_poll") == f"config file {file}"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"pause_min_poll": 2.0}, "pause_min_poll (2) must not exceed pause_max_poll (1)"),
+        ({"pause_max_poll": 40.0}, "pause_max_poll (40) must not exceed pause_far_poll (30)"),
+    ],
+)
+def test_load_settings_when_pause_bounds_out_of_order_raises_one_line_in_setting_names(
+    flags: dict[str, float], expected: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(flags)
+
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PAUSE_MIN_POLL", "-1", "KALSHI_SUPERVISOR_PAUSE_MIN_POLL: pause_min_poll: Input should"),
+        ("PAUSE_FAR_POLL", "inf", "KALSHI_SUPERVISOR_PAUSE_FAR_POLL: pause_far_poll:"),
+        ("EXCHANGE_CHECK_INTERVAL", "0", "exchange_check_interval: Input should be greater"),
+        ("EXCHANGE_CHECK_INTERVAL", "soon", "exchange_check_interval: Input should be a valid"),
+    ],
+)
+def test_config_from_settings_when_pause_value_bad_names_the_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    """Values argparse never sees (variables, the file) are checked by the models, and the
+    error names the setting the user wrote, not ``pause_timing.min_poll``."""
+    from cli.run import ConfigError, config_from_settings
+
+    monkeypatch.setenv(f"{ENV_PREFIX}{variable}", value)
+    with pytest.raises((SettingsError, ConfigError)) as caught:
+        settings, sources = load_settings({})
+        config_from_settings(settings, sources, rest_url="http://x", ws_url="ws://x")
+
+    message = str(caught.value)
+    assert expected in message
+    assert f"{ENV_PREFIX}{variable}" in message
+    assert "\n" not in message
