@@ -31,6 +31,8 @@ class PauseFaults:
         self._board = board
         self._now = now
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)
+        """Notified whenever a scheduled end fires or is cancelled (see :meth:`wait_ended`)."""
         self._timers: dict[_Key, threading.Timer] = {}
 
     def pause_trading(self, shard: int | None = None, resume_in: float | None = None) -> None:
@@ -44,6 +46,7 @@ class PauseFaults:
             if shard is None:  # every shard: no shard's own end applies any more
                 for key in [k for k in self._timers if k[0] == "trading"]:
                     self._timers.pop(key).cancel()
+                self._ended.notify_all()
             board.pause_trading(shard, resume_at=self._resume_at(resume_in))
             self._schedule(("trading", shard), resume_in, lambda: board.resume_trading(shard))
 
@@ -73,6 +76,12 @@ class PauseFaults:
         with self._lock:
             return len(self._timers)
 
+    def wait_ended(self, timeout: float) -> bool:
+        """Block until no pause has an end still to come (each has fired or was cancelled);
+        False on timeout. Lets a caller wait for a timed pause to end without sleeping."""
+        with self._ended:
+            return self._ended.wait_for(lambda: not self._timers, timeout)
+
     # -- internals ----------------------------------------------------------------------------
     def _resume_at(self, resume_in: float | None) -> datetime | None:
         return None if resume_in is None else self._now() + timedelta(seconds=resume_in)
@@ -83,6 +92,7 @@ class PauseFaults:
         if previous is not None:
             previous.cancel()
         if resume_in is None:
+            self._ended.notify_all()
             return
         timer: threading.Timer
 
@@ -92,6 +102,7 @@ class PauseFaults:
                     return  # replaced or cancelled while this thread was starting
                 del self._timers[key]
                 end()
+                self._ended.notify_all()
 
         timer = threading.Timer(resume_in, fire)
         timer.name = f"sim-resume-{key[0]}" + ("" if key[1] is None else f"-{key[1]}")
@@ -103,4 +114,5 @@ class PauseFaults:
         timers, self._timers = list(self._timers.values()), {}
         for timer in timers:
             timer.cancel()
+        self._ended.notify_all()
         return timers

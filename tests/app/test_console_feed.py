@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from app.console_server import SLOW_CLIENT_CLOSE, ConsoleServer
 from app.event_log import EventRecorder
-from messages.events import RestartScheduled, StageFailureReported, StateTransition
+from messages.events import (
+    ExchangePaused,
+    ExchangeResumed,
+    RestartScheduled,
+    StageFailureReported,
+    StateTransition,
+)
 from messages.faults import InjectFault
 from messages.metadata import OrderbookConnectMetadata, ShutdownMetadata, StartupMetadata
 from messages.states import State
@@ -287,6 +294,69 @@ def test_alive_ready_and_metrics_follow_the_recorded_state(
     assert "kalshi_supervisor_time_in_state_seconds" in text
     # KALSHI_DATA_SYNC -> READY carried duration_ms=1.0: the last sync took 1 ms.
     assert "kalshi_supervisor_sync_duration_seconds 0.001" in text
+
+
+def paused(index: int | None, scope: str, estimate: datetime | None = None) -> ExchangePaused:
+    return ExchangePaused(exchange_index=index, scope=scope, resume_estimate=estimate)  # type: ignore[arg-type]
+
+
+def resumed(index: int | None, scope: str) -> ExchangeResumed:
+    return ExchangeResumed(exchange_index=index, scope=scope, paused_ms=5)  # type: ignore[arg-type]
+
+
+def pause_series(text: str) -> list[str]:
+    return sorted(
+        line
+        for line in text.splitlines()
+        if line.startswith(
+            ("kalshi_supervisor_exchange_paused", "kalshi_supervisor_exchange_pauses")
+        )
+    )
+
+
+def test_metrics_when_pauses_start_and_end_count_them_and_show_one_series_each(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    base = server.url
+    calm = pause_series(httpx.get(f"{base}/metrics").text)
+    recorder(paused(None, "exchange"))
+    recorder(paused(2, "trading"))
+    recorder(paused(2, "trading", datetime(2026, 12, 3, 10, tzinfo=UTC)))  # a new estimate
+    both = pause_series(httpx.get(f"{base}/metrics").text)
+    recorder(resumed(None, "exchange"))
+    one = pause_series(httpx.get(f"{base}/metrics").text)
+    recorder(resumed(2, "trading"))
+    none = pause_series(httpx.get(f"{base}/metrics").text)
+
+    assert calm == none == ["kalshi_supervisor_exchange_pauses 0.0"]
+    assert both == [
+        'kalshi_supervisor_exchange_paused{scope="exchange",shard="all"} 1.0',
+        'kalshi_supervisor_exchange_paused{scope="trading",shard="2"} 1.0',
+        "kalshi_supervisor_exchange_pauses 2.0",
+    ]
+    assert one == [
+        'kalshi_supervisor_exchange_paused{scope="trading",shard="2"} 1.0',
+        "kalshi_supervisor_exchange_pauses 1.0",
+    ]
+
+
+def test_feed_hello_carries_the_pauses_in_force_and_the_event_they_include(
+    server: ConsoleServer, recorder: EventRecorder
+) -> None:
+    """A page that starts over draws its pause banner from the hello, then applies only
+    pause events with a later id (the ring may no longer hold the pause's first event)."""
+    estimate = datetime(2026, 12, 3, 10, tzinfo=UTC)
+    recorder(paused(None, "exchange"))
+    recorder(paused(2, "trading", estimate))
+    recorder(resumed(None, "exchange"))
+    with connect(ws_url(server)) as ws:
+        hello = receive(ws)
+
+    assert hello["pauses_as_of"] == 3
+    [pause] = hello["exchange_pauses"]
+    assert pause["exchange_index"] == 2 and pause["scope"] == "trading"
+    assert datetime.fromisoformat(pause["resume_estimate"]) == estimate
+    assert datetime.fromisoformat(pause["since"]) == recorder.events()[1].timestamp
 
 
 def test_metrics_when_two_servers_run_each_has_its_own_registry() -> None:

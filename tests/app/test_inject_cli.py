@@ -257,24 +257,127 @@ def test_parse_when_only_positionals_given_uses_defaults() -> None:
 _FAULTS = [f.value for f in ActorFault] + [f.value for f in ExchangeFault]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     target=st.sampled_from([t.value for t in FaultTarget] + ["added_stage", "Bad", ""]),
     fault=st.sampled_from([*_FAULTS, "explode"]),
     seconds=st.none() | st.floats(allow_nan=True, allow_infinity=True, min_value=None),
     count=st.none() | st.integers(min_value=-5, max_value=20_000),
+    shard=st.none() | st.integers(min_value=-3, max_value=300),
+    resume_in=st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0.0, -0.0, 1e-9, 86_400.0, 86_400.5]),
 )
 def test_check_fault_when_any_request_agrees_with_inject_fault_model(
-    target: str, fault: str, seconds: float | None, count: int | None
+    target: str,
+    fault: str,
+    seconds: float | None,
+    count: int | None,
+    shard: int | None,
+    resume_in: float | None,
 ) -> None:
     """The CLI's pydantic-free check refuses exactly what the model refuses."""
     try:
-        InjectFault(target=target, fault=fault, seconds=seconds, count=count)
+        InjectFault(
+            target=target,
+            fault=fault,
+            seconds=seconds,
+            count=count,
+            shard=shard,
+            resume_in=resume_in,
+        )
         model_ok = True
     except ValidationError:
         model_ok = False
 
-    assert (check_fault(target, fault, seconds, count) is None) == model_ok
+    assert (check_fault(target, fault, seconds, count, shard, resume_in) is None) == model_ok
+
+
+# -- pauses ------------------------------------------------------------------------------------
+def test_run_inject_when_pause_has_shard_and_resume_in_sends_both(live: Live) -> None:
+    code, _, err = _run(
+        [
+            "exchange",
+            "pause_trading",
+            "--shard",
+            "2",
+            "--resume-in",
+            "30",
+            "--state-file",
+            str(live.state_file),
+        ]
+    )
+
+    assert (code, err) == (0, "")
+    assert live.recorder.calls == [
+        InjectFault(
+            target=FaultTarget.EXCHANGE, fault=ExchangeFault.PAUSE_TRADING, shard=2, resume_in=30.0
+        )
+    ]
+
+
+def test_run_inject_when_resume_given_alone_sends_no_parameter(live: Live) -> None:
+    code, _, err = _run(["exchange", "resume", "--state-file", str(live.state_file)])
+
+    assert (code, err) == (0, "")
+    assert live.recorder.calls == [InjectFault(target="exchange", fault=ExchangeFault.RESUME)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["pause_trading", "--shard", "-1"], "invalid fault: shard: Input should be greater"),
+        (["pause_trading", "--shard", "256"], "invalid fault: shard: Input should be less"),
+        (["pause_exchange", "--resume-in", "-5"], "invalid fault: resume_in: Input should be"),
+        (["pause_exchange", "--resume-in", "0"], "invalid fault: resume_in: Input should be"),
+        (["pause_exchange", "--resume-in", "nan"], "invalid fault: resume_in: Input should be"),
+        (["pause_exchange", "--resume-in", "1e9"], "invalid fault: resume_in: Input should be"),
+        (["pause_exchange", "--shard", "1"], "invalid fault: shard: only pause_trading"),
+        (["ws_drop", "--resume-in", "5"], "invalid fault: resume_in: only pause_"),
+        (["pause_exchange", "--seconds", "5"], "invalid fault: seconds: 'pause_exchange' takes"),
+        (["resume", "--count", "2"], "invalid fault: count: 'resume' takes no count"),
+    ],
+    ids=lambda value: "_".join(value) if isinstance(value, list) else None,
+)
+def test_run_inject_when_pause_parameter_bad_exits_2_with_one_line_sending_nothing(
+    live: Live, argv: list[str], expected: str
+) -> None:
+    code, out, err = _run(["exchange", *argv, "--state-file", str(live.state_file)])
+
+    assert (code, out) == (2, "")
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1
+    assert live.recorder.calls == []
+
+
+@pytest.mark.parametrize("flag", ["--shard", "--resume-in"])
+def test_parse_when_pause_parameter_is_junk_exits_2(flag: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _parse(["exchange", "pause_trading", flag, "soon"])
+
+    assert caught.value.code == 2
+
+
+def test_run_inject_when_supervisor_finds_request_invalid_exits_2_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    """A shard the exchange does not have is known only there: the supervisor answers 400."""
+
+    def no_such_shard(fault: InjectFault) -> Mapping[str, Any]:
+        return {"accepted": False, "error": f"no exchange shard {fault.shard}", "invalid": True}
+
+    token = new_token()
+    server = ControlServer(port=0, token=token, status=dict, inject=no_such_shard)
+    server.start()
+    try:
+        code, out, err = _run(
+            ["exchange", "pause_trading", "--shard", "9", "--url", server.url, "--token", token]
+        )
+    finally:
+        server.stop()
+
+    assert (code, out) == (2, "")
+    assert err == "rejected by supervisor: no exchange shard 9\n"
 
 
 def test_run_inject_when_peer_is_not_http_exits_1_with_one_line(tmp_path: Path) -> None:

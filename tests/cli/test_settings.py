@@ -172,9 +172,7 @@ def test_load_settings_when_pause_settings_come_from_each_source_reach_the_confi
     file.write_text("pause_far_poll = 60\n")
     monkeypatch.setenv("KALSHI_SUPERVISOR_PAUSE_MAX_POLL", "2")
 
-    settings, sources = load_settings(
-        {"exchange_check_interval": 0.5, "pause_min_poll": 0.1}, file
-    )
+    settings, sources = load_settings({"exchange_check_interval": 0.5, "pause_min_poll": 0.1}, file)
     config = settings.supervisor_config(rest_url="http://x", ws_url="ws://x")
 
     assert config.exchange_check_interval == 0.5
