@@ -292,7 +292,7 @@ function renderPauses() {
     }
     const lasted = Math.max(0, (now - Date.parse(p.since)) / 1000);
     return el("div", { class: `pause scope-${p.scope}`, "data-shard": pauseKey(p.exchange_index), "data-scope": p.scope, "data-resume-estimate": p.resume_estimate || "" },
-      el("strong", { text: `⏸ ${where}` }),
+      el("strong", { text: where }),
       el("span", { "data-field": "scope", text: `${p.scope}: ${SCOPE_TEXT[p.scope] || p.scope}` }),
       el("span", { "data-field": "resume", text: resume }),
       el("span", { "data-field": "paused-for", text: `paused for ${span(lasted)}` }));

@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
+from messages.exchange import PauseTiming
 from messages.faults import ActorFault, FaultTarget, InjectFault
 from messages.states import State
 from tests.harness import (
@@ -414,3 +416,110 @@ def test_books_panel_shows_every_market_at_the_truths_top_and_its_depth_on_click
         assert shown == {"bid": truth["yes_bids"], "ask": truth["yes_asks"]}, ticker
     assert depths[tickers[2]]["ask"] == []
     assert {"gaps", "resyncs", "reconnects", "malformed_frames"} <= set(counters)
+
+
+def pause_rows(page: Any) -> list[dict[str, str]]:
+    """The pause banner's rows: shard, scope and each shown field's text."""
+    return page.eval_on_selector_all(
+        "[data-testid=pause-banner] .pause",
+        """rows => rows.map(r => ({
+            shard: r.dataset.shard, scope: r.dataset.scope,
+            title: r.querySelector('strong').textContent,
+            resume: r.querySelector('[data-field=resume]').textContent,
+            pausedFor: r.querySelector('[data-field=paused-for]').textContent }))""",
+    )
+
+
+def wait_pause_rows(page: Any, keys: list[str]) -> None:
+    """Until the banner shows exactly these ``shard/scope`` rows (none: the banner is gone)."""
+    page.wait_for_function(
+        """keys => {
+            const box = document.querySelector('[data-testid=pause-banner]');
+            const shown = [...box.querySelectorAll('.pause')]
+                .map(r => `${r.dataset.shard}/${r.dataset.scope}`);
+            return JSON.stringify(shown) === JSON.stringify(keys)
+                && box.hidden === (keys.length === 0);
+        }""",
+        arg=keys,
+        timeout=PAGE_WAIT_MS,
+    )
+
+
+def test_pause_banner_shows_each_pause_injected_into_the_exchange_and_goes_on_resume(
+    page: Any, exchange: EmbeddedExchange
+) -> None:
+    """Pauses injected into the embedded exchange behind a running supervisor: from the page's
+    fault panel and through ``Supervisor.inject``; the banner follows the pause events, a
+    reload redraws it from the feed's snapshot, and it goes when the exchange resumes.
+
+    While the whole exchange is paused its status is a 503 that says nothing per shard, so
+    the banner shows that one pause; the shards' trading pauses come back after it. A re-check
+    waits for a far estimate at most ``far_poll`` (1 s here), so the exchange's short pause
+    is seen ending soon after it ends."""
+    config = make_config(
+        exchange,
+        exchange_check_interval=3600.0,
+        pause_timing=PauseTiming(min_poll=0.1, max_poll=0.5, far_poll=1.0),
+    )
+    with running_supervisor(exchange, config) as supervisor:
+        assert supervisor.console is not None
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        banner_hidden_at_ready = page.is_hidden("[data-testid=pause-banner]")
+        page.fill("#fault-token", supervisor.control_token)
+        page.select_option("#fault-target", "exchange")
+        page.select_option("#fault-kind", "pause_trading")
+        page.fill("#fault-shard", "2")
+        page.click("#fault-form button[type=submit]")
+        wait_pause_rows(page, ["2/trading"])
+        reply = page.inner_text("[data-testid=fault-reply]")
+        without_estimate = pause_rows(page)
+
+        supervisor.inject(
+            InjectFault(target=FaultTarget.EXCHANGE, fault="pause_trading", shard=1, resume_in=600)
+        )
+        wait_pause_rows(page, ["1/trading", "2/trading"])
+        page.wait_for_function(  # the new estimate (one for the exchange) reaches both rows
+            "() => [...document.querySelectorAll('[data-testid=pause-banner] .pause')]"
+            ".every(r => r.dataset.resumeEstimate)",
+            timeout=PAGE_WAIT_MS,
+        )
+        shards = pause_rows(page)
+        metrics = httpx.get(f"{supervisor.console.url}/metrics").text
+        page.reload()  # the page starts over from the hello's snapshot
+        wait_pause_rows(page, ["1/trading", "2/trading"])
+        after_reload = pause_rows(page)
+
+        supervisor.inject(
+            InjectFault(target=FaultTarget.EXCHANGE, fault="pause_exchange", resume_in=1.0)
+        )
+        wait_pause_rows(page, ["all/exchange"])
+        whole = pause_rows(page)
+        wait_pause_rows(page, ["1/trading", "2/trading"])  # it ended on its own
+        supervisor.inject(InjectFault(target=FaultTarget.EXCHANGE, fault="resume"))
+        wait_pause_rows(page, [])
+        state = page.inner_text("[data-testid=current-state]")
+        failures = [e for e in supervisor.recorder.events() if e.type == "stage_failure"]
+
+    assert banner_hidden_at_ready
+    assert reply.startswith("accepted")
+    assert [(r["title"], r["resume"]) for r in without_estimate] == [
+        ("Trading paused on shard 2", "no resume estimate")
+    ]
+    assert [r["title"] for r in shards] == [
+        "Trading paused on shard 1",
+        "Trading paused on shard 2",
+    ]
+    for row in shards:
+        assert row["resume"].startswith("estimated resume "), row
+        assert "(in 9 min" in row["resume"] or "(in 10 min" in row["resume"], row
+        assert row["pausedFor"].startswith("paused for "), row
+    assert [r["title"] for r in after_reload] == [r["title"] for r in shards]
+    assert 'kalshi_supervisor_exchange_paused{scope="trading",shard="1"} 1.0' in metrics
+    assert 'kalshi_supervisor_exchange_paused{scope="trading",shard="2"} 1.0' in metrics
+    assert "kalshi_supervisor_exchange_pauses 2.0" in metrics
+    assert [(r["title"], r["resume"].startswith("estimated resume")) for r in whole] == [
+        ("Exchange paused", True)
+    ]
+    assert state == State.READY.name
+    assert failures == []
