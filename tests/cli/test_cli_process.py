@@ -756,6 +756,44 @@ def test_inject_when_sync_crashes_goes_to_error_then_back_to_ready(
     proc.wait_transition("ready", after=error)
 
 
+def test_inject_when_exchange_paused_shows_the_pause_until_it_ends_and_keeps_running(
+    supervised: tuple[Proc, Path, Launcher],
+) -> None:
+    """``inject exchange pause_exchange --resume-in 1`` from another process: the supervisor
+    shows the pause (with the exchange's estimate), waits it out without a failure, and is
+    READY when it ends; a shard the exchange lacks is the user's mistake: one line, exit 2."""
+    proc, state_file, launcher = supervised
+    after = len(proc.events)
+    injector = inject_cmd(launcher, state_file, "exchange", "pause_exchange", "--resume-in", "1")
+    assert injector.popen.returncode == 0, injector.describe()
+    assert json.loads(injector.stdout[-1]) == {
+        "accepted": True,
+        "target": "exchange",
+        "fault": "pause_exchange",
+    }
+
+    def ended() -> list[dict[str, Any]]:
+        return [e for e in proc.events[after:] if e["type"] == "exchange_resumed"]
+
+    proc.wait_for(ended, START_WAIT, "exchange_resumed event")
+    events = proc.events[after:]
+    paused = [e for e in events if e["type"] == "exchange_paused"]
+    assert [(e["exchange_index"], e["scope"]) for e in paused] == [(None, "exchange")]
+    assert paused[0]["resume_estimate"] is not None
+    assert [(e["exchange_index"], e["scope"]) for e in ended()] == [(None, "exchange")]
+    transitions = [e["to_state"] for e in events if e["type"] == "state_transition"]
+    assert not transitions or transitions[-1] == "ready", transitions
+    assert not [e for e in events if e["type"] in ("stage_failure", "escalation")]
+    assert proc.popen.poll() is None
+
+    refused = inject_cmd(launcher, state_file, "exchange", "pause_trading", "--shard", "9")
+    assert refused.popen.returncode == 2, refused.describe()
+    assert refused.stdout == []
+    assert refused.stderr == [
+        "rejected by supervisor: no exchange shard 9 (this exchange has shards 0, 1, 2, 3)"
+    ], refused.describe()
+
+
 # -- exchange and diagram -------------------------------------------------------------------------
 def test_exchange_when_started_prints_one_json_line_serves_signed_rest_and_sigterm_exits_0(
     launch: Launcher,
