@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from messages.fault_kinds import ActorFault, ExchangeFault, FaultTarget, check_fault
 from messages.text import one_line
@@ -269,8 +269,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one stderr line (exit 2), as every other refusal here:
+    scripts read one line, and the usage block adds nothing ``--help`` does not."""
+
+    def error(self, message: str) -> NoReturn:
+        text = one_line(f"{self.prog}: error: {message}", limit=1000)  # the choices fit
+        self.exit(EXIT_USAGE, f"{text} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="kalshi-supervisor inject", description="Inject a fault into a running supervisor."
     )
     add_inject_arguments(parser)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from app.console_server import ConsoleServer as ControlServer
 from app.control_state import ControlEndpoint, new_token, write_state_file
-from cli.inject import add_inject_arguments, run_inject
+from cli.inject import add_inject_arguments, main, run_inject
 from messages.fault_kinds import check_fault
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
@@ -350,12 +350,25 @@ def test_run_inject_when_pause_parameter_bad_exits_2_with_one_line_sending_nothi
     assert live.recorder.calls == []
 
 
-@pytest.mark.parametrize("flag", ["--shard", "--resume-in"])
-def test_parse_when_pause_parameter_is_junk_exits_2(flag: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--shard", "soon"], "argument --shard: invalid int value: 'soon'"),
+        (["--resume-in", "soon"], "argument --resume-in: invalid float value: 'soon'"),
+        (["--shard"], "argument --shard: expected one argument"),
+        (["--colour", "red"], "unrecognized arguments: --colour red"),
+    ],
+)
+def test_main_when_arguments_are_junk_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+) -> None:
     with pytest.raises(SystemExit) as caught:
-        _parse(["exchange", "pause_trading", flag, "soon"])
+        main(["exchange", "pause_trading", *argv])
 
+    out, err = capsys.readouterr()
     assert caught.value.code == 2
+    assert out == ""
+    assert err == f"kalshi-supervisor inject: error: {expected} (see --help)\n"
 
 
 def test_run_inject_when_supervisor_finds_request_invalid_exits_2_with_its_reason(
