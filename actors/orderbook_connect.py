@@ -130,6 +130,11 @@ class OrderbookConnectActor(StageActor):
         if self._stream is not None:
             self._stream.drop_connection()
 
+    def retry_now(self) -> None:
+        """The exchange resumed: reconnect at once, not after the backoff the pause grew."""
+        if self._stream is not None:
+            self._stream.retry_now()
+
     def close(self) -> None:
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
