@@ -94,9 +94,7 @@ class PauseWatch:
         return active is not None and active.scope == "exchange"
 
     # -- bounds that expire during a pause ----------------------------------------------------
-    def defer_expiry(
-        self, key: str, fire: Callable[[], None], rearm: Callable[[], None]
-    ) -> bool:
+    def defer_expiry(self, key: str, fire: Callable[[], None], rearm: Callable[[], None]) -> bool:
         """An expiry that would fail something: True if the pause takes it over.
 
         Held (and re-armed on resume) while a whole-exchange pause is in force; with no
