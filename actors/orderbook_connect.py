@@ -7,11 +7,15 @@ events (synced, gap, disconnect) and turns them into messages for the supervisor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import pykka
+
 from actors.base import StageActor
+from actors.exchange_status import RefusalCheck
 from kalshi_api.book_view import BookDepth as DepthView
 from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
@@ -33,6 +37,7 @@ from kalshi_api.ws_session import (
     StreamTerminalError,
 )
 from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
+from messages.exchange import ExchangeCondition, ExchangeObserved
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -63,6 +68,17 @@ class OrderbookConnectActor(StageActor):
         self._stream: OrderbookStream | None = None
         self._awaiting_sync = False
         self._established = False
+        parent, generation = self.parent, self.generation
+
+        def observed(condition: ExchangeCondition) -> None:  # on the check's own thread
+            with contextlib.suppress(pykka.ActorDeadError):  # the supervisor is stopping
+                parent.tell(
+                    ExchangeObserved(
+                        stage=self.stage_name, generation=generation, condition=condition
+                    )
+                )
+
+        self._refusals = RefusalCheck(self.context.rest_url, self.context.request_timeout, observed)
 
     def describe(self) -> OrderbookConnectMetadata:
         markets = self.context.markets
@@ -263,6 +279,8 @@ class OrderbookConnectActor(StageActor):
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamDisconnected):  # a 5xx upgrade refusal: is it a pause?
+            self._refusals.refused(event.refused_status)
         if isinstance(event, StreamMarketDropped):  # in any phase: startup included
             self._incident("market_dropped", f"{event.ticker}: {event.reason}")
         elif isinstance(event, StreamStale):

@@ -413,6 +413,7 @@ class OrderbookStream:
         retry_now = self._retry_now = asyncio.Event()
         while not runner.stopping:
             throttled = False
+            refused: int | None = None
             retry_now.clear()
             try:
                 headers = dict(self._auth_headers()) if self._auth_headers is not None else {}
@@ -425,9 +426,9 @@ class OrderbookStream:
                 raise
             except InvalidStatus as exc:
                 reason = describe_connect_error(exc, self._url, self._open_timeout)
-                status = exc.response.status_code
+                status = refused = exc.response.status_code
                 if status in (401, 403):
-                    self._emit(StreamDisconnected(reason, will_retry=False))
+                    self._emit(StreamDisconnected(reason, will_retry=False, refused_status=status))
                     self._fail(reason)
                     return
                 if status == 429:
@@ -453,7 +454,11 @@ class OrderbookStream:
             give_up = limit is not None and failures >= limit
             log.warning("orderbook stream: %s", reason)
             delay = 0.0 if give_up else policy.delay(max(1, failures), rng, throttled=throttled)
-            self._emit(StreamDisconnected(reason, will_retry=not give_up, retry_in=delay))
+            self._emit(
+                StreamDisconnected(
+                    reason, will_retry=not give_up, retry_in=delay, refused_status=refused
+                )
+            )
             if give_up:
                 self._fail(f"gave up after {failures} failed attempt(s): {reason}")
                 return

@@ -88,9 +88,9 @@ def test_exchange_pause_dropping_the_stream_in_ready_keeps_ready_and_heals_on_re
         assert paused is not None and [(e.exchange_index, e.scope) for e in paused] == [
             (None, "exchange")
         ]
-        # Past heal_timeout + the deadline several times over: the stream keeps being
-        # refused and the supervisor keeps re-checking the status, still READY.
-        wait_ops(exchange, "ws_handshake_rejected", 2)
+        # Past heal_timeout + the deadline: three refused reconnects take at least
+        # 0.125 + 0.25 + 0.5 s of backoff; the supervisor keeps re-checking, still READY.
+        wait_ops(exchange, "ws_handshake_rejected", 3)
         wait_ops(exchange, "rest", 4, STATUS_PATH)
         assert supervisor.state is State.READY
         assert failures(supervisor) == []
@@ -128,9 +128,10 @@ def test_exchange_pause_refusing_upgrades_at_startup_outlasts_the_deadline_then_
     )
     inline = [pause_on_orderbook_connect]
     with running_supervisor(exchange, config, inline_listeners=inline) as supervisor:
-        # The pause is seen when the deadline expires (the status is read before failing).
         assert supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
-        wait_ops(exchange, "ws_handshake_rejected", 3, "HTTP 503 (exchange paused)")
+        # Six refused upgrades take at least 0.125 + 4 x 0.25 s of backoff: past the 0.5 s
+        # deadline, which is held, not failed.
+        wait_ops(exchange, "ws_handshake_rejected", 6, "HTTP 503 (exchange paused)")
         wait_ops(exchange, "rest", 3, STATUS_PATH)
         assert supervisor.state is State.ORDERBOOK_CONNECT
         assert exchange.oplog.entries("ws_handshake") == []
@@ -159,3 +160,32 @@ def test_exchange_pause_beginning_at_the_balance_read_is_waited_out_not_a_restar
         assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
         assert failures(supervisor) == []
         assert State.ERROR not in supervisor.recorder.states()
+
+
+def test_exchange_pause_refusing_the_first_upgrade_is_announced_by_the_orderbook_stage(
+    exchange: EmbeddedExchange,
+) -> None:
+    # No bound expires here (a 60 s deadline) and there is no routine check before READY:
+    # only the stage reading the status after its 503 upgrade refusal can show the pause.
+    def pause_on_orderbook_connect(event: SupervisorEvent) -> None:
+        if isinstance(event, StateTransition) and event.to_state is State.ORDERBOOK_CONNECT:
+            exchange.status.pause_exchange()
+
+    config = make_config(
+        exchange,
+        deadlines={State.ORDERBOOK_CONNECT: 60.0},
+        pause_timing=QUICK_POLLS,
+        restart=NO_RESTARTS,
+    )
+    inline = [pause_on_orderbook_connect]
+    with running_supervisor(exchange, config, inline_listeners=inline) as supervisor:
+        paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
+        assert paused is not None and [(e.exchange_index, e.scope) for e in paused] == [
+            (None, "exchange")
+        ]
+        assert supervisor.state is State.ORDERBOOK_CONNECT
+        assert exchange.oplog.entries("ws_handshake_rejected") != []
+        exchange.status.resume()
+        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert failures(supervisor) == []

@@ -121,7 +121,9 @@ def test_start_when_upgrade_signature_is_bad_fails_once_with_401(
     assert "401" in failed.reason and "authentication_error" in failed.reason
     assert "\n" not in failed.reason
     assert stream.failed_reason == failed.reason
-    assert events.of(StreamDisconnected) == [StreamDisconnected(failed.reason, will_retry=False)]
+    assert events.of(StreamDisconnected) == [
+        StreamDisconnected(failed.reason, will_retry=False, refused_status=401)
+    ]
     assert len(exchange.oplog.entries("ws_handshake_rejected")) == 1  # not retried
     assert not stream.connected and not stream.wait_synced(0)
 
@@ -455,7 +457,8 @@ def test_exchange_pause_drops_the_session_refuses_upgrades_then_retry_now_skips_
     stream.retry_now()  # still paused: the upgrade is refused with 503
     assert events.wait_for(StreamDisconnected, count=2)
     refused = events.of(StreamDisconnected)[1]
-    assert "HTTP 503" in refused.reason and refused.will_retry
+    assert "HTTP 503" in refused.reason and refused.will_retry and refused.refused_status == 503
+    assert events.of(StreamDisconnected)[0].refused_status is None  # a drop, not a refusal
     assert refused.retry_in >= 1800.0  # the backoff still says half an hour or more
     assert [op.detail for op in exchange.oplog.entries("ws_handshake_rejected")] == [
         "HTTP 503 (exchange paused)"
