@@ -4,9 +4,13 @@ Usage::
 
     .venv/bin/python bench/bench_scale.py [--sizes 1000,5000,10000,20000] [--steady 5]
 
-For each size the embedded exchange is built (its generation time is printed) and served
-from this process, with Kalshi's largest page (1,000) and no rate limit. Two clients then
-run, each in its own fresh interpreter so its memory is its own:
+For each size the embedded exchange is built and served from this process. Its generation
+time is printed twice: ``MarketSet.generate`` alone (books grow lazily, on first read) and
+generation plus reading every book once, which is what a cold READY's snapshots make the
+exchange do anyway; beside them, as a floor, the time to read every book once more (sort
+and copy, no growth). The exchange is then served with Kalshi's largest page (1,000) and
+no rate limit. Two clients then run, each in its own fresh interpreter so its memory is
+its own:
 
 * **supervisor** - ``Supervisor`` with ``--market-count all``, trading on: start() to READY;
 * **floor** - the same markets synced by ``kalshi_api`` alone, no actors: discovery of
@@ -206,15 +210,12 @@ def main() -> int:
         return 0
 
     from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
-    from kalshi_sim.markets import MarketSet
 
     print(machine_info())
     idle_mb = _spawn("idle", args, []).get("rss_mb", 0.0)
     print(f"idle interpreter with the supervisor's imports: {idle_mb:.1f} MB RSS")
     for size in (int(s) for s in args.sizes.split(",")):
-        begun = time.perf_counter()
-        MarketSet.generate(size)
-        generated = time.perf_counter() - begun
+        generated, grown, reread = _generation(size)
         config = ExchangeConfig(
             markets=size, page_size=1000, read_tokens_per_second=None, delta_rate=args.delta_rate
         )
@@ -223,7 +224,11 @@ def main() -> int:
                 "--rest-url", exchange.rest_url, "--ws-url", exchange.ws_url,
                 "--key-id", exchange.key_id, "--key-path", str(exchange.private_key_path),
             ]  # fmt: skip
-            print(f"{size} markets (exchange generated them in {generated:.2f} s):")
+            print(
+                f"{size} markets: exchange generated them in {generated:.3f} s,"
+                f" {grown:.3f} s with every book grown (read once); reading every"
+                f" grown book again takes {reread:.3f} s"
+            )
             floor = _spawn("floor", args, extra)
             supervisor = _spawn("supervisor", args, extra)
             print(_row("floor", floor, idle_mb, size))
@@ -237,6 +242,24 @@ def main() -> int:
         sys.stdout.flush()
     print(f"bench process peak RSS (exchange side): {_peak_mb():.0f} MB")
     return 0
+
+
+def _generation(size: int) -> tuple[float, float, float]:
+    """Seconds to generate ``size`` markets, to generate them and read every book (each
+    grows on its first read), and - the floor - to read every (grown) book once more."""
+    from kalshi_sim.markets import MarketSet
+
+    begun = time.perf_counter()
+    markets = MarketSet.generate(size)
+    generated = time.perf_counter() - begun
+    tickers = markets.tickers()
+    for ticker in tickers:
+        markets.levels(ticker)
+    grown = time.perf_counter() - begun
+    again = time.perf_counter()
+    for ticker in tickers:
+        markets.levels(ticker)
+    return generated, grown, time.perf_counter() - again
 
 
 def _peak_mb() -> float:
