@@ -86,6 +86,8 @@ class PauseWatch:
         """Expiries (heal, deadlines) waiting for the exchange to resume, by key."""
         self._confirming: dict[str, HeldExpiry] = {}
         self._confirm_running = False
+        self._unreadable = False
+        """The last status check failed: a pause seen before it is no longer trusted."""
 
     @property
     def exchange_paused(self) -> bool:
@@ -104,7 +106,7 @@ class PauseWatch:
         any bound; that is the exchange's condition, not the stage's failure.
         """
         expiry = HeldExpiry(fire, rearm)
-        if self.exchange_paused:
+        if self.exchange_paused and not self._unreadable:
             self._hold(key, expiry)
             self._ensure_polling()
             return True
@@ -145,6 +147,7 @@ class PauseWatch:
             return
         if condition is None:
             logger.warning("exchange status check failed: %s", checked.error)
+            self._unreadable = True
         for expiry in pending.values():
             expiry.fire()
 
@@ -188,6 +191,7 @@ class PauseWatch:
         if self.last is not None and condition.observed_at < self.last.observed_at:
             return
         self.last = condition
+        self._unreadable = False
         was_paused = self.exchange_paused
         now = core.scheduler.clock.monotonic()
         seen: dict[int | None, PauseScope] = {}
@@ -306,6 +310,7 @@ class PauseWatch:
             return
         if checked.condition is None:
             logger.warning("exchange status check failed: %s", checked.error)
+            self._unreadable = True
             self._release_waiting()
             self._ensure_polling()
             return
