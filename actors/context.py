@@ -6,7 +6,8 @@ build its metadata from its own context and its own connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from messages.metadata import TradingMode
@@ -14,6 +15,7 @@ from messages.metadata import TradingMode
 if TYPE_CHECKING:
     from kalshi_api.auth import KalshiSigner
     from kalshi_api.book_changes import BookChangeFeed
+    from kalshi_api.market_facts import MarketFacts
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class StageContext:
     market_count: int | None = None
     book_changes: BookChangeFeed | None = None
     """The supervisor's book-change feed: the orderbook stream marks it, services read it."""
+    market_facts: Mapping[str, MarketFacts] = field(default_factory=dict)
+    """What INITIALIZING's listing said about each market (status, close time)."""
+    market_facts_fresh: bool = False
+    """Whether those facts were read just before this stage started (not a restart)."""
 
     def __repr__(self) -> str:
         return (

@@ -3,6 +3,13 @@
 The actor owns an ``OrderbookStream``, whose own thread is the single writer of every
 book: deltas never hop through an actor mailbox. The actor only hears about lifecycle
 events (synced, gap, disconnect) and turns them into messages for the supervisor.
+
+It succeeds only with at least one live market: a stream whose every market was dropped
+(closed, settled, unknown) is "synced" with nothing, which is no reason for READY. The
+actor then tells the supervisor ``no_live_markets`` (once per wait, with one WARNING line)
+and, each time the supervisor asks (``RefreshMarkets``, with backoff), looks for a market
+to follow: open markets of the series in discovery mode, the dropped tickers reopened in
+config mode.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from kalshi_api.book_view import BookDepth as DepthView
 from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.market_check import rest_market_checker
+from kalshi_api.market_facts import MarketFacts, facts_by_ticker
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.ws_connect import one_line
@@ -68,6 +76,8 @@ class OrderbookConnectActor(StageActor):
         self._stream: OrderbookStream | None = None
         self._awaiting_sync = False
         self._established = False
+        self._no_live = False
+        """A ``no_live_markets`` wait was announced and no market is live yet."""
         parent, generation = self.parent, self.generation
 
         def observed(condition: ExchangeCondition) -> None:  # on the check's own thread
@@ -94,11 +104,26 @@ class OrderbookConnectActor(StageActor):
             self._stream = self._new_stream()
             self._awaiting_sync = True
             self._stream.start()
-        elif self._stream.wait_synced(0):
-            self._established = True
-            self.succeed(self.report())
-        else:
-            self._awaiting_sync = True
+            return
+        self._awaiting_sync = True
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        """Connecting: succeed once the stream is synced with a live market; with none
+        left to follow, say so (the supervisor holds the stage and asks for refreshes)."""
+        stream = self._stream
+        if stream is None or not self._awaiting_sync or not stream.wait_synced(0):
+            return
+        if stream.synced_market_count() > 0:
+            self._done()
+        elif stream.followed_count() == 0:
+            self._announce_no_live()
+
+    def _done(self) -> None:
+        self._awaiting_sync = False
+        self._established = True
+        self._no_live = False
+        self.succeed(self.report())
 
     def report(self) -> OrderbookReport:
         stream = self._stream
@@ -130,7 +155,10 @@ class OrderbookConnectActor(StageActor):
             return self.report()
         if isinstance(message, RefreshMarkets):
             self._refresh_markets()
-            self.succeed(self.report())
+            if self._awaiting_sync:  # held without a live market: success comes with one
+                self._maybe_done()
+            else:
+                self.succeed(self.report())
             return None
         if isinstance(message, BookDigests):
             return self._book_digests(message.timeout)
@@ -161,7 +189,11 @@ class OrderbookConnectActor(StageActor):
         followed ones that no longer trade, each an event. A REST failure changes nothing
         (logged once per refresh; the next refresh tries again)."""
         stream, context = self._stream, self.context
-        if stream is None or not context.discovery:
+        if stream is None:
+            return
+        if not context.discovery:
+            if stream.followed_count() == 0:
+                self._recheck_dropped(stream)
             return
         followed = stream.followed_markets()
         limit = context.market_count
@@ -189,13 +221,37 @@ class OrderbookConnectActor(StageActor):
         gone = [t for t, status in statuses.items() if status != "active"]
         dropped = stream.dropped_markets()
         room = len(listing) if limit is None else max(0, limit - (len(followed) - len(gone)))
-        known = set(followed) | set(dropped)
+        # With nothing followed (waiting for a live market), a dropped market listed open
+        # again is taken back; otherwise a drop stands (the listing may lag the drop).
+        known = set(followed) | (set(dropped) if followed else set())
         added = [m.ticker for m in listing if m.ticker not in known][:room]
         if not added and not gone:
             return
-        stream.update_markets(added, gone, "no longer open (discovery refresh)")
+        stream.update_markets(
+            added, gone, "no longer open (discovery refresh)", facts_by_ticker(listing)
+        )
         for ticker in added:
             self._incident("market_added", f"{ticker}: listed open (discovery refresh)")
+
+    def _recheck_dropped(self, stream: OrderbookStream) -> None:
+        """Config mode with no market left: a dropped ticker may reopen (a paused market,
+        a close time extended); follow again those REST now says are ``active``."""
+        context = self.context
+        dropped = list(stream.dropped_markets())
+        try:
+            found = rest_market_checker(
+                context.rest_url, context.signer, timeout=context.request_timeout
+            )(dropped)
+        except Exception as exc:
+            logger.warning("market re-check failed: %s", one_line(str(exc))[:200])
+            return
+        facts = {t: f for t, f in found.items() if isinstance(f, MarketFacts)}
+        reopened = [t for t, f in facts.items() if f.status == "active"]
+        if not reopened:
+            return
+        stream.update_markets(reopened, (), "", facts)
+        for ticker in reopened:
+            self._incident("market_added", f"{ticker}: active again (re-checked)")
 
     # -- read-only views for the console (never fail the stage) ---------------------------
     def book_tops(self) -> BookTopsReport:
@@ -223,7 +279,7 @@ class OrderbookConnectActor(StageActor):
         }
         return StreamHealthReport(
             connected=stream.connected,
-            markets=len(stream.tickers),
+            markets=stream.followed_count(),
             live_markets=stream.synced_market_count(),
             counters=counters,
             last_frame_age_seconds=stream.last_frame_age(),
@@ -265,7 +321,26 @@ class OrderbookConnectActor(StageActor):
                 self.context.rest_url, signer, timeout=self.context.request_timeout
             ),
             lifecycle=True,
+            market_facts=self.context.market_facts,
+            facts_fresh=self.context.market_facts_fresh,
         )
+
+    def _announce_no_live(self) -> None:
+        """Every market was dropped: one WARNING line and one ``no_live_markets`` incident
+        per wait (the supervisor leaves READY, holds this stage and asks for refreshes)."""
+        stream = self._stream
+        if self._no_live or stream is None:
+            return
+        self._no_live = True
+        reasons: dict[str, int] = {}
+        for reason in stream.dropped_markets().values():
+            key = reason.split(" (")[0]
+            reasons[key] = reasons.get(key, 0) + 1
+        counted = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+        source = "open markets" if self.context.discovery else "a dropped market to reopen"
+        detail = f"no live market: {counted}; waiting for {source}"
+        logger.warning("%s", detail)
+        self._incident("no_live_markets", detail)
 
     def _incident(self, kind: str, detail: str) -> None:
         self.parent.tell(
@@ -283,17 +358,25 @@ class OrderbookConnectActor(StageActor):
             self._refusals.refused(event.refused_status)
         if isinstance(event, StreamMarketDropped):  # in any phase: startup included
             self._incident("market_dropped", f"{event.ticker}: {event.reason}")
+            stream = self._stream
+            if stream is not None and stream.followed_count() == 0:
+                self._announce_no_live()
+            elif self._awaiting_sync:
+                self._maybe_done()
         elif isinstance(event, StreamStale):
             self._incident("stale", f"sid {event.sid} silent for {event.silent_for:.1f}s")
         elif isinstance(event, StreamSynced):
             if self._awaiting_sync:
-                self._awaiting_sync = False
-                self._established = True
-                self.succeed(self.report())
+                if event.market_count > 0:
+                    self._done()
+                else:
+                    self._maybe_done()
             elif self._established:
                 self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
         elif isinstance(event, StreamFailed):
             self.fail("StreamFailed", event.reason)
+        elif self._awaiting_sync and isinstance(event, StreamResynced):
+            self._maybe_done()  # markets added while waiting for one went live
         elif not self._established:
             return
         elif isinstance(event, StreamDisconnected):

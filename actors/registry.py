@@ -113,10 +113,11 @@ def _orderbook_fields(report: OrderbookReport) -> dict[str, Any]:
 
 
 def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
-    """Live when every market still followed is: a market dropped as closed, settled or
-    unknown (or being checked over REST) does not hold READY back."""
+    """Live when every market still followed is, and at least one is: a market dropped as
+    closed, settled or unknown (or being checked over REST) does not hold READY back, but
+    READY with no live market at all would be a false green."""
     synced = report.stream_synced or report.markets_connected == market_count
-    return report.connection_established and synced
+    return report.connection_established and synced and report.markets_connected > 0
 
 
 def _sync_event(result: SyncCompleted) -> KalshiSyncComplete:

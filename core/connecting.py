@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from core.timers import MarketsResolved
+from kalshi_api.market_facts import MarketFacts
 from messages.base import Message
 from messages.commands import Connect, Describe
 from messages.metadata import StartupMetadata
@@ -31,6 +33,11 @@ class StageWalk:
         self._core = core
         self.cursor = 0
         self.markets: tuple[str, ...] | None = None
+        self.facts: Mapping[str, MarketFacts] = {}
+        """What the listing said about each market (status, close time) when resolved."""
+        self.facts_fresh = False
+        """True until the first stage is given the facts: a stream started later (a
+        restart) must not trust them to accept empty books without a REST check."""
 
     def begin(self) -> None:
         """Enter INITIALIZING; resolve markets off-thread (a shutdown must get through).
@@ -69,7 +76,8 @@ class StageWalk:
 
         def work() -> None:
             try:
-                mailbox(MarketsResolved(epoch, resolve(), None, ""))
+                resolved = resolve()
+                mailbox(MarketsResolved(epoch, resolved.tickers, None, "", facts=resolved.facts))
             except Exception as exc:
                 paused = None
                 if probe is not None:
@@ -92,6 +100,7 @@ class StageWalk:
             core.fail(core.specs[0].name, message.error_type, message.reason)
             return
         self.markets = message.tickers
+        self.facts, self.facts_fresh = message.facts, True
         self.start_at(0)
 
     def start_at(self, index: int) -> None:

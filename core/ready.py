@@ -219,6 +219,9 @@ class ReadyWatch:
     def on_incident(self, incident: StreamIncident) -> None:
         """A stream dropped or healed: READY survives a drop for ``heal_timeout``."""
         core = self._core
+        if incident.kind == "no_live_markets":
+            core.market_wait.on_no_live_markets(incident)
+            return
         if incident.kind in NOTICE_KINDS:
             core.publish(
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)

@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from actors.context import StageContext
+from actors.markets import ResolvedMarkets
 from actors.registry import StageSpec, enabled_stages, validate_pipeline
 from actors.service import ServiceSpec
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
+from core.market_wait import MarketWait
 from core.pauses import PauseWatch
 from core.ports import (
     Background,
@@ -44,6 +46,7 @@ from core.timers import (
     LivenessCheck,
     LivenessDue,
     MarketsResolved,
+    MarketWaitDue,
     PeriodicDue,
     RestartDue,
 )
@@ -83,7 +86,7 @@ class SupervisorCore:
         scheduler: Scheduler,
         mailbox: Mailbox,
         publish: Publish,
-        resolve_markets: Callable[[], tuple[str, ...]],
+        resolve_markets: Callable[[], ResolvedMarkets],
         background: Background,
         on_shutdown: Callable[[], None],
         exchange: ExchangeFaultHook | None = None,
@@ -117,6 +120,7 @@ class SupervisorCore:
         self.ready = ReadyWatch(self)
         self.recovery = Recovery(self, rng)
         self.pauses = PauseWatch(self)
+        self.market_wait = MarketWait(self)
         self.book_changes = BookChangeFeed()
         """Outlives stage restarts: each orderbook stream attaches its books and marks it."""
         if services and service_host is None:
@@ -199,6 +203,8 @@ class SupervisorCore:
             self.pauses.on_check_due(message)
         elif isinstance(message, ExchangeChecked):
             self.pauses.on_checked(message)
+        elif isinstance(message, MarketWaitDue):
+            self.market_wait.on_due(message)
         else:
             logger.warning("supervisor ignored unknown message %s", type(message).__name__)
 
@@ -211,6 +217,7 @@ class SupervisorCore:
         if not self.is_current(message.stage, message.generation):
             return
         self.ready.work_done(message.stage)
+        self.market_wait.release(message.stage)
         spec = self.spec(message.stage)
         result = self._validated_result(message, spec)
         if result is None or spec is None:
@@ -335,6 +342,12 @@ class SupervisorCore:
     def ensure_child(self, spec: StageSpec) -> int:
         return self.children.ensure(spec, self._stage_context())
 
+    def _take_fresh_facts(self) -> bool:
+        """Whether the market facts are fresh for the stage now being started: only the
+        first stage started after INITIALIZING gets them fresh (the stream, first)."""
+        fresh, self.walk.facts_fresh = self.walk.facts_fresh, False
+        return fresh
+
     def _stage_context(self) -> StageContext:
         config = self.config
         return StageContext(
@@ -344,6 +357,8 @@ class SupervisorCore:
             ws_url=config.ws_url,
             signer=self._signer,
             markets=self.walk.markets or (),
+            market_facts=self.walk.facts,
+            market_facts_fresh=self._take_fresh_facts(),
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
             # Only services read the feed: without any, the stream's hot path skips marking.

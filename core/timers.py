@@ -6,9 +6,11 @@ fires after the world moved on is ignored instead of acting on the wrong state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from core.ports import PingProbe
+from kalshi_api.market_facts import MarketFacts
 from messages.exchange import ExchangeCondition
 from messages.states import State
 
@@ -29,6 +31,13 @@ class DeadlineExpired:
 @dataclass(frozen=True)
 class RestartDue:
     epoch: int
+
+
+@dataclass(frozen=True)
+class MarketWaitDue:
+    """Time to ask the held orderbook stage to look for a market again."""
+
+    serial: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class MarketsResolved:
     reason: str
     paused: ExchangeCondition | None = None
     """Set when discovery failed because the exchange is paused: wait, do not fail."""
+    facts: Mapping[str, MarketFacts] = field(default_factory=dict)
+    """What the listing said about each market (status, close time)."""
 
 
 @dataclass(frozen=True)

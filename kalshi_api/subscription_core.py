@@ -44,6 +44,16 @@ Beyond one subscription (issue 8, "a week on the real exchange"):
   unknown market for good (:class:`StreamMarketDropped`) or asks again for an open one.
   A market checked open that fails again escalates as before (resubscribe, reconnect).
   Lifecycle events (``market_lifecycle_v2``) drop markets the same way without a check.
+* **Close times.** The owner may give each market's REST facts (status, close time;
+  :class:`~kalshi_api.market_facts.MarketFacts`). A market listed in a terminal status is
+  dropped at once. An empty first snapshot is one way the exchange answers for a closed
+  market, so it is checked over REST unless the market was listed ``active`` with its
+  close time still ahead and this is the session those facts were read for (empty books
+  are legal). A close *by time* sends no WebSocket event, so when a market's close time
+  passes (the clock input, :meth:`SubscriptionCore.on_tick`) it is checked over REST,
+  batched with every market due at that tick; still active, it is watched again at its
+  new close time or, if that did not move, with bounded backoff
+  (:data:`CLOSE_RECHECKS` times).
 * **Staleness.** :meth:`SubscriptionCore.on_tick` is the clock input. A sid whose seq has
   not moved for ``stale_after`` seconds is probed with a one-market ``get_snapshot``
   (its books stay live: a quiet market answers at once and nothing else happens). A
@@ -54,12 +64,14 @@ Beyond one subscription (issue 8, "a week on the real exchange"):
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from kalshi_api.market_facts import MarketFacts
 from kalshi_api.orderbook import Level, OrderBook
 from kalshi_api.protocol import (
     MARKET_LIFECYCLE_CHANNEL,
@@ -80,6 +92,8 @@ from kalshi_api.stream_events import (
 )
 
 __all__ = [
+    "CLOSE_RECHECKS",
+    "CLOSE_RECHECK_MAX",
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_STALE_AFTER",
     "DROP_STATUSES",
@@ -118,6 +132,14 @@ pings prove the socket, not the data, so the probe is a one-market ``get_snapsho
 DROP_STATUSES = frozenset({"closed", "settled", "determined", "finalized"})
 """Market statuses (REST ``status``, lifecycle ``event_type``) that end a market's book for
 good. ``inactive`` (paused) is not one: a paused market comes back."""
+
+CLOSE_RECHECKS = 8
+"""Re-checks of a market still ``active`` after its close time passed with the close time
+unchanged (the exchange's status lags), at :data:`CLOSE_RECHECK_FIRST` seconds doubling
+to :data:`CLOSE_RECHECK_MAX`: about ten minutes in all, then it is no longer watched."""
+
+CLOSE_RECHECK_FIRST = 1.0
+CLOSE_RECHECK_MAX = 300.0
 
 _LIFECYCLE_DROPS = frozenset({"determined", "settled", "deactivated"})
 """Lifecycle event types after which a market's book is over (an early close arrives as
@@ -300,7 +322,8 @@ class SubscriptionCore:
         stale_after: float | None = DEFAULT_STALE_AFTER,
         can_check: bool = False,
         lifecycle: bool = False,
-        check_empty: bool = False,
+        facts: Mapping[str, MarketFacts] | None = None,
+        facts_fresh: bool = True,
     ) -> None:
         if not books:
             raise ValueError("a subscription core needs at least one market")
@@ -319,9 +342,6 @@ class SubscriptionCore:
         self.can_check = can_check
         """Whether the owner answers :class:`CheckMarkets`; without it, a market that never
         gets a snapshot escalates (resubscribe, reconnect) and a refused one is dropped."""
-        self.check_empty = check_empty and can_check
-        """Whether a first empty snapshot is checked over REST too (one way an exchange
-        answers for a closed market; off by default: empty books are common and legal)."""
         self.lifecycle = lifecycle
         """Whether to subscribe ``market_lifecycle_v2`` and drop markets it says are over."""
         self.subs: dict[int, SidState] = {}
@@ -346,6 +366,36 @@ class SubscriptionCore:
         """Barrier token -> command id sent on this session (0 = not sent yet)."""
         self._subscribe_deadlines: dict[int, Deadline] = {}
         self._serial = 0
+        self.facts: dict[str, MarketFacts] = {}
+        """What REST last said about each market (status, close time), where known."""
+        self.trusted: set[str] = set()
+        """Markets whose facts were read for this session: an empty first snapshot of one
+        listed ``active`` with its close time ahead is live without a REST check."""
+        self.close_checking: set[str] = set()
+        """Markets past their close time being checked over REST (they stay live)."""
+        self.wall: float | None = None
+        """The wall clock (Unix seconds) at the last tick."""
+        self._close_heap: list[tuple[float, str]] = []
+        self._close_due: dict[str, float] = {}
+        """Ticker -> when (Unix seconds) to check whether it closed; heap entries that do
+        not match are stale."""
+        self._close_rechecks: dict[str, int] = {}
+        self._opening: list[Action] = []
+        for ticker, known in (facts or {}).items():
+            if ticker not in books:
+                continue
+            if known.status in DROP_STATUSES:  # listed closed: no wait, no subscribe
+                self._opening += self._drop(ticker, f"{known.status} (listed so at startup)")
+            else:
+                self._learn(ticker, known)
+        if not facts_fresh:  # read long before this stream (a restart): check empty books
+            self.trusted.clear()
+
+    def opening(self) -> list[Action]:
+        """The actions decided at construction (markets listed closed, dropped): the
+        session runs them once, before its first connection."""
+        actions, self._opening = self._opening, []
+        return actions
 
     # -- queries ---------------------------------------------------------------------------
     def market_states(self) -> dict[str, MarketSync]:
@@ -401,6 +451,7 @@ class SubscriptionCore:
         by a reconnect it did not cause. REST checks in flight survive too.
         """
         self.session_open = False
+        self.trusted.clear()  # the next session's empty books are checked
         actions: list[Action] = [SetSynced(False)]
         for sub in self.subs.values():
             actions += self._cancel_deadline(sub)
@@ -440,8 +491,11 @@ class SubscriptionCore:
         sub.last_seq = seq
         return self.gap(sub, last + 1, seq, "seq")
 
-    def on_snapshot(self, frame: SnapshotFrame) -> list[Action]:
-        """A snapshot: re-baseline its book and the sid's seq; the sid may go live."""
+    def on_snapshot(self, frame: SnapshotFrame, now_ts: float | None = None) -> list[Action]:
+        """A snapshot: re-baseline its book and the sid's seq; the sid may go live.
+
+        ``now_ts`` (Unix seconds) decides whether an empty book is trusted (see
+        :meth:`_empty_is_open`); without it every empty first snapshot is checked."""
         sub = self.subs.get(frame.sid)
         if sub is None:
             self.stats.orphan_frames += 1
@@ -474,11 +528,12 @@ class SubscriptionCore:
         sub.awaiting.discard(ticker)
         actions: list[Action] = []
         if (
-            self.check_empty
+            self.can_check
             and not frame.levels[0]
             and not frame.levels[1]
             and ticker not in self.cleared
             and ticker not in self.checking
+            and not self._empty_is_open(ticker, now_ts)
         ):
             # An empty book is one way an exchange answers for a closed market: check it
             # once per session (it stays live meanwhile; a quiet open market costs one GET).
@@ -490,6 +545,21 @@ class SubscriptionCore:
         if awaited and not sub.awaiting:
             return actions + self._sub_live(sub)
         return actions
+
+    def _empty_is_open(self, ticker: str, now_ts: float | None) -> bool:
+        """An empty book needs no REST check when this session's facts say the market is
+        ``active`` and its close time is still ahead: empty books are legal. Past its close
+        time, without a known one, or in a later session (the facts may be hours old), it
+        is checked."""
+        known = self.facts.get(ticker)
+        return (
+            known is not None
+            and ticker in self.trusted
+            and known.status == "active"
+            and known.close_ts is not None
+            and now_ts is not None
+            and known.close_ts > now_ts
+        )
 
     def on_subscribed(self, command_id: object, sid: object, channel: object) -> list[Action]:
         """``subscribed``: the sid exists; its books stay stale until their snapshots."""
@@ -650,13 +720,26 @@ class SubscriptionCore:
         ]
 
     # -- changing the market set (discovery refresh) ----------------------------------------
-    def add_markets(self, tickers: Iterable[str]) -> list[Action]:
+    def add_markets(
+        self, tickers: Iterable[str], facts: Mapping[str, MarketFacts] | None = None
+    ) -> list[Action]:
         """Follow more markets: new books (stale until their snapshots), subscribed in chunks
-        on the open session (or by the next one). Known or dropped tickers are ignored."""
-        new = [t for t in dict.fromkeys(tickers) if t not in self.books]
-        for ticker in new:
-            self.books[ticker] = OrderBook(ticker)
+        on the open session (or by the next one). Known tickers are ignored; a dropped one
+        is followed again only when ``facts`` say it is ``active`` again (reopened)."""
+        facts = facts or {}
+        new: list[str] = []
+        for ticker in dict.fromkeys(tickers):
+            known = facts.get(ticker)
+            if ticker in self.dropped and known is not None and known.status == "active":
+                del self.dropped[ticker]  # reopened (a paused market, a close time extended)
+            elif ticker in self.books:
+                continue
+            else:
+                self.books[ticker] = OrderBook(ticker)
             self.books[ticker].stale = True
+            if known is not None:
+                self._learn(ticker, known)
+            new.append(ticker)
         if not new or not self.session_open:
             return []
         return [SetSynced(False), *self._subscribe_chunks(new)]
@@ -671,12 +754,26 @@ class SubscriptionCore:
         return actions + self._maybe_synced()
 
     # -- per-market sync -------------------------------------------------------------------
-    def on_market_checked(self, statuses: Mapping[str, str | None]) -> list[Action]:
-        """The owner's REST answer for a :class:`CheckMarkets`: ticker -> status (None when
-        the exchange does not know the market). Closed, settled, determined, finalized and
-        unknown markets are dropped; any other status gets one more chance this session."""
+    def on_market_checked(
+        self, statuses: Mapping[str, str | MarketFacts | None]
+    ) -> list[Action]:
+        """The owner's REST answer for a :class:`CheckMarkets`: ticker -> status, or the
+        market's :class:`MarketFacts` (None when the exchange does not know the market).
+        Closed, settled, determined, finalized and unknown markets are dropped; any other
+        status gets one more chance this session (and, past its close time, a later
+        re-check)."""
         actions: list[Action] = []
-        for ticker, status in statuses.items():
+        for ticker, answer in statuses.items():
+            if ticker not in self.books:
+                continue
+            if isinstance(answer, MarketFacts):
+                self.facts[ticker] = answer
+                status: str | None = answer.status
+            else:
+                status = answer
+            if ticker in self.close_checking:
+                self.close_checking.discard(ticker)
+                actions += self._after_close_check(ticker, status)
             if ticker not in self.checking:
                 continue
             self.checking.discard(ticker)
@@ -711,6 +808,9 @@ class SubscriptionCore:
         subscribed again; its book stays stale so nothing reads it as live."""
         self.dropped[ticker] = reason
         self.stats.markets_dropped += 1
+        self._close_due.pop(ticker, None)
+        self._close_rechecks.pop(ticker, None)
+        self.close_checking.discard(ticker)
         self.books[ticker].stale = True
         actions: list[Action] = [Emit(StreamMarketDropped(ticker, reason))]
         for sub in list(self.subs.values()):
@@ -770,13 +870,14 @@ class SubscriptionCore:
         return actions + self._maybe_synced()
 
     # -- staleness -------------------------------------------------------------------------
-    def on_tick(self, now: float) -> list[Action]:
+    def on_tick(self, now: float, wall: float | None = None) -> list[Action]:
         """The clock: probe sids silent for ``stale_after``; a probe unanswered within
         ``snapshot_timeout`` makes the sid stale (event, replaced; a dead socket then
-        fails the subscribe reply and reconnects)."""
+        fails the subscribe reply and reconnects). ``wall`` (Unix seconds) drives the
+        close-time watch: markets whose close time passed are checked over REST."""
+        actions: list[Action] = [] if wall is None else self._closes_due(wall)
         if not self.session_open or self.stale_after is None:
-            return []
-        actions: list[Action] = []
+            return actions
         for sub in list(self.subs.values()):
             if sub.last_seq != sub.seen_seq or sub.heard or sub.seen_at is None:
                 sub.seen_seq, sub.seen_at, sub.heard, sub.probe_at = sub.last_seq, now, False, None
@@ -794,6 +895,61 @@ class SubscriptionCore:
                 sub.probe_at = now
                 actions += self._probe(sub)
         return actions
+
+    # -- close times -----------------------------------------------------------------------
+    def _learn(self, ticker: str, known: MarketFacts) -> None:
+        """Keep a market's REST facts (fresh for this session) and watch its close time."""
+        self.facts[ticker] = known
+        self.trusted.add(ticker)
+        if known.close_ts is not None and known.status not in DROP_STATUSES:
+            self._watch_close(ticker, known.close_ts)
+
+    def _watch_close(self, ticker: str, at: float) -> None:
+        self._close_due[ticker] = at
+        heapq.heappush(self._close_heap, (at, ticker))
+
+    def _closes_due(self, wall: float) -> list[Action]:
+        """Markets whose close time (or re-check time) has come: one batched REST check."""
+        self.wall = wall
+        heap, due_at = self._close_heap, self._close_due
+        due: list[str] = []
+        while heap and heap[0][0] <= wall:
+            at, ticker = heapq.heappop(heap)
+            if due_at.get(ticker) != at:
+                continue  # superseded by a later schedule
+            del due_at[ticker]
+            if ticker in self.dropped or ticker in self.close_checking:
+                continue
+            due.append(ticker)
+        if not due:
+            return []
+        self.close_checking.update(due)
+        log.info("%d market(s) reached their close time; checking them", len(due))
+        return [CheckMarkets(tuple(due))]
+
+    def _after_close_check(self, ticker: str, status: str | None) -> list[Action]:
+        """A market past its close time was checked: drop it if it no longer trades; if it
+        does, watch its new close time, or re-check with bounded backoff."""
+        if ticker in self.dropped:
+            return []
+        if status is None or status in DROP_STATUSES:
+            reason = "unknown market" if status is None else status
+            self.checking.discard(ticker)
+            return self._drop(ticker, f"{reason} (close time passed)") + self._maybe_synced()
+        wall = self.wall or 0.0
+        known = self.facts.get(ticker)
+        if known is not None and known.close_ts is not None and known.close_ts > wall:
+            self._close_rechecks.pop(ticker, None)  # the close time was extended
+            self._watch_close(ticker, known.close_ts)
+            return []
+        tries = self._close_rechecks.get(ticker, 0)
+        if tries >= CLOSE_RECHECKS:
+            del self._close_rechecks[ticker]
+            log.info("%s still %s long after its close time; no longer watched", ticker, status)
+            return []
+        self._close_rechecks[ticker] = tries + 1
+        self._watch_close(ticker, wall + min(CLOSE_RECHECK_MAX, CLOSE_RECHECK_FIRST * 2**tries))
+        return []
 
     def _probe(self, sub: SidState) -> list[Action]:
         """A one-market ``get_snapshot`` that leaves the books live: its answer (or any

@@ -45,6 +45,7 @@ from kalshi_api.book_changes import BookChangeFeed
 from kalshi_api.book_view import BookDepth, BookTop, ChangeClock, depth_of, top_of
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
 from kalshi_api.loop_thread import LoopThread
+from kalshi_api.market_facts import MarketFacts
 from kalshi_api.orderbook import Level, OrderBook
 from kalshi_api.protocol import (
     MARKET_LIFECYCLE_CHANNEL,
@@ -122,9 +123,10 @@ _CACHE_LIMIT = 1 << 16
 _UNREADABLE = (orjson.JSONDecodeError, LookupError, TypeError, ValueError, AttributeError)
 """What a frame with the wrong shape raises on the hot path: counted, skipped, never fatal."""
 
-MarketChecker = Callable[[Sequence[str]], Mapping[str, "str | None"]]
-"""Tickers -> each one's REST ``status`` (None when the exchange does not know it). Called on
-a worker thread, so it may block on HTTP; raising means "could not tell" (kept, retried)."""
+MarketChecker = Callable[[Sequence[str]], Mapping[str, "str | MarketFacts | None"]]
+"""Tickers -> each one's REST ``status`` or :class:`MarketFacts` (None when the exchange does
+not know it). Called on a worker thread, so it may block on HTTP; raising means "could not
+tell" (kept, retried)."""
 
 
 # -- the stream ----------------------------------------------------------------------------
@@ -148,7 +150,8 @@ class OrderbookStream:
         stale_after: float | None = DEFAULT_STALE_AFTER,
         market_checker: MarketChecker | None = None,
         lifecycle: bool = False,
-        check_empty: bool = False,
+        market_facts: Mapping[str, MarketFacts] | None = None,
+        facts_fresh: bool = True,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         compression: bool = False,
     ) -> None:
@@ -160,8 +163,14 @@ class OrderbookStream:
         on a sid trigger a probe (None disables it); ``market_checker`` answers "is this
         market still trading?" over REST for markets that get no snapshot (without it they
         escalate to a reconnect, as before); ``lifecycle`` subscribes ``market_lifecycle_v2``
-        to drop markets that close early, are determined or settle; ``check_empty`` also
-        checks a market whose first snapshot is empty (one closed-market variant).
+        to drop markets that close early, are determined or settle. ``market_facts`` (REST
+        status and close time per market, as listed when the markets were chosen) drop
+        markets listed closed at once, let an empty first snapshot of a market listed
+        open before its close time count as live without a REST check (any other empty
+        first snapshot is checked, one closed-market variant), and make the stream check a
+        market over REST when its close time passes (a close by time sends no event).
+        ``facts_fresh`` False says the facts were read long before this stream started
+        (a restart): its empty first snapshots are then checked too.
         ``max_frame_bytes`` caps one frame; ``compression`` (permessage-deflate) is off
         unless asked for, so a small compressed frame cannot inflate into a large buffer.
         ``book_changes``, if given, gets these books attached and is marked (on this
@@ -197,8 +206,10 @@ class OrderbookStream:
             stale_after=stale_after,
             can_check=market_checker is not None,
             lifecycle=lifecycle,
-            check_empty=check_empty,
+            facts=market_facts,
+            facts_fresh=facts_fresh,
         )
+        self._watch_closes = market_facts is not None
 
         # lifecycle (any thread)
         self._runner = LoopThread(
@@ -214,6 +225,8 @@ class OrderbookStream:
         self._close_reason: str | None = None
         self._send_tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[Deadline, asyncio.TimerHandle] = {}
+        self._to_check: dict[str, None] = {}
+        """Tickers queued for one batched REST check (flushed once the reader yields)."""
         self._price_cache: dict[Any, int] = {}
         self._count_cache: dict[Any, int] = {}
         self._change_clock = ChangeClock()
@@ -266,17 +279,32 @@ class OrderbookStream:
         """Markets whose book is live right now (dropped and unsynced ones excluded)."""
         return self._core.live_count()
 
+    def followed_count(self) -> int:
+        """How many markets are followed now (added ones included, dropped ones not); a
+        cheap read from any thread, for status reports."""
+        core = self._core
+        return len(core.books) - len(core.dropped)
+
     def followed_markets(self) -> tuple[str, ...]:
         """Markets followed now (added ones included, dropped ones not), read on the stream
         thread so the answer is consistent."""
         return self._runner.run_sync(self._core.active)
 
-    def update_markets(self, add: Sequence[str], remove: Sequence[str], reason: str) -> bool:
+    def update_markets(
+        self,
+        add: Sequence[str],
+        remove: Sequence[str],
+        reason: str,
+        facts: Mapping[str, MarketFacts] | None = None,
+    ) -> bool:
         """Follow ``add`` too and stop following ``remove`` (dropped with ``reason``);
-        applied on the stream thread. False if the stream is not running."""
+        applied on the stream thread. ``facts`` (REST status, close time) of the added
+        markets let the stream watch their close times; a dropped market is followed
+        again only if its facts say ``active``. False if the stream is not running."""
 
         def apply() -> None:
-            self._execute(self._core.add_markets(add) + self._core.remove_markets(remove, reason))
+            core = self._core
+            self._execute(core.add_markets(add, facts) + core.remove_markets(remove, reason))
 
         return self._runner.call_soon(apply)
 
@@ -411,6 +439,7 @@ class OrderbookStream:
         )
         runner = self._runner
         retry_now = self._retry_now = asyncio.Event()
+        self._execute(self._core.opening())
         while not runner.stopping:
             throttled = False
             refused: int | None = None
@@ -500,15 +529,17 @@ class OrderbookStream:
         return reason, self._core.session_synced and up_for >= self._policy.healthy_after
 
     def _start_ticking(self) -> asyncio.Task[None] | None:
-        """The core's clock input for staleness, a few ticks per bound (None if disabled)."""
-        if self._stale_after is None:
+        """The core's clock input for staleness (a few ticks per bound) and close times
+        (about once a second); None when neither is wanted."""
+        stale_after = self._stale_after
+        if stale_after is None and not self._watch_closes:
             return None
-        interval = max(0.01, min(1.0, self._stale_after / 5))
+        interval = 1.0 if stale_after is None else max(0.01, min(1.0, stale_after / 5))
 
         async def tick() -> None:
             while True:
                 await asyncio.sleep(interval)
-                self._execute(self._core.on_tick(time.monotonic()))
+                self._execute(self._core.on_tick(time.monotonic(), time.time()))
 
         return asyncio.get_running_loop().create_task(tick())
 
@@ -555,15 +586,27 @@ class OrderbookStream:
                     self._check_markets(tickers)
 
     def _check_markets(self, tickers: tuple[str, ...]) -> None:
-        """Run the owner's REST check on a worker thread; feed the answer back in here."""
+        """Queue tickers for the owner's REST check. Checks asked for while the reader is
+        busy (a burst of empty snapshots after a reconnect) go out as one batched check
+        once it yields, not one GET each."""
+        if self._checker is None:
+            return
+        flush = not self._to_check
+        self._to_check.update(dict.fromkeys(tickers))
+        if flush:
+            asyncio.get_running_loop().call_soon(self._flush_checks)
+
+    def _flush_checks(self) -> None:
+        """Run the queued REST check on a worker thread; feed the answer back in here."""
         checker = self._checker
-        if checker is None:
+        tickers, self._to_check = tuple(self._to_check), {}
+        if checker is None or not tickers:
             return
         loop = asyncio.get_running_loop()
 
-        def answered(future: asyncio.Future[Mapping[str, str | None]]) -> None:
+        def answered(future: asyncio.Future[Mapping[str, str | MarketFacts | None]]) -> None:
             try:
-                statuses = dict(future.result())
+                statuses: dict[str, str | MarketFacts | None] = dict(future.result())
             except Exception as exc:  # REST down: we cannot tell, so keep them and retry
                 log.warning(
                     "market check failed (%s); keeping %d market(s)",
@@ -695,7 +738,7 @@ class OrderbookStream:
         core = self._core
         if kind == ORDERBOOK_SNAPSHOT:
             frame = self._snapshot_frame(message)
-            actions = core.on_snapshot(frame)
+            actions = core.on_snapshot(frame, time.time())
             if self._feed is not None and type(frame.ticker) is str and frame.ticker in self._books:
                 self._feed.mark(frame.ticker)
         elif kind == "error":

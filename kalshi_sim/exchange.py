@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from kalshi_sim.account import Account
+from kalshi_sim.close_times import CloseSchedule
 from kalshi_sim.faults import ExchangeFaults, SimFault
 from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
@@ -69,6 +70,8 @@ class EmbeddedExchange:
         self.faults = ExchangeFaults()
         self.markets = MarketSet.generate(count=self.config.markets, seed=self.config.seed)
         self.account = Account.demo(self.markets, seed=self.config.seed)
+        self.close_times = CloseSchedule()
+        """Each market's close time; a market past a scheduled close reads as closed."""
         self.status = ExchangeStatusBoard()
         """Pause switches (trading per shard, whole exchange) behind ``/exchange/status``."""
         self._key_dir_owner: tempfile.TemporaryDirectory[str] | None = None

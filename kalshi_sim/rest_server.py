@@ -15,7 +15,6 @@ import base64
 import binascii
 import bisect
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +27,7 @@ from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
 from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
 
 if TYPE_CHECKING:
+    from kalshi_sim.close_times import CloseSchedule
     from kalshi_sim.exchange import EmbeddedExchange
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,6 @@ _PRICE_RANGES: dict[str, list[tuple[str, str, str]]] = {
         ("0.9000", "1.0000", "0.0010"),
     ],
 }
-_EVENT_DATE = re.compile(r"-(\d{2})([A-Z]{3})(\d{2})(?:-|$)")
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _LISTED_SINCE = "2026-06-01T12:00:00Z"
 
 T = TypeVar("T")
@@ -202,7 +200,8 @@ class RestApi:
         if status:
             if status not in _STATUS_FILTER:
                 raise _bad_request(f"invalid status filter {status!r}")
-            markets = [m for m in markets if m.status in _STATUS_FILTER[status]]
+            closes, wanted = self.exchange.close_times, _STATUS_FILTER[status]
+            markets = [m for m in markets if closes.status(m.ticker, m.status) in wanted]
         mve = query.get("mve_filter", "")
         if mve not in ("", "only", "exclude"):
             raise _bad_request(f"invalid mve_filter {mve!r}")
@@ -217,13 +216,16 @@ class RestApi:
         # Listed in creation order, as MarketSet holds them (the order a UI would show).
         page, cursor = self._page(markets, lambda m: listing_order[m.ticker], query, "m")
         with self.exchange.markets.lock:
-            listed = [_market_json(m, m.levels()) for m in page]
+            closes = self.exchange.close_times
+            listed = [_market_json(m, m.levels(), closes) for m in page]
         return {"markets": listed, "cursor": cursor}
 
     def _market(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         market = self._find_market(ticker)
         with self.exchange.markets.lock:
-            return {"market": _market_json(market, market.levels())}
+            return {
+                "market": _market_json(market, market.levels(), self.exchange.close_times)
+            }
 
     def _orderbook(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         self._find_market(ticker)
@@ -395,10 +397,10 @@ def _book_json(levels: BookLevels, depth: int) -> dict[str, list[list[str]]]:
     return {"yes_dollars": side(levels.yes), "no_dollars": side(levels.no)}
 
 
-def _market_json(market: SimMarket, levels: BookLevels) -> dict[str, Any]:
+def _market_json(market: SimMarket, levels: BookLevels, closes: CloseSchedule) -> dict[str, Any]:
     yes_bid = levels.yes[-1] if levels.yes else (0, 0)
     no_bid = levels.no[-1] if levels.no else (0, 0)
-    close_time = _close_time(market.event_ticker)
+    close_time = _iso(closes.close_time(market.ticker))
     return {
         "ticker": market.ticker,
         "event_ticker": market.event_ticker,
@@ -406,7 +408,7 @@ def _market_json(market: SimMarket, levels: BookLevels) -> dict[str, Any]:
         "title": market.title,
         "yes_sub_title": market.title,
         "no_sub_title": market.title,
-        "status": market.status,
+        "status": closes.status(market.ticker, market.status),
         "created_time": _LISTED_SINCE,
         "updated_time": _LISTED_SINCE,
         "open_time": _LISTED_SINCE,
@@ -442,17 +444,6 @@ def _market_json(market: SimMarket, levels: BookLevels) -> dict[str, Any]:
             )
         ],
     }
-
-
-def _close_time(event_ticker: str) -> str:
-    match = _EVENT_DATE.search(event_ticker)
-    if match is None or match.group(2) not in _MONTHS:
-        return "2026-12-31T21:00:00Z"
-    year, month, day = int(match.group(1)), _MONTHS.index(match.group(2)) + 1, int(match.group(3))
-    try:
-        return _iso(datetime(2000 + year, month, day, 21, tzinfo=UTC)) or ""
-    except ValueError:
-        return "2026-12-31T21:00:00Z"
 
 
 def _position_json(position: SimPosition) -> dict[str, Any]:

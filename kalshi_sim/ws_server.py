@@ -404,7 +404,8 @@ class WsFeed:
             conn.drop_timer = self._loop.call_later(after, conn.abort)
 
     def _is_open(self, ticker: str) -> bool:
-        return self._exchange.markets.market(ticker).status == "active"
+        status = self._exchange.markets.market(ticker).status
+        return self._exchange.close_times.status(ticker, status) == "active"
 
     def _refuse_closed(self, tickers: list[str]) -> None:
         """The ``error`` variants of :attr:`StreamBehaviour.closed_answer`."""

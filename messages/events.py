@@ -108,7 +108,9 @@ class StreamInterrupted(Event):
 class StreamNotice(Event):
     """Something the orderbook stream did on its own that people must see, in any state:
     ``market_dropped`` (detail ``TICKER: reason``: closed, settled, determined or unknown)
-    or ``stale`` (a silent feed was found and is being resynced). ``counters`` are the
+    or ``stale`` (a silent feed was found and is being resynced), ``market_added``, or
+    ``no_live_markets`` (every market was dropped: READY is left, or not entered, until a
+    market is live again; detail counts the drops by reason). ``counters`` are the
     stream's counters at that moment."""
 
     type: Literal["stream_notice"] = "stream_notice"

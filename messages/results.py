@@ -127,6 +127,7 @@ class StreamIncident(Message):
         "market_dropped",
         "market_added",
         "stale",
+        "no_live_markets",
     ]
     detail: str
     counters: dict[str, int] = {}

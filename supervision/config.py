@@ -95,6 +95,12 @@ class SupervisorConfig(BaseModel):
     discovery_refresh: float = Field(default=300.0, gt=0)
     """Seconds between re-discoveries while READY (discovery mode only): newly listed open
     markets are added up to ``market_count``, markets no longer trading are dropped."""
+    market_wait_min: float = Field(default=1.0, gt=0)
+    market_wait_max: float = Field(default=60.0, gt=0)
+    """With no live market (every one dropped), the orderbook stage is held (no deadline,
+    no restart) and asked to look for markets at ``market_wait_min`` seconds, doubling up
+    to ``market_wait_max``: re-discovery in discovery mode, the dropped tickers' REST
+    status in config mode."""
     reconnect_max_delay: float = Field(default=DEFAULT_MAX_RECONNECT_DELAY, gt=0)
     """Cap of the WebSocket reconnect backoff (grows across flapping sessions and 429s)."""
     restart: RestartSettings = Field(default_factory=RestartSettings)

@@ -44,7 +44,11 @@ def test_closed_ticker_in_markets_is_dropped_and_startup_reaches_ready(
         assert metadata_of(supervisor, State.READY)["markets_connected"] == 3
         assert supervisor.recorder.wait_for(_notices, WAIT)
         (notice,) = _notices(supervisor.recorder.events())
-        assert (notice.kind, notice.detail) == ("market_dropped", f"{closed}: closed")
+        # Listed closed by INITIALIZING's own lookup: dropped at once, never subscribed.
+        assert (notice.kind, notice.detail) == (
+            "market_dropped",
+            f"{closed}: closed (listed so at startup)",
+        )
         assert notice.counters["markets_dropped"] == 1
         assert supervisor.recorder.status()["stream"]["markets_dropped"] == 1
         assert len(exchange.oplog.entries("ws_handshake")) == 1, "no reconnect storm"

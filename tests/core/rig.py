@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from actors.context import StageContext
+from actors.markets import ResolvedMarkets
 from actors.registry import DEFAULT_STAGES, StageSpec
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
@@ -230,12 +231,12 @@ class CoreRig:
     def resume(self) -> None:
         self.exchange_pauses, self.resume_in = (), None
 
-    def _resolve(self) -> tuple[str, ...]:
+    def _resolve(self) -> ResolvedMarkets:
         """Market discovery: refused (as a 503) while the whole exchange is paused."""
         self.discoveries += 1
         if self.condition().exchange_paused:
             raise ConnectionError("HTTP 503: exchange is paused")
-        return MARKETS
+        return ResolvedMarkets(MARKETS)
 
     def _probe(self) -> ExchangeCondition:
         self.probes += 1

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kalshi_api.market_facts import MarketFacts
 from kalshi_api.orderbook import OrderBook
 from kalshi_api.stream_events import (
     StreamGap,
@@ -25,6 +26,8 @@ from kalshi_api.stream_events import (
     StreamTerminalError,
 )
 from kalshi_api.subscription_core import (
+    CLOSE_RECHECK_MAX,
+    CLOSE_RECHECKS,
     MAX_REPAIRS,
     Action,
     ArmDeadline,
@@ -894,15 +897,92 @@ def test_core_settings_are_validated() -> None:
         _core(stale_after=0)
 
 
-def test_empty_first_snapshot_is_checked_only_when_asked() -> None:
-    core = _core(can_check=True, check_empty=True)
+def test_empty_first_snapshot_is_checked_unless_listed_open_before_its_close() -> None:
+    open_until = {t: MarketFacts("active", 2_000.0) for t in TICKERS}
+    core = _core(can_check=True, facts=open_until)
     _subscribe(core)
-    actions = core.on_snapshot(_snap(1, 1, "AAA", levels=([], [])))
-    assert _of(actions, CheckMarkets) == [CheckMarkets(("AAA",))]
-    assert not core.books["AAA"].stale  # live meanwhile
+    # Listed active, close time ahead, this session: an empty book is legal, no REST call.
+    assert not _of(core.on_snapshot(_snap(1, 1, "AAA", levels=([], [])), 1_000.0), CheckMarkets)
+    # Past its close time: checked (and live meanwhile).
+    actions = core.on_snapshot(_snap(1, 2, "BBB", levels=([], [])), 2_500.0)
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("BBB",))]
+    assert not core.books["BBB"].stale
+    # No facts at all: checked, the default (no opt-in).
     plain = _core(can_check=True)
     _subscribe(plain)
-    assert not _of(plain.on_snapshot(_snap(1, 1, "AAA", levels=([], []))), CheckMarkets)
+    assert _of(plain.on_snapshot(_snap(1, 1, "AAA", levels=([], [])), 1_000.0), CheckMarkets)
+
+
+def test_empty_snapshot_in_a_later_session_or_a_restarted_stream_is_checked() -> None:
+    facts = {t: MarketFacts("active", 2_000.0) for t in TICKERS}
+    core = _core(can_check=True, facts=facts)
+    _live(core)
+    core.end_session()
+    core.start_session()
+    _subscribe(core, sid=2)
+    actions = core.on_snapshot(_snap(2, 1, "AAA", levels=([], [])), 1_000.0)
+    assert _of(actions, CheckMarkets) == [CheckMarkets(("AAA",))]
+    restarted = _core(can_check=True, facts=facts, facts_fresh=False)
+    _subscribe(restarted)
+    assert _of(restarted.on_snapshot(_snap(1, 1, "AAA", levels=([], [])), 1_000.0), CheckMarkets)
+
+
+def test_markets_listed_closed_are_dropped_before_any_subscribe() -> None:
+    core = _core(can_check=True, facts={"BBB": MarketFacts("settled", 10.0)})
+    assert _events(core.opening()) == [
+        StreamMarketDropped("BBB", "settled (listed so at startup)")
+    ]
+    assert core.opening() == []
+    (send,) = _subscribes(core.start_session())
+    assert _tickers(send) == ["AAA", "CCC"]
+
+
+def test_close_time_passing_checks_markets_in_one_batch_and_drops_the_closed() -> None:
+    facts = {
+        "AAA": MarketFacts("active", 100.0),
+        "BBB": MarketFacts("active", 100.0),
+        "CCC": MarketFacts("active", 900.0),
+    }
+    core = _core(can_check=True, facts=facts)
+    _live(core)
+    assert _of(core.on_tick(1.0, 99.0), CheckMarkets) == []
+    assert _of(core.on_tick(2.0, 100.5), CheckMarkets) == [CheckMarkets(("AAA", "BBB"))]
+    assert _of(core.on_tick(3.0, 101.0), CheckMarkets) == []  # asked once, not per tick
+    assert core.live_count() == 3  # live while being checked
+    actions = core.on_market_checked(
+        {"AAA": MarketFacts("closed", 100.0), "BBB": MarketFacts("active", 100.0)}
+    )
+    assert _events(actions) == [StreamMarketDropped("AAA", "closed (close time passed)")]
+    assert core.active() == ("BBB", "CCC")
+    # BBB is still active with the same close time: re-checked later, with backoff.
+    assert _of(core.on_tick(4.0, 101.5), CheckMarkets) == []
+    assert _of(core.on_tick(5.0, 102.0), CheckMarkets) == [CheckMarkets(("BBB",))]
+    # Its close time was extended: watched again at the new one, not before.
+    assert _events(core.on_market_checked({"BBB": MarketFacts("active", 500.0)})) == []
+    assert _of(core.on_tick(6.0, 499.0), CheckMarkets) == []
+    assert _of(core.on_tick(7.0, 500.0), CheckMarkets) == [CheckMarkets(("BBB",))]
+
+
+def test_a_market_still_active_after_its_close_is_rechecked_a_bounded_number_of_times() -> None:
+    core = _core(can_check=True, facts={"AAA": MarketFacts("active", 100.0)})
+    _live(core)
+    wall, checks = 100.0, 0
+    for _ in range(200):
+        wall += CLOSE_RECHECK_MAX
+        if _of(core.on_tick(wall, wall), CheckMarkets):
+            checks += 1
+            core.on_market_checked({"AAA": "active"})
+    assert checks == CLOSE_RECHECKS + 1 and core.active() == TICKERS
+
+
+def test_a_dropped_market_is_followed_again_only_when_listed_active() -> None:
+    core = _core()
+    _live(core)
+    core.remove_markets(["AAA"], "closed")
+    assert core.add_markets(["AAA"]) == []  # no facts: the drop stands
+    assert core.add_markets(["AAA"], {"AAA": MarketFacts("closed")}) == []
+    actions = core.add_markets(["AAA"], {"AAA": MarketFacts("active", None)})
+    assert _tickers(_subscribes(actions)[0]) == ["AAA"] and "AAA" not in core.dropped
 
 
 def test_added_markets_are_subscribed_in_their_own_chunk_and_must_sync() -> None:
