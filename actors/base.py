@@ -18,11 +18,16 @@ from typing import Any, ClassVar
 import pykka
 
 from actors.context import StageContext
-from actors.exchange_status import condition_from_pause, condition_from_status
-from kalshi_api.errors import ExchangePausedError
+from actors.exchange_status import (
+    PROBE_TIMEOUT,
+    condition_from_pause,
+    condition_from_status,
+    read_condition,
+)
+from kalshi_api.errors import ExchangePausedError, KalshiError
 from kalshi_api.models import ExchangeStatus
 from messages.base import Message
-from messages.commands import Connect, Describe, Ping, Query, StageOwner
+from messages.commands import Connect, Describe, Ping, Query, RetryNow, StageOwner
 from messages.exchange import ExchangeCondition, ExchangeObserved, StagePaused
 from messages.faults import ActorFault, InjectFault
 from messages.results import StageFailed, StageSucceeded
@@ -187,6 +192,9 @@ class StageActor(pykka.ThreadingActor):
     def disconnect(self) -> None:
         """Drop this stage's connection (the ``disconnect`` fault)."""
 
+    def retry_now(self) -> None:
+        """The exchange resumed after a pause: reconnect now whatever was dropped (``RetryNow``)."""
+
     def close(self) -> None:
         """Release every resource; runs in ``on_stop`` and must not raise."""
 
@@ -249,6 +257,30 @@ class StageActor(pykka.ThreadingActor):
             )
         )
 
+    def paused_exchange(self, exc: Exception) -> ExchangeCondition | None:
+        """The whole-exchange pause that explains ``exc``, or None if it is a real failure.
+
+        Why: a pause can begin between two requests of a stage's work; the request that meets
+        it answers 503 (or another 5xx) like any server error. Before such a failure is
+        reported (and spends restart intensity), ``/exchange/status`` is read once, bounded;
+        only if it says the exchange is up, or cannot be read, does the failure count.
+        A trading-only pause does not explain a 5xx: reads are still allowed then.
+        """
+        if not isinstance(exc, KalshiError) or exc.status is None or not 500 <= exc.status <= 599:
+            return None
+        timeout = min(self.context.request_timeout, PROBE_TIMEOUT)
+        try:
+            condition = read_condition(self.context.rest_url, timeout)
+        except Exception as status_exc:
+            logger.info(
+                "%s stage: exchange status unreadable after %s: %s",
+                self.stage_name,
+                type(exc).__name__,
+                one_line(str(status_exc)),
+            )
+            return None
+        return condition if condition.exchange_paused else None
+
     # -- pykka hooks, all guarded ----------------------------------------------------------
     def on_start(self) -> None:
         try:
@@ -269,6 +301,10 @@ class StageActor(pykka.ThreadingActor):
             self.wait_for_exchange(condition_from_pause(exc), str(exc))
             return None
         except Exception as exc:
+            condition = self.paused_exchange(exc)
+            if condition is not None:
+                self.wait_for_exchange(condition, f"{type(exc).__name__}: {exc}")
+                return None
             self._report(exc)
             raise
 
@@ -296,6 +332,9 @@ class StageActor(pykka.ThreadingActor):
             return self.describe()
         if isinstance(message, Connect):
             self.connect(message.generation)
+            return None
+        if isinstance(message, RetryNow):
+            self.retry_now()
             return None
         return self.handle(message)
 

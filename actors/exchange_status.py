@@ -14,6 +14,10 @@ How the status maps to pauses (top-level flags describe shard 0 [O-exs]; shards 
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kalshi_api.errors import ExchangePausedError
@@ -21,8 +25,12 @@ from kalshi_api.models import ExchangeStatus
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from messages.exchange import ExchangeCondition, PauseScope, ShardPause
 
+logger = logging.getLogger("kalshi_supervisor.actors.exchange_status")
+
 PROBE_TIMEOUT = 5.0
 """Bound on one status read by the shell's probe (it runs off the supervisor's thread)."""
+REFUSAL_CHECK_INTERVAL = 5.0
+"""Fewest seconds between two status reads prompted by refused stream upgrades."""
 
 
 def condition_from_status(
@@ -73,3 +81,51 @@ def read_condition(rest_url: str, timeout: float = PROBE_TIMEOUT) -> ExchangeCon
     """One unsigned read of the public status endpoint, no retries (the caller re-polls)."""
     with KalshiRestClient(rest_url, timeout=timeout, retry=RetryPolicy(max_attempts=1)) as client:
         return condition_from_status(client.get_exchange_status())
+
+
+class RefusalCheck:
+    """Reads the status, off the caller's thread, when the exchange refuses a stream upgrade.
+
+    Why: a 5xx on the WebSocket upgrade is what an exchange pause looks like to the stream
+    [MP]. Reading ``/exchange/status`` then lets the supervisor see the pause at once (and
+    hold its heal timeout / deadline) instead of when the bound expires. At most one read in
+    flight and one per ``interval`` seconds: refusals repeat for the whole pause, and the
+    supervisor re-checks the status itself once it knows. The read is bounded by ``timeout``.
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        timeout: float,
+        report: Callable[[ExchangeCondition], None],
+        interval: float = REFUSAL_CHECK_INTERVAL,
+    ) -> None:
+        self._rest_url = rest_url
+        self._timeout = min(timeout, PROBE_TIMEOUT)
+        self._report = report
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._running = False
+        self._last: float | None = None
+
+    def refused(self, status: int | None) -> None:
+        """The stream's upgrade was refused with ``status``; only a 5xx prompts a read."""
+        if status is None or not 500 <= status <= 599:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if self._running or (self._last is not None and now - self._last < self._interval):
+                return
+            self._running, self._last = True, now
+        threading.Thread(target=self._read, name="exchange-status-check", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            condition = read_condition(self._rest_url, self._timeout)
+        except Exception as exc:
+            logger.info("exchange status unreadable after a refused upgrade: %s", exc)
+            return
+        finally:
+            with self._lock:
+                self._running = False
+        self._report(condition)

@@ -14,11 +14,15 @@ config mode.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import pykka
+
 from actors.base import StageActor
+from actors.exchange_status import RefusalCheck
 from kalshi_api.book_view import BookDepth as DepthView
 from kalshi_api.book_view import BookTop
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
@@ -41,6 +45,7 @@ from kalshi_api.ws_session import (
     StreamTerminalError,
 )
 from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
+from messages.exchange import ExchangeCondition, ExchangeObserved
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -73,6 +78,17 @@ class OrderbookConnectActor(StageActor):
         self._established = False
         self._no_live = False
         """A ``no_live_markets`` wait was announced and no market is live yet."""
+        parent, generation = self.parent, self.generation
+
+        def observed(condition: ExchangeCondition) -> None:  # on the check's own thread
+            with contextlib.suppress(pykka.ActorDeadError):  # the supervisor is stopping
+                parent.tell(
+                    ExchangeObserved(
+                        stage=self.stage_name, generation=generation, condition=condition
+                    )
+                )
+
+        self._refusals = RefusalCheck(self.context.rest_url, self.context.request_timeout, observed)
 
     def describe(self) -> OrderbookConnectMetadata:
         markets = self.context.markets
@@ -157,6 +173,11 @@ class OrderbookConnectActor(StageActor):
     def disconnect(self) -> None:
         if self._stream is not None:
             self._stream.drop_connection()
+
+    def retry_now(self) -> None:
+        """The exchange resumed: reconnect at once, not after the backoff the pause grew."""
+        if self._stream is not None:
+            self._stream.retry_now()
 
     def close(self) -> None:
         stream, self._stream = getattr(self, "_stream", None), None
@@ -333,6 +354,8 @@ class OrderbookConnectActor(StageActor):
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
+        if isinstance(event, StreamDisconnected):  # a 5xx upgrade refusal: is it a pause?
+            self._refusals.refused(event.refused_status)
         if isinstance(event, StreamMarketDropped):  # in any phase: startup included
             self._incident("market_dropped", f"{event.ticker}: {event.reason}")
             stream = self._stream

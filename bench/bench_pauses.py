@@ -16,6 +16,15 @@ longest the supervisor can take to see a resume without an estimate. A second ca
 with an estimate 1.5 s ahead and resumes exactly at it: READY should follow by about the
 floor alone, since the re-check is scheduled for the estimate. Every wait is on the
 supervisor's events or the exchange's operation log, never a sleep.
+
+A third case pauses the whole exchange while READY, the way Kalshi warns it may: open
+WebSocket sessions are dropped and upgrades refused (503) for ``--pause`` seconds (default
+4), longer than ``heal_timeout`` (1 s here) plus the ORDERBOOK_CONNECT deadline (2 s here)
+together. It reports the stage failures and restarts the pause cost (restart intensity
+spent), whether the supervisor exited, and resume -> READY with live books again (the
+stream healed in READY, or READY re-entered if it was left). Its floor is the same
+supervisor healing a plain dropped session (no pause): the reconnect + resubscribe alone.
+The pause's length is a timed wait on purpose: it is the thing being varied.
 """
 
 from __future__ import annotations
@@ -37,7 +46,14 @@ from bench.support import leaks, machine_info, p90
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from kalshi_sim.oplog import Operation
-from messages.events import ExchangePaused, StageFailureReported, StateTransition, SupervisorEvent
+from messages.events import (
+    ExchangePaused,
+    RestartScheduled,
+    StageFailureReported,
+    StateTransition,
+    StreamHealed,
+    SupervisorEvent,
+)
 from messages.states import State
 from supervision.config import RestartSettings, SupervisorConfig
 
@@ -114,6 +130,73 @@ def paused(exchange: EmbeddedExchange, *, estimate_in: float | None) -> float:
         exchange.status.resume()
 
 
+def stream_config(exchange: EmbeddedExchange) -> SupervisorConfig:
+    """Scaled-down bounds (heal 1 s, ORDERBOOK_CONNECT 2 s) so a pause can outlast both."""
+    base = config_for(exchange)
+    return base.model_copy(
+        update={
+            "heal_timeout": 1.0,
+            "deadlines": {**base.deadlines, State.ORDERBOOK_CONNECT: 2.0},
+        }
+    )
+
+
+def fresh_after(events: list[SupervisorEvent], start: int) -> SupervisorEvent | None:
+    """The first sign, after event ``start``, that READY has live books again."""
+    for event in events[start:]:
+        if isinstance(event, StreamHealed):
+            return event
+        if isinstance(event, StateTransition) and event.to_state is State.READY:
+            return event
+    return None
+
+
+def dropped_stream(exchange: EmbeddedExchange) -> float:
+    """Floor: READY heals a plain dropped session (no pause); seconds drop -> healed."""
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(stream_config(exchange), signer, exchange=exchange).start()
+    try:
+        events = supervisor.recorder
+        if events.wait_for_state(State.READY, WAIT) is None:
+            raise RuntimeError("READY not reached")
+        start = len(events.events())
+        dropped = time.time()
+        exchange.ws.drop_connections()
+        fresh = events.wait_for(lambda es: fresh_after(es, start), WAIT)
+        if fresh is None:
+            raise RuntimeError("the stream did not heal")
+        return fresh.timestamp.timestamp() - dropped
+    finally:
+        supervisor.shutdown(timeout=3.0)
+
+
+def paused_in_ready(
+    exchange: EmbeddedExchange, pause_seconds: float
+) -> tuple[float, int, int, bool]:
+    """(resume -> live READY seconds, stage failures, restarts, exited) of one READY pause."""
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(stream_config(exchange), signer, exchange=exchange).start()
+    try:
+        events = supervisor.recorder
+        if events.wait_for_state(State.READY, WAIT) is None:
+            raise RuntimeError("READY not reached")
+        exchange.status.pause_exchange()  # drops the session, refuses upgrades
+        threading.Event().wait(pause_seconds)  # the pause's length is what is varied
+        start = len(events.events())
+        resumed = time.time()
+        exchange.status.resume()
+        fresh = events.wait_for(lambda es: fresh_after(es, start), WAIT)
+        log = events.events()
+        fails = sum(isinstance(e, StageFailureReported) for e in log)
+        restarts = sum(isinstance(e, RestartScheduled) for e in log)
+        exited = supervisor.state is State.SHUTDOWN
+        took = float("nan") if fresh is None else fresh.timestamp.timestamp() - resumed
+        return took, fails, restarts, exited
+    finally:
+        supervisor.shutdown(timeout=3.0)
+        exchange.status.resume()
+
+
 def summary(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"median {statistics.median(ms):7.1f} ms  p90 {p90(ms):7.1f} ms  max {max(ms):7.1f} ms"
@@ -122,26 +205,48 @@ def summary(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pause", type=float, default=4.0, help="READY pause length, seconds")
+    parser.add_argument(
+        "--only-ready", action="store_true", help="run only the READY pause with WS drops"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         print("bench_pauses: error: --runs must be at least 1", file=sys.stderr)
+        return 2
+    if not 0 < args.pause <= 600:
+        print("bench_pauses: error: --pause must be in (0, 600] seconds", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.ERROR)
     baseline = set(threading.enumerate())
     print(machine_info())
     config = ExchangeConfig(markets=20, delta_rate=50.0, read_tokens_per_second=None)
+    cap = SupervisorConfig.model_fields["pause_timing"].default_factory().max_poll  # type: ignore[misc]
     with EmbeddedExchange(config) as exchange:
         unpaused(exchange)  # warm-up
-        floor = [unpaused(exchange) for _ in range(args.runs)]
-        no_estimate = [paused(exchange, estimate_in=None) for _ in range(args.runs)]
-        at_estimate = [paused(exchange, estimate_in=1.5) for _ in range(args.runs)]
-    cap = SupervisorConfig.model_fields["pause_timing"].default_factory().max_poll  # type: ignore[misc]
-    print(f"\n== exchange pause in TRADING_CLIENT_CONNECT, {args.runs} runs ==")
-    print(f"  floor: trading+sync work   {summary(floor)}")
-    bound = (statistics.median(floor) + cap) * 1000
-    print(f"  floor + poll cap ({cap:g} s)   median {bound:7.1f} ms")
-    print(f"  resume -> READY            {summary(no_estimate)}")
-    print(f"  estimate -> READY          {summary(at_estimate)}")
+        if not args.only_ready:
+            floor = [unpaused(exchange) for _ in range(args.runs)]
+            no_estimate = [paused(exchange, estimate_in=None) for _ in range(args.runs)]
+            at_estimate = [paused(exchange, estimate_in=1.5) for _ in range(args.runs)]
+            print(f"\n== exchange pause in TRADING_CLIENT_CONNECT, {args.runs} runs ==")
+            print(f"  floor: trading+sync work   {summary(floor)}")
+            bound = (statistics.median(floor) + cap) * 1000
+            print(f"  floor + poll cap ({cap:g} s)   median {bound:7.1f} ms")
+            print(f"  resume -> READY            {summary(no_estimate)}")
+            print(f"  estimate -> READY          {summary(at_estimate)}")
+        heal_floor = [dropped_stream(exchange) for _ in range(args.runs)]
+        ready_runs = [paused_in_ready(exchange, args.pause) for _ in range(args.runs)]
+    print(
+        f"\n== exchange pause in READY, WS dropped and refused for {args.pause:g} s "
+        f"(heal 1 s + deadline 2 s), {args.runs} runs =="
+    )
+    print(f"  floor: heal a dropped session  {summary(heal_floor)}")
+    bound = (statistics.median(heal_floor) + cap) * 1000
+    print(f"  floor + poll cap ({cap:g} s)       median {bound:7.1f} ms")
+    took = [r[0] for r in ready_runs if r[0] == r[0]]
+    print(f"  resume -> live READY           {summary(took) if took else 'never'}")
+    print(f"  stage failures per pause       {[r[1] for r in ready_runs]}")
+    print(f"  restarts (intensity) per pause {[r[2] for r in ready_runs]}")
+    print(f"  exited                         {[r[3] for r in ready_runs]}")
     left = leaks(baseline)
     print(f"\ncleanup: {'nothing left running' if not left else 'LEAKED ' + ', '.join(left)}")
     return 0

@@ -7,6 +7,12 @@ then it is told ``Connect`` again. READY is never left for a pause: its facts st
 (nothing can change an account while the exchange refuses everything), and the pause is
 shown beside it as ``exchange_paused`` / ``exchange_resumed`` events, per shard.
 
+The pause also holds the core's own bounds: a heal timeout or stage deadline that expires
+while the whole exchange is paused (a dropped or refused WebSocket, say) is held, not failed,
+and re-armed in full when the exchange resumes; if no pause is known when one expires, the
+status is read once first (``defer_expiry``). On the resume every running stage is told
+``RetryNow`` so a stream whose backoff grew during the pause reconnects at once.
+
 Re-checks use bounded backoff (``PauseTiming``) that waits for the exchange's resume
 estimate when it is far; READY also re-reads the status routinely, so a pause that starts
 while READY is noticed (the sync stage's update syncs report what they read, too).
@@ -15,11 +21,13 @@ while READY is noticed (the sync stage's update syncs report what they read, too
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.timers import ExchangeCheckDue, ExchangeChecked
+from messages.commands import RetryNow
 from messages.events import ExchangePaused, ExchangeResumed
 from messages.exchange import ExchangeCondition, PauseScope, StagePaused
 from messages.states import State
@@ -33,6 +41,19 @@ logger = logging.getLogger("kalshi_supervisor.core.pauses")
 
 ROUTINE = 0
 """Serial of READY's routine check; pause re-checks count from 1."""
+
+CONFIRM = -1
+"""Serial of the one-off check that confirms a pause before an expiry fails anything."""
+
+
+@dataclass(frozen=True)
+class HeldExpiry:
+    """A bound that expired during an exchange pause: what it does, and how to restart it."""
+
+    fire: Callable[[], None]
+    """The expiry's effect (a stage failure, READY left); used when the exchange is up."""
+    rearm: Callable[[], None]
+    """A fresh, full bound once the exchange is back; each callable checks it still applies."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,74 @@ class PauseWatch:
         self._routine: TimerHandle | None = None
         self._resume_at: float | None = None
         """Monotonic time of the exchange's resume estimate, if it gave one."""
+        self.held: dict[str, HeldExpiry] = {}
+        """Expiries (heal, deadlines) waiting for the exchange to resume, by key."""
+        self._confirming: dict[str, HeldExpiry] = {}
+        self._confirm_running = False
+        self._unreadable = False
+        """The last status check failed: a pause seen before it is no longer trusted."""
+
+    @property
+    def exchange_paused(self) -> bool:
+        """A whole-exchange pause is in force, as last seen."""
+        active = self.pauses.get(None)
+        return active is not None and active.scope == "exchange"
+
+    # -- bounds that expire during a pause ----------------------------------------------------
+    def defer_expiry(self, key: str, fire: Callable[[], None], rearm: Callable[[], None]) -> bool:
+        """An expiry that would fail something: True if the pause takes it over.
+
+        Held (and re-armed on resume) while a whole-exchange pause is in force; with no
+        pause known, the status is read once first and the expiry fires only if it says
+        the exchange is up (or cannot be read). False: no way to tell, fire it now.
+        Why: a stream refused or dropped by a paused exchange cannot heal or connect within
+        any bound; that is the exchange's condition, not the stage's failure.
+        """
+        expiry = HeldExpiry(fire, rearm)
+        if self.exchange_paused and not self._unreadable:
+            self._hold(key, expiry)
+            self._ensure_polling()
+            return True
+        probe = self._core.probe_exchange
+        if probe is None:
+            return False
+        self._confirming[key] = expiry
+        if not self._confirm_running:
+            self._confirm_running = True
+            mailbox = self._core.mailbox
+
+            def work() -> None:
+                try:
+                    mailbox(ExchangeChecked(CONFIRM, probe(), ""))
+                except Exception as exc:
+                    error = one_line(f"{type(exc).__name__}: {exc}")
+                    mailbox(ExchangeChecked(CONFIRM, None, error))
+
+            self._core.background(work)
+        return True
+
+    def _hold(self, key: str, expiry: HeldExpiry) -> None:
+        logger.info("%s expired during an exchange pause: held until the exchange resumes", key)
+        self.held[key] = expiry
+
+    def _on_confirmed(self, checked: ExchangeChecked) -> None:
+        self._confirm_running = False
+        pending, self._confirming = self._confirming, {}
+        if self._core.state is State.SHUTDOWN:
+            return
+        condition = checked.condition
+        if condition is not None:
+            self.observe(condition)
+        if condition is not None and condition.exchange_paused:
+            for key, expiry in pending.items():
+                self._hold(key, expiry)
+            self._ensure_polling()
+            return
+        if condition is None:
+            logger.warning("exchange status check failed: %s", checked.error)
+            self._unreadable = True
+        for expiry in pending.values():
+            expiry.fire()
 
     # -- what stages report -----------------------------------------------------------------
     def on_stage_paused(self, message: StagePaused) -> None:
@@ -102,6 +191,8 @@ class PauseWatch:
         if self.last is not None and condition.observed_at < self.last.observed_at:
             return
         self.last = condition
+        self._unreadable = False
+        was_paused = self.exchange_paused
         now = core.scheduler.clock.monotonic()
         seen: dict[int | None, PauseScope] = {}
         for pause in condition.pauses:
@@ -141,6 +232,8 @@ class PauseWatch:
         self._resume_at = None if until is None else now + until
         if not condition.exchange_paused:
             self._release_waiting()
+            if was_paused:
+                self._retry_now()
         if self.pauses or self._holding():
             self._ensure_polling()
         else:
@@ -207,6 +300,9 @@ class PauseWatch:
         Only a pause the exchange declares is waited out: if the status cannot be read,
         the waiting stages retry their own work, which fails (or not) the normal way.
         """
+        if checked.serial == CONFIRM:
+            self._on_confirmed(checked)
+            return
         if checked.serial != self._checking:
             return
         self._checking = None
@@ -214,13 +310,22 @@ class PauseWatch:
             return
         if checked.condition is None:
             logger.warning("exchange status check failed: %s", checked.error)
+            self._unreadable = True
             self._release_waiting()
             self._ensure_polling()
             return
         self.observe(checked.condition)
 
     def _holding(self) -> bool:
-        return bool(self.waiting) or self.discovery_epoch is not None
+        return bool(self.waiting or self.held) or self.discovery_epoch is not None
+
+    def _retry_now(self) -> None:
+        """The whole exchange is back: every running stage reconnects now, backoff reset."""
+        core = self._core
+        for name in core.child_names():
+            generation = core.current_generation(name)
+            if generation is not None:
+                core.tell_child(name, RetryNow())
 
     def _release_waiting(self) -> None:
         core = self._core
@@ -233,6 +338,9 @@ class PauseWatch:
                 core.config.deadlines.get(State.INITIALIZING),
             )
             core.walk.discover()
+        held, self.held = self.held, {}
+        for expiry in held.values():
+            expiry.rearm()
         waiting, self.waiting = self.waiting, {}
         for stage, generation in waiting.items():
             if core.is_current(stage, generation) and core.walk.is_connecting(stage):
@@ -260,6 +368,8 @@ class PauseWatch:
         self._stop_polling()
         self.waiting.clear()
         self.discovery_epoch = None
+        self.held.clear()
+        self._confirming.clear()
 
 
 def _where(exchange_index: int | None, scope: PauseScope) -> str:

@@ -263,12 +263,44 @@ class ReadyWatch:
             )
 
     def on_heal_expired(self, expired: HealExpired) -> None:
-        """READY -> the stream's state: it could not heal in place within heal_timeout."""
-        core = self._core
-        if expired.epoch != core.epoch or core.state is not State.READY:
+        """READY -> the stream's state: it could not heal in place within heal_timeout.
+
+        While the whole exchange is paused the heal timeout is held instead (READY is never
+        left for a pause; the books stay, marked stale) and re-armed in full on the resume.
+        """
+        if not self._heal_applies(expired):
             return
+        if not self._core.pauses.defer_expiry(
+            f"{expired.stage} heal timeout",
+            lambda: self._heal_lapsed(expired),
+            lambda: self._rearm_heal(expired),
+        ):
+            self._heal_lapsed(expired)
+
+    def _heal_applies(self, expired: HealExpired) -> bool:
+        """Still READY in the same epoch, and the stream has not healed since."""
+        core = self._core
+        return (
+            expired.epoch == core.epoch
+            and core.state is State.READY
+            and self._heal is not None
+            and core.index_of(expired.stage) is not None
+        )
+
+    def _heal_lapsed(self, expired: HealExpired) -> None:
+        core = self._core
         index = core.index_of(expired.stage)
-        if index is None:
+        if not self._heal_applies(expired) or index is None:
             return
         self.leave()
         core.walk.start_at(index)
+
+    def _rearm_heal(self, expired: HealExpired) -> None:
+        """The exchange is back: the stream gets a full ``heal_timeout`` to reconnect."""
+        if not self._heal_applies(expired):
+            return
+        core = self._core
+        epoch, mailbox, stage = expired.epoch, core.mailbox, expired.stage
+        self._heal = core.scheduler.call_later(
+            core.config.heal_timeout, lambda: mailbox(HealExpired(epoch, stage)), name="heal"
+        )

@@ -248,15 +248,33 @@ class SupervisorCore:
         return result
 
     def _on_deadline(self, expired: DeadlineExpired) -> None:
-        """The stage the deadline was armed for did not finish: that stage failed."""
+        """The stage the deadline was armed for did not finish: that stage failed.
+
+        Unless the whole exchange is paused: then the deadline is held and re-armed in full
+        on the resume (a stream refused by a paused exchange cannot connect in any bound).
+        """
         if not self.deadline.is_current(expired) or self.state is not expired.state:
             return
-        self.fail(
-            expired.stage,
-            "DeadlineExceeded",
-            f"{expired.state.name} did not complete within {expired.seconds:g}s "
-            f"({expired.stage} stage)",
-        )
+        serial = self.deadline.serial
+
+        def applies() -> bool:
+            return self.deadline.serial == serial and self.state is expired.state
+
+        def fire() -> None:
+            if applies():
+                self.fail(
+                    expired.stage,
+                    "DeadlineExceeded",
+                    f"{expired.state.name} did not complete within {expired.seconds:g}s "
+                    f"({expired.stage} stage)",
+                )
+
+        def rearm() -> None:
+            if applies():
+                self.deadline.arm(expired.stage, expired.state, expired.seconds)
+
+        if not self.pauses.defer_expiry(f"{expired.stage} deadline", fire, rearm):
+            fire()
 
     # -- faults -----------------------------------------------------------------------------
     def _inject(self, fault: InjectFault) -> dict[str, Any]:

@@ -52,11 +52,14 @@ class StreamDisconnected:
 
     ``retry_in`` is the paced delay before the next attempt (0.0 when not retrying), so an
     owner (and a test) can see the backoff grow instead of inferring it from timing.
+    ``refused_status`` is the HTTP status when the server refused the upgrade (a 503 during
+    an exchange pause, say), None for every other ending.
     """
 
     reason: str
     will_retry: bool
     retry_in: float = 0.0
+    refused_status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,8 @@ class OrderbookStream:
         )
         self._synced = threading.Event()
         self._failed_reason: str | None = None
+        self._retry_now: asyncio.Event | None = None
+        """Set (on the stream thread) to cut the current backoff wait short: see ``retry_now``."""
 
         # session state (stream thread only)
         self._ws: ClientConnection | None = None
@@ -252,6 +254,22 @@ class OrderbookStream:
     def stop(self, timeout: float = 2.0) -> None:
         """Close the socket and join the thread; idempotent and safe from any thread."""
         self._runner.stop(timeout)
+
+    def retry_now(self) -> None:
+        """Skip the rest of the current backoff wait and start the backoff afresh.
+
+        Why: an owner may know the outage is over before the backoff does. After an exchange
+        pause the backoff has grown through refused upgrades; waiting out tens of seconds
+        once the exchange is back would keep the books stale for no reason. While a session
+        is up this does nothing.
+        """
+
+        def wake() -> None:
+            event = self._retry_now
+            if event is not None and self._ws is None:
+                event.set()
+
+        self._runner.call_soon(wake)
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """True once every market has a live (non-stale) book; False on timeout."""
@@ -420,9 +438,12 @@ class OrderbookStream:
             compression=self._compression,
         )
         runner = self._runner
+        retry_now = self._retry_now = asyncio.Event()
         self._execute(self._core.opening())
         while not runner.stopping:
             throttled = False
+            refused: int | None = None
+            retry_now.clear()
             try:
                 headers = dict(self._auth_headers()) if self._auth_headers is not None else {}
             except Exception as exc:
@@ -434,9 +455,9 @@ class OrderbookStream:
                 raise
             except InvalidStatus as exc:
                 reason = describe_connect_error(exc, self._url, self._open_timeout)
-                status = exc.response.status_code
+                status = refused = exc.response.status_code
                 if status in (401, 403):
-                    self._emit(StreamDisconnected(reason, will_retry=False))
+                    self._emit(StreamDisconnected(reason, will_retry=False, refused_status=status))
                     self._fail(reason)
                     return
                 if status == 429:
@@ -462,11 +483,19 @@ class OrderbookStream:
             give_up = limit is not None and failures >= limit
             log.warning("orderbook stream: %s", reason)
             delay = 0.0 if give_up else policy.delay(max(1, failures), rng, throttled=throttled)
-            self._emit(StreamDisconnected(reason, will_retry=not give_up, retry_in=delay))
+            self._emit(
+                StreamDisconnected(
+                    reason, will_retry=not give_up, retry_in=delay, refused_status=refused
+                )
+            )
             if give_up:
                 self._fail(f"gave up after {failures} failed attempt(s): {reason}")
                 return
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(retry_now.wait(), delay)
+            if retry_now.is_set():
+                log.info("orderbook stream: retrying now (backoff reset)")
+                failures = 0
 
     async def _session(self, ws: ClientConnection, attempt: int) -> tuple[str, bool]:
         """Run one connection until it ends; returns (one-line reason, whether it was

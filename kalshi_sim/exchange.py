@@ -86,6 +86,7 @@ class EmbeddedExchange:
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
         self.rest = RestApi(self)
         self.ws = WsFeed(self)
+        self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None
         self._port = 0

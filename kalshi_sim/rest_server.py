@@ -133,6 +133,7 @@ class RestApi:
 
         ``path`` is the raw request path (as signed), ``query_text`` the raw query string.
         """
+        self.exchange.status.before_request(path)
         if self.exchange.status.exchange_paused and not path.endswith("/exchange/status"):
             return 503, EXCHANGE_PAUSED_ERROR
         try:

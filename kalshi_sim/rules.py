@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kalshi_sim.rate_limit import TokenBucket, request_cost
 from kalshi_sim.rest_server import is_private
+from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
 from kalshi_sim.wire import (
     AUTH_ERROR_BODY,
     AUTH_HEADERS,
@@ -132,6 +133,11 @@ class SignatureRule(_Rule):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            if self.exchange.status.exchange_paused:  # nothing is allowed, the feed included
+                self.exchange.oplog.record("ws_handshake_rejected", "HTTP 503 (exchange paused)")
+                body = orjson.dumps(EXCHANGE_PAUSED_ERROR)
+                await deny_upgrade(receive, send, 503, body, b"application/json")
+                return
             status = self.exchange.ws.behaviour.upgrade_status
             if status is not None:  # e.g. 429: the connection limit is reached
                 self.exchange.oplog.record("ws_handshake_rejected", f"HTTP {status}")

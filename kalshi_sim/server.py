@@ -93,6 +93,20 @@ class _KalshiWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # set only when the upgrade went ahead
             scope["extensions"][CONNECTION_EXTENSION] = self
 
+    async def send(self, message: Any) -> None:
+        """uvicorn's send, counting a finished denial response as a completed handshake.
+
+        Why: uvicorn marks the handshake complete when an app closes before accepting, but
+        not when it answers with a denial response (the ``websocket.http.response``
+        extension), so every refused upgrade (401, 429, 503 during a pause) logged "ASGI
+        callable returned without completing handshake" at ERROR, once per attempt.
+        """
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get(
+            "more_body", False
+        ):
+            self.handshake_complete = True
+
     def send_keepalive_ping(self) -> None:
         """uvicorn's keep-alive ping with ``heartbeat`` as its payload instead of random bytes."""
         self.ping_timer = None

@@ -10,6 +10,7 @@ the client treat a pause as a condition, not as a failure.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,16 @@ class ExchangeStatusBoard:
         self._trading_paused: set[int] = set()
         self._exchange_paused = False
         self._resume_at: datetime | None = None
+        self._pause_at_path: tuple[str, datetime | None] | None = None
+        self._on_exchange_pause: list[Callable[[], None]] = []
+
+    def on_exchange_pause(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (outside the lock) each time the whole exchange becomes paused.
+
+        Why: an exchange pause is more than a flag on ``/exchange/status``; the WebSocket feed
+        listens here to drop its open sessions when the pause begins [MP].
+        """
+        self._on_exchange_pause.append(listener)
 
     # -- switches -------------------------------------------------------------------------------
     def pause_trading(
@@ -46,10 +57,33 @@ class ExchangeStatusBoard:
             self._resume_at = resume_at
 
     def pause_exchange(self, *, resume_at: datetime | None = None) -> None:
-        """Pause the whole exchange: status answers 503 with its body, other endpoints 503."""
+        """Pause the whole exchange: status answers 503 with its body, other endpoints 503,
+        WebSocket upgrades are refused and (by default) open sessions are dropped."""
         with self._lock:
+            began = not self._exchange_paused
             self._exchange_paused = True
             self._resume_at = resume_at
+            self._pause_at_path = None
+        if began:
+            for listener in self._on_exchange_pause:
+                listener()
+
+    def pause_exchange_at(self, path_suffix: str, *, resume_at: datetime | None = None) -> None:
+        """Pause the whole exchange the instant a request for a path ending in ``path_suffix``
+        arrives, so that very request is the first one refused.
+
+        Why: a pause begins between two requests of a stage's work; a test needs the pause to
+        start exactly there (the status read just said "active", the next read gets 503).
+        """
+        with self._lock:
+            self._pause_at_path = (path_suffix, resume_at)
+
+    def before_request(self, path: str) -> None:
+        """Called by the REST server for each request: starts an armed ``pause_exchange_at``."""
+        with self._lock:
+            armed = self._pause_at_path
+        if armed is not None and path.endswith(armed[0]):
+            self.pause_exchange(resume_at=armed[1])
 
     def resume(self) -> None:
         """End every pause."""
@@ -57,6 +91,7 @@ class ExchangeStatusBoard:
             self._exchange_paused = False
             self._trading_paused.clear()
             self._resume_at = None
+            self._pause_at_path = None
 
     def resume_exchange(self) -> None:
         """End the whole-exchange pause only; trading pauses stay (with their estimate)."""

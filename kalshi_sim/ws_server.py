@@ -115,6 +115,11 @@ class StreamBehaviour:
     """Cut every session this many seconds after its first subscribe was answered."""
     upgrade_status: int | None = None
     """Refuse every WebSocket upgrade with this HTTP status (e.g. 429: connection limit)."""
+    drop_on_exchange_pause: bool = True
+    """Drop every open session (no close frame) the moment the whole exchange is paused, as
+    Kalshi warns it may ("be prepared for session disconnections", [MP]). Whatever this says,
+    upgrades are refused (503) while the exchange is paused; a trading-only pause leaves the
+    feed alone."""
 
 
 class _CommandError(Exception):
@@ -678,6 +683,12 @@ class WsFeed:
     def resume(self) -> None:
         """Restart the delta generator."""
         self._paused = False
+
+    def on_exchange_paused(self) -> None:
+        """The whole exchange was just paused: drop the open sessions unless told not to."""
+        if self.behaviour.drop_on_exchange_pause:
+            dropped = self.drop_connections()
+            self._exchange.oplog.record("ws_dropped_for_pause", str(dropped))
 
     # -- exchange-side faults (thread-safe; each returns once applied) ---------------------
     def drop_connections(self) -> int:

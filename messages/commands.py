@@ -28,6 +28,15 @@ class RefreshMarkets(Message):
     generation: int
 
 
+class RetryNow(Message):
+    """The exchange is back from a pause: retry any dropped connection now, backoff reset.
+
+    Told to every running stage when an exchange-scope pause ends; a stage with nothing to
+    reconnect ignores it. Why: a stream's backoff grew through the pause's refused upgrades,
+    and READY should follow the resume within a second or two, not after that backoff.
+    """
+
+
 class Report(Message):
     """Ask the orderbook stage for its current metrics (an ``OrderbookReport``)."""
 

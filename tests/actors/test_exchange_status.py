@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from actors.exchange_status import condition_from_status
+from actors.exchange_status import RefusalCheck, condition_from_status
 from kalshi_api.models import ExchangeStatus
+from messages.exchange import ExchangeCondition
+from tests.conftest import ExchangeFactory
+from tests.harness import WAIT
 
 AT = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 
@@ -83,3 +88,40 @@ def test_shard_exchange_inactive_is_that_shards_exchange_pause() -> None:
     listed[1]["exchange_active"] = False
     body = {"exchange_active": True, "trading_active": True, "exchange_index_statuses": listed}
     assert pauses(body) == [(1, "exchange")]
+
+
+def test_refusal_check_reads_the_status_once_per_5xx_refusal_burst(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=2)
+    exchange.status.pause_exchange()
+    seen: list[ExchangeCondition] = []
+    reported = threading.Event()
+
+    def report(condition: ExchangeCondition) -> None:
+        seen.append(condition)
+        reported.set()
+
+    check = RefusalCheck(exchange.rest_url, 2.0, report, interval=3600.0)
+    check.refused(None)  # a drop, not a refusal
+    check.refused(429)  # a connection limit, not a pause
+    check.refused(401)
+    check.refused(503)
+    check.refused(503)  # within the interval: no second read
+    assert reported.wait(WAIT)
+    assert exchange.oplog.wait_for(lambda ops: any(op.kind == "rest" for op in ops), WAIT)
+    reads = [op.detail for op in exchange.oplog.entries("rest")]
+    assert reads == ["GET /trade-api/v2/exchange/status"]
+    assert len(seen) == 1 and seen[0].exchange_paused
+
+
+def test_refusal_check_that_cannot_read_the_status_reports_nothing() -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/trade-api/v2"
+    reported: list[ExchangeCondition] = []
+    check = RefusalCheck(url, 0.5, reported.append, interval=0.0)
+    check.refused(503)
+    for thread in [t for t in threading.enumerate() if t.name == "exchange-status-check"]:
+        thread.join(WAIT)
+    assert reported == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.ready import DEFAULT_WORK_DEADLINE
-from messages.commands import Connect, RunSync
+from messages.commands import Connect, RetryNow, RunSync
 from messages.events import (
     Escalation,
     ExchangePaused,
@@ -252,3 +252,79 @@ def test_ready_routine_check_notices_an_early_resume_before_a_far_estimate() -> 
     rig.resume()
     rig.advance(10.0)  # the routine check, not the 30 s far poll
     assert len(resumed_events(rig)) == 1
+
+
+# -- bounds held during a whole-exchange pause (a dropped or refused stream) ------------------
+def test_heal_timeout_during_an_exchange_pause_is_held_then_rearmed_in_full_on_resume() -> None:
+    rig = CoreRig(restart=STRICT, sync_interval=3600.0, discovery_refresh=3600.0)
+    rig.to_ready()
+    rig.pause("exchange")  # not yet seen by the core: the heal expiry reads the status first
+    rig.incident("orderbook", "disconnected")
+    probes = rig.probes
+    rig.advance(5.0)  # heal_timeout
+    assert rig.probes == probes + 1
+    assert [(e.exchange_index, e.scope) for e in paused_events(rig)] == [(None, "exchange")]
+    rig.advance(600.0)
+    assert rig.state is State.READY and no_failure(rig)
+    assert rig.stages.commands_to("orderbook", RetryNow) == []
+    rig.resume()
+    while not resumed_events(rig):  # up to max_poll (1 s) until the core sees the resume
+        rig.advance(0.05)
+    assert len(rig.stages.commands_to("orderbook", RetryNow)) == 1  # backoff reset: retry now
+    assert len(rig.stages.commands_to("sync", RetryNow)) == 1  # every running stage is told
+    rig.advance(4.9)  # a fresh heal_timeout from the resume, not what was left of the old one
+    assert rig.state is State.READY
+    rig.advance(0.2)
+    assert rig.state is State.ORDERBOOK_CONNECT  # not healed after the resume: left as usual
+
+
+def test_stream_healing_after_the_resume_keeps_ready_and_cancels_the_rearmed_heal() -> None:
+    rig = CoreRig(restart=STRICT, sync_interval=3600.0, discovery_refresh=3600.0)
+    rig.to_ready()
+    rig.pause("exchange")
+    rig.incident("orderbook", "disconnected")
+    rig.advance(30.0)
+    rig.resume()
+    rig.advance(1.0)
+    rig.incident("orderbook", "reconnected")
+    rig.advance(60.0)
+    assert [t.to_state for t in rig.transitions()].count(State.READY) == 1
+    assert rig.state is State.READY and no_failure(rig)
+
+
+def test_orderbook_deadline_during_an_exchange_pause_is_held_then_rearmed() -> None:
+    rig = CoreRig(restart=STRICT)
+    assert rig.state is State.ORDERBOOK_CONNECT
+    rig.pause("exchange")  # upgrades refused: the stage never reports
+    rig.advance(600.0)  # far past the 10 s deadline
+    assert rig.state is State.ORDERBOOK_CONNECT and no_failure(rig)
+    assert len(paused_events(rig)) == 1
+    rig.resume()
+    rig.advance(1.0)
+    assert len(rig.stages.commands_to("orderbook", RetryNow)) == 1
+    rig.succeed("orderbook")
+    assert rig.state is State.TRADING_CLIENT_CONNECT and no_failure(rig)
+
+
+def test_held_deadline_still_fails_the_stage_if_it_cannot_connect_after_the_resume() -> None:
+    rig = CoreRig(restart=STRICT)
+    rig.pause("exchange")
+    rig.advance(60.0)
+    rig.resume()
+    rig.advance(1.0)
+    assert no_failure(rig)
+    rig.advance(10.0)  # the re-armed deadline, with the exchange up
+    failed = [e for e in rig.events if isinstance(e, StageFailureReported)]
+    assert [(e.stage, e.error_type) for e in failed] == [("orderbook", "DeadlineExceeded")]
+
+
+def test_held_heal_is_not_held_again_once_the_status_cannot_be_read() -> None:
+    rig = CoreRig(restart=STRICT, sync_interval=3600.0, discovery_refresh=3600.0)
+    rig.to_ready()
+    rig.pause("exchange")
+    rig.incident("orderbook", "disconnected")
+    rig.advance(5.0)
+    assert rig.state is State.READY and len(paused_events(rig)) == 1
+    rig.probe_error = "connection refused"  # the exchange is gone, not paused
+    rig.advance(10.0)  # a failed re-check re-arms the heal; its expiry is not held again
+    assert rig.state is State.ORDERBOOK_CONNECT

@@ -82,6 +82,9 @@ def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
     config = make_config(
         exchange, deadlines={State.TRADING_CLIENT_CONNECT: 0.5}, restart=NO_RESTARTS
     )
+    # This exchange keeps open sessions through its pause (Kalshi only says they *may* drop):
+    # the books must then stay live. The dropping variant is tested below.
+    exchange.ws.behaviour.drop_on_exchange_pause = False
     inline = [pause_on_entering(State.TRADING_CLIENT_CONNECT, exchange, resume_at=None)]
     with running_supervisor(exchange, config, inline_listeners=inline) as supervisor:
         paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)

@@ -121,7 +121,9 @@ def test_start_when_upgrade_signature_is_bad_fails_once_with_401(
     assert "401" in failed.reason and "authentication_error" in failed.reason
     assert "\n" not in failed.reason
     assert stream.failed_reason == failed.reason
-    assert events.of(StreamDisconnected) == [StreamDisconnected(failed.reason, will_retry=False)]
+    assert events.of(StreamDisconnected) == [
+        StreamDisconnected(failed.reason, will_retry=False, refused_status=401)
+    ]
     assert len(exchange.oplog.entries("ws_handshake_rejected")) == 1  # not retried
     assert not stream.connected and not stream.wait_synced(0)
 
@@ -438,3 +440,55 @@ def test_start_when_proxy_env_is_set_still_reaches_the_loopback_exchange(
     monkeypatch.delenv("no_proxy", raising=False)
     stream, _ = open_stream(exchange)
     assert stream.wait_synced(WAIT)
+
+
+# -- exchange pauses ------------------------------------------------------------------------
+def test_exchange_pause_drops_the_session_refuses_upgrades_then_retry_now_skips_the_backoff(
+    exchange: EmbeddedExchange, open_stream: StreamFactory
+) -> None:
+    # A backoff of an hour: only ``retry_now`` can bring the stream back within the test.
+    policy = ReconnectPolicy(min_delay=3600.0, max_delay=3600.0, healthy_after=0.0)
+    stream, events = open_stream(exchange, reconnect=policy)
+    assert stream.wait_synced(WAIT)
+    exchange.status.pause_exchange()  # the session is dropped as the pause begins
+    assert events.wait_for(StreamDisconnected)
+    assert not stream.wait_synced(0)
+    assert all(top.stale for top, _ in stream.tops())  # books kept, marked stale
+    stream.retry_now()  # still paused: the upgrade is refused with 503
+    assert events.wait_for(StreamDisconnected, count=2)
+    refused = events.of(StreamDisconnected)[1]
+    assert "HTTP 503" in refused.reason and refused.will_retry and refused.refused_status == 503
+    assert events.of(StreamDisconnected)[0].refused_status is None  # a drop, not a refusal
+    assert refused.retry_in >= 1800.0  # the backoff still says half an hour or more
+    assert [op.detail for op in exchange.oplog.entries("ws_handshake_rejected")] == [
+        "HTTP 503 (exchange paused)"
+    ]
+    exchange.status.resume()
+    stream.retry_now()
+    assert events.wait_for(StreamSynced, count=2)
+    assert stream.wait_synced(WAIT)
+    _assert_books_equal_truth(stream, exchange)
+
+
+def test_trading_pause_leaves_the_session_up(
+    exchange: EmbeddedExchange, open_stream: StreamFactory
+) -> None:
+    stream, events = open_stream(exchange)
+    assert stream.wait_synced(WAIT)
+    exchange.status.pause_trading()
+    _until_deltas(stream, 20)
+    assert events.of(StreamDisconnected) == []
+    assert exchange.oplog.entries("ws_dropped_for_pause") == []
+    exchange.status.resume()
+
+
+def test_exchange_pause_keeps_sessions_when_the_exchange_is_told_not_to_drop(
+    exchange: EmbeddedExchange, open_stream: StreamFactory
+) -> None:
+    exchange.ws.behaviour.drop_on_exchange_pause = False
+    stream, events = open_stream(exchange)
+    assert stream.wait_synced(WAIT)
+    exchange.status.pause_exchange()
+    _until_deltas(stream, 20)
+    assert events.of(StreamDisconnected) == []
+    exchange.status.resume()

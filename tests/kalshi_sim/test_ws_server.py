@@ -7,6 +7,7 @@ our own ``OrderbookStream``, so a bug shared by client and server cannot hide it
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -596,3 +597,40 @@ def test_stop_when_called_twice_closes_clients_and_joins_the_thread(
         exchange.ws.skip_seq()  # fault hooks on a stopped server are no-ops
 
     _run(body)
+
+
+@pytest.mark.parametrize("refusal", ["401-signature", "429-upgrade-status", "503-exchange-paused"])
+def test_upgrade_when_refused_logs_no_server_error(
+    make_exchange: ExchangeFactory, caplog: pytest.LogCaptureFixture, refusal: str
+) -> None:
+    """A refused upgrade is the exchange working as designed, not an ASGI error.
+
+    Before: uvicorn logged "ASGI callable returned without completing handshake" at ERROR
+    for every refusal, once per reconnect attempt for as long as an exchange pause lasted.
+    Stopping the exchange waits for every connection's task, so the log is complete then.
+    """
+    exchange = make_exchange(markets=2)
+    status, headers = int(refusal[:3]), _headers(exchange)
+    if status == 401:
+        headers = {}
+    elif status == 429:
+        exchange.ws.behaviour.upgrade_status = 429
+    else:
+        exchange.status.pause_exchange()
+
+    async def body() -> None:
+        for _ in range(3):
+            with pytest.raises(InvalidStatus) as rejected:
+                await _open(exchange, headers)
+            assert rejected.value.response.status_code == status
+
+    uvicorn_logger = logging.getLogger("uvicorn")  # uvicorn's loggers do not propagate
+    uvicorn_logger.addHandler(caplog.handler)
+    try:
+        _run(body)
+        exchange.stop()
+    finally:
+        uvicorn_logger.removeHandler(caplog.handler)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    assert len(exchange.oplog.entries("ws_handshake_rejected")) == 3
