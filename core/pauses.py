@@ -78,6 +78,8 @@ class PauseWatch:
         self._attempt = 0
         self._serial = ROUTINE
         self._timer: TimerHandle | None = None
+        self._due_at: float | None = None
+        """Monotonic time the pending re-check fires at."""
         self._checking: int | None = None
         self._routine: TimerHandle | None = None
         self._resume_at: float | None = None
@@ -241,15 +243,25 @@ class PauseWatch:
 
     # -- re-checking the status ---------------------------------------------------------------
     def _ensure_polling(self) -> None:
-        """One re-check at a time: a timer pending or a probe in flight is enough."""
+        """One re-check at a time: a probe in flight is enough, and so is a pending timer
+        unless this reading calls for an earlier check.
+
+        Why rescheduling: a re-check set for a far resume estimate (up to ``far_poll``) must
+        not hide a new pause, or a nearer estimate, that should be re-read within seconds.
+        """
         core = self._core
-        if self._timer is not None or self._checking is not None:
+        if self._checking is not None:
             return
         if not (self.pauses or self._holding()) or core.state is State.SHUTDOWN:
             return
         now = core.scheduler.clock.monotonic()
         to_resume = None if self._resume_at is None else self._resume_at - now
         delay = core.config.pause_timing.delay(self._attempt, to_resume)
+        if self._timer is not None:
+            if self._due_at is not None and now + delay >= self._due_at:
+                return
+            self._timer.cancel()
+        self._due_at = now + delay
         self._attempt += 1
         self._serial += 1
         serial, mailbox = self._serial, core.mailbox
@@ -261,6 +273,7 @@ class PauseWatch:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._due_at = None
         self._attempt = 0
 
     def on_check_due(self, due: ExchangeCheckDue) -> None:
@@ -274,6 +287,7 @@ class PauseWatch:
         if due.serial != self._serial or self._timer is None:
             return
         self._timer = None
+        self._due_at = None
         self._probe(due.serial)
 
     def _probe(self, serial: int) -> None:

@@ -107,6 +107,29 @@ def test_far_resume_estimate_is_still_rechecked_every_far_poll() -> None:
     assert len(rig.stages.commands_to("trading", Connect)) == 2
 
 
+def test_new_pause_seen_while_a_far_recheck_is_pending_is_rechecked_at_pause_cadence() -> None:
+    """Before: the pending 30 s re-check (set for a far trading-pause estimate) stood, so
+    an exchange pause seen meanwhile was not re-read for up to ``far_poll``."""
+    rig = CoreRig(pause_timing=PauseTiming(min_poll=0.25, max_poll=1.0, far_poll=30.0))
+    rig.succeed("orderbook")
+    rig.pause("trading")
+    rig.resume_in = 7200.0
+    rig.stage_paused("trading")
+    rig.advance(1.0)
+    assert rig.probes == 0
+    rig.resume()
+    rig.pause("exchange")  # a new pause, no estimate: re-read within min_poll
+    rig.stage_paused("trading")
+    rig.advance(0.25)
+    assert rig.probes == 1
+    connects = len(rig.stages.commands_to("trading", Connect))
+    rig.resume()
+    rig.advance(0.5)
+    assert rig.probes == 2  # one re-check at a time: the earlier timer was replaced
+    assert len(rig.stages.commands_to("trading", Connect)) == connects + 1
+    assert [e.scope for e in resumed_events(rig)][-1] == "exchange"
+
+
 def test_poll_delay_backs_off_to_its_bound_and_waits_for_a_far_estimate() -> None:
     timing = PauseTiming(min_poll=0.25, max_poll=1.0, far_poll=30.0)
     assert [timing.delay(n, None) for n in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
