@@ -107,6 +107,23 @@ def parameter_mismatch(
     return None
 
 
+def _out_of_range(
+    name: str, value: float | None, low: float, high: float, *, exclusive: bool
+) -> str | None:
+    """pydantic's wording for one bound check (``gt`` when ``exclusive``, else ``ge``)."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        return f"{name}: Input should be a finite number"
+    if exclusive and value <= low:
+        return f"{name}: Input should be greater than {low:g}"
+    if not exclusive and value < low:
+        return f"{name}: Input should be greater than or equal to {low:g}"
+    if value > high:
+        return f"{name}: Input should be less than or equal to {high:g}"
+    return None
+
+
 def check_fault(
     target: str,
     fault: str,
@@ -125,30 +142,15 @@ def check_fault(
     accepted = [*ActorFault.__members__.values(), *ExchangeFault.__members__.values()]
     if fault not in accepted:
         return "fault: Input should be one of " + ", ".join(repr(f.value) for f in accepted)
-    if seconds is not None:
-        if not math.isfinite(seconds):
-            return "seconds: Input should be a finite number"
-        if seconds <= 0:
-            return "seconds: Input should be greater than 0"
-        if seconds > MAX_SECONDS:
-            return f"seconds: Input should be less than or equal to {MAX_SECONDS:g}"
-    if count is not None:
-        if count < 1:
-            return "count: Input should be greater than or equal to 1"
-        if count > MAX_COUNT:
-            return f"count: Input should be less than or equal to {MAX_COUNT}"
-    if shard is not None:
-        if shard < 0:
-            return "shard: Input should be greater than or equal to 0"
-        if shard > MAX_SHARD:
-            return f"shard: Input should be less than or equal to {MAX_SHARD}"
-    if resume_in is not None:
-        if not math.isfinite(resume_in):
-            return "resume_in: Input should be a finite number"
-        if resume_in <= 0:
-            return "resume_in: Input should be greater than 0"
-        if resume_in > MAX_RESUME_IN:
-            return f"resume_in: Input should be less than or equal to {MAX_RESUME_IN:g}"
+    for name, value, low, high, exclusive in (
+        ("seconds", seconds, 0, MAX_SECONDS, True),
+        ("count", count, 1, MAX_COUNT, False),
+        ("shard", shard, 0, MAX_SHARD, False),
+        ("resume_in", resume_in, 0, MAX_RESUME_IN, True),
+    ):
+        problem = _out_of_range(name, value, low, high, exclusive=exclusive)
+        if problem is not None:
+            return problem
     return target_mismatch(target, fault) or parameter_mismatch(
         fault, seconds, count, shard, resume_in
     )

@@ -7,7 +7,7 @@ pause because it re-reads the status right after injecting it, not by its routin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,19 +17,14 @@ from messages.events import (
     ExchangePaused,
     ExchangeResumed,
     FaultInjected,
-    RestartScheduled,
-    StageFailureReported,
     StateTransition,
     SupervisorEvent,
 )
 from messages.faults import ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
-from supervision.config import RestartSettings
 from supervisor import Supervisor
+from tests.core.pause_support import NO_RESTARTS, failures, of
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
-
-NO_RESTARTS = RestartSettings(min_backoff=0.01, max_backoff=0.01, random_factor=0.0, max_restarts=0)
-"""Any failure at all escalates and shuts down: a pause must never get there."""
 
 
 @pytest.fixture
@@ -45,20 +40,11 @@ def pause(fault: ExchangeFault, **parameters: object) -> InjectFault:
     return InjectFault(target=FaultTarget.EXCHANGE, fault=fault, **parameters)
 
 
-def of(kind: type) -> Callable[[list[SupervisorEvent]], list[SupervisorEvent]]:
-    return lambda events: [e for e in events if isinstance(e, kind)]
-
-
 def resumed_and_ready(events: list[SupervisorEvent]) -> bool:
     """The pause ended and the supervisor is READY (it never left, or is back)."""
     transitions = [e.to_state for e in events if isinstance(e, StateTransition)]
     ended = any(isinstance(e, ExchangeResumed) for e in events)
     return ended and (not transitions or transitions[-1] is State.READY)
-
-
-def failures(supervisor: Supervisor) -> list[SupervisorEvent]:
-    kinds = (StageFailureReported, RestartScheduled)
-    return [e for e in supervisor.recorder.events() if isinstance(e, kinds)]
 
 
 def ready_supervisor(exchange: EmbeddedExchange) -> Iterator[Supervisor]:

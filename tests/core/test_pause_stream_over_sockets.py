@@ -11,7 +11,7 @@ operation log only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -20,8 +20,6 @@ from kalshi_sim.oplog import Operation
 from messages.events import (
     ExchangePaused,
     ExchangeResumed,
-    RestartScheduled,
-    StageFailureReported,
     StateTransition,
     StreamHealed,
     StreamInterrupted,
@@ -29,13 +27,9 @@ from messages.events import (
 )
 from messages.exchange import PauseTiming
 from messages.states import State
-from supervision.config import RestartSettings
-from supervisor import Supervisor
+from tests.core.pause_support import NO_RESTARTS, STATUS_PATH, failures, of
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
-STATUS_PATH = "GET /trade-api/v2/exchange/status"
-NO_RESTARTS = RestartSettings(min_backoff=0.01, max_backoff=0.01, random_factor=0.0, max_restarts=0)
-"""Any failure at all escalates and shuts down: a pause must never get there."""
 QUICK_POLLS = PauseTiming(min_poll=0.05, max_poll=0.2)
 """Status re-checks during a pause: short, so the tests wait less for each one."""
 
@@ -47,15 +41,6 @@ def exchange() -> Iterator[EmbeddedExchange]:
         yield started
     finally:
         started.stop()
-
-
-def of(kind: type) -> Callable[[list[SupervisorEvent]], list[SupervisorEvent]]:
-    return lambda events: [e for e in events if isinstance(e, kind)]
-
-
-def failures(supervisor: Supervisor) -> list[SupervisorEvent]:
-    kinds = (StageFailureReported, RestartScheduled)
-    return [e for e in supervisor.recorder.events() if isinstance(e, kinds)]
 
 
 def wait_ops(exchange: EmbeddedExchange, kind: str, more: int, detail: str | None = None) -> None:

@@ -7,29 +7,26 @@ live where the stream is up; ``exchange_paused`` / ``exchange_resumed`` events a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
-from kalshi_sim.oplog import Operation
 from messages.events import (
     ExchangePaused,
     ExchangeResumed,
-    RestartScheduled,
-    StageFailureReported,
     StateTransition,
     SupervisorEvent,
 )
 from messages.states import State
-from supervision.config import RestartSettings
-from supervisor import Supervisor
+from tests.core.pause_support import (
+    NO_RESTARTS,
+    failures,
+    of,
+    wait_status_reads,
+)
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
-
-STATUS_PATH = "GET /trade-api/v2/exchange/status"
-NO_RESTARTS = RestartSettings(min_backoff=0.01, max_backoff=0.01, random_factor=0.0, max_restarts=0)
-"""Any failure at all escalates and shuts down: a pause must never get there."""
 
 
 @pytest.fixture
@@ -39,29 +36,6 @@ def exchange() -> Iterator[EmbeddedExchange]:
         yield started
     finally:
         started.stop()
-
-
-def status_reads(exchange: EmbeddedExchange) -> int:
-    return sum(1 for op in exchange.oplog.entries("rest") if op.detail == STATUS_PATH)
-
-
-def wait_status_reads(exchange: EmbeddedExchange, count: int) -> None:
-    """Wait for ``count`` more reads of ``/exchange/status`` (the supervisor re-checking)."""
-    target = status_reads(exchange) + count
-
-    def enough(entries: Iterable[Operation]) -> bool:
-        return sum(1 for op in entries if op.kind == "rest" and op.detail == STATUS_PATH) >= target
-
-    assert exchange.oplog.wait_for(enough, WAIT)
-
-
-def of(kind: type) -> Callable[[list[SupervisorEvent]], list[SupervisorEvent]]:
-    return lambda events: [e for e in events if isinstance(e, kind)]
-
-
-def failures(supervisor: Supervisor) -> list[SupervisorEvent]:
-    kinds = (StageFailureReported, RestartScheduled)
-    return [e for e in supervisor.recorder.events() if isinstance(e, kinds)]
 
 
 def pause_on_entering(
