@@ -197,6 +197,10 @@ def paused_in_ready(
         exchange.status.resume()
 
 
+RESUME_TARGET_S = 2.0
+"""Issue 8: READY again "within a second or two" of the exchange resuming."""
+
+
 def summary(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"median {statistics.median(ms):7.1f} ms  p90 {p90(ms):7.1f} ms  max {max(ms):7.1f} ms"
@@ -249,7 +253,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  exited                         {[r[3] for r in ready_runs]}")
     left = leaks(baseline)
     print(f"\ncleanup: {'nothing left running' if not left else 'LEAKED ' + ', '.join(left)}")
-    return 0
+    verdicts = ready_verdicts(ready_runs)
+    for line in verdicts:
+        print(line)
+    return 1 if left or any(line.startswith("FAIL") for line in verdicts) else 0
+
+
+def ready_verdicts(runs: list[tuple[float, int, int, bool]]) -> list[str]:
+    """Issue 8's targets for a pause: no failure, no restart, no exit, READY soon after."""
+    took = [r[0] for r in runs]
+    slowest = max(took)
+    costless = all(not (fails or restarts or exited) for _, fails, restarts, exited in runs)
+    soon = all(t == t for t in took) and slowest < RESUME_TARGET_S
+    return [
+        f"{'PASS' if costless else 'FAIL'}: no stage failure, restart or exit for any pause",
+        f"{'PASS' if soon else 'FAIL'}: live READY within {RESUME_TARGET_S:g} s of every resume"
+        f" (slowest {'never' if slowest != slowest else f'{slowest * 1000:.0f} ms'})",
+    ]
 
 
 if __name__ == "__main__":

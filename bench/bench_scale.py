@@ -40,6 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.support import machine_info
 
 DEFAULT_SIZES = (1000, 5000, 10000, 20000)
+READY_TARGET_MARKETS, READY_TARGET_S = 10_000, 3.0
+"""Issue 8: READY with 10,000 markets in under 3 s on this machine."""
+GENERATION_TARGET_MARKETS, GENERATION_TARGET_S = 20_000, 0.5
+"""Issue 8: the embedded exchange generates 20,000 markets "in well under a second"."""
 
 
 # -- measurements inside a child ------------------------------------------------------------------
@@ -214,6 +218,7 @@ def main() -> int:
     print(machine_info())
     idle_mb = _spawn("idle", args, []).get("rss_mb", 0.0)
     print(f"idle interpreter with the supervisor's imports: {idle_mb:.1f} MB RSS")
+    verdicts: list[str] = []
     for size in (int(s) for s in args.sizes.split(",")):
         generated, grown, reread = _generation(size)
         config = ExchangeConfig(
@@ -235,13 +240,37 @@ def main() -> int:
             print(_row("supervisor", supervisor, idle_mb, size))
             if "error" not in floor and "error" not in supervisor:
                 print(
-                    f"  overhead   READY +{supervisor['ready_s'] - floor['ready_s']:.2f} s, "
-                    f"RSS +{supervisor['rss_steady_mb'] - floor['rss_steady_mb']:.1f} MB, "
-                    f"CPU +{supervisor['cpu_pct'] - floor['cpu_pct']:.1f} points"
+                    f"  overhead   READY {supervisor['ready_s'] - floor['ready_s']:+.2f} s"
+                    f" (ratio {supervisor['ready_s'] / floor['ready_s']:.2f} of the floor), "
+                    f"RSS {supervisor['rss_steady_mb'] - floor['rss_steady_mb']:+.1f} MB, "
+                    f"CPU {supervisor['cpu_pct'] - floor['cpu_pct']:+.1f} points"
                 )
+            verdicts += _verdicts(size, generated, supervisor)
         sys.stdout.flush()
     print(f"bench process peak RSS (exchange side): {_peak_mb():.0f} MB")
-    return 0
+    for line in verdicts:
+        print(line)
+    return 1 if any(line.startswith("FAIL") for line in verdicts) else 0
+
+
+def _verdicts(size: int, generated: float, supervisor: dict[str, Any]) -> list[str]:
+    """Issue 8's targets, for the sizes it names: READY at 10k, generation at 20k."""
+    lines = []
+    if size == READY_TARGET_MARKETS:
+        ready = supervisor.get("ready_s")
+        ok = ready is not None and ready < READY_TARGET_S
+        shown = "never" if ready is None else f"{ready:.2f} s"
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}: READY with {size} markets in {shown}"
+            f" (target < {READY_TARGET_S:g} s)"
+        )
+    if size == GENERATION_TARGET_MARKETS:
+        ok = generated < GENERATION_TARGET_S
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}: the exchange generated {size} markets in"
+            f" {generated:.3f} s (target < {GENERATION_TARGET_S:g} s)"
+        )
+    return lines
 
 
 def _generation(size: int) -> tuple[float, float, float]:
