@@ -647,7 +647,7 @@ class ConsoleServer:
             fault = InjectFault.model_validate(document)
         except ValidationError as exc:
             return _error(400, describe_validation_error(exc))
-        logger.info("fault injection: %s", fault)
+        logger.info("fault injection: %s", fault.model_dump(mode="json", exclude_none=True))
         try:
             reply = dict(await self._run_blocking(self._inject, fault))
             if reply.get("invalid") is True:  # e.g. a shard the exchange does not have

@@ -203,7 +203,12 @@ class PauseWatch:
         for key, active in list(self.pauses.items()):
             if seen.get(key) != active.scope:
                 del self.pauses[key]
-                logger.info("exchange resumed: %s", _where(key, active.scope))
+                logger.info(
+                    "%s resumed on %s after %.1f s",
+                    active.scope,
+                    _shard(key),
+                    now - active.since,
+                )
                 core.publish(
                     ExchangeResumed(
                         exchange_index=key,
@@ -217,8 +222,9 @@ class PauseWatch:
                 continue
             if active is None:
                 logger.warning(
-                    "exchange paused: %s (estimated resume %s)",
-                    _where(key, scope),
+                    "%s paused on %s (estimated resume %s)",
+                    scope,
+                    _shard(key),
                     condition.resume_estimate.isoformat() if condition.resume_estimate else "none",
                 )
                 self._attempt = 0
@@ -386,6 +392,5 @@ class PauseWatch:
         self._confirming.clear()
 
 
-def _where(exchange_index: int | None, scope: PauseScope) -> str:
-    shard = "every shard" if exchange_index is None else f"shard {exchange_index}"
-    return f"{scope} paused on {shard}"
+def _shard(exchange_index: int | None) -> str:
+    return "every shard" if exchange_index is None else f"shard {exchange_index}"
