@@ -36,6 +36,12 @@ Hooks (all run on the service's own thread, one message at a time):
 ``on_event(event)``
     Every supervisor event (transitions, failures, restarts, stream incidents, ...).
 
+Exchange pauses: ``self.trading_paused(exchange_index)`` says whether orders are refused on
+that shard now (the weekly trading pause, one shard's pause, or a whole-exchange pause);
+``self.pauses`` maps each pause in force (shard, or None for every shard) to its scope. Both
+are kept from the ``exchange_paused`` / ``exchange_resumed`` events before ``on_event`` sees
+them, and a service started (or restarted) during a pause is told the pauses in force.
+
 Facilities: ``self.options`` (the validated, frozen options model), ``self.book(ticker)``
 (a consistent copy of any streamed book), ``self.ready``, ``self.call_later`` /
 ``self.call_every`` (timers that run a callback on this actor's thread and are cancelled
@@ -67,7 +73,8 @@ from actors.base import (
 )
 from kalshi_api.book_changes import BookChangeFeed, BookSubscription, BookView
 from messages.commands import Ping, Report
-from messages.events import Event
+from messages.events import Event, ExchangePaused, ExchangeResumed
+from messages.exchange import PauseScope
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
@@ -168,6 +175,8 @@ class ServiceActor(pykka.ThreadingActor):
         """True between ``on_ready`` and ``on_not_ready``."""
         self.notifications = 0
         """Book changes delivered to ``on_book_changed``."""
+        self.pauses: dict[int | None, PauseScope] = {}
+        """Exchange pauses in force: shard (None = every shard) -> ``trading``/``exchange``."""
         self._subscription: BookSubscription | None = None
         self._timers: list[_Timer] = []
         self._slowdown = Slowdown()
@@ -214,6 +223,15 @@ class ServiceActor(pykka.ThreadingActor):
     def book(self, ticker: str) -> BookView | None:
         """A consistent copy of ``ticker``'s book now, or None if it is not streamed."""
         return self.context.feed.read(ticker)
+
+    def trading_paused(self, exchange_index: int = 0) -> bool:
+        """Whether the exchange refuses new orders on shard ``exchange_index`` now.
+
+        Why a helper: Kalshi pauses trading weekly, per shard and, rarely, everywhere; a
+        strategy must not read READY as "orders accepted". Markets, positions and orders
+        carry their shard's ``exchange_index``; 0 is the default shard.
+        """
+        return None in self.pauses or exchange_index in self.pauses
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> _Timer:
         """Run ``callback`` on this actor's thread after ``delay`` seconds (``.cancel()``s)."""
@@ -266,6 +284,7 @@ class ServiceActor(pykka.ThreadingActor):
         elif isinstance(message, _TimerFired):
             self._fire(message.timer)
         elif isinstance(message, EventNotice):
+            self._track_pause(message.event)
             self.on_event(message.event)
         elif isinstance(message, SystemReady):
             self.ready = True
@@ -284,6 +303,12 @@ class ServiceActor(pykka.ThreadingActor):
         else:
             return self.handle(message)
         return None
+
+    def _track_pause(self, event: Event) -> None:
+        if isinstance(event, ExchangePaused):
+            self.pauses[event.exchange_index] = event.scope
+        elif isinstance(event, ExchangeResumed):
+            self.pauses.pop(event.exchange_index, None)
 
     def health(self) -> ServiceHealth:
         sub = self._subscription

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from actors.base import StageControls, StartFaults, one_line
 from actors.service import ServiceContext, ServiceSpec
 from kalshi_api.book_changes import BookChangeFeed
-from messages.events import Event
+from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
@@ -179,6 +179,8 @@ class ServiceSupervisor:
         self._started = False
         self._ready: ReadyMetadata | None = None
         self._last_sync: SyncCompleted | None = None
+        self._pauses: dict[int | None, ExchangePaused] = {}
+        """Exchange pauses in force, told to a service that starts during one."""
         self._stopped = False
 
     def attach_host(self, host: ServiceHost) -> None:
@@ -215,6 +217,8 @@ class ServiceSupervisor:
                 self._start(name)
         message = SystemReady(metadata=metadata)
         for name in self.running():
+            if first:
+                self._tell_pauses(name)
             self._tell(name, message)
             if first and self._last_sync is not None:
                 self._tell(name, AccountChanged(sync=self._last_sync))
@@ -236,6 +240,10 @@ class ServiceSupervisor:
             self._tell(name, message)
 
     def on_event(self, event: Event) -> None:
+        if isinstance(event, ExchangePaused):
+            self._pauses[event.exchange_index] = event
+        elif isinstance(event, ExchangeResumed):
+            self._pauses.pop(event.exchange_index, None)
         if not self._started or self._stopped:
             return
         message = EventNotice(event=event)
@@ -347,9 +355,15 @@ class ServiceSupervisor:
             return
         self._publish(ServiceRestarted(service=name, attempt=attempt))
         if self._ready is not None:
+            self._tell_pauses(name)
             self._tell(name, SystemReady(metadata=self._ready))
             if self._last_sync is not None:
                 self._tell(name, AccountChanged(sync=self._last_sync))
+
+    def _tell_pauses(self, name: str) -> None:
+        """A service that just started learns the pauses in force before ``on_ready`` runs."""
+        for pause in self._pauses.values():
+            self._tell(name, EventNotice(event=pause))
 
     def _fail(self, name: str, error_type: str, reason: str, *, abnormal: bool = True) -> None:
         service = self._services[name]

@@ -16,8 +16,14 @@ from app.handle import Supervisor
 from kalshi_api.book_changes import BookView
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.exchange import EmbeddedExchange
-from messages.events import Event, StageFailureReported, StateTransition
-from messages.faults import InjectFault
+from messages.events import (
+    Event,
+    ExchangePaused,
+    ExchangeResumed,
+    StageFailureReported,
+    StateTransition,
+)
+from messages.faults import FaultTarget, InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
 from messages.services import (
@@ -338,3 +344,43 @@ def test_account_when_an_update_sync_runs_reaches_the_service(
         exchange.account.set_balance(12_345)
         total = exchange.account.balance_cents()  # every shard's cash, as a sync reports it
         assert journal.wait_for_entry("probe", "account", "update", total)
+
+
+class PauseProbe(Probe):
+    """Records what ``trading_paused`` says on READY and on every pause event."""
+
+    def _note(self, hook: str) -> None:
+        self.journal.add(
+            self.name, hook, self.generation, self.trading_paused(0), self.trading_paused(2)
+        )
+
+    def on_ready(self, metadata: ReadyMetadata) -> None:
+        self._note("ready")
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ExchangePaused | ExchangeResumed):
+            self._note(event.type)
+
+
+def test_exchange_pause_when_a_shard_pauses_tells_services_whose_trading_is_refused(
+    exchange: EmbeddedExchange, journal: Journal
+) -> None:
+    """Per-shard ``trading_active`` honoured where orders are placed: in the services. A
+    service restarted during the pause knows it before its ``on_ready`` runs."""
+    config = make_config(exchange, exchange_check_interval=3600.0)
+    with running_supervisor(exchange, config, services=(ServiceSpec("probe", PauseProbe),)) as sup:
+        assert journal.wait_for_entry("probe", "ready", 1, False, False)
+        pause = InjectFault(target=FaultTarget.EXCHANGE, fault="pause_trading", shard=2)
+        assert sup.inject(pause)["accepted"] is True
+        assert journal.wait_for_entry("probe", "exchange_paused", 1, False, True)
+        assert sup.inject(InjectFault(target="probe", fault="crash"))["accepted"] is True
+        assert journal.wait_for_entry("probe", "ready", 2, False, True)
+        resume = InjectFault(target=FaultTarget.EXCHANGE, fault="resume")
+        assert sup.inject(resume)["accepted"] is True
+        assert journal.wait_for_entry("probe", "exchange_resumed", 2, False, False)
+        everywhere = InjectFault(target=FaultTarget.EXCHANGE, fault="pause_exchange")
+        assert sup.inject(everywhere)["accepted"] is True
+        assert journal.wait_for_entry("probe", "exchange_paused", 2, True, True)
+        assert sup.inject(resume)["accepted"] is True
+        assert journal.wait_for_entry("probe", "exchange_resumed", 2, False, False, count=2)
+        assert _events(sup, StageFailureReported) == []
