@@ -773,6 +773,20 @@ class WsFeed:
 
         self._call(inject)
 
+    def send_error_frames(self, code: int, text: str, count: int = 1) -> None:
+        """Queue ``count`` unsolicited error frames (no id, no sid) to every client: an odd
+        or hostile exchange, e.g. a 100,000-character message repeated; nothing else changes."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        frame = orjson.dumps({"type": "error", "msg": {"code": code, "msg": text}})
+
+        def inject() -> None:
+            for conn in self._connections:
+                for _ in range(count):
+                    conn.send(frame)
+
+        self._call(inject)
+
     def stall(self, seconds: float | None = None) -> None:
         """Hold every outgoing frame, connections left open; None holds until ``unstall()``."""
 

@@ -9,6 +9,7 @@ announces, never through wall-clock timing.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -224,6 +225,25 @@ def test_reconnect_policy_when_throttled_waits_at_least_the_throttle() -> None:
     assert all(15.0 <= policy.delay(40, rng) <= 30.0 for _ in range(100))
     with pytest.raises(ValueError):
         ReconnectPolicy(healthy_after=-1)
+
+
+# -- odd error frames -----------------------------------------------------------------------
+def test_odd_error_frames_are_counted_and_logged_once_per_code_with_the_text_capped(
+    exchange: EmbeddedExchange, open_stream: StreamFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: every odd error frame was logged at WARNING in full (one 100,018-character
+    line each; 11 MB of log in one run)."""
+    stream, _ = open_stream(exchange)
+    assert stream.wait_synced(WAIT)
+    with caplog.at_level(logging.WARNING, logger="kalshi_api"):
+        exchange.ws.send_error_frames(99, "x" * 100_000, count=50)
+        exchange.ws.send_error_frames(98, "another odd code", count=3)
+        assert stream.barrier(WAIT)  # the error frames were queued before its reply
+    assert stream.stats.error_frames == 53
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("exchange error")]
+    assert len(lines) == 2, lines
+    assert all(len(line) < 400 for line in lines)
+    _live_truth(stream, exchange, set())
 
 
 # -- staleness ------------------------------------------------------------------------------
