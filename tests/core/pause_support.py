@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterable
 
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.oplog import Operation
-from messages.events import RestartScheduled, StageFailureReported, SupervisorEvent
+from messages.events import (
+    ExchangeResumed,
+    RestartScheduled,
+    StageFailureReported,
+    SupervisorEvent,
+)
+from messages.states import State
 from supervision.config import RestartSettings
 from supervisor import Supervisor
 from tests.harness import WAIT
@@ -43,3 +49,12 @@ def wait_status_reads(exchange: EmbeddedExchange, count: int) -> None:
         return sum(1 for op in entries if op.kind == "rest" and op.detail == STATUS_PATH) >= target
 
     assert exchange.oplog.wait_for(enough, WAIT)
+
+
+def resume_to_ready(exchange: EmbeddedExchange, supervisor: Supervisor) -> None:
+    """End the pause; READY follows, the resume is announced, and nothing failed on the way."""
+    exchange.status.resume()
+    assert supervisor.wait_for_state(State.READY, WAIT)
+    assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
+    assert failures(supervisor) == []
+    assert State.ERROR not in supervisor.recorder.states()

@@ -27,7 +27,7 @@ from messages.events import (
 )
 from messages.exchange import PauseTiming
 from messages.states import State
-from tests.core.pause_support import NO_RESTARTS, STATUS_PATH, failures, of
+from tests.core.pause_support import NO_RESTARTS, STATUS_PATH, failures, of, resume_to_ready
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
 QUICK_POLLS = PauseTiming(min_poll=0.05, max_poll=0.2)
@@ -121,11 +121,7 @@ def test_exchange_pause_refusing_upgrades_at_startup_outlasts_the_deadline_then_
         assert supervisor.state is State.ORDERBOOK_CONNECT
         assert exchange.oplog.entries("ws_handshake") == []
         assert failures(supervisor) == []
-        exchange.status.resume()
-        assert supervisor.wait_for_state(State.READY, WAIT)
-        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
-        assert failures(supervisor) == []
-        assert State.ERROR not in supervisor.recorder.states()
+        resume_to_ready(exchange, supervisor)
 
 
 def test_exchange_pause_beginning_at_the_balance_read_is_waited_out_not_a_restart(
@@ -140,11 +136,7 @@ def test_exchange_pause_beginning_at_the_balance_read_is_waited_out_not_a_restar
         assert paused is not None and paused[0].scope == "exchange"
         assert exchange.status.exchange_paused
         assert failures(supervisor) == []
-        exchange.status.resume()
-        assert supervisor.wait_for_state(State.READY, WAIT)
-        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
-        assert failures(supervisor) == []
-        assert State.ERROR not in supervisor.recorder.states()
+        resume_to_ready(exchange, supervisor)
 
 
 def test_exchange_pause_refusing_the_first_upgrade_is_announced_by_the_orderbook_stage(

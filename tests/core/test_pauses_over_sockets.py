@@ -24,6 +24,7 @@ from tests.core.pause_support import (
     NO_RESTARTS,
     failures,
     of,
+    resume_to_ready,
     wait_status_reads,
 )
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
@@ -75,11 +76,7 @@ def test_exchange_pause_in_trading_connect_waits_with_books_live_then_ready(
         digests = supervisor.book_digests()
         assert digests == {t: exchange.markets.digest(t) for t in exchange.markets.tickers()}
         exchange.resume_stream()
-        exchange.status.resume()
-        assert supervisor.wait_for_state(State.READY, WAIT)
-        assert supervisor.recorder.wait_for(of(ExchangeResumed), WAIT)
-        assert failures(supervisor) == []
-        assert State.ERROR not in supervisor.recorder.states()
+        resume_to_ready(exchange, supervisor)
         assert supervisor.recorder.status()["exchange_pauses"] == []
 
 
