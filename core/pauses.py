@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from core.ports import ExchangeProbe
 from core.timers import ExchangeCheckDue, ExchangeChecked
 from messages.commands import RetryNow
 from messages.events import ExchangePaused, ExchangeResumed
@@ -118,16 +119,7 @@ class PauseWatch:
         self._confirming[key] = expiry
         if not self._confirm_running:
             self._confirm_running = True
-            mailbox = self._core.mailbox
-
-            def work() -> None:
-                try:
-                    mailbox(ExchangeChecked(CONFIRM, probe(), ""))
-                except Exception as exc:
-                    error = one_line(f"{type(exc).__name__}: {exc}")
-                    mailbox(ExchangeChecked(CONFIRM, None, error))
-
-            self._core.background(work)
+            self._read_status(probe, CONFIRM)
         return True
 
     def _hold(self, key: str, expiry: HeldExpiry) -> None:
@@ -304,7 +296,12 @@ class PauseWatch:
             self._release_waiting()
             return
         self._checking = serial
-        mailbox = core.mailbox
+        self._read_status(probe, serial)
+
+    def _read_status(self, probe: ExchangeProbe, serial: int) -> None:
+        """Read the status off the supervisor's thread; the answer (or why it failed) comes
+        back as ``ExchangeChecked(serial, ...)``."""
+        mailbox = self._core.mailbox
 
         def work() -> None:
             try:
@@ -312,7 +309,7 @@ class PauseWatch:
             except Exception as exc:
                 mailbox(ExchangeChecked(serial, None, one_line(f"{type(exc).__name__}: {exc}")))
 
-        core.background(work)
+        self._core.background(work)
 
     def on_checked(self, checked: ExchangeChecked) -> None:
         """A probe answered: observe it; an unreadable status releases waiting stages.
