@@ -331,3 +331,65 @@ class Position(Message):
     service: str | None = None
     cost: Decimal | None = None
     """What the open position cost, when known (the exchange's ``position_cost``)."""
+
+
+# -- reconciliation: each difference between our view and the exchange's REST truth ----------
+class OrderUnknownLocally(Message):
+    """An order rests at the exchange that we do not track (another process, before a
+    restart, or lost): the startup policy cancels, adopts or leaves it."""
+
+    order: ExchangeOrder
+
+
+class OrderGoneAtExchange(Message):
+    """We think it may rest; the exchange does not list it. Never concluded cancelled from
+    this alone: it is looked up (it may have filled: §8.10)."""
+
+    client_order_id: str
+    order_id: str
+    local_status: OrderStatus
+
+
+class OrderDiffers(Message):
+    """The exchange lists it resting with other counts than ours, or while we think it done
+    (then the gateway cancels it again)."""
+
+    client_order_id: str
+    order_id: str
+    local_status: OrderStatus
+    local_filled: Decimal
+    local_remaining: Decimal
+    exchange_filled: Decimal
+    exchange_remaining: Decimal
+
+
+class FillMissed(Message):
+    """A fill the private channel never delivered (or we dropped); it is applied."""
+
+    fill: Fill
+
+
+class PositionMismatch(Message):
+    """Our position (with the missed fills applied) is not the exchange's; the exchange's
+    stands."""
+
+    ticker: str
+    local: Decimal
+    exchange: Decimal
+
+
+class BalanceChanged(Message):
+    """The balance moved since we last read it (integer cents, as Kalshi gives it)."""
+
+    before: int
+    after: int
+
+
+Difference = (
+    OrderUnknownLocally
+    | OrderGoneAtExchange
+    | OrderDiffers
+    | FillMissed
+    | PositionMismatch
+    | BalanceChanged
+)
