@@ -333,6 +333,25 @@ class Position(Message):
     """What the open position cost, when known (the exchange's ``position_cost``)."""
 
 
+class MarketPnl(Message):
+    """P&L in one market, for one service or (``service`` None) the account; dollars."""
+
+    ticker: str
+    service: str | None = None
+    position: Decimal
+    realized: Decimal
+    unrealized_mid: Decimal
+    """Open lots marked at the mid (the exit mark when a side of the book is empty)."""
+    unrealized_exit: Decimal
+    """Open lots marked where they would leave: a long at the bid, a short at the ask."""
+    fees: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        """Realized + unrealized at exit - fees."""
+        return self.realized + self.unrealized_exit - self.fees
+
+
 # -- reconciliation: each difference between our view and the exchange's REST truth ----------
 class OrderUnknownLocally(Message):
     """An order rests at the exchange that we do not track (another process, before a
