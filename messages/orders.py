@@ -176,6 +176,23 @@ class OrderIntent(Message):
         return self.count if self.side == "bid" else -self.count
 
 
+class RiskLimits(Message):
+    """Pre-trade limits for one service or for the whole process; None: no limit.
+
+    Counts in contracts, money in dollars (exact). ``max_daily_loss`` is a positive amount:
+    a day's realized + unrealized (at exit) - fees at or below ``-max_daily_loss`` halts.
+    """
+
+    max_order_count: Decimal | None = Field(default=None, gt=0)
+    max_position: Decimal | None = Field(default=None, ge=0)
+    """Largest |signed YES position| per market, counting every resting order on the
+    order's side as filled (the worst case)."""
+    max_open_orders: int | None = Field(default=None, ge=0)
+    max_notional: Decimal | None = Field(default=None, ge=0)
+    """Dollars at risk in open orders: Σ remaining · (p for bids, 1 - p for asks)."""
+    max_daily_loss: Decimal | None = Field(default=None, gt=0)
+
+
 class Fill(Message):
     """One execution of one of our orders (REST ``/portfolio/fills`` or WS ``fill``).
 
