@@ -12,8 +12,8 @@ Then each scope's ``RiskLimits`` (the service's, then the global one) against it
 ``Exposure``, worst case throughout (pending and outcome-unknown orders count as resting
 at their full remaining size):
 
-- daily loss: realized + unrealized (at exit) - fees ≤ ``-max_daily_loss`` refuses and
-  says **halt**;
+- daily loss (checked in every scope before anything else, so no other refusal hides it):
+  realized + unrealized (at exit) - fees ≤ ``-max_daily_loss`` refuses and says **halt**;
 - order size: ``count ≤ max_order_count``;
 - open orders: ``open_orders + 1 ≤ max_open_orders``;
 - position per market: a bid's worst case ``position + resting bids + count ≤ max``, an
@@ -116,6 +116,16 @@ def check_order(
     )
     if state is TradingState.HALTED:
         return RiskVerdict(False, "trading is halted: only cancels", "trading_state")
+    for scope, limits, exposure in checked:  # first: no other refusal may hide a halt
+        if daily_loss_breached(limits, exposure.daily_pnl):
+            return RiskVerdict(
+                False,
+                f"{scope}: daily loss {-exposure.daily_pnl} reached the limit "
+                f"{limits.max_daily_loss}",
+                "max_daily_loss",
+                scope,
+                halt=True,
+            )
     if intent.reduce_only and not reducing:
         return RiskVerdict(False, "reduce_only order would not reduce the position", "reduce_only")
     if state is TradingState.REDUCING and not reducing:
@@ -133,13 +143,6 @@ def check_order(
 def _check_scope(
     intent: OrderIntent, limits: RiskLimits, exposure: Exposure, reducing: bool
 ) -> RiskVerdict:
-    if daily_loss_breached(limits, exposure.daily_pnl):
-        return RiskVerdict(
-            False,
-            f"daily loss {-exposure.daily_pnl} reached the limit {limits.max_daily_loss}",
-            "max_daily_loss",
-            halt=True,
-        )
     if limits.max_order_count is not None and intent.count > limits.max_order_count:
         return RiskVerdict(
             False, f"order of {intent.count} exceeds {limits.max_order_count}", "max_order_count"
