@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from messages.base import Message
 
@@ -46,6 +46,16 @@ TimeInForce = Literal["good_till_canceled", "immediate_or_cancel", "fill_or_kill
 
 ExchangeStatus = Literal["resting", "canceled", "executed", "unknown"]
 """What the exchange calls an order's state (REST has the first three, WS adds ``unknown``)."""
+
+
+def _no_float(value: object) -> object:
+    if isinstance(value, float):
+        raise ValueError("give an exact Decimal, int or string, not a float")
+    return value
+
+
+Exact = Annotated[Decimal, BeforeValidator(_no_float)]
+"""A Decimal field that refuses floats: money and counts are exact or nothing."""
 
 
 def is_client_order_id(text: str) -> bool:
@@ -136,8 +146,8 @@ class OrderIntent(Message):
     service: str = Field(pattern=SERVICE_PATTERN)
     ticker: str = Field(min_length=1, max_length=128)
     side: Side
-    count: Decimal
-    price: Decimal
+    count: Exact
+    price: Exact
     time_in_force: TimeInForce = "good_till_canceled"
     post_only: bool = False
     reduce_only: bool = False
@@ -183,14 +193,14 @@ class RiskLimits(Message):
     a day's realized + unrealized (at exit) - fees at or below ``-max_daily_loss`` halts.
     """
 
-    max_order_count: Decimal | None = Field(default=None, gt=0)
-    max_position: Decimal | None = Field(default=None, ge=0)
+    max_order_count: Exact | None = Field(default=None, gt=0)
+    max_position: Exact | None = Field(default=None, ge=0)
     """Largest |signed YES position| per market, counting every resting order on the
     order's side as filled (the worst case)."""
     max_open_orders: int | None = Field(default=None, ge=0)
-    max_notional: Decimal | None = Field(default=None, ge=0)
+    max_notional: Exact | None = Field(default=None, ge=0)
     """Dollars at risk in open orders: Σ remaining · (p for bids, 1 - p for asks)."""
-    max_daily_loss: Decimal | None = Field(default=None, gt=0)
+    max_daily_loss: Exact | None = Field(default=None, gt=0)
 
 
 class Fill(Message):
@@ -206,10 +216,10 @@ class Fill(Message):
     ticker: str = Field(min_length=1, max_length=128)
     side: Side
     """The order's book side (``book_side``)."""
-    count: Decimal
-    price: Decimal
+    count: Exact
+    price: Exact
     """The YES price it executed at (``yes_price_dollars``)."""
-    fee: Decimal = Decimal(0)
+    fee: Exact = Decimal(0)
     is_taker: bool = False
     ts_ms: int | None = None
 
@@ -251,11 +261,11 @@ class ExchangeOrder(Message):
     client_order_id: str | None = None
     ticker: str = Field(min_length=1, max_length=128)
     side: Side
-    price: Decimal
+    price: Exact
     status: ExchangeStatus
-    fill_count: Decimal = Decimal(0)
-    remaining_count: Decimal = Decimal(0)
-    initial_count: Decimal | None = None
+    fill_count: Exact = Decimal(0)
+    remaining_count: Exact = Decimal(0)
+    initial_count: Exact | None = None
     """The order's total (filled + resting, + cancelled) as the exchange says; None if not sent."""
     last_update_reason: str | None = None
     ts_ms: int | None = None
@@ -277,8 +287,8 @@ class PlaceAccepted(Message):
 
     client_order_id: str = Field(pattern=CLIENT_ORDER_ID_PATTERN)
     order_id: str = Field(min_length=1, max_length=128)
-    fill_count: Decimal = Decimal(0)
-    remaining_count: Decimal = Decimal(0)
+    fill_count: Exact = Decimal(0)
+    remaining_count: Exact = Decimal(0)
     ts_ms: int | None = None
 
     @field_validator("fill_count", "remaining_count")
@@ -312,7 +322,7 @@ class CancelAccepted(Message):
     """200 to a cancel: ``reduced_by`` contracts stopped resting; the order is closed."""
 
     order_id: str = Field(min_length=1, max_length=128)
-    reduced_by: Decimal = Decimal(0)
+    reduced_by: Exact = Decimal(0)
     ts_ms: int | None = None
 
 
@@ -331,12 +341,12 @@ class OrderUpdate(Message):
     service: str
     ticker: str
     side: Side
-    price: Decimal
-    count: Decimal
-    filled: Decimal
-    remaining: Decimal
+    price: Exact
+    count: Exact
+    filled: Exact
+    remaining: Exact
     status: OrderStatus
-    fees: Decimal = Decimal(0)
+    fees: Exact = Decimal(0)
     reason: str | None = None
 
 
@@ -344,9 +354,9 @@ class Position(Message):
     """A signed YES position in one market (> 0 long YES, < 0 long NO), per service or total."""
 
     ticker: str
-    position: Decimal
+    position: Exact
     service: str | None = None
-    cost: Decimal | None = None
+    cost: Exact | None = None
     """What the open position cost, when known (the exchange's ``position_cost``)."""
 
 
@@ -355,13 +365,13 @@ class MarketPnl(Message):
 
     ticker: str
     service: str | None = None
-    position: Decimal
-    realized: Decimal
-    unrealized_mid: Decimal
+    position: Exact
+    realized: Exact
+    unrealized_mid: Exact
     """Open lots marked at the mid (the exit mark when a side of the book is empty)."""
-    unrealized_exit: Decimal
+    unrealized_exit: Exact
     """Open lots marked where they would leave: a long at the bid, a short at the ask."""
-    fees: Decimal
+    fees: Exact
 
     @property
     def net(self) -> Decimal:
@@ -393,10 +403,10 @@ class OrderDiffers(Message):
     client_order_id: str
     order_id: str
     local_status: OrderStatus
-    local_filled: Decimal
-    local_remaining: Decimal
-    exchange_filled: Decimal
-    exchange_remaining: Decimal
+    local_filled: Exact
+    local_remaining: Exact
+    exchange_filled: Exact
+    exchange_remaining: Exact
 
 
 class FillMissed(Message):
@@ -410,8 +420,8 @@ class PositionMismatch(Message):
     stands."""
 
     ticker: str
-    local: Decimal
-    exchange: Decimal
+    local: Exact
+    exchange: Exact
 
 
 class BalanceChanged(Message):
