@@ -100,3 +100,27 @@ def test_plan_when_anything_happens_never_mints_a_new_id_nor_resends_a_found_ord
         assert covered >= 10_000 + POLICY.in_flight_ms
     if isinstance(decision, RetryLookup):
         assert 0 < decision.after_ms <= POLICY.max_backoff_ms
+
+
+def test_resolution_when_resend_meets_409_looks_up_again_under_the_same_id() -> None:
+    from messages.orders import OrderIntent, OrderStatus, PlaceRejected, WriteUnknown
+    from trading.tracker import OrderTracker
+
+    tracker = OrderTracker()
+    tracker.track(CID, OrderIntent(service="mm", ticker="KX-A", side="ask", count=Decimal(5),
+                                   price=Decimal("0.6")))
+    tracker.on_place_reply(WriteUnknown(client_order_id=CID, reason="timeout"))
+    decision = plan(result(checked=12_000, sends=tracker.get(CID).attempts), POLICY)
+    assert isinstance(decision, Resend) and decision.client_order_id == CID
+    tracker.on_resend(decision.client_order_id)
+    # the first send had landed after all: the exchange says the id is spent
+    tracker.on_place_reply(PlaceRejected(client_order_id=CID, status=409,
+                                         code="order_already_exists"))
+    record = tracker.get(CID)
+    assert record.status is OrderStatus.OUTCOME_UNKNOWN and record.attempts == 2
+    decision = plan(result([order("o1", filled="1")], checked=13_000, sends=record.attempts),
+                    POLICY)
+    assert isinstance(decision, Found)
+    tracker.on_exchange_order(decision.order)
+    assert record.status is OrderStatus.PARTIALLY_FILLED and record.order_id == "o1"
+    assert len(tracker) == 1  # one intent, one id, one order
