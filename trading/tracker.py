@@ -21,10 +21,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec
 
 from messages.orders import (
     CancelAccepted,
@@ -47,6 +49,23 @@ DEFAULT_MAX_ORPHANS = 10_000
 DEFAULT_MAX_TRADE_IDS = 100_000
 
 Orphan = ExchangeOrder | Fill
+P = ParamSpec("P")
+
+
+def _never_raises(
+    method: Callable[Concatenate[OrderTracker, P], Routed],
+) -> Callable[Concatenate[OrderTracker, P], Routed]:
+    """A fact that trips an unforeseen error is refused (one line, counted), never raised:
+    the gateway must outlive any message the exchange sends."""
+
+    @functools.wraps(method)
+    def guarded(self: OrderTracker, *args: P.args, **kwargs: P.kwargs) -> Routed:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # the guard's whole point
+            return self._refused(None, f"{method.__name__} failed: {type(exc).__name__}: {exc}")
+
+    return guarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,18 +144,21 @@ class OrderTracker:
         self._orders[client_order_id] = record
         return record
 
+    @_never_raises
     def on_place_reply(self, reply: PlaceAccepted | PlaceRejected | WriteUnknown) -> Routed:
         record = self._orders.get(reply.client_order_id)
         if record is None:
             return self._refused(None, f"reply for untracked {reply.client_order_id}")
         return self._after(record, record.on_place_reply(reply))
 
+    @_never_raises
     def on_resend(self, client_order_id: str) -> Routed:
         record = self._orders.get(client_order_id)
         if record is None:
             return self._refused(None, f"resend of untracked {client_order_id}")
         return self._after(record, record.on_resend())
 
+    @_never_raises
     def on_cancel_reply(self, sent_order_id: str, reply: CancelAccepted | CancelNotFound) -> Routed:
         """A cancel's reply; ``sent_order_id`` is the order we asked to cancel. A reply naming
         another order (§8.1) is refused: the cancel's outcome is then unknown."""
@@ -145,18 +167,21 @@ class OrderTracker:
             return self._refused(None, f"cancel reply for untracked order {sent_order_id}")
         return self._after(record, record.on_cancel_reply(reply))
 
+    @_never_raises
     def on_vanished(self, order_id: str) -> Routed:
         record = self.by_order_id(order_id)
         if record is None:
             return Routed(None, None, "not tracked")
         return self._after(record, record.on_vanished())
 
+    @_never_raises
     def on_exchange_order(self, order: ExchangeOrder) -> Routed:
         record = self._route(order.client_order_id, order.order_id)
         if record is None:
             return self._orphan(order.order_id, order)
         return self._after(record, record.on_exchange_order(order))
 
+    @_never_raises
     def on_fill(self, fill: Fill) -> Routed:
         record = self._route(fill.client_order_id, fill.order_id)
         if record is None:

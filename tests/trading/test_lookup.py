@@ -7,7 +7,14 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from messages.orders import ExchangeOrder, Fill
+from messages.orders import (
+    ExchangeOrder,
+    Fill,
+    OrderIntent,
+    OrderStatus,
+    PlaceRejected,
+    WriteUnknown,
+)
 from trading.lookup import (
     Escalate,
     Found,
@@ -18,6 +25,7 @@ from trading.lookup import (
     backoff_ms,
     plan,
 )
+from trading.tracker import OrderTracker
 
 CID = "ks-abc-7"
 POLICY = LookupPolicy(in_flight_ms=1_000, read_lag_ms=500, first_backoff_ms=100,
@@ -103,9 +111,6 @@ def test_plan_when_anything_happens_never_mints_a_new_id_nor_resends_a_found_ord
 
 
 def test_resolution_when_resend_meets_409_looks_up_again_under_the_same_id() -> None:
-    from messages.orders import OrderIntent, OrderStatus, PlaceRejected, WriteUnknown
-    from trading.tracker import OrderTracker
-
     tracker = OrderTracker()
     tracker.track(CID, OrderIntent(service="mm", ticker="KX-A", side="ask", count=Decimal(5),
                                    price=Decimal("0.6")))

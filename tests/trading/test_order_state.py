@@ -18,7 +18,7 @@ from messages.orders import (
     PlaceRejected,
     WriteUnknown,
 )
-from trading.tracker import OrderTracker
+from trading.tracker import OrderTracker, Routed
 
 CID = "ks-abc-1"
 OID = "ord-1"
@@ -296,15 +296,14 @@ def histories(draw: st.DrawFn) -> tuple[int, list, dict]:
     return count, facts, expected
 
 
-def feed(tracker: OrderTracker, fact: object) -> None:
+def feed(tracker: OrderTracker, fact: object) -> Routed:
     if isinstance(fact, PlaceAccepted | PlaceRejected | WriteUnknown):
-        tracker.on_place_reply(fact)
-    elif isinstance(fact, CancelAccepted | CancelNotFound):
-        tracker.on_cancel_reply(OID, fact)
-    elif isinstance(fact, Fill):
-        tracker.on_fill(fact)
-    else:
-        tracker.on_exchange_order(fact)
+        return tracker.on_place_reply(fact)
+    if isinstance(fact, CancelAccepted | CancelNotFound):
+        return tracker.on_cancel_reply(OID, fact)
+    if isinstance(fact, Fill):
+        return tracker.on_fill(fact)
+    return tracker.on_exchange_order(fact)
 
 
 @settings(max_examples=300, deadline=None)
@@ -339,3 +338,58 @@ def test_order_when_facts_arrive_in_any_order_ends_in_the_same_state(history, rn
     for fact in facts:
         feed(in_order, fact)
     assert in_order.get(CID).view() == record.view()
+
+
+# -- anything at all -----------------------------------------------------------------------
+small = st.integers(min_value=0, max_value=12).map(Decimal)
+garbage_fact = st.one_of(
+    st.builds(ExchangeOrder, order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
+              client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
+              ticker=st.sampled_from(["KX-A", "KX-B"]), side=st.sampled_from(["bid", "ask"]),
+              price=st.just(PRICE), status=st.sampled_from(["resting", "canceled", "executed",
+                                                            "unknown"]),
+              fill_count=small, remaining_count=small, initial_count=st.none() | small,
+              ts_ms=st.none() | st.integers(min_value=0, max_value=50)),
+    st.builds(Fill, trade_id=st.sampled_from(["t1", "t2", "t3", "t4"]),
+              order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
+              client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
+              ticker=st.sampled_from(["KX-A", "KX-B"]), side=st.sampled_from(["bid", "ask"]),
+              count=small.filter(bool), price=st.just(PRICE)),
+    st.builds(PlaceAccepted, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              order_id=st.sampled_from(["ord-1", "ord-2"]), fill_count=small,
+              remaining_count=small),
+    st.builds(PlaceRejected, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              status=st.sampled_from([400, 409]),
+              code=st.sampled_from(["invalid_order", "order_already_exists"])),
+    st.builds(WriteUnknown, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              reason=st.just("timeout")),
+    st.builds(CancelAccepted, order_id=st.sampled_from(["ord-1", "ord-2"])),
+    st.builds(CancelNotFound, order_id=st.sampled_from(["ord-1", "ord-2"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(garbage_fact, max_size=40))
+def test_tracker_when_fed_contradictory_facts_never_raises_nor_overfills(facts: list) -> None:
+    tracker = OrderTracker(max_finished=1, max_orphans=5, max_trade_ids=3)
+    tracker.track(CID, intent(8))
+    tracker.track("ks-abc-2", intent(3, side="ask"))
+    for fact in facts:
+        if isinstance(fact, CancelAccepted | CancelNotFound):
+            routed = tracker.on_cancel_reply(fact.order_id, fact)
+        else:
+            routed = feed(tracker, fact)
+        assert " failed: " not in routed.note  # refused by a rule, never by an accident
+        for record in tracker:
+            assert record.fill_total <= record.count
+            assert len(set(record.fills)) == len(record.fills)
+            assert record.view().remaining >= 0
+        assert len(tracker.orphans()) <= 5
+
+
+def test_tracker_when_fact_is_malformed_refuses_with_one_line_instead_of_raising() -> None:
+    tracker = tracked()
+    routed = tracker.on_fill({"trade_id": "t1"})  # type: ignore[arg-type]
+    assert routed.transition is None and "on_fill failed: AttributeError" in routed.note
+    assert tracker.refused == 1 and "\n" not in routed.note
+    assert tracker.get(CID).status is OrderStatus.PENDING
