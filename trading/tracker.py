@@ -254,7 +254,8 @@ class OrderTracker:
         self, client_order_id: str | None, reason: str, transition: Transition | None = None
     ) -> Routed:
         self.refused += 1
-        log.warning("order fact refused (%s): %s", client_order_id, one_line(reason))
+        reason = one_line(reason)
+        log.warning("order fact refused (%s): %s", client_order_id, reason)
         return Routed(client_order_id, transition, reason)
 
 

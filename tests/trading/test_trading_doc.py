@@ -8,11 +8,11 @@ from pathlib import Path
 
 import messages.orders as orders
 import trading
-from trading import ids, lookup, order_state, pnl, reconcile, risk, tracker
+from trading import halt, ids, lookup, order_state, pnl, reconcile, risk, tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "trading.md").read_text()
-MODULES = (orders, ids, lookup, order_state, pnl, reconcile, risk, tracker)
+MODULES = (orders, halt, ids, lookup, order_state, pnl, reconcile, risk, tracker)
 
 
 def first_cells(heading: str) -> set[str]:
@@ -50,3 +50,9 @@ def test_trading_doc_when_it_lists_modules_each_exists() -> None:
     for path in re.findall(r"^\| `((?:trading|messages)/[a-z_]+\.py)` \|", DOC, flags=re.M):
         assert (ROOT / path).is_file(), path
     assert trading.__doc__
+
+
+def test_trading_doc_when_it_tables_halt_defaults_matches_the_policy() -> None:
+    section = DOC.split("## Halting", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| `([A-Z]+)`", section, flags=re.M))
+    assert rows == {r.value: s.name for r, s in halt.DEFAULT_ON.items()}
