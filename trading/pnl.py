@@ -28,7 +28,7 @@ and the per-market ledger is the account's truth while each service still sees i
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +38,7 @@ from messages.orders import Fill, MarketPnl
 ZERO = Decimal(0)
 ONE = Decimal(1)
 TWO = Decimal(2)
+DEFAULT_MAX_TRADE_IDS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +121,68 @@ class Ledger:
 
 
 class PnlBook:
-    """Ledgers per (service, market) and per market (the account), fed by fills."""
+    """Ledgers per (service, market) and per market (the account), fed by fills.
 
-    def __init__(self) -> None:
+    Fills are deduplicated by ``trade_id`` here too (a bounded window of recent ids), so a
+    fill replayed by a reconnect's REST pull is never counted twice, whoever feeds it.
+    """
+
+    def __init__(self, *, max_trade_ids: int = DEFAULT_MAX_TRADE_IDS) -> None:
         self._by_service: dict[tuple[str, str], Ledger] = {}
         self._by_market: dict[str, Ledger] = {}
+        self._trades: OrderedDict[str, None] = OrderedDict()
+        self._max_trade_ids = max_trade_ids
+        self._seeds = 0
+        self._day_start: dict[str | None, Decimal] = {}
 
-    def apply(self, fill: Fill, service: str) -> None:
-        """One fill of an order that ``service`` placed (apply each ``trade_id`` once)."""
-        key = (service, fill.ticker)
-        if key not in self._by_service:
-            self._by_service[key] = Ledger(fill.ticker)
-        self._by_service[key].apply(fill)
+    def apply(self, fill: Fill, service: str | None) -> bool:
+        """One fill of an order that ``service`` placed (None: not a service's, e.g. an
+        adopted order); False, and nothing counted, if its ``trade_id`` was seen."""
+        if fill.trade_id in self._trades:
+            return False
+        self._trades[fill.trade_id] = None
+        while len(self._trades) > self._max_trade_ids:
+            self._trades.popitem(last=False)
+        if service is not None:
+            key = (service, fill.ticker)
+            if key not in self._by_service:
+                self._by_service[key] = Ledger(fill.ticker)
+            self._by_service[key].apply(fill)
         if fill.ticker not in self._by_market:
             self._by_market[fill.ticker] = Ledger(fill.ticker)
         self._by_market[fill.ticker].apply(fill)
+        return True
+
+    def seed(self, ticker: str, position: Decimal, price: Decimal, service: str | None = None
+             ) -> None:
+        """Open a position we hold without its fills (adopted at start, or corrected by
+        reconciliation), as if bought (or sold) at ``price``: from then on, exact. The
+        caller picks the price (the exchange's cost per contract on the grid, or the mark)."""
+        if position == 0:
+            return
+        self._seeds += 1
+        self.apply(
+            Fill(
+                trade_id=f"seed:{self._seeds}",
+                order_id="seed",
+                ticker=ticker,
+                side="bid" if position > 0 else "ask",
+                count=abs(position),
+                price=price,
+            ),
+            service,
+        )
+
+    def start_day(self, quotes: Mapping[str, Quote]) -> None:
+        """Mark the start of a trading day: ``daily`` counts from here."""
+        self._day_start = {None: self.net(quotes)}
+        for service in {s for s, _ in self._by_service}:
+            self._day_start[service] = self.net(quotes, service)
+
+    def daily(self, quotes: Mapping[str, Quote], service: str | None = None) -> Decimal:
+        """Net P&L since ``start_day`` (since the start, if never called): what
+        ``RiskLimits.max_daily_loss`` is checked against."""
+        return self.net(quotes, service) - self._day_start.get(service, ZERO)
 
     def market(self, ticker: str) -> Ledger | None:
         return self._by_market.get(ticker)

@@ -18,7 +18,7 @@ from messages.orders import (
     PlaceRejected,
     WriteUnknown,
 )
-from trading.tracker import OrderTracker, Routed
+from trading.tracker import OrderTracker, Routed, count_by_status
 
 CID = "ks-abc-1"
 OID = "ord-1"
@@ -393,3 +393,21 @@ def test_tracker_when_fact_is_malformed_refuses_with_one_line_instead_of_raising
     assert routed.transition is None and "on_fill failed: AttributeError" in routed.note
     assert tracker.refused == 1 and "\n" not in routed.note
     assert tracker.get(CID).status is OrderStatus.PENDING
+
+
+def test_count_by_status_when_orders_in_several_states_counts_each() -> None:
+    tracker = OrderTracker()
+    for n, reply in enumerate(["resting", "rejected", "unknown", "pending"]):
+        cid = f"ks-c-{n}"
+        tracker.track(cid, intent())
+        if reply == "resting":
+            tracker.on_place_reply(PlaceAccepted(client_order_id=cid, order_id=f"o{n}",
+                                                 remaining_count=Decimal(10)))
+        elif reply == "rejected":
+            tracker.on_place_reply(PlaceRejected(client_order_id=cid, status=400, code="x"))
+        elif reply == "unknown":
+            tracker.on_place_reply(WriteUnknown(client_order_id=cid, reason="timeout"))
+    counts = count_by_status(tracker)
+    assert counts[OrderStatus.RESTING] == counts[OrderStatus.REJECTED] == 1
+    assert counts[OrderStatus.OUTCOME_UNKNOWN] == counts[OrderStatus.PENDING] == 1
+    assert sum(counts.values()) == 4

@@ -108,3 +108,32 @@ def test_ledger_when_random_fills_realized_plus_unrealized_equals_cash_plus_mark
     settled_no = cash
     assert ledger.realized + ledger.unrealized(D(1)) - ledger.fees == settled_yes
     assert ledger.realized + ledger.unrealized(D(0)) - ledger.fees == settled_no
+
+
+def test_pnl_book_when_fill_replayed_counts_it_once() -> None:
+    book = PnlBook()
+    assert book.apply(fill("bid", "5", "0.40", n=1), "alpha")
+    assert not book.apply(fill("bid", "5", "0.40", n=1), "alpha")
+    assert book.positions() == {"KX-A": D(5)} and book.positions("alpha") == {"KX-A": D(5)}
+
+
+def test_pnl_book_when_position_seeded_then_closed_realizes_from_the_seed_price() -> None:
+    book = PnlBook()
+    book.seed("KX-A", D(-4), D("0.70"))  # adopted: short 4 YES (long 4 NO) at 0.70
+    book.apply(fill("bid", "4", "0.60", n=1), None)
+    ledger = book.market("KX-A")
+    assert ledger.position == 0 and ledger.realized == D("0.40")
+    assert book.positions("alpha") == {}
+
+
+def test_pnl_book_when_day_started_counts_daily_loss_from_there() -> None:
+    book = PnlBook()
+    quotes = {"KX-A": Quote(bid=D("0.50"), ask=D("0.52"))}
+    book.apply(fill("bid", "10", "0.50", n=1, fee="0.10"), "alpha")
+    assert book.daily(quotes) == D("-0.10")
+    book.start_day(quotes)
+    assert book.daily(quotes) == 0 and book.daily(quotes, "alpha") == 0
+    lower = {"KX-A": Quote(bid=D("0.30"), ask=D("0.32"))}
+    assert book.daily(lower) == D("-2.00") and book.daily(lower, "alpha") == D("-2.00")
+    book.apply(fill("ask", "1", "0.45", n=2, ticker="KX-B"), "beta")  # a newcomer: from zero
+    assert book.daily(lower, "beta") == D("-0.55")  # short at 0.45, no ask: exits at 1
