@@ -52,8 +52,9 @@ ReplyState = Literal["none", "accepted", "rejected", "unknown"]
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """What applying one fact did: ``applied`` (knowledge grew), ``unchanged`` (duplicate or
-    stale) or ``refused`` (contradicts what is known; ``reason`` says why)."""
+    """What applying one fact did: ``applied`` (taken in; a stale fact is taken in and
+    changes nothing), ``unchanged`` (a duplicate fill) or ``refused`` (contradicts what is
+    known; ``reason`` says why)."""
 
     outcome: Outcome
     before: OrderStatus
@@ -249,6 +250,15 @@ class OrderRecord:
         else:
             self.vanished = True  # gone: cancelled *or executed*; the lookup says which
         return self._done(before)
+
+    def on_lookup(self, order: ExchangeOrder) -> Transition:
+        """The order as a lookup just read it (``GET`` by id, or found by client id): applied
+        like an event, and, being a fresh read, it settles a "vanished" mark: the order is
+        final now, or it provably still rests."""
+        transition = self.on_exchange_order(order)
+        if transition.outcome != "refused":
+            self.vanished = False
+        return transition
 
     def on_vanished(self) -> Transition:
         """Missing from the exchange's resting orders (reconciliation): look it up, do not

@@ -182,6 +182,16 @@ class OrderTracker:
         return self._after(record, record.on_exchange_order(order))
 
     @_never_raises
+    def on_lookup(self, order: ExchangeOrder, fills: tuple[Fill, ...] = ()) -> Routed:
+        """A lookup's answer (``trading.lookup.Found``): its fills, then the order as read."""
+        for fill in fills:
+            self.on_fill(fill)
+        record = self._route(order.client_order_id, order.order_id)
+        if record is None:
+            return self._orphan(order.order_id, order)
+        return self._after(record, record.on_lookup(order))
+
+    @_never_raises
     def on_fill(self, fill: Fill) -> Routed:
         record = self._route(fill.client_order_id, fill.order_id)
         if record is None:

@@ -411,3 +411,25 @@ def test_count_by_status_when_orders_in_several_states_counts_each() -> None:
     assert counts[OrderStatus.RESTING] == counts[OrderStatus.REJECTED] == 1
     assert counts[OrderStatus.OUTCOME_UNKNOWN] == counts[OrderStatus.PENDING] == 1
     assert sum(counts.values()) == 4
+
+
+def test_lookup_when_vanished_order_still_rests_clears_the_mark() -> None:
+    # a lagging resting list made it look gone; the lookup reads it resting
+    tracker = tracked()
+    tracker.on_place_reply(accepted())
+    tracker.on_vanished(OID)
+    assert tracker.get(CID).needs_lookup
+    tracker.on_lookup(event("resting", 2, 8, ts=20), (fill(1, 2, cid=None),))
+    record = tracker.get(CID)
+    assert not record.needs_lookup and record.status is OrderStatus.PARTIALLY_FILLED
+    assert record.fill_total == 2
+
+
+def test_lookup_when_vanished_order_was_executed_closes_it_with_its_fills() -> None:
+    tracker = tracked()
+    tracker.on_place_reply(accepted())
+    tracker.on_cancel_reply(OID, CancelNotFound(order_id=OID))
+    tracker.on_lookup(event("executed", 10, 0, ts=20), (fill(1, 6, None), fill(2, 4, None)))
+    record = tracker.get(CID)
+    assert record.status is OrderStatus.EXECUTED and record.fill_total == 10
+    assert not record.needs_lookup

@@ -105,9 +105,7 @@ def test_reconcile_when_channel_lost_facts_tracker_ends_equal_to_truth(book: lis
                 sends=1,
             ))
             assert isinstance(decision, Found)
-            for fill in decision.fills:
-                tracker.on_fill(fill)
-            tracker.on_exchange_order(decision.order)
+            tracker.on_lookup(decision.order, decision.fills)
         return rec.positions
 
     positions = settle(positions)
