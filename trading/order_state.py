@@ -46,6 +46,9 @@ from messages.orders import (
 
 ZERO = Decimal(0)
 
+REJECTION_CONTRADICTED = "the exchange shows an order it rejected exists"
+"""A rejection's reason is kept, but facts win: the gateway reports this as an anomaly."""
+
 Outcome = Literal["applied", "unchanged", "refused"]
 ReplyState = Literal["none", "accepted", "rejected", "unknown"]
 
@@ -300,7 +303,10 @@ class OrderRecord:
             self._remaining_key = key
 
     def _done(self, before: OrderStatus) -> Transition:
-        return Transition("applied", before, self.status)
+        after = self.status
+        if before is OrderStatus.REJECTED and after is not before:
+            return Transition("applied", before, after, REJECTION_CONTRADICTED)
+        return Transition("applied", before, after)
 
     @staticmethod
     def _refuse(before: OrderStatus, reason: str) -> Transition:

@@ -212,6 +212,8 @@ class OrderTracker:
     def _after(self, record: OrderRecord, transition: Transition) -> Routed:
         if transition.outcome == "refused":
             return self._refused(record.client_order_id, transition.reason, transition)
+        if transition.reason:
+            log.warning("order %s: %s", record.client_order_id, transition.reason)
         if record.order_id is not None and record.order_id not in self._by_order_id:
             self._by_order_id[record.order_id] = record.client_order_id
             self._replay(record)

@@ -18,6 +18,7 @@ from messages.orders import (
     PlaceRejected,
     WriteUnknown,
 )
+from trading.order_state import REJECTION_CONTRADICTED
 from trading.tracker import OrderTracker, Routed, count_by_status
 
 CID = "ks-abc-1"
@@ -433,3 +434,13 @@ def test_lookup_when_vanished_order_was_executed_closes_it_with_its_fills() -> N
     record = tracker.get(CID)
     assert record.status is OrderStatus.EXECUTED and record.fill_total == 10
     assert not record.needs_lookup
+
+
+def test_event_when_rejected_order_shows_up_reopens_it_and_says_so() -> None:
+    tracker = tracked()
+    tracker.on_place_reply(PlaceRejected(client_order_id=CID, status=400, code="invalid_order"))
+    routed = tracker.on_exchange_order(event("resting", 0, 10, ts=3))
+    assert routed.transition.before is OrderStatus.REJECTED
+    assert routed.transition.after is OrderStatus.RESTING
+    assert routed.transition.reason == REJECTION_CONTRADICTED
+    assert tracker.get(CID) in tracker.open_orders()
