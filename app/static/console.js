@@ -266,6 +266,7 @@ function renderStreamState() {
   pill.className = `pill ${cls}`;
   pill.dataset.state = state;
   const current = S.current ? stateName(S.current.to_state) : "STARTUP";
+  if (STREAM.drawnDegraded !== streamDegraded()) { STREAM.drawnDegraded = streamDegraded(); scheduleRender(); } // READY's card label
   const statePill = $("current-state");
   statePill.classList.toggle("degraded", current === "READY" && streamDegraded());
   const banner = $("degraded");
@@ -327,7 +328,7 @@ function stateCard(state, pass, live, current) {
     return el("div", { class: "card pending", "data-state": state, "data-status": status },
       el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: "pending" })));
   }
-  const label = state === "READY" && live && current === "READY" ? "ready · live" : status.replace("-", " ");
+  const label = state === "READY" && live && current === "READY" ? (streamDegraded() ? "ready · degraded" : "ready · live") : status.replace("-", " ");
   return metaCard(entry, state, status, label);
 }
 
