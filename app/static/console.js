@@ -584,8 +584,12 @@ async function inject(event) {
   try {
     const response = await fetch("/inject", { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
     const answer = await response.json();
-    reply.textContent = response.ok ? `accepted: ${JSON.stringify(answer)}` : `refused (${response.status}): ${answer.error}`;
-    if (response.ok) { S.token = S.token || ""; sessionStorage.setItem("kalshi-console-fault-token", token); }
+    // A 200 may still be a refusal (no such stage, a service that is restarting).
+    const accepted = response.ok && answer.accepted !== false;
+    reply.textContent = accepted ? `accepted: ${faultSummary(body)}`
+      : `refused${response.ok ? "" : ` (HTTP ${response.status})`}: ${answer.error || "no reason given"}`;
+    reply.dataset.outcome = accepted ? "accepted" : "refused";
+    if (accepted) { S.token = S.token || ""; sessionStorage.setItem("kalshi-console-fault-token", token); }
   } catch (error) {
     reply.textContent = `failed: ${error}`;
   }

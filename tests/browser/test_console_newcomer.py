@@ -302,3 +302,30 @@ def test_page_when_loaded_requests_nothing_that_fails(
 
     assert failed == []
     assert icon.endswith("/static/favicon.svg")
+
+
+def test_fault_panel_when_supervisor_refuses_says_refused_with_the_reason(
+    browser: Any, exchange: EmbeddedExchange
+) -> None:
+    page = new_page(browser, 1280)
+    with running_supervisor(exchange) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        open_console(page, supervisor)
+        page.fill("#fault-token", supervisor.control_token)
+        # A stage this supervisor does not run (a renamed or dropped one, say).
+        page.evaluate(
+            """() => { const s = document.querySelector('#fault-target');
+                       s.append(new Option('no_such_stage', 'no_such_stage'));
+                       s.value = 'no_such_stage'; }"""
+        )
+        page.select_option("#fault-kind", "crash")
+        page.click("#fault-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=fault-reply]').dataset.outcome",
+            timeout=PAGE_WAIT_MS,
+        )
+        reply = page.inner_text("[data-testid=fault-reply]")
+        outcome = page.get_attribute("[data-testid=fault-reply]", "data-outcome")
+
+    assert outcome == "refused"
+    assert reply == "refused: no running no_such_stage stage"
