@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
 from messages.events import (
@@ -115,6 +117,9 @@ class ConsoleView:
 
     def __init__(self, console: Console | None = None) -> None:
         self._console = console or terminal_console()
+        self._wraps = self._console.is_terminal
+        """On a terminal long lines wrap, under their own indentation (a hanging indent);
+        elsewhere each line is printed whole."""
 
     def __call__(self, event: SupervisorEvent) -> None:
         if isinstance(event, StateTransition):
@@ -124,23 +129,34 @@ class ConsoleView:
         self._line(label, style, body)
 
     def _transition(self, event: StateTransition) -> None:
+        stamp = Text(event.timestamp.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
         header = Text()
-        header.append(event.timestamp.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
         header.append(event.to_state.name, style=_STATE_STYLE.get(event.to_state, "bold blue"))
         header.append(
             f"  after {duration(event.duration_ms)} in {event.from_state.name}", style="dim"
         )
         header.append(f"  {event.context}")
-        self._console.print(header)
-        self._console.print(
-            Text("    " + fields(event.metadata.model_dump(mode="json")), style="dim")
-        )
+        if self._wraps:  # the wrapped part stays right of the time
+            grid = Table.grid()
+            grid.add_column(width=len(stamp), no_wrap=True)
+            grid.add_column()
+            grid.add_row(stamp, header)
+            self._console.print(grid)
+        else:
+            self._console.print(stamp + header)
+        self._emit(Text(fields(event.metadata.model_dump(mode="json")), style="dim"), 4)
 
     def _line(self, label: str, style: str, body: str) -> None:
-        text = Text(_INDENT)
+        text = Text()
         text.append(f"{label}: ", style=style)
         text.append(body)
-        self._console.print(text)
+        self._emit(text, len(_INDENT))
+
+    def _emit(self, text: Text, indent: int) -> None:
+        if self._wraps:
+            self._console.print(Padding(text, (0, 0, 0, indent)))
+        else:
+            self._console.print(Text(" " * indent) + text)
 
 
 def describe(event: SupervisorEvent) -> tuple[str, str, str]:
