@@ -249,3 +249,23 @@ def test_cli_module_when_run_with_python_m_matches_the_script() -> None:
 
     assert done.returncode == 2
     assert done.stderr.startswith("kalshi-supervisor: error: diagram:")
+
+
+def test_console_view_when_on_a_terminal_wraps_to_its_width_under_the_indent() -> None:
+    import io
+
+    from rich.console import Console
+
+    from app.console import ConsoleView
+    from messages.events import StreamInterrupted
+
+    out = io.StringIO()
+    view = ConsoleView(Console(file=out, force_terminal=True, width=60, color_system=None))
+    view(StreamInterrupted(detail="connection lost " * 8, heal_timeout_ms=5000))
+
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3
+    assert all(len(line) <= 60 for line in lines), lines
+    assert lines[0].startswith(" " * 14 + "stream: interrupted (connection lost")
+    assert all(line.startswith(" " * 14) and line[14] != " " for line in lines[1:]), lines
+    assert "".join(line.strip() + " " for line in lines).count("connection lost") == 8
