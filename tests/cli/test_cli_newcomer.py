@@ -89,9 +89,11 @@ def test_exchange_help_when_printed_explains_every_option_and_its_default_once()
 
 
 def test_run_help_when_printed_shows_each_default_once() -> None:
-    text = build_parser().format_help()
+    done = _run("run", "--help")
+    text = done.stdout
     flat = " ".join(text.split())
 
+    assert done.returncode == 0
     assert re.search(r"\(\d[\d.]*\) \(default:", flat) is None, flat
     assert "--discovery-refresh SECONDS" in text
     assert "(default: 300)" in flat
