@@ -30,7 +30,6 @@ from kalshi_api.market_check import rest_market_checker
 from kalshi_api.market_facts import MarketFacts, facts_by_ticker
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.rest import KalshiRestClient
-from kalshi_api.ws_connect import one_line
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -44,7 +43,14 @@ from kalshi_api.ws_session import (
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
+from messages.commands import (
+    BookDigests,
+    BookLadders,
+    BookTops,
+    RefreshMarkets,
+    Report,
+    StreamHealth,
+)
 from messages.exchange import ExchangeCondition, ExchangeObserved
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
@@ -57,12 +63,13 @@ from messages.results import (
     TopOfBook,
 )
 from messages.states import State
+from messages.text import one_line
 
-logger = logging.getLogger("kalshi_supervisor.actors.orderbook")
+logger = logging.getLogger("kalshi_supervisor.actors.orderbook_connect")
 
 
 @dataclass(frozen=True, slots=True)
-class StreamNotice:
+class StreamEventArrived:
     """A stream lifecycle event, carried from the stream thread into this actor's mailbox."""
 
     event: StreamEvent
@@ -148,7 +155,7 @@ class OrderbookConnectActor(StageActor):
         return {k: int(v) for k, v in stream.stats.as_dict().items() if k != "last_frame_monotonic"}
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, StreamNotice):
+        if isinstance(message, StreamEventArrived):
             self._on_stream_event(message.event)
             return None
         if isinstance(message, Report):
@@ -164,7 +171,7 @@ class OrderbookConnectActor(StageActor):
             return self._book_digests(message.timeout)
         if isinstance(message, BookTops):
             return self.book_tops()
-        if isinstance(message, BookDepth):
+        if isinstance(message, BookLadders):
             return self.book_depth(message.ticker)
         if isinstance(message, StreamHealth):
             return self.stream_health()
@@ -299,7 +306,7 @@ class OrderbookConnectActor(StageActor):
         def forward(event: StreamEvent) -> None:
             # Called on the stream thread; a dead actor just means we are shutting down.
             if actor_ref.is_alive():
-                actor_ref.tell(StreamNotice(event))
+                actor_ref.tell(StreamEventArrived(event))
 
         return OrderbookStream(
             self.context.ws_url,

@@ -92,7 +92,7 @@ from messages.states import State
 from supervision.policy import RestartType
 from supervision.scheduler import Scheduler, TimerHandle
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("kalshi_supervisor.actors.service")
 
 _NAME = re.compile(SERVICE_NAME_PATTERN)
 

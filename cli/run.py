@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         metavar="SECONDS",
     )
-    add(run, "--status-host", "status/control server host")
-    add(run, "--status-port", "status/control server port (0 = any free)", type=int)
+    add(run, "--status-host", "status/console server host")
+    add(run, "--status-port", "status/console server port (0 = any free)", type=int)
     add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add(run, "--events", "write every transition and event as JSON lines (- = stdout)")
     add(run, "--state-file", "where `inject` finds this supervisor", type=Path)
@@ -345,12 +345,12 @@ def _is_bad_setup(exc: Exception) -> bool:
     used: one line and exit 2. Imported here, not at the top, so an early error imports none
     of it."""
     from app.console_errors import ConsoleServerError
-    from app.control_state import ControlStateError
+    from app.console_state import ConsoleStateError
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
     return isinstance(
-        exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError
+        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
     )
 
 
@@ -431,7 +431,7 @@ def _serve(
     services: Sequence[ServiceSpec] = (),
 ) -> int:
     from app.console import ConsoleView
-    from app.control_state import default_state_path
+    from app.console_state import default_state_path
     from app.event_log import JsonLinesSink
     from app.handle import Supervisor
     from core.supervisor_actor import EventListener

@@ -54,7 +54,7 @@ from supervision.config import RestartSettings
 from supervision.policy import RestartTracker, RestartType, Strategy
 from supervision.scheduler import Scheduler, TimerHandle
 
-logger = logging.getLogger("kalshi_supervisor.services")
+logger = logging.getLogger("kalshi_supervisor.core.services")
 
 Mailbox = Callable[[object], None]
 Publish = Callable[[Any], None]
