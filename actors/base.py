@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pykka
 
 from actors.context import StageContext
+from actors.controls import StageControls, StartFaults
 from actors.exchange_status import (
     PROBE_TIMEOUT,
     condition_from_pause,
@@ -34,7 +35,7 @@ from messages.results import StageFailed, StageSucceeded
 from messages.states import State
 from messages.text import one_line
 
-__all__ = ["InjectedFaultError", "StageActor", "StageControls", "StartFaults", "one_line"]
+__all__ = ["InjectedFaultError", "StageActor", "StageControls", "StartFaults"]
 
 logger = logging.getLogger("kalshi_supervisor.actors.base")
 
@@ -70,37 +71,6 @@ DEFAULT_SLOW_SECONDS = 2.0
 
 class InjectedFaultError(RuntimeError):
     """Raised on purpose by an injected ``crash`` / ``crash_on_start`` fault."""
-
-
-@dataclass
-class StartFaults:
-    """Armed ``crash_on_start`` faults; owned by the supervisor so they survive a restart."""
-
-    _armed: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def arm(self, stage: str) -> None:
-        with self._lock:
-            self._armed.add(stage)
-
-    def consume(self, stage: str) -> bool:
-        with self._lock:
-            if stage in self._armed:
-                self._armed.discard(stage)
-                return True
-            return False
-
-
-@dataclass(frozen=True)
-class StageControls:
-    """Handles the supervisor keeps on one incarnation of a stage actor.
-
-    ``release`` frees an actor stuck in an injected ``hang`` so it can be stopped: a
-    real hung thread cannot be interrupted in Python, so the simulated one must be.
-    """
-
-    start_faults: StartFaults
-    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass

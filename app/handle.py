@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.exchange_status import PROBE_TIMEOUT, read_condition
+from actors.markets import resolve_markets
+from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceSpec
+from actors.stage_spec import StageSpec
 from app.console_state import (
     ConsoleEndpoint,
     new_token,
@@ -106,11 +109,16 @@ class Supervisor:
                     self._state_file,
                     ConsoleEndpoint(url=self._console.url, token=self._token, pid=os.getpid()),
                 )
+            config, signer = self.config, self._signer
             self.ref = SupervisorActor.start(
                 self.config,
                 self._signer,
                 status_address=self._console.address,
                 stages=self._stages,
+                resolve_markets=lambda: resolve_markets(config, signer),
+                probe_exchange=lambda: read_condition(
+                    config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
+                ),
                 events=self.events,
                 inline_listeners=self._inline_listeners,
                 scheduler=self._scheduler,

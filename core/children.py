@@ -9,13 +9,14 @@ from typing import Any
 
 import pykka
 
-from actors.base import StageControls, StartFaults, one_line
 from actors.context import StageContext
-from actors.registry import StageSpec
-from actors.service import ServiceContext, ServiceSpec
+from actors.controls import StageControls, StartFaults
+from actors.service_spec import ServiceContext, ServiceSpec
+from actors.stage_spec import StageSpec
 from core.ports import StageGoneError, StageUnresponsiveError
 from messages.base import Message
 from messages.commands import Ping
+from messages.text import one_line
 
 logger = logging.getLogger("kalshi_supervisor.core.children")
 

@@ -6,19 +6,33 @@ the core's unit tests implement them with plain objects and a manual scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actors.context import StageContext
-from actors.registry import StageSpec
+from actors.stage_spec import StageSpec
 from messages.base import Message
 from messages.exchange import ExchangeCondition
+
+if TYPE_CHECKING:
+    from kalshi_api.market_facts import MarketFacts
 
 Mailbox = Callable[[object], None]
 """Tell the core a message later, on its own thread (timers and background work use it)."""
 
 Background = Callable[[Callable[[], None]], None]
 """Run blocking work (market discovery over HTTP) off the core's thread."""
+
+
+class MarketList(Protocol):
+    """INITIALIZING's answer: the markets a run follows, and what the listing said of each
+    (``actors.markets.ResolvedMarkets``; the caller supplies the resolver)."""
+
+    @property
+    def tickers(self) -> tuple[str, ...]: ...
+
+    @property
+    def facts(self) -> Mapping[str, MarketFacts]: ...
 
 
 ExchangeProbe = Callable[[], ExchangeCondition]

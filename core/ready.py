@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
 from messages.events import StreamHealed, StreamInterrupted, StreamNotice
-from messages.metadata import ReadyMetadata, TradingReadyMetadata
+from messages.metadata import ReadyMetadata
 from messages.results import StreamIncident
 from messages.states import State
 from supervision.scheduler import TimerHandle
@@ -20,10 +20,6 @@ logger = logging.getLogger("kalshi_supervisor.core.ready")
 
 DEFAULT_WORK_DEADLINE = 15.0
 """Bound on periodic work of a stage with no deadline anywhere (never hit with defaults)."""
-
-HEALED_KINDS = ("reconnected", "resynced")
-NOTICE_KINDS = ("market_dropped", "market_added", "stale")
-"""Incidents published as they come, in any state (a market dropped at startup matters)."""
 
 
 class ReadyPhase(enum.Enum):
@@ -37,11 +33,14 @@ class ReadyPhase(enum.Enum):
     OPEN = "open"
 
 
-def ready_metadata(fields: dict[str, Any]) -> ReadyMetadata:
-    """READY's class follows from what the stages contributed: a trading summary or not."""
-    if "trading_client" in fields:
-        return TradingReadyMetadata(**fields)
-    return ReadyMetadata(**fields)
+def ready_metadata(fields: dict[str, Any], classes: list[type[ReadyMetadata]]) -> ReadyMetadata:
+    """READY's class follows from what the stages contributed: the most derived of the
+    classes their ``ReadyPart``s need (each names its own; the core names none)."""
+    chosen = ReadyMetadata
+    for cls in classes:
+        if issubclass(cls, chosen):
+            chosen = cls
+    return chosen(**fields)
 
 
 class ReadyWatch:
@@ -61,20 +60,21 @@ class ReadyWatch:
     def enter(self) -> None:
         """Announce READY with every stage's contribution, unless a stage is not live yet."""
         core = self._core
-        fields = self._contributions()
-        if fields is None:
+        contributed = self._contributions()
+        if contributed is None:
             return
+        fields, classes = contributed
         self.phase, self.awaiting = ReadyPhase.OPEN, None
         core.deadline.cancel()
         fields["environment"] = core.config.environment.value
-        metadata = ready_metadata(fields)
+        metadata = ready_metadata(fields, classes)
         core.transition(State.READY, "All stages connected", metadata)
         core.recovery.on_ready()
         self._start_timers()
         core.pauses.on_ready()
         core.services.on_ready(metadata, core.walk.markets or ())
 
-    def _contributions(self) -> dict[str, Any] | None:
+    def _contributions(self) -> tuple[dict[str, Any], list[type[ReadyMetadata]]] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
 
         A running stage with an ``ask`` is asked now (a fresh report); others give their last
@@ -82,6 +82,7 @@ class ReadyWatch:
         """
         core = self._core
         fields: dict[str, Any] = {}
+        classes: list[type[ReadyMetadata]] = []
         running = {s.name for s in core.specs}
         for spec in core.all_specs:
             part = spec.ready
@@ -111,7 +112,8 @@ class ReadyWatch:
                     continue
                 result = part.absent()
             fields.update(part.fields(result))
-        return fields
+            classes.append(part.metadata)
+        return fields, classes
 
     def _start_timers(self) -> None:
         """Liveness for every stage; each stage's periodic work at its own interval."""
@@ -219,21 +221,21 @@ class ReadyWatch:
     def on_incident(self, incident: StreamIncident) -> None:
         """A stream dropped or healed: READY survives a drop for ``heal_timeout``."""
         core = self._core
-        if incident.kind == "no_live_markets":
-            core.market_wait.on_no_live_markets(incident)
+        if incident.holds:
+            core.hold.on_held(incident)
             return
-        if incident.kind in NOTICE_KINDS:
+        if incident.is_notice:
             core.publish(
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
             return
         if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
-            if incident.kind in HEALED_KINDS:
+            if incident.heals:
                 self.enter()
             return
         if core.state is not State.READY:
             return
-        if incident.kind == "disconnected":
+        if incident.interrupts:
             if self._heal is None:
                 epoch, mailbox, stage = core.epoch, core.mailbox, incident.stage
                 self._heal = core.scheduler.call_later(
@@ -248,7 +250,7 @@ class ReadyWatch:
                         counters=incident.counters,
                     )
                 )
-        elif incident.kind in HEALED_KINDS:
+        elif incident.heals:
             if self._heal is not None:
                 self._heal.cancel()
                 self._heal = None

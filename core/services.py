@@ -30,15 +30,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from actors.base import StageControls, StartFaults, one_line
-from actors.service import ServiceContext, ServiceSpec
+from actors.controls import StageControls, StartFaults
+from actors.service_spec import ServiceContext, ServiceSpec
 from kalshi_api.book_changes import BookChangeFeed
+from messages.base import Message
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
-from messages.results import SyncCompleted
 from messages.services import (
-    AccountChanged,
     EventNotice,
     ServiceDropped,
     ServiceFailed,
@@ -50,6 +49,7 @@ from messages.services import (
     SystemReady,
 )
 from messages.states import State
+from messages.text import one_line
 from supervision.config import RestartSettings
 from supervision.policy import RestartTracker, RestartType, Strategy
 from supervision.scheduler import Scheduler, TimerHandle
@@ -178,7 +178,9 @@ class ServiceSupervisor:
         self._start_faults = StartFaults()
         self._started = False
         self._ready: ReadyMetadata | None = None
-        self._last_sync: SyncCompleted | None = None
+        self._shared: dict[type, Message] = {}
+        """The latest of each kind of message the stages share (``StageSpec.share``), told
+        again to a service that starts later."""
         self._pauses: dict[int | None, ExchangePaused] = {}
         """Exchange pauses in force, told to a service that starts during one."""
         self._stopped = False
@@ -220,8 +222,9 @@ class ServiceSupervisor:
             if first:
                 self._tell_pauses(name)
             self._tell(name, message)
-            if first and self._last_sync is not None:
-                self._tell(name, AccountChanged(sync=self._last_sync))
+            if first:
+                for shared in self._shared.values():
+                    self._tell(name, shared)
 
     def on_not_ready(self, state: State, reason: str) -> None:
         """The system left READY: tell every running service; nobody is stopped."""
@@ -232,10 +235,10 @@ class ServiceSupervisor:
         for name in self.running():
             self._tell(name, message)
 
-    def on_account(self, sync: SyncCompleted) -> None:
-        """A sync completed; a service started later gets the latest one after READY."""
-        self._last_sync = sync
-        message = AccountChanged(sync=sync)
+    def share(self, message: Message) -> None:
+        """What a stage shares with services (the sync's ``AccountChanged``); a service
+        started later gets the latest of each kind after READY."""
+        self._shared[type(message)] = message
         for name in self.running():
             self._tell(name, message)
 
@@ -357,8 +360,8 @@ class ServiceSupervisor:
         if self._ready is not None:
             self._tell_pauses(name)
             self._tell(name, SystemReady(metadata=self._ready))
-            if self._last_sync is not None:
-                self._tell(name, AccountChanged(sync=self._last_sync))
+            for shared in self._shared.values():
+                self._tell(name, shared)
 
     def _tell_pauses(self, name: str) -> None:
         """A service that just started learns the pauses in force before ``on_ready`` runs."""

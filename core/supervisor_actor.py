@@ -2,7 +2,9 @@
 
 The shell gives the core its thread (pykka's mailbox), its ports (stage actors via
 ``PykkaChildren``, a daemon thread for market discovery, an ``EventBus`` for events),
-and turns the core's SHUTDOWN into stopping the actor. All decisions are the core's.
+and turns the core's SHUTDOWN into stopping the actor. All decisions are the core's. What
+reads the exchange (market discovery, the status probe) is handed in by the caller
+(``app.handle``): the core and its shell import no stage and no protocol reader.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from typing import Any
 
 import pykka
 
-from actors.exchange_status import PROBE_TIMEOUT, read_condition
-from actors.markets import resolve_markets
-from actors.registry import DEFAULT_STAGES, StageSpec
-from actors.service import ServiceSpec
+from actors.service_spec import ServiceSpec
+from actors.stage_spec import StageSpec
 from core.children import PykkaChildren, PykkaServiceHost
 from core.event_bus import EventBus, EventListener
-from core.ports import ExchangeFaultHook
+from core.ports import ExchangeFaultHook, ExchangeProbe, MarketList
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner
@@ -60,7 +60,9 @@ class SupervisorActor(pykka.ThreadingActor):
         signer: KalshiSigner,
         *,
         status_address: str,
-        stages: Sequence[StageSpec] = DEFAULT_STAGES,
+        stages: Sequence[StageSpec],
+        resolve_markets: Callable[[], MarketList],
+        probe_exchange: ExchangeProbe | None = None,
         listeners: Iterable[EventListener] = (),
         events: EventBus | None = None,
         inline_listeners: Iterable[EventListener] = (),
@@ -87,13 +89,11 @@ class SupervisorActor(pykka.ThreadingActor):
                 scheduler=self._scheduler,
                 mailbox=self._tell_self,
                 publish=self._publish,
-                resolve_markets=lambda: resolve_markets(config, signer),
+                resolve_markets=resolve_markets,
                 background=_in_background,
                 on_shutdown=self._after_shutdown,
                 exchange=exchange,
-                probe_exchange=lambda: read_condition(
-                    config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
-                ),
+                probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
                 service_host=PykkaServiceHost(self.actor_ref),

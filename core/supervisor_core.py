@@ -16,12 +16,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from actors.context import StageContext
-from actors.markets import ResolvedMarkets
-from actors.registry import StageSpec, enabled_stages, validate_pipeline
-from actors.service import ServiceSpec
+from actors.service_spec import ServiceSpec
+from actors.stage_spec import StageSpec, enabled_stages, validate_pipeline
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
-from core.market_wait import MarketWait
 from core.pauses import ROUTINE, PauseWatch
 from core.ports import (
     Background,
@@ -29,6 +27,7 @@ from core.ports import (
     ExchangeFaultHook,
     ExchangeProbe,
     Mailbox,
+    MarketList,
     StageGoneError,
     StageUnresponsiveError,
 )
@@ -36,6 +35,7 @@ from core.ready import ReadyWatch
 from core.recovery import Recovery
 from core.services import ServiceHost, ServiceSupervisor
 from core.shutdown import shut_down
+from core.stage_hold import StageHold
 from core.timers import (
     Begin,
     ConfirmDead,
@@ -43,10 +43,10 @@ from core.timers import (
     ExchangeCheckDue,
     ExchangeChecked,
     HealExpired,
+    HoldRetryDue,
     LivenessCheck,
     LivenessDue,
     MarketsResolved,
-    MarketWaitDue,
     PeriodicDue,
     RestartDue,
 )
@@ -59,7 +59,7 @@ from messages.exchange import ExchangeObserved, StagePaused
 from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
-from messages.results import StageFailed, StageSucceeded, StreamIncident, SyncCompleted
+from messages.results import StageFailed, StageSucceeded, StreamIncident
 from messages.states import State
 from messages.text import one_line
 from supervision.config import SupervisorConfig
@@ -87,7 +87,7 @@ class SupervisorCore:
         scheduler: Scheduler,
         mailbox: Mailbox,
         publish: Publish,
-        resolve_markets: Callable[[], ResolvedMarkets],
+        resolve_markets: Callable[[], MarketList],
         background: Background,
         on_shutdown: Callable[[], None],
         exchange: ExchangeFaultHook | None = None,
@@ -121,7 +121,7 @@ class SupervisorCore:
         self.ready = ReadyWatch(self)
         self.recovery = Recovery(self, rng)
         self.pauses = PauseWatch(self)
-        self.market_wait = MarketWait(self)
+        self.hold = StageHold(self)
         self.book_changes = BookChangeFeed()
         """Outlives stage restarts: each orderbook stream attaches its books and marks it."""
         if services and service_host is None:
@@ -204,8 +204,8 @@ class SupervisorCore:
             self.pauses.on_check_due(message)
         elif isinstance(message, ExchangeChecked):
             self.pauses.on_checked(message)
-        elif isinstance(message, MarketWaitDue):
-            self.market_wait.on_due(message)
+        elif isinstance(message, HoldRetryDue):
+            self.hold.on_due(message)
         else:
             logger.warning("supervisor ignored unknown message %s", type(message).__name__)
 
@@ -218,14 +218,16 @@ class SupervisorCore:
         if not self.is_current(message.stage, message.generation):
             return
         self.ready.work_done(message.stage)
-        self.market_wait.release(message.stage)
+        self.hold.release(message.stage)
         spec = self.spec(message.stage)
         result = self._validated_result(message, spec)
         if result is None or spec is None:
             return
         self.results[spec.name] = result
-        if isinstance(result, SyncCompleted):
-            self.services.on_account(result)
+        if spec.share is not None:
+            shared = spec.share(result)
+            if shared is not None:
+                self.services.share(shared)
         if spec.announce is not None:
             event = spec.announce(result)
             if event is not None:

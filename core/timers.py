@@ -34,8 +34,8 @@ class RestartDue:
 
 
 @dataclass(frozen=True)
-class MarketWaitDue:
-    """Time to ask the held orderbook stage to look for a market again."""
+class HoldRetryDue:
+    """Time to tell the held stage its ``hold_retry`` again (look for a market)."""
 
     serial: int
 

@@ -133,6 +133,27 @@ class StreamIncident(Message):
     counters: dict[str, int] = {}
     """The stream's counters when it happened (see ``OrderbookReport.counters``)."""
 
+    # What each kind means to the supervisor: read here, so the core names no kind.
+    @property
+    def interrupts(self) -> bool:
+        """The stream dropped: READY survives it for ``heal_timeout``."""
+        return self.kind == "disconnected"
+
+    @property
+    def heals(self) -> bool:
+        """The stream is whole again (a dropped or gapped stream recovered in place)."""
+        return self.kind in ("reconnected", "resynced")
+
+    @property
+    def is_notice(self) -> bool:
+        """Published as it comes, in any state (a market dropped at startup matters)."""
+        return self.kind in ("market_dropped", "market_added", "stale")
+
+    @property
+    def holds(self) -> bool:
+        """The stage has nothing to work on (no live market): hold it, do not fail it."""
+        return self.kind == "no_live_markets"
+
 
 class TopOfBook(Message):
     """One market's top of book for the console: exact decimal strings, never floats.

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from actors.context import StageContext
 from actors.markets import ResolvedMarkets
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES
+from actors.stage_spec import StageSpec
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner

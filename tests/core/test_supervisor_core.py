@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, ORDERBOOK, StageSpec
+from actors.registry import DEFAULT_STAGES, ORDERBOOK
+from actors.stage_spec import StageSpec
 from core.ready import ReadyPhase
 from messages.base import Message
 from messages.commands import Connect, RunSync
