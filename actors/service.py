@@ -47,8 +47,8 @@ Facilities: ``self.options`` (the validated, frozen options model), ``self.book(
 ``self.call_every`` (timers that run a callback on this actor's thread and are cancelled
 when it stops), ``self.markets`` (the tickers the system streams).
 
-Safety rules are the stage actors' (see :mod:`actors.base`): every failure is reported to
-the supervisor explicitly, as an immutable :class:`~messages.services.ServiceFailed`,
+Safety rules are every child's (see :mod:`actors.child`): every failure is reported to
+the supervisor explicitly, as an immutable :class:`~messages.results.ChildFailed`,
 before pykka's silent paths can lose it; nothing here ever blocks on another actor.
 """
 
@@ -61,13 +61,8 @@ from typing import Any, ClassVar
 
 import pykka
 
-from actors.base import (
-    InjectedFaultError,
-    Slowdown,
-    StageControls,
-    _reported,
-    apply_actor_fault,
-)
+from actors.child import ChildActor
+from actors.controls import StageControls
 from actors.service_spec import (
     ServiceContext,
     ServiceOptions,
@@ -76,23 +71,20 @@ from actors.service_spec import (
     validation_line,
 )
 from kalshi_api.book_changes import BookSubscription, BookView
-from messages.commands import Ping, Report
+from messages.commands import Report
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.exchange import PauseScope
-from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
 from messages.services import (
     AccountChanged,
     BooksChanged,
     EventNotice,
-    ServiceFailed,
     ServiceHealth,
     SystemNotReady,
     SystemReady,
 )
 from messages.states import State
-from messages.text import one_line
 from supervision.scheduler import TimerHandle
 
 __all__ = [
@@ -131,14 +123,14 @@ class _Timer:
             self.handle.cancel()
 
 
-class ServiceActor(pykka.ThreadingActor):
+class ServiceActor(ChildActor):
     """Base of every service; one incarnation per ``generation``. See the module docstring."""
 
     options_model: ClassVar[type[ServiceOptions]] = ServiceOptions
     """The options this service accepts (a :class:`ServiceOptions` subclass)."""
     service_name: ClassVar[str | None] = None
     """Default name (fault target, restart unit) when a spec or the CLI gives none."""
-    use_daemon_thread = True
+    child_kind = "service"
 
     def __init__(
         self,
@@ -147,13 +139,10 @@ class ServiceActor(pykka.ThreadingActor):
         generation: int,
         controls: StageControls,
     ) -> None:
-        super().__init__()
-        self.parent = parent
+        super().__init__(parent, generation, controls)
         self.context = context
         self.name = context.name
         self.options: Any = context.options
-        self.generation = generation
-        self.controls = controls
         self.ready = False
         """True between ``on_ready`` and ``on_not_ready``."""
         self.notifications = 0
@@ -162,7 +151,10 @@ class ServiceActor(pykka.ThreadingActor):
         """Exchange pauses in force: shard (None = every shard) -> ``trading``/``exchange``."""
         self._subscription: BookSubscription | None = None
         self._timers: list[_Timer] = []
-        self._slowdown = Slowdown()
+
+    @property
+    def child_name(self) -> str:
+        return self.name
 
     # -- hooks for subclasses ------------------------------------------------------------
     def setup(self) -> None:
@@ -225,67 +217,62 @@ class ServiceActor(pykka.ThreadingActor):
         that finds the previous one still queued is skipped, never stacked up."""
         return self._add_timer(interval, callback, periodic=True)
 
-    # -- pykka hooks, all guarded ---------------------------------------------------------------
-    def on_start(self) -> None:
-        try:
-            if self.controls.start_faults.consume(self.name):
-                raise InjectedFaultError(f"injected crash_on_start in {self.name} service")
-            self.setup()
-            tickers = self.subscribed_tickers()
-            if tickers is None or tuple(tickers):
-                ref = self.actor_ref
-                self._subscription = self.context.feed.subscribe(
-                    self.name, None if tickers is None else tuple(tickers), _waker(ref)
-                )
-        except Exception as exc:
-            self._report(exc)
-            self.on_stop()  # pykka calls neither on_stop nor on_failure after on_start raises
-            raise
+    # -- the child hooks ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        self.setup()
+        tickers = self.subscribed_tickers()
+        if tickers is None or tuple(tickers):
+            self._subscription = self.context.feed.subscribe(
+                self.name, None if tickers is None else tuple(tickers), _waker(self.actor_ref)
+            )
 
-    def on_receive(self, message: Any) -> Any:
-        self._slowdown.delay(self.controls.release)
-        try:
-            return self._dispatch(message)
-        except Exception as exc:
-            self._report(exc)
-            raise
-
-    def on_stop(self) -> None:
+    def _close(self) -> None:
         self._release()
         try:
             self.teardown()
         except Exception:
             logger.exception("%s service: error in teardown", self.name)
 
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.on_stop()
+    def _close_after_failed_start(self) -> None:
+        self._close()
 
-    # -- internals --------------------------------------------------------------------------------
+    def _disconnect_fault(self) -> None:
+        self.on_disconnect()
+
+    def _corrupt_fault(self) -> None:
+        self.parent.tell(
+            ServiceHealth.model_construct(
+                service=self.name, generation=self.generation, notifications=-1, coalesced=-1
+            )
+        )
+
     def _dispatch(self, message: Any) -> Any:
-        if isinstance(message, BooksChanged):
-            self._deliver_books()
-        elif isinstance(message, _TimerFired):
-            self._fire(message.timer)
-        elif isinstance(message, EventNotice):
-            self._track_pause(message.event)
-            self.on_event(message.event)
-        elif isinstance(message, SystemReady):
-            self.ready = True
-            self.on_ready(message.metadata)
-        elif isinstance(message, SystemNotReady):
-            self.ready = False
-            self.on_not_ready(message.state, message.reason)
-        elif isinstance(message, AccountChanged):
-            self.on_account(message.sync)
-        elif isinstance(message, Ping):
-            return True
-        elif isinstance(message, Report):
-            return self.health()
-        elif isinstance(message, InjectFault):
-            return self._inject(message)
-        else:
+        handler = self._MESSAGES.get(type(message))
+        if handler is None:
             return self.handle(message)
-        return None
+        return handler(self, message)
+
+    def _on_event_notice(self, notice: EventNotice) -> None:
+        self._track_pause(notice.event)
+        self.on_event(notice.event)
+
+    def _on_system_ready(self, message: SystemReady) -> None:
+        self.ready = True
+        self.on_ready(message.metadata)
+
+    def _on_system_not_ready(self, message: SystemNotReady) -> None:
+        self.ready = False
+        self.on_not_ready(message.state, message.reason)
+
+    _MESSAGES: ClassVar[dict[type, Callable[[ServiceActor, Any], Any]]] = {
+        BooksChanged: lambda self, _: self._deliver_books(),
+        _TimerFired: lambda self, message: self._fire(message.timer),
+        EventNotice: _on_event_notice,
+        SystemReady: _on_system_ready,
+        SystemNotReady: _on_system_not_ready,
+        AccountChanged: lambda self, message: self.on_account(message.sync),
+        Report: lambda self, _: self.health(),
+    }
 
     def _track_pause(self, event: Event) -> None:
         if isinstance(event, ExchangePaused):
@@ -354,39 +341,6 @@ class ServiceActor(pykka.ThreadingActor):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-
-    def _report(self, exc: BaseException) -> None:
-        try:
-            self.parent.tell(
-                ServiceFailed(
-                    service=self.name,
-                    generation=self.generation,
-                    error_type=type(exc).__name__,
-                    reason=one_line(str(exc) or type(exc).__name__),
-                )
-            )
-        except pykka.ActorDeadError:
-            logger.warning("%s service: supervisor gone, failure not reported: %s", self.name, exc)
-            return
-        # The supervisor logs the one line; pykka's traceback for this failure is dropped
-        # (as for stages), and kept at DEBUG here.
-        logger.debug("%s service failure (reported)", self.name, exc_info=exc)
-        _reported.pending = True
-
-    def _inject(self, fault: InjectFault) -> str:
-        return apply_actor_fault(
-            fault,
-            label=f"{self.name} service",
-            key=self.name,
-            controls=self.controls,
-            slowdown=self._slowdown,
-            disconnect=self.on_disconnect,
-            corrupt=lambda: self.parent.tell(
-                ServiceHealth.model_construct(
-                    service=self.name, generation=self.generation, notifications=-1, coalesced=-1
-                )
-            ),
-        )
 
 
 def _waker(ref: pykka.ActorRef[Any]) -> Callable[[], None]:

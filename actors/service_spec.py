@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -69,6 +69,11 @@ class ServiceSpec:
     or an instance of it; either way the spec holds the frozen, validated model, so a bad
     option is a ``ValueError`` with one line when the spec is built, not a failed start.
     """
+
+    kind: ClassVar[str] = "service"
+    failure_leaves_ready: ClassVar[bool] = False
+    """What a failure does (supervision data, read by the core): a service's never leaves
+    READY; its own tracker restarts or drops it."""
 
     name: str
     actor_class: type[ServiceActor]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from messages.base import Message
 from messages.events import Event
@@ -70,6 +70,11 @@ class StageSpec:
     ``stage_state`` must agree with ``name`` and ``state`` (checked here, at construction,
     because an actor whose replies carry another name would be ignored forever).
     """
+
+    kind: ClassVar[str] = "stage"
+    failure_leaves_ready: ClassVar[bool] = True
+    """What a failure does (supervision data, read by the core): a stage's takes the system
+    out of READY, through ERROR and the stage recovery."""
 
     name: str
     state: State

@@ -52,7 +52,6 @@ class ReadyWatch:
         self.awaiting: str | None = None
         self._timers: list[TimerHandle] = []
         self._heal: TimerHandle | None = None
-        self._pings: dict[str, LivenessCheck] = {}
         self._busy_until: dict[str, float] = {}
         self.healed_total = 0
 
@@ -146,7 +145,7 @@ class ReadyWatch:
         if self._heal is not None:
             self._heal.cancel()
             self._heal = None
-        self._pings.clear()
+        self._core.children.forget_pings()
         self._busy_until.clear()
 
     # -- periodic work ----------------------------------------------------------------------
@@ -175,9 +174,6 @@ class ReadyWatch:
         core.services.probe_liveness()
         now = core.scheduler.clock.monotonic()
         for name in core.child_names():
-            generation = core.current_generation(name)
-            if generation is None:
-                continue
             if not core.children.is_alive(name):
                 core.fail(name, "ActorDied", f"{name} stage actor is no longer running")
                 return
@@ -187,35 +183,15 @@ class ReadyWatch:
                     continue
                 core.fail(name, "DeadlineExceeded", f"{name} stage's requested work overran")
                 return
-            pending = self._pings.get(name)
-            if pending is not None and not pending.probe.answered():
-                continue  # its check is already scheduled
-            check = LivenessCheck(name, generation, core.children.ping(name))
-            self._pings[name] = check
-            core.scheduler.call_later(
-                core.config.liveness_timeout,
-                lambda c=check, m=core.mailbox: m(c),
-                name="liveness-check",
-            )
+            core.children.ping(name)
 
     def check_liveness(self, check: LivenessCheck) -> None:
         """A ping's time is up: unanswered means unresponsive, an error means it died."""
         core = self._core
-        if self._pings.get(check.stage) is not check:
+        failure = core.children.judge(check)
+        if failure is None or core.state is not State.READY or check.child in self._busy_until:
             return
-        del self._pings[check.stage]
-        if core.state is not State.READY or check.stage in self._busy_until:
-            return
-        failure = check.probe.failure()
-        if failure is None:
-            return
-        error_type, reason = failure
-        if error_type == "Unresponsive":
-            reason = (
-                f"{check.stage} stage did not answer a ping within "
-                f"{core.config.liveness_timeout:g}s"
-            )
-        core.fail(check.stage, error_type, reason)
+        core.fail(check.child, *failure)
 
     # -- healing in place -------------------------------------------------------------------
     def on_incident(self, incident: StreamIncident) -> None:

@@ -20,7 +20,7 @@ import pykka
 
 from actors.service_spec import ServiceSpec
 from actors.stage_spec import StageSpec
-from core.children import PykkaChildren, PykkaServiceHost
+from core.children import BackgroundWork, PykkaChildren
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook, ExchangeProbe, MarketList
 from core.supervisor_core import SupervisorCore
@@ -37,10 +37,8 @@ __all__ = ["EventListener", "SupervisorActor"]
 logger = logging.getLogger("kalshi_supervisor.core.supervisor_actor")
 
 FLUSH_TIMEOUT = 2.0
-
-
-def _in_background(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="kalshi-supervisor-markets", daemon=True).start()
+JOIN_TIMEOUT = 2.0
+"""Bound on waiting, at shutdown, for the children's stops and the background threads."""
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -79,24 +77,26 @@ class SupervisorActor(pykka.ThreadingActor):
         self._events = events or EventBus(listeners)
         self._inline = list(inline_listeners)
         self._stopped = stopped or threading.Event()
+        self._children = PykkaChildren(self.actor_ref)
+        self._background = BackgroundWork()
+        self._released = False
         try:
             self._core = SupervisorCore(
                 config,
                 signer,
                 status_address=status_address,
                 stages=stages,
-                children=PykkaChildren(self.actor_ref),
+                children=self._children,
                 scheduler=self._scheduler,
                 mailbox=self._tell_self,
                 publish=self._publish,
                 resolve_markets=resolve_markets,
-                background=_in_background,
+                background=self._background,
                 on_shutdown=self._after_shutdown,
                 exchange=exchange,
                 probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
-                service_host=PykkaServiceHost(self.actor_ref),
             )
         except BaseException:
             self._release()
@@ -126,6 +126,15 @@ class SupervisorActor(pykka.ThreadingActor):
         self.stop()
 
     def _release(self) -> None:
+        """Once: stop the timers, wait (bounded) for every child's stop and background
+        thread, deliver the events, then say we stopped. No thread of ours outlives this."""
+        if self._released:
+            return
+        self._released = True
+        if not self._children.close(JOIN_TIMEOUT):
+            logger.warning("a child did not stop within %.1fs; abandoned", JOIN_TIMEOUT)
+        if not self._background.join(JOIN_TIMEOUT):
+            logger.warning("background work still running after %.1fs; abandoned", JOIN_TIMEOUT)
         if self._owns_scheduler:
             self._scheduler.stop()
         if self._owns_events:

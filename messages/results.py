@@ -102,10 +102,11 @@ class StageSucceeded(Message):
     """The stage's own result model; the supervisor checks the class it expects per stage."""
 
 
-class StageFailed(Message):
-    """Envelope a stage (or the supervisor's own watchdog) sends when a stage failed."""
+class ChildFailed(Message):
+    """A supervised child (stage or service) failed: told by the child itself, whatever
+    its kind; the supervisor's own watchdogs reach the same decision without it."""
 
-    stage: str
+    child: str
     generation: int
     error_type: str
     reason: str

@@ -110,7 +110,7 @@ class FakePing:
 
 @dataclass
 class FakeStages:
-    """The ``Children`` port, played by a test."""
+    """The ``ChildHost`` port, played by a test (it records each incarnation it starts)."""
 
     generations: dict[str, int] = field(default_factory=dict)
     told: list[tuple[str, object]] = field(default_factory=list)
@@ -118,17 +118,11 @@ class FakeStages:
     report: OrderbookReport = field(default_factory=live_report)
     counter: int = 0
 
-    def ensure(self, spec: StageSpec, context: StageContext) -> int:
-        if spec.name not in self.generations:
-            self.counter += 1
-            self.generations[spec.name] = self.counter
-        return self.generations[spec.name]
-
-    def generation(self, name: str) -> int | None:
-        return self.generations.get(name)
-
-    def names(self) -> list[str]:
-        return list(self.generations)
+    def start(
+        self, spec: StageSpec, context: StageContext, generation: int, controls: object
+    ) -> None:
+        self.counter += 1
+        self.generations[spec.name] = generation
 
     def is_alive(self, name: str) -> bool:
         return name in self.generations
