@@ -190,6 +190,9 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+        refusals = getattr(self, "_refusals", None)
+        if refusals is not None:
+            refusals.close()
 
     def _refresh_markets(self) -> None:
         """Discovery mode: add newly listed open markets (up to ``market_count``) and drop

@@ -454,10 +454,12 @@ def _serve(
     def on_signal(signum: int, frame: Any) -> None:
         interrupted.set()
 
+    reopen = threading.Event()
+
     def on_hangup(signum: int, frame: Any) -> None:
-        # Log rotation: reopen the events file on a thread, never inside the handler.
-        if sink is not None:
-            threading.Thread(target=sink.reopen, name="events-reopen", daemon=True).start()
+        # Log rotation: the main loop below reopens the events file, never the handler, and
+        # no thread is started for it (nothing to join).
+        reopen.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
@@ -469,6 +471,10 @@ def _serve(
             sys.stderr.flush()
         while not interrupted.is_set() and not supervisor.stopped.is_set():
             interrupted.wait(0.1)
+            if reopen.is_set():
+                reopen.clear()
+                if sink is not None:
+                    sink.reopen()
         reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"
         supervisor.shutdown(reason)
     finally:

@@ -105,6 +105,11 @@ class ChildTable:
     def is_alive(self, name: str) -> bool:
         return name in self._running and self._host.is_alive(name)
 
+    def lingering(self, name: str) -> bool:
+        """An earlier incarnation still runs after its stop (hung in its own code): a new
+        one started now would leave that thread behind for good, one per restart."""
+        return self._host.lingering(name)
+
     # -- reaching them ----------------------------------------------------------------------
     def tell(self, name: str, message: object) -> bool:
         """Tell without waiting; a child found gone becomes a ``ConfirmDead`` for it."""

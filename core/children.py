@@ -117,6 +117,8 @@ class PykkaChildren:
         self._parent = parent
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._stopper = Stopper()
+        self._stopping: dict[str, list[pykka.ActorRef[Any]]] = {}
+        """Incarnations handed to the stopper, until their actor has really stopped."""
 
     def start(self, spec: Any, context: object, generation: int, controls: Any) -> None:
         self._refs.pop(spec.name, None)
@@ -159,8 +161,20 @@ class PykkaChildren:
     def stop(self, names: Sequence[str]) -> None:
         """Hand the stopper these children, in this order; returns at once."""
         refs = [(name, ref) for name in names if (ref := self._refs.pop(name, None)) is not None]
+        for name, ref in refs:
+            self._stopping.setdefault(name, []).append(ref)
         if refs:
             self._stopper.submit(refs)
+
+    def lingering(self, name: str) -> bool:
+        """Whether an earlier incarnation of ``name`` is still running after its stop (a
+        real hang in its own code: nothing can interrupt a Python thread)."""
+        alive = [ref for ref in self._stopping.get(name, ()) if ref.is_alive()]
+        if alive:
+            self._stopping[name] = alive
+        else:
+            self._stopping.pop(name, None)
+        return bool(alive)
 
     def close(self, timeout: float) -> bool:
         """The supervisor stopped: stop any child left (latest first), wait for every stop."""

@@ -101,3 +101,7 @@ class ChildHost(Protocol):
         """Stop these children in the given order, without blocking the caller on them
         (a stuck one is abandoned after a bound, off the caller's thread)."""
         ...
+
+    def lingering(self, name: str) -> bool:
+        """Whether an earlier incarnation of ``name`` still runs after its stop."""
+        ...

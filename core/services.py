@@ -65,6 +65,10 @@ Mailbox = Callable[[object], None]
 Publish = Callable[[Any], None]
 
 
+LINGER_RECHECK = 0.5
+"""Seconds between looks at a hung incarnation a restart waits for."""
+
+
 # -- timer messages (the scheduler only ever tells the supervisor) ---------------------------
 @dataclass(frozen=True)
 class ServiceRestartDue:
@@ -80,6 +84,8 @@ class _Service:
     restart_timer: TimerHandle | None = None
     starts: int = 0
     dropped: bool = False
+    lingering: bool = False
+    """A restart waits for the last incarnation, hung in its own code, to end."""
 
 
 class ServiceSupervisor:
@@ -306,6 +312,10 @@ class ServiceSupervisor:
         service.restart_timer = None
         if self._stopped or service.dropped or self.generation(name) is not None:
             return
+        if self._children.lingering(name):
+            self._defer_restart(service)
+            return
+        service.lingering = False
         attempt = service.starts
         if not self._start(name):
             return
@@ -315,6 +325,22 @@ class ServiceSupervisor:
             self._tell(name, SystemReady(metadata=self._ready))
             for shared in self._shared.values():
                 self._tell(name, shared)
+
+    def _defer_restart(self, service: _Service) -> None:
+        """The last incarnation is hung in its own code and ignored its stop: restarting now
+        would leak its thread (one per restart). Look again later; the restart waits."""
+        name = service.spec.name
+        if not service.lingering:
+            service.lingering = True
+            logger.warning(
+                "%s service: its restart waits for its hung incarnation to end", name
+            )
+        token = service.restart_token
+        service.restart_timer = self._scheduler.call_later(
+            LINGER_RECHECK,
+            lambda: self._mailbox(ServiceRestartDue(name, token)),
+            name="service-restart",
+        )
 
     def _tell_pauses(self, name: str) -> None:
         """A service that just started learns the pauses in force before ``on_ready`` runs."""

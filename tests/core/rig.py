@@ -141,6 +141,9 @@ class FakeStages:
     def ping(self, name: str) -> FakePing:
         return FakePing()
 
+    def lingering(self, name: str) -> bool:
+        return False
+
     def stop(self, names: Sequence[str]) -> None:
         for name in names:
             self.stopped.append(name)

@@ -88,6 +88,9 @@ class Host:
         self.log.append(("ping", name))
         return Ping(self)
 
+    def lingering(self, name: str) -> bool:
+        return False
+
     def stop(self, names: Sequence[str]) -> None:
         for name in names:
             self.log.append(("stop", name))
