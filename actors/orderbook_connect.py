@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pykka
 
@@ -155,27 +156,27 @@ class OrderbookConnectActor(StageActor):
         return {k: int(v) for k, v in stream.stats.as_dict().items() if k != "last_frame_monotonic"}
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, StreamEventArrived):
-            self._on_stream_event(message.event)
-            return None
-        if isinstance(message, Report):
-            return self.report()
-        if isinstance(message, RefreshMarkets):
-            self._refresh_markets()
-            if self._awaiting_sync:  # held without a live market: success comes with one
-                self._maybe_done()
-            else:
-                self.succeed(self.report())
-            return None
-        if isinstance(message, BookDigests):
-            return self._book_digests(message.timeout)
-        if isinstance(message, BookTops):
-            return self.book_tops()
-        if isinstance(message, BookLadders):
-            return self.book_depth(message.ticker)
-        if isinstance(message, StreamHealth):
-            return self.stream_health()
-        return super().handle(message)
+        handler = self._MESSAGES.get(type(message))
+        if handler is None:
+            return super().handle(message)
+        return handler(self, message)
+
+    def _on_refresh(self, message: RefreshMarkets) -> None:
+        self._refresh_markets()
+        if self._awaiting_sync:  # held without a live market: success comes with one
+            self._maybe_done()
+        else:
+            self.succeed(self.report())
+
+    _MESSAGES: ClassVar[dict[type, Callable[[OrderbookConnectActor, Any], Any]]] = {
+        StreamEventArrived: lambda self, message: self._on_stream_event(message.event),
+        Report: lambda self, _: self.report(),
+        RefreshMarkets: _on_refresh,
+        BookDigests: lambda self, message: self._book_digests(message.timeout),
+        BookTops: lambda self, _: self.book_tops(),
+        BookLadders: lambda self, message: self.book_depth(message.ticker),
+        StreamHealth: lambda self, _: self.stream_health(),
+    }
 
     def disconnect(self) -> None:
         if self._stream is not None:
@@ -364,41 +365,60 @@ class OrderbookConnectActor(StageActor):
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
-        if isinstance(event, StreamDisconnected):  # a 5xx upgrade refusal: is it a pause?
-            self._refusals.refused(event.refused_status)
-        if isinstance(event, StreamMarketDropped):  # in any phase: startup included
-            self._incident("market_dropped", f"{event.ticker}: {event.reason}")
-            stream = self._stream
-            if stream is not None and stream.followed_count() == 0:
-                self._announce_no_live()
-            elif self._awaiting_sync:
-                self._maybe_done()
-        elif isinstance(event, StreamStale):
-            self._incident("stale", f"sid {event.sid} silent for {event.silent_for:.1f}s")
-        elif isinstance(event, StreamSynced):
-            if self._awaiting_sync:
-                if event.market_count > 0:
-                    self._done()
-                else:
-                    self._maybe_done()
-            elif self._established:
-                self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
-        elif isinstance(event, StreamFailed):
-            self.fail("StreamFailed", event.reason)
-        elif self._awaiting_sync and isinstance(event, StreamResynced):
-            self._maybe_done()  # markets added while waiting for one went live
-        elif not self._established:
-            return
-        elif isinstance(event, StreamDisconnected):
+        handler = self._STREAM_EVENTS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_disconnected(self, event: StreamDisconnected) -> None:
+        self._refusals.refused(event.refused_status)  # a 5xx upgrade refusal: is it a pause?
+        if self._established:
             self._incident("disconnected", event.reason)
-        elif isinstance(event, StreamGap):
+
+    def _on_market_dropped(self, event: StreamMarketDropped) -> None:
+        self._incident("market_dropped", f"{event.ticker}: {event.reason}")  # in any phase
+        stream = self._stream
+        if stream is not None and stream.followed_count() == 0:
+            self._announce_no_live()
+        elif self._awaiting_sync:
+            self._maybe_done()
+
+    def _on_synced(self, event: StreamSynced) -> None:
+        if self._awaiting_sync:
+            if event.market_count > 0:
+                self._done()
+            else:
+                self._maybe_done()
+        elif self._established:
+            self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
+
+    def _on_resynced(self, event: StreamResynced) -> None:
+        if self._awaiting_sync:
+            self._maybe_done()  # markets added while waiting for one went live
+        elif self._established:
+            self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
+
+    def _on_gap(self, event: StreamGap) -> None:
+        if self._established:
             self._incident(
                 "gap", f"sid {event.sid}: expected seq {event.expected}, got {event.received}"
             )
-        elif isinstance(event, StreamResynced):
-            self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
-        elif isinstance(event, StreamTerminalError):
+
+    def _on_terminal_error(self, event: StreamTerminalError) -> None:
+        if self._established:
             self._incident("terminal_error", f"code {event.code}: {event.message}")
+
+    _STREAM_EVENTS: ClassVar[dict[type, Callable[[OrderbookConnectActor, Any], None]]] = {
+        StreamDisconnected: _on_disconnected,
+        StreamMarketDropped: _on_market_dropped,
+        StreamStale: lambda self, event: self._incident(
+            "stale", f"sid {event.sid} silent for {event.silent_for:.1f}s"
+        ),
+        StreamSynced: _on_synced,
+        StreamFailed: lambda self, event: self.fail("StreamFailed", event.reason),
+        StreamResynced: _on_resynced,
+        StreamGap: _on_gap,
+        StreamTerminalError: _on_terminal_error,
+    }
 
 
 # -- views: micro-dollars and centi-contracts become exact decimal strings -------------------

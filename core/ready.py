@@ -136,7 +136,11 @@ class ReadyWatch:
                 )
 
     def leave(self) -> None:
-        """Cancel every READY-only timer (liveness, periodic work, heal) on leaving READY."""
+        """Cancel every READY-only timer (liveness, periodic work, heal) and close the phase.
+
+        Called by ``SupervisorCore.transition`` on every move to another state: READY ends
+        there and only there. (A stage held while READY was still pending in its own state
+        closes the pending phase directly: no transition happens then.)"""
         self.phase, self.awaiting = ReadyPhase.CLOSED, None
         self._core.pauses.on_leave_ready()
         for handle in self._timers:
@@ -270,8 +274,7 @@ class ReadyWatch:
         index = core.index_of(expired.stage)
         if not self._heal_applies(expired) or index is None:
             return
-        self.leave()
-        core.walk.start_at(index)
+        core.walk.start_at(index)  # READY ends in the transition this makes
 
     def _rearm_heal(self, expired: HealExpired) -> None:
         """The exchange is back: the stream gets a full ``heal_timeout`` to reconnect."""

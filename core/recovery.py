@@ -94,7 +94,6 @@ class Recovery:
             core.stop_children(decision.children)
             return
         core.deadline.cancel()
-        core.ready.leave()
         if decision.give_up:
             if state is not State.ERROR:
                 core.transition(

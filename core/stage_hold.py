@@ -58,10 +58,10 @@ class StageHold:
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
         if leaving:
-            ready.leave()
-            core.walk.start_at(index)
+            core.walk.start_at(index)  # READY, if announced, ends in the transition made here
             if core.state is not spec.state:
                 return
+            ready.leave()  # READY was pending in this very state: no transition closes it
         core.deadline.cancel()
         if self.held is None:
             logger.info("%s stage held in %s until a market is live", stage, core.state.name)

@@ -346,6 +346,10 @@ class SupervisorCore:
         leaving_ready = self.state is State.READY and target is not State.READY
         record = self._machine.transition(target, context=context, metadata=metadata)
         self.epoch += 1
+        if target is not State.READY:
+            # The one place READY ends, whatever ends it (a failure, a heal timeout, a held
+            # stage, shutdown): its timers, pings and pending phase go with the move.
+            self.ready.leave()
         self.publish(record)
         if leaving_ready:  # services are told, never stopped, when READY ends
             self.services.on_not_ready(target, context)
