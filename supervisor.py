@@ -11,8 +11,9 @@ of ours imports it.
 from __future__ import annotations
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceActor, ServiceOptions, ServiceSpec
+from actors.stage_spec import StageSpec
 from app.handle import Supervisor
 from cli.main import main
 from core.event_bus import EventListener

@@ -1,23 +1,23 @@
-"""What every stage actor shares: explicit failure reports, fault injection, liveness.
+"""The stage base: a supervised child (``actors.child``) that does a connecting state's work.
 
-pykka has three silent failure paths (``on_start`` raising, a handler raising under
-``ask``, tells dropped with a crashed actor). Every stage actor therefore reports each
-failure to the supervisor itself, as an immutable ``StageFailed``, before pykka does
-whatever pykka does. Subclasses implement ``open``/``describe``/``connect``/``close`` and
-never need to think about supervision.
+What a stage adds to every child: ``describe`` (its state's entry metadata), ``connect``
+(the state's work, then ``succeed``), ``retry_now`` after an exchange pause, and the pause
+handling of its errors: a 5xx explained by a whole-exchange pause is waited out
+(``StagePaused``), not reported as a failure. Subclasses implement ``open`` / ``describe`` /
+``connect`` / ``close`` and never need to think about supervision.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pykka
 
+from actors.child import ChildActor, InjectedFaultError
 from actors.context import StageContext
+from actors.controls import StageControls, StartFaults
 from actors.exchange_status import (
     PROBE_TIMEOUT,
     condition_from_pause,
@@ -27,141 +27,23 @@ from actors.exchange_status import (
 from kalshi_api.errors import ExchangePausedError, KalshiError
 from kalshi_api.models import ExchangeStatus
 from messages.base import Message
-from messages.commands import Connect, Describe, Ping, Query, RetryNow, StageOwner
+from messages.commands import Connect, Describe, RetryNow, StageOwner
 from messages.exchange import ExchangeCondition, ExchangeObserved, StagePaused
-from messages.faults import ActorFault, InjectFault
-from messages.results import StageFailed, StageSucceeded
+from messages.results import StageSucceeded
 from messages.states import State
 from messages.text import one_line
 
-__all__ = ["InjectedFaultError", "StageActor", "StageControls", "StartFaults", "one_line"]
+__all__ = ["InjectedFaultError", "StageActor", "StageControls", "StartFaults"]
 
 logger = logging.getLogger("kalshi_supervisor.actors.base")
 
-DEFAULT_HANG_SECONDS = 3600.0
 
-_reported = threading.local()
-"""Per actor thread: the failure pykka is about to log was already reported by us."""
-
-
-class _ReportedFailureFilter(logging.Filter):
-    """Drop pykka's traceback for a failure a stage actor already reported to the supervisor.
-
-    Why: pykka logs every handler error with a full traceback ("Unhandled exception in ...",
-    or "Exception returned from ... to caller" under ``ask``); the supervisor logs the same
-    failure as one line. Scoped by thread: only the stage actor thread that reported the
-    failure (and only that one record) is silenced; every other pykka record passes.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(_reported, "pending", False):
-            return True
-        text = record.getMessage()
-        if text.startswith(("Unhandled exception in ", "Exception returned from ")):
-            _reported.pending = False
-            return False
-        return True
-
-
-_PYKKA_FILTER = _ReportedFailureFilter()
-logging.getLogger("pykka").addFilter(_PYKKA_FILTER)
-DEFAULT_SLOW_SECONDS = 2.0
-
-
-class InjectedFaultError(RuntimeError):
-    """Raised on purpose by an injected ``crash`` / ``crash_on_start`` fault."""
-
-
-@dataclass
-class StartFaults:
-    """Armed ``crash_on_start`` faults; owned by the supervisor so they survive a restart."""
-
-    _armed: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def arm(self, stage: str) -> None:
-        with self._lock:
-            self._armed.add(stage)
-
-    def consume(self, stage: str) -> bool:
-        with self._lock:
-            if stage in self._armed:
-                self._armed.discard(stage)
-                return True
-            return False
-
-
-@dataclass(frozen=True)
-class StageControls:
-    """Handles the supervisor keeps on one incarnation of a stage actor.
-
-    ``release`` frees an actor stuck in an injected ``hang`` so it can be stopped: a
-    real hung thread cannot be interrupted in Python, so the simulated one must be.
-    """
-
-    start_faults: StartFaults
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class Slowdown:
-    """An injected ``slow`` fault: the next ``remaining`` messages each wait ``seconds``
-    (or until the actor is released for stopping)."""
-
-    seconds: float = 0.0
-    remaining: int = 0
-
-    def delay(self, release: threading.Event) -> None:
-        if self.remaining > 0:
-            self.remaining -= 1
-            release.wait(self.seconds)
-
-
-def apply_actor_fault(
-    fault: InjectFault,
-    *,
-    label: str,
-    key: str,
-    controls: StageControls,
-    slowdown: Slowdown,
-    disconnect: Callable[[], None],
-    corrupt: Callable[[], None],
-) -> str:
-    """Carry out an actor fault on the actor whose thread runs this, stage or service alike.
-
-    ``label`` names the actor in messages (``"orderbook stage"``), ``key`` is its name for
-    ``crash_on_start`` (armed in ``controls`` so it outlives the restart), ``disconnect`` and
-    ``corrupt`` are what ``disconnect`` and ``bad_metadata`` mean for this kind of actor.
-    """
-    kind = fault.fault
-    logger.warning("%s: injecting %s", label, kind.value)
-    if kind is ActorFault.CRASH:
-        raise InjectedFaultError(f"injected crash in {label}")
-    if kind is ActorFault.CRASH_ON_START:
-        controls.start_faults.arm(key)
-        raise InjectedFaultError(f"injected crash in {label}; next start fails")
-    if kind is ActorFault.HANG:
-        controls.release.wait(fault.seconds or DEFAULT_HANG_SECONDS)
-        return "released"
-    if kind is ActorFault.DISCONNECT:
-        disconnect()
-        return "disconnected"
-    if kind is ActorFault.SLOW:
-        slowdown.seconds = fault.seconds or DEFAULT_SLOW_SECONDS
-        slowdown.remaining = fault.count or 1
-        return "slowed"
-    if kind is ActorFault.BAD_METADATA:
-        corrupt()
-        return "corrupted"
-    raise ValueError(f"{kind.value} is not an actor fault")
-
-
-class StageActor(pykka.ThreadingActor):
+class StageActor(ChildActor):
     """Base of the stage actors; one incarnation per ``generation``."""
 
     stage_name: ClassVar[str]
     stage_state: ClassVar[State]
-    use_daemon_thread = True
+    child_kind = "stage"
 
     def __init__(
         self,
@@ -170,12 +52,12 @@ class StageActor(pykka.ThreadingActor):
         generation: int,
         controls: StageControls,
     ) -> None:
-        super().__init__()
-        self.parent = parent
+        super().__init__(parent, generation, controls)
         self.context = context
-        self.generation = generation
-        self.controls = controls
-        self._slowdown = Slowdown()
+
+    @property
+    def child_name(self) -> str:
+        return self.stage_name
 
     # -- subclass hooks --------------------------------------------------------------
     def open(self) -> None:
@@ -213,27 +95,6 @@ class StageActor(pykka.ThreadingActor):
         self.parent.tell(
             StageSucceeded(stage=self.stage_name, generation=self.generation, result=result)
         )
-
-    def fail(self, error_type: str, reason: str, *, abnormal: bool = True) -> None:
-        self.parent.tell(
-            StageFailed(
-                stage=self.stage_name,
-                generation=self.generation,
-                error_type=error_type,
-                reason=one_line(reason),
-                abnormal=abnormal,
-            )
-        )
-
-    def _report(self, exc: BaseException) -> None:
-        """Tell the supervisor first (it logs the one line); the traceback only at DEBUG."""
-        try:
-            self.fail(type(exc).__name__, str(exc) or type(exc).__name__)
-        except pykka.ActorDeadError:
-            logger.warning("%s: supervisor gone, failure not reported: %s", self.stage_name, exc)
-            return
-        logger.debug("%s stage failure (reported)", self.stage_name, exc_info=exc)
-        _reported.pending = True
 
     def observe_exchange(self, status: ExchangeStatus) -> ExchangeCondition:
         """Tell the supervisor what ``/exchange/status`` said (pauses are shown, not failed)."""
@@ -281,70 +142,40 @@ class StageActor(pykka.ThreadingActor):
             return None
         return condition if condition.exchange_paused else None
 
-    # -- pykka hooks, all guarded ----------------------------------------------------------
-    def on_start(self) -> None:
-        try:
-            if self.controls.start_faults.consume(self.stage_name):
-                raise InjectedFaultError(f"injected crash_on_start in {self.stage_name} stage")
-            self.open()
-        except Exception as exc:
-            self._report(exc)
-            raise
+    # -- the child hooks ------------------------------------------------------------------
+    def _open(self) -> None:
+        self.open()
 
-    def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, Query):
-            self._slowdown.delay(self.controls.release)
-        try:
-            return self._dispatch(message)
-        except ExchangePausedError as exc:
+    def _close(self) -> None:
+        self.close()
+
+    def _disconnect_fault(self) -> None:
+        self.disconnect()
+
+    def _corrupt_fault(self) -> None:
+        self.parent.tell(self.bad_result())
+
+    def _handle_error(self, exc: Exception) -> None:
+        """A pause explains the error: wait for the exchange (no failure); else report it."""
+        if isinstance(exc, ExchangePausedError):
             # The exchange refuses everything for now: a condition to wait out, not a failure.
             self.wait_for_exchange(condition_from_pause(exc), str(exc))
             return None
-        except Exception as exc:
-            condition = self.paused_exchange(exc)
-            if condition is not None:
-                self.wait_for_exchange(condition, f"{type(exc).__name__}: {exc}")
-                return None
-            self._report(exc)
-            raise
+        condition = self.paused_exchange(exc)
+        if condition is not None:
+            self.wait_for_exchange(condition, f"{type(exc).__name__}: {exc}")
+            return None
+        return super()._handle_error(exc)
 
-    def on_stop(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            logger.exception("%s stage: error while closing", self.stage_name)
-
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        try:
-            self.close()
-        except Exception:
-            logger.exception("%s stage: error while closing after a failure", self.stage_name)
-
-    # -- dispatch -----------------------------------------------------------------------------
     def _dispatch(self, message: Any) -> Any:
-        if isinstance(message, Ping):
-            return True
-        if isinstance(message, StageOwner):
-            return self.parent.actor_urn
-        if isinstance(message, InjectFault):
-            return self._inject(message)
-        if isinstance(message, Describe):
-            return self.describe()
-        if isinstance(message, Connect):
-            self.connect(message.generation)
-            return None
-        if isinstance(message, RetryNow):
-            self.retry_now()
-            return None
-        return self.handle(message)
+        handler = self._COMMANDS.get(type(message))
+        if handler is None:
+            return self.handle(message)
+        return handler(self, message)
 
-    def _inject(self, fault: InjectFault) -> str:
-        return apply_actor_fault(
-            fault,
-            label=f"{self.stage_name} stage",
-            key=self.stage_name,
-            controls=self.controls,
-            slowdown=self._slowdown,
-            disconnect=self.disconnect,
-            corrupt=lambda: self.parent.tell(self.bad_result()),
-        )
+    _COMMANDS: ClassVar[dict[type, Callable[[StageActor, Any], Any]]] = {
+        StageOwner: lambda self, _: self.parent.actor_urn,
+        Describe: lambda self, _: self.describe(),
+        Connect: lambda self, message: self.connect(message.generation),
+        RetryNow: lambda self, _: self.retry_now(),
+    }

@@ -107,6 +107,7 @@ class RefusalCheck:
         self._lock = threading.Lock()
         self._running = False
         self._last: float | None = None
+        self._thread: threading.Thread | None = None
 
     def refused(self, status: int | None) -> None:
         """The stream's upgrade was refused with ``status``; only a 5xx prompts a read."""
@@ -117,7 +118,18 @@ class RefusalCheck:
             if self._running or (self._last is not None and now - self._last < self._interval):
                 return
             self._running, self._last = True, now
-        threading.Thread(target=self._read, name="exchange-status-check", daemon=True).start()
+            self._thread = threading.Thread(
+                target=self._read, name="exchange-status-check", daemon=True
+            )
+            self._thread.start()
+
+    def close(self, timeout: float = PROBE_TIMEOUT) -> None:
+        """Wait (bounded by the read's own timeout) for a read in flight: the stage that owns
+        this check stops, and no thread of it should outlive it."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
 
     def _read(self) -> None:
         try:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pykka
 
@@ -30,7 +31,6 @@ from kalshi_api.market_check import rest_market_checker
 from kalshi_api.market_facts import MarketFacts, facts_by_ticker
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.rest import KalshiRestClient
-from kalshi_api.ws_connect import one_line
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -44,7 +44,14 @@ from kalshi_api.ws_session import (
     StreamSynced,
     StreamTerminalError,
 )
-from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
+from messages.commands import (
+    BookDigests,
+    BookLadders,
+    BookTops,
+    RefreshMarkets,
+    Report,
+    StreamHealth,
+)
 from messages.exchange import ExchangeCondition, ExchangeObserved
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
@@ -57,12 +64,13 @@ from messages.results import (
     TopOfBook,
 )
 from messages.states import State
+from messages.text import one_line
 
-logger = logging.getLogger("kalshi_supervisor.actors.orderbook")
+logger = logging.getLogger("kalshi_supervisor.actors.orderbook_connect")
 
 
 @dataclass(frozen=True, slots=True)
-class StreamNotice:
+class StreamEventArrived:
     """A stream lifecycle event, carried from the stream thread into this actor's mailbox."""
 
     event: StreamEvent
@@ -148,27 +156,27 @@ class OrderbookConnectActor(StageActor):
         return {k: int(v) for k, v in stream.stats.as_dict().items() if k != "last_frame_monotonic"}
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, StreamNotice):
-            self._on_stream_event(message.event)
-            return None
-        if isinstance(message, Report):
-            return self.report()
-        if isinstance(message, RefreshMarkets):
-            self._refresh_markets()
-            if self._awaiting_sync:  # held without a live market: success comes with one
-                self._maybe_done()
-            else:
-                self.succeed(self.report())
-            return None
-        if isinstance(message, BookDigests):
-            return self._book_digests(message.timeout)
-        if isinstance(message, BookTops):
-            return self.book_tops()
-        if isinstance(message, BookDepth):
-            return self.book_depth(message.ticker)
-        if isinstance(message, StreamHealth):
-            return self.stream_health()
-        return super().handle(message)
+        handler = self._MESSAGES.get(type(message))
+        if handler is None:
+            return super().handle(message)
+        return handler(self, message)
+
+    def _on_refresh(self, message: RefreshMarkets) -> None:
+        self._refresh_markets()
+        if self._awaiting_sync:  # held without a live market: success comes with one
+            self._maybe_done()
+        else:
+            self.succeed(self.report())
+
+    _MESSAGES: ClassVar[dict[type, Callable[[OrderbookConnectActor, Any], Any]]] = {
+        StreamEventArrived: lambda self, message: self._on_stream_event(message.event),
+        Report: lambda self, _: self.report(),
+        RefreshMarkets: _on_refresh,
+        BookDigests: lambda self, message: self._book_digests(message.timeout),
+        BookTops: lambda self, _: self.book_tops(),
+        BookLadders: lambda self, message: self.book_depth(message.ticker),
+        StreamHealth: lambda self, _: self.stream_health(),
+    }
 
     def disconnect(self) -> None:
         if self._stream is not None:
@@ -183,6 +191,9 @@ class OrderbookConnectActor(StageActor):
         stream, self._stream = getattr(self, "_stream", None), None
         if stream is not None:
             stream.stop()
+        refusals = getattr(self, "_refusals", None)
+        if refusals is not None:
+            refusals.close()
 
     def _refresh_markets(self) -> None:
         """Discovery mode: add newly listed open markets (up to ``market_count``) and drop
@@ -299,7 +310,7 @@ class OrderbookConnectActor(StageActor):
         def forward(event: StreamEvent) -> None:
             # Called on the stream thread; a dead actor just means we are shutting down.
             if actor_ref.is_alive():
-                actor_ref.tell(StreamNotice(event))
+                actor_ref.tell(StreamEventArrived(event))
 
         return OrderbookStream(
             self.context.ws_url,
@@ -354,41 +365,60 @@ class OrderbookConnectActor(StageActor):
         )
 
     def _on_stream_event(self, event: StreamEvent) -> None:
-        if isinstance(event, StreamDisconnected):  # a 5xx upgrade refusal: is it a pause?
-            self._refusals.refused(event.refused_status)
-        if isinstance(event, StreamMarketDropped):  # in any phase: startup included
-            self._incident("market_dropped", f"{event.ticker}: {event.reason}")
-            stream = self._stream
-            if stream is not None and stream.followed_count() == 0:
-                self._announce_no_live()
-            elif self._awaiting_sync:
-                self._maybe_done()
-        elif isinstance(event, StreamStale):
-            self._incident("stale", f"sid {event.sid} silent for {event.silent_for:.1f}s")
-        elif isinstance(event, StreamSynced):
-            if self._awaiting_sync:
-                if event.market_count > 0:
-                    self._done()
-                else:
-                    self._maybe_done()
-            elif self._established:
-                self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
-        elif isinstance(event, StreamFailed):
-            self.fail("StreamFailed", event.reason)
-        elif self._awaiting_sync and isinstance(event, StreamResynced):
-            self._maybe_done()  # markets added while waiting for one went live
-        elif not self._established:
-            return
-        elif isinstance(event, StreamDisconnected):
+        handler = self._STREAM_EVENTS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _on_disconnected(self, event: StreamDisconnected) -> None:
+        self._refusals.refused(event.refused_status)  # a 5xx upgrade refusal: is it a pause?
+        if self._established:
             self._incident("disconnected", event.reason)
-        elif isinstance(event, StreamGap):
+
+    def _on_market_dropped(self, event: StreamMarketDropped) -> None:
+        self._incident("market_dropped", f"{event.ticker}: {event.reason}")  # in any phase
+        stream = self._stream
+        if stream is not None and stream.followed_count() == 0:
+            self._announce_no_live()
+        elif self._awaiting_sync:
+            self._maybe_done()
+
+    def _on_synced(self, event: StreamSynced) -> None:
+        if self._awaiting_sync:
+            if event.market_count > 0:
+                self._done()
+            else:
+                self._maybe_done()
+        elif self._established:
+            self._incident("reconnected", f"{event.market_count} books rebuilt from snapshots")
+
+    def _on_resynced(self, event: StreamResynced) -> None:
+        if self._awaiting_sync:
+            self._maybe_done()  # markets added while waiting for one went live
+        elif self._established:
+            self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
+
+    def _on_gap(self, event: StreamGap) -> None:
+        if self._established:
             self._incident(
                 "gap", f"sid {event.sid}: expected seq {event.expected}, got {event.received}"
             )
-        elif isinstance(event, StreamResynced):
-            self._incident("resynced", f"sid {event.sid} rebuilt from a fresh snapshot")
-        elif isinstance(event, StreamTerminalError):
+
+    def _on_terminal_error(self, event: StreamTerminalError) -> None:
+        if self._established:
             self._incident("terminal_error", f"code {event.code}: {event.message}")
+
+    _STREAM_EVENTS: ClassVar[dict[type, Callable[[OrderbookConnectActor, Any], None]]] = {
+        StreamDisconnected: _on_disconnected,
+        StreamMarketDropped: _on_market_dropped,
+        StreamStale: lambda self, event: self._incident(
+            "stale", f"sid {event.sid} silent for {event.silent_for:.1f}s"
+        ),
+        StreamSynced: _on_synced,
+        StreamFailed: lambda self, event: self.fail("StreamFailed", event.reason),
+        StreamResynced: _on_resynced,
+        StreamGap: _on_gap,
+        StreamTerminalError: _on_terminal_error,
+    }
 
 
 # -- views: micro-dollars and centi-contracts become exact decimal strings -------------------

@@ -1,105 +1,25 @@
-"""The stage pipeline as data: adding a stage actor is one ``StageSpec``, not a supervisor edit.
+"""The default stage list: the three concrete stages and their specs (``DEFAULT_STAGES``).
 
-The supervisor walks the enabled specs in order, entering each spec's state (once per
-state, when several specs share one), asking the actor to ``Describe`` the entry, then to
-``Connect``. Restart policy (type, strategy order) follows the same order.
+The spec type is ``actors.stage_spec``; this module is the only one that names the concrete
+stages, so the core and the actor kit never import them (an import-linter contract).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from actors.base import StageActor
 from actors.kalshi_sync import KalshiSyncActor
 from actors.orderbook_connect import OrderbookConnectActor
+from actors.stage_spec import PeriodicWork, ReadyPart, StageSpec
 from actors.trading_connect import TradingConnectActor
-from messages.base import Message
 from messages.commands import RefreshMarkets, Report, RunSync
-from messages.events import Event, KalshiSyncComplete
+from messages.events import KalshiSyncComplete
+from messages.metadata import TradingReadyMetadata
 from messages.results import OrderbookReport, SyncCompleted, TradingConnected
+from messages.services import AccountChanged
 from messages.states import State
-from supervision.policy import RestartType
-from supervision.state_machine import TRANSITIONS
 
-
-@dataclass(frozen=True)
-class ReadyPart:
-    """What a stage contributes to READY's metadata.
-
-    Why a spec field: READY is assembled from several stages' facts, and the core must
-    not know which stage knows what. ``ask`` (if set) is sent to the live actor when READY
-    is entered (a fresh report); otherwise the stage's last result is used. ``fields`` maps
-    that result to READY metadata keys. ``live`` says whether READY may be announced now
-    (given the number of markets); if not, the core waits, under this stage's deadline, for
-    the stage to report that it healed. ``absent`` is the result used when the stage is not
-    running at all (e.g. dropped); None means it then contributes nothing.
-    """
-
-    fields: Callable[[Any], Mapping[str, Any]]
-    ask: Message | None = None
-    live: Callable[[Any, int], bool] | None = None
-    absent: Callable[[], Message] | None = None
-
-
-@dataclass(frozen=True)
-class PeriodicWork:
-    """Work a stage does again every ``interval(config)`` seconds while READY.
-
-    ``command(generation)`` builds the message told to the stage; its reply is a normal
-    ``StageSucceeded``. The stage's deadline bounds the work (pings would queue behind it).
-    """
-
-    name: str
-    interval: Callable[[Any], float]
-    command: Callable[[int], Message]
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One stage: everything the supervisor core needs to know about it, and nothing else.
-
-    ``name`` is the fault target and restart unit; the actor class's ``stage_name`` and
-    ``stage_state`` must agree with ``name`` and ``state`` (checked here, at construction,
-    because an actor whose replies carry another name would be ignored forever).
-    """
-
-    name: str
-    state: State
-    actor_class: type[StageActor]
-    requires_trading: bool = False
-    """Skipped under ``--no-trading``. A stage sharing a state with a trading stage is skipped
-    with it (its state is never entered), whether or not it says so itself."""
-    restart_type: RestartType = RestartType.PERMANENT
-    result_type: type[Message] | None = None
-    """The class its ``StageSucceeded.result`` must be; None accepts any message."""
-    deadline: float | None = None
-    """Seconds this stage may take to succeed; None uses ``config.deadlines[state]``."""
-    ready: ReadyPart | None = None
-    periodic: tuple[PeriodicWork, ...] = ()
-    announce: Callable[[Any], Event | None] | None = field(default=None, compare=False)
-    """The event (if any) to publish for each result of this stage."""
-
-    def __post_init__(self) -> None:
-        declared = getattr(self.actor_class, "stage_name", None)
-        if declared is not None and declared != self.name:
-            raise ValueError(
-                f"stage spec {self.name!r}: actor {self.actor_class.__name__} declares "
-                f"stage_name {declared!r}; they must agree"
-            )
-        state = getattr(self.actor_class, "stage_state", None)
-        if state is not None and state is not self.state:
-            raise ValueError(
-                f"stage spec {self.name!r}: actor {self.actor_class.__name__} declares "
-                f"stage_state {state.name}, the spec says {self.state.name}"
-            )
-        if self.deadline is not None and not (0 < self.deadline < float("inf")):
-            raise ValueError(f"stage spec {self.name!r}: deadline must be a positive number")
-
-    def deadline_in(self, deadlines: Mapping[State, float]) -> float | None:
-        """This stage's own deadline: the spec's, else its state's configured one."""
-        return self.deadline if self.deadline is not None else deadlines.get(self.state)
+__all__ = ["DEFAULT_STAGES", "ORDERBOOK", "SYNC", "TRADING"]
 
 
 def _orderbook_fields(report: OrderbookReport) -> dict[str, Any]:
@@ -140,6 +60,8 @@ ORDERBOOK = StageSpec(
         live=_orderbook_live,
         absent=OrderbookReport.nothing_yet,
     ),
+    entry_context=lambda markets: f"Connecting to {len(markets)} markets",
+    hold_retry=lambda generation: RefreshMarkets(generation=generation),
     periodic=(
         PeriodicWork(
             name="discovery",
@@ -154,6 +76,7 @@ TRADING = StageSpec(
     TradingConnectActor,
     requires_trading=True,
     result_type=TradingConnected,
+    entry_context=lambda markets: "Connecting to trading API",
 )
 SYNC = StageSpec(
     "sync",
@@ -161,7 +84,10 @@ SYNC = StageSpec(
     KalshiSyncActor,
     requires_trading=True,
     result_type=SyncCompleted,
-    ready=ReadyPart(fields=lambda result: {"trading_client": result.trading_client}),
+    ready=ReadyPart(
+        fields=lambda result: {"trading_client": result.trading_client},
+        metadata=TradingReadyMetadata,
+    ),
     periodic=(
         PeriodicWork(
             name="sync",
@@ -170,47 +96,10 @@ SYNC = StageSpec(
         ),
     ),
     announce=_sync_event,
+    share=lambda result: AccountChanged(sync=result),
+    entry_context=lambda markets: "Syncing positions and orders with Kalshi",
 )
 
 DEFAULT_STAGES: tuple[StageSpec, ...] = (ORDERBOOK, TRADING, SYNC)
 
 
-def enabled_stages(specs: Sequence[StageSpec], *, trading_enabled: bool) -> list[StageSpec]:
-    """The stages that run: all of them, or under ``--no-trading`` those outside trading states.
-
-    Why by state too: a stage added inside a trading stage's state (the README's example,
-    in KALSHI_DATA_SYNC) can only run when that state is entered, which ``--no-trading``
-    never does; skipping it is the only legal path, not an error.
-    """
-    if trading_enabled:
-        return list(specs)
-    trading_states = {s.state for s in specs if s.requires_trading}
-    return [s for s in specs if not s.requires_trading and s.state not in trading_states]
-
-
-def pipeline_is_valid(specs: Sequence[StageSpec]) -> bool:
-    try:
-        validate_pipeline(specs)
-    except ValueError:
-        return False
-    return True
-
-
-def validate_pipeline(specs: Sequence[StageSpec]) -> None:
-    """Check the stages' states form a legal path INITIALIZING -> ... -> READY in the table."""
-    if not specs:
-        raise ValueError("the supervisor needs at least one stage")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"stage names must be unique, got {names}")
-    previous = State.INITIALIZING
-    for spec in specs:
-        if spec.state is previous:
-            continue
-        if spec.state not in TRANSITIONS[previous]:
-            raise ValueError(
-                f"stage {spec.name!r}: {previous.name} -> {spec.state.name} is not allowed"
-            )
-        previous = spec.state
-    if State.READY not in TRANSITIONS[previous]:
-        raise ValueError(f"the last stage's state {previous.name} cannot move to READY")

@@ -47,81 +47,56 @@ Facilities: ``self.options`` (the validated, frozen options model), ``self.book(
 ``self.call_every`` (timers that run a callback on this actor's thread and are cancelled
 when it stops), ``self.markets`` (the tickers the system streams).
 
-Safety rules are the stage actors' (see :mod:`actors.base`): every failure is reported to
-the supervisor explicitly, as an immutable :class:`~messages.services.ServiceFailed`,
+Safety rules are every child's (see :mod:`actors.child`): every failure is reported to
+the supervisor explicitly, as an immutable :class:`~messages.results.ChildFailed`,
 before pykka's silent paths can lose it; nothing here ever blocks on another actor.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pykka
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from actors.base import (
-    InjectedFaultError,
-    Slowdown,
-    StageControls,
-    _reported,
-    apply_actor_fault,
-    one_line,
+from actors.child import ChildActor
+from actors.controls import StageControls
+from actors.service_spec import (
+    ServiceContext,
+    ServiceOptions,
+    ServiceSpec,
+    default_service_name,
+    validation_line,
 )
-from kalshi_api.book_changes import BookChangeFeed, BookSubscription, BookView
-from messages.commands import Ping, Report
+from kalshi_api.book_changes import BookSubscription, BookView
+from messages.commands import Report
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.exchange import PauseScope
-from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
 from messages.results import SyncCompleted
 from messages.services import (
-    SERVICE_NAME_PATTERN,
     AccountChanged,
     BooksChanged,
     EventNotice,
-    ServiceFailed,
     ServiceHealth,
     SystemNotReady,
     SystemReady,
 )
 from messages.states import State
-from supervision.policy import RestartType
-from supervision.scheduler import Scheduler, TimerHandle
+from supervision.scheduler import TimerHandle
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "ServiceActor",
+    "ServiceContext",
+    "ServiceOptions",
+    "ServiceSpec",
+    "default_service_name",
+    "validation_line",
+]
 
-_NAME = re.compile(SERVICE_NAME_PATTERN)
-
-
-class ServiceOptions(BaseModel):
-    """Base of a service's options: frozen and strict, like every message.
-
-    Subclass it with your fields and defaults and point ``options_model`` at it; the
-    options given in a spec, the config file or ``--service-option`` are validated
-    against it before the service ever starts, so a typo is an error, not a default.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-@dataclass(frozen=True)
-class ServiceContext:
-    """What a service incarnation is started with (read-only)."""
-
-    name: str
-    options: ServiceOptions
-    feed: BookChangeFeed
-    scheduler: Scheduler
-    markets: tuple[str, ...] = ()
-    tickers: tuple[str, ...] | None = None
-    """Book subscription from the spec: None = every streamed ticker, () = no books."""
-
-    def __repr__(self) -> str:
-        return f"ServiceContext(name={self.name!r}, options={self.options!r})"
+logger = logging.getLogger("kalshi_supervisor.actors.service")
 
 
 @dataclass(frozen=True)
@@ -148,14 +123,14 @@ class _Timer:
             self.handle.cancel()
 
 
-class ServiceActor(pykka.ThreadingActor):
+class ServiceActor(ChildActor):
     """Base of every service; one incarnation per ``generation``. See the module docstring."""
 
     options_model: ClassVar[type[ServiceOptions]] = ServiceOptions
     """The options this service accepts (a :class:`ServiceOptions` subclass)."""
     service_name: ClassVar[str | None] = None
     """Default name (fault target, restart unit) when a spec or the CLI gives none."""
-    use_daemon_thread = True
+    child_kind = "service"
 
     def __init__(
         self,
@@ -164,13 +139,10 @@ class ServiceActor(pykka.ThreadingActor):
         generation: int,
         controls: StageControls,
     ) -> None:
-        super().__init__()
-        self.parent = parent
+        super().__init__(parent, generation, controls)
         self.context = context
         self.name = context.name
         self.options: Any = context.options
-        self.generation = generation
-        self.controls = controls
         self.ready = False
         """True between ``on_ready`` and ``on_not_ready``."""
         self.notifications = 0
@@ -179,7 +151,10 @@ class ServiceActor(pykka.ThreadingActor):
         """Exchange pauses in force: shard (None = every shard) -> ``trading``/``exchange``."""
         self._subscription: BookSubscription | None = None
         self._timers: list[_Timer] = []
-        self._slowdown = Slowdown()
+
+    @property
+    def child_name(self) -> str:
+        return self.name
 
     # -- hooks for subclasses ------------------------------------------------------------
     def setup(self) -> None:
@@ -242,67 +217,62 @@ class ServiceActor(pykka.ThreadingActor):
         that finds the previous one still queued is skipped, never stacked up."""
         return self._add_timer(interval, callback, periodic=True)
 
-    # -- pykka hooks, all guarded ---------------------------------------------------------------
-    def on_start(self) -> None:
-        try:
-            if self.controls.start_faults.consume(self.name):
-                raise InjectedFaultError(f"injected crash_on_start in {self.name} service")
-            self.setup()
-            tickers = self.subscribed_tickers()
-            if tickers is None or tuple(tickers):
-                ref = self.actor_ref
-                self._subscription = self.context.feed.subscribe(
-                    self.name, None if tickers is None else tuple(tickers), _waker(ref)
-                )
-        except Exception as exc:
-            self._report(exc)
-            self.on_stop()  # pykka calls neither on_stop nor on_failure after on_start raises
-            raise
+    # -- the child hooks ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        self.setup()
+        tickers = self.subscribed_tickers()
+        if tickers is None or tuple(tickers):
+            self._subscription = self.context.feed.subscribe(
+                self.name, None if tickers is None else tuple(tickers), _waker(self.actor_ref)
+            )
 
-    def on_receive(self, message: Any) -> Any:
-        self._slowdown.delay(self.controls.release)
-        try:
-            return self._dispatch(message)
-        except Exception as exc:
-            self._report(exc)
-            raise
-
-    def on_stop(self) -> None:
+    def _close(self) -> None:
         self._release()
         try:
             self.teardown()
         except Exception:
             logger.exception("%s service: error in teardown", self.name)
 
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.on_stop()
+    def _close_after_failed_start(self) -> None:
+        self._close()
 
-    # -- internals --------------------------------------------------------------------------------
+    def _disconnect_fault(self) -> None:
+        self.on_disconnect()
+
+    def _corrupt_fault(self) -> None:
+        self.parent.tell(
+            ServiceHealth.model_construct(
+                service=self.name, generation=self.generation, notifications=-1, coalesced=-1
+            )
+        )
+
     def _dispatch(self, message: Any) -> Any:
-        if isinstance(message, BooksChanged):
-            self._deliver_books()
-        elif isinstance(message, _TimerFired):
-            self._fire(message.timer)
-        elif isinstance(message, EventNotice):
-            self._track_pause(message.event)
-            self.on_event(message.event)
-        elif isinstance(message, SystemReady):
-            self.ready = True
-            self.on_ready(message.metadata)
-        elif isinstance(message, SystemNotReady):
-            self.ready = False
-            self.on_not_ready(message.state, message.reason)
-        elif isinstance(message, AccountChanged):
-            self.on_account(message.sync)
-        elif isinstance(message, Ping):
-            return True
-        elif isinstance(message, Report):
-            return self.health()
-        elif isinstance(message, InjectFault):
-            return self._inject(message)
-        else:
+        handler = self._MESSAGES.get(type(message))
+        if handler is None:
             return self.handle(message)
-        return None
+        return handler(self, message)
+
+    def _on_event_notice(self, notice: EventNotice) -> None:
+        self._track_pause(notice.event)
+        self.on_event(notice.event)
+
+    def _on_system_ready(self, message: SystemReady) -> None:
+        self.ready = True
+        self.on_ready(message.metadata)
+
+    def _on_system_not_ready(self, message: SystemNotReady) -> None:
+        self.ready = False
+        self.on_not_ready(message.state, message.reason)
+
+    _MESSAGES: ClassVar[dict[type, Callable[[ServiceActor, Any], Any]]] = {
+        BooksChanged: lambda self, _: self._deliver_books(),
+        _TimerFired: lambda self, message: self._fire(message.timer),
+        EventNotice: _on_event_notice,
+        SystemReady: _on_system_ready,
+        SystemNotReady: _on_system_not_ready,
+        AccountChanged: lambda self, message: self.on_account(message.sync),
+        Report: lambda self, _: self.health(),
+    }
 
     def _track_pause(self, event: Event) -> None:
         if isinstance(event, ExchangePaused):
@@ -372,39 +342,6 @@ class ServiceActor(pykka.ThreadingActor):
             timer.cancel()
         self._timers.clear()
 
-    def _report(self, exc: BaseException) -> None:
-        try:
-            self.parent.tell(
-                ServiceFailed(
-                    service=self.name,
-                    generation=self.generation,
-                    error_type=type(exc).__name__,
-                    reason=one_line(str(exc) or type(exc).__name__),
-                )
-            )
-        except pykka.ActorDeadError:
-            logger.warning("%s service: supervisor gone, failure not reported: %s", self.name, exc)
-            return
-        # The supervisor logs the one line; pykka's traceback for this failure is dropped
-        # (as for stages), and kept at DEBUG here.
-        logger.debug("%s service failure (reported)", self.name, exc_info=exc)
-        _reported.pending = True
-
-    def _inject(self, fault: InjectFault) -> str:
-        return apply_actor_fault(
-            fault,
-            label=f"{self.name} service",
-            key=self.name,
-            controls=self.controls,
-            slowdown=self._slowdown,
-            disconnect=self.on_disconnect,
-            corrupt=lambda: self.parent.tell(
-                ServiceHealth.model_construct(
-                    service=self.name, generation=self.generation, notifications=-1, coalesced=-1
-                )
-            ),
-        )
-
 
 def _waker(ref: pykka.ActorRef[Any]) -> Callable[[], None]:
     """The feed's wake-up for one service: one ``tell`` of a shared, empty message."""
@@ -418,64 +355,3 @@ def _waker(ref: pykka.ActorRef[Any]) -> Callable[[], None]:
     return wake
 
 
-# -- the spec ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ServiceSpec:
-    """One service: its name (fault target, restart unit), class, options and subscription.
-
-    ``options`` may be a mapping (validated here against the class's ``options_model``)
-    or an instance of it; either way the spec holds the frozen, validated model, so a bad
-    option is a ``ValueError`` with one line when the spec is built, not a failed start.
-    """
-
-    name: str
-    actor_class: type[ServiceActor]
-    options: ServiceOptions | Mapping[str, Any] = field(default_factory=dict)
-    restart_type: RestartType = RestartType.PERMANENT
-    tickers: tuple[str, ...] | None = None
-    """Books to watch: None = every streamed ticker (or what the service itself asks for)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ValueError(
-                f"service name {self.name!r} must be lower-case letters, digits and _ "
-                "(at most 32, starting with a letter)"
-            )
-        if not (isinstance(self.actor_class, type) and issubclass(self.actor_class, ServiceActor)):
-            raise ValueError(f"service {self.name}: {self.actor_class!r} is not a ServiceActor")
-        model = self.actor_class.options_model
-        options = self.options
-        if not isinstance(options, model):
-            try:
-                raw = options.model_dump() if isinstance(options, BaseModel) else dict(options)
-                options = model.model_validate(raw)
-            except ValidationError as exc:
-                raise ValueError(f"service {self.name}: {validation_line(exc)}") from None
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"service {self.name}: bad options: {one_line(exc)}") from None
-            object.__setattr__(self, "options", options)
-        if self.tickers is not None:
-            object.__setattr__(self, "tickers", tuple(self.tickers))
-        object.__setattr__(self, "restart_type", RestartType(self.restart_type))
-
-
-def validation_line(exc: ValidationError) -> str:
-    """The first error of a pydantic validation as one line: ``where: what``."""
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return one_line(f"option {where}: {message}" if where else message)
-
-
-def default_service_name(actor_class: type[ServiceActor]) -> str:
-    """``service_name`` if the class sets one, else its name in snake_case (``Actor``,
-    ``Service`` suffixes dropped): ``SpreadAlert`` -> ``spread_alert``."""
-    if actor_class.service_name:
-        return actor_class.service_name
-    base = actor_class.__name__
-    for suffix in ("Actor", "Service"):
-        if base.endswith(suffix) and len(base) > len(suffix):
-            base = base[: -len(suffix)]
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
-    snake = re.sub(r"[^a-z0-9_]", "_", snake)
-    return snake[:32] if snake and snake[0].isalpha() else f"s_{snake}"[:32]

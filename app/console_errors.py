@@ -10,17 +10,15 @@ import re
 
 from pydantic import ValidationError
 
-from messages.text import one_line as _one_line
+from messages.text import one_line
 
-_MAX_ERROR_CHARS = 500
-"""Error strings are echoed to a terminal; a huge exception message should not flood it."""
+__all__ = ["MAX_ERROR_CHARS", "ConsoleServerError", "describe_validation_error", "one_line"]
+
+MAX_ERROR_CHARS = 500
+"""Error strings are echoed to a terminal; a huge exception message should not flood it,
+but a full HTTP error (a validation message listing every fault) needs more than the default."""
 
 UNAUTHORIZED_MESSAGE = "invalid or missing control token"
-
-
-def one_line(text: object, limit: int = _MAX_ERROR_CHARS) -> str:
-    """The project's one ``one_line`` (``messages.text``), with room for a full HTTP error."""
-    return _one_line(text, limit)
 
 
 class ConsoleServerError(RuntimeError):
@@ -36,7 +34,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     """
     errors = exc.errors(include_url=False, include_input=False)
     if not errors:
-        return one_line(str(exc))
+        return one_line(str(exc), MAX_ERROR_CHARS)
     first = errors[0]
     loc = first.get("loc", ())
     name = str(loc[0]) if loc else ""
@@ -49,4 +47,4 @@ def describe_validation_error(exc: ValidationError) -> str:
                 expected = str(sibling.get("ctx", {}).get("expected", ""))
                 accepted.extend(v for v in re.findall(r"'([^']*)'", expected) if v not in accepted)
             message = "Input should be one of " + ", ".join(repr(v) for v in accepted)
-    return one_line(f"{name}: {message}" if name else message)
+    return one_line(f"{name}: {message}" if name else message, MAX_ERROR_CHARS)

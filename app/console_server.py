@@ -7,7 +7,7 @@ Routes:
 
 - ``GET /``            the console page (static HTML/JS/CSS from ``app/static``, no build);
 - ``GET /ws``          WebSocket: every event as JSON with its ``id``; ``?since=ID`` resumes;
-- ``GET /status``      the recorder's status (as the old control server served it);
+- ``GET /status``      the recorder's status (as the old console server served it);
 - ``GET /alive``       200 while the process serves;
 - ``GET /ready``       200 only in READY, else 503;
 - ``GET /metrics``     Prometheus text, from a per-server ``CollectorRegistry``;

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.exchange_status import PROBE_TIMEOUT, read_condition
+from actors.markets import resolve_markets
+from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceSpec
-from app.control_state import (
-    ControlEndpoint,
+from actors.stage_spec import StageSpec
+from app.console_state import (
+    ConsoleEndpoint,
     new_token,
     publish_endpoint,
     withdraw_endpoint,
@@ -80,7 +83,7 @@ class Supervisor:
         self._rng = rng
         self._state_file = state_file
         self._token = new_token()
-        self._control: ConsoleServer | None = None
+        self._console: ConsoleServer | None = None
         self._books: StageBooks | None = None
         self.ref: pykka.ActorRef[SupervisorActor] | None = None
 
@@ -90,7 +93,7 @@ class Supervisor:
 
         self.events = EventBus(self._listeners)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
-        self._control = ConsoleServer(
+        self._console = ConsoleServer(
             self.recorder,
             self.config.status_host,
             self.config.status_port,
@@ -99,18 +102,23 @@ class Supervisor:
             books=self._books,
             trading_enabled=self.config.trading_enabled,
         )
-        self._control.start()
+        self._console.start()
         try:
             if self._state_file is not None:
                 publish_endpoint(
                     self._state_file,
-                    ControlEndpoint(url=self._control.url, token=self._token, pid=os.getpid()),
+                    ConsoleEndpoint(url=self._console.url, token=self._token, pid=os.getpid()),
                 )
+            config, signer = self.config, self._signer
             self.ref = SupervisorActor.start(
                 self.config,
                 self._signer,
-                status_address=self._control.address,
+                status_address=self._console.address,
                 stages=self._stages,
+                resolve_markets=lambda: resolve_markets(config, signer),
+                probe_exchange=lambda: read_condition(
+                    config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
+                ),
                 events=self.events,
                 inline_listeners=self._inline_listeners,
                 scheduler=self._scheduler,
@@ -120,7 +128,7 @@ class Supervisor:
                 services=self._services,
             )
         except BaseException:
-            self._control.stop()
+            self._console.stop()
             self.events.close()
             self.events = None
             raise
@@ -136,12 +144,12 @@ class Supervisor:
 
     @property
     def control_url(self) -> str:
-        return self._control.url if self._control else ""
+        return self._console.url if self._console else ""
 
     @property
     def console(self) -> ConsoleServer | None:
         """The console server (page, event feed, /metrics), while running."""
-        return self._control
+        return self._console
 
     def wait_for_state(self, state: State, timeout: float = 10.0, *, after: int = 0) -> bool:
         """Whether ``state`` is entered by an event with id > ``after`` (``recorder.last_id``)."""
@@ -180,8 +188,8 @@ class Supervisor:
                 self.ref.stop(block=True, timeout=timeout)
         if self.events is not None:
             self.events.close()
-        if self._control is not None:
-            self._control.stop()
+        if self._console is not None:
+            self._console.stop()
         if self._state_file is not None:
             withdraw_endpoint(self._state_file, os.getpid())
         return self.stopped.is_set()

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from actors.base import one_line
 from actors.service import ServiceActor, ServiceSpec, default_service_name
+from messages.text import one_line
 from supervision.policy import RestartType
 
 ENTRY_POINT_GROUP = "kalshi_supervisor.services"

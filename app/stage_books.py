@@ -15,7 +15,7 @@ import pykka
 from actors.orderbook_connect import OrderbookConnectActor
 from app.book_source import BooksUnavailable, NoOrderbookStage
 from messages.base import Message
-from messages.commands import BookDepth, BookTops, Query, StageOwner, StreamHealth
+from messages.commands import BookLadders, BookTops, Query, StageOwner, StreamHealth
 
 READ_TIMEOUT_SECONDS = 1.0
 """The page polls once a second: an answer later than that is worth less than an error."""
@@ -60,7 +60,7 @@ class StageBooks:
         return self._ask(BookTops()).model_dump(mode="json")
 
     def depth(self, ticker: str) -> dict[str, Any] | None:
-        reply = self._ask(BookDepth(ticker=ticker))
+        reply = self._ask(BookLadders(ticker=ticker))
         return None if reply is None else reply.model_dump(mode="json")
 
     def health(self) -> dict[str, Any]:

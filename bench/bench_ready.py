@@ -128,7 +128,7 @@ def run_supervisor(
         name = transition.from_state.name
         parts[name] = parts.get(name, 0.0) + transition.duration_ms
     total = (ready.timestamp.timestamp() - started) * 1000.0
-    # What happens before the state machine's clock starts: control server, actor thread.
+    # What happens before the state machine's clock starts: console server, actor thread.
     parts["start() -> STARTUP"] = total - sum(parts.values())
     errors = sum(1 for t in upto if t.to_state is State.ERROR)
     return Run(total_ms=total, parts_ms=parts, errors=errors)

@@ -72,7 +72,7 @@ def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: $XDG_STATE_HOME/kalshi-supervisor/control.json, "
         "else ~/.local/state/kalshi-supervisor/control.json)",
     )
-    parser.add_argument("--url", help="control server URL (overrides the state file's)")
+    parser.add_argument("--url", help="console server URL (overrides the state file's)")
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for the reply (default: 5)"
     )
@@ -87,8 +87,8 @@ def run_inject(
     call rather than at import, so redirections made after import are honoured.
     """
     # Imported per call, not at load: `inject --help` and a refused request need it not.
-    from app.control_state import (
-        ControlStateError,
+    from app.console_state import (
+        ConsoleStateError,
         default_state_path,
         is_valid_token,
         read_state_file,
@@ -119,7 +119,7 @@ def run_inject(
         state_file = args.state_file or default_state_path()
         try:
             endpoint = read_state_file(state_file)
-        except ControlStateError as exc:
+        except ConsoleStateError as exc:
             return fail(str(exc))
         url = args.url or endpoint.url
         token = args.token if args.token is not None else endpoint.token

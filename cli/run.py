@@ -501,12 +501,12 @@ def _is_bad_setup(exc: Exception) -> bool:
     used: one line and exit 2. Imported here, not at the top, so an early error imports none
     of it."""
     from app.console_errors import ConsoleServerError
-    from app.control_state import ControlStateError
+    from app.console_state import ConsoleStateError
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
     return isinstance(
-        exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError
+        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
     )
 
 
@@ -587,7 +587,7 @@ def _serve(
     services: Sequence[ServiceSpec] = (),
 ) -> int:
     from app.console import ConsoleView
-    from app.control_state import default_state_path
+    from app.console_state import default_state_path
     from app.event_log import JsonLinesSink
     from app.handle import Supervisor
     from core.supervisor_actor import EventListener
@@ -610,10 +610,12 @@ def _serve(
     def on_signal(signum: int, frame: Any) -> None:
         interrupted.set()
 
+    reopen = threading.Event()
+
     def on_hangup(signum: int, frame: Any) -> None:
-        # Log rotation: reopen the events file on a thread, never inside the handler.
-        if sink is not None:
-            threading.Thread(target=sink.reopen, name="events-reopen", daemon=True).start()
+        # Log rotation: the main loop below reopens the events file, never the handler, and
+        # no thread is started for it (nothing to join).
+        reopen.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
@@ -625,6 +627,10 @@ def _serve(
             sys.stderr.flush()
         while not interrupted.is_set() and not supervisor.stopped.is_set():
             interrupted.wait(0.1)
+            if reopen.is_set():
+                reopen.clear()
+                if sink is not None:
+                    sink.reopen()
         reason = "interrupted by signal" if interrupted.is_set() else "supervisor stopped"
         supervisor.shutdown(reason)
     finally:

@@ -1,32 +1,33 @@
-"""The stage actors behind the core's ``Children`` port: the only core module that talks pykka."""
+"""The actors behind the core's ``ChildHost`` port, stages and services alike, and the
+shell's background work: the only core modules that talk pykka and threads are this one and
+``supervisor_actor``.
+
+Why stops happen on a thread of their own: ``ActorRef.stop(block=True)`` on the
+supervisor's thread blocked it up to ``STOP_TIMEOUT`` per child (a hung child, every
+restart). The ``Stopper`` stops the children in the order given, one at a time, on one
+short-lived thread that ends when it has nothing left to stop; the shell joins it (bounded)
+at shutdown, so no thread outlives the supervisor.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pykka
 
-from actors.base import StageControls, StartFaults, one_line
-from actors.context import StageContext
-from actors.registry import StageSpec
-from actors.service import ServiceContext, ServiceSpec
-from core.ports import StageGoneError, StageUnresponsiveError
+from core.ports import ChildGoneError, ChildUnresponsiveError
 from messages.base import Message
 from messages.commands import Ping
 
 logger = logging.getLogger("kalshi_supervisor.core.children")
 
 STOP_TIMEOUT = 0.5
-
-
-@dataclass
-class _Child:
-    ref: pykka.ActorRef[Any]
-    generation: int
-    controls: StageControls
+"""Bound on one child's stop (on the stopper's thread); a child still running is abandoned."""
 
 
 class PykkaPing:
@@ -48,7 +49,7 @@ class PykkaPing:
 
     def failure(self) -> tuple[str, str] | None:
         if self._future is None:
-            return ("ActorDied", "stage actor is not running")
+            return ("ActorDied", "actor is not running")
         try:
             self._future.get(timeout=0)
         except pykka.Timeout:
@@ -58,100 +59,85 @@ class PykkaPing:
         return None
 
 
-class PykkaChildren:
-    """Starts, asks, tells and stops stage actors for one supervisor actor (their parent)."""
+class Stopper:
+    """Stops actors in the order given, off the caller's thread; one thread at most, alive
+    only while there is something to stop."""
 
-    def __init__(self, parent: pykka.ActorRef[Any]) -> None:
-        self._parent = parent
-        self._children: dict[str, _Child] = {}
-        self._generation = 0
-        self._start_faults = StartFaults()
-        """Owned here so an armed ``crash_on_start`` survives the restart it causes."""
+    def __init__(self, timeout: float = STOP_TIMEOUT) -> None:
+        self._timeout = timeout
+        self._queue: queue.SimpleQueue[tuple[str, pykka.ActorRef[Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
 
-    def ensure(self, spec: StageSpec, context: StageContext) -> int:
-        child = self._children.get(spec.name)
-        if child is not None and child.ref.is_alive():
-            return child.generation
-        self._children.pop(spec.name, None)
-        self._generation += 1
-        controls = StageControls(start_faults=self._start_faults)
-        ref = spec.actor_class.start(self._parent, context, self._generation, controls)
-        self._children[spec.name] = _Child(ref=ref, generation=self._generation, controls=controls)
-        return self._generation
+    def submit(self, refs: Sequence[tuple[str, pykka.ActorRef[Any]]]) -> None:
+        with self._lock:
+            for item in refs:
+                self._queue.put(item)
+            self._pending += len(refs)
+            if self._thread is None and self._pending:
+                self._thread = threading.Thread(
+                    target=self._run, name="kalshi-supervisor-stopper", daemon=True
+                )
+                self._thread.start()
 
-    def generation(self, name: str) -> int | None:
-        child = self._children.get(name)
-        return None if child is None else child.generation
-
-    def names(self) -> list[str]:
-        return list(self._children)
-
-    def is_alive(self, name: str) -> bool:
-        child = self._children.get(name)
-        return child is not None and child.ref.is_alive()
-
-    def ask(self, name: str, message: Message, timeout: float) -> Any:
-        child = self._children.get(name)
-        if child is None:
-            raise StageGoneError(name)
-        try:
-            return child.ref.ask(message, timeout=timeout)
-        except pykka.Timeout as exc:
-            raise StageUnresponsiveError(name) from exc
-        except pykka.ActorDeadError as exc:
-            raise StageGoneError(name) from exc
-
-    def tell(self, name: str, message: object) -> bool:
-        child = self._children.get(name)
-        if child is None:
-            return False
-        try:
-            child.ref.tell(message)
-        except pykka.ActorDeadError:
-            return False
-        return True
-
-    def ping(self, name: str) -> PykkaPing:
-        child = self._children.get(name)
-        if child is None:
-            return PykkaPing(None)
-        try:
-            return PykkaPing(child.ref.ask(Ping(), block=False))
-        except pykka.ActorDeadError:
-            return PykkaPing(None)
-
-    def stop(self, names: Sequence[str]) -> None:
-        """Stop in the given order, releasing any simulated hang first (bounded per stage)."""
-        for name in names:
-            child = self._children.pop(name, None)
-            if child is None:
-                continue
-            child.controls.release.set()
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._pending == 0:
+                    self._thread = None
+                    return
+            name, ref = self._queue.get()
             try:
-                child.ref.stop(block=True, timeout=STOP_TIMEOUT)
+                ref.stop(block=True, timeout=self._timeout)
             except pykka.Timeout:
-                logger.warning("%s stage did not stop within %.1fs", name, STOP_TIMEOUT)
+                logger.warning("%s did not stop within %.1fs", name, self._timeout)
             except pykka.ActorDeadError:
                 pass
+            except Exception:
+                logger.exception("%s: error while stopping", name)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+    def join(self, timeout: float) -> bool:
+        """Wait (bounded) until everything submitted was stopped and the thread ended."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            return self._pending == 0
 
 
-# -- services (the shell side of core.services.ServiceHost) --------------------------------------
-SERVICE_STOP_TIMEOUT = 0.5
-
-
-class PykkaServiceHost:
-    """Service actors started as children of ``parent`` (the supervisor's ref)."""
+class PykkaChildren:
+    """Starts, asks, tells, pings and stops every child of one supervisor actor (their parent)."""
 
     def __init__(self, parent: pykka.ActorRef[Any]) -> None:
         self._parent = parent
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
-        self._pings: dict[str, pykka.Future[Any]] = {}
+        self._stopper = Stopper()
+        self._stopping: dict[str, list[pykka.ActorRef[Any]]] = {}
+        """Incarnations handed to the stopper, until their actor has really stopped."""
 
-    def start(
-        self, spec: ServiceSpec, context: ServiceContext, generation: int, controls: StageControls
-    ) -> None:
+    def start(self, spec: Any, context: object, generation: int, controls: Any) -> None:
+        self._refs.pop(spec.name, None)
         self._refs[spec.name] = spec.actor_class.start(self._parent, context, generation, controls)
-        self._pings.pop(spec.name, None)
+
+    def is_alive(self, name: str) -> bool:
+        ref = self._refs.get(name)
+        return ref is not None and ref.is_alive()
+
+    def ask(self, name: str, message: Message, timeout: float) -> Any:
+        ref = self._refs.get(name)
+        if ref is None:
+            raise ChildGoneError(name)
+        try:
+            return ref.ask(message, timeout=timeout)
+        except pykka.Timeout as exc:
+            raise ChildUnresponsiveError(name) from exc
+        except pykka.ActorDeadError as exc:
+            raise ChildGoneError(name) from exc
 
     def tell(self, name: str, message: object) -> bool:
         ref = self._refs.get(name)
@@ -163,37 +149,59 @@ class PykkaServiceHost:
             return False
         return True
 
-    def is_alive(self, name: str) -> bool:
+    def ping(self, name: str) -> PykkaPing:
         ref = self._refs.get(name)
-        return ref is not None and ref.is_alive()
-
-    def ping(self, name: str) -> None:
-        ref = self._refs.get(name)
-        if ref is not None:
-            self._pings[name] = ref.ask(Ping(), block=False)
-
-    def ping_result(self, name: str) -> tuple[str, str] | bool | None:
-        future = self._pings.get(name)
-        if future is None:
-            return None
-        try:
-            future.get(timeout=0)
-        except pykka.Timeout:
-            return False
-        except Exception as exc:
-            self._pings.pop(name, None)
-            return "ActorDied", one_line(f"{name} service: {type(exc).__name__}: {exc}")
-        self._pings.pop(name, None)
-        return None
-
-    def stop(self, name: str) -> None:
-        ref = self._refs.pop(name, None)
-        self._pings.pop(name, None)
         if ref is None:
-            return
+            return PykkaPing(None)
         try:
-            ref.stop(block=True, timeout=SERVICE_STOP_TIMEOUT)
-        except pykka.Timeout:
-            logger.warning("%s service did not stop within %.1fs", name, SERVICE_STOP_TIMEOUT)
+            return PykkaPing(ref.ask(Ping(), block=False))
         except pykka.ActorDeadError:
-            pass
+            return PykkaPing(None)
+
+    def stop(self, names: Sequence[str]) -> None:
+        """Hand the stopper these children, in this order; returns at once."""
+        refs = [(name, ref) for name in names if (ref := self._refs.pop(name, None)) is not None]
+        for name, ref in refs:
+            self._stopping.setdefault(name, []).append(ref)
+        if refs:
+            self._stopper.submit(refs)
+
+    def lingering(self, name: str) -> bool:
+        """Whether an earlier incarnation of ``name`` is still running after its stop (a
+        real hang in its own code: nothing can interrupt a Python thread)."""
+        alive = [ref for ref in self._stopping.get(name, ()) if ref.is_alive()]
+        if alive:
+            self._stopping[name] = alive
+        else:
+            self._stopping.pop(name, None)
+        return bool(alive)
+
+    def close(self, timeout: float) -> bool:
+        """The supervisor stopped: stop any child left (latest first), wait for every stop."""
+        self.stop(list(reversed(self._refs)))
+        return self._stopper.join(timeout)
+
+
+class BackgroundWork:
+    """The shell's ``Background`` port: blocking work (market discovery, status reads) on
+    threads that are remembered, so the shell can join them (bounded) when it stops."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, work: Callable[[], None]) -> None:
+        thread = threading.Thread(target=work, name="kalshi-supervisor-background", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in all; whether every thread ended."""
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)

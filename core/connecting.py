@@ -20,12 +20,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("kalshi_supervisor.core.connecting")
 
-_ENTRY_CONTEXT: dict[State, str] = {
-    State.TRADING_CLIENT_CONNECT: "Connecting to trading API",
-    State.KALSHI_DATA_SYNC: "Syncing positions and orders with Kalshi",
-}
-
-
 class StageWalk:
     """Where the forward path is: the resolved markets and the stage being connected."""
 
@@ -120,9 +114,7 @@ class StageWalk:
             metadata = core.ask_stage(spec.name, Describe())
             if metadata is None:
                 return
-            context = _ENTRY_CONTEXT.get(spec.state, f"Starting {spec.name} stage")
-            if spec.state is State.ORDERBOOK_CONNECT:
-                context = f"Connecting to {len(self.markets or ())} markets"
+            context = spec.entry_line(self.markets or ())
             if not core.transition_from_stage(spec.name, spec.state, context, metadata):
                 return
         core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))

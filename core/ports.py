@@ -6,19 +6,31 @@ the core's unit tests implement them with plain objects and a manual scheduler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from actors.context import StageContext
-from actors.registry import StageSpec
 from messages.base import Message
 from messages.exchange import ExchangeCondition
+
+if TYPE_CHECKING:
+    from kalshi_api.market_facts import MarketFacts
 
 Mailbox = Callable[[object], None]
 """Tell the core a message later, on its own thread (timers and background work use it)."""
 
 Background = Callable[[Callable[[], None]], None]
 """Run blocking work (market discovery over HTTP) off the core's thread."""
+
+
+class MarketList(Protocol):
+    """INITIALIZING's answer: the markets a run follows, and what the listing said of each
+    (``actors.markets.ResolvedMarkets``; the caller supplies the resolver)."""
+
+    @property
+    def tickers(self) -> tuple[str, ...]: ...
+
+    @property
+    def facts(self) -> Mapping[str, MarketFacts]: ...
 
 
 ExchangeProbe = Callable[[], ExchangeCondition]
@@ -42,12 +54,12 @@ class ExchangeFaultHook(Protocol):
         ...
 
 
-class StageGoneError(Exception):
-    """The stage actor is no longer running (its failure report, if any, is on its way)."""
+class ChildGoneError(Exception):
+    """The child actor is no longer running (its failure report, if any, is on its way)."""
 
 
-class StageUnresponsiveError(Exception):
-    """The stage actor did not answer in time."""
+class ChildUnresponsiveError(Exception):
+    """The child actor did not answer in time."""
 
 
 class PingProbe(Protocol):
@@ -62,33 +74,34 @@ class PingProbe(Protocol):
         ...
 
 
-class Children(Protocol):
-    """The stage actors, one incarnation (generation) per start."""
+class ChildHost(Protocol):
+    """Every supervised actor, stage or service, as the core reaches it (by name).
 
-    def ensure(self, spec: StageSpec, context: StageContext) -> int:
-        """Start the stage unless it runs; return its current generation."""
-        ...
+    The core keeps the generations and controls (``core.child_table``); the host only
+    starts, reaches and stops the actors. One port for every kind of child.
+    """
 
-    def generation(self, name: str) -> int | None:
-        """The running incarnation of a stage, or None when it is not started."""
-        ...
-
-    def names(self) -> list[str]:
-        """Started stages, in start order."""
+    def start(self, spec: Any, context: object, generation: int, controls: Any) -> None:
+        """Start an incarnation of ``spec.actor_class``; raises if its constructor does."""
         ...
 
     def is_alive(self, name: str) -> bool: ...
 
     def ask(self, name: str, message: Message, timeout: float) -> Any:
-        """Ask and wait; raises ``StageGoneError``, ``StageUnresponsiveError`` or its error."""
+        """Ask and wait; raises ``ChildGoneError``, ``ChildUnresponsiveError`` or its error."""
         ...
 
     def tell(self, name: str, message: object) -> bool:
-        """Tell without waiting; False when the stage is not running."""
+        """Tell without waiting; False when the child is not running."""
         ...
 
     def ping(self, name: str) -> PingProbe: ...
 
     def stop(self, names: Sequence[str]) -> None:
-        """Stop these stages in the given order (bounded; a stuck stage is abandoned)."""
+        """Stop these children in the given order, without blocking the caller on them
+        (a stuck one is abandoned after a bound, off the caller's thread)."""
+        ...
+
+    def lingering(self, name: str) -> bool:
+        """Whether an earlier incarnation of ``name`` still runs after its stop."""
         ...

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
 from messages.events import StreamHealed, StreamInterrupted, StreamNotice
-from messages.metadata import ReadyMetadata, TradingReadyMetadata
+from messages.metadata import ReadyMetadata
 from messages.results import StreamIncident
 from messages.states import State
 from supervision.scheduler import TimerHandle
@@ -20,10 +20,6 @@ logger = logging.getLogger("kalshi_supervisor.core.ready")
 
 DEFAULT_WORK_DEADLINE = 15.0
 """Bound on periodic work of a stage with no deadline anywhere (never hit with defaults)."""
-
-HEALED_KINDS = ("reconnected", "resynced")
-NOTICE_KINDS = ("market_dropped", "market_added", "stale")
-"""Incidents published as they come, in any state (a market dropped at startup matters)."""
 
 
 class ReadyPhase(enum.Enum):
@@ -37,11 +33,14 @@ class ReadyPhase(enum.Enum):
     OPEN = "open"
 
 
-def ready_metadata(fields: dict[str, Any]) -> ReadyMetadata:
-    """READY's class follows from what the stages contributed: a trading summary or not."""
-    if "trading_client" in fields:
-        return TradingReadyMetadata(**fields)
-    return ReadyMetadata(**fields)
+def ready_metadata(fields: dict[str, Any], classes: list[type[ReadyMetadata]]) -> ReadyMetadata:
+    """READY's class follows from what the stages contributed: the most derived of the
+    classes their ``ReadyPart``s need (each names its own; the core names none)."""
+    chosen = ReadyMetadata
+    for cls in classes:
+        if issubclass(cls, chosen):
+            chosen = cls
+    return chosen(**fields)
 
 
 class ReadyWatch:
@@ -53,7 +52,6 @@ class ReadyWatch:
         self.awaiting: str | None = None
         self._timers: list[TimerHandle] = []
         self._heal: TimerHandle | None = None
-        self._pings: dict[str, LivenessCheck] = {}
         self._busy_until: dict[str, float] = {}
         self.healed_total = 0
 
@@ -61,20 +59,21 @@ class ReadyWatch:
     def enter(self) -> None:
         """Announce READY with every stage's contribution, unless a stage is not live yet."""
         core = self._core
-        fields = self._contributions()
-        if fields is None:
+        contributed = self._contributions()
+        if contributed is None:
             return
+        fields, classes = contributed
         self.phase, self.awaiting = ReadyPhase.OPEN, None
         core.deadline.cancel()
         fields["environment"] = core.config.environment.value
-        metadata = ready_metadata(fields)
+        metadata = ready_metadata(fields, classes)
         core.transition(State.READY, "All stages connected", metadata)
         core.recovery.on_ready()
         self._start_timers()
         core.pauses.on_ready()
         core.services.on_ready(metadata, core.walk.markets or ())
 
-    def _contributions(self) -> dict[str, Any] | None:
+    def _contributions(self) -> tuple[dict[str, Any], list[type[ReadyMetadata]]] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
 
         A running stage with an ``ask`` is asked now (a fresh report); others give their last
@@ -82,6 +81,7 @@ class ReadyWatch:
         """
         core = self._core
         fields: dict[str, Any] = {}
+        classes: list[type[ReadyMetadata]] = []
         running = {s.name for s in core.specs}
         for spec in core.all_specs:
             part = spec.ready
@@ -111,7 +111,8 @@ class ReadyWatch:
                     continue
                 result = part.absent()
             fields.update(part.fields(result))
-        return fields
+            classes.append(part.metadata)
+        return fields, classes
 
     def _start_timers(self) -> None:
         """Liveness for every stage; each stage's periodic work at its own interval."""
@@ -135,7 +136,11 @@ class ReadyWatch:
                 )
 
     def leave(self) -> None:
-        """Cancel every READY-only timer (liveness, periodic work, heal) on leaving READY."""
+        """Cancel every READY-only timer (liveness, periodic work, heal) and close the phase.
+
+        Called by ``SupervisorCore.transition`` on every move to another state: READY ends
+        there and only there. (A stage held while READY was still pending in its own state
+        closes the pending phase directly: no transition happens then.)"""
         self.phase, self.awaiting = ReadyPhase.CLOSED, None
         self._core.pauses.on_leave_ready()
         for handle in self._timers:
@@ -144,7 +149,7 @@ class ReadyWatch:
         if self._heal is not None:
             self._heal.cancel()
             self._heal = None
-        self._pings.clear()
+        self._core.children.forget_pings()
         self._busy_until.clear()
 
     # -- periodic work ----------------------------------------------------------------------
@@ -173,9 +178,6 @@ class ReadyWatch:
         core.services.probe_liveness()
         now = core.scheduler.clock.monotonic()
         for name in core.child_names():
-            generation = core.current_generation(name)
-            if generation is None:
-                continue
             if not core.children.is_alive(name):
                 core.fail(name, "ActorDied", f"{name} stage actor is no longer running")
                 return
@@ -185,55 +187,35 @@ class ReadyWatch:
                     continue
                 core.fail(name, "DeadlineExceeded", f"{name} stage's requested work overran")
                 return
-            pending = self._pings.get(name)
-            if pending is not None and not pending.probe.answered():
-                continue  # its check is already scheduled
-            check = LivenessCheck(name, generation, core.children.ping(name))
-            self._pings[name] = check
-            core.scheduler.call_later(
-                core.config.liveness_timeout,
-                lambda c=check, m=core.mailbox: m(c),
-                name="liveness-check",
-            )
+            core.children.ping(name)
 
     def check_liveness(self, check: LivenessCheck) -> None:
         """A ping's time is up: unanswered means unresponsive, an error means it died."""
         core = self._core
-        if self._pings.get(check.stage) is not check:
+        failure = core.children.judge(check)
+        if failure is None or core.state is not State.READY or check.child in self._busy_until:
             return
-        del self._pings[check.stage]
-        if core.state is not State.READY or check.stage in self._busy_until:
-            return
-        failure = check.probe.failure()
-        if failure is None:
-            return
-        error_type, reason = failure
-        if error_type == "Unresponsive":
-            reason = (
-                f"{check.stage} stage did not answer a ping within "
-                f"{core.config.liveness_timeout:g}s"
-            )
-        core.fail(check.stage, error_type, reason)
+        core.fail(check.child, *failure)
 
     # -- healing in place -------------------------------------------------------------------
     def on_incident(self, incident: StreamIncident) -> None:
         """A stream dropped or healed: READY survives a drop for ``heal_timeout``."""
         core = self._core
-        if incident.kind == "no_live_markets":
-            core.market_wait.on_no_live_markets(incident)
+        if incident.holds:
+            core.hold.on_held(incident)
             return
-        if incident.kind in NOTICE_KINDS:
+        if incident.is_notice:
             core.publish(
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
             return
         if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
-            if incident.kind in HEALED_KINDS:
+            if incident.heals:
                 self.enter()
             return
         if core.state is not State.READY:
             return
-        if incident.kind == "disconnected":
+        if incident.interrupts:
             if self._heal is None:
                 epoch, mailbox, stage = core.epoch, core.mailbox, incident.stage
                 self._heal = core.scheduler.call_later(
@@ -248,7 +230,7 @@ class ReadyWatch:
                         counters=incident.counters,
                     )
                 )
-        elif incident.kind in HEALED_KINDS:
+        elif incident.heals:
             if self._heal is not None:
                 self._heal.cancel()
                 self._heal = None
@@ -292,8 +274,7 @@ class ReadyWatch:
         index = core.index_of(expired.stage)
         if not self._heal_applies(expired) or index is None:
             return
-        self.leave()
-        core.walk.start_at(index)
+        core.walk.start_at(index)  # READY ends in the transition this makes
 
     def _rearm_heal(self, expired: HealExpired) -> None:
         """The exchange is back: the stream gets a full ``heal_timeout`` to reconnect."""

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from actors.registry import enabled_stages, pipeline_is_valid
+from actors.stage_spec import enabled_stages, pipeline_is_valid
 from core.timers import RestartDue
 from messages.events import Escalation, RestartScheduled, StageDropped, StageFailureReported
 from messages.metadata import ErrorMetadata, RecoveryMetadata
@@ -94,7 +94,6 @@ class Recovery:
             core.stop_children(decision.children)
             return
         core.deadline.cancel()
-        core.ready.leave()
         if decision.give_up:
             if state is not State.ERROR:
                 core.transition(

@@ -1,8 +1,11 @@
 """Supervising services: started once READY, told what happens, restarted, never fatal.
 
-Decisions only: the actors are reached through a :class:`ServiceHost` port (the pykka
-implementation is :mod:`core.service_host`), timers come back through ``mailbox``, and
-events go out through ``publish``. Everything runs on the supervisor's thread.
+Decisions only: the actors are reached through the ``ChildHost`` port every child shares
+(the pykka implementation is :mod:`core.children`), their incarnations, pings and stops are
+kept by a ``core.child_table.ChildTable`` as the stages' are; timers come back through
+``mailbox``, and events go out through ``publish``. Everything runs on the supervisor's
+thread. What differs from a stage is data on the spec (``ServiceSpec.failure_leaves_ready``
+is False) and this policy: a service's own restart tracker instead of the stage recovery.
 
 The rules, and why:
 
@@ -17,7 +20,7 @@ The rules, and why:
   exhausts only its own budget. Exhausted (or temporary) -> the service is *dropped*
   with an event, and the system stays in whatever state it is in. A service failure
   never reaches the stage policy.
-* **Every failure path ends here.** Reported failures (``ServiceFailed``), invalid
+* **Every failure path ends here.** Reported failures (``ChildFailed``), invalid
   replies, silent deaths and hangs (liveness pings while READY) all become one
   ``_fail`` call, like the stages'.
 """
@@ -27,21 +30,22 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from actors.base import StageControls, StartFaults, one_line
-from actors.service import ServiceContext, ServiceSpec
+from actors.service_spec import ServiceContext, ServiceSpec
+from core.child_table import ChildTable
+from core.ports import ChildHost
+from core.timers import ConfirmDead, LivenessCheck
 from kalshi_api.book_changes import BookChangeFeed
+from messages.base import Message
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
-from messages.results import SyncCompleted
+from messages.results import ChildFailed
 from messages.services import (
-    AccountChanged,
     EventNotice,
     ServiceDropped,
-    ServiceFailed,
     ServiceFailureReported,
     ServiceHealth,
     ServiceRestarted,
@@ -50,14 +54,19 @@ from messages.services import (
     SystemReady,
 )
 from messages.states import State
+from messages.text import one_line
 from supervision.config import RestartSettings
 from supervision.policy import RestartTracker, RestartType, Strategy
 from supervision.scheduler import Scheduler, TimerHandle
 
-logger = logging.getLogger("kalshi_supervisor.services")
+logger = logging.getLogger("kalshi_supervisor.core.services")
 
 Mailbox = Callable[[object], None]
 Publish = Callable[[Any], None]
+
+
+LINGER_RECHECK = 0.5
+"""Seconds between looks at a hung incarnation a restart waits for."""
 
 
 # -- timer messages (the scheduler only ever tells the supervisor) ---------------------------
@@ -67,63 +76,16 @@ class ServiceRestartDue:
     token: int
 
 
-@dataclass(frozen=True)
-class ServiceLivenessCheck:
-    name: str
-    generation: int
-
-
-@dataclass(frozen=True)
-class ServiceConfirmDead:
-    """Queued behind the ``ServiceFailed`` a dying service sends, so its own reason wins."""
-
-    name: str
-    generation: int
-
-
-SERVICE_TIMERS = (ServiceRestartDue, ServiceLivenessCheck, ServiceConfirmDead)
-
-
-# -- the port -------------------------------------------------------------------------------------
-class ServiceHost(Protocol):
-    """Starts, reaches and stops service actors (one incarnation per generation)."""
-
-    def start(
-        self, spec: ServiceSpec, context: ServiceContext, generation: int, controls: StageControls
-    ) -> None: ...
-
-    def tell(self, name: str, message: object) -> bool:
-        """Tell without waiting; False when the service is not running."""
-        ...
-
-    def is_alive(self, name: str) -> bool: ...
-
-    def ping(self, name: str) -> None:
-        """Send a liveness ping (the answer is read by ``ping_result``)."""
-        ...
-
-    def ping_result(self, name: str) -> tuple[str, str] | bool | None:
-        """False while unanswered; None when answered well; ``(error_type, reason)`` else."""
-        ...
-
-    def stop(self, name: str) -> None:
-        """Stop the running incarnation (bounded; a stuck one is abandoned)."""
-        ...
-
-
 @dataclass
 class _Service:
     spec: ServiceSpec
     tracker: RestartTracker
-    generation: int = 0
-    running: bool = False
-    controls: StageControls | None = None
     restart_token: int = 0
     restart_timer: TimerHandle | None = None
-    pinging: bool = False
     starts: int = 0
     dropped: bool = False
-    timers: list[TimerHandle] = field(default_factory=list)
+    lingering: bool = False
+    """A restart waits for the last incarnation, hung in its own code, to end."""
 
 
 class ServiceSupervisor:
@@ -137,7 +99,7 @@ class ServiceSupervisor:
         scheduler: Scheduler,
         mailbox: Mailbox,
         publish: Publish,
-        host: ServiceHost,
+        host: ChildHost,
         feed: BookChangeFeed,
         liveness_timeout: float = 2.0,
         rng: random.Random | None = None,
@@ -151,9 +113,11 @@ class ServiceSupervisor:
         self._scheduler = scheduler
         self._mailbox = mailbox
         self._publish = publish
-        self._host = host
+        self._children = ChildTable(
+            host, mailbox=mailbox, scheduler=scheduler, liveness_timeout=liveness_timeout
+        )
+        """The services' incarnations, reached through the host every child shares."""
         self._feed = feed
-        self._liveness_timeout = liveness_timeout
         self._markets: tuple[str, ...] = ()
         rng = rng or random.Random()
         self._services: dict[str, _Service] = {
@@ -175,17 +139,14 @@ class ServiceSupervisor:
             )
             for spec in specs
         }
-        self._start_faults = StartFaults()
         self._started = False
         self._ready: ReadyMetadata | None = None
-        self._last_sync: SyncCompleted | None = None
+        self._shared: dict[type, Message] = {}
+        """The latest of each kind of message the stages share (``StageSpec.share``), told
+        again to a service that starts later."""
         self._pauses: dict[int | None, ExchangePaused] = {}
         """Exchange pauses in force, told to a service that starts during one."""
         self._stopped = False
-
-    def attach_host(self, host: ServiceHost) -> None:
-        """Late binding for shells whose host needs their own actor ref."""
-        self._host = host
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -194,14 +155,19 @@ class ServiceSupervisor:
         return tuple(n for n, s in self._services.items() if not s.dropped)
 
     def running(self) -> tuple[str, ...]:
-        return tuple(n for n, s in self._services.items() if s.running)
+        """Running services, in spec order."""
+        running = set(self._children.names())
+        return tuple(n for n in self._services if n in running)
 
     def generation(self, name: str) -> int | None:
-        service = self._services.get(name)
-        return service.generation if service is not None and service.running else None
+        return self._children.generation(name)
 
     def knows(self, name: str) -> bool:
         return name in self._services
+
+    def spec(self, name: str) -> ServiceSpec | None:
+        service = self._services.get(name)
+        return None if service is None else service.spec
 
     # -- what the supervisor tells us --------------------------------------------------------------
     def on_ready(self, metadata: ReadyMetadata, markets: tuple[str, ...] = ()) -> None:
@@ -220,8 +186,9 @@ class ServiceSupervisor:
             if first:
                 self._tell_pauses(name)
             self._tell(name, message)
-            if first and self._last_sync is not None:
-                self._tell(name, AccountChanged(sync=self._last_sync))
+            if first:
+                for shared in self._shared.values():
+                    self._tell(name, shared)
 
     def on_not_ready(self, state: State, reason: str) -> None:
         """The system left READY: tell every running service; nobody is stopped."""
@@ -232,10 +199,10 @@ class ServiceSupervisor:
         for name in self.running():
             self._tell(name, message)
 
-    def on_account(self, sync: SyncCompleted) -> None:
-        """A sync completed; a service started later gets the latest one after READY."""
-        self._last_sync = sync
-        message = AccountChanged(sync=sync)
+    def share(self, message: Message) -> None:
+        """What a stage shares with services (the sync's ``AccountChanged``); a service
+        started later gets the latest of each kind after READY."""
+        self._shared[type(message)] = message
         for name in self.running():
             self._tell(name, message)
 
@@ -250,34 +217,51 @@ class ServiceSupervisor:
         for name in self.running():
             self._tell(name, message)
 
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        """The messages only services send or cause, for the core's dispatch table."""
+        return {ServiceHealth: self._on_health, ServiceRestartDue: self._on_restart_due}
+
     def handle(self, message: object) -> bool:
         """Handle a service's message or one of our timers; False if it is neither."""
-        if isinstance(message, ServiceFailed):
-            if self._is_current(message.service, message.generation):
-                self._fail(
-                    message.service, message.error_type, message.reason, abnormal=message.abnormal
-                )
-        elif isinstance(message, ServiceHealth):
-            self._on_health(message)
-        elif isinstance(message, ServiceRestartDue):
-            service = self._services.get(message.name)
-            if service is not None and message.token == service.restart_token:
-                self._restart(message.name)
-        elif isinstance(message, ServiceLivenessCheck):
-            self._check_liveness(message)
-        elif isinstance(message, ServiceConfirmDead):
-            if self._is_current(message.name, message.generation):
-                self._fail(message.name, "ActorDied", f"{message.name} service is not running")
-        else:
+        handler = {
+            ChildFailed: self.on_failed,
+            ConfirmDead: self.on_confirm_dead,
+            LivenessCheck: self.on_liveness_check,
+            **self.handlers(),
+        }.get(type(message))
+        child = getattr(message, "child", None)
+        if handler is None or (child is not None and not self.knows(child)):
             return False
+        handler(message)
         return True
+
+    def on_failed(self, message: ChildFailed) -> None:
+        if self._children.is_current(message.child, message.generation):
+            self._fail(message.child, message.error_type, message.reason, abnormal=message.abnormal)
+
+    def on_confirm_dead(self, message: ConfirmDead) -> None:
+        if self._children.is_current(message.child, message.generation):
+            self._fail(message.child, "ActorDied", f"{message.child} service is not running")
+
+    def on_liveness_check(self, check: LivenessCheck) -> None:
+        failure = self._children.judge(check)
+        if failure is None:
+            return
+        if failure[0] == "Unresponsive" and self._ready is None:
+            return  # pings are judged only while READY
+        self._fail(check.child, *failure)
+
+    def _on_restart_due(self, message: ServiceRestartDue) -> None:
+        service = self._services.get(message.name)
+        if service is not None and message.token == service.restart_token:
+            self._restart(message.name)
 
     def inject(self, fault: InjectFault) -> dict[str, Any] | None:
         """Route a fault to a service; None when ``fault.target`` is not a service."""
         service = self._services.get(fault.target)
         if service is None:
             return None
-        if not service.running:
+        if self._children.generation(fault.target) is None:
             state = "dropped" if service.dropped else "not running"
             return {"accepted": False, "error": f"{fault.target} service is {state}"}
         if not self._tell(fault.target, fault):
@@ -286,33 +270,18 @@ class ServiceSupervisor:
 
     def probe_liveness(self) -> None:
         """While READY: a dead service is a failure; a ping unanswered in time is a hang."""
-        for name, service in list(self._services.items()):
-            if not service.running:
-                continue
-            if not self._host.is_alive(name):
+        for name in self.running():
+            if not self._children.is_alive(name):
                 self._fail(name, "ActorDied", f"{name} service actor is no longer running")
                 continue
-            if service.pinging:
-                continue
-            service.pinging = True
-            self._host.ping(name)
-            generation = service.generation
-            handle = self._scheduler.call_later(
-                self._liveness_timeout,
-                lambda n=name, g=generation: self._mailbox(ServiceLivenessCheck(n, g)),
-                name="service-liveness",
-            )
-            service.timers = [t for t in service.timers if not (t.fired or t.cancelled)]
-            service.timers.append(handle)
+            self._children.ping(name)
 
     def stop_all(self) -> None:
         """Stop every service in reverse spec order (before the stages); final."""
         self._stopped = True
-        for name in reversed(list(self._services)):
-            service = self._services[name]
+        for service in self._services.values():
             self._cancel_timers(service)
-            if service.running:
-                self._stop(name)
+        self._children.stop(reversed(self.running()))
 
     # -- internals ------------------------------------------------------------------------------
     def _context(self, spec: ServiceSpec) -> ServiceContext:
@@ -327,18 +296,11 @@ class ServiceSupervisor:
 
     def _start(self, name: str) -> bool:
         service = self._services[name]
-        service.generation += 1
-        service.controls = StageControls(start_faults=self._start_faults)
-        service.pinging = False
         try:
-            self._host.start(
-                service.spec, self._context(service.spec), service.generation, service.controls
-            )
-        except Exception as exc:  # the constructor raised: a failed start
-            service.running = True  # so _fail treats this incarnation as current
+            self._children.start(service.spec, self._context(service.spec))
+        except Exception as exc:  # the constructor raised: a failed start (still current)
             self._fail(name, type(exc).__name__, str(exc))
             return False
-        service.running = True
         service.starts += 1
         service.tracker.on_started(name)
         if service.starts == 1:
@@ -348,8 +310,12 @@ class ServiceSupervisor:
     def _restart(self, name: str) -> None:
         service = self._services[name]
         service.restart_timer = None
-        if self._stopped or service.dropped or service.running:
+        if self._stopped or service.dropped or self.generation(name) is not None:
             return
+        if self._children.lingering(name):
+            self._defer_restart(service)
+            return
+        service.lingering = False
         attempt = service.starts
         if not self._start(name):
             return
@@ -357,8 +323,24 @@ class ServiceSupervisor:
         if self._ready is not None:
             self._tell_pauses(name)
             self._tell(name, SystemReady(metadata=self._ready))
-            if self._last_sync is not None:
-                self._tell(name, AccountChanged(sync=self._last_sync))
+            for shared in self._shared.values():
+                self._tell(name, shared)
+
+    def _defer_restart(self, service: _Service) -> None:
+        """The last incarnation is hung in its own code and ignored its stop: restarting now
+        would leak its thread (one per restart). Look again later; the restart waits."""
+        name = service.spec.name
+        if not service.lingering:
+            service.lingering = True
+            logger.warning(
+                "%s service: its restart waits for its hung incarnation to end", name
+            )
+        token = service.restart_token
+        service.restart_timer = self._scheduler.call_later(
+            LINGER_RECHECK,
+            lambda: self._mailbox(ServiceRestartDue(name, token)),
+            name="service-restart",
+        )
 
     def _tell_pauses(self, name: str) -> None:
         """A service that just started learns the pauses in force before ``on_ready`` runs."""
@@ -367,11 +349,11 @@ class ServiceSupervisor:
 
     def _fail(self, name: str, error_type: str, reason: str, *, abnormal: bool = True) -> None:
         service = self._services[name]
-        if not service.running:
+        if self.generation(name) is None:
             return
         reason = one_line(reason)
         logger.warning("%s service failed: %s: %s", name, error_type, reason)
-        self._stop(name)
+        self._children.stop([name])
         decision = service.tracker.on_failure(name, abnormal=abnormal)
         if decision.restart:
             delay_ms = round(decision.delay * 1000)
@@ -402,28 +384,8 @@ class ServiceSupervisor:
         self._cancel_timers(service)
         self._publish(ServiceDropped(service=name, reason=one_line(f"{why} (last: {reason})")))
 
-    def _stop(self, name: str) -> None:
-        service = self._services[name]
-        service.running = False
-        service.pinging = False
-        if service.controls is not None:
-            service.controls.release.set()  # frees a simulated hang so the stop gets through
-        try:
-            self._host.stop(name)
-        except Exception:
-            logger.exception("%s service: error while stopping", name)
-
     def _tell(self, name: str, message: object) -> bool:
-        service = self._services[name]
-        if self._host.tell(name, message):
-            return True
-        if service.running:
-            self._mailbox(ServiceConfirmDead(name, service.generation))
-        return False
-
-    def _is_current(self, name: str, generation: int) -> bool:
-        service = self._services.get(name)
-        return service is not None and service.running and service.generation == generation
+        return self._children.tell(name, message)
 
     def _on_health(self, health: ServiceHealth) -> None:
         """Services only send health when asked; an unsolicited or invalid one is garbage."""
@@ -431,37 +393,15 @@ class ServiceSupervisor:
         generation = getattr(health, "generation", None)
         if not isinstance(name, str) or not isinstance(generation, int):
             return
-        if not self._is_current(name, generation):
+        if not self._children.is_current(name, generation):
             return
         try:
             ServiceHealth.model_validate(health.model_dump())
         except (TypeError, ValueError) as exc:
             self._fail(name, "BadMetadata", f"invalid report from {name}: {one_line(str(exc))}")
 
-    def _check_liveness(self, check: ServiceLivenessCheck) -> None:
-        service = self._services.get(check.name)
-        if service is None or not self._is_current(check.name, check.generation):
-            return
-        if not service.pinging:
-            return
-        result = self._host.ping_result(check.name)
-        service.pinging = False
-        if result is False:
-            if self._ready is None:
-                return  # pings are judged only while READY
-            self._fail(
-                check.name,
-                "Unresponsive",
-                f"{check.name} service did not answer a ping within {self._liveness_timeout:g}s",
-            )
-        elif result is not None:
-            self._fail(check.name, *result)
-
     def _cancel_timers(self, service: _Service) -> None:
         if service.restart_timer is not None:
             service.restart_timer.cancel()
             service.restart_timer = None
         service.restart_token += 1
-        for handle in service.timers:
-            handle.cancel()
-        service.timers.clear()

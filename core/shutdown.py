@@ -21,7 +21,6 @@ def shut_down(core: SupervisorCore, reason: str) -> None:
     if core.state is State.SHUTDOWN:
         return
     core.deadline.cancel()
-    core.ready.leave()
     core.pauses.stop()
     core.services.stop_all()  # services first, while the stages they read still run
     core.stop_children(core.child_names())

@@ -2,7 +2,9 @@
 
 The shell gives the core its thread (pykka's mailbox), its ports (stage actors via
 ``PykkaChildren``, a daemon thread for market discovery, an ``EventBus`` for events),
-and turns the core's SHUTDOWN into stopping the actor. All decisions are the core's.
+and turns the core's SHUTDOWN into stopping the actor. All decisions are the core's. What
+reads the exchange (market discovery, the status probe) is handed in by the caller
+(``app.handle``): the core and its shell import no stage and no protocol reader.
 """
 
 from __future__ import annotations
@@ -16,13 +18,11 @@ from typing import Any
 
 import pykka
 
-from actors.exchange_status import PROBE_TIMEOUT, read_condition
-from actors.markets import resolve_markets
-from actors.registry import DEFAULT_STAGES, StageSpec
-from actors.service import ServiceSpec
-from core.children import PykkaChildren, PykkaServiceHost
+from actors.service_spec import ServiceSpec
+from actors.stage_spec import StageSpec
+from core.children import BackgroundWork, PykkaChildren
 from core.event_bus import EventBus, EventListener
-from core.ports import ExchangeFaultHook
+from core.ports import ExchangeFaultHook, ExchangeProbe, MarketList
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner
@@ -37,10 +37,8 @@ __all__ = ["EventListener", "SupervisorActor"]
 logger = logging.getLogger("kalshi_supervisor.core.supervisor_actor")
 
 FLUSH_TIMEOUT = 2.0
-
-
-def _in_background(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="kalshi-supervisor-markets", daemon=True).start()
+JOIN_TIMEOUT = 2.0
+"""Bound on waiting, at shutdown, for the children's stops and the background threads."""
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -60,7 +58,9 @@ class SupervisorActor(pykka.ThreadingActor):
         signer: KalshiSigner,
         *,
         status_address: str,
-        stages: Sequence[StageSpec] = DEFAULT_STAGES,
+        stages: Sequence[StageSpec],
+        resolve_markets: Callable[[], MarketList],
+        probe_exchange: ExchangeProbe | None = None,
         listeners: Iterable[EventListener] = (),
         events: EventBus | None = None,
         inline_listeners: Iterable[EventListener] = (),
@@ -77,26 +77,26 @@ class SupervisorActor(pykka.ThreadingActor):
         self._events = events or EventBus(listeners)
         self._inline = list(inline_listeners)
         self._stopped = stopped or threading.Event()
+        self._children = PykkaChildren(self.actor_ref)
+        self._background = BackgroundWork()
+        self._released = False
         try:
             self._core = SupervisorCore(
                 config,
                 signer,
                 status_address=status_address,
                 stages=stages,
-                children=PykkaChildren(self.actor_ref),
+                children=self._children,
                 scheduler=self._scheduler,
                 mailbox=self._tell_self,
                 publish=self._publish,
-                resolve_markets=lambda: resolve_markets(config, signer),
-                background=_in_background,
+                resolve_markets=resolve_markets,
+                background=self._background,
                 on_shutdown=self._after_shutdown,
                 exchange=exchange,
-                probe_exchange=lambda: read_condition(
-                    config.rest_url, min(config.request_timeout, PROBE_TIMEOUT)
-                ),
+                probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
-                service_host=PykkaServiceHost(self.actor_ref),
             )
         except BaseException:
             self._release()
@@ -126,6 +126,15 @@ class SupervisorActor(pykka.ThreadingActor):
         self.stop()
 
     def _release(self) -> None:
+        """Once: stop the timers, wait (bounded) for every child's stop and background
+        thread, deliver the events, then say we stopped. No thread of ours outlives this."""
+        if self._released:
+            return
+        self._released = True
+        if not self._children.close(JOIN_TIMEOUT):
+            logger.warning("a child did not stop within %.1fs; abandoned", JOIN_TIMEOUT)
+        if not self._background.join(JOIN_TIMEOUT):
+            logger.warning("background work still running after %.1fs; abandoned", JOIN_TIMEOUT)
         if self._owns_scheduler:
             self._scheduler.stop()
         if self._owns_events:

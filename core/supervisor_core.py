@@ -16,26 +16,27 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from actors.context import StageContext
-from actors.markets import ResolvedMarkets
-from actors.registry import StageSpec, enabled_stages, validate_pipeline
-from actors.service import ServiceSpec
+from actors.service_spec import ServiceSpec
+from actors.stage_spec import StageSpec, enabled_stages, validate_pipeline
+from core.child_table import ChildTable
 from core.connecting import StageWalk
 from core.deadlines import StageDeadline
-from core.market_wait import MarketWait
 from core.pauses import ROUTINE, PauseWatch
 from core.ports import (
     Background,
-    Children,
+    ChildGoneError,
+    ChildHost,
+    ChildUnresponsiveError,
     ExchangeFaultHook,
     ExchangeProbe,
     Mailbox,
-    StageGoneError,
-    StageUnresponsiveError,
+    MarketList,
 )
 from core.ready import ReadyWatch
 from core.recovery import Recovery
-from core.services import ServiceHost, ServiceSupervisor
+from core.services import ServiceSupervisor
 from core.shutdown import shut_down
+from core.stage_hold import StageHold
 from core.timers import (
     Begin,
     ConfirmDead,
@@ -43,10 +44,10 @@ from core.timers import (
     ExchangeCheckDue,
     ExchangeChecked,
     HealExpired,
+    HoldRetryDue,
     LivenessCheck,
     LivenessDue,
     MarketsResolved,
-    MarketWaitDue,
     PeriodicDue,
     RestartDue,
 )
@@ -59,7 +60,7 @@ from messages.exchange import ExchangeObserved, StagePaused
 from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
-from messages.results import StageFailed, StageSucceeded, StreamIncident, SyncCompleted
+from messages.results import ChildFailed, StageSucceeded, StreamIncident
 from messages.states import State
 from messages.text import one_line
 from supervision.config import SupervisorConfig
@@ -83,25 +84,31 @@ class SupervisorCore:
         *,
         status_address: str,
         stages: Sequence[StageSpec],
-        children: Children,
+        children: ChildHost,
         scheduler: Scheduler,
         mailbox: Mailbox,
         publish: Publish,
-        resolve_markets: Callable[[], ResolvedMarkets],
+        resolve_markets: Callable[[], MarketList],
         background: Background,
         on_shutdown: Callable[[], None],
         exchange: ExchangeFaultHook | None = None,
         probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
         services: Sequence[ServiceSpec] = (),
-        service_host: ServiceHost | None = None,
     ) -> None:
         self.config = config
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
         validate_pipeline(self.specs)
-        self.children = children
+        self.children = ChildTable(
+            children,
+            mailbox=mailbox,
+            scheduler=scheduler,
+            liveness_timeout=config.liveness_timeout,
+        )
+        """The stages' incarnations; the services' are in ``services`` (same table type,
+        same host port)."""
         self.scheduler = scheduler
         self.mailbox = mailbox
         self._publish_out = publish
@@ -121,23 +128,48 @@ class SupervisorCore:
         self.ready = ReadyWatch(self)
         self.recovery = Recovery(self, rng)
         self.pauses = PauseWatch(self)
-        self.market_wait = MarketWait(self)
+        self.hold = StageHold(self)
         self.book_changes = BookChangeFeed()
         """Outlives stage restarts: each orderbook stream attaches its books and marks it."""
-        if services and service_host is None:
-            raise ValueError("services need a service host")
         self.services = ServiceSupervisor(
             services,
             restart=config.restart,
             scheduler=scheduler,
             mailbox=mailbox,
             publish=self.publish,
-            host=service_host or _NoServiceHost(),
+            host=children,
             feed=self.book_changes,
             liveness_timeout=config.liveness_timeout,
             rng=rng,
             reserved=[s.name for s in self.all_specs],
         )
+        self._handlers: dict[type, Callable[[Any], Any]] = {
+            # what children say
+            StageSucceeded: self._on_succeeded,
+            ChildFailed: self._on_child_failed,
+            StagePaused: self._on_stage_paused,
+            ExchangeObserved: lambda message: self.pauses.observe(message.condition),
+            StreamIncident: self._on_incident,
+            # requests
+            InjectFault: self._inject,
+            Shutdown: lambda message: self.shutdown(message.reason),
+            Ping: lambda message: True,
+            # the core's own timers and background work
+            Begin: lambda message: self.walk.begin(),
+            DeadlineExpired: self._on_deadline,
+            RestartDue: self.recovery.on_restart_due,
+            PeriodicDue: self.ready.on_periodic_due,
+            LivenessDue: lambda message: self.ready.probe_liveness(),
+            LivenessCheck: self._on_liveness_check,
+            MarketsResolved: self.walk.on_markets_resolved,
+            ConfirmDead: self._on_confirm_dead,
+            HealExpired: self.ready.on_heal_expired,
+            ExchangeCheckDue: self.pauses.on_check_due,
+            ExchangeChecked: self.pauses.on_checked,
+            HoldRetryDue: self.hold.on_due,
+            **self.services.handlers(),
+        }
+        """One handler per message type: the core's whole vocabulary, in one place."""
 
     @property
     def state(self) -> State:
@@ -153,61 +185,45 @@ class SupervisorCore:
         """Route one message; after SHUTDOWN only pings are answered (the shell is stopping)."""
         if self.state is State.SHUTDOWN:
             return True if isinstance(message, Ping) else None
-        if self.services.handle(message):
-            return None
-        if isinstance(message, StageSucceeded):
-            self._on_succeeded(message)
-        elif isinstance(message, StageFailed):
-            if self.is_current(message.stage, message.generation):
-                self.fail(
-                    message.stage, message.error_type, message.reason, abnormal=message.abnormal
-                )
-        elif isinstance(message, StagePaused):
-            if self.is_current(message.stage, message.generation):
-                self.pauses.on_stage_paused(message)
-        elif isinstance(message, ExchangeObserved):
-            self.pauses.observe(message.condition)
-        elif isinstance(message, StreamIncident):
-            if self.is_current(message.stage, message.generation):
-                self.ready.on_incident(message)
-        elif isinstance(message, InjectFault):
-            return self._inject(message)
-        elif isinstance(message, Shutdown):
-            self.shutdown(message.reason)
-        elif isinstance(message, Ping):
-            return True
-        else:
-            self._on_timer(message)
-        return None
-
-    def _on_timer(self, message: object) -> None:
-        if isinstance(message, Begin):
-            self.walk.begin()
-        elif isinstance(message, DeadlineExpired):
-            self._on_deadline(message)
-        elif isinstance(message, RestartDue):
-            self.recovery.on_restart_due(message)
-        elif isinstance(message, PeriodicDue):
-            self.ready.on_periodic_due(message)
-        elif isinstance(message, LivenessDue):
-            self.ready.probe_liveness()
-        elif isinstance(message, LivenessCheck):
-            self.ready.check_liveness(message)
-        elif isinstance(message, MarketsResolved):
-            self.walk.on_markets_resolved(message)
-        elif isinstance(message, ConfirmDead):
-            if self.is_current(message.stage, message.generation):
-                self.fail(message.stage, "ActorDied", f"{message.stage} stage is not running")
-        elif isinstance(message, HealExpired):
-            self.ready.on_heal_expired(message)
-        elif isinstance(message, ExchangeCheckDue):
-            self.pauses.on_check_due(message)
-        elif isinstance(message, ExchangeChecked):
-            self.pauses.on_checked(message)
-        elif isinstance(message, MarketWaitDue):
-            self.market_wait.on_due(message)
-        else:
+        handler = self._handlers.get(type(message))
+        if handler is None:
             logger.warning("supervisor ignored unknown message %s", type(message).__name__)
+            return None
+        return handler(message)
+
+    # -- what children say --------------------------------------------------------------------
+    def _leaves_ready(self, child: str) -> bool:
+        """The supervision data on the child's spec: whether its failure leaves READY (a
+        stage: ERROR and the stage recovery) or not (a service: its own tracker)."""
+        spec = self.services.spec(child) or self.spec(child)
+        return spec is None or spec.failure_leaves_ready
+
+    def _on_child_failed(self, message: ChildFailed) -> None:
+        """Any child's failure, one message whatever its kind; its spec says where it goes."""
+        if not self._leaves_ready(message.child):
+            self.services.on_failed(message)
+        elif self.is_current(message.child, message.generation):
+            self.fail(message.child, message.error_type, message.reason, abnormal=message.abnormal)
+
+    def _on_confirm_dead(self, message: ConfirmDead) -> None:
+        if not self._leaves_ready(message.child):
+            self.services.on_confirm_dead(message)
+        elif self.is_current(message.child, message.generation):
+            self.fail(message.child, "ActorDied", f"{message.child} stage is not running")
+
+    def _on_liveness_check(self, check: LivenessCheck) -> None:
+        if not self._leaves_ready(check.child):
+            self.services.on_liveness_check(check)
+        else:
+            self.ready.check_liveness(check)
+
+    def _on_stage_paused(self, message: StagePaused) -> None:
+        if self.is_current(message.stage, message.generation):
+            self.pauses.on_stage_paused(message)
+
+    def _on_incident(self, message: StreamIncident) -> None:
+        if self.is_current(message.stage, message.generation):
+            self.ready.on_incident(message)
 
     # -- results ----------------------------------------------------------------------------
     def _on_succeeded(self, message: StageSucceeded) -> None:
@@ -218,14 +234,16 @@ class SupervisorCore:
         if not self.is_current(message.stage, message.generation):
             return
         self.ready.work_done(message.stage)
-        self.market_wait.release(message.stage)
+        self.hold.release(message.stage)
         spec = self.spec(message.stage)
         result = self._validated_result(message, spec)
         if result is None or spec is None:
             return
         self.results[spec.name] = result
-        if isinstance(result, SyncCompleted):
-            self.services.on_account(result)
+        if spec.share is not None:
+            shared = spec.share(result)
+            if shared is not None:
+                self.services.share(shared)
         if spec.announce is not None:
             event = spec.announce(result)
             if event is not None:
@@ -328,6 +346,10 @@ class SupervisorCore:
         leaving_ready = self.state is State.READY and target is not State.READY
         record = self._machine.transition(target, context=context, metadata=metadata)
         self.epoch += 1
+        if target is not State.READY:
+            # The one place READY ends, whatever ends it (a failure, a heal timeout, a held
+            # stage, shutdown): its timers, pings and pending phase go with the move.
+            self.ready.leave()
         self.publish(record)
         if leaving_ready:  # services are told, never stopped, when READY ends
             self.services.on_not_ready(target, context)
@@ -396,57 +418,26 @@ class SupervisorCore:
 
     def is_current(self, stage: str, generation: int) -> bool:
         """Replies from an earlier incarnation of a stage are stale and ignored."""
-        return self.children.generation(stage) == generation
+        return self.children.is_current(stage, generation)
 
     def stop_children(self, names: Iterable[str]) -> None:
         """Stop in reverse start order: later stages depend on earlier ones."""
-        order = [s.name for s in self.all_specs]
-        ordered = sorted(
-            set(names), key=lambda n: order.index(n) if n in order else -1, reverse=True
-        )
-        self.children.stop(ordered)
+        self.children.stop(self.children.ordered(names, [s.name for s in self.all_specs]))
 
     def tell_child(self, name: str, message: object) -> bool:
         """Tell a stage; a stage that died meanwhile becomes that stage's failure, not ours."""
-        generation = self.children.generation(name)
-        if generation is not None and self.children.tell(name, message):
-            return True
-        if generation is not None:
-            self.mailbox(ConfirmDead(name, generation))
-        return False
+        return self.children.tell(name, message)
 
     def ask_stage(self, name: str, message: Message) -> Any:
         """Ask a stage; no answer in time, or an error, is that stage's failure (None returned)."""
         generation = self.children.generation(name)
         try:
             return self.children.ask(name, message, timeout=ASK_TIMEOUT)
-        except StageUnresponsiveError:
+        except ChildUnresponsiveError:
             self.fail(name, "Unresponsive", f"{name} stage did not answer {type(message).__name__}")
-        except StageGoneError:
+        except ChildGoneError:
             if generation is not None:
                 self.mailbox(ConfirmDead(name, generation))
         except Exception as exc:
             self.fail(name, type(exc).__name__, str(exc))
-        return None
-
-
-class _NoServiceHost:
-    """The host of a supervisor without services: nothing ever starts."""
-
-    def start(self, *args: Any) -> None:
-        raise RuntimeError("no service host configured")
-
-    def tell(self, name: str, message: object) -> bool:
-        return False
-
-    def is_alive(self, name: str) -> bool:
-        return False
-
-    def ping(self, name: str) -> None:
-        return None
-
-    def ping_result(self, name: str) -> None:
-        return None
-
-    def stop(self, name: str) -> None:
         return None

@@ -34,8 +34,8 @@ class RestartDue:
 
 
 @dataclass(frozen=True)
-class MarketWaitDue:
-    """Time to ask the held orderbook stage to look for a market again."""
+class HoldRetryDue:
+    """Time to tell the held stage its ``hold_retry`` again (look for a market)."""
 
     serial: int
 
@@ -52,9 +52,11 @@ class LivenessDue:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LivenessCheck:
-    stage: str
+    """A child's ping, to be judged now that ``liveness_timeout`` has passed."""
+
+    child: str
     generation: int
     probe: PingProbe
 
@@ -79,9 +81,9 @@ class MarketsResolved:
 
 @dataclass(frozen=True)
 class ConfirmDead:
-    """Queued behind the StageFailed a dying stage sends itself, so its own reason wins."""
+    """Queued behind the ``ChildFailed`` a dying child sends itself, so its own reason wins."""
 
-    stage: str
+    child: str
     generation: int
 
 

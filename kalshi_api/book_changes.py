@@ -39,7 +39,7 @@ from kalshi_api.orderbook import OrderBook, best_level
 
 __all__ = ["BookChangeFeed", "BookSubscription", "BookView"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.book_changes")
 
 _READ_ATTEMPTS = 64
 """Copies tried before a read gives up on consistency (and says so with ``stale=True``).

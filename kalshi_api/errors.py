@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from kalshi_api.text import one_line
+
 _MAX_TEXT = 200
 
 
@@ -40,10 +42,10 @@ class KalshiError(Exception):
         path: str | None = None,
         attempts: int = 1,
     ) -> None:
-        self.message = _one_line(message)
+        self.message = one_line(message, None)
         self.status = status
         self.code = code
-        self.details = _one_line(details) if details is not None else None
+        self.details = one_line(details, None) if details is not None else None
         self.method = method
         self.path = path
         self.attempts = attempts
@@ -201,10 +203,5 @@ def _as_text(value: object) -> str:
 
 
 def _truncate(text: str) -> str:
-    text = _one_line(text)
+    text = one_line(text, None)
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
-
-
-def _one_line(text: str) -> str:
-    """Collapse every run of whitespace (newlines included) into one space."""
-    return " ".join(text.split())

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 __all__ = ["LoopThread"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.loop_thread")
 
 _T = TypeVar("_T")
 

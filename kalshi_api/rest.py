@@ -58,7 +58,7 @@ from kalshi_api.models import (
 )
 from kalshi_api.url_budget import chunk_by_url_budget
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.rest")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -115,7 +115,7 @@ __all__ = [
     "SubscriptionCore",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.subscription_core")
 
 MAX_REPAIRS = 3
 """Repair attempts at one level before escalating to the next (snapshot -> resubscribe ->

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from kalshi_api.text import one_line
+
 DEFAULT_MAX_FRAME_BYTES = 2**20
 """Largest frame accepted (1 MiB). A full book with sub-cent ticks on both sides is a few
 hundred KB; anything bigger is hostile or broken and closes the session (code 1009)."""
@@ -102,6 +104,3 @@ def describe_close(exc: ConnectionClosed) -> str:
         return f"connection closed (code {exc.sent.code} {exc.sent.reason})".rstrip()
     return "connection lost (no close frame)"
 
-
-def one_line(value: object) -> str:
-    return " ".join(str(value).split())

@@ -114,7 +114,7 @@ __all__ = [
     "fast_count",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.ws_session")
 
 WS_SIGNING_PATH = WS_PATH
 """Kept for callers that sign the upgrade: the path is :data:`kalshi_api.protocol.WS_PATH`."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from kalshi_sim.close_times import CloseSchedule
     from kalshi_sim.exchange import EmbeddedExchange
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_sim.rest_server")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
     from kalshi_sim.markets import MarketSet
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_sim.ws_server")
 
 CONNECTION_EXTENSION = "kalshi_sim.connection"
 """Scope extension under which the server's WebSocket protocol hands the feed itself

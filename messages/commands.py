@@ -81,7 +81,7 @@ class BookTops(Query):
     """Ask the orderbook stage for every book's top of book (a ``BookTopsReport``)."""
 
 
-class BookDepth(Query):
+class BookLadders(Query):
     """Ask the orderbook stage for one book's ladders (a ``BookDepthReport``, None if unknown)."""
 
     ticker: str

@@ -102,10 +102,11 @@ class StageSucceeded(Message):
     """The stage's own result model; the supervisor checks the class it expects per stage."""
 
 
-class StageFailed(Message):
-    """Envelope a stage (or the supervisor's own watchdog) sends when a stage failed."""
+class ChildFailed(Message):
+    """A supervised child (stage or service) failed: told by the child itself, whatever
+    its kind; the supervisor's own watchdogs reach the same decision without it."""
 
-    stage: str
+    child: str
     generation: int
     error_type: str
     reason: str
@@ -132,6 +133,27 @@ class StreamIncident(Message):
     detail: str
     counters: dict[str, int] = {}
     """The stream's counters when it happened (see ``OrderbookReport.counters``)."""
+
+    # What each kind means to the supervisor: read here, so the core names no kind.
+    @property
+    def interrupts(self) -> bool:
+        """The stream dropped: READY survives it for ``heal_timeout``."""
+        return self.kind == "disconnected"
+
+    @property
+    def heals(self) -> bool:
+        """The stream is whole again (a dropped or gapped stream recovered in place)."""
+        return self.kind in ("reconnected", "resynced")
+
+    @property
+    def is_notice(self) -> bool:
+        """Published as it comes, in any state (a market dropped at startup matters)."""
+        return self.kind in ("market_dropped", "market_added", "stale")
+
+    @property
+    def holds(self) -> bool:
+        """The stage has nothing to work on (no live market): hold it, do not fail it."""
+        return self.kind == "no_live_markets"
 
 
 class TopOfBook(Message):

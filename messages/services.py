@@ -33,7 +33,6 @@ __all__ = [
     "EventNotice",
     "ServiceDropped",
     "ServiceEvent",
-    "ServiceFailed",
     "ServiceFailureReported",
     "ServiceHealth",
     "ServiceRestarted",
@@ -77,17 +76,7 @@ class BooksChanged(Message):
 BOOKS_CHANGED = BooksChanged()
 
 
-# -- service -> supervisor -------------------------------------------------------------------
-class ServiceFailed(Message):
-    """A service failed (its handler raised, its start failed, it sent something invalid)."""
-
-    service: str = Field(pattern=SERVICE_NAME_PATTERN)
-    generation: int
-    error_type: str
-    reason: str
-    abnormal: bool = True
-
-
+# -- service -> supervisor (a failure is ``messages.results.ChildFailed``, as for stages) ------
 class ServiceHealth(Message):
     """What a service says about itself when asked (and the ``bad_metadata`` fault corrupts)."""
 

@@ -1,15 +1,9 @@
-"""Text helpers shared by every layer above ``messages`` (it is the bottom layer)."""
+"""Text helpers for every layer above ``messages``: ``one_line`` is defined once, in
+``kalshi_api.text`` (the protocol library imports nothing of ours, so it cannot import it
+from here); this module is where the layers find it."""
 
 from __future__ import annotations
 
-ONE_LINE_LIMIT = 300
+from kalshi_api.text import ONE_LINE_LIMIT, one_line
 
-
-def one_line(text: object, limit: int = ONE_LINE_LIMIT) -> str:
-    """Collapse any message to one bounded line for metadata, events, logs and terminals.
-
-    Why: reasons travel into frozen metadata, JSON event lines and a person's terminal;
-    a multi-line or megabyte exception text must never break any of them.
-    """
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+__all__ = ["ONE_LINE_LIMIT", "one_line"]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pykka
 
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES
+from actors.stage_spec import StageSpec
 from app.handle import Supervisor
 from kalshi_api.auth import load_signer
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars

@@ -16,7 +16,8 @@ import pykka
 import pytest
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES
+from actors.stage_spec import StageSpec
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.base import Message
 from messages.faults import InjectFault

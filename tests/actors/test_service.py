@@ -19,7 +19,8 @@ from kalshi_api.book_changes import BookChangeFeed, BookView
 from kalshi_api.orderbook import OrderBook
 from messages.faults import InjectFault
 from messages.metadata import ReadyMetadata
-from messages.services import ServiceFailed, ServiceHealth, SystemNotReady, SystemReady
+from messages.results import ChildFailed
+from messages.services import ServiceHealth, SystemNotReady, SystemReady
 from messages.states import State
 from supervision.scheduler import ThreadScheduler
 
@@ -199,8 +200,8 @@ def test_crash_when_injected_is_reported_to_the_parent(world: dict[str, Any]) ->
     ref = world["start"]()
     ref.tell(InjectFault(target="rec", fault="crash"))
     failed = world["inbox"].get(timeout=WAIT)
-    assert isinstance(failed, ServiceFailed)
-    assert (failed.service, failed.error_type) == ("rec", "InjectedFaultError")
+    assert isinstance(failed, ChildFailed)
+    assert (failed.child, failed.error_type) == ("rec", "InjectedFaultError")
     assert "injected crash in rec service" in failed.reason
 
 
@@ -217,7 +218,7 @@ def test_crash_on_start_when_armed_fails_the_next_start_and_reports(
     try:
         Recorder.start(parent, ctx, 2, controls)
         failed = world["inbox"].get(timeout=WAIT)
-        assert isinstance(failed, ServiceFailed) and failed.generation == 2
+        assert isinstance(failed, ChildFailed) and failed.generation == 2
         assert "crash_on_start" in failed.reason
         assert not controls.start_faults.consume("rec")  # armed once, consumed once
         assert world["feed"].subscriptions == ()

@@ -8,7 +8,8 @@ import pykka
 import pytest
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, StageSpec, validate_pipeline
+from actors.registry import DEFAULT_STAGES
+from actors.stage_spec import StageSpec, validate_pipeline
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.base import Message
 from messages.faults import InjectFault

@@ -19,7 +19,7 @@ from typing import IO
 import pytest
 from websockets.sync.client import connect
 
-from app.control_state import instance_path, read_state_file
+from app.console_state import instance_path, read_state_file
 
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]

@@ -1,4 +1,4 @@
-"""``kalshi-supervisor inject`` end to end: argparse, state file, HTTP, a live control server."""
+"""``kalshi-supervisor inject`` end to end: argparse, state file, HTTP, a live console server."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.console_server import ConsoleServer as ControlServer
-from app.control_state import ControlEndpoint, new_token, write_state_file
+from app.console_state import ConsoleEndpoint, new_token, write_state_file
 from cli.inject import add_inject_arguments, main, run_inject
 from messages.fault_kinds import check_fault
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
@@ -56,7 +56,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
     server = ControlServer(port=0, token=token, status=lambda: {"state": "READY"}, inject=recorder)
     server.start()
     state_file = tmp_path / "state" / "control.json"
-    write_state_file(state_file, ControlEndpoint(url=server.url, token=token, pid=os.getpid()))
+    write_state_file(state_file, ConsoleEndpoint(url=server.url, token=token, pid=os.getpid()))
     try:
         yield Live(server, recorder, token, state_file)
     finally:
@@ -183,7 +183,7 @@ def test_run_inject_when_state_file_names_dead_supervisor_says_stale(tmp_path: P
     path = tmp_path / "control.json"
     url = f"http://127.0.0.1:{_free_port()}"
     # pid_max on Linux is at most 2**22, so this pid cannot exist.
-    write_state_file(path, ControlEndpoint(url=url, token=new_token(), pid=2**22 + 1))
+    write_state_file(path, ConsoleEndpoint(url=url, token=new_token(), pid=2**22 + 1))
 
     code, _, err = _run(["orderbook", "crash", "--state-file", str(path)])
 

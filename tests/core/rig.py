@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from actors.context import StageContext
 from actors.markets import ResolvedMarkets
-from actors.registry import DEFAULT_STAGES, StageSpec
+from actors.registry import DEFAULT_STAGES
+from actors.stage_spec import StageSpec
 from core.supervisor_core import SupervisorCore
 from core.timers import Begin
 from kalshi_api.auth import KalshiSigner
@@ -109,7 +110,7 @@ class FakePing:
 
 @dataclass
 class FakeStages:
-    """The ``Children`` port, played by a test."""
+    """The ``ChildHost`` port, played by a test (it records each incarnation it starts)."""
 
     generations: dict[str, int] = field(default_factory=dict)
     told: list[tuple[str, object]] = field(default_factory=list)
@@ -117,17 +118,11 @@ class FakeStages:
     report: OrderbookReport = field(default_factory=live_report)
     counter: int = 0
 
-    def ensure(self, spec: StageSpec, context: StageContext) -> int:
-        if spec.name not in self.generations:
-            self.counter += 1
-            self.generations[spec.name] = self.counter
-        return self.generations[spec.name]
-
-    def generation(self, name: str) -> int | None:
-        return self.generations.get(name)
-
-    def names(self) -> list[str]:
-        return list(self.generations)
+    def start(
+        self, spec: StageSpec, context: StageContext, generation: int, controls: object
+    ) -> None:
+        self.counter += 1
+        self.generations[spec.name] = generation
 
     def is_alive(self, name: str) -> bool:
         return name in self.generations
@@ -145,6 +140,9 @@ class FakeStages:
 
     def ping(self, name: str) -> FakePing:
         return FakePing()
+
+    def lingering(self, name: str) -> bool:
+        return False
 
     def stop(self, names: Sequence[str]) -> None:
         for name in names:

@@ -47,3 +47,72 @@ def test_states_and_faults_docs_name_only_code_that_exists() -> None:
             assert re.search(rf"def {attr}\b|\b{attr}\b\s*[:=]", code), (doc, owner, attr)
         for name in re.findall(r"`([a-z_]+)` \(`core/", text):
             assert re.search(rf"def {name}\b", code), (doc, name)
+
+
+PACKAGES = ("actors", "app", "cli", "core", "messages", "supervision", "kalshi_api", "kalshi_sim")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ALL_CODE = "\n".join(
+    p.read_text() for folder in (*PACKAGES, "webstack") for p in (ROOT / folder).rglob("*.py")
+) + (ROOT / "supervisor.py").read_text()
+
+
+EXTERNAL = {"Protocol", "NullHandler", "Origin", "Host"}
+"""Names the docs mention that are not ours: ``typing``/``logging`` names, HTTP headers."""
+
+
+def _defined(name: str, code: str = ALL_CODE) -> bool:
+    """Defined (class, function, assignment) or imported into ``code``."""
+    return bool(
+        re.search(rf"(?:class|def) {name}\b|^\s*{name}\b\s*[:=]|\b{name} = ", code, re.M)
+        or re.search(rf"^from \S+ import [^\n]*\b{name}\b", code, re.M)
+    )
+
+
+def test_docs_when_naming_a_file_path_the_file_exists() -> None:
+    top = "|".join((*PACKAGES, "webstack", "examples", "tests", "bench", "docs"))
+    missing = [
+        (doc.name, path)
+        for doc in DOCS
+        for path in re.findall(rf"\b((?:{top})/[\w/]+\.(?:py|md))\b", doc.read_text())
+        if not (ROOT / path).exists()
+    ]
+    assert missing == []
+
+
+def test_docs_when_naming_a_dotted_module_or_its_member_it_exists() -> None:
+    """``core.ports.ExchangeFaultHook``: the longest prefix that is a module file, then the
+    rest defined in it."""
+    missing = []
+    for doc in DOCS:
+        for dotted in set(re.findall(rf"`((?:{'|'.join(PACKAGES)})(?:\.\w+)+)`", doc.read_text())):
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                base = ROOT.joinpath(*parts[:cut])
+                module = base.with_suffix(".py") if base.with_suffix(".py").exists() else (
+                    base / "__init__.py"
+                )
+                if module.exists():
+                    break
+            else:
+                missing.append((doc.name, dotted))
+                continue
+            rest = parts[cut:]
+            if rest and not _defined(rest[0], module.read_text()):
+                missing.append((doc.name, dotted))
+    assert missing == []
+
+
+def test_docs_when_naming_a_class_or_member_in_backticks_it_exists() -> None:
+    """```StageSpec``` and ```ReadyWatch.enter```: the class (or function) is defined in our
+    code, and so is the member."""
+    missing = []
+    for doc in DOCS:
+        text = doc.read_text()
+        for owner, attr in re.findall(r"`([A-Z][A-Za-z0-9]+)\.([a-z_][a-z_0-9]*)`", text):
+            if not _defined(owner) or not re.search(rf"def {attr}\b|\b{attr}\b\s*[:=]", ALL_CODE):
+                missing.append((doc.name, f"{owner}.{attr}"))
+        for name in set(re.findall(r"`([A-Z][a-z][A-Za-z0-9]*)`", text)) - EXTERNAL:
+            # an error_type (``Unresponsive``) is a string the code sets, not a class
+            if not _defined(name) and f'"{name}"' not in ALL_CODE:
+                missing.append((doc.name, name))
+    assert missing == []

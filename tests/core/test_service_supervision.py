@@ -6,17 +6,19 @@ real actors are exercised in ``test_services.py``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from actors.base import StageControls
 from actors.service import ServiceActor, ServiceContext, ServiceSpec
-from core.services import ServiceLivenessCheck, ServiceRestartDue, ServiceSupervisor
+from core.services import ServiceRestartDue, ServiceSupervisor
+from core.timers import LivenessCheck
 from kalshi_api.book_changes import BookChangeFeed
 from messages.events import Event
 from messages.metadata import ReadyMetadata
+from messages.results import ChildFailed
 from messages.services import (
     ServiceDropped,
-    ServiceFailed,
     ServiceFailureReported,
     ServiceRestarted,
     ServiceStarted,
@@ -40,6 +42,19 @@ READY = ReadyMetadata(
 
 class Noop(ServiceActor):
     """Never started for real here: the host only records."""
+
+
+class Ping:
+    """A ping in flight; whether it is answered is read when it is judged."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+
+    def answered(self) -> bool:
+        return self._host.answers
+
+    def failure(self) -> tuple[str, str] | None:
+        return None if self._host.answers else ("Unresponsive", "no answer")
 
 
 class Host:
@@ -66,15 +81,20 @@ class Host:
     def is_alive(self, name: str) -> bool:
         return self.alive.get(name, False)
 
-    def ping(self, name: str) -> None:
+    def ask(self, name: str, message: object, timeout: float) -> object:
+        raise AssertionError("the service policy never asks")
+
+    def ping(self, name: str) -> Ping:
         self.log.append(("ping", name))
+        return Ping(self)
 
-    def ping_result(self, name: str) -> tuple[str, str] | bool | None:
-        return None if self.answers else False
+    def lingering(self, name: str) -> bool:
+        return False
 
-    def stop(self, name: str) -> None:
-        self.log.append(("stop", name))
-        self.alive[name] = False
+    def stop(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.log.append(("stop", name))
+            self.alive[name] = False
 
 
 class Rig:
@@ -106,8 +126,8 @@ class Rig:
         generation = self.services.generation(name)
         assert generation is not None
         self.services.handle(
-            ServiceFailed(
-                service=name,
+            ChildFailed(
+                child=name,
                 generation=generation,
                 error_type="Boom",
                 reason="x",
@@ -212,7 +232,7 @@ def test_stop_all_when_a_restart_is_pending_stops_in_reverse_and_cancels_it() ->
     assert rig.of(ServiceRestarted) == []
     stale = ServiceRestartDue("beta", 0)
     assert rig.services.handle(stale)  # handled, and ignored
-    assert rig.services.handle(ServiceLivenessCheck("gamma", 1))
+    assert rig.services.handle(LivenessCheck("gamma", 1, Ping(rig.host)))
 
 
 def test_failure_when_from_an_older_incarnation_is_ignored() -> None:
@@ -221,6 +241,6 @@ def test_failure_when_from_an_older_incarnation_is_ignored() -> None:
     rig.crash("alpha")
     rig.advance(1.0)
     rig.services.handle(
-        ServiceFailed(service="alpha", generation=1, error_type="Late", reason="old")
+        ChildFailed(child="alpha", generation=1, error_type="Late", reason="old")
     )
     assert len(rig.of(ServiceFailureReported)) == 1

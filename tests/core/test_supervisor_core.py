@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from actors.base import StageActor
-from actors.registry import DEFAULT_STAGES, ORDERBOOK, StageSpec
+from actors.registry import DEFAULT_STAGES, ORDERBOOK
+from actors.stage_spec import StageSpec
 from core.ready import ReadyPhase
 from messages.base import Message
 from messages.commands import Connect, RunSync
@@ -211,6 +212,6 @@ def test_core_modules_import_no_pykka_and_name_no_stage() -> None:
 
 
 def _failed(stage: str, generation: int, error_type: str, reason: str) -> Message:
-    from messages.results import StageFailed
+    from messages.results import ChildFailed
 
-    return StageFailed(stage=stage, generation=generation, error_type=error_type, reason=reason)
+    return ChildFailed(child=stage, generation=generation, error_type=error_type, reason=reason)

@@ -28,12 +28,12 @@ _TOKEN_PATTERN = re.compile(r"[!-~]+")
 """Printable ASCII without spaces: what can travel in an ``Authorization`` header verbatim."""
 
 
-class ControlStateError(RuntimeError):
+class ConsoleStateError(RuntimeError):
     """The state file is missing or unusable; the message is one line and never has the token."""
 
 
-class ControlEndpoint(NamedTuple):
-    """How to reach one running supervisor's control server.
+class ConsoleEndpoint(NamedTuple):
+    """How to reach one running supervisor's console server.
 
     A NamedTuple, not a dataclass: ``inject`` reads it on every call, and importing
     ``dataclasses`` (with ``inspect``) would cost that command a tenth of its budget.
@@ -45,7 +45,7 @@ class ControlEndpoint(NamedTuple):
 
     def __repr__(self) -> str:
         """Hide the token: endpoints end up in logs and tracebacks."""
-        return f"ControlEndpoint(url={self.url!r}, token='<hidden>', pid={self.pid})"
+        return f"ConsoleEndpoint(url={self.url!r}, token='<hidden>', pid={self.pid})"
 
 
 def new_token() -> str:
@@ -81,7 +81,7 @@ def default_state_path(env: Mapping[str, str] = os.environ) -> Path:
     return base / STATE_DIR_NAME / STATE_FILE_NAME
 
 
-def write_state_file(path: Path, endpoint: ControlEndpoint) -> None:
+def write_state_file(path: Path, endpoint: ConsoleEndpoint) -> None:
     """Atomically publish ``endpoint`` at ``path`` (mode 0600; missing directories 0700).
 
     The temp file is created 0600 by ``os.open`` itself, so the token is never readable by
@@ -111,11 +111,11 @@ def write_state_file(path: Path, endpoint: ControlEndpoint) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise ControlStateError(f"cannot write state file {path}: {exc.strerror or exc}") from None
+        raise ConsoleStateError(f"cannot write state file {path}: {exc.strerror or exc}") from None
     _fsync_dir(path.parent)
 
 
-def read_state_file(path: Path) -> ControlEndpoint:
+def read_state_file(path: Path) -> ConsoleEndpoint:
     """Load the endpoint a running supervisor published, refusing a file others can read."""
     return _load(Path(path), enforce_private=True)
 
@@ -130,7 +130,7 @@ def remove_state_file(path: Path, pid: int) -> bool:
     path = Path(path)
     try:
         endpoint = _load(path, enforce_private=False)
-    except ControlStateError:
+    except ConsoleStateError:
         return False
     if endpoint.pid != pid:
         return False
@@ -141,57 +141,57 @@ def remove_state_file(path: Path, pid: int) -> bool:
     return True
 
 
-def _load(path: Path, *, enforce_private: bool) -> ControlEndpoint:
+def _load(path: Path, *, enforce_private: bool) -> ConsoleEndpoint:
     # Open first, then fstat the descriptor: checking the mode of the file actually read,
     # not of whatever the path pointed at a moment earlier.
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ControlStateError(f"no running supervisor found: {path} does not exist") from None
+        raise ConsoleStateError(f"no running supervisor found: {path} does not exist") from None
     except OSError as exc:
-        raise ControlStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+        raise ConsoleStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ControlStateError(f"cannot read state file {path}: not a regular file")
+            raise ConsoleStateError(f"cannot read state file {path}: not a regular file")
         if enforce_private and info.st_mode & 0o077:
             mode = stat.S_IMODE(info.st_mode)
-            raise ControlStateError(
+            raise ConsoleStateError(
                 f"refusing state file {path}: permissions {mode:04o} are too open, "
                 f"it holds a secret token (run: chmod 600 {path})"
             )
         with os.fdopen(fd, "rb", closefd=False) as stream:
             raw = stream.read(_MAX_STATE_BYTES + 1)
     except OSError as exc:
-        raise ControlStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
+        raise ConsoleStateError(f"cannot read state file {path}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     return _parse(path, raw)
 
 
-def _parse(path: Path, raw: bytes) -> ControlEndpoint:
+def _parse(path: Path, raw: bytes) -> ConsoleEndpoint:
     """Validate field by field so an error names the field, never echoes its value."""
     if len(raw) > _MAX_STATE_BYTES:
-        raise ControlStateError(f"state file {path} is malformed: larger than {_MAX_STATE_BYTES}")
+        raise ConsoleStateError(f"state file {path} is malformed: larger than {_MAX_STATE_BYTES}")
     try:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ControlStateError(
+        raise ConsoleStateError(
             f"state file {path} is malformed JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno}"
         ) from None
     except (ValueError, RecursionError):
-        raise ControlStateError(f"state file {path} is malformed JSON") from None
+        raise ConsoleStateError(f"state file {path} is malformed JSON") from None
     if not isinstance(document, dict):
-        raise ControlStateError(f"state file {path} is malformed: expected a JSON object")
+        raise ConsoleStateError(f"state file {path} is malformed: expected a JSON object")
     url, token, pid = document.get("url"), document.get("token"), document.get("pid")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'url'")
+        raise ConsoleStateError(f"state file {path} is malformed: missing or invalid 'url'")
     if not isinstance(token, str) or not is_valid_token(token):
-        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'token'")
+        raise ConsoleStateError(f"state file {path} is malformed: missing or invalid 'token'")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        raise ControlStateError(f"state file {path} is malformed: missing or invalid 'pid'")
-    return ControlEndpoint(url=url, token=token, pid=pid)
+        raise ConsoleStateError(f"state file {path} is malformed: missing or invalid 'pid'")
+    return ConsoleEndpoint(url=url, token=token, pid=pid)
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -236,7 +236,7 @@ def instance_path(path: Path, pid: int) -> Path:
     return path.with_name(f"{path.stem}.{pid}{path.suffix}")
 
 
-def publish_endpoint(path: Path, endpoint: ControlEndpoint) -> None:
+def publish_endpoint(path: Path, endpoint: ConsoleEndpoint) -> None:
     """Publish ``endpoint`` as the current one (``path``) and as this pid's own copy.
 
     ``inject`` reads ``path``: the supervisor started last. The per-pid copies let
@@ -256,7 +256,7 @@ def withdraw_endpoint(path: Path, pid: int) -> None:
         instance_path(path, pid).unlink()
     try:
         current = _load(path, enforce_private=False)
-    except ControlStateError:
+    except ConsoleStateError:
         return
     if current.pid != pid:
         return  # someone else's: not ours to touch
@@ -264,12 +264,12 @@ def withdraw_endpoint(path: Path, pid: int) -> None:
     if survivor is None:
         remove_state_file(path, pid)
         return
-    with contextlib.suppress(ControlStateError):
+    with contextlib.suppress(ConsoleStateError):
         write_state_file(path, survivor)
 
 
-def _newest_live_instance(path: Path) -> ControlEndpoint | None:
-    candidates: list[tuple[float, ControlEndpoint]] = []
+def _newest_live_instance(path: Path) -> ConsoleEndpoint | None:
+    candidates: list[tuple[float, ConsoleEndpoint]] = []
     try:
         entries = list(path.parent.glob(f"{path.stem}.*{path.suffix}"))
     except OSError:
@@ -281,7 +281,7 @@ def _newest_live_instance(path: Path) -> ControlEndpoint | None:
         try:
             endpoint = _load(entry, enforce_private=True)
             mtime = entry.stat().st_mtime
-        except (ControlStateError, OSError):
+        except (ConsoleStateError, OSError):
             continue
         if _alive(endpoint.pid):
             candidates.append((mtime, endpoint))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app.control_state import (
-    ControlEndpoint,
-    ControlStateError,
+from app.console_state import (
+    ConsoleEndpoint,
+    ConsoleStateError,
     default_state_path,
     new_token,
     read_state_file,
@@ -21,7 +21,7 @@ from app.control_state import (
 )
 
 TOKEN = "tok-" + "s3cret" * 7
-ENDPOINT = ControlEndpoint(url="http://127.0.0.1:8005", token=TOKEN, pid=4242)
+ENDPOINT = ConsoleEndpoint(url="http://127.0.0.1:8005", token=TOKEN, pid=4242)
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _assert_one_line_without_token(error: ControlStateError) -> str:
+def _assert_one_line_without_token(error: ConsoleStateError) -> str:
     message = str(error)
     assert "\n" not in message
     assert TOKEN not in message
@@ -91,7 +91,7 @@ def test_write_state_file_when_replacing_swaps_whole_file_and_leaves_no_temp(
     path = tmp_path / "control.json"
     write_state_file(path, ENDPOINT)
     old_inode = path.stat().st_ino
-    newer = ControlEndpoint(url="http://127.0.0.1:9999", token=new_token(), pid=7)
+    newer = ConsoleEndpoint(url="http://127.0.0.1:9999", token=new_token(), pid=7)
 
     with path.open("rb") as reader_of_old:
         write_state_file(path, newer)
@@ -121,7 +121,7 @@ def test_write_state_file_when_rename_fails_raises_one_line_error_and_leaves_no_
     path = tmp_path / "control.json"
     path.mkdir()  # a directory where the file should go: os.replace must fail
 
-    with pytest.raises(ControlStateError) as caught:
+    with pytest.raises(ConsoleStateError) as caught:
         write_state_file(path, ENDPOINT)
 
     assert "cannot write state file" in _assert_one_line_without_token(caught.value)
@@ -131,7 +131,7 @@ def test_write_state_file_when_rename_fails_raises_one_line_error_and_leaves_no_
 def test_read_state_file_when_missing_raises_no_running_supervisor(tmp_path: Path) -> None:
     path = tmp_path / "control.json"
 
-    with pytest.raises(ControlStateError) as caught:
+    with pytest.raises(ConsoleStateError) as caught:
         read_state_file(path)
 
     assert str(caught.value) == f"no running supervisor found: {path} does not exist"
@@ -143,7 +143,7 @@ def test_read_state_file_when_group_or_other_can_access_refuses(tmp_path: Path, 
     write_state_file(path, ENDPOINT)
     path.chmod(mode)
 
-    with pytest.raises(ControlStateError) as caught:
+    with pytest.raises(ConsoleStateError) as caught:
         read_state_file(path)
 
     message = _assert_one_line_without_token(caught.value)
@@ -160,7 +160,7 @@ def test_read_state_file_when_owner_read_only_accepts(tmp_path: Path) -> None:
 
 
 def test_read_state_file_when_path_is_a_directory_raises_cannot_read(tmp_path: Path) -> None:
-    with pytest.raises(ControlStateError) as caught:
+    with pytest.raises(ConsoleStateError) as caught:
         read_state_file(tmp_path)
 
     assert "cannot read state file" in _assert_one_line_without_token(caught.value)
@@ -199,7 +199,7 @@ def test_read_state_file_when_content_is_malformed_raises_one_line_without_token
     path.write_bytes(content)
     path.chmod(0o600)
 
-    with pytest.raises(ControlStateError) as caught:
+    with pytest.raises(ConsoleStateError) as caught:
         read_state_file(path)
 
     assert expected in _assert_one_line_without_token(caught.value)
@@ -248,12 +248,12 @@ def test_new_token_when_drawn_many_times_never_starts_with_a_dash() -> None:
 def test_withdraw_when_the_latest_exits_hands_the_file_back_to_a_live_supervisor(
     tmp_path: Path,
 ) -> None:
-    from app.control_state import instance_path, publish_endpoint, withdraw_endpoint
+    from app.console_state import instance_path, publish_endpoint, withdraw_endpoint
 
     path = tmp_path / "state" / "control.json"
-    live = ControlEndpoint(url="http://127.0.0.1:1", token=new_token(), pid=os.getpid())
+    live = ConsoleEndpoint(url="http://127.0.0.1:1", token=new_token(), pid=os.getpid())
     gone_pid = _dead_pid()
-    latest = ControlEndpoint(url="http://127.0.0.1:2", token=new_token(), pid=gone_pid)
+    latest = ConsoleEndpoint(url="http://127.0.0.1:2", token=new_token(), pid=gone_pid)
     publish_endpoint(path, live)
     publish_endpoint(path, latest)
     assert read_state_file(path).pid == gone_pid
@@ -268,10 +268,10 @@ def test_withdraw_when_the_latest_exits_hands_the_file_back_to_a_live_supervisor
 
 
 def test_withdraw_when_the_file_names_another_pid_leaves_it_alone(tmp_path: Path) -> None:
-    from app.control_state import publish_endpoint, withdraw_endpoint
+    from app.console_state import publish_endpoint, withdraw_endpoint
 
     path = tmp_path / "control.json"
-    other = ControlEndpoint(url="http://127.0.0.1:3", token=new_token(), pid=os.getpid())
+    other = ConsoleEndpoint(url="http://127.0.0.1:3", token=new_token(), pid=os.getpid())
     publish_endpoint(path, other)
 
     withdraw_endpoint(path, _dead_pid())

@@ -1,14 +1,13 @@
-"""No live market: a condition of the markets, waited out, never a failure of a stage.
+"""A held stage: nothing to work on is a condition, waited out, never a stage's failure.
 
-Every followed market can be dropped (closed by time, settled, unknown). The stream is then
-"synced" with nothing, and READY with ``markets_connected: 0`` would be a false green. So
-READY needs at least one live market: when the orderbook stage reports
-``no_live_markets``, READY is left for ORDERBOOK_CONNECT (or, at startup, not entered)
-and the stage is *held* there: its deadline is cancelled and nothing touches the restart
-policy, as for an exchange pause (:mod:`core.pauses`). Meanwhile the stage is asked, with
-bounded backoff (``market_wait_min`` doubling to ``market_wait_max``), to look for markets
-(``RefreshMarkets``): re-discovery in discovery mode, the dropped tickers' REST status in
-config mode. The stage succeeds as soon as a market is live, and the walk goes on to READY.
+The example is the orderbook stage with no live market: every followed market can be
+dropped (closed by time, settled, unknown), and READY with ``markets_connected: 0`` would be
+a false green. A stage says so with an incident that ``holds`` (``no_live_markets``); READY
+is then left for that stage's state (or, at startup, not entered) and the stage is *held*
+there: its deadline is cancelled and nothing touches the restart policy, as for an exchange
+pause (:mod:`core.pauses`). Meanwhile the stage is told its spec's ``hold_retry`` (the
+orderbook's ``RefreshMarkets``) with bounded backoff (``market_wait_min`` doubling to
+``market_wait_max``). The stage succeeds as soon as it has work again, and the walk goes on.
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from core.ready import ReadyPhase
-from core.timers import MarketWaitDue
-from messages.commands import RefreshMarkets
+from core.timers import HoldRetryDue
 from messages.events import StreamNotice
 from messages.results import StreamIncident
 from messages.states import State
@@ -27,11 +25,11 @@ from supervision.scheduler import TimerHandle
 if TYPE_CHECKING:
     from core.supervisor_core import SupervisorCore
 
-logger = logging.getLogger("kalshi_supervisor.core.market_wait")
+logger = logging.getLogger("kalshi_supervisor.core.stage_hold")
 
 
-class MarketWait:
-    """The stage held for want of a live market, and its re-check timer."""
+class StageHold:
+    """The stage held for want of work (a live market), and its retry timer."""
 
     def __init__(self, core: SupervisorCore) -> None:
         self._core = core
@@ -41,13 +39,13 @@ class MarketWait:
         self._attempt = 0
         self._serial = 0
 
-    def on_no_live_markets(self, incident: StreamIncident) -> None:
+    def on_held(self, incident: StreamIncident) -> None:
         """Leave READY (or stay out of it) and hold the stage until a market is live."""
         core = self._core
         stage = incident.stage
         index = core.index_of(stage)
         spec = core.spec(stage)
-        if index is None or spec is None:
+        if index is None or spec is None or spec.hold_retry is None:
             return
         ready = core.ready
         leaving = core.state is State.READY or (
@@ -60,10 +58,10 @@ class MarketWait:
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
         if leaving:
-            ready.leave()
-            core.walk.start_at(index)
+            core.walk.start_at(index)  # READY, if announced, ends in the transition made here
             if core.state is not spec.state:
                 return
+            ready.leave()  # READY was pending in this very state: no transition closes it
         core.deadline.cancel()
         if self.held is None:
             logger.info("%s stage held in %s until a market is live", stage, core.state.name)
@@ -81,20 +79,26 @@ class MarketWait:
         self._serial += 1
         serial, mailbox = self._serial, core.mailbox
         self._timer = core.scheduler.call_later(
-            delay, lambda: mailbox(MarketWaitDue(serial)), name="market-wait"
+            delay, lambda: mailbox(HoldRetryDue(serial)), name="market-wait"
         )
 
-    def on_due(self, due: MarketWaitDue) -> None:
+    def on_due(self, due: HoldRetryDue) -> None:
         """Ask the held stage to look for markets again (if it is still the one waiting)."""
         core = self._core
         if due.serial != self._serial or self.held is None:
             return
         self._timer = None
         stage, generation = self.held
-        if not core.is_current(stage, generation) or not core.walk.is_connecting(stage):
+        spec = core.spec(stage)
+        if (
+            spec is None
+            or spec.hold_retry is None
+            or not core.is_current(stage, generation)
+            or not core.walk.is_connecting(stage)
+        ):
             self.release()
             return
-        core.tell_child(stage, RefreshMarkets(generation=generation))
+        core.tell_child(stage, spec.hold_retry(generation))
         self._schedule()
 
     def release(self, stage: str | None = None) -> None:
