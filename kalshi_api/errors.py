@@ -187,6 +187,8 @@ class SentRequest:
     query: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     client_order_id: str | None = None
+    client_order_ids: tuple[str, ...] = ()
+    """Every order's id, for a batch (``client_order_id`` is then None)."""
 
 
 class OutcomeUnknownError(KalshiError):
@@ -202,11 +204,16 @@ class OutcomeUnknownError(KalshiError):
         super().__init__(message, **kw)
         self.request = request
         self.client_order_id = request.client_order_id
+        self.client_order_ids = request.client_order_ids or (
+            (request.client_order_id,) if request.client_order_id else ()
+        )
 
     def __str__(self) -> str:
         text = super().__str__()
-        if self.client_order_id:
-            text += f" (client_order_id {self.client_order_id})"
+        if self.client_order_ids:
+            shown = ", ".join(self.client_order_ids[:3])
+            more = len(self.client_order_ids) - 3
+            text += f" (client_order_id {shown}{f' +{more} more' if more > 0 else ''})"
         return text
 
 

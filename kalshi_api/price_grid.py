@@ -4,7 +4,7 @@ Why: an off-grid price is refused with 400 ``invalid_price`` (protocol §8.3), a
 are no longer one cent everywhere: four-decimal ticks at the edges of ``center_*``
 structures, a uniform $0.0001 on combos (§7.1). Checking before sending spends no write
 token on an order the exchange would refuse; snapping is the caller's decision, so this
-module only answers "is it on the grid" and "what are the nearest grid prices".
+module only answers "is it on the grid".
 """
 
 from __future__ import annotations
@@ -45,29 +45,5 @@ class PriceGrid:
     def contains(self, price: Decimal) -> bool:
         """Whether ``price`` (a YES price) is one of the grid's prices."""
         return any(
-            start <= price <= end and (price - start) % step == 0
-            for start, end, step in self.bands
+            start <= price <= end and (price - start) % step == 0 for start, end, step in self.bands
         )
-
-    def neighbours(self, price: Decimal) -> tuple[Decimal | None, Decimal | None]:
-        """The grid prices just below and just above ``price`` (``price`` itself if on it)."""
-        below: Decimal | None = None
-        above: Decimal | None = None
-        for start, end, step in self.bands:
-            if price < start:
-                candidate_above = start
-                candidate_below = None
-            elif price > end:
-                candidate_below = start + ((end - start) // step) * step
-                candidate_above = None
-            else:
-                low = start + ((price - start) // step) * step
-                candidate_below = low
-                candidate_above = low if low == price else min(low + step, end)
-                if candidate_above < price:
-                    candidate_above = None
-            if candidate_below is not None and (below is None or candidate_below > below):
-                below = candidate_below
-            if candidate_above is not None and (above is None or candidate_above < above):
-                above = candidate_above
-        return below, above

@@ -348,6 +348,7 @@ class KalshiRestClient:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         client_order_id: str | None = None,
+        client_order_ids: Sequence[str] = (),
         route: str | None = None,
         items: int = 1,
     ) -> Reply:
@@ -369,12 +370,13 @@ class KalshiRestClient:
             query=tuple((k, str(v)) for k, v in query.items()),
             body=content,
             client_order_id=client_order_id,
+            client_order_ids=tuple(client_order_ids),
         )
         if self._pacer is not None:
             self._pacer.acquire(method, route or path, items=items)
         outcome = self._attempt(method, full_path, query, content, frozenset(), sent)
         if isinstance(outcome, Reply):
-            return outcome
+            return Reply(outcome.status, outcome.data, sent)
         if isinstance(outcome, RateLimitedError) and self._pacer is not None:
             self._pacer.rate_limited()
         raise outcome
@@ -679,10 +681,12 @@ class KalshiRestClient:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A 2xx answer: its status and its decoded JSON object (``{}`` for 204)."""
+    """A 2xx answer: its status and its decoded JSON object (``{}`` for 204); for a write,
+    also the request as sent (to resolve a reply that cannot be read)."""
 
     status: int
     data: dict[str, Any]
+    request: SentRequest | None = None
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
