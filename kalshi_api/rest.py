@@ -1,11 +1,19 @@
-"""A small synchronous Kalshi REST client for the reads a supervisor needs at startup and sync.
+"""A small synchronous Kalshi REST client: one request path for reads and writes.
 
 Synchronous on purpose: each actor owns one client and runs in its own thread, so an
-event loop would only add a second concurrency model. Every GET retries the transient
-failures (429, 5xx, timeouts, refused or reset connections) with full-jitter
-exponential backoff (Kalshi sends no Retry-After), and raises a typed
-:mod:`kalshi_api.errors` exception otherwise. Listings follow cursors to the end and
-refuse to follow a cursor they have already seen.
+event loop would only add a second concurrency model. Every request has a *total*
+deadline (:mod:`kalshi_api.http_limits`) and a body size cap.
+
+* **Reads** (GET) retry the transient failures (429, 408, 5xx, timeouts, refused or reset
+  connections) with full-jitter exponential backoff (Kalshi sends no Retry-After), and
+  raise a typed :mod:`kalshi_api.errors` exception otherwise. Listings follow cursors to
+  the end and refuse to follow a cursor they have already seen.
+* **Writes** (:meth:`KalshiRestClient.write`) are sent at most once. A refusal (4xx but
+  408, or a 2xx whose body holds ``error``) is a ``RequestRejectedError`` subclass chosen
+  by the exact ``error.code``; a timeout, dropped connection, 408 or 5xx once a byte of the
+  request reached a socket is ``OutcomeUnknownError`` carrying the request as sent, to be
+  resolved by lookup (protocol §8.10); a failure before that is a plain, retryable
+  ``TransportError``. The typed order API is :mod:`kalshi_api.orders`.
 """
 
 from __future__ import annotations
@@ -132,7 +140,8 @@ def _shared_ssl_context() -> ssl.SSLContext:
 
 
 class KalshiRestClient:
-    """Signed, retrying GETs against one Kalshi REST base URL (``.../trade-api/v2``).
+    """Signed requests against one Kalshi REST base URL (``.../trade-api/v2``): retrying
+    GETs, writes sent once.
 
     Not meant to be shared between threads: give each actor its own client.
     """
