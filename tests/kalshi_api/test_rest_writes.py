@@ -15,6 +15,11 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from kalshi_api.account_limits import (
+    get_account_limits,
+    get_endpoint_costs,
+    get_user_data_timestamp,
+)
 from kalshi_api.errors import (
     AuthenticationError,
     DuplicateOrderError,
@@ -33,6 +38,7 @@ from kalshi_api.errors import (
     TradingPausedError,
     TransportError,
 )
+from kalshi_api.order_groups import OrderGroupApi
 from kalshi_api.order_models import CancelTarget, CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
@@ -346,3 +352,83 @@ def test_get_when_503_still_retries_while_a_write_never_does(exchange: ScriptedE
             api.create(_order())
     assert exchange.count("GET", "/portfolio/orders/o-1") == 2
     assert exchange.count("POST", ORDERS) == 1
+
+
+# -- account reads and order groups ---------------------------------------------------------------
+def test_account_reads_when_served_build_a_pacer_and_read_the_data_timestamp(
+    exchange: ScriptedExchange,
+) -> None:
+    limits = {
+        "usage_tier": "basic",
+        "read": {"refill_rate": 200, "bucket_capacity": 400},
+        "write": {"refill_rate": 100, "bucket_capacity": 100},
+        "grants": [{"anything": 1}],
+    }
+    costs = {
+        "default_cost": 10,
+        "endpoint_costs": [{"method": "DELETE", "path": ORDERS + "/{order_id}", "cost": 2}],
+    }
+    exchange.script("GET", "/account/limits", Answer(200, _json(limits)))
+    exchange.script("GET", "/account/endpoint_costs", Answer(200, _json(costs)))
+    exchange.script(
+        "GET",
+        "/exchange/user_data_timestamp",
+        Answer(200, _json({"as_of_time": "2026-12-06T18:00:00Z"})),
+    )
+    with KalshiRestClient(exchange.url, retry=NO_RETRY) as client:
+        pacer = WritePacer.from_account(get_account_limits(client), get_endpoint_costs(client))
+        as_of = get_user_data_timestamp(client)
+    assert (pacer.refill_rate, pacer.capacity) == (100, 100)
+    assert pacer.costs.cost("DELETE", ORDERS + "/o-9") == 2
+    assert as_of is not None and as_of.hour == 18
+
+
+def test_order_groups_when_driven_send_each_action_once_with_string_limits(
+    exchange: ScriptedExchange,
+) -> None:
+    groups = "/portfolio/order_groups"
+    exchange.script(
+        "POST", groups + "/create", Answer(201, _json({"order_group_id": "g1", "subaccount": 0}))
+    )
+    exchange.script(
+        "GET",
+        groups,
+        Answer(
+            200,
+            _json(
+                {
+                    "order_groups": [
+                        {"id": "g1", "contracts_limit_fp": "50.00", "is_auto_cancel_enabled": False}
+                    ]
+                }
+            ),
+        ),
+    )
+    for action in ("/reset", "/trigger", "/limit"):
+        exchange.script("PUT", f"{groups}/g1{action}", Answer(200, b"{}"))
+    exchange.script("DELETE", groups + "/g1", Answer(200, b"{}"))
+    exchange.script("GET", groups + "/g1", Answer(404, _nested("order_group_not_found")))
+    with KalshiRestClient(exchange.url, retry=NO_RETRY) as client:
+        api = OrderGroupApi(client)
+        created = api.create(Decimal(50))
+        listed = api.list()
+        api.trigger("g1")
+        api.reset("g1", exchange_index=0)
+        api.set_limit("g1", Decimal(75))
+        api.delete("g1")
+        with pytest.raises(NotFoundError):
+            api.get("g1")
+    assert created.order_group_id == "g1" and listed[0].contracts_limit_fp == Decimal(50)
+    bodies = {(s.method, s.path.rsplit("/", 1)[-1]): s for s in exchange.seen}
+    assert orjson.loads(bodies[("POST", "create")].body) == {"contracts_limit_fp": "50.00"}
+    assert orjson.loads(bodies[("PUT", "limit")].body) == {"contracts_limit_fp": "75.00"}
+    assert bodies[("PUT", "reset")].query == "exchange_index=0"
+    assert [s.method for s in exchange.seen] == [
+        "POST",
+        "GET",
+        "PUT",
+        "PUT",
+        "PUT",
+        "DELETE",
+        "GET",
+    ]
