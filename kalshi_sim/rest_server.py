@@ -22,6 +22,9 @@ from urllib.parse import parse_qs, unquote
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
+from kalshi_sim.api_errors import ApiError
+from kalshi_sim.api_errors import bad_request as _bad_request
+from kalshi_sim.api_errors import not_found as _not_found
 from kalshi_sim.markets import BookLevels, SimMarket
 from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
 from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
@@ -67,26 +70,6 @@ _PRICE_RANGES: dict[str, list[tuple[str, str, str]]] = {
 _LISTED_SINCE = "2026-06-01T12:00:00Z"
 
 T = TypeVar("T")
-
-
-class ApiError(Exception):
-    """An error response: HTTP status plus Kalshi's ``{"error": {...}}`` body."""
-
-    def __init__(self, status: int, code: str, message: str, details: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        error: dict[str, str] = {"code": code, "message": message}
-        if details:
-            error["details"] = details
-        self.body: dict[str, Any] = {"error": error}
-
-
-def _bad_request(message: str) -> ApiError:
-    return ApiError(400, "bad_request", message)
-
-
-def _not_found(details: str) -> ApiError:
-    return ApiError(404, "not_found", "not found", details)
 
 
 def route_segments(path: str) -> tuple[str, ...] | None:
