@@ -223,9 +223,7 @@ class RestApi:
     def _market(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         market = self._find_market(ticker)
         with self.exchange.markets.lock:
-            return {
-                "market": _market_json(market, market.levels(), self.exchange.close_times)
-            }
+            return {"market": _market_json(market, market.levels(), self.exchange.close_times)}
 
     def _orderbook(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         self._find_market(ticker)
