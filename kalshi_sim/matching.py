@@ -455,7 +455,8 @@ class MatchingEngine:
             account.client_ids.add(req.client_order_id)
         self._seq += 1
         order = _Order(self._new_id(), self._seq, req, book.rules, now_ms)
-        order.remaining_centi = count
+        if count:  # a reduce-only order capped by the position: the capped count is its count
+            order.initial_centi = order.remaining_centi = count
         self._orders[order.order_id] = order
         account.orders[order.order_id] = order
         changes = _Changes()
@@ -1203,6 +1204,7 @@ class MatchingEngine:
             return
         self._level_change(book, order, -by, changes)
         order.remaining_centi -= by
+        order.initial_centi -= by  # the count shrinks: remaining + filled = initial still
         order.last_update_ms = now
         changes.orders[order.order_id] = order
         account = self._accounts[order.member]
