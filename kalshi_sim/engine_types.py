@@ -116,9 +116,10 @@ class EngineOrder:
     created_ms: int
     last_update_ms: int
     last_update_reason: str | None
-    """``None`` while untouched; ``ExpiryCancel``, ``SelfTradeCancel``, ``ReduceOnlyCancel``,
-    ``CloseCancel``, ``PauseCancel``, ``GroupCancel``, ``DeactivationCancel``,
-    ``PostOnlyCrossCancel``, ``UserCancel``, ``Amended``, ``Decreased``, ``Filled``, ..."""
+    """The reasons of §3.8: ``Trade``, ``Amend``, ``Decrease``, ``SelfTradeCancel``,
+    ``ExpiryCancel``, ``CloseCancel`` (close, settlement), ``HaltCancel`` (pause, reactivation),
+    ``PostOnlyCrossCancel``, ``ReduceOnlyCancel``, the group option's reason (``GroupCancel``);
+    None while untouched and after a plain user cancel (no documented reason exists)."""
     seq: int
     """Creation order across the engine (listings and cursors follow it)."""
     taker_fill_cost_micros: int = 0
@@ -367,5 +368,11 @@ class EngineOptions:
     (``ReduceOnlyCancel``, 201 with 0 filled); True rejects it (400 ``invalid_order``)."""
     id_seed: int = 0
     """Seed of the order/trade/group id generator (ids are deterministic per seed)."""
-    max_orders_per_member: int = 200_000
-    """Resting orders one member may hold (memory stays bounded whatever arrives)."""
+    max_resting_per_member: int = 1_000_000
+    """Resting orders one member may hold (400 ``invalid_order`` beyond): memory stays bounded."""
+    dead_orders_kept_per_member: int = 100_000
+    """Finished orders kept readable per member, oldest forgotten first (their
+    ``client_order_id`` stays spent)."""
+    fills_kept_per_member: int = 100_000
+    """Fills kept readable per member, oldest forgotten first."""
+    max_groups_per_member: int = 100_000
