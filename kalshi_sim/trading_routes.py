@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_sim.api_errors import ApiError, bad_request, not_found
 from kalshi_sim.engine_types import EngineOrder, MemberTruth, Outcome, Reject
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching import MatchingEngine, reduced_by_centi
 from kalshi_sim.order_requests import (
     load_json,
     parse_amend,
@@ -270,7 +270,7 @@ class TradingRoutes:
                 raise _reject(error) from None
             order = outcome.order
             assert order is not None
-            return 200, cancel_reply(outcome, _reduced(order)), [outcome]
+            return 200, cancel_reply(outcome, reduced_by_centi(outcome)), [outcome]
 
         return self._write(request.member, "cancel", apply)
 
@@ -385,7 +385,7 @@ class TradingRoutes:
                     continue
                 order = outcome.order
                 assert order is not None
-                results.append(cancel_reply(outcome, _reduced(order)))
+                results.append(cancel_reply(outcome, reduced_by_centi(outcome)))
                 outcomes.append(outcome)
             return 200, {"orders": results}, outcomes
 
@@ -614,11 +614,6 @@ def _applies(fault: ArmedFault) -> bool:
     if fault.kind is TradingFault.ERROR_IN_2XX:
         return False
     return fault.applied
-
-
-def _reduced(order: EngineOrder) -> int:
-    """What a cancel took off the book: the order's count that had not filled."""
-    return max(0, order.initial_centi - order.fill_centi)
 
 
 def _failed_item(item: Any, error: ApiError) -> dict[str, Any]:
