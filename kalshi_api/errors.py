@@ -11,6 +11,7 @@ message vaguer. The class comes from the exact ``error.code`` first, the status 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -189,6 +190,8 @@ class SentRequest:
     client_order_id: str | None = None
     client_order_ids: tuple[str, ...] = ()
     """Every order's id, for a batch (``client_order_id`` is then None)."""
+    sent_at: float = 0.0
+    """Wall-clock time (Unix seconds) just before it was sent."""
 
 
 class OutcomeUnknownError(KalshiError):
@@ -200,9 +203,14 @@ class OutcomeUnknownError(KalshiError):
     it is still absent after the read lag resend ``request`` unchanged (protocol §8.10).
     """
 
-    def __init__(self, message: str, *, request: SentRequest, **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, request: SentRequest, given_up_at: float | None = None, **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.request = request
+        self.given_up_at = time.time() if given_up_at is None else given_up_at
+        """Wall-clock time (Unix seconds) the client stopped waiting: a portfolio read as of
+        this moment or later shows the write if the exchange carried it out in time."""
         self.client_order_id = request.client_order_id
         self.client_order_ids = request.client_order_ids or (
             (request.client_order_id,) if request.client_order_id else ()

@@ -9,12 +9,14 @@ they leave, prices also against the market's ``price_ranges`` grid. Replies are 
 well as parsed: a cancel reply that names another order, or a 2xx reply that cannot be read,
 leaves the outcome unknown rather than being taken for success.
 
-Resolving an unknown outcome is the caller's job (§8.10); :meth:`OrderApi.find_order` is the
-lookup it needs (``client_order_id`` within a ticker, since the list has no such filter).
+Resolving an unknown outcome is the caller's decision (§8.10); :meth:`OrderApi.resolve_create`
+does the lookup (``client_order_id`` within a ticker, since the list has no such filter,
+waiting out the read lag) and :meth:`OrderApi.resend_create` the same-id resend.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
+from kalshi_api.account_limits import get_user_data_timestamp
 from kalshi_api.errors import OutcomeUnknownError, SentRequest, UnexpectedResponseError
 from kalshi_api.models import MarketPosition, Order, PriceRange
 from kalshi_api.order_models import (
@@ -251,6 +254,48 @@ class OrderApi:
             if order.client_order_id == client_order_id:
                 return order
         return None
+
+    def resolve_create(
+        self,
+        unknown: OutcomeUnknownError,
+        *,
+        ticker: str | None = None,
+        max_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Order | None:
+        """Settle an unknown create by lookup (protocol §8.10, steps 1-2).
+
+        Looks the order up by ``client_order_id`` (narrowed by ``ticker``) until it is found
+        or the exchange's portfolio reads provably cover the moment the client gave up
+        (``GET /exchange/user_data_timestamp`` at or past it), polling with backoff for the
+        read lag. Returns the order, or None when it is provably absent: then
+        :meth:`resend_create` (same request, same id) is the safe next step. Raises the
+        ``unknown`` error again if ``max_wait`` passes with the reads still behind.
+        """
+        client_order_id = unknown.client_order_id
+        if not client_order_id:
+            raise ValueError("only a write with a client_order_id can be resolved by lookup")
+        started = time.monotonic()
+        delay = 0.02
+        while True:
+            as_of = get_user_data_timestamp(self.client)
+            found = self.find_order(client_order_id, ticker=ticker)
+            if found is not None:
+                return found
+            if as_of is not None and as_of.timestamp() >= unknown.given_up_at:
+                return None
+            if time.monotonic() - started + delay > max_wait:
+                if as_of is None:
+                    return None  # the exchange states no freshness: the grace period is all
+                raise unknown
+            sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def resend_create(self, unknown: OutcomeUnknownError) -> CreateOrderResult:
+        """Send an unknown create again, byte for byte (§8.10 step 3). A
+        ``DuplicateOrderError`` means the first try did place it: look it up again."""
+        reply = self.client.resend(unknown.request)
+        return self._result(CreateOrderResult, reply.data, reply)
 
     def list_fills(
         self,

@@ -18,6 +18,7 @@ deadline (:mod:`kalshi_api.http_limits`) and a body size cap.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
@@ -373,6 +374,8 @@ class KalshiRestClient:
         full_path = self._prefix + path
         query = _query(params)
         content = orjson.dumps(body) if body is not None else None
+        if self._pacer is not None:
+            self._pacer.acquire(method, route or path, items=items)
         sent = SentRequest(
             method=method,
             path=full_path,
@@ -380,10 +383,25 @@ class KalshiRestClient:
             body=content,
             client_order_id=client_order_id,
             client_order_ids=tuple(client_order_ids),
+            sent_at=time.time(),
         )
+        return self._send_once(sent)
+
+    def resend(self, request: SentRequest) -> Reply:
+        """Send a write again exactly as it was sent (same body, same ``client_order_id``):
+        the last step of resolving an unknown outcome once a lookup found nothing. A 409
+        ``order_already_exists`` then proves the first try was carried out."""
+        if not request.path.startswith(self._prefix + "/"):
+            raise ValueError(f"{request.path} is not under {self._prefix}")
         if self._pacer is not None:
-            self._pacer.acquire(method, route or path, items=items)
-        outcome = self._attempt(method, full_path, query, content, frozenset(), sent)
+            items = max(len(request.client_order_ids), 1)
+            self._pacer.acquire(request.method, request.path, items=items)
+        again = dataclasses.replace(request, sent_at=time.time())
+        return self._send_once(again)
+
+    def _send_once(self, sent: SentRequest) -> Reply:
+        query = dict(sent.query)
+        outcome = self._attempt(sent.method, sent.path, query, sent.body, frozenset(), sent)
         if isinstance(outcome, Reply):
             return Reply(outcome.status, outcome.data, sent)
         if isinstance(outcome, RateLimitedError) and self._pacer is not None:

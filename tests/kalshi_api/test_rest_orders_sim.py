@@ -197,17 +197,24 @@ def test_create_when_refused_by_the_engine_is_typed_and_the_id_stays_spent(
 
 # -- faults: each ends in the right typed result ---------------------------------------------------
 @pytest.mark.parametrize(
-    ("fault", "options", "applied"),
+    ("fault", "options", "applied", "lag_ms"),
     [
-        ("drop_write", {}, True),
-        ("fail_write", {"status": 503, "applied": False}, False),
-        ("fail_write", {"status": 500, "applied": True}, True),
-        ("hold_write", {"seconds": 3.0}, True),
+        ("drop_write", {}, True, 0),
+        ("drop_write", {}, True, 300),
+        ("fail_write", {"status": 503, "applied": False}, False, 0),
+        ("fail_write", {"status": 503, "applied": False}, False, 300),
+        ("fail_write", {"status": 500, "applied": True}, True, 0),
+        ("hold_write", {"seconds": 3.0}, True, 0),
     ],
 )
 def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(
-    exchange: EmbeddedExchange, fault: str, options: dict[str, object], applied: bool
+    exchange: EmbeddedExchange,
+    fault: str,
+    options: dict[str, object],
+    applied: bool,
+    lag_ms: int,
 ) -> None:
+    exchange.trading_settings.read_lag_ms = lag_ms
     api = _api(exchange, "carol", timeout=1.0)
     ticker = _ticker(exchange)
     order = _bid(ticker, f"c:{fault}")
@@ -215,21 +222,23 @@ def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(
     try:
         with pytest.raises(OutcomeUnknownError) as caught:
             api.create(order)
-        assert caught.value.client_order_id == order.client_order_id
+        unknown = caught.value
+        assert unknown.client_order_id == order.client_order_id
         assert _posts(exchange) == 1
-        found = api.find_order(order.client_order_id, ticker=ticker)
+        # The lookup waits out the read lag: found exactly when the exchange applied it.
+        found = api.resolve_create(unknown, ticker=ticker)
         assert (found is not None) == applied
-        assert (found is not None) == any(
-            o.client_order_id == order.client_order_id
-            for o in exchange.truth("carol")["carol"].orders
-        )
+        truth = exchange.truth("carol")["carol"].orders
+        assert [o.client_order_id for o in truth] == ([order.client_order_id] if applied else [])
         if found is None:
-            # Absent after the lookup: resend the same intent, same id.
-            assert api.create(order).client_order_id == order.client_order_id
+            # Provably absent: resend the same request, same id.
+            assert api.resend_create(unknown).client_order_id == order.client_order_id
         else:
+            assert found.order_id == truth[0].order_id
             with pytest.raises(DuplicateOrderError):
-                api.create(order)  # the id is spent: proof it exists
+                api.resend_create(unknown)  # the id is spent: proof it exists
         assert len(exchange.truth("carol")["carol"].orders) == 1
+        assert _posts(exchange) == 2
     finally:
         api.client.close()
 
