@@ -306,3 +306,17 @@ def test_pacer_when_sized_from_the_exchange_keeps_creates_clear_of_429(
         paced.client.close()
     assert len(exchange.truth("erin")["erin"].orders) == 15
     assert exchange.oplog.count("rest") > 0
+
+
+def test_create_when_price_off_the_market_grid_refuses_before_sending(
+    exchange: EmbeddedExchange, alice: OrderApi
+) -> None:
+    ticker = _ticker(exchange)
+    step = alice.client.get_market(ticker).price_ranges[0].step
+    off_grid = Decimal("0.40") + step / 2
+    with pytest.raises(ValueError, match=r"off .* price grid"):
+        alice.create(_bid(ticker, "a:off", price=str(off_grid)))
+    with pytest.raises(ValueError, match=r"off .* price grid"):
+        alice.amend(AmendOrder("any", ticker, "bid", off_grid, Decimal(1)))
+    assert _posts(exchange) == 0
+    assert alice.create(_bid(ticker, "a:on", price=str(Decimal("0.40") + step))).resting == 3

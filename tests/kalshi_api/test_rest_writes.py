@@ -432,3 +432,22 @@ def test_order_groups_when_driven_send_each_action_once_with_string_limits(
         "DELETE",
         "GET",
     ]
+
+
+def test_list_orders_when_many_event_tickers_asks_ten_per_request_and_reads_all_pages(
+    exchange: ScriptedExchange,
+) -> None:
+    def page(order_id: str, cursor: str) -> Answer:
+        order = {"order_id": order_id, "ticker": "T", "status": "resting"}
+        return Answer(200, _json({"orders": [order], "cursor": cursor}))
+
+    exchange.script("GET", "/portfolio/orders", page("o1", "c2"), page("o2", ""), page("o3", ""))
+    events = [f"EV{i}" for i in range(12)]
+    api = _api(exchange.url)
+    with api.client:
+        orders = api.list_orders(event_tickers=events, status="resting")
+    assert [o.order_id for o in orders] == ["o1", "o2", "o3"]
+    queries = [s.query for s in exchange.seen]
+    assert "event_ticker=" + "%2C".join(events[:10]) in queries[0]
+    assert "cursor=c2" in queries[1] and "event_ticker=EV10%2CEV11" in queries[2]
+    assert all("status=resting" in q and "subaccount" not in q for q in queries)
