@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import heapq
 import random
-import uuid
 from bisect import insort
 from collections import deque
-from fractions import Fraction
 from typing import Literal
 
 from kalshi_sim.engine_types import (
@@ -76,7 +74,9 @@ PAYOUT_PER_CENTI = DOLLAR // 100
 """What one centi-contract pays at settlement (and what netting a YES against a NO returns)."""
 MIN_GROUP_LIMIT_CENTI = 100
 MAX_GROUP_LIMIT_CENTI = 1_000_000 * 100
-_LIVE_STATUSES = ("active", "inactive")
+_UUID_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+"""Version nibble 4 and RFC 4122 variant bits ``10`` of a random 128-bit id."""
 _CLOSED_STATUSES = ("closed", "settled")
 
 
@@ -294,7 +294,17 @@ class _Account:
 class _Book:
     """One market: its rules, status, and both sides of its book in YES terms."""
 
-    __slots__ = ("ask_prices", "asks", "bid_prices", "bids", "grid", "no", "rules", "yes")
+    __slots__ = (
+        "ask_prices",
+        "asks",
+        "bid_prices",
+        "bids",
+        "fee_hold",
+        "grid",
+        "no",
+        "rules",
+        "yes",
+    )
 
     def __init__(self, rules: MarketRules) -> None:
         self.rules = rules
@@ -307,6 +317,8 @@ class _Book:
         self.no: dict[int, int] = {}
         """Public NO leg: ``1 - ask price`` -> resting centi."""
         self.grid = rules.price_ranges
+        self.fee_hold = 0
+        """Micro-dollars a resting centi-contract holds for its worst-case fee."""
 
 
 class _Changes:
@@ -324,10 +336,14 @@ class _Changes:
         self.settlements: list[Settlement] = []
 
     def outcome(self, order: _Order | None, now: int) -> Outcome:
+        views = {order_id: o.view() for order_id, o in self.orders.items()}
+        acted = None
+        if order is not None:
+            acted = views.get(order.order_id) or order.view()
         return Outcome(
-            order=order.view() if order is not None else None,
+            order=acted,
             fills=tuple(self.fills),
-            orders_changed=tuple(o.view() for o in self.orders.values()),
+            orders_changed=tuple(views.values()),
             positions_changed=tuple(p.view() for p in self.positions.values()),
             trades=tuple(self.trades),
             book_changes=tuple(self.book),
@@ -367,7 +383,6 @@ class MatchingEngine:
         self._cancels_refused = False
         self._seq = 0
         self._fees_collected = 0
-        self._fee_holds: dict[Fraction, int] = {}
         self._expiry_tick = 0
 
     # -- setup ---------------------------------------------------------------------------
@@ -382,7 +397,11 @@ class MatchingEngine:
         for grid in rules.price_ranges:
             if grid.step_micros <= 0 or grid.step_micros % 100 or grid.start_micros % 100:
                 raise ValueError(f"price range {grid} is not on a $0.0001 grid")
-        self._books[rules.ticker] = _Book(rules)
+        book = self._books[rules.ticker] = _Book(rules)
+        if rules.fee_type != "flat":
+            book.fee_hold = fee_reserve_per_centi(
+                rules.fee_multiplier, self.options.fee_quantum_micros
+            )
 
     def has_market(self, ticker: str) -> bool:
         return ticker in self._books
@@ -446,7 +465,7 @@ class MatchingEngine:
                 "fill_or_kill_insufficient_resting_volume",
                 "not enough resting volume to fill the whole order",
             )
-        hold = self._hold(book.rules, req.side, req.price_micros, count)
+        hold = self._hold(book, req.side, req.price_micros, count)
         shard = book.rules.exchange_index
         if account.cash.get(shard, 0) < hold:
             raise Reject(400, "insufficient_balance", "insufficient balance for this order")
@@ -530,7 +549,7 @@ class MatchingEngine:
         ):
             raise Reject(400, "invalid_order", "post only order would cross", "post only cross")
         shard = book.rules.exchange_index
-        new_hold = self._hold(book.rules, order.side, price_micros, max(new_remaining, 0))
+        new_hold = self._hold(book, order.side, price_micros, max(new_remaining, 0))
         if self.options.reserve_resting_balance:
             needed = new_hold - order.reserved_micros
         else:
@@ -1034,17 +1053,9 @@ class MatchingEngine:
             return max(-held, 0)
         return max(held, 0)
 
-    def _hold(self, rules: MarketRules, side: str, price: int, count: int) -> int:
+    def _hold(self, book: _Book, side: str, price: int, count: int) -> int:
         """What a resting order holds: its cost at its limit plus its worst-case fee."""
-        per_centi = 0
-        if rules.fee_type != "flat":
-            per_centi = self._fee_holds.get(rules.fee_multiplier, -1)
-            if per_centi < 0:
-                per_centi = fee_reserve_per_centi(
-                    rules.fee_multiplier, self.options.fee_quantum_micros
-                )
-                self._fee_holds[rules.fee_multiplier] = per_centi
-        return _leg_cost(side, price, count) + count * per_centi
+        return _leg_cost(side, price, count) + count * book.fee_hold
 
     def _best_opposite(self, book: _Book, side: str) -> int | None:
         if side == "bid":
@@ -1074,7 +1085,11 @@ class MatchingEngine:
 
     # -- internals: ids, cash --------------------------------------------------------------
     def _new_id(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """A version-4 UUID string from the seeded generator, formatted as ``uuid.UUID``
+        would (by hand: it is on every order's and trade's path)."""
+        bits = self._rng.getrandbits(128) & _UUID_KEEP | _UUID_SET
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def _reserve(self, account: _Account, order: _Order, hold: int) -> None:
         if not self.options.reserve_resting_balance:
@@ -1208,7 +1223,7 @@ class MatchingEngine:
         order.last_update_ms = now
         changes.orders[order.order_id] = order
         account = self._accounts[order.member]
-        self._release(account, order, self._hold(book.rules, order.side, order.price_micros, by))
+        self._release(account, order, self._hold(book, order.side, order.price_micros, by))
 
     def _cancel_resting(
         self, order: _Order, reason: str | None, now: int, changes: _Changes
@@ -1339,7 +1354,7 @@ class MatchingEngine:
         account = self._accounts[order.member]
         shard = rules.exchange_index
         # the hold for these contracts (at the order's limit) goes back, the real cost comes out
-        self._release(account, order, self._hold(rules, order.side, order.price_micros, quantity))
+        self._release(account, order, self._hold(book, order.side, order.price_micros, quantity))
         cost = _leg_cost(order.side, price, quantity)
         key = (order.subaccount, rules.ticker)
         position = account.positions.get(key)

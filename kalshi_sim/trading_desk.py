@@ -175,6 +175,8 @@ class TradingDesk:
         with self.lock:
             now = self.now_ms()
             self._sweep(now)
+            if self.settings.read_lag_ms > 0:
+                self._remember_views(now)  # the state just before: what lagged reads still show
             result = op(self.engine, now)
             if publish:
                 for outcome in _outcomes_in(result):

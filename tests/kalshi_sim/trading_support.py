@@ -57,9 +57,9 @@ class Trader:
 
     def ws(self) -> PrivateSession:
         headers = self.signer.headers("GET", WS_PATH)
-        socket = connect(
-            f"ws://127.0.0.1:{self.exchange.port}{WS_PATH}", additional_headers=headers
-        )
+        url = f"ws://127.0.0.1:{self.exchange.port}{WS_PATH}"
+        # A connection object rather than a context manager: a test holds several at once.
+        socket = connect(url, additional_headers=headers, legacy=True)
         return PrivateSession(socket)
 
 
