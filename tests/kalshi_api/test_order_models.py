@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kalshi_api.errors import DuplicateOrderError, RequestRejectedError
 from kalshi_api.models import Order, PriceRange
@@ -214,3 +216,17 @@ def test_fill_settlement_and_order_when_variants_arrive_parse_exactly() -> None:
     )
     assert order.last_update_reason == "ExpiryCancel"
     assert order.taker_fees_dollars == Decimal("0.0175")
+
+
+@given(
+    ticks=st.integers(min_value=1, max_value=9999),
+    centi=st.integers(min_value=1, max_value=10**9),
+)
+def test_wire_text_when_any_valid_price_and_count_round_trips_exactly(
+    ticks: int, centi: int
+) -> None:
+    price = Decimal(ticks).scaleb(-4)
+    count = Decimal(centi).scaleb(-2)
+    wire = _order(price=price, count=count).wire()
+    assert Decimal(wire["price"]) == price and Decimal(wire["count"]) == count
+    assert 2 <= len(wire["price"].split(".")[1]) <= 4 and len(wire["count"].split(".")[1]) == 2

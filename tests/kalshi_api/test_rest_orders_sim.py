@@ -21,6 +21,7 @@ from kalshi_api.errors import (
     RequestRejectedError,
 )
 from kalshi_api.fixed_point import format_count, format_dollars
+from kalshi_api.order_groups import OrderGroupApi
 from kalshi_api.order_models import AmendOrder, CancelTarget, CreateOrder, DecreaseOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
@@ -320,3 +321,31 @@ def test_create_when_price_off_the_market_grid_refuses_before_sending(
         alice.amend(AmendOrder("any", ticker, "bid", off_grid, Decimal(1)))
     assert _posts(exchange) == 0
     assert alice.create(_bid(ticker, "a:on", price=str(Decimal("0.40") + step))).resting == 3
+
+
+def test_order_group_when_triggered_reset_and_deleted_through_client_matches_exchange(
+    exchange: EmbeddedExchange, alice: OrderApi
+) -> None:
+    groups = OrderGroupApi(alice.client)
+    ticker = _ticker(exchange)
+    created = groups.create(Decimal(5))
+    assert [g.id for g in groups.list()] == [created.order_group_id]
+    order = alice.create(_bid(ticker, "a:g1", count="1", order_group_id=created.order_group_id))
+    assert len(groups.get(created.order_group_id).orders) == 1
+    groups.set_limit(created.order_group_id, Decimal(7))
+    assert groups.list()[0].contracts_limit_fp == Decimal(7)
+    groups.trigger(created.order_group_id)
+    assert alice.get_order(order.order_id).status == "canceled"
+    with pytest.raises(RequestRejectedError) as refused:
+        alice.create(_bid(ticker, "a:g2", count="1", order_group_id=created.order_group_id))
+    assert refused.value.status == 409 and not isinstance(refused.value, OutcomeUnknownError)
+    groups.reset(created.order_group_id)
+    alice.create(_bid(ticker, "a:g3", count="1", order_group_id=created.order_group_id))
+    exchange.trading_faults.arm("fail_write", status=502, applied=True)
+    with pytest.raises(OutcomeUnknownError) as unknown:
+        groups.delete(created.order_group_id)
+    assert unknown.value.status == 502 and unknown.value.client_order_id is None
+    with pytest.raises(NotFoundError):  # the lookup: the delete was carried out
+        groups.get(created.order_group_id)
+    assert alice.list_orders(status="resting") == []
+    assert [g.order_group_id for g in exchange.truth("alice")["alice"].groups] == []
