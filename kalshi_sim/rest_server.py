@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
-from kalshi_sim.api_errors import ApiError
+from kalshi_sim.api_errors import ApiError, bare_bad_request
 from kalshi_sim.api_errors import bad_request as _bad_request
 from kalshi_sim.api_errors import not_found as _not_found
 from kalshi_sim.markets import BookLevels, SimMarket
@@ -449,7 +449,7 @@ class RestApi:
         Cursors name the last key served rather than an offset, so items added or removed
         between pages never make a client see one twice or skip one that stayed.
         """
-        limit = _int_param(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        limit = _limit_param(query)
         size = max(1, min(limit, self.exchange.config.page_size))
         cursor = query.get("cursor", "")
         if cursor:
@@ -484,6 +484,16 @@ def _int_param(
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise _bad_request(f"{name} must be {bounds}")
     return value
+
+
+def _limit_param(query: Mapping[str, str]) -> int:
+    """``limit``: 1-1000. Out of range (a number) is Kalshi's bare ``{"msg": ...}`` 400 (§8.3);
+    anything that is not a number stays the nested ``bad_request``."""
+    text = query.get("limit", "")
+    if text.isdigit() and len(text) <= 18 and not 1 <= int(text) <= MAX_LIMIT:
+        raise bare_bad_request(f"limit must be between 1 and {MAX_LIMIT}")
+    limit: int = _int_param(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    return limit
 
 
 def _comma_list(text: str) -> list[str]:

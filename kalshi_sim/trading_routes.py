@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kalshi_api.fixed_point import format_count, format_dollars
-from kalshi_sim.api_errors import ApiError, bad_request, not_found
+from kalshi_sim.api_errors import ApiError, bad_request, flat_bad_request, not_found
 from kalshi_sim.engine_types import EngineOrder, MemberTruth, Outcome, Reject
 from kalshi_sim.matching import MatchingEngine, reduced_by_centi
 from kalshi_sim.order_requests import (
@@ -411,7 +411,9 @@ class TradingRoutes:
         subaccount = body.get("subaccount", 0)
         shard = body.get("exchange_index", 0)
         if type(subaccount) is not int or type(shard) is not int:
-            raise ApiError(400, "invalid_parameters", "subaccount and exchange_index are integers")
+            raise flat_bad_request("invalid type", "subaccount and exchange_index are integers")
+        if not 0 <= subaccount <= 63 or shard not in self.exchange.status.shards:
+            raise ApiError(400, "invalid_parameters", "subaccount or exchange_index out of range")
         refused = self._bill(request.member, DEFAULT_COST)
         if refused is not None:
             return refused
