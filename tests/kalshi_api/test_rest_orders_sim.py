@@ -205,7 +205,7 @@ def test_create_when_refused_by_the_engine_is_typed_and_the_id_stays_spent(
         ("fail_write", {"status": 503, "applied": False}, False, 0),
         ("fail_write", {"status": 503, "applied": False}, False, 300),
         ("fail_write", {"status": 500, "applied": True}, True, 0),
-        ("hold_write", {"seconds": 3.0}, True, 0),
+        ("hold_write", {"seconds": 5.0}, True, 0),
     ],
 )
 def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(
@@ -216,7 +216,7 @@ def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(
     lag_ms: int,
 ) -> None:
     exchange.trading_settings.read_lag_ms = lag_ms
-    api = _api(exchange, "carol", timeout=1.0)
+    api = _api(exchange, "carol", timeout=2.0)
     ticker = _ticker(exchange)
     order = _bid(ticker, f"c:{fault}")
     exchange.trading_faults.arm(fault, **options)  # type: ignore[arg-type]
