@@ -1,32 +1,38 @@
-"""Hard limits on one HTTP exchange: a total deadline and a body size cap.
+"""Hard limits on one HTTP exchange: a total deadline, a body size cap, and "was it sent?".
 
 httpx's timeouts apply to each socket operation, so a server that trickles one byte just
 inside the read timeout holds a request (its thread and socket) for as long as it likes.
-:class:`DeadlineBackend` wraps httpcore's socket backend and clamps every connect, read
-and write to what is left of the request's *total* deadline, headers included, so no
-request outlives it. :func:`read_capped_body` reads a streamed response and decompresses
-it itself, with the output length bounded, so neither a huge body nor a gzip bomb can
-hold more than the cap in memory.
+:class:`DeadlineTransport` is an httpx transport built only on public httpcore API
+(``httpcore.ConnectionPool``/``HTTPProxy`` take a ``network_backend``): its
+:class:`DeadlineBackend` wraps ``httpcore.SyncBackend`` and clamps every connect, read and
+write to what is left of the request's *total* deadline, headers included, so no request
+outlives it. The same wrapper records whether any byte of the request was handed to the
+socket, which is what separates "never sent, safe to send again" from "may have reached
+the exchange" when a write fails (protocol §8.10). :func:`read_capped_body` reads a
+streamed response and decompresses it itself, with the output length bounded, so neither a
+huge body nor a gzip bomb can hold more than the cap in memory.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
+import httpx
 from httpcore import NetworkBackend, NetworkStream
-from httpcore._backends.sync import SyncBackend
 
 _RAW_CHUNK = 64 * 1024
 
 
 class DeadlineExceeded(httpcore.ReadTimeout):
-    """The request's total deadline passed (mapped to ``httpx.ReadTimeout`` by httpx)."""
+    """The request's total deadline passed (mapped to ``httpx.ReadTimeout``)."""
 
 
 class BodyTooLarge(Exception):
@@ -37,30 +43,51 @@ class UnsupportedEncoding(Exception):
     """The server compressed the body with an encoding this client did not offer."""
 
 
+@dataclass
+class Attempt:
+    """One request's total deadline and whether any of it reached a socket."""
+
+    deadline: float
+    sent: bool = False
+
+
 class RequestDeadlines:
-    """The current request's monotonic deadline, per thread (a client may be used by several)."""
+    """The current request's monotonic deadline and "sent" flag, per thread."""
 
     def __init__(self) -> None:
         self._local = threading.local()
 
     @contextmanager
-    def within(self, seconds: float) -> Iterator[None]:
-        """Everything on this thread inside the block must finish within ``seconds``."""
-        self._local.deadline = time.monotonic() + seconds
+    def within(self, seconds: float) -> Iterator[Attempt]:
+        """Everything on this thread inside the block must finish within ``seconds``.
+
+        The yielded record's ``sent`` turns true once any byte of a request was handed to
+        a socket inside the block (a partial write counts: the peer may have read it).
+        """
+        attempt = Attempt(time.monotonic() + seconds)
+        self._local.attempt = attempt
         try:
-            yield
+            yield attempt
         finally:
-            self._local.deadline = None
+            self._local.attempt = None
+
+    def _current(self) -> Attempt | None:
+        return getattr(self._local, "attempt", None)
 
     def clamp(self, timeout: float | None) -> float | None:
         """``timeout`` shortened to the time left; raises once nothing is left."""
-        deadline: float | None = getattr(self._local, "deadline", None)
-        if deadline is None:
+        attempt = self._current()
+        if attempt is None:
             return timeout
-        left = deadline - time.monotonic()
+        left = attempt.deadline - time.monotonic()
         if left <= 0:
             raise DeadlineExceeded("total request deadline exceeded")
         return left if timeout is None else min(timeout, left)
+
+    def mark_sent(self) -> None:
+        attempt = self._current()
+        if attempt is not None:
+            attempt.sent = True
 
 
 class _DeadlineStream(NetworkStream):
@@ -72,7 +99,10 @@ class _DeadlineStream(NetworkStream):
         return self._inner.read(max_bytes, self._deadlines.clamp(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._deadlines.clamp(timeout))
+        clamped = self._deadlines.clamp(timeout)
+        if buffer:
+            self._deadlines.mark_sent()
+        self._inner.write(buffer, clamped)
 
     def close(self) -> None:
         self._inner.close()
@@ -94,7 +124,7 @@ class DeadlineBackend(NetworkBackend):
     """httpcore's sync socket backend with every operation clamped to the request deadline."""
 
     def __init__(self, deadlines: RequestDeadlines) -> None:
-        self._inner = SyncBackend()
+        self._inner = httpcore.SyncBackend()
         self._deadlines = deadlines
 
     def connect_tcp(
@@ -122,17 +152,110 @@ class DeadlineBackend(NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def install_backend(transport: object, backend: NetworkBackend) -> bool:
-    """Put ``backend`` under an httpx transport's connection pool; False if it has none.
+# -- the transport -----------------------------------------------------------------------------
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    # Most specific first: the first match wins.
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
 
-    httpx does not expose httpcore's ``network_backend`` argument, so this sets the pool's
-    attribute (httpcore 1.x reads it whenever it opens a connection).
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions as the httpx ones callers of an httpx client expect."""
+    try:
+        yield
+    except Exception as exc:
+        for source, target in _EXCEPTIONS:
+            if isinstance(exc, source):
+                raise target(str(exc)) from exc
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes]) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._inner
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport whose sockets honour :class:`RequestDeadlines` (HTTP/1.1).
+
+    Built on httpcore's public pool classes with our network backend, so no private
+    attribute of httpx or httpcore is touched. ``proxy`` (an ``http://`` or ``https://``
+    proxy URL) routes every request through that proxy.
     """
-    pool = getattr(transport, "_pool", None)
-    if pool is None or not hasattr(pool, "_network_backend"):
-        return False
-    pool._network_backend = backend
-    return True
+
+    def __init__(
+        self,
+        deadlines: RequestDeadlines,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: str | None = None,
+        max_connections: int = 10,
+    ) -> None:
+        backend = DeadlineBackend(deadlines)
+        self._pool: httpcore.ConnectionPool
+        if proxy:
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=proxy,
+                ssl_context=ssl_context,
+                max_connections=max_connections,
+                network_backend=backend,
+            )
+        else:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=max_connections,
+                network_backend=backend,
+            )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = self._pool.handle_request(core_request)
+        assert isinstance(response.stream, Iterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 def _decoder(content_encoding: str) -> Any:

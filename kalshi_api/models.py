@@ -203,6 +203,14 @@ class Order(_Model):
     order_group_id: str | None = None
     subaccount_number: int | None = None
     exchange_index: int | None = None
+    time_in_force: str | None = None
+    self_trade_prevention_type: str | None = None
+    cancel_order_on_pause: bool | None = None
+    last_update_reason: str | None = None
+    taker_fees_dollars: ExactDecimal | None = None
+    maker_fees_dollars: ExactDecimal | None = None
+    taker_fill_cost_dollars: ExactDecimal | None = None
+    maker_fill_cost_dollars: ExactDecimal | None = None
 
 
 # -- markets ----------------------------------------------------------------------------------

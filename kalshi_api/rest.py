@@ -1,23 +1,33 @@
-"""A small synchronous Kalshi REST client for the reads a supervisor needs at startup and sync.
+"""A small synchronous Kalshi REST client: one request path for reads and writes.
 
 Synchronous on purpose: each actor owns one client and runs in its own thread, so an
-event loop would only add a second concurrency model. Every GET retries the transient
-failures (429, 5xx, timeouts, refused or reset connections) with full-jitter
-exponential backoff (Kalshi sends no Retry-After), and raises a typed
-:mod:`kalshi_api.errors` exception otherwise. Listings follow cursors to the end and
-refuse to follow a cursor they have already seen.
+event loop would only add a second concurrency model. Every request has a *total*
+deadline (:mod:`kalshi_api.http_limits`) and a body size cap.
+
+* **Reads** (GET) retry the transient failures (429, 408, 5xx, timeouts, refused or reset
+  connections) with full-jitter exponential backoff (Kalshi sends no Retry-After), and
+  raise a typed :mod:`kalshi_api.errors` exception otherwise. Listings follow cursors to
+  the end and refuse to follow a cursor they have already seen.
+* **Writes** (:meth:`KalshiRestClient.write`) are sent at most once. A refusal (4xx but
+  408, or a 2xx whose body holds ``error``) is a ``RequestRejectedError`` subclass chosen
+  by the exact ``error.code``; a timeout, dropped connection, 408 or 5xx once a byte of the
+  request reached a socket is ``OutcomeUnknownError`` carrying the request as sent, to be
+  resolved by lookup (protocol §8.10); a failure before that is a plain, retryable
+  ``TransportError``. The typed order API is :mod:`kalshi_api.orders`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import logging
 import random as _random
 import ssl
 import time
+import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -29,22 +39,29 @@ from pydantic import BaseModel, ValidationError
 
 from kalshi_api.auth import KalshiSigner
 from kalshi_api.errors import (
+    OUTCOME_UNKNOWN_CODES,
     CursorLoopError,
     KalshiError,
+    OutcomeUnknownError,
     ProtocolViolationError,
+    RateLimitedError,
     RequestRejectedError,
     ResponseTooLargeError,
+    SentRequest,
     TransportError,
     UnexpectedResponseError,
+    class_for,
     error_from_response,
+    parse_error_body,
 )
 from kalshi_api.http_limits import (
     RAW_CHUNK,
+    Attempt,
     BodyTooLarge,
-    DeadlineBackend,
+    DeadlineExceeded,
+    DeadlineTransport,
     RequestDeadlines,
     UnsupportedEncoding,
-    install_backend,
     read_capped_body,
 )
 from kalshi_api.models import (
@@ -57,6 +74,7 @@ from kalshi_api.models import (
     RestOrderbook,
 )
 from kalshi_api.url_budget import chunk_by_url_budget
+from kalshi_api.write_pacer import WritePacer
 
 log = logging.getLogger("kalshi_supervisor.kalshi_api.rest")
 
@@ -123,7 +141,8 @@ def _shared_ssl_context() -> ssl.SSLContext:
 
 
 class KalshiRestClient:
-    """Signed, retrying GETs against one Kalshi REST base URL (``.../trade-api/v2``).
+    """Signed requests against one Kalshi REST base URL (``.../trade-api/v2``): retrying
+    GETs, writes sent once.
 
     Not meant to be shared between threads: give each actor its own client.
     """
@@ -137,11 +156,13 @@ class KalshiRestClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         page_limit: int = MAX_PAGE_LIMIT,
         max_body_bytes: int = MAX_BODY_BYTES,
+        write_pacer: WritePacer | None = None,
     ) -> None:
         """``timeout`` is the *total* deadline of one attempt (connect, send, headers, body).
 
         It is enforced on every socket operation, so a server trickling bytes cannot hold a
-        request longer; retries each get a fresh deadline.
+        request longer; retries each get a fresh deadline. ``write_pacer`` (shared by every
+        client of one account) paces writes to the account's write bucket.
         """
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -160,12 +181,16 @@ class KalshiRestClient:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._deadlines = RequestDeadlines()
+        self._pacer = write_pacer
         # Environment proxies are right for reaching Kalshi from behind a corporate proxy,
         # and wrong for the embedded exchange on loopback: a proxy cannot reach our 127.0.0.1.
+        proxy = None if _is_loopback(parts.hostname) else _env_proxy(parts.scheme, parts.hostname)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout),
-            verify=_shared_ssl_context(),
-            trust_env=not _is_loopback(parts.hostname),
+            transport=DeadlineTransport(
+                self._deadlines, ssl_context=_shared_ssl_context(), proxy=proxy
+            ),
+            trust_env=False,
             headers={
                 "Accept": "application/json",
                 "User-Agent": _USER_AGENT,
@@ -173,11 +198,6 @@ class KalshiRestClient:
                 "Accept-Encoding": "gzip",
             },
         )
-        backend = DeadlineBackend(self._deadlines)
-        install_backend(self._http._transport, backend)
-        for transport in self._http._mounts.values():
-            if transport is not None:
-                install_backend(transport, backend)
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -309,6 +329,85 @@ class KalshiRestClient:
         except (ValidationError, ValueError) as exc:
             raise self._shape_error(path, exc) from None
 
+    # -- the generic request path (the typed order API in kalshi_api.orders builds on it) ------
+    def read(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``GET path`` (under the base URL) with retries: the decoded JSON object."""
+        return self._get(path, dict(params or {}))
+
+    def read_all(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        items_key: str,
+        model: type[ModelT],
+        *,
+        max_items: int | None = None,
+    ) -> list[ModelT]:
+        """Every item of a cursor-paged listing, validated as ``model``."""
+        return self._paginate(path, dict(params), items_key, model, max_items=max_items)
+
+    def parse(self, model: type[ModelT], data: object, path: str) -> ModelT:
+        """``data`` validated as ``model``; a bad shape is an ``UnexpectedResponseError``."""
+        return self._parse(model, data, path)
+
+    def write(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        client_order_id: str | None = None,
+        client_order_ids: Sequence[str] = (),
+        route: str | None = None,
+        items: int = 1,
+    ) -> Reply:
+        """One write, sent at most once: never retried, whatever happens.
+
+        Returns the 2xx reply. Raises a :class:`RequestRejectedError` subclass when the
+        exchange refused it (chosen by ``error.code``), :class:`OutcomeUnknownError` when it
+        may have happened without an answer (timeout, dropped connection, 408, 5xx), and
+        :class:`TransportError` only when no byte of it left this process. ``route`` is the
+        path template the write pacer prices it by (``/portfolio/events/orders/{order_id}``);
+        ``items`` how many orders a batch holds.
+        """
+        full_path = self._prefix + path
+        query = _query(params)
+        content = orjson.dumps(body) if body is not None else None
+        if self._pacer is not None:
+            self._pacer.acquire(method, route or path, items=items)
+        sent = SentRequest(
+            method=method,
+            path=full_path,
+            query=tuple((k, str(v)) for k, v in query.items()),
+            body=content,
+            client_order_id=client_order_id,
+            client_order_ids=tuple(client_order_ids),
+            sent_at=time.time(),
+        )
+        return self._send_once(sent)
+
+    def resend(self, request: SentRequest) -> Reply:
+        """Send a write again exactly as it was sent (same body, same ``client_order_id``):
+        the last step of resolving an unknown outcome once a lookup found nothing. A 409
+        ``order_already_exists`` then proves the first try was carried out."""
+        if not request.path.startswith(self._prefix + "/"):
+            raise ValueError(f"{request.path} is not under {self._prefix}")
+        if self._pacer is not None:
+            items = max(len(request.client_order_ids), 1)
+            self._pacer.acquire(request.method, request.path, items=items)
+        again = dataclasses.replace(request, sent_at=time.time())
+        return self._send_once(again)
+
+    def _send_once(self, sent: SentRequest) -> Reply:
+        query = dict(sent.query)
+        outcome = self._attempt(sent.method, sent.path, query, sent.body, frozenset(), sent)
+        if isinstance(outcome, Reply):
+            return Reply(outcome.status, outcome.data, sent)
+        if isinstance(outcome, RateLimitedError) and self._pacer is not None:
+            self._pacer.rate_limited()
+        raise outcome
+
     # -- lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
         self._http.close()
@@ -394,13 +493,12 @@ class KalshiRestClient:
         returned as data (with ``http_status`` added) instead of becoming an error.
         """
         full_path = self._prefix + path
-        query = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
-        url = self._origin + full_path
+        query = _query(params)
         attempts = self._retry.max_attempts
         for attempt in range(attempts):
-            outcome = self._attempt(url, full_path, query, status_bodies)
-            if isinstance(outcome, dict):
-                return outcome
+            outcome = self._attempt("GET", full_path, query, None, status_bodies, None)
+            if isinstance(outcome, Reply):
+                return outcome.data
             error = outcome
             error.attempts = attempt + 1
             if not error.retryable or attempt + 1 >= attempts:
@@ -418,66 +516,133 @@ class KalshiRestClient:
         raise AssertionError("unreachable: the last attempt either returns or raises")
 
     def _attempt(
-        self, url: str, full_path: str, query: dict[str, Any], status_bodies: frozenset[int]
-    ) -> dict[str, Any] | KalshiError:
-        headers = self._signer.headers("GET", full_path) if self._signer else None
+        self,
+        method: str,
+        full_path: str,
+        query: dict[str, Any],
+        content: bytes | None,
+        status_bodies: frozenset[int],
+        write: SentRequest | None,
+    ) -> Reply | KalshiError:
+        """One request. Failures are *returned* (the caller decides about retries), except
+        those no retry can mend, which are raised. For a write (``write`` is the request as
+        sent) every failure after a byte may have reached the exchange is outcome-unknown."""
+        headers: dict[str, str] = {}
+        if self._signer is not None:
+            headers.update(self._signer.headers(method, full_path))
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         started = time.monotonic()
-        try:
-            with self._deadlines.within(self._timeout):
-                status, reason, body = self._fetch(url, full_path, query, headers)
-        except httpx.TimeoutException as exc:
-            if time.monotonic() - started >= self._timeout:
-                what = f"total request deadline exceeded ({self._timeout:g}s)"
-            else:
-                what = type(exc).__name__
-            return TransportError(f"timed out: {what}", method="GET", path=full_path)
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
-            return TransportError(
-                f"connection failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
-            )
-        except httpx.HTTPError as exc:
-            error = TransportError(
-                f"request failed ({type(exc).__name__}: {exc})", method="GET", path=full_path
-            )
-            raise error from None
-        except httpx.InvalidURL as exc:
-            raise RequestRejectedError(
-                f"request not sent: invalid URL ({exc})", method="GET", path=full_path
-            ) from None
-        if not 200 <= status <= 299:
-            if status in status_bodies:
-                data = _json_object(body)
-                # Only a status body counts; a 503 error body stays a retryable ServerError.
-                if data is not None and "exchange_active" in data:
-                    return {**data, "http_status": status}
-            return error_from_response(status, body, method="GET", path=full_path, reason=reason)
+        url = self._origin + full_path
+        with self._deadlines.within(self._timeout) as progress:
+            try:
+                status, reason, body = self._fetch(method, url, full_path, query, headers, content)
+            except httpx.TimeoutException as exc:
+                if time.monotonic() - started >= self._timeout or isinstance(
+                    exc.__cause__, DeadlineExceeded
+                ):
+                    what = f"total request deadline exceeded ({self._timeout:g}s)"
+                else:
+                    what = type(exc).__name__
+                return self._no_answer(f"timed out: {what}", method, full_path, write, progress)
+            except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+                what = f"connection failed ({type(exc).__name__}: {exc})"
+                return self._no_answer(what, method, full_path, write, progress)
+            except httpx.InvalidURL as exc:
+                raise RequestRejectedError(
+                    f"request not sent: invalid URL ({exc})", method=method, path=full_path
+                ) from None
+            except httpx.HTTPError as exc:
+                what = f"request failed ({type(exc).__name__}: {exc})"
+                raise self._no_answer(what, method, full_path, write, progress) from None
+            except UnexpectedResponseError as exc:
+                # The body could not be read (too large, undecodable). A refused write stays
+                # refused; any other write may have happened.
+                if write is not None and not _refusal_status(exc.status):
+                    return _unknown(str(exc), write, status=exc.status)
+                raise
+        ok = 200 <= status <= 299
+        if not ok:
+            return self._refusal(method, full_path, status, reason, body, status_bodies, write)
+        if status == 204 or (write is not None and not body.strip()):
+            return Reply(status, {})
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UnexpectedResponseError(
-                f"HTTP {status} body is not JSON ({len(body)} bytes)",
-                status=status,
-                method="GET",
-                path=full_path,
-            ) from None
+            data = None
         if not isinstance(data, dict):
-            raise UnexpectedResponseError(
-                f"HTTP {status} body is JSON {type(data).__name__}, not an object",
+            what = "not JSON" if data is None else f"JSON {type(data).__name__}, not an object"
+            message = f"HTTP {status} body is {what} ({len(body)} bytes)"
+            if write is not None:
+                return _unknown(message, write, status=status)
+            raise UnexpectedResponseError(message, status=status, method=method, path=full_path)
+        if data.get("error") not in (None, "", {}):
+            # A 2xx holding an error is a failure (a retired path answers this way).
+            code, message, details = parse_error_body(body)
+            if write is not None and code in OUTCOME_UNKNOWN_CODES:
+                return _unknown(message, write, status=status, code=code)
+            kind = class_for(status, code, message)
+            return kind(
+                message or "error in a success response",
                 status=status,
-                method="GET",
+                code=code,
+                details=details,
+                method=method,
                 path=full_path,
             )
-        return data
+        return Reply(status, data)
+
+    def _refusal(
+        self,
+        method: str,
+        full_path: str,
+        status: int,
+        reason: str,
+        body: bytes,
+        status_bodies: frozenset[int],
+        write: SentRequest | None,
+    ) -> Reply | KalshiError:
+        if status in status_bodies:
+            data = _json_object(body)
+            # Only a status body counts; a 503 error body stays a retryable ServerError.
+            if data is not None and "exchange_active" in data:
+                return Reply(status, {**data, "http_status": status})
+        error = error_from_response(status, body, method=method, path=full_path, reason=reason)
+        if write is not None and (
+            not _refusal_status(status) or error.code in OUTCOME_UNKNOWN_CODES
+        ):
+            return _unknown(
+                error.message, write, status=status, code=error.code, details=error.details
+            )
+        return error
+
+    def _no_answer(
+        self,
+        what: str,
+        method: str,
+        full_path: str,
+        write: SentRequest | None,
+        progress: Attempt,
+    ) -> KalshiError:
+        """No response: outcome-unknown for a write that may have been sent, else a
+        transport error (for a write: provably unsent, safe to send again unchanged)."""
+        if write is not None and progress.sent:
+            return _unknown(what, write)
+        return TransportError(what, method=method, path=full_path)
 
     def _fetch(
         self,
+        method: str,
         url: str,
         full_path: str,
         query: dict[str, Any],
-        headers: dict[str, str] | None,
+        headers: dict[str, str],
+        content: bytes | None,
     ) -> tuple[int, str, bytes]:
         """Stream one response and read its body under the cap (errors: only the start)."""
-        with self._http.stream("GET", url, params=query, headers=headers) as response:
+        with self._http.stream(
+            method, url, params=query, headers=headers, content=content
+        ) as response:
             ok = 200 <= response.status_code <= 299
             cap = self._max_body if ok else MAX_ERROR_BODY_BYTES
             length = response.headers.get("content-length", "")
@@ -486,7 +651,7 @@ class KalshiRestClient:
                 raise ResponseTooLargeError(
                     f"response body of {int(length)} bytes exceeds the size cap of {cap} bytes",
                     status=response.status_code,
-                    method="GET",
+                    method=method,
                     path=full_path,
                 )
             try:
@@ -495,13 +660,13 @@ class KalshiRestClient:
                 )
             except BodyTooLarge as exc:
                 raise ResponseTooLargeError(
-                    str(exc), status=response.status_code, method="GET", path=full_path
+                    str(exc), status=response.status_code, method=method, path=full_path
                 ) from None
             except (UnsupportedEncoding, zlib.error) as exc:
                 raise UnexpectedResponseError(
                     f"undecodable response body ({exc})",
                     status=response.status_code,
-                    method="GET",
+                    method=method,
                     path=full_path,
                 ) from None
             return response.status_code, response.reason_phrase, body
@@ -539,6 +704,63 @@ class KalshiRestClient:
         return UnexpectedResponseError(
             f"unexpected response shape: {summary}", method="GET", path=self._prefix + path
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A 2xx answer: its status and its decoded JSON object (``{}`` for 204); for a write,
+    also the request as sent (to resolve a reply that cannot be read)."""
+
+    status: int
+    data: dict[str, Any]
+    request: SentRequest | None = None
+
+
+def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters without the unset ones; booleans as Kalshi spells them."""
+    query: dict[str, Any] = {}
+    for key, value in (params or {}).items():
+        if value is None or value == "":
+            continue
+        query[key] = ("true" if value else "false") if isinstance(value, bool) else value
+    return query
+
+
+def _refusal_status(status: int | None) -> bool:
+    """A status that means the exchange refused the request (it was not carried out)."""
+    return status is not None and 400 <= status <= 499 and status != 408
+
+
+def _unknown(
+    what: str,
+    request: SentRequest,
+    *,
+    status: int | None = None,
+    code: str | None = None,
+    details: str | None = None,
+) -> OutcomeUnknownError:
+    return OutcomeUnknownError(
+        f"outcome unknown: {what}",
+        request=request,
+        status=status,
+        code=code,
+        details=details,
+        method=request.method,
+        path=request.path,
+    )
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    """The environment's proxy for ``scheme://host`` (``HTTPS_PROXY``...), if any we can use."""
+    if urllib.request.proxy_bypass(host):
+        return None
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy:
+        return None
+    if urlsplit(proxy).scheme not in ("http", "https"):
+        log.warning("ignoring the %s proxy %s: only http(s) proxies are supported", scheme, proxy)
+        return None
+    return proxy
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
-from kalshi_sim.account import Account
+from kalshi_sim.account import DEMO_SHARD_BALANCES, Account
 from kalshi_sim.close_times import CloseSchedule
+from kalshi_sim.engine_types import EngineOptions, MemberTruth
 from kalshi_sim.faults import ExchangeFaults, SimFault
 from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
@@ -28,7 +29,10 @@ from kalshi_sim.oplog import OperationLog
 from kalshi_sim.pause_faults import PauseFaults
 from kalshi_sim.rest_server import RestApi
 from kalshi_sim.status import ExchangeStatusBoard
+from kalshi_sim.trading_desk import DEMO_MEMBER, MICROS_PER_CENT, MemberKey, TradingDesk
+from kalshi_sim.trading_faults import TradingFaults, TradingSettings, parse_spec
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
+from kalshi_sim.write_limits import WriteLimits
 from kalshi_sim.ws_server import WsFeed
 
 if TYPE_CHECKING:
@@ -60,6 +64,25 @@ class ExchangeConfig:
     keep-alive requests) before it is closed, so silent clients cannot pin slots."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
+    usage_tier: str = "basic"
+    """The API usage tier ``GET /account/limits`` reports; it sizes each member's Write
+    bucket (Basic: 100 tokens/s, holding 1 s; a create costs 10, a cancel 2)."""
+    write_limit: bool = True
+    """False disables the Write bucket (writes are never answered 429)."""
+    max_batch_size: int = 20
+    """Orders per batch create/cancel (by tier on Kalshi, UNCONFIRMED; v1's was 20)."""
+    cancel_all_cost: int = 2
+    """Write tokens a cancel-all costs: 2 per [OAS31], "a max-size batch cancel" per v3.29."""
+    engine_options: EngineOptions | None = None
+    """The matching engine's UNCONFIRMED choices (§8); None takes every default."""
+    cancel_all_tail_s: float = 60.0
+    """Orders placed up to this long after a cancel-all are cancelled too; 0 disables."""
+    read_lag_ms: int = 0
+    """REST portfolio reads show the state as of this long ago."""
+    private_events: Literal["before", "after"] = "after"
+    """A write's private WS events go out before its REST reply, or after it."""
+    trading_faults: tuple[str, ...] = ()
+    """Trading faults armed at start (``kalshi_sim.trading_faults.parse_spec`` specs)."""
 
 
 class EmbeddedExchange:
@@ -82,10 +105,27 @@ class EmbeddedExchange:
         if key_dir is None:
             self._key_dir_owner = tempfile.TemporaryDirectory(prefix="kalshi-sim-")
             key_dir = Path(self._key_dir_owner.name)
+        self._key_dir = key_dir
         self.keys = KeyRegistry()
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
+        config = self.config
+        self.trading = TradingDesk(self, config.engine_options)
+        """The matching engine behind its lock, clock and calendar sweep (the truth of trading)."""
+        self.trading.settings.cancel_all_tail_s = config.cancel_all_tail_s
+        self.trading.settings.read_lag_ms = config.read_lag_ms
+        self.trading.settings.private_events = config.private_events
+        for spec in config.trading_faults:
+            fault, options = parse_spec(spec)
+            self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]
+        self._demo_opening = {s: c * MICROS_PER_CENT for s, c in DEMO_SHARD_BALANCES.items()}
+        self.trading.register_member(self.key_id, DEMO_MEMBER, dict(DEMO_SHARD_BALANCES))
+        self.write_limits = WriteLimits(
+            config.usage_tier, enabled=config.write_limit, cancel_all_cost=config.cancel_all_cost
+        )
+        """Each member's Write token bucket at the exchange's usage tier."""
         self.rest = RestApi(self)
         self.ws = WsFeed(self)
+        self.trading.add_listener(self.ws.on_outcome)
         self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None
@@ -106,6 +146,7 @@ class EmbeddedExchange:
             server = exchange_server(self)
             server.start()
             self._server, self._port = server, server.port
+            self.trading.start()
         return self
 
     def stop(self) -> None:
@@ -113,6 +154,7 @@ class EmbeddedExchange:
         server, self._server = self._server, None
         if server is not None:
             self.faults.release_all()  # a held request must not outlive the server
+            self.trading.stop()
             self.pauses.stop()
             self.ws.stop()
             server.stop()
@@ -196,3 +238,39 @@ class EmbeddedExchange:
             SimFault.RESUME: self.pauses.resume,
         }
         actions[kind]()
+
+    # -- trading -----------------------------------------------------------------------------
+    @property
+    def trading_faults(self) -> TradingFaults:
+        """One-shot trading faults (:mod:`kalshi_sim.trading_faults`): arm, then write."""
+        return self.trading.faults
+
+    @property
+    def trading_settings(self) -> TradingSettings:
+        """Read lag, private-event order, cancel-all's tail: plain attributes, set any time."""
+        return self.trading.settings
+
+    def add_member(
+        self, member: str, cash_by_shard_cents: dict[int, int] | None = None
+    ) -> MemberKey:
+        """A new trading member with its own API key (private half in a 0600 file) and cash
+        (default $1,000 on shard 0). Its orders, fills and private events are its own."""
+        if member in self.trading.members():
+            raise ValueError(f"member {member!r} exists")
+        key_id, path = self.keys.create_demo_key(self._key_dir)
+        self.trading.register_member(key_id, member, cash_by_shard_cents or {0: 100_000})
+        return MemberKey(member, key_id, path)
+
+    def truth(self, member: str | None = None) -> dict[str, MemberTruth]:
+        """The exchange's own view of every member (or one): orders, fills, positions,
+        cash, settlements and groups, unlagged; what a client's view is compared against."""
+        members = [member] if member is not None else self.trading.members()
+        return {m: self.trading.truth(m) for m in members}
+
+    def demo_cash_moved_micros(self, view: MemberTruth, shard: int | None) -> int:
+        """How far the demo member's trading moved its cash from the opening balances (the
+        demo portfolio's balance plus this is what ``/portfolio/balance`` reports)."""
+        shards = view.cash_by_shard_micros.keys() if shard is None else [shard]
+        return sum(
+            view.cash_by_shard_micros.get(s, 0) - self._demo_opening.get(s, 0) for s in shards
+        )

@@ -38,6 +38,14 @@ from websockets.protocol import State
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.protocol import MARKET_LIFECYCLE_CHANNEL, WsErrorCode
+from kalshi_sim.engine_types import EngineOrder, Outcome
+from kalshi_sim.trading_wire import (
+    ws_fill,
+    ws_group_update,
+    ws_market_position,
+    ws_trade,
+    ws_user_order,
+)
 from kalshi_sim.wire import (
     AUTH_HEADERS,
     CHANNELS,
@@ -69,7 +77,9 @@ PRIVATE_CHANNELS = frozenset(
         "user_orders",
     }
 )
-MARKET_UPDATE_CHANNELS = frozenset({"orderbook_delta", "ticker", "fill", "user_orders"})
+MARKET_UPDATE_CHANNELS = frozenset({"orderbook_delta", "ticker", "fill", "user_orders", "trade"})
+TRADING_PRIVATE = frozenset({"fill", "user_orders", "market_positions", "order_group_updates"})
+"""The private channels that carry the member's own trading events (§8.7)."""
 KNOWN_ACTIONS = frozenset(
     {
         "add_markets",
@@ -146,8 +156,15 @@ class _Subscription:
     duplicate_next: bool = False
     """Set by ``duplicate_next_delta``: the next delta goes out twice with the same seq."""
 
+    all_markets: bool = False
+    """A private or trade subscription made with no market filter: every market."""
+
     def covers(self, ticker: str) -> bool:
         return self.channel == ORDERBOOK and ticker in self.tickers
+
+    def covers_market(self, ticker: str) -> bool:
+        """For the trading channels: no filter means every market."""
+        return self.all_markets or ticker in self.tickers
 
 
 @dataclass(eq=False)
@@ -158,6 +175,8 @@ class _Connection:
     protocol: Any
     """uvicorn's protocol object for this socket (``transport``, ``conn.state``), or None."""
     authenticated: bool
+    member: str | None = None
+    """The member the upgrade's API key trades for: private channels carry only its events."""
     queue: asyncio.Queue[bytes | str] = field(default_factory=asyncio.Queue)
     subs: dict[int, _Subscription] = field(default_factory=dict)
     closed: bool = False
@@ -204,6 +223,7 @@ class WsFeed:
         self._next_sid = 1
         self._paused = False
         self._refuse_snapshots = 0
+        self._lose_next: set[str | None] = set()
         self.behaviour = StreamBehaviour()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -278,6 +298,7 @@ class WsFeed:
             send_message=send,
             protocol=scope.get("extensions", {}).get(CONNECTION_EXTENSION),
             authenticated=any(name in headers for name in AUTH_HEADERS),
+            member=self._exchange.trading.member_of(headers.get("KALSHI-ACCESS-KEY")),
         )
         self._connections.add(conn)
         conn.writer = asyncio.create_task(self._write_loop(conn))
@@ -385,6 +406,7 @@ class WsFeed:
                 tickers=list(tickers),
                 use_yes_price=use_yes_price,
                 skip_ticker_ack=skip_ack,
+                all_markets=not tickers,
             )
             self._next_sid += 1
             conn.subs[sub.sid] = sub
@@ -510,6 +532,7 @@ class WsFeed:
         else:
             added = []
             sub.tickers = [t for t in sub.tickers if t not in tickers]
+            sub.all_markets = False  # deleting from "every market" leaves the rest listed
         sub.seq += 1
         reply: dict[str, Any] = {"sid": sub.sid, "seq": sub.seq, "type": "ok"}
         reply["msg"] = {} if sub.skip_ticker_ack else {"market_tickers": list(sub.tickers)}
@@ -690,6 +713,125 @@ class WsFeed:
             dropped = self.drop_connections()
             self._exchange.oplog.record("ws_dropped_for_pause", str(dropped))
 
+    # -- trading events (private channels and the public trade channel) -------------------
+    def on_outcome(self, outcome: Outcome) -> None:
+        """The trading desk's listener (calendar sweeps): publish on the loop, never block.
+
+        Why fire-and-forget from other threads: the desk calls this under its lock, and the
+        loop may be waiting for that lock in a REST handler.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            if asyncio.get_running_loop() is loop:
+                self._publish_now(outcome)
+                return
+        except RuntimeError:
+            pass
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._publish_now, outcome)
+
+    def publish(self, outcomes: Iterable[Outcome]) -> None:
+        """Send each outcome's events (called on the loop by the REST endpoint)."""
+        for outcome in outcomes:
+            self._publish_now(outcome)
+
+    async def publish_and_flush(self, outcomes: Iterable[Outcome], timeout: float = 2.0) -> None:
+        """Publish, then wait (bounded) until those frames have left: events before a reply."""
+        self.publish(outcomes)
+        queues = [c.queue.join() for c in self._connections if not c.closed and c.member]
+        if queues:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*queues), timeout=timeout)
+
+    def lose_private_events(self, member: str | None = None) -> None:
+        """Fault: at the next event for ``member`` (any member when None), cut that member's
+        sessions first, so the event (a fill, typically) is lost to them; thread-safe."""
+        self._call(lambda: self._lose_next.add(member))
+
+    def drop_private_sessions(self, member: str | None = None) -> int:
+        """Cut (no close frame) every session of ``member`` (every authenticated one when
+        None) that has a private subscription; returns how many."""
+
+        def drop() -> int:
+            return self._drop_member(member)
+
+        return self._call(drop) or 0
+
+    def _drop_member(self, member: str | None) -> int:
+        dropped = 0
+        for conn in list(self._connections):
+            if conn.member is None or (member is not None and conn.member != member):
+                continue
+            if not any(sub.channel in TRADING_PRIVATE for sub in conn.subs.values()):
+                continue
+            self._connections.discard(conn)
+            conn.abort()
+            dropped += 1
+        if dropped:
+            self._exchange.oplog.record("ws_private_dropped", f"{member or '*'} {dropped}")
+        return dropped
+
+    def _publish_now(self, outcome: Outcome) -> None:
+        members = (
+            {f.member for f in outcome.fills}
+            | {o.member for o in outcome.orders_changed}
+            | {p.member for p in outcome.positions_changed}
+            | {g.member for g in outcome.group_events}
+        )
+        if outcome.order is not None:
+            members.add(outcome.order.member)
+        if self._lose_next:
+            for member in sorted(members):
+                if member in self._lose_next or None in self._lose_next:
+                    self._lose_next.discard(member)
+                    self._lose_next.discard(None)
+                    self._drop_member(member)
+        orders = list(outcome.orders_changed)
+        if outcome.order is not None and all(o.order_id != outcome.order.order_id for o in orders):
+            orders.append(outcome.order)
+        for conn in self._connections:
+            if conn.closed:
+                continue
+            for sub in conn.subs.values():
+                if sub.channel == "trade":
+                    for trade in outcome.trades:
+                        if sub.covers_market(trade.ticker):
+                            sub.seq += 1
+                            frame = {"type": "trade", "sid": sub.sid, "seq": sub.seq}
+                            conn.send(orjson.dumps({**frame, "msg": ws_trade(trade)}))
+                    continue
+                if conn.member is None or sub.channel not in TRADING_PRIVATE:
+                    continue
+                self._send_private(conn, sub, outcome, orders)
+
+    def _send_private(
+        self, conn: _Connection, sub: _Subscription, outcome: Outcome, orders: list[EngineOrder]
+    ) -> None:
+        member = conn.member
+        if sub.channel == "fill":
+            for fill in outcome.fills:
+                if fill.member == member and sub.covers_market(fill.ticker):
+                    frame = {"type": "fill", "sid": sub.sid, "msg": ws_fill(fill)}
+                    conn.send(orjson.dumps(frame))
+        elif sub.channel == "user_orders":
+            for order in orders:
+                if order.member == member and sub.covers_market(order.ticker):
+                    frame = {"type": "user_order", "sid": sub.sid, "msg": ws_user_order(order)}
+                    conn.send(orjson.dumps(frame))
+        elif sub.channel == "market_positions":
+            for position in outcome.positions_changed:
+                if position.member == member and sub.covers_market(position.ticker):
+                    msg = ws_market_position(position)
+                    conn.send(orjson.dumps({"type": "market_position", "sid": sub.sid, "msg": msg}))
+        elif sub.channel == "order_group_updates":
+            for event in outcome.group_events:
+                if event.member == member:
+                    sub.seq += 1
+                    frame = {"type": "order_group_updates", "sid": sub.sid, "seq": sub.seq}
+                    conn.send(orjson.dumps({**frame, "msg": ws_group_update(event)}))
+
     # -- exchange-side faults (thread-safe; each returns once applied) ---------------------
     def drop_connections(self) -> int:
         """Abort every client socket with no close frame (a network cut); returns how many."""
@@ -832,6 +974,7 @@ class WsFeed:
 
         if self._call(change) is None and self._loop is None:
             change()
+        self._exchange.trading.touch_market(ticker)
 
     def send_lifecycle(self, ticker: str, event_type: str, **fields: Any) -> int:
         """Send a ``market_lifecycle_v2`` event to every lifecycle subscription; returns how

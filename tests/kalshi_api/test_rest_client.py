@@ -16,7 +16,6 @@ import pytest
 
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.environments import (
-    KALSHI_ENDPOINTS,
     Endpoints,
     Environment,
     resolve_endpoints,
@@ -24,10 +23,12 @@ from kalshi_api.environments import (
 from kalshi_api.errors import (
     AuthenticationError,
     CursorLoopError,
+    InvalidOrderError,
     KalshiError,
     NotFoundError,
     RateLimitedError,
     RequestRejectedError,
+    RetiredEndpointError,
     ServerError,
     TransportError,
     UnexpectedResponseError,
@@ -467,7 +468,7 @@ AUTH_BODY = {
         (
             400,
             _json({"error": {"code": "invalid_price", "message": "invalid price"}}),
-            RequestRejectedError,
+            InvalidOrderError,
             "invalid_price",
             "invalid price",
         ),
@@ -489,7 +490,7 @@ AUTH_BODY = {
                     }
                 }
             ),
-            RequestRejectedError,
+            RetiredEndpointError,
             "deprecated_v1_order_endpoint",
             "create-order-v2",
         ),
@@ -638,11 +639,21 @@ def test_client_when_proxy_env_set_still_reaches_loopback_exchange(
         assert client.get_exchange_status().exchange_active
 
 
-def test_client_when_remote_host_keeps_environment_proxies() -> None:
-    with KalshiRestClient(KALSHI_ENDPOINTS[Environment.PAPER].rest_url) as client:
-        assert client._http.trust_env is True
-        assert client.api_path_prefix == "/trade-api/v2"
-        assert client.base_url == "https://external-api.demo.kalshi.co/trade-api/v2"
+def test_client_when_remote_host_and_proxy_env_set_goes_through_the_proxy(
+    scripted: tuple[str, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_url, script = scripted
+    script.responses = [(200, _json({"exchange_active": True, "trading_active": True}))]
+    proxy = base_url.removesuffix("/trade-api/v2")
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with KalshiRestClient("http://exchange.example.invalid/trade-api/v2", retry=NO_RETRY) as c:
+        assert c.api_path_prefix == "/trade-api/v2"
+        assert c.get_exchange_status().exchange_active
+    # A proxied request names the origin: the scripted server was the proxy, not the host.
+    assert script.targets == ["http://exchange.example.invalid/trade-api/v2/exchange/status"]
 
 
 @pytest.mark.parametrize("url", ["ftp://x/trade-api/v2", "http:///trade-api/v2", "not a url"])
