@@ -409,7 +409,8 @@ class WsTransport:
         if kind not in self._logged_bad and len(self._logged_bad) < 64:
             self._logged_bad.add(kind)
             log.warning(
-                "WebSocket %s skipped (%s); further ones are only counted", kind,
+                "WebSocket %s skipped (%s); further ones are only counted",
+                kind,
                 one_line(exc)[:200],
             )
 
