@@ -231,3 +231,108 @@ class LoopbackExchange:
 
         self._on_loop(go())
         return sid
+
+
+class FrameTap:
+    """A TCP relay on loopback between a client and a server that records the header of
+    every server-to-client WebSocket frame as it crosses the wire: ``(rsv1, opcode,
+    payload_length)``. RSV1 set means the frame is permessage-deflate compressed (RFC 7692),
+    and the length is what actually crossed, so a test can tell what the client *got*, not
+    only what the handshake said."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self.frames: list[tuple[bool, int, int]] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/trade-api/ws/v2"
+
+    def start(self) -> FrameTap:
+        self._thread = threading.Thread(target=self._run, name="loopback-tap", daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "tap did not start"
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def recorded(self) -> list[tuple[bool, int, int]]:
+        with self._lock:
+            return list(self.frames)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        async def open_server() -> None:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        loop.run_until_complete(open_server())
+        self._ready.set()
+        loop.run_forever()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self._target)
+        await asyncio.gather(
+            self._pump(client_r, server_w, parse=False),
+            self._pump(server_r, client_w, parse=True),
+            return_exceptions=True,
+        )
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, parse: bool
+    ) -> None:
+        buffer = b""
+        upgraded = False
+        try:
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+                if not parse:
+                    continue
+                buffer += chunk
+                if not upgraded:
+                    end = buffer.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    buffer, upgraded = buffer[end + 4 :], True
+                buffer = self._frames(buffer)
+        finally:
+            writer.close()
+
+    def _frames(self, buffer: bytes) -> bytes:
+        while len(buffer) >= 2:
+            first, second = buffer[0], buffer[1]
+            length, header = second & 0x7F, 2
+            if length == 126:
+                if len(buffer) < 4:
+                    break
+                length, header = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                if len(buffer) < 10:
+                    break
+                length, header = int.from_bytes(buffer[2:10], "big"), 10
+            if second & 0x80:
+                header += 4
+            if len(buffer) < header + length:
+                break
+            with self._lock:
+                self.frames.append((bool(first & 0x40), first & 0x0F, length))
+            buffer = buffer[header + length :]
+        return buffer
