@@ -1,4 +1,6 @@
-"""What the orderbook stream tells its owner, how it retries, and what it counts.
+"""What the orderbook stream tells its owner, how a WebSocket transport retries, and what
+the stream counts (``StreamConnected``, ``StreamDisconnected`` and ``StreamFailed`` come
+from :mod:`kalshi_api.ws_transport` and reach every client on it, the private channels too).
 
 Kept apart from the session so that an owner (the orderbook actor, a benchmark) can depend
 on the stream's vocabulary without reading its machinery.

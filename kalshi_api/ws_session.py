@@ -1,12 +1,17 @@
-"""The orderbook WebSocket session: authenticated connect, subscribe, seq-checked live books.
+"""The orderbook stream: subscribe, seq-checked live books, repair; a client of the transport.
 
 Why it looks like this:
 
+* **The connection is not ours.** Connecting, signing the upgrade, keep-alive, reconnect
+  pacing and command-id routing live in :class:`~kalshi_api.ws_transport.WsTransport`,
+  which may carry other channels on the same socket (the private ones); this stream is one
+  :class:`~kalshi_api.ws_transport.ChannelClient` of it and lends it the hot read loop.
+  Without a transport given, the stream makes one of its own.
 * **Decisions apart from I/O.** What a frame, a reply or an expired deadline *means*
   (seq tracking, gap detection, the repair escalation get_snapshot -> resubscribe ->
   reconnect) lives in :mod:`kalshi_api.subscription_core`, which returns actions as data.
-  This module only does I/O: it connects and reconnects, turns frames into the core's
-  inputs, and executes the actions the core returns (send, arm a timer, emit, reconnect).
+  This module turns frames into the core's inputs and executes the actions the core
+  returns (send, arm a timer, emit, ask the transport to reconnect).
   Reply correlation is :mod:`kalshi_api.replies`; the loop thread is
   :mod:`kalshi_api.loop_thread`; Kalshi's names and codes are :mod:`kalshi_api.protocol`.
 * **One thread, one writer.** The session runs its own asyncio loop in a dedicated

@@ -70,9 +70,12 @@ FastReader = Callable[[ClientConnection, Router], Coroutine[Any, Any, None]]
 """A client's own read loop: reads frames until the socket closes (``ConnectionClosed``
 ends it), handles its hot frames inline and passes every other parsed frame to the router."""
 
-_REPLY_DONE = frozenset({"ok", "error", "unsubscribed"})
-"""Reply types after which a command id is answered for good (a multi-channel subscribe
-answers one ``subscribed`` per channel, so that one keeps its id until the session ends)."""
+_MAX_OWNERS = 4096
+"""Unanswered command ids remembered per session (oldest forgotten first): a command the
+exchange never answers must not grow the table for the life of a week-long session. An id
+leaves at its first reply other than ``subscribed`` (a multi-channel subscribe answers one
+``subscribed`` per channel; a ``get_snapshot`` answers with snapshots that carry the id and
+a sid); ``subscribed`` ones leave when the session ends."""
 
 
 class ChannelClient(Protocol):
@@ -220,7 +223,10 @@ class WsTransport:
         ws = self._ws
         if ws is None:
             return False
-        self._owners[command_id] = client
+        owners = self._owners
+        owners[command_id] = client
+        if len(owners) > _MAX_OWNERS:
+            del owners[next(iter(owners))]
         data = orjson.dumps({"id": command_id, **payload})
         task = asyncio.get_running_loop().create_task(_send_quietly(ws, data))
         self._send_tasks.add(task)
@@ -249,7 +255,7 @@ class WsTransport:
                     sid = msg.get("sid") if type(msg) is dict else None
                     if type(sid) is int:
                         self._sid_owners[sid] = client
-                elif kind in _REPLY_DONE:
+                else:  # answered (later frames with this id carry a sid we route by)
                     del self._owners[command_id]
         if client is None:
             sid = message.get("sid")

@@ -367,3 +367,29 @@ def test_shared_socket_when_orderbook_and_private_ride_together_routes_each_its_
     finally:
         stream.stop()
     assert not transport.connected
+
+
+def test_market_filter_when_given_narrows_only_the_channels_that_take_one(
+    server: LoopbackExchange,
+) -> None:
+    events = Events()
+    client = PrivateChannels.connect(
+        server.url,
+        auth_headers=lambda: {AUTH_HEADER: "k"},
+        listener=events,
+        reconnect=FAST,
+        market_tickers=["KXA-1", "KXB-2"],
+    )
+    client.start()
+    try:
+        assert events.wait_for(PrivateConnected)
+        params = {
+            c["params"]["channels"][0]: c["params"]
+            for c in server.latest().commands
+            if c["cmd"] == "subscribe"
+        }
+        for channel in ("fill", "user_orders", "market_positions"):
+            assert params[channel]["market_tickers"] == ["KXA-1", "KXB-2"], channel
+        assert "market_tickers" not in params["order_group_updates"]
+    finally:
+        client.stop()
