@@ -27,7 +27,9 @@ from kalshi_api.stream_events import (
     ReconnectPolicy,
     StreamDisconnected,
     StreamFailed,
+    StreamResynced,
     StreamSynced,
+    StreamTerminalError,
 )
 from kalshi_api.ws_session import OrderbookStream
 from kalshi_api.ws_transport import WsTransport
@@ -393,3 +395,29 @@ def test_market_filter_when_given_narrows_only_the_channels_that_take_one(
         assert "market_tickers" not in params["order_group_updates"]
     finally:
         client.stop()
+
+
+def test_unscoped_terminal_error_when_the_socket_is_shared_reaches_every_client(
+    server: LoopbackExchange,
+) -> None:
+    """An error frame with neither id nor sid may concern any subscription on the socket:
+    the orderbook stream replaces its subscriptions and the private channels resubscribe
+    (and report it, since events may have been lost), all without reconnecting."""
+    transport = WsTransport(server.url, auth_headers=lambda: {AUTH_HEADER: "k"}, reconnect=FAST)
+    books = Events()
+    stream = OrderbookStream(
+        server.url, ["KXA-1"], auth_headers=None, listener=books, transport=transport
+    )
+    private_events = Events()
+    private = PrivateChannels(transport, listener=private_events)
+    stream.start()
+    try:
+        assert stream.wait_synced(WAIT) and private_events.wait_for(PrivateConnected)
+        server.send({"type": "error", "msg": {"code": 10, "msg": "Channel error"}})
+        assert books.wait_for(StreamTerminalError)
+        assert private_events.wait_for(PrivateConnected, count=2)
+        assert books.wait_for(StreamResynced) and stream.wait_synced(WAIT)
+        assert private.stats.resubscribes == len(PRIVATE_CHANNELS)
+        assert len(server.connections) == 1 and stream.connected
+    finally:
+        stream.stop()
