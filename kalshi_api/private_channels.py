@@ -198,6 +198,16 @@ class PrivateChannels:
     def channels(self) -> tuple[str, ...]:
         return self._channels
 
+    @property
+    def connected(self) -> bool:
+        """True while the socket is open (the channels may still be subscribing)."""
+        return self._transport.connected
+
+    @property
+    def failed_reason(self) -> str | None:
+        """The one-line reason the transport gave up, or None while it is (or may be) running."""
+        return self._transport.failed_reason
+
     def start(self) -> None:
         """Start the transport (idempotent); connecting happens in the background."""
         self._transport.start()
