@@ -169,13 +169,14 @@ class WsTransport:
         """Add a client (before :meth:`start`); at most one may bring its own reader."""
         if self.runner.loop is not None or self.runner.stopping:
             raise RuntimeError("attach clients before the transport starts")
+        if fast_reader is not None and self._fast_reader is not None:
+            raise ValueError("only one client may supply the transport's reader")
+        taken = sorted(kind for kind in client.frame_types if kind in self._type_owners)
+        if taken:
+            raise ValueError(f"frame types {taken} already have a client on this transport")
         if fast_reader is not None:
-            if self._fast_reader is not None:
-                raise ValueError("only one client may supply the transport's reader")
             self._fast_reader = fast_reader
         for kind in client.frame_types:
-            if kind in self._type_owners:
-                raise ValueError(f"frame type {kind!r} already has a client on this transport")
             self._type_owners[kind] = client
         self._clients.append(client)
 
