@@ -14,7 +14,7 @@ Why it looks like this:
   returns (send, arm a timer, emit, ask the transport to reconnect).
   Reply correlation is :mod:`kalshi_api.replies`; the loop thread is
   :mod:`kalshi_api.loop_thread`; Kalshi's names and codes are :mod:`kalshi_api.protocol`.
-* **One thread, one writer.** The session runs its own asyncio loop in a dedicated
+* **One thread, one writer.** The transport runs its asyncio loop in a dedicated
   thread, and that thread is the only writer of every :class:`OrderBook`. Deltas go
   socket -> ``orjson.loads`` -> seq check -> dict update with no lock, no actor hop and
   no pydantic model: the hot path is a handful of dict operations per frame, kept in one
@@ -24,8 +24,9 @@ Why it looks like this:
   consumed a seq) means a book of that sid may be wrong, so every book in the sid is
   marked stale, its deltas are discarded, and fresh snapshots are requested in-stream.
 * **Failures are events, not tracebacks.** Connection problems become one-line reasons
-  in :class:`StreamDisconnected` / :class:`StreamFailed`; a rejected upgrade (401/403) is
-  final, because retrying a bad key forever only hides the problem.
+  in :class:`StreamDisconnected` / :class:`StreamFailed` (the transport's, passed on to
+  the listener); a rejected upgrade (401/403) is final, because retrying a bad key
+  forever only hides the problem.
 * **Tests synchronise, never sleep.** :meth:`OrderbookStream.barrier` sends
   ``list_subscriptions`` and waits for its reply: one reader applies frames in order, so
   everything the exchange sent before that reply has been applied when it returns.
