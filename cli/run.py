@@ -175,7 +175,8 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
     add(
         run,
         "--reconnect-max-delay",
-        "cap of the WebSocket reconnect backoff in seconds (it doubles from 0.05 s)",
+        "cap of the WebSocket reconnect backoff in seconds (it doubles from 0.05 s; a session "
+        "that delivered its snapshots and then data and stayed up 5 s resets it)",
         type=positive_float,
         metavar="SECONDS",
     )

@@ -10,7 +10,7 @@ late reply from an old session can never be mistaken for a new one) in one small
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -49,14 +49,20 @@ class PendingReplies:
     never replies cannot grow the table beyond the commands we chose to send.
     """
 
-    __slots__ = ("_next_id", "_pending")
+    __slots__ = ("_ids", "_next_id", "_pending")
 
-    def __init__(self) -> None:
+    def __init__(self, ids: Callable[[], int] | None = None) -> None:
+        """``ids`` hands out command ids when several clients share one socket (the
+        transport's counter, so no two clients ever send the same id); by default this
+        table counts its own from 1."""
+        self._ids = ids
         self._next_id = 1
         self._pending: dict[int, Pending] = {}
 
     def allocate(self) -> int:
         """A fresh command id (every command needs one, awaited or not)."""
+        if self._ids is not None:
+            return self._ids()
         command_id = self._next_id
         self._next_id += 1
         return command_id

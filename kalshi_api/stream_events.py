@@ -1,4 +1,6 @@
-"""What the orderbook stream tells its owner, how it retries, and what it counts.
+"""What the orderbook stream tells its owner, how a WebSocket transport retries, and what
+the stream counts (``StreamConnected``, ``StreamDisconnected`` and ``StreamFailed`` come
+from :mod:`kalshi_api.ws_transport` and reach every client on it, the private channels too).
 
 Kept apart from the session so that an owner (the orderbook actor, a benchmark) can depend
 on the stream's vocabulary without reading its machinery.
@@ -114,6 +116,11 @@ DEFAULT_MAX_RECONNECT_DELAY = 30.0
 sees at most a couple of attempts a minute once the backoff has grown."""
 
 
+DEFAULT_HEALTHY_AFTER = 5.0
+"""Seconds a session that delivered data must stay up to reset the backoff (see
+:class:`ReconnectPolicy`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReconnectPolicy:
     """Exponential backoff with jitter between connection attempts, paced across sessions.
@@ -121,9 +128,15 @@ class ReconnectPolicy:
     Why it is shaped like this: an exchange that drops every session shortly after it syncs,
     or refuses the upgrade with 429, must not get a reconnect storm. So:
 
-    * a session counts as **healthy** (and resets the backoff) only after staying up
-      ``healthy_after`` seconds once synced; a shorter one is a failure like any other, so
-      the backoff keeps growing across flapping sessions;
+    * a session counts as **healthy** (and resets the backoff) when it delivered what it
+      was for (the orderbook: every snapshot, then data) and stayed up ``healthy_after``
+      seconds; a shorter one is a failure like any other, so the backoff keeps growing
+      across sessions that die as soon as they sync. The bound is short (default
+      :data:`DEFAULT_HEALTHY_AFTER`) because data, not age, is what proves a session: at
+      30 s, ordinary 17 s sessions after a storm (a compressed week) all counted as
+      failures, and the storm's grown backoff outlasted the next ordinary drop's heal
+      timeout. A storm of sessions that each live just over the bound still meets at most
+      one attempt per ``healthy_after`` seconds;
     * the delay doubles per consecutive failure from ``min_delay`` up to ``max_delay``
       (default :data:`DEFAULT_MAX_RECONNECT_DELAY`), with "equal" jitter (half fixed, half
       random) so clients spread out but never retry at once;
@@ -136,7 +149,7 @@ class ReconnectPolicy:
     min_delay: float = 0.25
     max_delay: float = DEFAULT_MAX_RECONNECT_DELAY
     max_attempts: int | None = None
-    healthy_after: float = 30.0
+    healthy_after: float = DEFAULT_HEALTHY_AFTER
     throttled_delay: float = 5.0
 
     def __post_init__(self) -> None:

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -324,7 +324,10 @@ class SubscriptionCore:
         lifecycle: bool = False,
         facts: Mapping[str, MarketFacts] | None = None,
         facts_fresh: bool = True,
+        ids: Callable[[], int] | None = None,
     ) -> None:
+        """``ids`` is the shared command-id source when the socket carries other clients
+        too (see :class:`~kalshi_api.replies.PendingReplies`)."""
         if not books:
             raise ValueError("a subscription core needs at least one market")
         if chunk_size < 1:
@@ -347,7 +350,7 @@ class SubscriptionCore:
         self.subs: dict[int, SidState] = {}
         """Live sids of the current session. Mutated in place, never rebound: the hot-path
         reader binds it once per session."""
-        self.replies = PendingReplies()
+        self.replies = PendingReplies(ids)
         self.session_open = False
         self.session_synced = False
         """Whether the current (or last) connection reached every book live."""

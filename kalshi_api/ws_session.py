@@ -1,15 +1,20 @@
-"""The orderbook WebSocket session: authenticated connect, subscribe, seq-checked live books.
+"""The orderbook stream: subscribe, seq-checked live books, repair; a client of the transport.
 
 Why it looks like this:
 
+* **The connection is not ours.** Connecting, signing the upgrade, keep-alive, reconnect
+  pacing and command-id routing live in :class:`~kalshi_api.ws_transport.WsTransport`,
+  which may carry other channels on the same socket (the private ones); this stream is one
+  :class:`~kalshi_api.ws_transport.ChannelClient` of it and lends it the hot read loop.
+  Without a transport given, the stream makes one of its own.
 * **Decisions apart from I/O.** What a frame, a reply or an expired deadline *means*
   (seq tracking, gap detection, the repair escalation get_snapshot -> resubscribe ->
   reconnect) lives in :mod:`kalshi_api.subscription_core`, which returns actions as data.
-  This module only does I/O: it connects and reconnects, turns frames into the core's
-  inputs, and executes the actions the core returns (send, arm a timer, emit, reconnect).
+  This module turns frames into the core's inputs and executes the actions the core
+  returns (send, arm a timer, emit, ask the transport to reconnect).
   Reply correlation is :mod:`kalshi_api.replies`; the loop thread is
   :mod:`kalshi_api.loop_thread`; Kalshi's names and codes are :mod:`kalshi_api.protocol`.
-* **One thread, one writer.** The session runs its own asyncio loop in a dedicated
+* **One thread, one writer.** The transport runs its asyncio loop in a dedicated
   thread, and that thread is the only writer of every :class:`OrderBook`. Deltas go
   socket -> ``orjson.loads`` -> seq check -> dict update with no lock, no actor hop and
   no pydantic model: the hot path is a handful of dict operations per frame, kept in one
@@ -19,8 +24,9 @@ Why it looks like this:
   consumed a seq) means a book of that sid may be wrong, so every book in the sid is
   marked stale, its deltas are discarded, and fresh snapshots are requested in-stream.
 * **Failures are events, not tracebacks.** Connection problems become one-line reasons
-  in :class:`StreamDisconnected` / :class:`StreamFailed`; a rejected upgrade (401/403) is
-  final, because retrying a bad key forever only hides the problem.
+  in :class:`StreamDisconnected` / :class:`StreamFailed` (the transport's, passed on to
+  the listener); a rejected upgrade (401/403) is final, because retrying a bad key
+  forever only hides the problem.
 * **Tests synchronise, never sleep.** :meth:`OrderbookStream.barrier` sends
   ``list_subscriptions`` and waits for its reply: one reader applies frames in order, so
   everything the exchange sent before that reply has been applied when it returns.
@@ -29,22 +35,18 @@ Why it looks like this:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
 
 from kalshi_api.book_changes import BookChangeFeed
 from kalshi_api.book_view import BookDepth, BookTop, ChangeClock, depth_of, top_of
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, FixedPointError, parse_count, parse_dollars
-from kalshi_api.loop_thread import LoopThread
 from kalshi_api.market_facts import MarketFacts
 from kalshi_api.orderbook import Level, OrderBook
 from kalshi_api.protocol import (
@@ -87,10 +89,10 @@ from kalshi_api.subscription_core import (
 from kalshi_api.ws_connect import (
     DEFAULT_MAX_FRAME_BYTES,
     connect_options,
-    describe_close,
     describe_connect_error,
     one_line,
 )
+from kalshi_api.ws_transport import Router, WsTransport
 
 __all__ = [
     "CHANNEL",
@@ -154,6 +156,7 @@ class OrderbookStream:
         facts_fresh: bool = True,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         compression: bool = False,
+        transport: WsTransport | None = None,
     ) -> None:
         """``auth_headers`` is called once per connection attempt so every upgrade carries a
         fresh timestamp and signature (typically ``lambda: signer.headers("GET",
@@ -174,20 +177,31 @@ class OrderbookStream:
         ``max_frame_bytes`` caps one frame; ``compression`` (permessage-deflate) is off
         unless asked for, so a small compressed frame cannot inflate into a large buffer.
         ``book_changes``, if given, gets these books attached and is marked (on this
-        stream's thread, without blocking) after every applied snapshot and delta."""
+        stream's thread, without blocking) after every applied snapshot and delta.
+
+        ``transport``, if given, is a :class:`~kalshi_api.ws_transport.WsTransport` (not yet
+        started) this stream rides on with other channels (the private ones, say); its URL,
+        signing, backoff and frame settings then apply and the ones here are ignored, and
+        :meth:`stop` stops it. Without one the stream has a transport of its own."""
         unique = tuple(dict.fromkeys(tickers))
         if not unique:
             raise ValueError("an orderbook stream needs at least one market ticker")
-        self._url = ws_url
+        if transport is None:
+            transport = WsTransport(
+                ws_url,
+                auth_headers=auth_headers,
+                reconnect=reconnect,
+                open_timeout=open_timeout,
+                ping_interval=ping_interval,
+                max_frame_bytes=max_frame_bytes,
+                compression=compression,
+                name="orderbook-stream",
+            )
+        self._transport = transport
+        self._runner = transport.runner
         self._tickers = unique
-        self._auth_headers = auth_headers
         self._use_yes_price = bool(use_yes_price)
         self._listener = listener
-        self._policy = reconnect or ReconnectPolicy()
-        self._open_timeout = open_timeout
-        self._ping_interval = ping_interval
-        self._max_frame_bytes = max_frame_bytes
-        self._compression = compression
         self._checker = market_checker
         self._stale_after = stale_after
         self._books = {ticker: OrderBook(ticker) for ticker in unique}
@@ -195,8 +209,6 @@ class OrderbookStream:
         if book_changes is not None:
             book_changes.attach(self._books)
         self.stats = StreamStats()
-        self.connected = False
-        """True while a socket is open (books may still be syncing: see ``wait_synced``)."""
         self._core = SubscriptionCore(
             self._books,
             self.stats,
@@ -208,22 +220,16 @@ class OrderbookStream:
             lifecycle=lifecycle,
             facts=market_facts,
             facts_fresh=facts_fresh,
+            ids=transport.allocate_id,
         )
         self._watch_closes = market_facts is not None
-
-        # lifecycle (any thread)
-        self._runner = LoopThread(
-            self._main, name="orderbook-stream", on_crash=self._crashed, on_exit=self._exited
-        )
         self._synced = threading.Event()
-        self._failed_reason: str | None = None
-        self._retry_now: asyncio.Event | None = None
-        """Set (on the stream thread) to cut the current backoff wait short: see ``retry_now``."""
 
         # session state (stream thread only)
-        self._ws: ClientConnection | None = None
-        self._close_reason: str | None = None
-        self._send_tasks: set[asyncio.Task[None]] = set()
+        self._ticker_task: asyncio.Task[None] | None = None
+        self._synced_at: tuple[int, int] | None = None
+        """(deltas, snapshots) received when this session synced: data after it makes the
+        session healthy (see :meth:`session_healthy`)."""
         self._timers: dict[Deadline, asyncio.TimerHandle] = {}
         self._to_check: dict[str, None] = {}
         """Tickers queued for one batched REST check (flushed once the reader yields)."""
@@ -233,6 +239,10 @@ class OrderbookStream:
         """When each book was last seen to change, from reads (``tops``/``depth``) only."""
         """Memo tables for the hot path: a few hundred prices and a long tail of delta sizes
         repeat, and a dict hit is far cheaper than parsing. Bounded by ``_CACHE_LIMIT``."""
+        transport.attach(self, fast_reader=self._read_frames)
+
+    frame_types = frozenset({CHANNEL, ORDERBOOK_SNAPSHOT, MARKET_LIFECYCLE_CHANNEL})
+    """Frame types this stream reads (for :class:`~kalshi_api.ws_transport.WsTransport`)."""
 
     # -- public API (any thread) -----------------------------------------------------------
     @property
@@ -240,20 +250,30 @@ class OrderbookStream:
         return self._tickers
 
     @property
+    def transport(self) -> WsTransport:
+        """The WebSocket this stream rides on (shared with other channels, or its own)."""
+        return self._transport
+
+    @property
+    def connected(self) -> bool:
+        """True while a socket is open (books may still be syncing: see ``wait_synced``)."""
+        return self._transport.connected
+
+    @property
     def failed_reason(self) -> str | None:
         """The one-line reason the stream gave up, or None while it is (or may be) running."""
-        return self._failed_reason
+        return self._transport.failed_reason
 
     def start(self) -> None:
         """Start the stream thread; returns at once (connecting happens in the background)."""
         try:
-            self._runner.start()
+            self._transport.start()
         except RuntimeError:
             raise RuntimeError("a stopped OrderbookStream cannot be restarted") from None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Close the socket and join the thread; idempotent and safe from any thread."""
-        self._runner.stop(timeout)
+        self._transport.stop(timeout)
 
     def retry_now(self) -> None:
         """Skip the rest of the current backoff wait and start the backoff afresh.
@@ -263,13 +283,7 @@ class OrderbookStream:
         once the exchange is back would keep the books stale for no reason. While a session
         is up this does nothing.
         """
-
-        def wake() -> None:
-            event = self._retry_now
-            if event is not None and self._ws is None:
-                event.set()
-
-        self._runner.call_soon(wake)
+        self._transport.retry_now()
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """True once every market has a live (non-stale) book; False on timeout."""
@@ -382,23 +396,46 @@ class OrderbookStream:
 
     def drop_connection(self) -> None:
         """Client-side fault: abort the socket with no close frame, so the reconnect path runs."""
+        self._transport.drop_connection()
 
-        def abort() -> None:
-            ws = self._ws
-            if ws is not None and ws.transport is not None:
-                self._close_reason = "connection dropped by the client (fault injection)"
-                ws.transport.abort()
+    def session_healthy(self) -> bool:
+        """Whether the current (or last) session delivered every snapshot and then data
+        (a delta, or a snapshot answering a probe): what lets its end reset the backoff.
+        Also the transport's question to this client, asked on the stream thread."""
+        marks = self._synced_at
+        if marks is None or not self._core.session_synced:
+            return False
+        stats = self.stats
+        return stats.deltas_received > marks[0] or stats.snapshots_received > marks[1]
 
-        self._runner.run_sync(abort)
+    # -- the transport's client interface (stream thread) -----------------------------------
+    def transport_started(self) -> None:
+        """Run what was decided at construction (markets listed closed) before connecting."""
+        self._execute(self._core.opening())
 
-    # -- thread plumbing -------------------------------------------------------------------
-    def _crashed(self, exc: BaseException) -> None:
-        """A bug in the session must still surface as an event, not a dead thread."""
-        log.error("orderbook stream crashed", exc_info=exc)
-        self._fail(f"internal error: {type(exc).__name__}: {one_line(exc)}")
+    def on_transport_event(self, event: StreamEvent) -> None:
+        if type(event) is StreamConnected and self._transport.sessions > 1:
+            self.stats.reconnects += 1
+        self._emit(event)
 
-    def _exited(self) -> None:
-        self.connected = False
+    def session_started(self) -> None:
+        self._synced_at = None
+        self._ticker_task = self._start_ticking()
+        self._execute(self._core.start_session())
+
+    def session_ended(self) -> None:
+        if self._ticker_task is not None:
+            self._ticker_task.cancel()
+            self._ticker_task = None
+        self._execute(self._core.end_session())
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def on_frame(self, message: dict[str, Any]) -> None:
+        self._on_message(message)
+
+    def transport_stopped(self) -> None:
         self._synced.clear()
         for book in self._books.values():
             book.stale = True
@@ -411,122 +448,6 @@ class OrderbookStream:
             listener(event)
         except Exception:
             log.exception("orderbook stream listener raised on %r; ignored", event)
-
-    def _fail(self, reason: str) -> None:
-        self._failed_reason = reason
-        log.error("orderbook stream failed: %s", reason)
-        self._emit(StreamFailed(reason))
-
-    # -- connection loop -------------------------------------------------------------------
-    async def _main(self) -> None:
-        """Connect, run a session, pace the next attempt; until stopped or given up.
-
-        Pacing (see :class:`ReconnectPolicy`): only a session that synced *and* stayed up
-        ``healthy_after`` seconds resets the backoff, so an exchange that drops every
-        session right after it syncs meets a growing delay, not a storm; a 429 on the
-        upgrade (connection limit) waits longer still.
-        """
-        rng = random.Random()
-        failures = 0
-        sessions = 0
-        policy = self._policy
-        options = connect_options(
-            self._url,
-            open_timeout=self._open_timeout,
-            ping_interval=self._ping_interval,
-            max_frame_bytes=self._max_frame_bytes,
-            compression=self._compression,
-        )
-        runner = self._runner
-        retry_now = self._retry_now = asyncio.Event()
-        self._execute(self._core.opening())
-        while not runner.stopping:
-            throttled = False
-            refused: int | None = None
-            retry_now.clear()
-            try:
-                headers = dict(self._auth_headers()) if self._auth_headers is not None else {}
-            except Exception as exc:
-                self._fail(f"cannot sign the WebSocket upgrade: {one_line(exc)}")
-                return
-            try:
-                ws = await connect(self._url, additional_headers=headers, **options)
-            except asyncio.CancelledError:
-                raise
-            except InvalidStatus as exc:
-                reason = describe_connect_error(exc, self._url, self._open_timeout)
-                status = refused = exc.response.status_code
-                if status in (401, 403):
-                    self._emit(StreamDisconnected(reason, will_retry=False, refused_status=status))
-                    self._fail(reason)
-                    return
-                if status == 429:
-                    throttled = True
-                    failures += 1  # a refusal for load counts double: back off harder
-            except InvalidURI as exc:
-                self._fail(f"invalid WebSocket URL {self._url!r}: {one_line(exc)}")
-                return
-            except Exception as exc:
-                reason = describe_connect_error(exc, self._url, self._open_timeout)
-            else:
-                sessions += 1
-                if sessions > 1:
-                    self.stats.reconnects += 1
-                reason, healthy = await self._session(ws, attempt=failures + 1)
-                if runner.stopping:
-                    return
-                # Only a session that synced and then stayed up a while was a success:
-                # its end starts a fresh outage. A flapping one keeps the backoff growing.
-                failures = -1 if healthy else failures
-            failures += 1
-            limit = policy.max_attempts
-            give_up = limit is not None and failures >= limit
-            log.warning("orderbook stream: %s", reason)
-            delay = 0.0 if give_up else policy.delay(max(1, failures), rng, throttled=throttled)
-            self._emit(
-                StreamDisconnected(
-                    reason, will_retry=not give_up, retry_in=delay, refused_status=refused
-                )
-            )
-            if give_up:
-                self._fail(f"gave up after {failures} failed attempt(s): {reason}")
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(retry_now.wait(), delay)
-            if retry_now.is_set():
-                log.info("orderbook stream: retrying now (backoff reset)")
-                failures = 0
-
-    async def _session(self, ws: ClientConnection, attempt: int) -> tuple[str, bool]:
-        """Run one connection until it ends; returns (one-line reason, whether it was
-        healthy: synced and up for the policy's ``healthy_after`` seconds)."""
-        self._ws = ws
-        self._close_reason = None
-        self.connected = True
-        self._emit(StreamConnected(attempt))
-        opened = time.monotonic()
-        ticker = self._start_ticking()
-        try:
-            self._execute(self._core.start_session())
-            await self._read_frames(ws)
-        except ConnectionClosed as exc:
-            reason = self._close_reason or describe_close(exc)
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-            self.connected = False
-            self._ws = None
-            self._execute(self._core.end_session())
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
-            if self._runner.stopping:
-                with contextlib.suppress(Exception):
-                    await ws.close()
-            else:
-                ws.transport.abort()
-        up_for = time.monotonic() - opened
-        return reason, self._core.session_synced and up_for >= self._policy.healthy_after
 
     def _start_ticking(self) -> asyncio.Task[None] | None:
         """The core's clock input for staleness (a few ticks per bound) and close times
@@ -543,13 +464,6 @@ class OrderbookStream:
 
         return asyncio.get_running_loop().create_task(tick())
 
-    def _close_session(self, reason: str) -> None:
-        """End the current session from inside the stream (the reconnect loop takes over)."""
-        ws = self._ws
-        if ws is not None and ws.transport is not None:
-            self._close_reason = reason
-            ws.transport.abort()
-
     # -- executing the core's actions ------------------------------------------------------
     def _execute(self, actions: Iterable[Action]) -> None:
         """Carry out the core's actions in order (the only place its decisions touch I/O).
@@ -564,6 +478,9 @@ class OrderbookStream:
                 case Emit(event=event):
                     self._emit(event)
                 case SetSynced(synced=True):
+                    if self._synced_at is None:
+                        stats = self.stats
+                        self._synced_at = (stats.deltas_received, stats.snapshots_received)
                     self._synced.set()
                 case SetSynced():
                     self._synced.clear()
@@ -579,7 +496,7 @@ class OrderbookStream:
                     if timer is not None:
                         timer.cancel()
                 case Reconnect(reason=reason):
-                    self._close_session(reason)
+                    self._transport.close_session(reason)
                 case ReleaseBarrier(token=token):
                     token.set()  # type: ignore[attr-defined]  # always a waiter's Event
                 case CheckMarkets(tickers=tickers):
@@ -625,18 +542,13 @@ class OrderbookStream:
 
     def _send(self, command: SendCommand) -> None:
         """Queue a command on the current socket. Order of calls = wire order."""
-        ws = self._ws
-        if ws is not None:
-            data = orjson.dumps({"id": command.command_id, **command.payload})
-            task = asyncio.get_running_loop().create_task(_send_quietly(ws, data))
-            self._send_tasks.add(task)
-            task.add_done_callback(self._send_tasks.discard)
+        self._transport.send(self, command.command_id, command.payload)
 
     def _add_barrier(self, waiter: threading.Event) -> None:
         self._execute(self._core.add_barrier(waiter))
 
     # -- incoming frames (the hot path) ----------------------------------------------------
-    async def _read_frames(self, ws: ClientConnection) -> None:
+    async def _read_frames(self, ws: ClientConnection, route: Router) -> None:
         """Read and apply frames until the socket closes (``ConnectionClosed`` ends it).
 
         This loop is the hot path, so everything it touches per delta is bound to a local
@@ -644,7 +556,8 @@ class OrderbookStream:
         case is inlined: one ``orjson.loads``, a handful of dict lookups, memoised
         fixed-point parsing and the level update ``OrderBook.apply_delta`` defines (kept
         identical to it; the unit tests pin those semantics). Every other frame type is
-        rare and goes through ``_on_message``; only what is not an in-sequence delta
+        rare and goes through the transport's ``route`` (to this stream's ``_on_message``, or
+        to another client of a shared socket); only what is not an in-sequence delta
         reaches the subscription core (whose ``SidState.last_seq`` this loop advances).
         """
         recv = ws.recv
@@ -658,7 +571,7 @@ class OrderbookStream:
         stats = self.stats
         monotonic = time.monotonic
         yes_scale = self._use_yes_price
-        on_message = self._on_message
+        on_message = route
         out_of_sequence = core.out_of_sequence
         gap = core.gap
         execute = self._execute
@@ -836,9 +749,3 @@ def fast_count(raw: Any) -> int:
     if type(raw) is str and raw[-3:-2] == "." and raw[-2:].isdigit():
         return int(raw[:-3] + raw[-2:])
     return parse_count(raw)
-
-
-async def _send_quietly(ws: ClientConnection, data: bytes) -> None:
-    """Send a command; a closed socket is reported by the reader, not here."""
-    with contextlib.suppress(ConnectionClosed):
-        await ws.send(data, text=True)

@@ -13,10 +13,12 @@ import logging
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 from kalshi_api.auth import load_signer
 from kalshi_api.market_check import rest_market_checker
+from kalshi_api.ws_connect import DEFAULT_MAX_FRAME_BYTES
 from kalshi_api.ws_session import (
     OrderbookStream,
     ReconnectPolicy,
@@ -29,6 +31,7 @@ from kalshi_api.ws_session import (
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
 from tests.kalshi_api.conftest import WAIT, Recorder, StreamFactory
+from tests.kalshi_api.loopback_exchange import AUTH_HEADER, FrameTap, LoopbackExchange
 from tests.kalshi_api.test_ws_session import _until_deltas
 
 
@@ -199,6 +202,40 @@ def test_sessions_dropped_right_after_sync_back_off_to_the_cap_instead_of_resett
     exchange.ws.behaviour.drop_after_sync = None
 
 
+def test_single_drop_after_a_storm_when_the_last_session_delivered_data_heals_at_once(
+    exchange: EmbeddedExchange, open_stream: StreamFactory
+) -> None:
+    """Issue 17: in a compressed week the backoff grown during a storm outlasted the heal
+    timeout at the next ordinary drop, because ordinary sessions (17 s) never counted as
+    healthy under a 30 s bound. Now a session that delivered its snapshots *and then data*
+    resets the backoff. The storm's sessions sync but deliver no data (the feed is paused),
+    so they still back off to the cap; the first ordinary session after it delivers data,
+    and its single drop is retried at once."""
+    exchange.pause_stream()
+    exchange.ws.behaviour.drop_after_sync = 0.05
+    policy = ReconnectPolicy(min_delay=0.01, max_delay=0.32, healthy_after=0.0)
+    stream, events = open_stream(exchange, reconnect=policy)
+    assert events.wait_for(StreamDisconnected, count=6, timeout=30)
+    storm = [e.retry_in for e in events.of(StreamDisconnected)]
+    assert len(events.of(StreamSynced)) >= 1, "the storm's sessions did sync"
+    assert storm[5] >= 0.16, f"synced sessions without data must not reset: {storm}"
+    exchange.ws.behaviour.drop_after_sync = None
+    calm_from = _handshakes(exchange)
+    exchange.resume_stream()
+    deadline = time.monotonic() + WAIT
+    while not (_handshakes(exchange) > calm_from and stream.session_healthy()):
+        assert time.monotonic() < deadline, "no session delivered data after the storm"
+        stream.barrier(WAIT)
+    dropped_before = len(events.of(StreamDisconnected))
+    synced_before = len(events.of(StreamSynced))
+    assert exchange.ws.drop_connections() == 1
+    assert events.wait_for(StreamDisconnected, count=dropped_before + 1)
+    heal = events.of(StreamDisconnected)[dropped_before]
+    assert heal.retry_in <= policy.min_delay, (heal, storm)
+    assert events.wait_for(StreamSynced, count=synced_before + 1)
+    _live_truth(stream, exchange, set())
+
+
 def test_429_on_the_upgrade_backs_off_longer_and_recovers(
     exchange: EmbeddedExchange, open_stream: StreamFactory
 ) -> None:
@@ -294,11 +331,74 @@ def test_oversize_frame_closes_the_session_and_the_stream_recovers(
     _live_truth(stream, exchange, set())
 
 
-def test_compression_is_not_negotiated_unless_asked(
-    exchange: EmbeddedExchange, open_stream: StreamFactory
-) -> None:
-    stream, _ = open_stream(exchange)
-    assert stream.wait_synced(WAIT)
-    ws = stream._runner.run_sync(lambda: stream._ws)
-    assert ws is not None and ws.response is not None
-    assert "Sec-WebSocket-Extensions" not in ws.response.headers
+@pytest.mark.parametrize("asked", [False, True])
+def test_compression_when_not_asked_is_neither_requested_nor_used_on_the_wire(asked: bool) -> None:
+    """The policy: permessage-deflate off unless asked (a small compressed frame could
+    inflate to the frame cap). Checked where it counts: what the client *requested* (the
+    server's view of the upgrade), what was negotiated, and whether the frames that
+    crossed the wire were compressed (RSV1) and how big they were, through a TCP tap, from
+    a server willing to compress. ``asked`` is the control: it proves the checks see
+    compression when there is some (the old test read a header the server sent, so it
+    passed whatever the client asked)."""
+    server = LoopbackExchange(compression="deflate").start()
+    tap = FrameTap(server.port).start()
+    stream = OrderbookStream(
+        tap.url,
+        ["KXA-1"],
+        auth_headers=lambda: {AUTH_HEADER: "k"},
+        compression=asked,
+        reconnect=ReconnectPolicy(min_delay=0.01, max_delay=0.05, max_attempts=3),
+    )
+    stream.start()
+    try:
+        assert stream.wait_synced(WAIT)
+        server.send({"type": "ticker", "sid": 99, "msg": {"pad": "x" * 500_000}})
+        assert stream.barrier(WAIT)
+        requested = server.latest().request_headers.get("Sec-WebSocket-Extensions")
+        frames = tap.recorded()
+        biggest = max(length for _, _, length in frames)
+        if asked:
+            assert requested is not None and "permessage-deflate" in requested
+            assert server.negotiated_extensions() == ["permessage-deflate"]
+            assert any(rsv1 for rsv1, _, _ in frames)
+            assert biggest < 50_000, "the 500 KB frame crossed compressed"
+        else:
+            assert requested is None, requested
+            assert server.negotiated_extensions() == []
+            assert not any(rsv1 for rsv1, _, _ in frames), frames
+            assert biggest >= 500_000, "the 500 KB frame crossed as it is"
+        assert stream.stats.ignored_frames == 1
+    finally:
+        stream.stop()
+        tap.stop()
+        server.stop()
+
+
+def test_frame_over_one_mib_when_the_cap_is_default_closes_the_session_and_it_recovers() -> None:
+    """The default cap (``DEFAULT_MAX_FRAME_BYTES``, 1 MiB) holds: a frame just under it
+    is read, one just over closes the session with 1009 and the stream reconnects."""
+    server = LoopbackExchange(compression=None).start()
+    events = Recorder()
+    stream = OrderbookStream(
+        server.url,
+        ["KXA-1"],
+        auth_headers=lambda: {AUTH_HEADER: "k"},
+        listener=events,
+        reconnect=ReconnectPolicy(min_delay=0.01, max_delay=0.05, max_attempts=3),
+    )
+    stream.start()
+    try:
+        assert stream.wait_synced(WAIT)
+        envelope = len(orjson.dumps({"type": "ticker", "msg": ""}))
+        under = {"type": "ticker", "msg": "x" * (DEFAULT_MAX_FRAME_BYTES - envelope)}
+        assert len(orjson.dumps(under)) == DEFAULT_MAX_FRAME_BYTES
+        server.send(under)
+        assert stream.barrier(WAIT) and stream.stats.ignored_frames == 1
+        assert events.of(StreamDisconnected) == []
+        server.send({"type": "ticker", "msg": "x" * (DEFAULT_MAX_FRAME_BYTES - envelope + 1)})
+        assert events.wait_for(StreamDisconnected)
+        assert "1009" in events.of(StreamDisconnected)[0].reason
+        assert events.wait_for(StreamSynced, count=2)
+    finally:
+        stream.stop()
+        server.stop()
