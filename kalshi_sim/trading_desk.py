@@ -104,11 +104,16 @@ class TradingDesk:
         exchange: EmbeddedExchange,
         options: EngineOptions | None = None,
         *,
+        engine: MatchingEngine | None = None,
+        lock: threading.RLock | None = None,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
+        """``engine``/``lock``: the exchange's shared engine and the lock that serialises it
+        (the books' own); None builds a private engine listing every market."""
         self._exchange = exchange
-        self.engine = MatchingEngine(options)
-        self.lock = threading.RLock()
+        own_engine = engine is None
+        self.engine = engine if engine is not None else MatchingEngine(options)
+        self.lock = lock if lock is not None else threading.RLock()
         self.settings = TradingSettings()
         self.faults = TradingFaults()
         self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
@@ -124,7 +129,8 @@ class TradingDesk:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         for market in exchange.markets.markets():
-            self.engine.add_market(market_rules(market))
+            if own_engine:
+                self.engine.add_market(market_rules(market))
             self._market_state[market.ticker] = "active"
 
     # -- members -------------------------------------------------------------------------

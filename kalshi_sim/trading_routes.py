@@ -219,16 +219,18 @@ class TradingRoutes:
                 return order.order_id
         return str(uuid.uuid4())
 
-    def _shard_check(self, engine: MatchingEngine, ticker: str, shard: int | None) -> None:
-        if not engine.has_market(ticker):
-            raise Reject(404, "market_not_found", "market not found", ticker)
-        if shard is not None and engine.rules(ticker).exchange_index != shard:
+    def _shard_check(self, ticker: str, shard: int | None) -> None:
+        try:
+            market = self.exchange.markets.market(ticker)
+        except KeyError:
+            raise Reject(404, "market_not_found", "market not found", ticker) from None
+        if shard is not None and market.exchange_index != shard:
             raise Reject(400, "invalid_parameters", "market is not on that exchange_index", ticker)
 
     def _place(self, engine: MatchingEngine, now: int, body: Any, member: str) -> list[Outcome]:
         """One create: the engine's outcome, plus the tail cancel of a recent cancel-all."""
         parsed = parse_create(body, member)
-        self._shard_check(engine, parsed.request.ticker, parsed.exchange_index)
+        self._shard_check(parsed.request.ticker, parsed.exchange_index)
         outcome = engine.place(parsed.request, now)
         outcomes = [outcome]
         order = outcome.order
