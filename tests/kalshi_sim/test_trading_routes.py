@@ -438,3 +438,30 @@ def test_balance_when_member_trades_moves_by_cost_and_fee(
     bob.place(ticker, "ask", "1", "0.52", time_in_force="immediate_or_cancel")
     after = bob.get("/portfolio/balance").json()
     assert after["balance_dollars"] == "999.5025"  # paid 1 - 0.52 = 0.48, fee 0.0175
+
+
+def test_create_when_market_unknown_or_shard_wrong_is_refused(
+    exchange: EmbeddedExchange, alice: Trader
+) -> None:
+    unknown = alice.place("NO-SUCH-MARKET", "bid", "1", "0.40")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "market_not_found"
+    wrong_shard = alice.place(_ticker(exchange), "bid", "1", "0.40", exchange_index=3)
+    assert wrong_shard.status_code == 400
+    auto = alice.place(_ticker(exchange), "bid", "1", "0.40", exchange_index=-1)
+    assert auto.status_code == 201  # -1 auto-routes
+    assert len(alice.orders()) == 1
+
+
+def test_queue_position_when_another_order_rests_first_counts_it(
+    exchange: EmbeddedExchange, alice: Trader, bob: Trader
+) -> None:
+    ticker = _ticker(exchange)
+    alice.place(ticker, "bid", "4", "0.33")
+    mine = bob.place(ticker, "bid", "1", "0.33").json()["order_id"]
+    one = bob.get(f"/portfolio/orders/{mine}/queue_position").json()
+    assert one["queue_position_fp"] == "4.00"
+    many = bob.get("/portfolio/orders/queue_positions", params={"market_tickers": ticker}).json()
+    assert many["queue_positions"] == [
+        {"order_id": mine, "market_ticker": ticker, "queue_position_fp": "4.00"}
+    ]
