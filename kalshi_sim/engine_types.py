@@ -121,7 +121,7 @@ class EngineOrder:
     ``PostOnlyCrossCancel``, ``ReduceOnlyCancel``, the group option's reason (``GroupCancel``);
     None while untouched and after a plain user cancel (no documented reason exists)."""
     seq: int
-    """Creation order across the engine (listings and cursors follow it)."""
+    """The order's number among its member's orders, from 1 (listings and cursors follow it)."""
     taker_fill_cost_micros: int = 0
     maker_fill_cost_micros: int = 0
     taker_fees_micros: int = 0

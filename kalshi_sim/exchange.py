@@ -50,6 +50,10 @@ class ExchangeConfig:
     markets: int = 20
     delta_rate: float = 50.0
     """Deltas per second across all markets; 0 stops the stream (books stay still)."""
+    take_rate: float = 0.0
+    """Of those, how many per second are the built-in participant taking liquidity (an IOC
+    trading with the best resting order: the house's, or a user's); 0 = never, so books only
+    move by quotes and tests stay deterministic. At most ``delta_rate``."""
     seed: int = 0
     page_size: int = 100
     """Largest page the REST listings return, whatever ``limit`` the client asks."""
@@ -92,7 +96,12 @@ class EmbeddedExchange:
         self.config = config or ExchangeConfig()
         self.oplog = OperationLog()
         self.faults = ExchangeFaults()
-        self.markets = MarketSet.generate(count=self.config.markets, seed=self.config.seed)
+        rate = self.config.delta_rate
+        self.markets = MarketSet.generate(
+            count=self.config.markets,
+            seed=self.config.seed,
+            take_probability=min(1.0, self.config.take_rate / rate) if rate > 0 else 0.0,
+        )
         self.account = Account.demo(self.markets, seed=self.config.seed)
         self.close_times = CloseSchedule()
         """Each market's close time; a market past a scheduled close reads as closed."""
