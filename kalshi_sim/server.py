@@ -153,6 +153,8 @@ class _RestEndpoint:
         reply = self.exchange.rest.handle(scope["method"], raw_path(scope), query, headers, body)
         settings = self.exchange.trading.settings
         before = settings.private_events == "before"
+        if reply.events:  # the public events in the loop step that made the change
+            self.exchange.ws.publish(reply.events, private=False)
         if reply.events and before:
             await self.exchange.ws.publish_and_flush(reply.events)
         if reply.drop:
@@ -162,7 +164,7 @@ class _RestEndpoint:
                 while (await receive())["type"] != "http.disconnect":
                     pass
             if reply.events and not before:
-                self.exchange.ws.publish(reply.events)
+                self.exchange.ws.publish(reply.events, public=False)
             return
         if reply.hold_s > 0:
             await asyncio.sleep(reply.hold_s)  # cancelled, not waited for, when the server stops
@@ -176,10 +178,10 @@ class _RestEndpoint:
             if delay > 0:
                 events = reply.events
                 asyncio.get_running_loop().call_later(
-                    delay / 1000, lambda: self.exchange.ws.publish(events)
+                    delay / 1000, lambda: self.exchange.ws.publish(events, public=False)
                 )
             else:
-                self.exchange.ws.publish(reply.events)
+                self.exchange.ws.publish(reply.events, public=False)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

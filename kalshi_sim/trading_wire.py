@@ -47,14 +47,20 @@ def _direction(side: str) -> dict[str, str]:
     return {"outcome_side": "no", "book_side": "ask", "side": "no", "action": "buy"}
 
 
-def order_json(order: EngineOrder) -> dict[str, Any]:
-    """A REST ``Order`` (``GET /portfolio/orders``, ``/portfolio/orders/{id}``, group reads)."""
+def order_json(order: EngineOrder, legacy: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A REST ``Order`` (``GET /portfolio/orders``, ``/portfolio/orders/{id}``, group reads).
+
+    ``legacy``: the deprecated ``(action, side)`` the order was created with, when known (a
+    v1-style fixture order); otherwise they are derived from the book side."""
+    direction = _direction(order.side)
+    if legacy is not None:
+        direction["action"], direction["side"] = legacy
     return {
         "order_id": order.order_id,
         "user_id": USER_ID,
         "client_order_id": order.client_order_id or "",
         "ticker": order.ticker,
-        **_direction(order.side),
+        **direction,
         "type": "limit",
         "status": order.status,
         "yes_price_dollars": format_dollars(order.price_micros),

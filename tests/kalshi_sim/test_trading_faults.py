@@ -11,12 +11,12 @@ import pytest
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.trading_faults import TradingFault, parse_spec
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import ORDERS, Trader, trader
+from tests.kalshi_sim.trading_support import ORDERS, Trader, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_fail_write_when_armed_answers_5xx_applied_or_not(
 def test_hold_write_when_armed_times_the_client_out_but_applies_the_write(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, write_limit=False)
+    exchange = quiet(make_exchange(markets=6, write_limit=False))
     impatient = Trader(exchange, exchange.add_member("alice"), timeout=0.5)
     try:
         exchange.trading_faults.arm("hold_write", seconds=3.0)

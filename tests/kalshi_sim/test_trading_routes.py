@@ -11,12 +11,12 @@ import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import ORDERS, Trader, order, trader
+from tests.kalshi_sim.trading_support import ORDERS, Trader, order, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_batch_cancel_when_one_id_is_unknown_answers_per_item(
 def test_batch_create_when_it_does_not_fit_the_write_bucket_is_refused_whole(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="basic", max_batch_size=20)
+    exchange = quiet(make_exchange(markets=6, usage_tier="basic", max_batch_size=20))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -265,7 +265,7 @@ def test_batch_create_when_it_does_not_fit_the_write_bucket_is_refused_whole(
 def test_write_bucket_when_empty_answers_429_but_reads_still_pass(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="basic")
+    exchange = quiet(make_exchange(markets=6, usage_tier="basic"))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -290,7 +290,7 @@ def test_cancel_all_when_called_answers_204_with_no_body_and_cancels_resting(
 def test_cancel_all_when_tail_set_cancels_orders_placed_just_after(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, write_limit=False, cancel_all_tail_s=60)
+    exchange = quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=60))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -382,7 +382,7 @@ def test_fills_positions_and_settlements_when_traded_and_settled_agree(
 def test_account_limits_and_costs_when_read_report_the_tier_and_the_costs(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="premier", cancel_all_cost=20)
+    exchange = quiet(make_exchange(markets=6, usage_tier="premier", cancel_all_cost=20))
     alice = trader(exchange, "alice")
     try:
         limits = alice.get("/account/limits").json()
