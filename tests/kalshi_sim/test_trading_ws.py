@@ -186,3 +186,29 @@ def test_drop_private_sessions_when_called_cuts_only_that_members_sessions(
     finally:
         alice_session.close()
         bob_session.close()
+
+
+def test_orderbook_when_a_member_rests_and_cancels_shows_it_and_annotates_only_its_own_deltas(
+    exchange: EmbeddedExchange, alice: Trader, bob: Trader
+) -> None:
+    ticker = exchange.markets.tickers()[0]
+    mine, theirs = alice.ws(), bob.ws()
+    try:
+        for session in (mine, theirs):
+            session.subscribe("orderbook_delta", market_tickers=[ticker])
+            session.next_of("orderbook_snapshot")
+        order_id = alice.place(ticker, "ask", "2", "0.70", client_order_id="on-book").json()[
+            "order_id"
+        ]
+        own = mine.next_of("orderbook_delta")["msg"]
+        other = theirs.next_of("orderbook_delta")["msg"]
+        assert own["side"] == "no" and own["price_dollars"] == "0.3000"  # an ask at p: no@1-p
+        assert own["delta_fp"] == "2.00" and own["client_order_id"] == "on-book"
+        assert "client_order_id" not in other and other["delta_fp"] == "2.00"
+        book = alice.http.get(f"/trade-api/v2/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        assert ["0.3000", "2.00"] in book["no_dollars"]
+        alice.cancel(order_id)
+        assert theirs.next_of("orderbook_delta")["msg"]["delta_fp"] == "-2.00"
+    finally:
+        mine.close()
+        theirs.close()
