@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+MAX_ARMED = 1000
+"""Distinct armed faults at once: memory stays bounded whatever arms them."""
+MAX_HOLD_SECONDS = 600.0
+
 
 class TradingFault(StrEnum):
     DROP_WRITE = "drop_write"
@@ -94,8 +98,12 @@ class TradingFaults:
             raise ValueError(f"fail_write status must be 5xx, got {status}")
         if fault is TradingFault.CANCEL_ALL_503:
             status = 503
+        if not 0 <= seconds <= MAX_HOLD_SECONDS:
+            raise ValueError(f"seconds must be 0 to {MAX_HOLD_SECONDS}, got {seconds}")
         armed = ArmedFault(fault, applied, status, seconds)
         with self._lock:
+            if len(self._armed) >= MAX_ARMED:
+                raise ValueError(f"at most {MAX_ARMED} trading faults armed at once")
             self._armed.append([armed, count])
 
     def take(self, op: str) -> ArmedFault | None:
