@@ -166,8 +166,8 @@ class _RestEndpoint:
             if reply.events and not before:
                 self.exchange.ws.publish(reply.events, public=False)
             return
-        if reply.hold_s > 0:
-            await asyncio.sleep(reply.hold_s)  # cancelled, not waited for, when the server stops
+        if reply.hold_s > 0 and await _client_left_within(receive, reply.hold_s):
+            return  # the client gave up first, as a timed-out client does: nobody to answer
         if reply.body is None:
             await send({"type": "http.response.start", "status": reply.status, "headers": []})
             await send({"type": "http.response.body", "body": b""})
@@ -182,6 +182,20 @@ class _RestEndpoint:
                 )
             else:
                 self.exchange.ws.publish(reply.events, public=False)
+
+
+async def _client_left_within(receive: Receive, seconds: float) -> bool:
+    """Hold for ``seconds``; True as soon as the client disconnects (the body is read)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _read_body(receive: Receive) -> bytes | None:

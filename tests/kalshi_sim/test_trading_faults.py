@@ -71,6 +71,13 @@ def test_hold_write_when_armed_times_the_client_out_but_applies_the_write(
                 exchange.markets.tickers()[0], "bid", "1", "0.40", client_order_id="slow"
             )
         assert _ids(exchange, "resting") == ["slow"]
+        exchange.trading_faults.arm("hold_write", seconds=0.2)
+        patient = Trader(exchange, impatient.key, timeout=30.0)
+        try:  # a client that waits longer than the hold gets the reply
+            late = patient.place(exchange.markets.tickers()[0], "bid", "1", "0.41")
+            assert late.status_code == 201
+        finally:
+            patient.close()
     finally:
         impatient.close()
 
