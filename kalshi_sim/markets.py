@@ -230,6 +230,8 @@ class MarketSet:
         shards = {shard: ENDLESS_CASH_MICROS for shard in SHARD_DESCRIPTIONS}
         self.engine.open_account(HOUSE, shards)
         self.engine.open_account(TAKER, shards)
+        for member in (HOUSE, TAKER):  # busy all day: keep little of their history
+            self.engine.limit_history(member, orders=1_000, fills=1_000)
         self.engine.set_market_loader(self._list_market)
         self.participant = Participant(
             self.engine,

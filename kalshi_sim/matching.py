@@ -313,6 +313,7 @@ class _Account:
         "cash",
         "client_ids",
         "dead",
+        "dead_kept",
         "fills",
         "groups",
         "live",
@@ -338,6 +339,8 @@ class _Account:
         self.live: dict[str, _Order] = {}
         self.dead: deque[str] = deque()
         self.fills: deque[Fill] = deque(maxlen=fills_kept)
+        self.dead_kept: int | None = None
+        """This member's own finished-order budget (None: the engine option's)."""
         self.positions: dict[tuple[int, str], _Position] = {}
         self.settlements: list[Settlement] = []
         self.groups: dict[str, _Group] = {}
@@ -1032,6 +1035,13 @@ class MatchingEngine:
         account = self._accounts.get(member)
         return len(account.live) if account is not None else 0
 
+    def limit_history(self, member: str, *, orders: int, fills: int) -> None:
+        """Keep fewer finished orders and fills for one member than the options say (the
+        exchange's own busy members: their history is nobody's to read)."""
+        account = self._account(member)
+        account.dead_kept = orders
+        account.fills = deque(account.fills, maxlen=fills)
+
     def updated_ms(self, member: str) -> int:
         """When the member's cash, orders or positions last changed (0: never)."""
         account = self._accounts.get(member)
@@ -1512,7 +1522,10 @@ class MatchingEngine:
         account.updated_ms = now
         self._release(account, order, order.reserved_micros)
         account.dead.append(order.order_id)
-        while len(account.dead) > self.options.dead_orders_kept_per_member:
+        kept = account.dead_kept
+        if kept is None:
+            kept = self.options.dead_orders_kept_per_member
+        while len(account.dead) > kept:
             forgotten = account.dead.popleft()
             account.orders.pop(forgotten, None)
             self._orders.pop(forgotten, None)
