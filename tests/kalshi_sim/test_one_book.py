@@ -7,7 +7,10 @@ engine member whose orders rest in the same public book and whose fills move its
 
 from __future__ import annotations
 
-from kalshi_api.fixed_point import MICROS_PER_DOLLAR
+import httpx
+
+from kalshi_api.auth import load_signer
+from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_dollars
 from kalshi_sim.account import Account
 from kalshi_sim.engine_types import OrderRequest
 from kalshi_sim.markets import MarketSet, deltas_of
@@ -136,3 +139,41 @@ def test_account_when_recreated_over_same_books_starts_clean() -> None:
     yes, no = _book_from_orders(markets, markets.tickers()[0])
     levels = markets.levels(markets.tickers()[0])
     assert (tuple(sorted(yes.items())), tuple(sorted(no.items()))) == (levels.yes, levels.no)
+
+
+def test_rest_when_demo_order_fills_reports_it_in_book_positions_and_balance(make_exchange) -> None:
+    """Over sockets: the exchange's REST reads (what the supervisor's sync reads) show the demo
+    member's order in the public book and, once another member takes it, the fill in the demo's
+    orders, position and balance."""
+    exchange = make_exchange(markets=6)
+    signer = load_signer(exchange.key_id, exchange.private_key_path, env={})
+    account = exchange.account
+    ticker = exchange.markets.tickers()[4]
+    fair = exchange.markets.market(ticker).fair_micros
+    before_cents = account.balance_cents(0)
+    with httpx.Client(base_url=exchange.rest_url, trust_env=False, timeout=5.0) as http:
+
+        def signed(path: str) -> dict:  # type: ignore[type-arg]
+            headers = signer.headers("GET", "/trade-api/v2" + path)
+            return http.get(path, headers=headers).json()
+
+        order_id = account.add_resting_order(ticker, yes_price_micros=fair, count_centi=300)
+        book = http.get(f"/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        assert book["yes_dollars"][-1] == [format_dollars(fair), "3.00"]
+        with exchange.markets.lock:
+            engine = exchange.markets.engine
+            engine.open_account("bob", {0: 100 * MICROS_PER_DOLLAR})
+            taken = engine.place(OrderRequest("bob", ticker, "ask", 200, fair), 1)
+        assert taken.fill_centi == 200
+        book = http.get(f"/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        assert book["yes_dollars"][-1] == [format_dollars(fair), "1.00"]
+        orders = {o["order_id"]: o for o in signed("/portfolio/orders")["orders"]}
+        assert (orders[order_id]["fill_count_fp"], orders[order_id]["remaining_count_fp"]) == (
+            "2.00",
+            "1.00",
+        )
+        positions = {p["ticker"]: p for p in signed("/portfolio/positions")["market_positions"]}
+        assert positions[ticker]["position_fp"] == "2.00"
+        cost_micros = 200 * fair // 100
+        balance = signed("/portfolio/balance?exchange_index=0")["balance"]
+        assert balance == (before_cents * 10_000 - cost_micros) // 10_000
