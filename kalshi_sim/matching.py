@@ -684,7 +684,10 @@ class MatchingEngine:
         if (reduce_by_centi is None) == (reduce_to_centi is None):
             raise Reject(400, "invalid_parameters", "give exactly one of reduce_by, reduce_to")
         order = self._live_order(member, order_id, None)
-        book = self._tradable_book(order.ticker)
+        self._check_cancel_allowed(
+            order.ticker
+        )  # a decrease is a partial cancel: allowed in a pause
+        book = self._book(order.ticker)
         if reduce_by_centi is not None:
             if reduce_by_centi <= 0:
                 raise Reject(400, "invalid_parameters", "reduce_by must be positive")

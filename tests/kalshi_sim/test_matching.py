@@ -477,6 +477,7 @@ def test_trading_pause_when_cancel_on_pause_set_cancels_only_those():
     assert [o.order_id for o in outcome.orders_changed] == [drop.order_id]  # type: ignore[union-attr]
     with pytest.raises(Reject):
         eng.place(order("bob", "bid", 1, 40), 3)
+    eng.decrease("bob", keep.order_id, 4, reduce_by_centi=50)  # type: ignore[union-attr]
     eng.cancel("bob", keep.order_id, 4)  # type: ignore[union-attr]  # cancels allowed in a weekly pause
     eng.trading_resume(5)
     eng.place(order("bob", "bid", 1, 40), 6)
