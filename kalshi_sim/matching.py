@@ -361,6 +361,7 @@ class _Book:
         "rules",
         "seed_member",
         "seed_ms",
+        "version",
         "yes",
     )
 
@@ -379,6 +380,8 @@ class _Book:
         self.seed_member: str | None = None
         """Whose seeded levels have no order objects yet (see ``seed_orders``)."""
         self.seed_ms = 0
+        self.version = 0
+        """Changes to the public levels so far (``BookChange.book_seq``)."""
         """Micro-dollars a resting centi-contract holds for its worst-case fee."""
 
 
@@ -992,6 +995,11 @@ class MatchingEngine:
         book = self._levels_book(ticker)
         return {"yes": book.yes, "no": book.no}
 
+    def book_seq(self, ticker: str) -> int:
+        """The book's version: the ``book_seq`` of the last change to its public levels (a
+        snapshot of ``book(ticker)`` taken under the same lock is as of this version)."""
+        return self._levels_book(ticker).version
+
     def best_prices(self, ticker: str) -> tuple[int | None, int | None]:
         """(best bid, best ask) in YES prices, None for an empty side."""
         book = self._book(ticker)
@@ -1425,6 +1433,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 
@@ -1438,6 +1448,11 @@ class MatchingEngine:
         if len(heap) > 1024 and len(heap) > 4 * len(self._orders):
             self._expiries = [entry for entry in heap if entry[2].status == "resting"]
             heapq.heapify(self._expiries)
+
+    @staticmethod
+    def _bump(book: _Book) -> int:
+        book.version += 1
+        return book.version
 
     def _level_change(self, book: _Book, order: _Order, delta: int, changes: _Changes) -> None:
         """Move the public level of ``order`` by ``delta`` (negative) and record it."""
@@ -1461,6 +1476,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 

@@ -177,3 +177,23 @@ def test_rest_when_demo_order_fills_reports_it_in_book_positions_and_balance(mak
         cost_micros = 200 * fair // 100
         balance = signed("/portfolio/balance?exchange_index=0")["balance"]
         assert balance == (before_cents * 10_000 - cost_micros) // 10_000
+
+
+def test_publish_when_fixture_moves_book_reports_changes_with_book_seq() -> None:
+    markets = MarketSet.generate(6, seed=0)
+    published = []
+    markets.add_listener(published.append)
+    account = Account(markets, balance_cents=1_000)
+    ticker = markets.tickers()[0]
+    before = markets.engine.book_seq(ticker)
+    order_id = account.add_resting_order(ticker, count_centi=700, client_order_id="fx-1")
+    assert account.cancel_order(order_id)
+    changes = [c for outcome in published for c in outcome.book_changes]
+    assert [(c.delta_centi, c.client_order_id, c.member) for c in changes] == [
+        (700, "fx-1", account.member),
+        (-700, "fx-1", account.member),
+    ]
+    assert [c.book_seq for c in changes] == [before + 1, before + 2]
+    assert markets.engine.book_seq(ticker) == before + 2
+    markets.next_delta()
+    assert not [c for outcome in published[2:] for c in outcome.book_changes]  # the stream's own
