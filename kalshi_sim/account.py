@@ -4,7 +4,8 @@ It is the truth a ``KalshiSyncActor`` must report after a sync. The state itself
 the matching engine (``MarketSet.engine``) as the member ``Account.member``, so the
 member's orders rest in the public books and its fills move its cash and positions; this
 class reads it as immutable snapshots and keeps the test mutators (which act on the engine,
-a few through its fixture calls) under the exchange's one lock, ``MarketSet.lock``.
+a few through its fixture calls) under the exchange's one lock, ``MarketSet.lock``; a mutator
+that moves a public book hands its Outcome to ``MarketSet.publish`` for the WS feed.
 Units are the exchange's own: balance and portfolio value in integer cents (as the REST
 API reports them), money otherwise in integer micro-dollars and counts in integer
 centi-contracts, formatted to Kalshi's strings only at the wire.
@@ -157,7 +158,7 @@ class Account:
         self._client_ids = 0
         with self._lock:
             # A new Account is a fresh one, even over books where the member traded before.
-            self._engine.reset_member(member, self._now_ms())
+            markets.publish(self._engine.reset_member(member, self._now_ms()))
             self._engine.open_account(member, dict.fromkeys(SHARD_DESCRIPTIONS, 0))
             self._engine.set_cash(member, balance_cents * MICROS_PER_CENT, 0)
             self._portfolio_offset[0] = portfolio_value_cents * MICROS_PER_CENT
@@ -446,6 +447,7 @@ class Account:
                 raise ValueError(f"order refused: {reject}") from None
             assert outcome.order is not None
             self._directions[outcome.order.order_id] = (action, side)
+            self._markets.publish(outcome)
             self._touch()
             return outcome.order.order_id
 
@@ -453,9 +455,10 @@ class Account:
         """Cancel a resting order (remaining goes to 0); False if unknown or not resting."""
         with self._lock:
             try:
-                self._engine.cancel(self.member, order_id, self._now_ms())
+                outcome = self._engine.cancel(self.member, order_id, self._now_ms())
             except Reject:
                 return False
+            self._markets.publish(outcome)
             self._touch()
             return True
 
@@ -464,9 +467,10 @@ class Account:
         other side at its price; False if not resting."""
         with self._lock:
             try:
-                self._engine.fill_resting(self.member, order_id, self._now_ms(), HOUSE)
+                outcome = self._engine.fill_resting(self.member, order_id, self._now_ms(), HOUSE)
             except Reject:
                 return False
+            self._markets.publish(outcome)
             self._touch()
             return True
 

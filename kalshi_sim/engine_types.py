@@ -224,6 +224,12 @@ class BookChange:
     member: str | None = None
     client_order_id: str | None = None
     order_id: str | None = None
+    subaccount: int = 0
+    book_seq: int = 0
+    """The market's book version after this change (1, 2, ... per market, every change of its
+    public levels counted). A snapshot taken at version ``v`` already holds every change with
+    ``book_seq <= v``: a feed that publishes changes from another thread skips those, so no
+    change is applied twice or lost (``MatchingEngine.book_seq``)."""
 
 
 @dataclass(frozen=True, slots=True)

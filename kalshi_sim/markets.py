@@ -105,6 +105,8 @@ class Delta:
     delta_centi: int
     member: str | None = None
     client_order_id: str | None = None
+    book_seq: int = 0
+    """The book version after this change (``BookChange.book_seq``; 0 when unknown)."""
 
 
 def deltas_of(changes: Sequence[BookChange]) -> list[Delta]:
@@ -121,14 +123,16 @@ def deltas_of(changes: Sequence[BookChange]) -> list[Delta]:
                 change.member,
                 change.client_order_id,
                 change.order_id,
+                change.book_seq,
             ]
         else:
             entry[0] = int(entry[0]) + change.delta_centi  # type: ignore[call-overload]
+            entry[4] = max(int(entry[4]), change.book_seq)  # type: ignore[call-overload]
             if entry[3] != change.order_id:
                 entry[1] = entry[2] = None
     return [
-        Delta(ticker, leg, price, int(total), member, client)  # type: ignore[arg-type, call-overload]
-        for (ticker, leg, price), (total, member, client, _) in merged.items()
+        Delta(ticker, leg, price, int(total), member, client, int(seq))  # type: ignore[arg-type, call-overload]
+        for (ticker, leg, price), (total, member, client, _, seq) in merged.items()
         if total
     ]
 
@@ -230,6 +234,8 @@ class MarketSet:
         shards = {shard: ENDLESS_CASH_MICROS for shard in SHARD_DESCRIPTIONS}
         self.engine.open_account(HOUSE, shards)
         self.engine.open_account(TAKER, shards)
+        for member in (HOUSE, TAKER):  # busy all day: keep little of their history
+            self.engine.limit_history(member, orders=1_000, fills=1_000)
         self.engine.set_market_loader(self._list_market)
         self.participant = Participant(
             self.engine,
@@ -239,6 +245,7 @@ class MarketSet:
             random_size=_random_size,
         )
         self._pending: deque[Delta] = deque()
+        self._listeners: list[Callable[[Outcome], None]] = []
 
     @classmethod
     def generate(
@@ -364,6 +371,20 @@ class MarketSet:
                     self._pending.extend(deltas[1:])
                     return deltas[0]
             return None
+
+    def add_listener(self, listener: Callable[[Outcome], None]) -> None:
+        """Call ``listener(outcome)`` (under ``lock``, must not block) for every change made
+        outside the stream: the demo account's fixture mutators (an order rested or cancelled
+        by a test moves a public level, which the WS feed must publish)."""
+        self._listeners.append(listener)
+
+    def publish(self, outcome: Outcome) -> None:
+        """Hand a change made outside the stream to the listeners (see ``add_listener``)."""
+        if not (outcome.book_changes or outcome.orders_changed or outcome.fills):
+            return
+        with self.lock:
+            for listener in self._listeners:
+                listener(outcome)
 
     def _list_market(self, ticker: str) -> None:
         """The engine's loader: list a generated market and grow its book as house orders."""

@@ -313,6 +313,7 @@ class _Account:
         "cash",
         "client_ids",
         "dead",
+        "dead_kept",
         "fills",
         "groups",
         "live",
@@ -338,6 +339,8 @@ class _Account:
         self.live: dict[str, _Order] = {}
         self.dead: deque[str] = deque()
         self.fills: deque[Fill] = deque(maxlen=fills_kept)
+        self.dead_kept: int | None = None
+        """This member's own finished-order budget (None: the engine option's)."""
         self.positions: dict[tuple[int, str], _Position] = {}
         self.settlements: list[Settlement] = []
         self.groups: dict[str, _Group] = {}
@@ -358,6 +361,7 @@ class _Book:
         "rules",
         "seed_member",
         "seed_ms",
+        "version",
         "yes",
     )
 
@@ -376,6 +380,8 @@ class _Book:
         self.seed_member: str | None = None
         """Whose seeded levels have no order objects yet (see ``seed_orders``)."""
         self.seed_ms = 0
+        self.version = 0
+        """Changes to the public levels so far (``BookChange.book_seq``)."""
         """Micro-dollars a resting centi-contract holds for its worst-case fee."""
 
 
@@ -681,7 +687,10 @@ class MatchingEngine:
         if (reduce_by_centi is None) == (reduce_to_centi is None):
             raise Reject(400, "invalid_parameters", "give exactly one of reduce_by, reduce_to")
         order = self._live_order(member, order_id, None)
-        book = self._tradable_book(order.ticker)
+        self._check_cancel_allowed(
+            order.ticker
+        )  # a decrease is a partial cancel: allowed in a pause
+        book = self._book(order.ticker)
         if reduce_by_centi is not None:
             if reduce_by_centi <= 0:
                 raise Reject(400, "invalid_parameters", "reduce_by must be positive")
@@ -986,6 +995,11 @@ class MatchingEngine:
         book = self._levels_book(ticker)
         return {"yes": book.yes, "no": book.no}
 
+    def book_seq(self, ticker: str) -> int:
+        """The book's version: the ``book_seq`` of the last change to its public levels (a
+        snapshot of ``book(ticker)`` taken under the same lock is as of this version)."""
+        return self._levels_book(ticker).version
+
     def best_prices(self, ticker: str) -> tuple[int | None, int | None]:
         """(best bid, best ask) in YES prices, None for an empty side."""
         book = self._book(ticker)
@@ -1031,6 +1045,13 @@ class MatchingEngine:
     def live_order_count(self, member: str) -> int:
         account = self._accounts.get(member)
         return len(account.live) if account is not None else 0
+
+    def limit_history(self, member: str, *, orders: int, fills: int) -> None:
+        """Keep fewer finished orders and fills for one member than the options say (the
+        exchange's own busy members: their history is nobody's to read)."""
+        account = self._account(member)
+        account.dead_kept = orders
+        account.fills = deque(account.fills, maxlen=fills)
 
     def updated_ms(self, member: str) -> int:
         """When the member's cash, orders or positions last changed (0: never)."""
@@ -1412,6 +1433,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 
@@ -1425,6 +1448,11 @@ class MatchingEngine:
         if len(heap) > 1024 and len(heap) > 4 * len(self._orders):
             self._expiries = [entry for entry in heap if entry[2].status == "resting"]
             heapq.heapify(self._expiries)
+
+    @staticmethod
+    def _bump(book: _Book) -> int:
+        book.version += 1
+        return book.version
 
     def _level_change(self, book: _Book, order: _Order, delta: int, changes: _Changes) -> None:
         """Move the public level of ``order`` by ``delta`` (negative) and record it."""
@@ -1448,6 +1476,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 
@@ -1512,7 +1542,10 @@ class MatchingEngine:
         account.updated_ms = now
         self._release(account, order, order.reserved_micros)
         account.dead.append(order.order_id)
-        while len(account.dead) > self.options.dead_orders_kept_per_member:
+        kept = account.dead_kept
+        if kept is None:
+            kept = self.options.dead_orders_kept_per_member
+        while len(account.dead) > kept:
             forgotten = account.dead.popleft()
             account.orders.pop(forgotten, None)
             self._orders.pop(forgotten, None)

@@ -477,6 +477,7 @@ def test_trading_pause_when_cancel_on_pause_set_cancels_only_those():
     assert [o.order_id for o in outcome.orders_changed] == [drop.order_id]  # type: ignore[union-attr]
     with pytest.raises(Reject):
         eng.place(order("bob", "bid", 1, 40), 3)
+    eng.decrease("bob", keep.order_id, 4, reduce_by_centi=50)  # type: ignore[union-attr]
     eng.cancel("bob", keep.order_id, 4)  # type: ignore[union-attr]  # cancels allowed in a weekly pause
     eng.trading_resume(5)
     eng.place(order("bob", "bid", 1, 40), 6)
@@ -492,3 +493,22 @@ def test_close_market_when_orders_rest_cancels_them_and_refuses_cancels():
     with pytest.raises(Reject) as caught:
         eng.cancel("bob", placed.order_id, 3)  # type: ignore[union-attr]
     assert caught.value.status == 404
+
+
+# -- bounded memory ---------------------------------------------------------------------------
+def test_history_when_over_budget_forgets_oldest_dead_orders_but_keeps_ids_spent():
+    eng = engine(EngineOptions(dead_orders_kept_per_member=10, fills_kept_per_member=5))
+    for i in range(30):
+        placed = eng.place(order("bob", "bid", 1, 40, client_order_id=f"c{i}"), i).order
+        eng.cancel("bob", placed.order_id, i)  # type: ignore[union-attr]
+    assert [o.client_order_id for o in eng.orders("bob")] == [f"c{i}" for i in range(20, 30)]
+    with pytest.raises(Reject) as caught:
+        eng.place(order("bob", "bid", 1, 40, client_order_id="c0"), 31)
+    assert caught.value.code == "order_already_exists"
+    for i in range(8):
+        eng.place(order("alice", "ask", 1, 50), 40 + i)
+        eng.place(order("bob", "bid", 1, 50), 40 + i)
+    assert len(eng.fills("bob")) == 5
+    eng.limit_history("bob", orders=2, fills=1)
+    eng.cancel("bob", eng.place(order("bob", "bid", 1, 40), 60).order.order_id, 61)  # type: ignore[union-attr]
+    assert len(eng.orders("bob")) == 2 and len(eng.fills("bob")) == 1
