@@ -135,6 +135,7 @@ class EmbeddedExchange:
         self.rest = RestApi(self)
         self.ws = WsFeed(self)
         self.trading.add_listener(self.ws.on_outcome)
+        self.markets.add_listener(self.trading.publish)  # the demo account's fixture changes
         self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None

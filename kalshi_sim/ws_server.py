@@ -155,6 +155,10 @@ class _Subscription:
     """Set by ``skip_seq``: the next delta advances seq by 2, a gap the client must repair."""
     duplicate_next: bool = False
     """Set by ``duplicate_next_delta``: the next delta goes out twice with the same seq."""
+    book_seq: dict[str, int] = field(default_factory=dict)
+    """Per market, the book version its last snapshot was as of: changes at or below it
+    are already in that snapshot and are not sent again (changes published from another
+    thread can arrive after a snapshot that holds them)."""
 
     all_markets: bool = False
     """A private or trade subscription made with no market filter: every market."""
@@ -622,7 +626,9 @@ class WsFeed:
     ) -> bytes:
         """The market's true book as one snapshot (or an empty one), taking the sub's next seq."""
         markets = self._exchange.markets
-        levels = markets.levels(ticker)
+        with markets.lock:  # the levels and the version they are as of, taken at once
+            levels = markets.levels(ticker)
+            sub.book_seq[ticker] = markets.engine.book_seq(ticker)
         msg: dict[str, Any] = {
             "market_ticker": ticker,
             "market_id": markets.market(ticker).market_id,
@@ -699,6 +705,8 @@ class WsFeed:
             for sub in conn.subs.values():
                 if not sub.covers(ticker):
                     continue
+                if delta.book_seq and delta.book_seq <= sub.book_seq.get(ticker, 0):
+                    continue  # already in the snapshot this subscription was sent
                 msg = base
                 if sub.use_yes_price and delta.side == "no":
                     if yes_scale is None:
