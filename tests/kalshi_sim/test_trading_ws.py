@@ -212,3 +212,22 @@ def test_orderbook_when_a_member_rests_and_cancels_shows_it_and_annotates_only_i
     finally:
         mine.close()
         theirs.close()
+
+
+def test_stream_activity_when_the_participant_takes_a_members_order_sends_its_fill(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = quiet(make_exchange(markets=6, delta_rate=50, take_rate=50, write_limit=False))
+    alice = trader(exchange, "alice")
+    session = alice.ws()
+    try:
+        session.subscribe("fill", "user_orders")
+        ticker = exchange.markets.tickers()[0]
+        order_id = alice.place(ticker, "bid", "1", "0.40").json()["order_id"]
+        fill = session.next_of("fill", timeout=30.0)["msg"]  # the taker hits the only bid
+        assert fill["order_id"] == order_id and fill["is_taker"] is False
+        truth = exchange.truth("alice")["alice"]
+        assert [f.order_id for f in truth.fills] == [order_id]
+    finally:
+        session.close()
+        alice.close()
