@@ -683,9 +683,10 @@ class WsFeed:
         if outcome is not None:
             self._publish_now(outcome)
 
-    def _send_delta(self, delta: Delta) -> None:
+    def _send_delta(self, delta: Delta, subaccount: int = 0) -> None:
         """One level change to every orderbook subscription covering its market; the member
-        whose order caused it also gets its ``client_order_id`` (§3.6)."""
+        whose order caused it also gets its ``client_order_id`` and, from a subaccount, the
+        ``subaccount`` (§3.6)."""
         markets = self._exchange.markets
         ticker = delta.ticker
         if not self._is_open(ticker):
@@ -719,6 +720,8 @@ class WsFeed:
                     and conn.member == delta.member
                 ):
                     msg = {**msg, "client_order_id": delta.client_order_id}
+                    if subaccount:
+                        msg["subaccount"] = subaccount
                 sub.seq += 2 if sub.skip_next else 1
                 sub.skip_next = False
                 frame = _delta_frame(sub, msg)
@@ -848,8 +851,11 @@ class WsFeed:
         if outcome.order is not None:
             members.add(outcome.order.member)
         if public:
+            subaccounts = {
+                c.client_order_id: c.subaccount for c in outcome.book_changes if c.client_order_id
+            }
             for delta in deltas_of(outcome.book_changes):
-                self._send_delta(delta)
+                self._send_delta(delta, subaccounts.get(delta.client_order_id, 0))
         if private and self._lose_next:
             for member in sorted(members):
                 if member in self._lose_next or None in self._lose_next:

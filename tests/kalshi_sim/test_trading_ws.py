@@ -209,6 +209,11 @@ def test_orderbook_when_a_member_rests_and_cancels_shows_it_and_annotates_only_i
         assert ["0.3000", "2.00"] in book["no_dollars"]
         alice.cancel(order_id)
         assert theirs.next_of("orderbook_delta")["msg"]["delta_fp"] == "-2.00"
+        assert mine.next_of("orderbook_delta")["msg"]["delta_fp"] == "-2.00"
+        alice.place(ticker, "ask", "1", "0.70", client_order_id="from-sub", subaccount=3)
+        from_sub = mine.next_of("orderbook_delta")["msg"]
+        assert from_sub["client_order_id"] == "from-sub" and from_sub["subaccount"] == 3
+        assert "subaccount" not in theirs.next_of("orderbook_delta")["msg"]
     finally:
         mine.close()
         theirs.close()
