@@ -14,13 +14,13 @@ a batch that does not fit is refused whole (429). Engine refusals
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_sim.api_errors import ApiError, bad_request, flat_bad_request, not_found
-from kalshi_sim.engine_types import EngineOrder, MemberTruth, Outcome, Reject
+from kalshi_sim.engine_types import MemberTruth, Outcome, Reject
 from kalshi_sim.matching import MatchingEngine, reduced_by_centi
 from kalshi_sim.order_requests import (
     load_json,
@@ -656,7 +656,3 @@ def balance_body(view: MemberTruth, shard: int | None) -> dict[str, Any]:
             {"exchange_index": s, "balance": format_dollars(cash.get(s, 0))} for s in shards
         ],
     }
-
-
-def engine_orders(view: MemberTruth) -> Sequence[EngineOrder]:
-    return view.orders
