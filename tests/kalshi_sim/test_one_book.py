@@ -197,3 +197,15 @@ def test_publish_when_fixture_moves_book_reports_changes_with_book_seq() -> None
     assert markets.engine.book_seq(ticker) == before + 2
     markets.next_delta()
     assert not [c for outcome in published[2:] for c in outcome.book_changes]  # the stream's own
+
+
+def test_fixture_orders_when_trading_paused_still_rest_and_cancel() -> None:
+    """Test mutators set the stage whatever the calendar says (a paused exchange included)."""
+    markets = MarketSet.generate(6, seed=0)
+    account = Account(markets)
+    ticker = markets.tickers()[0]
+    with markets.lock:
+        markets.engine.trading_pause(1, cancels_allowed=False)
+    order_id = account.add_resting_order(ticker)
+    assert account.order(order_id).status == "resting"  # type: ignore[union-attr]
+    assert account.cancel_order(order_id)
