@@ -691,15 +691,17 @@ class MatchingEngine:
         now_ms: int,
         reduce_by_centi: int | None = None,
         reduce_to_centi: int | None = None,
+        *,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Shrink the resting count (exactly one of ``reduce_by``/``reduce_to``, the latter
-        being the new remaining count); keeps queue position; 0 left cancels."""
+        being the new remaining count); keeps queue position; 0 left cancels. ``ignore_pause``
+        is for fixtures."""
         if (reduce_by_centi is None) == (reduce_to_centi is None):
             raise Reject(400, "invalid_parameters", "give exactly one of reduce_by, reduce_to")
         order = self._live_order(member, order_id, None)
-        self._check_cancel_allowed(
-            order.ticker
-        )  # a decrease is a partial cancel: allowed in a pause
+        if not ignore_pause:  # a decrease is a partial cancel: allowed in a weekly pause
+            self._check_cancel_allowed(order.ticker)
         book = self._book(order.ticker)
         if reduce_by_centi is not None:
             if reduce_by_centi <= 0:
