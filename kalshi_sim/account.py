@@ -441,7 +441,7 @@ class Account:
             )
             try:
                 outcome = self._engine.place(
-                    request, self._now_ms(), order_id=order_id, funded=False
+                    request, self._now_ms(), order_id=order_id, funded=False, ignore_pause=True
                 )
             except Reject as reject:
                 raise ValueError(f"order refused: {reject}") from None
@@ -455,7 +455,9 @@ class Account:
         """Cancel a resting order (remaining goes to 0); False if unknown or not resting."""
         with self._lock:
             try:
-                outcome = self._engine.cancel(self.member, order_id, self._now_ms())
+                outcome = self._engine.cancel(
+                    self.member, order_id, self._now_ms(), ignore_pause=True
+                )
             except Reject:
                 return False
             self._markets.publish(outcome)

@@ -501,13 +501,15 @@ class MatchingEngine:
         *,
         order_id: str | None = None,
         funded: bool = True,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Create an order; it matches, then rests (GTC) or ends (IOC/FOK). Raises Reject.
 
-        ``order_id`` and ``funded=False`` are for the simulator's fixtures only (the demo
-        account's deterministic orders, test mutators): a given id (ValueError if taken), and
-        an order that is not checked against, and holds nothing of, the balance."""
-        book = self._tradable_book(req.ticker)
+        ``order_id``, ``funded=False`` and ``ignore_pause`` are for the simulator's fixtures
+        only (the demo account's deterministic orders, test mutators): a given id (ValueError
+        if taken); an order that is not checked against, and holds nothing of, the balance;
+        an order placed whatever pause or deactivation is in force (not on a closed market)."""
+        book = self._tradable_book(req.ticker, ignore_pause=ignore_pause)
         self._check_request(req, book, now_ms)
         account = self._account(req.member)
         if req.client_order_id is not None and req.client_order_id in account.client_ids:
@@ -580,12 +582,20 @@ class MatchingEngine:
         return changes.outcome(order, now_ms)
 
     def cancel(
-        self, member: str, order_id: str, now_ms: int, subaccount: int | None = None
+        self,
+        member: str,
+        order_id: str,
+        now_ms: int,
+        subaccount: int | None = None,
+        *,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Cancel a resting order (the reply's ``reduced_by`` is what was resting, i.e.
-        ``reduced_by_centi(outcome)``); 404 ``not_found`` if dead/unknown."""
+        ``reduced_by_centi(outcome)``); 404 ``not_found`` if dead/unknown. ``ignore_pause``
+        is for fixtures: cancel whatever pause is in force."""
         order = self._live_order(member, order_id, subaccount)
-        self._check_cancel_allowed(order.ticker)
+        if not ignore_pause:
+            self._check_cancel_allowed(order.ticker)
         changes = _Changes()
         self._cancel_resting(order, None, now_ms, changes)
         return changes.outcome(order, now_ms)
@@ -681,15 +691,17 @@ class MatchingEngine:
         now_ms: int,
         reduce_by_centi: int | None = None,
         reduce_to_centi: int | None = None,
+        *,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Shrink the resting count (exactly one of ``reduce_by``/``reduce_to``, the latter
-        being the new remaining count); keeps queue position; 0 left cancels."""
+        being the new remaining count); keeps queue position; 0 left cancels. ``ignore_pause``
+        is for fixtures."""
         if (reduce_by_centi is None) == (reduce_to_centi is None):
             raise Reject(400, "invalid_parameters", "give exactly one of reduce_by, reduce_to")
         order = self._live_order(member, order_id, None)
-        self._check_cancel_allowed(
-            order.ticker
-        )  # a decrease is a partial cancel: allowed in a pause
+        if not ignore_pause:  # a decrease is a partial cancel: allowed in a weekly pause
+            self._check_cancel_allowed(order.ticker)
         book = self._book(order.ticker)
         if reduce_by_centi is not None:
             if reduce_by_centi <= 0:
@@ -1252,13 +1264,15 @@ class MatchingEngine:
             raise Reject(404, "market_not_found", f"market {ticker} not found")
         return book
 
-    def _tradable_book(self, ticker: str) -> _Book:
+    def _tradable_book(self, ticker: str, *, ignore_pause: bool = False) -> _Book:
         """The book, or the Reject a place/amend gets on a closed, inactive or paused market."""
         book = self._book(ticker)
         status = book.rules.status
         options = self.options
         if status in _CLOSED_STATUSES:
             raise Reject(options.closed_status, options.closed_code, "market is closed")
+        if ignore_pause:
+            return book
         if (
             status == "inactive"
             or self._all_paused

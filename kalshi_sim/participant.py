@@ -8,6 +8,8 @@ step instead *takes*: a second member (``TAKER``) sends an IOC against the best 
 one side, for no more than that level holds, so the step still changes exactly one level
 and trades with whoever rests there first (the house, or a user's order).
 
+The house's quoting is the simulated world's background and ignores trading pauses (books keep
+moving through a pause, as the stream always did); takes are real orders and respect them.
 It only calls the engine; the caller (``MarketSet``) holds the lock and passes the time.
 Deterministic in its seed: the same calls give the same steps, whichever books were read
 (grown) first.
@@ -87,7 +89,7 @@ class Participant:
             post_only=True,  # type: ignore[arg-type]
         )
         try:
-            return engine.place(request, now_ms, funded=False)
+            return engine.place(request, now_ms, funded=False, ignore_pause=True)
         except Reject:
             return None  # a user's order sits where the quote would cross, or trading is off
 
@@ -101,11 +103,13 @@ class Participant:
             if order.member != HOUSE:
                 continue
             if order.remaining_centi <= remove:
-                outcomes.append(engine.cancel(HOUSE, order.order_id, now_ms))
+                outcomes.append(engine.cancel(HOUSE, order.order_id, now_ms, ignore_pause=True))
                 remove -= order.remaining_centi
             else:
                 outcomes.append(
-                    engine.decrease(HOUSE, order.order_id, now_ms, reduce_by_centi=remove)
+                    engine.decrease(
+                        HOUSE, order.order_id, now_ms, reduce_by_centi=remove, ignore_pause=True
+                    )
                 )
                 remove = 0
         return combine(outcomes, now_ms)

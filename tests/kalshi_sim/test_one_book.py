@@ -197,3 +197,25 @@ def test_publish_when_fixture_moves_book_reports_changes_with_book_seq() -> None
     assert markets.engine.book_seq(ticker) == before + 2
     markets.next_delta()
     assert not [c for outcome in published[2:] for c in outcome.book_changes]  # the stream's own
+
+
+def test_fixture_orders_when_trading_paused_still_rest_and_cancel() -> None:
+    """Test mutators set the stage whatever the calendar says (a paused exchange included)."""
+    markets = MarketSet.generate(6, seed=0)
+    account = Account(markets)
+    ticker = markets.tickers()[0]
+    with markets.lock:
+        markets.engine.trading_pause(1, cancels_allowed=False)
+    order_id = account.add_resting_order(ticker)
+    assert account.order(order_id).status == "resting"  # type: ignore[union-attr]
+    assert account.cancel_order(order_id)
+
+
+def test_next_delta_when_exchange_paused_keeps_house_quoting_but_takes_nothing() -> None:
+    markets = MarketSet.generate(6, seed=5, take_probability=0.5)
+    with markets.lock:
+        markets.engine.trading_pause(1, cancels_allowed=False)
+    activity = [markets.next_activity() for _ in range(300)]
+    moved = [a for a in activity if a is not None and a.book_changes]
+    assert len(moved) > 100  # the background world keeps quoting through the pause
+    assert not [t for a in activity if a is not None for t in a.trades]
