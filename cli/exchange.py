@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="arm a trading fault, e.g. drop_write, fail_write:status=503,applied=false, "
-        "hold_write:seconds=5, wrong_order, error_in_2xx, cancel_all_503 (repeatable)",
+        "hold_write:seconds=5, wrong_order, error_in_2xx, cancel_all_503, "
+        "lose_private_events:member=NAME (repeatable)",
     )
     return parser
 

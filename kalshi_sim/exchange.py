@@ -30,7 +30,7 @@ from kalshi_sim.pause_faults import PauseFaults
 from kalshi_sim.rest_server import RestApi
 from kalshi_sim.status import ExchangeStatusBoard
 from kalshi_sim.trading_desk import MemberKey, TradingDesk
-from kalshi_sim.trading_faults import TradingFaults, TradingSettings, parse_spec
+from kalshi_sim.trading_faults import TradingFault, TradingFaults, TradingSettings, parse_spec
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
 from kalshi_sim.write_limits import WriteLimits
 from kalshi_sim.ws_server import WsFeed
@@ -124,9 +124,6 @@ class EmbeddedExchange:
         self.trading.settings.cancel_all_tail_s = config.cancel_all_tail_s
         self.trading.settings.read_lag_ms = config.read_lag_ms
         self.trading.settings.private_events = config.private_events
-        for spec in config.trading_faults:
-            fault, options = parse_spec(spec)
-            self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]
         self.trading.register_member(self.key_id, self.account.member, None)
         self.write_limits = WriteLimits(
             config.usage_tier, enabled=config.write_limit, cancel_all_cost=config.cancel_all_cost
@@ -136,6 +133,8 @@ class EmbeddedExchange:
         self.ws = WsFeed(self)
         self.trading.add_listener(self.ws.on_outcome)
         self.markets.add_listener(self.trading.publish)  # the demo account's fixture changes
+        for spec in config.trading_faults:
+            self.arm_trading_fault(spec)
         self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None
@@ -274,3 +273,17 @@ class EmbeddedExchange:
         cash, settlements and groups, unlagged; what a client's view is compared against."""
         members = [member] if member is not None else self.trading.members()
         return {m: self.trading.truth(m) for m in members}
+
+    def arm_trading_fault(self, spec: str) -> None:
+        """Arm a trading fault from its spec (``kalshi_sim.trading_faults.parse_spec``), as
+        ``--trading-fault`` and ``POST /_sim/trading_faults`` do; ValueError (one line) if bad."""
+        fault, options = parse_spec(spec)
+        if fault is TradingFault.LOSE_PRIVATE_EVENTS:
+            member = options.pop("member", None)
+            if options:
+                raise ValueError(f"lose_private_events takes only member=, not {sorted(options)}")
+            self.ws.lose_private_events(None if member is None else str(member))
+            return
+        if "member" in options:
+            raise ValueError(f"{fault} takes no member=")
+        self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]

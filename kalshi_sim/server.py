@@ -48,7 +48,6 @@ from kalshi_sim.rules import (
     raw_path,
     send_json,
 )
-from kalshi_sim.trading_faults import parse_spec
 from kalshi_sim.truth import truth_json
 from kalshi_sim.wire import HEARTBEAT_PAYLOAD, WS_PATH
 from kalshi_sim.ws_server import CONNECTION_EXTENSION
@@ -244,8 +243,7 @@ class _SimEndpoint:
         if path == "/_sim/trading_faults" and method == "POST":
             try:
                 spec = orjson.loads(body or b"{}").get("spec")
-                fault, options = parse_spec(str(spec))
-                self.exchange.trading_faults.arm(fault, **options)  # type: ignore[arg-type]
+                self.exchange.arm_trading_fault(str(spec))
             except (ValueError, AttributeError, orjson.JSONDecodeError) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else "bad spec"
                 await send_json(send, 400, {"error": {"code": "bad_request", "message": message}})

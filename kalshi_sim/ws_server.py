@@ -816,7 +816,8 @@ class WsFeed:
     def lose_private_events(self, member: str | None = None) -> None:
         """Fault: at the next event for ``member`` (any member when None), cut that member's
         sessions first, so the event (a fill, typically) is lost to them; thread-safe."""
-        self._call(lambda: self._lose_next.add(member))
+        if self._call(lambda: self._lose_next.add(member)) is None and self._loop is None:
+            self._lose_next.add(member)  # not serving yet: armed for when it does
 
     def drop_private_sessions(self, member: str | None = None) -> int:
         """Cut (no close frame) every session of ``member`` (every authenticated one when

@@ -158,6 +158,7 @@ def test_trading_fault_spec_when_posted_to_the_sim_endpoint_arms_it(
         ("drop_write", TradingFault.DROP_WRITE, {}),
         ("hold_write:seconds=2.5", TradingFault.HOLD_WRITE, {"seconds": 2.5}),
         ("cancel_all_503:applied=false", TradingFault.CANCEL_ALL_503, {"applied": False}),
+        ("lose_private_events:member=bob", TradingFault.LOSE_PRIVATE_EVENTS, {"member": "bob"}),
     ],
 )
 def test_parse_spec_when_valid_gives_fault_and_options(
@@ -173,3 +174,11 @@ def test_parse_spec_when_invalid_raises_one_line_value_error(spec: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_spec(spec)
     assert "\n" not in str(caught.value)
+
+
+def test_arm_trading_fault_when_member_given_to_a_write_fault_is_refused(
+    exchange: EmbeddedExchange,
+) -> None:
+    with pytest.raises(ValueError, match="takes no member"):
+        exchange.arm_trading_fault("drop_write:member=bob")
+    assert exchange.trading_faults.pending() == 0

@@ -161,7 +161,10 @@ def test_lost_private_session_when_armed_drops_alice_and_her_fill_is_only_in_res
     session = alice.ws()
     try:
         session.subscribe("fill")
-        exchange.ws.lose_private_events("alice")
+        armed = alice.http.post(
+            "/_sim/trading_faults", json={"spec": "lose_private_events:member=alice"}
+        )
+        assert armed.status_code == 200
         bob.place(ticker, "ask", "1", "0.40", time_in_force="immediate_or_cancel")
         with pytest.raises(ConnectionClosed):
             session.next_of("fill", timeout=10.0)
