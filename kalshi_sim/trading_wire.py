@@ -248,8 +248,10 @@ def group_json(group: OrderGroup, orders: list[EngineOrder]) -> dict[str, Any]:
 
 # -- WebSocket msg objects (§3.8, §8.7) -------------------------------------------------------
 def ws_fill(fill: Fill) -> dict[str, Any]:
+    """A ``fill`` frame's msg. ``trade_id`` is the member's ``fill_id``, as on REST fills, so a
+    client dedupes WS and REST fills on one key (§8.7); ``fill_id`` repeats it."""
     msg: dict[str, Any] = {
-        "trade_id": fill.trade_id,
+        "trade_id": fill.fill_id,
         "fill_id": fill.fill_id,
         "order_id": fill.order_id,
         "market_ticker": fill.ticker,

@@ -50,6 +50,8 @@ def test_private_channels_when_a_maker_fills_carry_its_fill_order_and_position(
         assert msg["count_fp"] == "2.00" and msg["yes_price_dollars"] == "0.4500"
         assert msg["is_taker"] is False and msg["post_position_fp"] == "2.00"
         assert msg["market_ticker"] == ticker and msg["exchange_index"] == 0
+        [rest_fill] = alice.get("/portfolio/fills").json()["fills"]
+        assert msg["trade_id"] == rest_fill["trade_id"]  # one dedupe key across WS and REST
         updated = session.next_of("user_order")["msg"]
         assert updated["fill_count_fp"] == "2.00" and updated["remaining_count_fp"] == "1.00"
         position = session.next_of("market_position")
