@@ -367,6 +367,11 @@ class EngineOptions:
     """Whether fills of a group's resting (maker) orders count towards its limit."""
     group_window_ms: int = 15_000
     group_cancel_reason: str = "GroupCancel"
+    reduce_only_holds_collateral: bool = True
+    """Whether a reduce-only order (which can only close contracts, §8.5 "collateral for
+    reducing asks" is UNCONFIRMED) is checked against and holds balance like any order; False:
+    it holds nothing (its fill returns more than it costs). Other orders that happen to reduce a
+    position always hold collateral; the netting returns it at the fill."""
     amend_to_filled_cancels: bool = True
     """An amend to a total equal to the filled count cancels the order (FIX); False rejects."""
     reduce_only_empty_rejects: bool = False

@@ -547,7 +547,8 @@ class MatchingEngine:
             )
         if order_id is not None and order_id in self._orders:
             raise ValueError(f"duplicate order id {order_id}")
-        hold = self._hold(book, req.side, req.price_micros, count) if funded else 0
+        exempt = req.reduce_only and not self.options.reduce_only_holds_collateral
+        hold = self._hold(book, req.side, req.price_micros, count) if funded and not exempt else 0
         shard = book.rules.exchange_index
         if account.cash.get(shard, 0) < hold:
             raise Reject(400, "insufficient_balance", "insufficient balance for this order")
@@ -641,6 +642,8 @@ class MatchingEngine:
             raise Reject(400, "invalid_order", "post only order would cross", "post only cross")
         shard = book.rules.exchange_index
         new_hold = self._hold(book, order.side, price_micros, max(new_remaining, 0))
+        if order.reduce_only and not self.options.reduce_only_holds_collateral:
+            new_hold = 0
         if self.options.reserve_resting_balance:
             needed = new_hold - order.reserved_micros
         else:

@@ -224,6 +224,23 @@ def test_place_when_reduce_only_caps_count_at_position():
     assert (flat.order.status, flat.order.last_update_reason) == ("canceled", "ReduceOnlyCancel")  # type: ignore[union-attr]
 
 
+def test_place_when_reduce_only_exempt_from_collateral_needs_no_balance():
+    for holds, expected in ((True, "insufficient_balance"), (False, None)):
+        eng = engine(EngineOptions(reduce_only_holds_collateral=holds))
+        eng.place(order("alice", "ask", 3, 50), 1)
+        eng.place(order("bob", "bid", 3, 50), 2)  # bob holds 3 YES
+        eng.set_cash("bob", 0)
+        try:
+            placed = eng.place(order("bob", "ask", 3, 60, reduce_only=True), 3)
+        except Reject as reject:
+            assert reject.code == expected
+            continue
+        assert expected is None and placed.order.status == "resting"  # type: ignore[union-attr]
+        eng.place(order("carol", "bid", 3, 60), 4)
+        assert eng.position("bob", T).position_centi == 0  # type: ignore[union-attr]
+        assert eng.cash_micros("bob") == 3 * 60 * CENT  # the proceeds, nothing was held
+
+
 def test_place_when_reduce_only_ioc_only_option_rejects_gtc():
     eng = engine(EngineOptions(reduce_only_ioc_only=True))
     with pytest.raises(Reject) as caught:
