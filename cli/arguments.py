@@ -43,6 +43,5 @@ def market_count(text: str) -> int | str:
     value: int = positive_int(text)
     return value
 
-
 positive_float = _number(float, lambda v: v > 0, "positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "non-negative number")

@@ -349,7 +349,9 @@ def _is_bad_setup(exc: Exception) -> bool:
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError)
+    return isinstance(
+        exc, KeyLoadError | ConsoleServerError | ControlStateError | EventSinkError
+    )
 
 
 def _exchange_and_signer(
