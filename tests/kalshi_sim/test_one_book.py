@@ -219,3 +219,17 @@ def test_next_delta_when_exchange_paused_keeps_house_quoting_but_takes_nothing()
     moved = [a for a in activity if a is not None and a.book_changes]
     assert len(moved) > 100  # the background world keeps quoting through the pause
     assert not [t for a in activity if a is not None for t in a.trades]
+
+
+def test_next_activity_when_same_seed_and_books_read_in_other_order_repeats_exactly() -> None:
+    """Takes included: ids, trades and fills depend on the seed only, never on which books a
+    reader grew first."""
+    first, second = (
+        MarketSet.generate(40, seed=8, take_probability=0.3, clock_ms=lambda: 1_000)
+        for _ in range(2)
+    )
+    for ticker in reversed(second.tickers()):
+        second.levels(ticker)
+    runs = [[markets.next_activity() for _ in range(600)] for markets in (first, second)]
+    assert runs[0] == runs[1]
+    assert any(outcome is not None and outcome.trades for outcome in runs[0])
