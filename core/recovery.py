@@ -68,6 +68,11 @@ class Recovery:
         )
         self.pending: PendingRestart | None = None
 
+    @property
+    def recovering(self) -> bool:
+        """A restart is under way (ERROR was entered and READY not reached since)."""
+        return self.pending is not None
+
     def on_ready(self) -> None:
         """READY: the recovery is over and every running stage counts as started again."""
         self.pending = None

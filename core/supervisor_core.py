@@ -351,7 +351,11 @@ class SupervisorCore:
             # stage, shutdown): its timers, pings and pending phase go with the move.
             self.ready.leave()
         self.publish(record)
-        if leaving_ready:  # services are told, never stopped, when READY ends
+        if target is State.READY:  # and the one place it begins, for every part that cares
+            self.recovery.on_ready()
+            self.pauses.on_ready()
+            self.services.on_ready(metadata, self.walk.markets or ())  # type: ignore[arg-type]
+        elif leaving_ready:  # services are told, never stopped, when READY ends
             self.services.on_not_ready(target, context)
 
     def transition_from_stage(self, stage: str, target: State, context: str, metadata: Any) -> bool:
@@ -378,12 +382,6 @@ class SupervisorCore:
     def ensure_child(self, spec: StageSpec) -> int:
         return self.children.ensure(spec, self._stage_context())
 
-    def _take_fresh_facts(self) -> bool:
-        """Whether the market facts are fresh for the stage now being started: only the
-        first stage started after INITIALIZING gets them fresh (the stream, first)."""
-        fresh, self.walk.facts_fresh = self.walk.facts_fresh, False
-        return fresh
-
     def _stage_context(self) -> StageContext:
         config = self.config
         return StageContext(
@@ -394,7 +392,7 @@ class SupervisorCore:
             signer=self._signer,
             markets=self.walk.markets or (),
             market_facts=self.walk.facts,
-            market_facts_fresh=self._take_fresh_facts(),
+            market_facts_fresh=self.walk.take_fresh_facts(),
             use_yes_price=config.use_yes_price,
             request_timeout=config.request_timeout,
             # Only services read the feed: without any, the stream's hot path skips marking.
