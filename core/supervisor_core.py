@@ -383,26 +383,16 @@ class SupervisorCore:
         return self.children.ensure(spec, self._stage_context())
 
     def _stage_context(self) -> StageContext:
-        config = self.config
-        return StageContext(
-            environment=config.environment.value,
-            mode=config.trading_mode,
-            rest_url=config.rest_url,
-            ws_url=config.ws_url,
-            signer=self._signer,
+        """What a stage starts with; which fields a stage reads is the actor kit's business
+        (``StageContext.from_config``), not the core's."""
+        return StageContext.from_config(
+            self.config,
+            self._signer,
             markets=self.walk.markets or (),
             market_facts=self.walk.facts,
             market_facts_fresh=self.walk.take_fresh_facts(),
-            use_yes_price=config.use_yes_price,
-            request_timeout=config.request_timeout,
             # Only services read the feed: without any, the stream's hot path skips marking.
             book_changes=self.book_changes if self.services.names else None,
-            reconnect_max_delay=config.reconnect_max_delay,
-            subscribe_chunk=config.subscribe_chunk,
-            stale_after=config.stale_after,
-            discovery=config.markets is None,
-            series=config.series,
-            market_count=config.market_count,
         )
 
     def has_child(self, name: str) -> bool:
