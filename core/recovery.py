@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actors.stage_spec import enabled_stages, pipeline_is_valid
+from core.child_table import restart_tracker
 from core.timers import RestartDue
 from messages.events import Escalation, RestartScheduled, StageDropped, StageFailureReported
 from messages.metadata import ErrorMetadata, RecoveryMetadata
 from messages.states import State
 from messages.text import one_line
-from supervision.policy import RestartTracker
 
 if TYPE_CHECKING:
     from core.supervisor_core import SupervisorCore
@@ -55,14 +55,10 @@ class Recovery:
     def __init__(self, core: SupervisorCore, rng: random.Random | None) -> None:
         self._core = core
         config = core.config
-        self.tracker = RestartTracker(
+        self.tracker = restart_tracker(
+            core.specs,
+            config.restart,
             strategy=config.restart.strategy,
-            start_order=[s.name for s in core.specs],
-            restart_types={
-                s.name: config.restart.restart_types.get(s.name, s.restart_type) for s in core.specs
-            },
-            backoff=config.restart.backoff(),
-            intensity=config.restart.intensity(),
             clock=core.scheduler.clock,
             rng=rng or random.Random(),
         )

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.service_spec import ServiceContext, ServiceSpec
-from core.child_table import ChildTable
+from core.child_table import ChildTable, restart_tracker
 from core.ports import ChildHost
 from core.timers import ConfirmDead, LivenessCheck
 from kalshi_api.book_changes import BookChangeFeed
@@ -56,7 +56,7 @@ from messages.services import (
 from messages.states import State
 from messages.text import one_line
 from supervision.config import RestartSettings
-from supervision.policy import RestartTracker, RestartType, Strategy
+from supervision.policy import RestartTracker, Strategy
 from supervision.scheduler import Scheduler, TimerHandle
 
 logger = logging.getLogger("kalshi_supervisor.core.services")
@@ -123,18 +123,8 @@ class ServiceSupervisor:
         self._services: dict[str, _Service] = {
             spec.name: _Service(
                 spec=spec,
-                tracker=RestartTracker(
-                    strategy=Strategy.ONE_FOR_ONE,
-                    start_order=[spec.name],
-                    restart_types={
-                        spec.name: RestartType(
-                            restart.restart_types.get(spec.name, spec.restart_type)
-                        )
-                    },
-                    backoff=restart.backoff(),
-                    intensity=restart.intensity(),
-                    clock=scheduler.clock,
-                    rng=rng,
+                tracker=restart_tracker(
+                    [spec], restart, strategy=Strategy.ONE_FOR_ONE, clock=scheduler.clock, rng=rng
                 ),
             )
             for spec in specs
