@@ -161,8 +161,9 @@ class PykkaChildren:
     def stop(self, names: Sequence[str]) -> None:
         """Hand the stopper these children, in this order; returns at once."""
         refs = [(name, ref) for name in names if (ref := self._refs.pop(name, None)) is not None]
-        for name, ref in refs:
-            self._stopping.setdefault(name, []).append(ref)
+        for name, ref in refs:  # kept until really stopped; the dead are dropped here (bounded)
+            earlier = [r for r in self._stopping.get(name, ()) if r.is_alive()]
+            self._stopping[name] = [*earlier, ref]
         if refs:
             self._stopper.submit(refs)
 
