@@ -72,10 +72,6 @@ def restart_tracker(
     )
 
 
-LINGER_RECHECK = 0.05
-"""Seconds between looks at a hung incarnation a restart waits for (a cheap check)."""
-
-
 @dataclass
 class _Incarnation:
     generation: int

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actors.stage_spec import enabled_stages, pipeline_is_valid
-from core.child_table import LINGER_RECHECK, restart_tracker
+from core.child_table import restart_tracker
 from core.timers import RestartDue
 from messages.events import Escalation, RestartScheduled, StageDropped, StageFailureReported
 from messages.metadata import ErrorMetadata, RecoveryMetadata
@@ -63,7 +63,6 @@ class Recovery:
             rng=rng or random.Random(),
         )
         self.pending: PendingRestart | None = None
-        self._waiting_logged = False
 
     @property
     def recovering(self) -> bool:
@@ -184,32 +183,12 @@ class Recovery:
             0.0,
         )
 
-    def _wait_for_hung(self, hung: list[str]) -> None:
-        """An incarnation being restarted is hung in its own code and ignored its stop:
-        restarting now would leave its thread behind for good, one per restart. ERROR
-        holds and looks again shortly (a cheap check); the restart follows its end."""
-        core = self._core
-        if not self._waiting_logged:
-            self._waiting_logged = True
-            logger.warning(
-                "restart of %s waits for its hung incarnation to end", ", ".join(hung)
-            )
-        epoch, mailbox = core.epoch, core.mailbox
-        core.scheduler.call_later(
-            LINGER_RECHECK, lambda: mailbox(RestartDue(epoch)), name="restart"
-        )
-
     def on_restart_due(self, due: RestartDue) -> None:
         """The backoff elapsed: STARTUP names what restarts, then the walk begins again."""
         core = self._core
         if due.epoch != core.epoch or core.state is not State.ERROR:
             return
         pending = self.pending or PendingRestart(attempt=0)
-        hung = sorted(n for n in pending.restarting if core.children.lingering(n))
-        if hung:
-            self._wait_for_hung(hung)
-            return
-        self._waiting_logged = False
         order = [s.name for s in core.specs]
         core.transition(
             State.STARTUP,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.service_spec import ServiceContext, ServiceSpec
-from core.child_table import LINGER_RECHECK, ChildTable, restart_tracker
+from core.child_table import ChildTable, restart_tracker
 from core.ports import ChildHost
 from core.timers import ConfirmDead, LivenessCheck
 from kalshi_api.book_changes import BookChangeFeed
@@ -63,6 +63,10 @@ logger = logging.getLogger("kalshi_supervisor.core.services")
 
 Mailbox = Callable[[object], None]
 Publish = Callable[[Any], None]
+
+
+LINGER_RECHECK = 0.5
+"""Seconds between looks at a hung incarnation a restart waits for."""
 
 
 # -- timer messages (the scheduler only ever tells the supervisor) ---------------------------
