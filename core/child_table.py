@@ -72,6 +72,11 @@ def restart_tracker(
     )
 
 
+LINGER_RECHECK = 0.1
+"""Seconds between looks at a hung incarnation a restart waits for (a cheap check). A
+restart that only caught a stop in progress goes on at ``ChildStopped``, not at this."""
+
+
 @dataclass
 class _Incarnation:
     generation: int

@@ -24,7 +24,7 @@ from core.children import BackgroundWork, PykkaChildren
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook, ExchangeProbe, MarketList
 from core.supervisor_core import SupervisorCore
-from core.timers import Begin
+from core.timers import Begin, ChildStopped
 from kalshi_api.auth import KalshiSigner
 from messages.events import SupervisorEvent
 from messages.states import State
@@ -81,7 +81,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self._events = events or EventBus(listeners)
         self._inline = list(inline_listeners)
         self._stopped = stopped or threading.Event()
-        self._children = PykkaChildren(self.actor_ref)
+        self._children = PykkaChildren(
+            self.actor_ref, on_stopped=lambda name: self._tell_self(ChildStopped(name))
+        )
         self._background = BackgroundWork()
         self._released = False
         try:

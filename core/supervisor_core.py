@@ -39,6 +39,7 @@ from core.shutdown import shut_down
 from core.stage_hold import StageHold
 from core.timers import (
     Begin,
+    ChildStopped,
     ConfirmDead,
     DeadlineExpired,
     ExchangeCheckDue,
@@ -163,6 +164,7 @@ class SupervisorCore:
             LivenessCheck: self._on_liveness_check,
             MarketsResolved: self.walk.on_markets_resolved,
             ConfirmDead: self._on_confirm_dead,
+            ChildStopped: self._on_child_stopped,
             HealExpired: self.ready.on_heal_expired,
             ExchangeCheckDue: self.pauses.on_check_due,
             ExchangeChecked: self.pauses.on_checked,
@@ -210,6 +212,13 @@ class SupervisorCore:
             self.services.on_confirm_dead(message)
         elif self.is_current(message.child, message.generation):
             self.fail(message.child, "ActorDied", f"{message.child} stage is not running")
+
+    def _on_child_stopped(self, message: ChildStopped) -> None:
+        """A stop finished: a restart waiting for that child looks again."""
+        if self._leaves_ready(message.child):
+            self.recovery.on_child_stopped(message.child)
+        else:
+            self.services.on_child_stopped(message.child)
 
     def _on_liveness_check(self, check: LivenessCheck) -> None:
         if not self._leaves_ready(check.child):
