@@ -42,7 +42,7 @@ class StageWalk:
         config = core.config
         core.transition(
             State.INITIALIZING,
-            "Starting up" if core.recovery.pending is None else "Recovering: starting up again",
+            "Recovering: starting up again" if core.recovery.recovering else "Starting up",
             StartupMetadata(
                 environment=config.environment.value,
                 host=core.status_address,
@@ -119,6 +119,12 @@ class StageWalk:
                 return
         core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))
         core.tell_child(spec.name, Connect(generation=generation))
+
+    def take_fresh_facts(self) -> bool:
+        """Whether the market facts are fresh for the stage now being started: only the
+        first stage started after INITIALIZING gets them fresh (the stream, first)."""
+        fresh, self.facts_fresh = self.facts_fresh, False
+        return fresh
 
     def is_connecting(self, stage: str) -> bool:
         """Whether ``stage`` is the one the walk is waiting for (in its own state)."""
