@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
@@ -42,6 +43,9 @@ class Wire:
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self.exchange = exchange
         self.signer: KalshiSigner = load_signer(exchange.key_id, exchange.private_key_path, env={})
+        self.signer_key = serialization.load_pem_private_key(
+            exchange.private_key_path.read_bytes(), password=None
+        )
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=5.0
         )
@@ -284,6 +288,54 @@ def test_get_portfolio_when_auth_rejection_fault_pending_answers_401_despite_val
     assert wire.get("/exchange/status").status_code == 200  # public: the fault waits
     assert wire.signed("/portfolio/balance").status_code == 401
     assert wire.signed("/portfolio/balance").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("offset_ms", "status"),
+    [(-10_000, 401), (-4_000, 200), (4_000, 200), (10_000, 401)],
+    ids=["stale", "recent", "slightly_ahead", "future"],
+)
+def test_get_balance_when_signed_timestamp_outside_window_answers_401(
+    wire: Wire, offset_ms: int, status: int
+) -> None:
+    """Kalshi refuses a stale (replayed) or future signature; the window is 5 s by default."""
+    skewed = KalshiSigner(
+        wire.exchange.key_id,
+        wire.signer_key,
+        clock_ms=lambda: time.time_ns() // 1_000_000 + offset_ms,
+    )
+    path = PREFIX + "/portfolio/balance"
+    response = wire.http.get(path, headers=skewed.headers("GET", path))
+    assert response.status_code == status
+    if status == 401:
+        assert response.json() == AUTH_BODY
+
+
+def test_get_balance_when_window_disabled_accepts_old_signature(make_exchange: Any) -> None:
+    exchange = make_exchange(markets=2, signature_max_age=None)
+    with Wire(exchange) as wire:
+        old = KalshiSigner(exchange.key_id, wire.signer_key, clock_ms=lambda: 1_703_123_456_789)
+        path = PREFIX + "/portfolio/balance"
+        assert wire.http.get(path, headers=old.headers("GET", path)).status_code == 200
+
+
+def test_ws_upgrade_when_signed_timestamp_stale_answers_401(wire: Wire) -> None:
+    ws_path = "/trade-api/ws/v2"
+    stale = KalshiSigner(
+        wire.exchange.key_id,
+        wire.signer_key,
+        clock_ms=lambda: time.time_ns() // 1_000_000 - 60_000,
+    )
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    refused = wire.http.get(ws_path, headers={**upgrade, **stale.headers("GET", ws_path)})
+    assert refused.status_code == 401
+    accepted = wire.http.get(ws_path, headers={**upgrade, **wire.signer.headers("GET", ws_path)})
+    assert accepted.status_code == 101
 
 
 def test_get_balance_when_signed_reports_account_in_cents_and_dollars(wire: Wire) -> None:
