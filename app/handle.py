@@ -98,6 +98,7 @@ class Supervisor:
             inject=self.inject,
             books=self._books,
             trading_enabled=self.config.trading_enabled,
+            public_names=self.config.status_public_names,
         )
         self._control.start()
         try:

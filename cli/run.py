@@ -142,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(run, "--status-host", "status/control server host")
     add(run, "--status-port", "status/control server port (0 = any free)", type=int)
+    add(
+        run,
+        "--status-public-name",
+        "a name (host or host:port) other machines use for the console; with a wildcard "
+        "--status-host only these and loopback are answered (repeatable)",
+        action="append",
+        dest="status_public_names",
+        metavar="NAME",
+    )
     add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add(run, "--events", "write every transition and event as JSON lines (- = stdout)")
     add(run, "--state-file", "where `inject` finds this supervisor", type=Path)
@@ -247,6 +256,8 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
         flags["restart_types"] = restart_types
     if "services" in flags:
         flags["services"] = tuple(flags["services"])
+    if "status_public_names" in flags:
+        flags["status_public_names"] = tuple(flags["status_public_names"])
     if "service_options" in flags:
         from app.service_loader import ServiceLoadError, parse_option_items
 

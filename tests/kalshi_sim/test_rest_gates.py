@@ -96,9 +96,8 @@ def test_hold_when_prefix_covers_sub_paths_holds_each_request_under_it(
 
 def test_wait_entered_when_nothing_requested_returns_false_after_timeout() -> None:
     gate = ExchangeFaults().hold("/x")
-    started = time.monotonic()
     assert gate.wait_entered(0.05) is False
-    assert time.monotonic() - started >= 0.05
+    assert not gate.released  # still holding: a later request would wait at it
 
 
 def test_release_when_done_forgets_gate_and_later_requests_pass(
@@ -160,9 +159,7 @@ def test_stop_when_request_held_releases_it_and_returns_promptly(make_exchange: 
     gate = exchange.faults.hold(f"{PREFIX}/exchange/status")
     call = Call(exchange, "/exchange/status")
     assert gate.wait_entered(WAIT)
-    started = time.monotonic()
-    exchange.stop()
-    assert time.monotonic() - started < 2.0
+    exchange.stop()  # returns with the held request released (timing: bench_shutdown)
     assert gate.released
     outcome = call.result()
     assert outcome == 200 or isinstance(outcome, httpx.HTTPError)

@@ -435,12 +435,33 @@ def test_get_when_failure_fault_5xx_sends_internal_error_body(wire: Wire, status
     assert wire.signed("/portfolio/balance").status_code == 200
 
 
-def test_get_when_slow_fault_pending_delays_that_response(wire: Wire) -> None:
-    wire.exchange.faults.slow_responses(0.15, 1)
-    started = time.monotonic()
-    assert wire.get("/exchange/status").status_code == 200
-    assert time.monotonic() - started >= 0.15
-    assert wire.exchange.faults.take_delay() == 0.0  # that response consumed the fault
+def test_get_when_slow_fault_pending_delays_that_response_only(make_exchange: Any) -> None:
+    """Ordering, not timing: a request made after the slowed one is answered while the
+    slowed one still waits (its delay is longer than any test). How long a delay lasts
+    is asyncio.sleep's business."""
+    exchange = make_exchange(markets=2)
+    exchange.faults.slow_responses(60.0, 1)
+    outcome: list[object] = []
+    done = threading.Event()
+
+    def slow_call() -> None:
+        with httpx.Client(trust_env=False, timeout=90) as http:
+            try:
+                outcome.append(http.get(f"{exchange.rest_url}/exchange/status").status_code)
+            except httpx.HTTPError as exc:
+                outcome.append(exc)
+        done.set()
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    assert exchange.oplog.wait_for(lambda entries: any(e.kind == "rest" for e in entries), 10)
+    assert exchange.faults.take_delay() == 0.0  # the slowed request consumed the fault
+    with Wire(exchange) as wire:
+        assert wire.get("/exchange/status").status_code == 200
+    assert not done.is_set() and outcome == []  # the slowed one is still waiting
+    exchange.stop()  # cancels the delay
+    caller.join(10)
+    assert done.is_set()
 
 
 def test_get_when_read_bucket_empty_answers_429_without_retry_after(make_exchange: Any) -> None:
@@ -587,10 +608,8 @@ def test_stop_when_keep_alive_connection_idle_returns_promptly_and_leaks_nothing
     http = httpx.Client(trust_env=False)
     assert http.get(f"{exchange.rest_url}/exchange/status").status_code == 200  # idle keep-alive
     assert "kalshi-sim-server" in _new_threads(before)
-    started = time.monotonic()
-    exchange.stop()
-    assert time.monotonic() - started < 2.0
-    assert _new_threads(before) == []
+    exchange.stop()  # joins its thread (bounded); the time it takes is bench_shutdown's
+    assert _new_threads(before) == []  # returned with the server gone, idle client or not
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
     exchange.stop()  # idempotent
@@ -618,12 +637,12 @@ def test_stop_when_slow_response_in_flight_does_not_wait_for_the_delay(
     while not exchange.oplog.entries("rest") and time.monotonic() < deadline:
         time.sleep(0.005)  # poll until the request is inside the server (a condition, not a nap)
     assert exchange.oplog.entries("rest")
-    started = time.monotonic()
     exchange.stop()
-    caller.join(5)
-    assert time.monotonic() - started < 2.0
+    caller.join(10)
+    # The 30 s delay did not hold stop: the caller is answered (or cut off) long before it.
+    assert not caller.is_alive()
     assert _new_threads(before) == []
-    assert outcome  # the client got an answer or an error, not a hang
+    assert len(outcome) == 1  # an answer (a status) or an error, exactly once
 
 
 def test_start_when_already_started_is_noop_and_stop_before_start_is_noop(
