@@ -60,7 +60,7 @@ from app.console_errors import (
     one_line,
 )
 from app.console_http import HEADER_TIMEOUT_SECONDS, ConnectionPolicy, protocol_for
-from app.event_log import EventRecorder, RecordedEvent
+from app.event_log import CurrentState, EventRecorder, RecordedEvent
 from messages.faults import InjectFault
 from messages.states import State
 from webstack.server_thread import ServerStartError, ServerThread, is_loopback
@@ -141,18 +141,30 @@ class HostCheckMiddleware:
 
 # -- metrics -------------------------------------------------------------------------------------
 class _RecorderCollector:
-    """Reads the recorder's counters at scrape time: nothing is updated per event."""
+    """Reads the recorder's counters at scrape time: nothing is updated per event.
 
-    def __init__(self, recorder: EventRecorder, clients: Callable[[], tuple[int, int]]) -> None:
+    The state gauge and time in state come from ``truth`` (the supervisor's own snapshot
+    when there is one), never from a recorder the event bus may have left behind.
+    """
+
+    def __init__(
+        self,
+        recorder: EventRecorder,
+        clients: Callable[[], tuple[int, int]],
+        truth: EventRecorder | CurrentState,
+        dropped_events: Callable[[], int],
+    ) -> None:
         self._recorder = recorder
         self._clients = clients
+        self._truth = truth
+        self._dropped_events = dropped_events
 
     def describe(self) -> list[Metric]:
         return []  # collected lazily: registering must not scrape
 
     def collect(self) -> Iterator[Metric]:
         recorder = self._recorder
-        current = recorder.state
+        current = self._truth.state
         state = GaugeMetricFamily(
             "kalshi_supervisor_state",
             "1 for the current state, 0 for the others",
@@ -164,8 +176,15 @@ class _RecorderCollector:
         yield GaugeMetricFamily(
             "kalshi_supervisor_time_in_state_seconds",
             "Seconds since the last transition",
-            value=recorder.time_in_state(),
+            value=self._truth.time_in_state(),
         )
+        dropped_events = CounterMetricFamily(
+            "kalshi_supervisor_events_dropped",
+            "Events the event bus dropped because its listeners fell behind (the record and "
+            "the feed miss them; the state gauge does not)",
+        )
+        dropped_events.add_metric([], self._dropped_events())
+        yield dropped_events
         yield _counter(
             "kalshi_supervisor_transitions",
             "Transitions into each state",
@@ -384,6 +403,8 @@ class ConsoleServer:
         send_timeout: float = SEND_TIMEOUT_SECONDS,
         public_names: Sequence[str] = (),
         header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        current: CurrentState | None = None,
+        dropped_events: Callable[[], int] | None = None,
     ) -> None:
         if not token:
             raise ValueError("control token must not be empty")
@@ -393,6 +414,10 @@ class ConsoleServer:
         self._token = token.encode("utf-8")
         self._inject = inject
         self._status = status or recorder.status
+        self._current = current
+        """The supervisor's published state: what /ready and /status say (else the recorder)."""
+        self._truth: EventRecorder | CurrentState = current if current is not None else recorder
+        self._dropped_events = dropped_events or (lambda: 0)
         self._books = books
         self.trading_enabled = trading_enabled
         self.max_connections = max_connections
@@ -407,7 +432,9 @@ class ConsoleServer:
         """Changes when the process restarts: a page seeing a new one starts over at id 0."""
         self._feed = _Feed(recorder)
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_RecorderCollector(recorder, self._feed.counts))  # type: ignore[arg-type]
+        self._registry.register(
+            _RecorderCollector(recorder, self._feed.counts, self._truth, self._dropped_events)  # type: ignore[arg-type]
+        )
         if books is not None:
             self._registry.register(_BooksCollector(books))  # type: ignore[arg-type]
         self._allowed: frozenset[str] = frozenset()
@@ -561,7 +588,7 @@ class ConsoleServer:
         return JSONResponse({"alive": True})
 
     async def _ready(self, request: Request) -> Response:
-        state = self.recorder.state
+        state = self._truth.state
         return JSONResponse(
             {"ready": state is State.READY, "state": state.value},
             status_code=200 if state is State.READY else 503,
@@ -572,6 +599,9 @@ class ConsoleServer:
             return refused
         try:
             payload = dict(self._status())
+            if self._current is not None:
+                payload.update(self._current.status_fields())
+                payload["events_dropped"] = self._dropped_events()
         except Exception as exc:
             logger.exception("console status callback failed")
             return _error(500, f"{type(exc).__name__}: {exc}")
@@ -725,6 +755,7 @@ class ConsoleServer:
                 "failures_by_stage": dict(recorder.failures_by_stage),
                 "stream_heals_by_kind": dict(recorder.stream_heals_by_kind),
                 "events_by_type": dict(recorder.events_by_type),
+                "events_dropped": self._dropped_events(),
             },
         }
         receiver = asyncio.create_task(_drain_incoming(websocket))

@@ -134,7 +134,7 @@ def test_sigint_when_slow_console_clients_attached_exits_0_without_traceback(
     host, port = url.removeprefix("http://").rsplit(":", 1)
     # A feed client that never reads, and a client that sends half a request and stalls.
     with (
-        connect(url.replace("http://", "ws://") + "/ws", max_queue=1),
+        connect(url.replace("http://", "ws://") + "/ws", max_queue=1, close_timeout=1),
         socket.create_connection((host, int(port))) as stalled,
     ):
         stalled.sendall(b"GET /status HTTP/1.1\r\nHost: " + f"{host}:{port}".encode() + b"\r\n")

@@ -30,7 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_api.auth import load_signer
 from kalshi_api.rest import KalshiRestClient
+from kalshi_sim.account import Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from kalshi_sim.markets import MarketSet
 
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
@@ -807,7 +809,10 @@ def test_exchange_when_started_prints_one_json_line_serves_signed_rest_and_sigte
     signer = load_signer(published["key_id"], key_path, env={})
     with KalshiRestClient(published["rest_url"], signer, timeout=5.0) as client:
         balance = client.get_balance()
-    assert balance.balance > 0
+    # The exchange in the other process is the deterministic demo (seed 0): the same
+    # account built here must report the same cents.
+    demo = Account.demo(MarketSet.generate(count=3, seed=0), seed=0)
+    assert balance.balance == demo.balance_cents() > 0
     code, _elapsed = proc.interrupt(signal.SIGTERM)
     assert code == 0, proc.describe()
     assert len(proc.stdout) == 1, proc.describe()
