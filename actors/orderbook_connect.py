@@ -45,7 +45,7 @@ from kalshi_api.ws_session import (
     StreamTerminalError,
 )
 from messages.commands import BookDepth, BookDigests, BookTops, RefreshMarkets, Report, StreamHealth
-from messages.exchange import ExchangeCondition, ExchangeObserved
+from messages.exchange import ExchangeCondition, ExchangeObserved, StageThrottled
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -342,6 +342,18 @@ class OrderbookConnectActor(StageActor):
         logger.warning("%s", detail)
         self._incident("no_live_markets", detail)
 
+    def _report_throttled(self, event: StreamDisconnected) -> None:
+        """The exchange said "too many" to the upgrade and the stream waits it out before
+        trying again: a documented rate limit, not a failure, so the deadline must wait too."""
+        self.parent.tell(
+            StageThrottled(
+                stage=self.stage_name,
+                generation=self.generation,
+                wait_seconds=event.retry_in or 0.0,
+                reason=event.reason,
+            )
+        )
+
     def _incident(self, kind: str, detail: str) -> None:
         self.parent.tell(
             StreamIncident(
@@ -356,6 +368,8 @@ class OrderbookConnectActor(StageActor):
     def _on_stream_event(self, event: StreamEvent) -> None:
         if isinstance(event, StreamDisconnected):  # a 5xx upgrade refusal: is it a pause?
             self._refusals.refused(event.refused_status)
+            if event.refused_status == 429 and event.will_retry and self._awaiting_sync:
+                self._report_throttled(event)
         if isinstance(event, StreamMarketDropped):  # in any phase: startup included
             self._incident("market_dropped", f"{event.ticker}: {event.reason}")
             stream = self._stream

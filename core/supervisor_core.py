@@ -55,7 +55,7 @@ from kalshi_api.book_changes import BookChangeFeed
 from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
-from messages.exchange import ExchangeObserved, StagePaused
+from messages.exchange import ExchangeObserved, StagePaused, StageThrottled
 from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
@@ -165,6 +165,9 @@ class SupervisorCore:
         elif isinstance(message, StagePaused):
             if self.is_current(message.stage, message.generation):
                 self.pauses.on_stage_paused(message)
+        elif isinstance(message, StageThrottled):
+            if self.is_current(message.stage, message.generation):
+                self.walk.on_throttled(message)
         elif isinstance(message, ExchangeObserved):
             self.pauses.observe(message.condition)
         elif isinstance(message, StreamIncident):

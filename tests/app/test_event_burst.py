@@ -11,10 +11,8 @@ through a bus that holds 2 events.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from app.event_log import CurrentState
 from app.handle import Supervisor
@@ -23,7 +21,7 @@ from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import ExchangePaused, StateTransition, SupervisorEvent
 from messages.metadata import StartupMetadata
 from messages.states import State
-from tests.harness import WAIT, make_config, start_exchange
+from tests.harness import WAIT, make_config
 
 
 class HeldListener:
@@ -49,15 +47,6 @@ class ReadySeen:
     def __call__(self, event: SupervisorEvent) -> None:
         if isinstance(event, StateTransition) and event.to_state is State.READY:
             self.ready.set()
-
-
-@pytest.fixture
-def exchange() -> Iterator[EmbeddedExchange]:
-    exchange = start_exchange()
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 def test_status_when_bus_drops_a_burst_shows_the_true_state_and_counts_the_drops(

@@ -30,7 +30,6 @@ from tests.harness import (
     make_config,
     metadata_of,
     running_supervisor,
-    start_exchange,
     truth_depth,
     truth_top,
 )
@@ -94,15 +93,6 @@ def page(browser: Any) -> Iterator[Any]:
         yield page
     finally:
         context.close()
-
-
-@pytest.fixture
-def exchange() -> Iterator[EmbeddedExchange]:
-    exchange = start_exchange()
-    try:
-        yield exchange
-    finally:
-        exchange.stop()
 
 
 def open_console(page: Any, supervisor: Supervisor) -> None:

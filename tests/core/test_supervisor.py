@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from datetime import datetime
-
-import pytest
 
 from app.handle import Supervisor
 from kalshi_sim.exchange import EmbeddedExchange
@@ -35,13 +32,6 @@ TRADING_KEYS = {
     "api_url",
     "sync_type",
 }
-
-
-@pytest.fixture
-def exchange() -> Iterator[EmbeddedExchange]:
-    exchange = start_exchange()
-    yield exchange
-    exchange.stop()
 
 
 def account_truth(exchange: EmbeddedExchange) -> dict[str, int]:
