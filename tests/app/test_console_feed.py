@@ -215,6 +215,7 @@ def _close_frame(stream: bytes) -> tuple[int, str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher(
     recorder: EventRecorder,
 ) -> None:

@@ -21,6 +21,8 @@ from websockets.sync.client import connect
 
 from app.control_state import instance_path, read_state_file
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
+
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]
 START_WAIT = 20.0

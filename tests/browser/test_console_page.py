@@ -34,6 +34,8 @@ from tests.harness import (
     truth_top,
 )
 
+pytestmark = pytest.mark.slow  # a real Chromium
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -35,6 +35,8 @@ from kalshi_sim.account import Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from kalshi_sim.markets import MarketSet
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
+
 REPO = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(sys.executable).with_name("kalshi-supervisor")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "cli.main"]

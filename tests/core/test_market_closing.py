@@ -23,6 +23,8 @@ from messages.states import State
 from supervisor import Supervisor
 from tests.harness import WAIT, make_config, metadata_of, running_supervisor
 
+pytestmark = pytest.mark.slow  # markets closing by time: seconds of real clock each
+
 CLOSE_IN = timedelta(seconds=4)
 """Far enough for READY to come first on a loaded machine (it takes well under a second)."""
 

@@ -31,6 +31,8 @@ from tests.conftest import ExchangeFactory
 from tests.kalshi_api.conftest import WAIT, Recorder, StreamFactory
 from tests.kalshi_api.test_ws_session import _until_deltas
 
+pytestmark = pytest.mark.slow  # a week's misbehaviour, replayed over sockets
+
 
 def _checker(exchange: EmbeddedExchange) -> Any:
     return rest_market_checker(
