@@ -6,12 +6,14 @@ check what the exchange sends, not what the client makes of it.
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,18 +39,31 @@ DOLLARS = re.compile(r"\d+\.\d{4,6}")
 COUNT = re.compile(r"-?\d+\.\d{2}")
 
 
+@functools.cache
+def _signer(key_id: str, path: Path) -> KalshiSigner:
+    """Loading an RSA key costs tens of ms; the module's shared exchange keeps one key."""
+    return load_signer(key_id, path, env={})
+
+
+@functools.cache
+def _private_key(path: Path) -> Any:
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
 class Wire:
     """Raw HTTP against one exchange: ``get(path)`` unsigned, ``signed(path)`` with the demo key."""
 
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self.exchange = exchange
-        self.signer: KalshiSigner = load_signer(exchange.key_id, exchange.private_key_path, env={})
-        self.signer_key = serialization.load_pem_private_key(
-            exchange.private_key_path.read_bytes(), password=None
-        )
+        self.signer: KalshiSigner = _signer(exchange.key_id, exchange.private_key_path)
         self.http = httpx.Client(
             base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=5.0
         )
+
+    @property
+    def signer_key(self) -> Any:
+        """The demo private key itself, to build signers with a skewed clock."""
+        return _private_key(self.exchange.private_key_path)
 
     def __enter__(self) -> Wire:
         return self
