@@ -34,6 +34,7 @@ from kalshi_api.rest import KalshiRestClient
 from kalshi_sim.account import Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from kalshi_sim.markets import MarketSet
+from tests.cli.reorder_proxy import ReorderProxy
 
 pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
 
@@ -527,6 +528,33 @@ def test_run_when_sigint_during_preflight_exits_promptly_without_traceback(
     assert "Traceback" not in proc.output, proc.describe()
     assert code == 0, proc.describe()
     assert "interrupted before the supervisor started" in proc.output, proc.describe()
+
+
+def test_run_when_sigint_arrives_while_repair_replies_come_out_of_order_exits_0_cleanly(
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
+) -> None:
+    """Issue 17: with ``get_snapshot`` replies arriving out of order, SIGINT once left the
+    process running (no SHUTDOWN, ``control.json`` left behind). Here a loopback proxy holds
+    every repair reply and sends the held ones newest first, seq gaps keep repairs coming,
+    and the signal lands while they are being reordered."""
+    events_file = tmp_path / "events.jsonl"
+    state_file = tmp_path / "state" / "control.json"
+    with ReorderProxy(exchange.ws_url) as proxy:
+        args = run_against(exchange, state_file, "--events", str(events_file))
+        args[args.index("--ws-url") + 1] = proxy.ws_url
+        proc = launch(*args, events_file=events_file)
+        proc.wait_transition("ready")
+        assert state_file.exists()
+        for _ in range(20):
+            exchange.ws.skip_seq()
+        assert proxy.wait_held(5, START_WAIT), proc.describe()
+        code, _ = proc.interrupt(signal.SIGINT)
+    assert code == 0, proc.describe()
+    last = assert_events_file(events_file)[-1]
+    assert (last["type"], last["to_state"]) == ("state_transition", "shutdown"), proc.describe()
+    assert last["metadata"] == {"reason": "interrupted by signal"}
+    assert not state_file.exists()  # withdrawn on the way out
+    assert "Traceback" not in proc.output, proc.describe()
 
 
 # -- bad configuration: one line, exit 2, no traceback ---------------------------------------------
