@@ -10,9 +10,11 @@ through a bus that holds 2 events.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
+from websockets.sync.client import connect
 
 from app.event_log import CurrentState
 from app.handle import Supervisor
@@ -71,6 +73,8 @@ def test_status_when_bus_drops_a_burst_shows_the_true_state_and_counts_the_drops
         ready = httpx.get(f"{url}/ready")
         status = httpx.get(f"{url}/status", headers=auth).json()
         metrics = httpx.get(f"{url}/metrics", headers=auth).text
+        with connect(url.replace("http://", "ws://") + "/ws") as feed:
+            hello = json.loads(feed.recv(timeout=WAIT))
         dropped = supervisor.events_dropped()
         held.release.set()
         assert supervisor.events is not None and supervisor.events.flush(WAIT)
@@ -86,6 +90,7 @@ def test_status_when_bus_drops_a_burst_shows_the_true_state_and_counts_the_drops
     assert ready.status_code == 200 and ready.json()["state"] == "ready"
     assert status["state"] == "ready" and status["last_transition"]["to_state"] == "ready"
     assert status["events_dropped"] == dropped
+    assert hello["counters"]["events_dropped"] == dropped  # the console page is told too
     assert f"kalshi_supervisor_events_dropped_total {float(dropped)}" in metrics
     assert 'kalshi_supervisor_state{state="ready"} 1.0' in metrics
     assert supervisor.state is State.SHUTDOWN
