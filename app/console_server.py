@@ -602,12 +602,22 @@ class ConsoleServer:
             if self._current is not None:
                 payload.update(self._current.status_fields())
                 payload["events_dropped"] = self._dropped_events()
+                payload["console"] = self._connection_counts()
         except Exception as exc:
             logger.exception("console status callback failed")
             return _error(500, f"{type(exc).__name__}: {exc}")
         if self._books is not None:
             payload["orderbook_stream"] = await self._run_blocking(self._stream_health)
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
+
+    def _connection_counts(self) -> dict[str, int]:
+        """What the connection policy did: slow-header connections closed, control calls
+        served past a full connection cap (see :mod:`app.console_http`)."""
+        policy = self.connections
+        return {
+            "closed_slow_connections": policy.closed_slow,
+            "control_requests_over_limit": policy.control_served,
+        }
 
     def _stream_health(self) -> dict[str, Any]:
         """The stream's health for ``/status``, or why there is none (never an error)."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -760,6 +761,41 @@ def test_inject_when_fault_valid_exits_0_and_events_show_fault_injected(
         START_WAIT,
         "fault_injected event",
     )
+
+
+def test_inject_when_console_is_flooded_with_slow_header_connections_still_works(
+    supervised: tuple[Proc, Path, Launcher],
+) -> None:
+    """250 connections that never finish their request headers: ordinary requests meet the
+    connection cap (503), ``inject`` still reaches the supervisor, and the console closes
+    every slow connection by itself (its header deadline)."""
+    proc, state_file, launcher = supervised
+    url = json.loads(state_file.read_text())["url"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(250):
+            sock = socket.create_connection((host, int(port)), timeout=START_WAIT)
+            sock.sendall(b"GET /status HTTP/1.1\r\nHo")
+            slow.append(sock)
+        after = len(proc.events)
+        injector = inject_cmd(launcher, state_file, "exchange", "seq_gap")
+        assert injector.popen.returncode == 0, injector.describe()
+        proc.wait_for(
+            lambda: any(e["type"] == "fault_injected" for e in proc.events[after:]),
+            START_WAIT,
+            "fault_injected event",
+        )
+        for sock in slow:
+            assert sock.recv(1024) == b""  # closed by the console, not by us
+    finally:
+        for sock in slow:
+            sock.close()
+    token = json.loads(state_file.read_text())["token"]
+    with httpx.Client(trust_env=False, timeout=START_WAIT) as http:
+        status = http.get(f"{url}/status", headers={"Authorization": f"Bearer {token}"})
+    assert status.status_code == 200
+    assert status.json()["console"]["closed_slow_connections"] >= 250
 
 
 def test_inject_when_token_wrong_exits_1_and_supervisor_logs_refusal_without_tokens(
