@@ -1,19 +1,40 @@
-"""The terminal view: each state as it is entered, how long the last one took, its metadata."""
+"""The terminal view: each state as it is entered, how long the last one took, its metadata.
+
+Why its own vocabulary: a person reads this next to the console page, so both say the same
+thing the same way: money in dollars (the account's integer cents as ``$500.00``), durations
+human-scaled (``7.2 s``, never ``7246.4 ms``), one line per fact, and no Python reprs
+(``None``, ``{'a': 1}``) ever reach the terminal. Lines are wrapped only on a terminal, to
+its width; logs, pipes and CI get each fact on exactly one line, whatever its length.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 
 from messages.events import (
     Escalation,
     ExchangePaused,
     ExchangeResumed,
+    FaultInjected,
     KalshiSyncComplete,
+    RestartScheduled,
+    ServiceDropped,
+    ServiceFailureReported,
+    ServiceRestarted,
+    ServiceStarted,
+    StageDropped,
     StageFailureReported,
     StateTransition,
+    StreamHealed,
+    StreamInterrupted,
+    StreamNotice,
     SupervisorEvent,
 )
 from messages.states import State
@@ -23,66 +44,220 @@ _STATE_STYLE = {
     State.ERROR: "bold red",
     State.SHUTDOWN: "bold yellow",
 }
+_INDENT = " " * 14
+CENT_FIELDS = frozenset({"balance", "portfolio_value"})
+"""Metadata fields in integer cents, shown as dollars (here and on the page)."""
+
+
+def terminal_console() -> Console:
+    """stderr, wrapped to the terminal's width on a terminal and never wrapped elsewhere.
+
+    rich assumes 80 columns when stderr is not a terminal and hard-wraps there, which
+    splits one fact over several lines of a log file; ``soft_wrap`` leaves long lines whole.
+    """
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return console
+
+
+def duration(ms: float) -> str:
+    """``12 ms``, ``7.2 s``, ``2 min 5 s``, ``1 h 3 min``: the page's ``human()`` too."""
+    if ms < 1000:
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def dollars_from_cents(cents: int) -> str:
+    """``$1,234.56`` from integer cents (exact: no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}${whole:,}.{part:02d}"
+
+
+def signed_dollars(change: str) -> str:
+    """A signed cents string from the sync (``"+120"``) as ``+$1.20``."""
+    text = change.strip()
+    try:
+        cents = int(text)
+    except ValueError:
+        return text
+    return ("+" if cents >= 0 else "-") + dollars_from_cents(abs(cents))
+
+
+def value_text(key: str, value: Any) -> str:
+    """One metadata value as the page shows it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in CENT_FIELDS and isinstance(value, int):
+        return dollars_from_cents(value)
+    if key.endswith("_ms") and isinstance(value, int | float):
+        return duration(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(value_text("", v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return "(" + fields(value) + ")"
+    return str(value)
+
+
+def fields(values: Mapping[str, Any]) -> str:
+    """``key=value`` pairs, values as :func:`value_text`; ``_ms`` keys lose their unit."""
+    return "  ".join(f"{key.removesuffix('_ms')}={value_text(key, v)}" for key, v in values.items())
 
 
 class ConsoleView:
     """A listener that renders events for a person; never raises into the supervisor."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self._console = console or Console(stderr=True, highlight=False)
+        self._console = console or terminal_console()
+        self._wraps = self._console.is_terminal
+        """On a terminal long lines wrap, under their own indentation (a hanging indent);
+        elsewhere each line is printed whole."""
 
     def __call__(self, event: SupervisorEvent) -> None:
         if isinstance(event, StateTransition):
             self._transition(event)
-        elif isinstance(event, KalshiSyncComplete):
-            changes = event.changes.model_dump() if event.changes else "first sync"
-            self._line("sync", "cyan", f"{_fields(event.state.model_dump())}  changes: {changes}")
-        elif isinstance(event, StageFailureReported):
-            self._line(
-                "failure",
-                "red",
-                f"{event.stage} in {event.state.name}: {event.error_type}: {event.reason}",
-            )
-        elif isinstance(event, Escalation):
-            self._line("gave up", "bold red", event.reason)
-        elif isinstance(event, ExchangePaused):
-            estimate = event.resume_estimate
-            when = estimate.astimezone().strftime("%H:%M:%S") if estimate else "none given"
-            self._line(
-                "paused",
-                "bold yellow",
-                f"{_where(event.exchange_index, event.scope)}; estimated resume {when}",
-            )
-        elif isinstance(event, ExchangeResumed):
-            self._line(
-                "resumed",
-                "green",
-                f"{_where(event.exchange_index, event.scope)} ended after "
-                f"{event.paused_ms / 1000:.1f} s",
-            )
-        else:
-            self._line(
-                event.type,
-                "magenta",
-                _fields(event.model_dump(mode="json", exclude={"type", "timestamp"})),
-            )
+            return
+        label, style, body = describe(event)
+        self._line(label, style, body)
 
     def _transition(self, event: StateTransition) -> None:
+        stamp = Text(event.timestamp.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
         header = Text()
-        header.append(event.timestamp.strftime("%H:%M:%S.%f")[:-3] + "  ", style="dim")
         header.append(event.to_state.name, style=_STATE_STYLE.get(event.to_state, "bold blue"))
-        header.append(f"  after {event.duration_ms:.1f} ms in {event.from_state.name}", style="dim")
-        header.append(f"  {event.context}")
-        self._console.print(header)
-        self._console.print(
-            Text("    " + _fields(event.metadata.model_dump(mode="json")), style="dim")
+        header.append(
+            f"  after {duration(event.duration_ms)} in {event.from_state.name}", style="dim"
         )
+        header.append(f"  {event.context}")
+        if self._wraps:  # the wrapped part stays right of the time
+            grid = Table.grid()
+            grid.add_column(width=len(stamp), no_wrap=True)
+            grid.add_column()
+            grid.add_row(stamp, header)
+            self._console.print(grid)
+        else:
+            self._console.print(stamp + header)
+        self._emit(Text(fields(event.metadata.model_dump(mode="json")), style="dim"), 4)
 
     def _line(self, label: str, style: str, body: str) -> None:
-        text = Text("              ")
+        text = Text()
         text.append(f"{label}: ", style=style)
         text.append(body)
-        self._console.print(text)
+        self._emit(text, len(_INDENT))
+
+    def _emit(self, text: Text, indent: int) -> None:
+        if self._wraps:
+            self._console.print(Padding(text, (0, 0, 0, indent)))
+        else:
+            self._console.print(Text(" " * indent) + text)
+
+
+def describe(event: SupervisorEvent) -> tuple[str, str, str]:
+    """``(label, style, one line)`` for every event but a transition."""
+    if isinstance(event, KalshiSyncComplete):
+        return "sync", "cyan", _sync(event)
+    if isinstance(event, StageFailureReported):
+        body = f"{event.stage} in {event.state.name}: {event.error_type}: {event.reason}"
+        return "failure", "red", body
+    if isinstance(event, RestartScheduled):
+        body = (
+            f"{', '.join(event.stages)} (attempt {event.attempt}) "
+            f"in {duration(event.delay_ms)}"
+        )
+        return "restart", "yellow", body
+    if isinstance(event, FaultInjected):
+        return "fault", "bold magenta", _fault(event)
+    if isinstance(event, Escalation):
+        return "gave up", "bold red", event.reason
+    if isinstance(event, StageDropped):
+        return "dropped", "red", f"{event.stage}: {event.reason}"
+    if isinstance(event, StreamInterrupted):
+        body = (
+            f"interrupted ({event.detail}); healing in place for up to "
+            f"{duration(event.heal_timeout_ms)}"
+        )
+        return "stream", "yellow", body
+    if isinstance(event, StreamHealed):
+        body = f"healed by {event.kind} ({event.detail}); {event.healed_total} healed so far"
+        return "stream", "green", body
+    if isinstance(event, StreamNotice):
+        return "stream", "yellow", f"{event.kind}: {event.detail}"
+    if isinstance(event, ExchangePaused):
+        estimate = event.resume_estimate
+        when = estimate.astimezone().strftime("%H:%M:%S") if estimate else "none given"
+        body = f"{_where(event.exchange_index, event.scope)}; estimated resume {when}"
+        return "paused", "bold yellow", body
+    if isinstance(event, ExchangeResumed):
+        body = (
+            f"{_where(event.exchange_index, event.scope)} ended after "
+            f"{duration(event.paused_ms)}"
+        )
+        return "resumed", "green", body
+    if isinstance(event, ServiceStarted):
+        return "service", "cyan", f"{event.service} started"
+    if isinstance(event, ServiceFailureReported):
+        after = (
+            "not restarted"
+            if event.next_restart_in_ms is None
+            else f"restart in {duration(event.next_restart_in_ms)}"
+        )
+        body = f"{event.service} failed: {event.error_type}: {event.reason}; {after}"
+        return "service", "red", body
+    if isinstance(event, ServiceRestarted):
+        return "service", "cyan", f"{event.service} restarted (attempt {event.attempt})"
+    if isinstance(event, ServiceDropped):
+        return "service", "red", f"{event.service} dropped: {event.reason}"
+    values = event.model_dump(mode="json", exclude={"type", "timestamp", "counters"})
+    return event.type.replace("_", " "), "magenta", fields(
+        {k: v for k, v in values.items() if v is not None}
+    )
+
+
+def _sync(event: KalshiSyncComplete) -> str:
+    state, changes = event.state, event.changes
+    if changes is None:
+        return (
+            f"{event.sync_type} (first) · balance {dollars_from_cents(state.balance)} · "
+            f"portfolio value {dollars_from_cents(state.portfolio_value)} · "
+            f"positions {state.positions} · resting orders {state.orders}"
+        )
+    moved = [
+        (label, change)
+        for label, change in (
+            ("balance", signed_dollars(changes.balance_change)),
+            ("portfolio value", signed_dollars(changes.portfolio_change)),
+            ("positions", changes.positions_change),
+            ("resting orders", changes.orders_change),
+        )
+        if change.lstrip("+-$0.,") != ""
+    ]
+    what = ", ".join(f"{label} {change}" for label, change in moved) or "no change"
+    return (
+        f"{event.sync_type}: {what} · balance {dollars_from_cents(state.balance)} · "
+        f"portfolio value {dollars_from_cents(state.portfolio_value)} · "
+        f"positions {state.positions} · resting orders {state.orders}"
+    )
+
+
+def _fault(event: FaultInjected) -> str:
+    fault = event.fault
+    parts = [f"injected {fault.fault.value} into {fault.target}"]
+    if fault.seconds is not None:
+        parts.append(f"for {fault.seconds:g} s")
+    if fault.count is not None:
+        parts.append(f"{fault.count} time(s)")
+    if fault.shard is not None:
+        parts.append(f"on shard {fault.shard}")
+    if fault.resume_in is not None:
+        parts.append(f"resuming in {fault.resume_in:g} s")
+    return " ".join(parts)
 
 
 def _where(exchange_index: int | None, scope: str) -> str:
@@ -91,5 +266,24 @@ def _where(exchange_index: int | None, scope: str) -> str:
     return f"{scope} pause on {shard}"
 
 
-def _fields(values: dict[str, Any]) -> str:
-    return "  ".join(f"{key}={value}" for key, value in values.items())
+SHOWN_AS_EVENTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("kalshi_supervisor.app.console_server", "fault injection: %s"),
+        ("kalshi_supervisor.actors.base", "%s: injecting %s"),
+        ("kalshi_supervisor.core.recovery", "%s stage failed in %s: %s: %s"),
+        ("kalshi_supervisor.core.services", "%s service failed: %s: %s"),
+    }
+)
+"""Log records (logger, message template) whose fact the view prints as an event line."""
+
+
+class ShownAsEventsFilter(logging.Filter):
+    """Drops, from the terminal's log handler only, the records that repeat an event line.
+
+    Why: with the view on, an injected fault used to reach the terminal three times (the
+    console server's log, the actor's log, the event). The event line is the one in the
+    page's vocabulary; the records still reach any other handler (a log file) unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.name, record.msg) not in SHOWN_AS_EVENTS

@@ -167,7 +167,8 @@ def _import_path(path: Path, reference: str) -> ModuleType:
         raise ServiceLoadError(f"service {reference!r}: {path} is not a .py file")
     resolved = path.expanduser().resolve()
     if not resolved.is_file():
-        raise ServiceLoadError(f"service {reference!r}: no such file {path}")
+        where = "" if path.is_absolute() else f" (relative to the current directory: {resolved})"
+        raise ServiceLoadError(f"service {reference!r}: no such file {path}{where}")
     # A stable, unique module name per file, so two files called recorder.py do not clash
     # and a loaded service's classes pickle/repr sensibly.
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:10]

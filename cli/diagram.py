@@ -6,14 +6,14 @@ it runs in about the time the interpreter takes to start.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
+from cli.arguments import OneLineParser
 from supervision.state_machine import render_mermaid
 
 
 def main(argv: Sequence[str]) -> int:
-    argparse.ArgumentParser(
+    OneLineParser(
         prog="kalshi-supervisor diagram",
         description="Print the state machine as a Mermaid diagram (the README embeds it).",
     ).parse_args(argv)

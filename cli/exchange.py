@@ -13,23 +13,29 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from cli.arguments import non_negative_float, positive_int
+from cli.arguments import OneLineParser, error_line, non_negative_float, positive_int
 
 EXIT_OK, EXIT_BAD_CONFIG = 0, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kalshi-supervisor exchange",
-        description="Serve the embedded Kalshi exchange standalone.",
+        description="Serve the embedded Kalshi exchange standalone: prints one JSON line "
+        "(rest_url, ws_url, key_id and the demo key's path) and serves until SIGINT/SIGTERM.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--port", type=int, default=0, help="REST and WebSocket port (one port); 0 = any free"
     )
-    parser.add_argument("--markets", type=positive_int, default=20)
-    parser.add_argument("--rate", type=non_negative_float, default=50.0, help="deltas per second")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--markets", type=positive_int, default=20, help="how many markets the exchange lists"
+    )
+    parser.add_argument(
+        "--rate", type=non_negative_float, default=50.0, help="orderbook deltas per second"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated markets")
     return parser
 
 
@@ -47,7 +53,7 @@ def main(argv: Sequence[str]) -> int:
             seed=args.seed,
         )
     except ServerStartError as exc:
-        print(f"kalshi-supervisor: error: exchange: {exc}", file=sys.stderr)
+        print(error_line(f"exchange: {exc}"), file=sys.stderr)
         return EXIT_BAD_CONFIG
     done = threading.Event()
     previous = {

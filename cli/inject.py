@@ -1,8 +1,9 @@
 """``kalshi-supervisor inject``: break a running supervisor on purpose, from another terminal.
 
 The command is used in recovery drills and scripts, so its contract is terse and stable:
-the supervisor's JSON reply on one stdout line and exit 0 on success; one stderr line and
-exit 1 when the supervisor cannot be found, reached or refuses; exit 2 for a request that
+the supervisor's JSON reply on one stdout line and exit 0 when the fault was injected; one
+stderr line and exit 1 when the supervisor cannot be found or reached, or refuses the fault
+(``accepted: false``, e.g. a stage that is not running); exit 2 for a request that
 is invalid: found before anything is sent, or by the supervisor (HTTP 400, e.g. a shard its
 exchange does not have). No expected failure prints a traceback.
 """
@@ -15,8 +16,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
+from cli.arguments import OneLineParser
 from messages.fault_kinds import ActorFault, ExchangeFault, FaultTarget, check_fault
 from messages.text import one_line
 
@@ -146,6 +148,10 @@ def run_inject(
     detail = error if isinstance(error, str) else "unexpected reply"
     if status == HTTP_UNAUTHORIZED:
         return fail(f"refused: {error if isinstance(error, str) else 'unauthorized'}")
+    if status == HTTP_OK and isinstance(reply, dict) and reply.get("accepted") is False:
+        # The supervisor answered but would not inject (no such stage, a stage that is
+        # not running, a service that is restarting): a refusal, not a success.
+        return fail(f"refused by supervisor: {detail}")
     if status == HTTP_OK and reply is not None:
         print(json.dumps(reply), file=out)
         return EXIT_OK
@@ -269,17 +275,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one stderr line (exit 2), as every other refusal here:
-    scripts read one line, and the usage block adds nothing ``--help`` does not."""
-
-    def error(self, message: str) -> NoReturn:
-        text = one_line(f"{self.prog}: error: {message}", limit=1000)  # the choices fit
-        self.exit(EXIT_USAGE, f"{text} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="kalshi-supervisor inject", description="Inject a fault into a running supervisor."
     )
     add_inject_arguments(parser)

@@ -16,6 +16,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from cli.arguments import EXIT_USAGE, OneLineParser
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run", "run the supervisor (see `run --help` for every flag and default)"),
     "exchange": ("cli.exchange", "serve the embedded Kalshi exchange standalone"),
@@ -24,12 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 """Sub-command -> (module with ``main(argv) -> int``, one-line help)."""
 
-EXIT_USAGE = 2
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: only ``--help`` and the list of sub-commands."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kalshi-supervisor",
         description="Bring a Kalshi trading system from cold start to READY and keep it there.",
     )
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
             return 1
     parser = build_parser()
-    parser.parse_args(args)  # --help exits 0; an unknown command or flag exits 2
+    parser.parse_args(args)  # --help, --version exit 0; an unknown command or flag exits 2
     parser.print_help()
     return EXIT_USAGE
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.arguments import (
+    OneLineParser,
+    error_line,
     market_count,
     non_negative_float,
     non_negative_int,
@@ -45,19 +47,35 @@ class ConfigError(ValueError):
     """Bad configuration: reported as one line and exit code 2."""
 
 
-def _default(name: str) -> str:
-    """`` (default: X)`` from the settings model, the one place defaults are written."""
+def _default_value(name: str) -> str:
+    """The model's default of a setting as text ('' when there is none to show)."""
     field = RunSettings.model_fields[name]
     value = field.get_default(call_default_factory=True)
-    if value is None or value is False or value == {}:
+    if value is None or value is False or value == {} or value == ():
         return ""
-    return f" (default: {getattr(value, 'value', value)})"
+    value = getattr(value, "value", value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class FlagRow:
+    """One ``run`` flag as the README's table shows it: written from the parser's own
+    declarations, so the table cannot drift from ``run --help``."""
+
+    def __init__(self, flag: str, dest: str, metavar: str, default: str, meaning: str) -> None:
+        self.flag, self.dest, self.metavar = flag, dest, metavar
+        self.default, self.meaning = default, meaning
+
+    def markdown(self) -> str:
+        flag = f"`{self.flag} {self.metavar}`" if self.metavar else f"`{self.flag}`"
+        default = f"`{self.default}`" if self.default else "none"
+        return f"| {flag.replace('|', chr(92) + '|')} | {default} | {self.meaning} |"
+
+
+def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
     """Every flag defaults to "not given" (SUPPRESS), so that an absent flag lets the
-    environment or the config file decide; the help shows the model's defaults."""
-    run = argparse.ArgumentParser(
+    environment or the config file decide; the help shows the model's defaults, once.
+    ``rows``, when given, receives each flag as the README's table shows it."""
+    run = OneLineParser(
         prog="kalshi-supervisor run",
         description="Run the supervisor (default: on the embedded exchange). Every flag can "
         f"also be set as {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}SYNC_INTERVAL=10) or in the "
@@ -65,51 +83,101 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
 
-    def add(group: Any, flag: str, help: str, **kwargs: Any) -> None:
+    def add(
+        group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any
+    ) -> None:
         dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
-        group.add_argument(flag, help=help + _default(dest), **kwargs)
+        shown = _default_value(dest) if default is None else default
+        suffix = f" (default: {shown})" if shown else ""
+        group.add_argument(flag, help=help + suffix, **kwargs)
+        if rows is not None:
+            if kwargs.get("action") == "store_true":
+                metavar, shown = "", "off"
+            elif "choices" in kwargs:
+                metavar = "|".join(kwargs["choices"])
+            else:
+                metavar = kwargs.get("metavar") or dest.upper()
+            rows.append(FlagRow(flag, dest, metavar, shown, help))
 
-    run.add_argument(
+    add(
+        run,
         "--config",
+        "TOML file with any of these settings",
+        default=f"${CONFIG_ENV}, if set",
         type=Path,
-        help=f"TOML file with any of these settings (default: ${CONFIG_ENV}, if set)",
+        dest="config",
+        metavar="PATH",
     )
     add(
         run,
         "--env",
-        "local = embedded exchange; paper = Kalshi demo; production = real money",
+        "local = the embedded exchange; paper = Kalshi demo; production = real money",
         choices=[e.value for e in Environment],
     )
-    add(run, "--rest-url", "override the REST base URL (…/trade-api/v2)")
-    add(run, "--ws-url", "override the WebSocket URL (…/trade-api/ws/v2)")
-    add(run, "--key-id", "API key id (default: $KALSHI_API_KEY_ID)")
-    add(run, "--private-key", "private key PEM path (default: $KALSHI_PRIVATE_KEY_PATH)")
-    add(run, "--markets", "comma-separated tickers; default: discover open markets")
+    add(run, "--rest-url", "override the REST base URL (…/trade-api/v2)", metavar="URL")
+    add(run, "--ws-url", "override the WebSocket URL (…/trade-api/ws/v2)", metavar="URL")
+    add(run, "--key-id", "API key id", default="$KALSHI_API_KEY_ID", metavar="ID")
+    add(
+        run,
+        "--private-key",
+        "private key PEM path (the PEM itself may be given in $KALSHI_PRIVATE_KEY; "
+        "PKCS#1 or PKCS#8, RSA or Ed25519)",
+        default="$KALSHI_PRIVATE_KEY_PATH",
+        metavar="PATH",
+    )
+    add(
+        run,
+        "--markets",
+        "comma-separated tickers, checked against the exchange",
+        default="discover open markets",
+        metavar="T1,T2",
+    )
     add(
         run,
         "--market-count",
         "markets to discover: a positive number, or 'all' for every open market",
         type=market_count,
+        metavar="N",
     )
-    add(run, "--series", "discover markets of this series only")
+    add(run, "--series", "discover markets of this series only", metavar="SERIES")
     add(run, "--no-trading", "orderbook only: skip trading and sync", action="store_true")
     add(run, "--use-yes-price", "subscribe with use_yes_price=true", action="store_true")
-    add(run, "--sync-interval", "seconds between update syncs", type=positive_float)
-    add(run, "--subscribe-chunk", "markets per WebSocket subscribe (200)", type=positive_int)
     add(
-        run, "--stale-after", "seconds of silence before a feed is probed (15)", type=positive_float
+        run,
+        "--sync-interval",
+        "seconds between update syncs while READY",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        run,
+        "--subscribe-chunk",
+        "markets per WebSocket subscribe; an error 26 halves the refused chunk",
+        type=positive_int,
+        metavar="N",
+    )
+    add(
+        run,
+        "--stale-after",
+        "seconds a subscription may go without a frame before it is probed with a "
+        "one-market get_snapshot (an unanswered probe resubscribes, then reconnects)",
+        type=positive_float,
+        metavar="SECONDS",
     )
     add(
         run,
         "--discovery-refresh",
-        "seconds between market re-discoveries while READY (300)",
+        "seconds between market re-discoveries while READY: the only way newly listed "
+        "markets are picked up",
         type=positive_float,
+        metavar="SECONDS",
     )
     add(
         run,
         "--reconnect-max-delay",
-        "cap of the WebSocket reconnect backoff in seconds (30)",
+        "cap of the WebSocket reconnect backoff in seconds (it doubles from 0.05 s)",
         type=positive_float,
+        metavar="SECONDS",
     )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
@@ -140,20 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_float,
         metavar="SECONDS",
     )
-    add(run, "--status-host", "status/control server host")
-    add(run, "--status-port", "status/control server port (0 = any free)", type=int)
+    add(
+        run,
+        "--status-host",
+        "console server host (loopback unless you say otherwise; then every request "
+        "needs the token)",
+        metavar="HOST",
+    )
+    add(run, "--status-port", "console server port (0 = any free)", type=int, metavar="PORT")
     add(
         run,
         "--status-public-name",
         "a name (host or host:port) other machines use for the console; with a wildcard "
-        "--status-host only these and loopback are answered (repeatable)",
+        "--status-host only these and loopback pass the Host check (repeatable)",
         action="append",
         dest="status_public_names",
         metavar="NAME",
     )
-    add(run, "--log-level", "log level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    add(run, "--events", "write every transition and event as JSON lines (- = stdout)")
-    add(run, "--state-file", "where `inject` finds this supervisor", type=Path)
+    add(
+        run,
+        "--log-level",
+        "log level of the stderr log",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    add(
+        run,
+        "--events",
+        "write every transition and event as JSON lines (- = stdout; SIGHUP reopens)",
+        metavar="PATH",
+    )
+    add(
+        run,
+        "--state-file",
+        "where `inject` finds this supervisor",
+        default="$XDG_STATE_HOME/kalshi-supervisor/control.json",
+        type=Path,
+        metavar="PATH",
+    )
     restart = run.add_argument_group("restart policy")
     add(
         restart,
@@ -161,31 +252,53 @@ def build_parser() -> argparse.ArgumentParser:
         "which stages restart with a failed one",
         choices=[s.value for s in Strategy],
     )
-    add(restart, "--min-backoff", "first restart delay (s)", type=positive_float)
-    add(restart, "--max-backoff", "largest restart delay (s)", type=positive_float)
+    add(
+        restart,
+        "--min-backoff",
+        "first restart delay (s)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        restart,
+        "--max-backoff",
+        "largest restart delay (s)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
     add(
         restart,
         "--random-factor",
         "jitter: delay x (1 + factor x random)",
         type=non_negative_float,
+        metavar="F",
     )
     add(
         restart,
         "--reset-after",
         "seconds healthy that reset a stage's backoff",
         type=positive_float,
+        metavar="SECONDS",
     )
     add(
         restart,
         "--max-restarts",
         "restarts allowed within --restart-period before giving up",
         type=non_negative_int,
+        metavar="N",
     )
-    add(restart, "--restart-period", "intensity window (s)", type=positive_float)
+    add(
+        restart,
+        "--restart-period",
+        "intensity window (s)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
     add(
         restart,
         "--deadline",
         "per-state deadline, e.g. orderbook_connect=5 (repeatable)",
+        default="10 s; 15 s for kalshi_data_sync",
         action="append",
         dest="deadlines",
         metavar="STATE=SECONDS",
@@ -194,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         restart,
         "--restart-type",
         "per-stage or per-service restart type: permanent, transient or temporary (repeatable)",
+        default="permanent",
         action="append",
         dest="restart_types",
         metavar="NAME=TYPE",
@@ -202,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         services,
         "--service",
-        "start this service once READY (repeatable); MODULE is a dotted module or a .py "
-        "file, or give the name of an installed kalshi_supervisor.services entry point",
+        "start this service once READY (repeatable); MODULE is a dotted module (found from "
+        "the current directory too) or a .py file, or give the name of an installed "
+        "kalshi_supervisor.services entry point",
         action="append",
         dest="services",
         metavar="[NAME=]MODULE:CLASS",
@@ -217,15 +332,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME.KEY=VALUE",
     )
     embedded = run.add_argument_group("embedded exchange (--env local)")
-    add(embedded, "--exchange-markets", "markets on the embedded exchange", type=positive_int)
+    add(
+        embedded,
+        "--exchange-markets",
+        "markets on the embedded exchange",
+        type=positive_int,
+        metavar="N",
+    )
     add(
         embedded,
         "--exchange-rate",
         "deltas per second on the embedded exchange",
         type=non_negative_float,
+        metavar="R",
     )
-    add(embedded, "--exchange-seed", "seed of the embedded exchange's markets", type=int)
+    add(
+        embedded,
+        "--exchange-seed",
+        "seed of the embedded exchange's markets",
+        type=int,
+        metavar="SEED",
+    )
     return run
+
+
+def flag_table() -> str:
+    """The README's table of every ``run`` flag (``python -m cli.run --flag-table``)."""
+    rows: list[FlagRow] = []
+    build_parser(rows)
+    lines = ["| flag | default | meaning |", "|---|---|---|"]
+    lines += [row.markdown() for row in rows]
+    return "\n".join(lines)
 
 
 def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -268,19 +405,33 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
-def services_from_settings(settings: RunSettings) -> tuple[ServiceSpec, ...]:
+def services_from_settings(
+    settings: RunSettings, sources: Sources | None = None
+) -> tuple[ServiceSpec, ...]:
     """The configured services as validated specs (their code is imported here), or
-    ConfigError with one line: a bad reference or option costs nothing to find out."""
+    ConfigError with one line naming where the reference came from and what is wrong: a bad
+    reference or option costs nothing to find out.
+
+    A dotted ``MODULE`` is also looked up from the current directory, as ``python -m``
+    would: a console script's ``sys.path`` starts at its own ``bin/``, so without this
+    ``examples.spread_alert:SpreadAlert`` would not be found from a checkout. Appended, not
+    prepended, so an installed module of the same name still wins."""
     if not settings.services and not settings.service_options:
         return ()
     from actors.registry import DEFAULT_STAGES
     from app.service_loader import ServiceLoadError, check_unique, specs_from_references
 
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
     try:
         specs = specs_from_references(settings.services, settings.service_options)
         check_unique(specs, reserved=[s.name for s in DEFAULT_STAGES])
     except ServiceLoadError as exc:
-        raise ConfigError(str(exc)) from None
+        source = sources.of("services") if sources is not None else ""
+        if source.startswith("--"):
+            source = ""  # the flag is in the message already (`service '...'`)
+        raise ConfigError(f"{source}: services: {exc}" if source else str(exc)) from None
     return specs
 
 
@@ -308,6 +459,11 @@ def _configure_logging(level: str) -> None:
     # One line per HTTP request / WS connection drowns the state progression a person watches.
     for noisy in ("httpx", "httpcore", "websockets"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # A fact the terminal view prints as an event line is not logged there a second time.
+    from app.console import ShownAsEventsFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ShownAsEventsFilter())
 
 
 def main(argv: Sequence[str]) -> int:
@@ -329,7 +485,7 @@ def main(argv: Sequence[str]) -> int:
             raise ConfigError(str(exc)) from None
         # Every value checked before anything starts (the real URLs are known only later).
         config_from_settings(settings, sources, rest_url="http://pending", ws_url="ws://pending")
-        services = services_from_settings(settings)
+        services = services_from_settings(settings, sources)
         _configure_logging(settings.log_level)
         try:
             exchange, signer, rest_url, ws_url = _exchange_and_signer(settings)
@@ -341,7 +497,7 @@ def main(argv: Sequence[str]) -> int:
                 raise ConfigError(str(exc)) from None
             raise
     except ConfigError as exc:
-        print(f"kalshi-supervisor: error: {exc}", file=sys.stderr)
+        print(error_line(str(exc)), file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:
         print("kalshi-supervisor: interrupted before the supervisor started", file=sys.stderr)

@@ -167,8 +167,10 @@ class RunSettings(BaseSettings):
     def _known_stages(
         cls, value: dict[str, RestartType], info: ValidationInfo
     ) -> dict[str, RestartType]:
-        """Names must be stages' or configured services'. A service reference that cannot be
-        loaded is skipped here: building the services reports it, with its own reason."""
+        """Names must be stages' or configured services'. When a service reference cannot be
+        loaded its name is unknown, so no name is judged here: building the services then
+        reports the reference itself (a bad path, say), which is the real mistake; an
+        "unknown stage" here would send the reader to the wrong key."""
         if not value:
             return value
         from actors.registry import DEFAULT_STAGES  # the stage actors: only when needed
@@ -182,7 +184,7 @@ class RunSettings(BaseSettings):
                 try:
                     known.add(reference_name(reference))
                 except ServiceLoadError:
-                    continue
+                    return value
         for stage in value:
             if stage not in known:
                 what = "stage or service" if services else "stage"

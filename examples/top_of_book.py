@@ -36,7 +36,7 @@ Top = tuple[str, str, str, str]
 
 class TopOfBookOptions(ServiceOptions):
     path: Path
-    """The CSV file (created or truncated at start)."""
+    """The CSV file: created with a header if new, else appended to (a restart loses no row)."""
     tickers: tuple[str, ...] | None = None
     """Markets to record; default every streamed market."""
     flush_interval: float = Field(default=0.2, gt=0, le=60)
@@ -51,9 +51,14 @@ class TopOfBookRecorder(ServiceActor):
     def setup(self) -> None:
         options: TopOfBookOptions = self.options
         options.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = options.path.open("w", newline="", encoding="utf-8")
+        # Appended, never truncated: the supervisor restarts a failed service by calling
+        # setup again, and the rows written before the failure must survive it. The header
+        # goes only into a new (or empty) file.
+        self._file: IO[str] = options.path.open("a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(HEADER)
+        if self._file.tell() == 0:
+            self._writer.writerow(HEADER)
+            self._file.flush()
         self._last: dict[str, Top] = {}
         self.rows = 0
         self.call_every(options.flush_interval, self._file.flush)

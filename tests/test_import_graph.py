@@ -17,6 +17,7 @@ PACKAGES = (
     "app",
     "core",
     "actors",
+    "trading",
     "supervision",
     "messages",
     "kalshi_api",

@@ -33,8 +33,35 @@ const el = (tag, attrs = {}, ...children) => {
 };
 const stateName = (s) => String(s).toUpperCase();
 const clock = (iso) => { const d = new Date(iso); return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0"); };
-const ms = (value) => value >= 1000 ? (value / 1000).toFixed(2) + " s" : value.toFixed(1) + " ms";
-const money = (cents) => "$" + (cents / 100).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+// One vocabulary with the terminal (app/console.py): durations human-scaled, money in dollars
+// ($ and the precision of its source: the account's cents, the market's price decimals).
+const human = (value) => {
+  if (value == null) return "–";
+  if (value < 10) return value.toFixed(1) + " ms";
+  if (value < 1000) return Math.round(value) + " ms";
+  const s = value / 1000;
+  if (s < 60) return s.toFixed(1) + " s";
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+};
+const ms = human;
+const money = (cents) => {
+  const n = Math.abs(Math.trunc(cents));
+  return `${cents < 0 ? "-" : ""}$${Math.floor(n / 100).toLocaleString("en-US")}.${String(n % 100).padStart(2, "0")}`;
+};
+// A signed cents string from a sync ("+120") as "+$1.20"; anything else is shown as it is.
+const signedMoney = (text) => { const n = Number(text); return Number.isInteger(n) ? (n < 0 ? "-" : "+") + money(Math.abs(n)) : String(text); };
+const CENT_FIELDS = new Set(["balance", "portfolio_value"]);
+// A metadata value as shown (the raw JSON value stays in data-value).
+const shownValue = (key, value) => {
+  if (value == null) return "none";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (CENT_FIELDS.has(key) && Number.isInteger(value)) return money(value);
+  if (key.endsWith("_ms") && typeof value === "number") return human(value);
+  if (Array.isArray(value)) return value.join(", ");
+  return String(value);
+};
+const shownKey = (key) => key.endsWith("_ms") ? key.slice(0, -3) : key;
 
 // -- connection -----------------------------------------------------------------------------
 function connect() {
@@ -59,7 +86,7 @@ function connect() {
 
 function setConnection(up, reason) {
   const node = $("connection");
-  node.textContent = up ? "live" : (reason ? `offline: ${reason}` : "offline, reconnecting");
+  node.textContent = up ? "console live" : (reason ? `console offline: ${reason}` : "console offline, reconnecting");
   node.className = "pill " + (up ? "conn-up" : "conn-down");
 }
 
@@ -100,6 +127,7 @@ function reset() {
     stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set(),
     pauses: {}, pausesAsOf: 0 });
   $("log").replaceChildren();
+  Object.assign(LOG, { groups: [], events: 0, routine: 0 });
   render();
 }
 
@@ -149,8 +177,14 @@ function handle(ev) {
       for (const stage of ev.stages) { if (fresh) stageOf(stage).restarts += 1; stageOf(stage).backoff = ev.delay_ms; }
       break;
     case "stage_dropped": stageOf(ev.stage).dropped = true; break;
-    case "stream_interrupted": if (fresh) S.stream.interrupted += 1; break;
-    case "stream_healed": if (fresh) S.stream.heals[ev.kind] = (S.stream.heals[ev.kind] || 0) + 1; break;
+    case "stream_interrupted":
+      if (fresh) S.stream.interrupted += 1;
+      streamFromEvent(false, ev);
+      break;
+    case "stream_healed":
+      if (fresh) S.stream.heals[ev.kind] = (S.stream.heals[ev.kind] || 0) + 1;
+      streamFromEvent(true, ev);
+      break;
     case "kalshi_sync_complete": S.sync = ev; break;
     case "exchange_paused": {
       if (ev.id <= S.pausesAsOf) break; // already in the hello's snapshot
@@ -185,13 +219,65 @@ function onTransition(ev) {
   }
   const previous = pass.latest[stateName(ev.from_state)];
   if (previous) previous.leftAfterMs = ev.duration_ms;
-  const entry = { ev, to, leftAfterMs: null, renderedAt: null };
+  const entry = { ev, to, attempt: S.attempts[to], leftAfterMs: null, renderedAt: null };
   if (to === "STARTUP") pass.recovery = entry;
   else if (to === "ERROR") { pass.error = entry; pass.ended = true; }
   else if (to === "SHUTDOWN") { pass.shutdown = entry; pass.ended = true; }
   else pass.latest[to] = entry;
   if (to === "READY" && ev.metadata.trading_client) S.readyTrading = ev.metadata.trading_client;
+  if (to === "READY") streamFromEvent(true, ev); // READY is announced only with the stream live
   if (to === "READY") for (const st of Object.values(S.stages)) if (st.kind === "stage") st.failedAfterReady = false;
+}
+
+// -- the orderbook stream's state, in the header ------------------------------------------------
+// Two sources: the feed's stream_interrupted / stream_healed events (pushed the moment the
+// supervisor sees them) and /status, polled every second (which also sees a stream that is
+// down outside READY, and stale books). A poll answers only for the time it was sent: one sent
+// before the latest event cannot undo what that event said.
+const STREAM = { up: null, since: null, detail: "", live: null, markets: null, eventAt: -1, changes: 0 };
+window.__stream = STREAM; // for tests
+
+function streamFromEvent(up, ev) {
+  if (STREAM.up !== up) { STREAM.since = ev.timestamp; STREAM.changes += 1; }
+  STREAM.up = up;
+  STREAM.detail = up ? "" : ev.detail || "";
+  if (up) STREAM.live = STREAM.markets;
+  STREAM.eventAt = performance.now();
+}
+
+function streamFromStatus(stream, sentAt) {
+  if (!stream || !stream.available || sentAt < STREAM.eventAt) return;
+  const up = Boolean(stream.connected);
+  if (STREAM.up !== up) { STREAM.since = new Date().toISOString(); STREAM.changes += 1; if (!up) STREAM.detail = "connection down"; }
+  STREAM.up = up;
+  STREAM.live = stream.live_markets;
+  STREAM.markets = stream.markets;
+}
+
+const streamDegraded = () => STREAM.up === false || (STREAM.up === true && STREAM.markets != null && STREAM.live < STREAM.markets);
+
+function renderStreamState() {
+  const pill = $("stream-state");
+  let text = "stream …", cls = "stream-unknown", state = "unknown";
+  if (STREAM.up === false) { text = "stream DOWN"; cls = "stream-down"; state = "down"; }
+  else if (STREAM.up === true && streamDegraded()) { text = `stream up · ${STREAM.live}/${STREAM.markets} books live`; cls = "stream-stale"; state = "stale"; }
+  else if (STREAM.up === true) { text = "stream live"; cls = "stream-live"; state = "live"; }
+  pill.textContent = text;
+  pill.className = `pill ${cls}`;
+  pill.dataset.state = state;
+  const current = S.current ? stateName(S.current.to_state) : "STARTUP";
+  if (STREAM.drawnDegraded !== streamDegraded()) { STREAM.drawnDegraded = streamDegraded(); scheduleRender(); } // READY's card label
+  const statePill = $("current-state");
+  statePill.classList.toggle("degraded", current === "READY" && streamDegraded());
+  const banner = $("degraded");
+  const show = streamDegraded() && current !== "SHUTDOWN";
+  banner.hidden = !show;
+  if (!show) { banner.replaceChildren(); return; }
+  const since = STREAM.since ? ` since ${clock(STREAM.since)}` : "";
+  const what = STREAM.up === false
+    ? `Orderbook stream down${since}${STREAM.detail ? ` (${STREAM.detail})` : ""}: every book is stale until it reconnects and resyncs.`
+    : `${STREAM.markets - STREAM.live} of ${STREAM.markets} books stale${since}: they are being resynced.`;
+  banner.replaceChildren(el("strong", { text: current === "READY" ? "READY, degraded" : "Degraded" }), el("span", { text: what }));
 }
 
 // -- rendering -------------------------------------------------------------------------------
@@ -200,14 +286,15 @@ function render() {
   const current = S.current ? stateName(S.current.to_state) : "STARTUP";
   const pill = $("current-state");
   pill.textContent = current;
-  pill.className = `pill state-${current}`;
+  pill.className = `pill state-${current}` + (current === "READY" && streamDegraded() ? " degraded" : "");
   pill.dataset.eventId = S.current ? S.current.id : "";
+  renderStreamState();
   $("since").textContent = S.current ? `since ${clock(S.current.timestamp)}` : "";
   renderPasses(current);
   renderPauses();
   renderHealth();
   renderAccount();
-  $("log-count").textContent = `(${S.logIds.length} shown, last id ${S.lastId})`;
+  $("log-count").textContent = `(${LOG.events} events in ${LOG.groups.length} rows, last id ${S.lastId}${LOG.routine ? `; ${LOG.routine} routine update syncs hidden by default` : ""})`;
 }
 
 function renderPasses(current) {
@@ -241,7 +328,7 @@ function stateCard(state, pass, live, current) {
     return el("div", { class: "card pending", "data-state": state, "data-status": status },
       el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: "pending" })));
   }
-  const label = state === "READY" && live && current === "READY" ? "ready · live" : status.replace("-", " ");
+  const label = state === "READY" && live && current === "READY" ? (streamDegraded() ? "ready · degraded" : "ready · live") : status.replace("-", " ");
   return metaCard(entry, state, status, label);
 }
 
@@ -250,7 +337,7 @@ function metaCard(entry, state, status, label) {
   if (!entry.renderedAt) entry.renderedAt = Date.now();
   const duration = entry.leftAfterMs != null ? ms(entry.leftAfterMs)
     : status === "in-progress" ? `${ms(Math.max(0, Date.now() - Date.parse(ev.timestamp)))} so far` : "";
-  const attempts = S.attempts[state] || 1;
+  const attempts = entry.attempt || 1; // this entry's own number, not the latest one's
   return el("div", { class: `card ${status}`, "data-state": state, "data-status": status, "data-event-id": String(ev.id), "data-rendered-at": String(entry.renderedAt) },
     el("div", { class: "card-head" }, el("span", { class: "card-name", text: breakable(state) }), el("span", { class: "card-status", text: label })),
     el("div", { class: "card-meta", text: `entered ${clock(ev.timestamp)}${duration ? " · " + duration : ""} · entry #${attempts} · id ${ev.id}` }),
@@ -308,13 +395,13 @@ function kvTable(values) {
     if (value && typeof value === "object" && !Array.isArray(value)) {
       // A nested object (READY's trading_client) gets the card's full width below its key.
       const cell = el("td", { class: "v nested", colspan: "2", "data-value": JSON.stringify(value) },
-        el("div", { class: "k", text: key }), kvTable(value));
+        el("div", { class: "k", text: shownKey(key) }), kvTable(value));
       table.append(el("tr", { "data-key": key }, cell));
       continue;
     }
     const cell = el("td", { class: "v", "data-value": JSON.stringify(value) });
-    cell.textContent = Array.isArray(value) ? value.join(", ") : String(value);
-    table.append(el("tr", { "data-key": key }, el("td", { class: "k", text: key }), cell));
+    cell.textContent = shownValue(key, value);
+    table.append(el("tr", { "data-key": key }, el("td", { class: "k", text: shownKey(key) }), cell));
   }
   return table;
 }
@@ -356,45 +443,105 @@ function renderAccount() {
     el("div", { class: "label", text: label }), el("div", { class: "value", text: value }), el("div", { class: "change", text: change || "" }));
   $("account").replaceChildren(
     el("div", { class: "account-grid" },
-      figure("balance", money(state.balance), changes && `${changes.balance_change} since last sync`),
-      figure("portfolio value", money(state.portfolio_value), changes && `${changes.portfolio_change} since last sync`),
-      figure("positions", String(state.positions), changes && changes.positions_change),
-      figure("resting orders", String(state.orders), changes && changes.orders_change)),
+      figure("balance", money(state.balance), changes && `${signedMoney(changes.balance_change)} since last sync`),
+      figure("portfolio value", money(state.portfolio_value), changes && `${signedMoney(changes.portfolio_change)} since last sync`),
+      figure("positions", String(state.positions), changes && `${changes.positions_change} since last sync`),
+      figure("resting orders", String(state.orders), changes && `${changes.orders_change} since last sync`)),
     el("p", { class: "muted", text: S.sync ? `last sync: ${S.sync.sync_type} at ${clock(S.sync.timestamp)}${changes ? "" : " (first sync)"}` : "" }));
 }
 
 // -- the log ---------------------------------------------------------------------------------
+// One line per fact, in the terminal's words; counters stay in the row's detail (click it).
+const shardText = (index) => index == null ? "every shard" : `shard ${index}`;
+function syncSummary(ev) {
+  const st = ev.state;
+  const figures = `balance ${money(st.balance)} · portfolio value ${money(st.portfolio_value)} · positions ${st.positions} · resting orders ${st.orders}`;
+  if (!ev.changes) return `${ev.sync_type} sync (first) · ${figures}`;
+  const c = ev.changes;
+  const moved = [["balance", signedMoney(c.balance_change), c.balance_change], ["portfolio value", signedMoney(c.portfolio_change), c.portfolio_change],
+    ["positions", c.positions_change, c.positions_change], ["resting orders", c.orders_change, c.orders_change]]
+    .filter(([, , raw]) => Number(raw) !== 0).map(([label, shown]) => `${label} ${shown}`);
+  return `${ev.sync_type} sync: ${moved.join(", ") || "no change"} · ${figures}`;
+}
+
+function faultSummary(f) {
+  const parts = [`injected ${f.fault} into ${f.target}`];
+  if (f.seconds != null) parts.push(`for ${f.seconds} s`);
+  if (f.count != null) parts.push(`${f.count} time(s)`);
+  if (f.shard != null) parts.push(`on shard ${f.shard}`);
+  if (f.resume_in != null) parts.push(`resuming in ${f.resume_in} s`);
+  return parts.join(" ");
+}
+
 function summary(ev) {
   switch (ev.type) {
-    case "state_transition": return `${stateName(ev.from_state)} → ${stateName(ev.to_state)} after ${ms(ev.duration_ms)} · ${ev.context}`;
+    case "state_transition": return `${stateName(ev.from_state)} → ${stateName(ev.to_state)} after ${human(ev.duration_ms)} · ${ev.context}`;
     case "stage_failure": return `${ev.stage} in ${stateName(ev.state)}: ${ev.error_type}: ${ev.reason}`;
-    case "restart_scheduled": return `restart ${ev.stages.join(", ")} (attempt ${ev.attempt}) in ${ms(ev.delay_ms)}`;
-    case "fault_injected": return `${ev.fault.target}: ${ev.fault.fault}`;
-    case "kalshi_sync_complete": return `${ev.sync_type} sync`;
+    case "restart_scheduled": return `restart ${ev.stages.join(", ")} (attempt ${ev.attempt}) in ${human(ev.delay_ms)}`;
+    case "fault_injected": return faultSummary(ev.fault);
+    case "kalshi_sync_complete": return syncSummary(ev);
+    case "stream_interrupted": return `interrupted (${ev.detail}); healing in place for up to ${human(ev.heal_timeout_ms)}`;
+    case "stream_healed": return `healed by ${ev.kind} (${ev.detail}); ${ev.healed_total} healed so far`;
+    case "stream_notice": return `${ev.kind}: ${ev.detail}`;
+    case "exchange_paused": return `${ev.scope} pause on ${shardText(ev.exchange_index)}; estimated resume ${ev.resume_estimate ? clock(ev.resume_estimate) : "none given"}`;
+    case "exchange_resumed": return `${ev.scope} pause on ${shardText(ev.exchange_index)} ended after ${human(ev.paused_ms)}`;
+    case "service_started": return `${ev.service} started`;
+    case "service_failed": return `${ev.service} failed: ${ev.error_type}: ${ev.reason}; ${ev.next_restart_in_ms == null ? "not restarted" : "restart in " + human(ev.next_restart_in_ms)}`;
+    case "service_restarted": return `${ev.service} restarted (attempt ${ev.attempt})`;
+    case "service_dropped": return `${ev.service} dropped: ${ev.reason}`;
+    case "stage_dropped": return `${ev.stage} dropped: ${ev.reason}`;
     default: {
-      const { id, type, timestamp, ...rest } = ev;
-      return Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+      const { id, type, timestamp, counters, ...rest } = ev;
+      return Object.entries(rest).filter(([, v]) => v != null)
+        .map(([k, v]) => `${shownKey(k)}=${typeof v === "object" && !Array.isArray(v) ? JSON.stringify(v) : shownValue(k, v)}`).join(" ");
     }
   }
 }
 
+// Routine: an update sync that changed nothing (every --sync-interval seconds, forever).
+// Hidden unless asked for, and repeats of any identical line fold into one row (×N).
+// A kind may wrap after its underscores (never mid-word); <wbr> keeps textContent intact.
+const wrappable = (name) => name.split("_").flatMap((part, i, all) => i < all.length - 1 ? [part + "_", el("wbr")] : [part]);
+const isRoutine = (ev) => ev.type === "kalshi_sync_complete" && ev.sync_type === "update" && ev.changes != null
+  && ["balance_change", "portfolio_change", "positions_change", "orders_change"].every((k) => Number(ev.changes[k]) === 0);
+const LOG = { groups: [], events: 0, routine: 0 };
+
 function appendLog(ev) {
   const body = $("log");
-  const row = el("tr", { class: "row", "data-id": String(ev.id), "data-type": ev.type },
+  const text = summary(ev);
+  const key = `${ev.type}|${text}`;
+  const top = LOG.groups[LOG.groups.length - 1];
+  LOG.events += 1;
+  if (isRoutine(ev)) LOG.routine += 1;
+  if (top && top.key === key) {
+    top.ids.push(ev.id);
+    top.ev = ev;
+    top.row.dataset.id = String(ev.id);
+    top.row.dataset.ids = top.ids.join(",");
+    top.row.children[0].textContent = String(ev.id);
+    top.row.children[1].textContent = clock(ev.timestamp);
+    top.count.textContent = `×${top.ids.length} since ${clock(top.first)}`;
+    return;
+  }
+  const count = el("span", { class: "repeat", "data-field": "repeat" });
+  const row = el("tr", { class: "row", "data-id": String(ev.id), "data-ids": String(ev.id), "data-type": ev.type, "data-routine": String(isRoutine(ev)) },
     el("td", { class: "mono", text: String(ev.id) }), el("td", { class: "mono", text: clock(ev.timestamp) }),
-    el("td", { class: `t-${ev.type}`, text: ev.type }), el("td", { text: summary(ev) }));
+    el("td", { class: `type t-${ev.type}` }, ...wrappable(ev.type)), el("td", { class: "summary" }, text, count));
+  const group = { key, row, count, ids: [ev.id], ev, first: ev.timestamp };
   row.addEventListener("click", () => {
     const next = row.nextSibling;
     if (next && next.classList.contains("detail")) { next.remove(); return; }
-    row.after(el("tr", { class: "detail" }, el("td", { colspan: "4" }, el("pre", { text: JSON.stringify(ev, null, 2) }))));
+    row.after(el("tr", { class: "detail" }, el("td", { colspan: "4" }, el("pre", { text: JSON.stringify(group.ev, null, 2) }))));
   });
   body.prepend(row);
-  S.logIds.push(ev.id);
+  LOG.groups.push(group);
   if (!S.types.has(ev.type)) { S.types.add(ev.type); $("log-type").append(el("option", { value: ev.type, text: ev.type })); }
-  while (S.logIds.length > MAX_LOG_ROWS) {
-    const oldest = S.logIds.shift();
-    const node = body.querySelector(`tr.row[data-id="${oldest}"]`);
-    if (node) { if (node.nextSibling && node.nextSibling.classList.contains("detail")) node.nextSibling.remove(); node.remove(); }
+  while (LOG.events > MAX_LOG_ROWS && LOG.groups.length > 1) {
+    const oldest = LOG.groups.shift();
+    LOG.events -= oldest.ids.length;
+    const node = oldest.row;
+    if (node.nextSibling && node.nextSibling.classList.contains("detail")) node.nextSibling.remove();
+    node.remove();
   }
   applyFilter(row);
 }
@@ -403,7 +550,10 @@ function applyFilter(only) {
   const text = $("log-filter").value.toLowerCase();
   const type = $("log-type").value;
   const rows = only ? [only] : $("log").querySelectorAll("tr.row");
-  for (const row of rows) row.hidden = (type && row.dataset.type !== type) || (text && !row.textContent.toLowerCase().includes(text));
+  for (const row of rows) {
+    const kindHidden = type === "" ? row.dataset.routine === "true" : type !== "*" && row.dataset.type !== type;
+    row.hidden = kindHidden || Boolean(text && !row.textContent.toLowerCase().includes(text));
+  }
 }
 
 // -- faults ----------------------------------------------------------------------------------
@@ -434,8 +584,12 @@ async function inject(event) {
   try {
     const response = await fetch("/inject", { method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
     const answer = await response.json();
-    reply.textContent = response.ok ? `accepted: ${JSON.stringify(answer)}` : `refused (${response.status}): ${answer.error}`;
-    if (response.ok) { S.token = S.token || ""; sessionStorage.setItem("kalshi-console-fault-token", token); }
+    // A 200 may still be a refusal (no such stage, a service that is restarting).
+    const accepted = response.ok && answer.accepted !== false;
+    reply.textContent = accepted ? `accepted: ${faultSummary(body)}`
+      : `refused${response.ok ? "" : ` (HTTP ${response.status})`}: ${answer.error || "no reason given"}`;
+    reply.dataset.outcome = accepted ? "accepted" : "refused";
+    if (accepted) { S.token = S.token || ""; sessionStorage.setItem("kalshi-console-fault-token", token); }
   } catch (error) {
     reply.textContent = `failed: ${error}`;
   }
@@ -445,7 +599,7 @@ async function inject(event) {
 // Books change with every frame, far too often for the event feed, so the page polls the
 // console once a second while it is visible: /books for tops, /books/{ticker} for the market
 // whose depth is open, /status for the stream's counters.
-const BOOKS = { selected: null, tops: null, depth: null, stream: null, polling: false };
+const BOOKS = { selected: null, tops: null, depth: null, stream: null, polling: false, refreshes: 0, rows: new Map() };
 window.__books = BOOKS; // for tests
 
 async function getJSON(path) {
@@ -461,10 +615,13 @@ async function pollBooks() {
   BOOKS.polling = true;
   try {
     const selected = BOOKS.selected;
+    const sentAt = performance.now();
     const [tops, status, depth] = await Promise.all([getJSON("/books"), getJSON("/status"),
       selected ? getJSON(`/books/${encodeURIComponent(selected)}`) : Promise.resolve(null)]);
     BOOKS.tops = tops;
     BOOKS.stream = status.ok ? status.body.orderbook_stream || null : null;
+    streamFromStatus(BOOKS.stream, sentAt);
+    BOOKS.refreshes += 1;
     if (selected === BOOKS.selected) BOOKS.depth = depth;
   } catch (error) {
     BOOKS.tops = { ok: false, status: 0, body: { error: `console unreachable: ${error}` } };
@@ -474,58 +631,122 @@ async function pollBooks() {
   }
   renderBooks();
   renderStream();
+  renderStreamState();
 }
 
 const seconds = (s) => s == null ? "–" : s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
 // Prices arrive as exact decimal strings; the spread is computed in integer micro-dollars.
 const micros = (text) => { const [whole, frac = ""] = text.split("."); return Number(whole) * 1e6 + Number((frac + "000000").slice(0, 6)); };
-const dollars = (value) => {
+
+const shownPrice = (text) => text == null ? "–" : `$${text}`; // the exchange's decimals, exact
+// The spread in dollars, to the precision of the prices it comes from.
+const spreadText = (bid, ask) => {
+  const places = Math.max((bid.split(".")[1] || "").length, (ask.split(".")[1] || "").length, 2);
+  const value = micros(ask) - micros(bid);
   const s = String(Math.abs(value)).padStart(7, "0");
-  return `${value < 0 ? "-" : ""}${s.slice(0, -6)}.${s.slice(-6, -2)}${s.slice(-2) === "00" ? "" : s.slice(-2)}`;
+  const text = `${s.slice(0, -6)}.${s.slice(-6)}`.slice(0, s.length - 6 + 1 + places);
+  return `${value < 0 ? "-" : ""}$${text}`;
 };
 
-function quote(price, size, side) {
-  const cell = el("td", { class: `num ${side}`, "data-field": `best_yes_${side}`, "data-value": price == null ? "" : price, "data-size": size == null ? "" : size });
-  if (price == null) { cell.textContent = "–"; return cell; }
-  cell.append(price, el("span", { class: "size", text: `× ${size}` }));
-  return cell;
+function setQuote(cell, price, size) {
+  cell.dataset.value = price == null ? "" : price;
+  cell.dataset.size = size == null ? "" : size;
+  const text = price == null ? "–" : `${shownPrice(price)} × ${size}`;
+  if (cell.dataset.shown === text) return;
+  cell.dataset.shown = text;
+  if (price == null) { cell.replaceChildren("–"); return; }
+  cell.replaceChildren(shownPrice(price), el("span", { class: "size", text: `× ${size}` }));
 }
 
+const BOOK_HEAD = ["market", "best YES bid × contracts", "best YES ask × contracts", "spread", "levels YES / NO", "unchanged for", "book"];
+
+function bookRow(ticker) {
+  const row = el("tr", { class: "book", "data-ticker": ticker },
+    el("td", { text: ticker }),
+    el("td", { class: "num bid", "data-field": "best_yes_bid" }),
+    el("td", { class: "num ask", "data-field": "best_yes_ask" }),
+    el("td", { class: "num", "data-field": "spread" }),
+    el("td", { class: "num", "data-field": "levels" }),
+    el("td", { class: "num", "data-field": "unchanged" }),
+    el("td", {}, el("span", { class: "tag" })));
+  row.addEventListener("click", () => selectBook(ticker));
+  return row;
+}
+
+const setText = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+
+// Rows are kept and updated in place: a row under the pointer is never replaced, so a click
+// started on it lands on it, and the depth view (a row right below the selected one) stays.
 function renderBooks() {
   const box = $("books");
   const tops = BOOKS.tops;
   if (!tops) return;
-  if (!tops.ok) { box.replaceChildren(el("p", { class: "muted", text: `books unavailable: ${tops.body.error}` })); return; }
-  if (!tops.body.available) {
-    box.replaceChildren(el("p", { class: "muted", text: `no books (${tops.body.reason})` }));
-    $("book-depth").replaceChildren();
+  const message = !tops.ok ? `books unavailable: ${tops.body.error}` : !tops.body.available ? `no books (${tops.body.reason})` : null;
+  if (message) {
+    BOOKS.rows.clear();
+    box.replaceChildren(el("p", { class: "muted", text: message }));
     $("books-note").textContent = "";
     return;
   }
   const books = tops.body.books;
-  $("books-note").textContent = `(${books.length} markets; click one for its depth)`;
-  const rows = books.map((b) => {
-    const spread = b.best_yes_bid != null && b.best_yes_ask != null ? dollars(micros(b.best_yes_ask) - micros(b.best_yes_bid)) : "–";
-    const row = el("tr", { class: "book" + (b.ticker === BOOKS.selected ? " selected" : ""), "data-ticker": b.ticker, "data-stale": String(b.stale) },
-      el("td", { text: b.ticker }),
-      quote(b.best_yes_bid, b.best_yes_bid_size, "bid"),
-      quote(b.best_yes_ask, b.best_yes_ask_size, "ask"),
-      el("td", { class: "num", text: spread }),
-      el("td", { class: "num", text: `${b.yes_levels} / ${b.no_levels}` }),
-      el("td", { class: "num" + (b.unchanged_for_seconds >= 60 ? " still" : ""), "data-field": "unchanged", text: seconds(b.unchanged_for_seconds) }),
-      el("td", {}, el("span", { class: `tag ${b.stale ? "stale" : "live"}`, text: b.stale ? "stale" : "live" })));
-    row.addEventListener("click", () => selectBook(b.ticker));
-    return row;
-  });
-  const head = ["market", "best YES bid × size", "best YES ask × size", "spread", "levels YES / NO", "unchanged for", "book"];
-  box.replaceChildren(el("table", { class: "books" }, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h })))), el("tbody", {}, ...rows)));
+  setText($("books-note"), `(${books.length} markets; prices in dollars, sizes in contracts; click one for its depth)`);
+  let body = box.querySelector("table.books > tbody");
+  if (!body) {
+    body = el("tbody");
+    BOOKS.rows.clear();
+    box.replaceChildren(el("div", { class: "table-scroll" }, el("table", { class: "books" },
+      el("thead", {}, el("tr", {}, ...BOOK_HEAD.map((h) => el("th", { text: h })))), body)));
+  }
+  const seen = new Set();
+  let previous = null;
+  for (const b of books) {
+    seen.add(b.ticker);
+    let row = BOOKS.rows.get(b.ticker);
+    if (!row) { row = bookRow(b.ticker); BOOKS.rows.set(b.ticker, row); }
+    const cells = row.children;
+    setQuote(cells[1], b.best_yes_bid, b.best_yes_bid_size);
+    setQuote(cells[2], b.best_yes_ask, b.best_yes_ask_size);
+    setText(cells[3], b.best_yes_bid != null && b.best_yes_ask != null ? spreadText(b.best_yes_bid, b.best_yes_ask) : "–");
+    setText(cells[4], `${b.yes_levels} / ${b.no_levels}`);
+    setText(cells[5], seconds(b.unchanged_for_seconds));
+    cells[5].classList.toggle("still", b.unchanged_for_seconds >= 60);
+    const tag = cells[6].firstChild;
+    setText(tag, b.stale ? "stale" : "live");
+    tag.className = `tag ${b.stale ? "stale" : "live"}`;
+    row.dataset.stale = String(b.stale);
+    row.classList.toggle("selected", b.ticker === BOOKS.selected);
+    // Keep the table's order without moving rows that are already in place.
+    const want = previous ? previous.nextSibling : body.firstChild;
+    if (want !== row) body.insertBefore(row, want);
+    previous = row;
+    if (b.ticker === BOOKS.selected) previous = placeDepthRow(body, row);
+  }
+  for (const [ticker, row] of BOOKS.rows) if (!seen.has(ticker)) { row.remove(); BOOKS.rows.delete(ticker); }
+  if (BOOKS.selected && !seen.has(BOOKS.selected)) { BOOKS.selected = null; }
+  if (!BOOKS.selected) { const stray = body.querySelector("tr.depth-row"); if (stray) stray.remove(); }
   renderDepth();
+}
+
+// The depth view lives in a row right below its market's row; returns that row.
+function placeDepthRow(body, row) {
+  let depthRow = body.querySelector("tr.depth-row");
+  if (!depthRow) {
+    depthRow = el("tr", { class: "depth-row" }, el("td", { colspan: String(BOOK_HEAD.length) }, el("div", { id: "book-depth", "data-testid": "book-depth" })));
+  }
+  if (row.nextSibling !== depthRow) row.after(depthRow);
+  return depthRow;
 }
 
 function selectBook(ticker) {
   BOOKS.selected = BOOKS.selected === ticker ? null : ticker;
   BOOKS.depth = null;
-  for (const row of document.querySelectorAll("tr.book")) row.classList.toggle("selected", row.dataset.ticker === BOOKS.selected);
+  const body = $("books").querySelector("table.books > tbody");
+  for (const row of BOOKS.rows.values()) row.classList.toggle("selected", row.dataset.ticker === BOOKS.selected);
+  if (body) {
+    const row = BOOKS.rows.get(BOOKS.selected);
+    if (row) { placeDepthRow(body, row); $("book-depth").replaceChildren(); }
+    else { const stray = body.querySelector("tr.depth-row"); if (stray) stray.remove(); }
+  }
   renderDepth();
   pollBooks();
 }
@@ -533,18 +754,18 @@ function selectBook(ticker) {
 function renderDepth() {
   const box = $("book-depth");
   const ticker = BOOKS.selected;
-  if (!ticker) { box.replaceChildren(); return; }
+  if (!box || !ticker) return;
   const depth = BOOKS.depth;
-  if (!depth) { box.replaceChildren(el("p", { class: "muted", text: `loading depth of ${ticker}…` })); return; }
+  if (!depth) { if (!box.firstChild) box.replaceChildren(el("p", { class: "muted", text: `loading depth of ${ticker}…` })); return; }
   if (!depth.ok) { box.replaceChildren(el("p", { class: "muted", text: `no depth for ${ticker}: ${depth.body.error}` })); return; }
   const d = depth.body;
-  const ladder = (title, levels, side) => el("table", { class: "books", "data-side": side },
-    el("thead", {}, el("tr", {}, el("th", { text: title }), el("th", { text: "size" }))),
+  const ladder = (title, levels, side) => el("table", { class: "books ladder", "data-side": side },
+    el("thead", {}, el("tr", {}, el("th", { text: title }), el("th", { text: "contracts" }))),
     el("tbody", {}, ...(levels.length ? levels.map((l) => el("tr", { "data-price": l.price, "data-size": l.size },
-      el("td", { class: `num ${side}`, text: l.price }), el("td", { class: "num", text: l.size })))
+      el("td", { class: `num ${side}`, text: shownPrice(l.price) }), el("td", { class: "num", text: l.size })))
       : [el("tr", {}, el("td", { class: "muted", text: "none" }), el("td", {}))])));
   box.replaceChildren(
-    el("div", { class: "depth-title", "data-ticker": d.ticker, text: `${d.ticker} depth · ${d.stale ? "STALE" : "live"} · unchanged for ${seconds(d.unchanged_for_seconds)} (YES terms; asks are NO bids at 1 − p)` }),
+    el("div", { class: "depth-title", "data-ticker": d.ticker, text: `${d.ticker} depth · ${d.stale ? "STALE" : "live"} · unchanged for ${seconds(d.unchanged_for_seconds)} (YES terms in dollars; asks are NO bids at $1 − p)` }),
     el("div", { class: "depth" }, ladder("YES bids", d.yes_bids, "bid"), ladder("YES asks", d.yes_asks, "ask")));
 }
 

@@ -369,7 +369,8 @@ def test_main_when_arguments_are_junk_exits_2_with_one_line(
     out, err = capsys.readouterr()
     assert caught.value.code == 2
     assert out == ""
-    assert err == f"kalshi-supervisor inject: error: {expected} (see --help)\n"
+    hint = "(see `kalshi-supervisor inject --help`)"
+    assert err == f"kalshi-supervisor: error: inject: {expected} {hint}\n"
 
 
 def test_run_inject_when_supervisor_finds_request_invalid_exits_2_with_its_reason(

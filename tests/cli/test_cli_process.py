@@ -695,12 +695,11 @@ def test_run_when_configuration_bad_prints_one_error_line_and_exits_2(
     # A REST retry (the embedded exchange's read budget answers 429 when a loaded machine
     # bunches the lookups) is an INFO note, not an error: it may come before the error line.
     lines = [line for line in proc.stderr if line.strip() and not RETRY_NOTE.search(line)]
-    if case in ARGPARSE_CASES:  # argparse: usage, then "prog run: error: ..."
-        assert lines[-1].startswith("kalshi-supervisor run: error:"), proc.describe()
-    else:
-        assert len(lines) == 1, proc.describe()
-        assert lines[0].startswith("kalshi-supervisor: error:"), proc.describe()
-    assert expected in lines[-1], proc.describe()
+    assert len(lines) == 1, proc.describe()
+    assert lines[0].startswith("kalshi-supervisor: error:"), proc.describe()
+    if case in ARGPARSE_CASES:  # a flag argparse refused: the line names the sub-command
+        assert lines[0].startswith("kalshi-supervisor: error: run: argument"), proc.describe()
+    assert expected in lines[0], proc.describe()
 
 
 # -- inject, from another process ---------------------------------------------------------------

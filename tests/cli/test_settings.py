@@ -134,13 +134,11 @@ def test_readme_example_toml_when_loaded_is_valid_and_means_what_it_says(tmp_pat
 
 def test_run_settings_when_every_run_flag_listed_has_a_field() -> None:
     """Every ``run`` flag is a setting (so an env variable and a file key exist for it)."""
-    from cli.run import build_parser
+    from cli.run import FlagRow, build_parser
 
-    dests = {
-        action.dest
-        for action in build_parser()._actions
-        if action.option_strings and action.dest not in ("help", "config")
-    }
+    rows: list[FlagRow] = []
+    build_parser(rows)
+    dests = {row.dest for row in rows if row.dest != "config"}
 
     assert dests == set(RunSettings.model_fields)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -136,6 +135,44 @@ def test_top_of_book_recorder_when_run_writes_every_change_and_ends_at_the_truth
     assert len(rows) > len(tickers)  # changes were recorded, not just the starting state
 
 
+def test_top_of_book_recorder_when_restarted_appends_and_keeps_every_row(
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
+) -> None:
+    """A crash restarts the recorder (``setup`` runs again): the rows written before it stay,
+    new rows follow them, and the header is written once, when the file was new."""
+    out = tmp_path / "tob.csv"
+    state = tmp_path / "control.json"
+    proc = launch(
+        *run_against(exchange, state, "--events", "-", "--service", RECORDER),
+        "--service-option",
+        f"top_of_book_recorder.path={out}",
+        "--service-option",
+        "top_of_book_recorder.flush_interval=0.05",
+        "--min-backoff",
+        "0.01",
+    )
+    wait_started(proc, "top_of_book_recorder")
+    proc.wait_for(lambda: len(read_rows(out)) > 10, WAIT, "rows before the crash")
+    injected = inject_cmd(launch, state, "top_of_book_recorder", "crash")
+    assert injected.popen.returncode == 0, injected.describe()
+    proc.wait_for(
+        lambda: any(e.get("type") == "service_restarted" for e in proc.events),
+        WAIT,
+        "service_restarted",
+    )
+    before = out.read_text(encoding="utf-8")  # everything flushed when the crash stopped it
+    proc.wait_for(
+        lambda: len(out.read_text(encoding="utf-8")) > len(before), WAIT, "rows after the restart"
+    )
+    code, _ = proc.interrupt()
+    assert code == 0, proc.describe()
+
+    after = out.read_text(encoding="utf-8")
+    assert after.startswith(before)
+    assert after.count("ticker,time,yes_bid") == 1
+    assert len(read_rows(out)) > len(before.splitlines()) - 1
+
+
 def test_spread_alert_when_run_logs_crossings_and_ends_at_the_truth(
     exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
 ) -> None:
@@ -198,10 +235,9 @@ def test_service_when_injected_and_typed_from_the_cli_is_supervised(
         "service_dropped",
     )
     again = inject_cmd(launch, state, "spread_alert", "crash")
-    assert json.loads(again.stdout[0]) == {
-        "accepted": False,
-        "error": "spread_alert service is dropped",
-    }
+    assert again.popen.returncode == 1, again.describe()  # a refusal is not a success
+    assert again.stdout == []
+    assert again.stderr == ["refused by supervisor: spread_alert service is dropped"]
     transitions = [e["to_state"] for e in proc.events if e.get("type") == "state_transition"]
     assert transitions[-1] == "ready"
     code, _ = proc.interrupt()
