@@ -34,7 +34,8 @@ CONTROL_BUDGET = 8
 """Token-authenticated requests served beyond ``limit_concurrency``, at once."""
 
 CONTROL_PATHS = frozenset({"/inject"})
-"""Paths that may take the control lane (state-changing calls, all token-guarded)."""
+"""Paths that may take the control lane (state-changing calls, all token-guarded). A new
+control route (the kill switch) is added here, or a flooded console will not reach it."""
 
 
 @dataclass
