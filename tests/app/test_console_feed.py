@@ -232,7 +232,9 @@ def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher
                 recorder(failure(n, reason_size=8000))  # returns at once: nobody waits
             got = receive_ids(healthy, total)
         chunks = []
-        slow.settimeout(WAIT)
+        # The latest the server can close it is uvicorn's ping interval + ping timeout (20 s)
+        # after it stopped answering; wait past that, generously, for a loaded machine.
+        slow.settimeout(45.0)
         while chunk := slow.recv(1 << 20):  # the server closes it: read to EOF
             chunks.append(chunk)
         slow.close()
