@@ -32,8 +32,8 @@ from app.console_state import (
     publish_endpoint,
     withdraw_endpoint,
 )
-from app.event_log import EventRecorder
-from core.event_bus import EventBus, EventListener
+from app.event_log import CurrentState, EventRecorder
+from core.event_bus import DEFAULT_CAPACITY, EventBus, EventListener
 from core.ports import ExchangeFaultHook
 from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
@@ -66,17 +66,23 @@ class Supervisor:
         exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
+        event_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         self.config = config
+        self._event_capacity = event_capacity
+        """Events the bus holds for slow listeners before it drops new ones (counted)."""
         self.exchange = exchange
         self.recorder = EventRecorder()
+        self.current = CurrentState()
+        """The supervisor's state as it publishes it (inline, never dropped): what ``state``,
+        ``/ready`` and ``/status`` read. The recorder, behind the bus, may lag or miss events."""
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
         self._services = tuple(services)
         """Services: started once READY (see ``actors.service``)."""
         self._listeners = [self.recorder, *listeners]
-        self._inline_listeners = list(inline_listeners)
+        self._inline_listeners = [self.current, *inline_listeners]
         self.events: EventBus | None = None
         """Listeners run on the bus's thread, never the supervisor's; closed by ``shutdown``."""
         self._scheduler = scheduler
@@ -91,7 +97,7 @@ class Supervisor:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
         from app.stage_books import StageBooks
 
-        self.events = EventBus(self._listeners)
+        self.events = EventBus(self._listeners, capacity=self._event_capacity)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
         self._console = ConsoleServer(
             self.recorder,
@@ -101,6 +107,9 @@ class Supervisor:
             inject=self.inject,
             books=self._books,
             trading_enabled=self.config.trading_enabled,
+            public_names=self.config.status_public_names,
+            current=self.current,
+            dropped_events=self.events_dropped,
         )
         self._console.start()
         try:
@@ -136,7 +145,12 @@ class Supervisor:
 
     @property
     def state(self) -> State:
-        return self.recorder.state
+        return self.current.state
+
+    def events_dropped(self) -> int:
+        """Events the bus dropped since start (its listeners fell behind)."""
+        events = self.events
+        return events.dropped if events is not None else 0
 
     @property
     def control_token(self) -> str:

@@ -11,6 +11,7 @@ from core.timers import MarketsResolved
 from kalshi_api.market_facts import MarketFacts
 from messages.base import Message
 from messages.commands import Connect, Describe
+from messages.exchange import StageThrottled
 from messages.metadata import StartupMetadata
 from messages.results import StageSucceeded
 from messages.states import State
@@ -132,6 +133,27 @@ class StageWalk:
         if self.cursor >= len(core.specs) or core.specs[self.cursor].name != stage:
             return False
         return core.state is core.specs[self.cursor].state
+
+    def on_throttled(self, message: StageThrottled) -> None:
+        """The stage being connected waits out a 429 it reported: hold its deadline.
+
+        Waiting out a documented rate limit is not a failure, so the deadline is armed
+        again to cover the reported wait plus the state's full bound (each new 429 moves
+        it again). A stage held for an exchange pause keeps the pause's hold instead.
+        """
+        core = self._core
+        if not self.is_connecting(message.stage) or message.stage in core.pauses.waiting:
+            return
+        spec = core.specs[self.cursor]
+        seconds = spec.deadline_in(core.config.deadlines)
+        if seconds is None:
+            return
+        logger.info(
+            "%s stage waits %.1f s for the exchange's rate limit: deadline held",
+            message.stage,
+            message.wait_seconds,
+        )
+        core.deadline.arm(spec.name, spec.state, message.wait_seconds + seconds)
 
     def retry(self, stage: str, generation: int) -> None:
         """Tell the stage being connected to do its work again, under a fresh deadline.

@@ -57,7 +57,7 @@ from kalshi_api.book_changes import BookChangeFeed
 from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
-from messages.exchange import ExchangeObserved, StagePaused
+from messages.exchange import ExchangeObserved, StagePaused, StageThrottled
 from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
@@ -149,6 +149,7 @@ class SupervisorCore:
             StageSucceeded: self._on_succeeded,
             ChildFailed: self._on_child_failed,
             StagePaused: self._on_stage_paused,
+            StageThrottled: self._on_stage_throttled,
             ExchangeObserved: lambda message: self.pauses.observe(message.condition),
             StreamIncident: self._on_incident,
             # requests
@@ -229,6 +230,10 @@ class SupervisorCore:
     def _on_stage_paused(self, message: StagePaused) -> None:
         if self.is_current(message.stage, message.generation):
             self.pauses.on_stage_paused(message)
+
+    def _on_stage_throttled(self, message: StageThrottled) -> None:
+        if self.is_current(message.stage, message.generation):
+            self.walk.on_throttled(message)
 
     def _on_incident(self, message: StreamIncident) -> None:
         if self.is_current(message.stage, message.generation):

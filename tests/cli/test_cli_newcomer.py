@@ -34,6 +34,8 @@ from tests.cli.test_cli_process import (
     shared_exchange,  # noqa: F401  (fixture)
 )
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
+
 
 def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
