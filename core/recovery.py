@@ -17,6 +17,7 @@ from messages.text import one_line
 
 if TYPE_CHECKING:
     from core.supervisor_core import SupervisorCore
+    from supervision.scheduler import TimerHandle
 
 logger = logging.getLogger("kalshi_supervisor.core.recovery")
 
@@ -66,6 +67,9 @@ class Recovery:
         self._waiting_logged = False
         self._waiting: set[str] = set()
         """Children a due restart waits for (their stop in progress, or hung)."""
+        self._recheck: TimerHandle | None = None
+        """The pending look-again while waiting for them; cancelled once the restart goes on,
+        so no stale timer outlives the wait."""
 
     @property
     def recovering(self) -> bool:
@@ -199,8 +203,12 @@ class Recovery:
                 "restart of %s waits for its hung incarnation to end", ", ".join(hung)
             )
         epoch, mailbox = core.epoch, core.mailbox
-        core.scheduler.call_later(
-            LINGER_RECHECK, lambda: mailbox(RestartDue(epoch, recheck=True)), name="restart"
+        if self._recheck is not None:
+            self._recheck.cancel()
+        self._recheck = core.scheduler.call_later(
+            LINGER_RECHECK,
+            lambda: mailbox(RestartDue(epoch, recheck=True)),
+            name="restart_recheck",
         )
 
     def on_child_stopped(self, name: str) -> None:
@@ -219,8 +227,9 @@ class Recovery:
             return
         self._waiting_logged = False
         self._waiting.clear()
-        self._waiting: set[str] = set()
-        """Children a due restart waits for (their stop in progress, or hung)."""
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         order = [s.name for s in core.specs]
         core.transition(
             State.STARTUP,
