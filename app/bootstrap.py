@@ -9,6 +9,7 @@ command that never needs it must not pay for importing it. An import-linter cont
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 
@@ -24,11 +25,13 @@ def start_embedded_exchange(
     seed: int,
     host: str = "127.0.0.1",
     port: int = 0,
+    **options: Any,
 ) -> EmbeddedExchange:
     """Start an embedded exchange on ``host``; ``port`` 0 picks free ports.
 
-    Raises ``ServerStartError`` (one line) when the port cannot be bound. REST and
-    WebSocket share the one port, as on Kalshi's hosts.
+    ``options`` are further ``ExchangeConfig`` fields (the trading knobs of
+    ``kalshi-supervisor exchange``). Raises ``ServerStartError`` (one line) when the port
+    cannot be bound. REST and WebSocket share the one port, as on Kalshi's hosts.
     """
     exchange = EmbeddedExchange(
         ExchangeConfig(
@@ -37,6 +40,7 @@ def start_embedded_exchange(
             markets=markets,
             delta_rate=delta_rate,
             seed=seed,
+            **options,
         )
     ).start()
     logger.debug("embedded exchange at %s and %s", exchange.rest_url, exchange.ws_url)

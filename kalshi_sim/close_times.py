@@ -45,6 +45,11 @@ class CloseSchedule:
         with self._lock:
             self._scheduled[ticker] = (when, status)
 
+    def scheduled_tickers(self) -> list[str]:
+        """Markets with a scheduled close (the trading desk checks only these for closes)."""
+        with self._lock:
+            return list(self._scheduled)
+
     def close_time(self, ticker: str) -> datetime:
         scheduled = self._scheduled.get(ticker)
         return self.default if scheduled is None else scheduled[0]

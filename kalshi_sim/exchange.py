@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from kalshi_sim.account import Account
 from kalshi_sim.close_times import CloseSchedule
+from kalshi_sim.engine_types import EngineOptions, MemberTruth
 from kalshi_sim.faults import ExchangeFaults, SimFault
 from kalshi_sim.keys import KeyRegistry
 from kalshi_sim.markets import MarketSet
@@ -28,7 +29,10 @@ from kalshi_sim.oplog import OperationLog
 from kalshi_sim.pause_faults import PauseFaults
 from kalshi_sim.rest_server import RestApi
 from kalshi_sim.status import ExchangeStatusBoard
+from kalshi_sim.trading_desk import MemberKey, TradingDesk
+from kalshi_sim.trading_faults import TradingFault, TradingFaults, TradingSettings, parse_spec
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
+from kalshi_sim.write_limits import WriteLimits
 from kalshi_sim.ws_server import WsFeed
 
 if TYPE_CHECKING:
@@ -46,6 +50,10 @@ class ExchangeConfig:
     markets: int = 20
     delta_rate: float = 50.0
     """Deltas per second across all markets; 0 stops the stream (books stay still)."""
+    take_rate: float = 0.0
+    """Of those, how many per second are the built-in participant taking liquidity (an IOC
+    trading with the best resting order: the house's, or a user's); 0 = never, so books only
+    move by quotes and tests stay deterministic. At most ``delta_rate``."""
     seed: int = 0
     page_size: int = 100
     """Largest page the REST listings return, whatever ``limit`` the client asks."""
@@ -60,6 +68,25 @@ class ExchangeConfig:
     keep-alive requests) before it is closed, so silent clients cannot pin slots."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
+    usage_tier: str = "basic"
+    """The API usage tier ``GET /account/limits`` reports; it sizes each member's Write
+    bucket (Basic: 100 tokens/s, holding 1 s; a create costs 10, a cancel 2)."""
+    write_limit: bool = True
+    """False disables the Write bucket (writes are never answered 429)."""
+    max_batch_size: int = 20
+    """Orders per batch create/cancel (by tier on Kalshi, UNCONFIRMED; v1's was 20)."""
+    cancel_all_cost: int = 2
+    """Write tokens a cancel-all costs: 2 per [OAS31], "a max-size batch cancel" per v3.29."""
+    engine_options: EngineOptions | None = None
+    """The matching engine's UNCONFIRMED choices (§8); None takes every default."""
+    cancel_all_tail_s: float = 60.0
+    """Orders placed up to this long after a cancel-all are cancelled too; 0 disables."""
+    read_lag_ms: int = 0
+    """REST portfolio reads show the state as of this long ago."""
+    private_events: Literal["before", "after"] = "after"
+    """A write's private WS events go out before its REST reply, or after it."""
+    trading_faults: tuple[str, ...] = ()
+    """Trading faults armed at start (``kalshi_sim.trading_faults.parse_spec`` specs)."""
 
 
 class EmbeddedExchange:
@@ -69,7 +96,13 @@ class EmbeddedExchange:
         self.config = config or ExchangeConfig()
         self.oplog = OperationLog()
         self.faults = ExchangeFaults()
-        self.markets = MarketSet.generate(count=self.config.markets, seed=self.config.seed)
+        rate = self.config.delta_rate
+        self.markets = MarketSet.generate(
+            count=self.config.markets,
+            seed=self.config.seed,
+            take_probability=min(1.0, self.config.take_rate / rate) if rate > 0 else 0.0,
+            engine_options=self.config.engine_options,
+        )
         self.account = Account.demo(self.markets, seed=self.config.seed)
         self.close_times = CloseSchedule()
         """Each market's close time; a market past a scheduled close reads as closed."""
@@ -82,10 +115,26 @@ class EmbeddedExchange:
         if key_dir is None:
             self._key_dir_owner = tempfile.TemporaryDirectory(prefix="kalshi-sim-")
             key_dir = Path(self._key_dir_owner.name)
+        self._key_dir = key_dir
         self.keys = KeyRegistry()
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
+        config = self.config
+        self.trading = TradingDesk(self)
+        """The engine's calls with the calendar sweep, members and lagged reads."""
+        self.trading.settings.cancel_all_tail_s = config.cancel_all_tail_s
+        self.trading.settings.read_lag_ms = config.read_lag_ms
+        self.trading.settings.private_events = config.private_events
+        self.trading.register_member(self.key_id, self.account.member, None)
+        self.write_limits = WriteLimits(
+            config.usage_tier, enabled=config.write_limit, cancel_all_cost=config.cancel_all_cost
+        )
+        """Each member's Write token bucket at the exchange's usage tier."""
         self.rest = RestApi(self)
         self.ws = WsFeed(self)
+        self.trading.add_listener(self.ws.on_outcome)
+        self.markets.add_listener(self.trading.publish)  # the demo account's fixture changes
+        for spec in config.trading_faults:
+            self.arm_trading_fault(spec)
         self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None
@@ -196,3 +245,45 @@ class EmbeddedExchange:
             SimFault.RESUME: self.pauses.resume,
         }
         actions[kind]()
+
+    # -- trading -----------------------------------------------------------------------------
+    @property
+    def trading_faults(self) -> TradingFaults:
+        """One-shot trading faults (:mod:`kalshi_sim.trading_faults`): arm, then write."""
+        return self.trading.faults
+
+    @property
+    def trading_settings(self) -> TradingSettings:
+        """Read lag, private-event order, cancel-all's tail: plain attributes, set any time."""
+        return self.trading.settings
+
+    def add_member(
+        self, member: str, cash_by_shard_cents: dict[int, int] | None = None
+    ) -> MemberKey:
+        """A new trading member with its own API key (private half in a 0600 file) and cash
+        (default $1,000 on shard 0). Its orders, fills and private events are its own."""
+        if member in self.trading.members():
+            raise ValueError(f"member {member!r} exists")
+        key_id, path = self.keys.create_demo_key(self._key_dir)
+        self.trading.register_member(key_id, member, cash_by_shard_cents or {0: 100_000})
+        return MemberKey(member, key_id, path)
+
+    def truth(self, member: str | None = None) -> dict[str, MemberTruth]:
+        """The exchange's own view of every member (or one): orders, fills, positions,
+        cash, settlements and groups, unlagged; what a client's view is compared against."""
+        members = [member] if member is not None else self.trading.members()
+        return {m: self.trading.truth(m) for m in members}
+
+    def arm_trading_fault(self, spec: str) -> None:
+        """Arm a trading fault from its spec (``kalshi_sim.trading_faults.parse_spec``), as
+        ``--trading-fault`` and ``POST /_sim/trading_faults`` do; ValueError (one line) if bad."""
+        fault, options = parse_spec(spec)
+        if fault is TradingFault.LOSE_PRIVATE_EVENTS:
+            member = options.pop("member", None)
+            if options:
+                raise ValueError(f"lose_private_events takes only member=, not {sorted(options)}")
+            self.ws.lose_private_events(None if member is None else str(member))
+            return
+        if "member" in options:
+            raise ValueError(f"{fault} takes no member=")
+        self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]

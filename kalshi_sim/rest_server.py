@@ -16,14 +16,20 @@ import binascii
 import bisect
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
-from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
+from kalshi_sim.account import ORDER_STATUSES, SimPosition
+from kalshi_sim.api_errors import ApiError, bare_bad_request
+from kalshi_sim.api_errors import bad_request as _bad_request
+from kalshi_sim.api_errors import not_found as _not_found
 from kalshi_sim.markets import BookLevels, SimMarket
 from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
+from kalshi_sim.trading_routes import Reply, Request, TradingRoutes, balance_body
+from kalshi_sim.trading_wire import order_json, position_json
 from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
 
 if TYPE_CHECKING:
@@ -69,26 +75,6 @@ _LISTED_SINCE = "2026-06-01T12:00:00Z"
 T = TypeVar("T")
 
 
-class ApiError(Exception):
-    """An error response: HTTP status plus Kalshi's ``{"error": {...}}`` body."""
-
-    def __init__(self, status: int, code: str, message: str, details: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        error: dict[str, str] = {"code": code, "message": message}
-        if details:
-            error["details"] = details
-        self.body: dict[str, Any] = {"error": error}
-
-
-def _bad_request(message: str) -> ApiError:
-    return ApiError(400, "bad_request", message)
-
-
-def _not_found(details: str) -> ApiError:
-    return ApiError(404, "not_found", "not found", details)
-
-
 def route_segments(path: str) -> tuple[str, ...] | None:
     """The path's segments under the API root, or None when no route could match it.
 
@@ -103,10 +89,16 @@ def route_segments(path: str) -> tuple[str, ...] | None:
     return segments
 
 
+_PRIVATE_ROOTS = frozenset({"portfolio", "account"})
+
+
 def is_private(path: str) -> bool:
-    """Whether ``path`` is a ``/portfolio`` read, which must carry a valid signature."""
+    """Whether ``path`` must carry a valid signature: ``/portfolio``, ``/account`` and the
+    member's ``/exchange/user_data_timestamp``."""
     segments = route_segments(path)
-    return segments is not None and segments[0] == "portfolio"
+    if segments is None:
+        return False
+    return segments[0] in _PRIVATE_ROOTS or segments == ("exchange", "user_data_timestamp")
 
 
 class RestApi:
@@ -114,6 +106,7 @@ class RestApi:
 
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self.exchange = exchange
+        self.trading = TradingRoutes(exchange)
         self._routes: list[tuple[tuple[str, ...], Callable[..., Any]]] = [
             (("exchange", "status"), self._exchange_status),
             (("markets",), self._markets),
@@ -125,24 +118,51 @@ class RestApi:
             (("portfolio", "orders"), self._orders),
             (("portfolio", "orders", "*"), self._order),
         ]
+        self._member_routes = {self._balance, self._positions, self._orders, self._order}
 
     def respond(
         self, method: str, path: str, query_text: str, headers: Mapping[str, str]
     ) -> tuple[int, Mapping[str, Any]]:
-        """The status and JSON body for one request that got past the exchange's rules.
+        """The status and JSON body for one bodiless request (see :meth:`handle`)."""
+        reply = self.handle(method, path, query_text, headers, b"")
+        return reply.status, reply.body if reply.body is not None else {}
 
-        ``path`` is the raw request path (as signed), ``query_text`` the raw query string.
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query_text: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        """The reply for one request that got past the exchange's rules.
+
+        ``path`` is the raw request path (as signed), ``query_text`` the raw query string,
+        ``body`` the request body. Any bug in a handler is a 500 with Kalshi's body.
         """
         self.exchange.status.before_request(path)
         if self.exchange.status.exchange_paused and not path.endswith("/exchange/status"):
-            return 503, EXCHANGE_PAUSED_ERROR
+            return Reply(503, EXCHANGE_PAUSED_ERROR)
         try:
-            return 200, self._route(method, path, query_text, headers)
+            segments = route_segments(path)
+            if segments is not None:
+                member = self.member(headers)
+                query = _parse_query(query_text)
+                request = Request(member, method, segments, query, body)
+                reply = self.trading.handle(request)
+                if reply is not None:
+                    return reply
+            return Reply(200, self._route(method, path, query_text, headers))
         except ApiError as error:
-            return error.status, error.body
+            return Reply(error.status, error.body)
         except Exception:
             log.exception("REST handler failed on %s %s", method, path)
-            return 500, INTERNAL_ERROR
+            return Reply(500, INTERNAL_ERROR)
+
+    def member(self, headers: Mapping[str, str]) -> str:
+        """The member the request's API key trades for (the demo member when unsigned)."""
+        key_id = headers.get("KALSHI-ACCESS-KEY")
+        return self.exchange.trading.member_of(key_id) or self.exchange.account.member
 
     # -- routing ----------------------------------------------------------------------------------
     def _route(
@@ -152,8 +172,6 @@ class RestApi:
         if segments is None:
             raise _not_found(f"no route for {path}")
         if method != "GET":
-            if segments[:2] == ("portfolio", "orders") and method in ("POST", "DELETE"):
-                raise ApiError(410, **_RETIRED_V1["error"])
             raise _not_found(f"no route for {method} {path}")
         handler, arguments = self._match(segments, path)
         query = _parse_query(query_text)
@@ -165,7 +183,10 @@ class RestApi:
             and not self.exchange.keys.verify(headers, method, path)
         ):
             raise ApiError(401, **AUTH_ERROR_BODY["error"])
-        result: dict[str, Any] = handler(query, *arguments)
+        if handler in self._member_routes:
+            result: dict[str, Any] = handler(query, self.member(headers), *arguments)
+        else:
+            result = handler(query, *arguments)
         return result
 
     def _match(
@@ -223,9 +244,7 @@ class RestApi:
     def _market(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         market = self._find_market(ticker)
         with self.exchange.markets.lock:
-            return {
-                "market": _market_json(market, market.levels(), self.exchange.close_times)
-            }
+            return {"market": _market_json(market, market.levels(), self.exchange.close_times)}
 
     def _orderbook(self, query: Mapping[str, str], ticker: str) -> dict[str, Any]:
         self._find_market(ticker)
@@ -255,65 +274,154 @@ class RestApi:
             raise _not_found(f"market {ticker} not found") from None
 
     # -- portfolio --------------------------------------------------------------------------------
-    def _balance(self, query: Mapping[str, str]) -> dict[str, Any]:
-        shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
-        return self.exchange.account.balance_response(shard)
+    # Every member's state is the engine's. The demo member's (the demo key's) is read through
+    # ``Account``, whose orders keep the direction they were created with (its fixtures set
+    # ``action``/``side``); other members', and the demo's while reads lag, through the
+    # desk's (lagged) view.
+    def _legacy(self, member: str) -> bool:
+        return (
+            member == self.exchange.account.member
+            and self.exchange.trading_settings.read_lag_ms <= 0
+        )
 
-    def _positions(self, query: Mapping[str, str]) -> dict[str, Any]:
+    def _balance(self, query: Mapping[str, str], member: str) -> dict[str, Any]:
+        shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
+        if self._legacy(member):
+            return self.exchange.account.balance_response(shard)
+        return balance_body(self.exchange.trading.view(member), shard)
+
+    def _positions(self, query: Mapping[str, str], member: str) -> dict[str, Any]:
         settlement = query.get("settlement_status", "") or "unsettled"
         if settlement not in ("unsettled", "settled", "all"):
             raise _bad_request(f"invalid settlement_status {settlement!r}")
         count_filter = _comma_list(query.get("count_filter", ""))
         if any(f not in ("position", "total_traded") for f in count_filter):
             raise _bad_request(f"invalid count_filter {query['count_filter']!r}")
-        positions = [] if settlement == "settled" else self.exchange.account.positions()
+        rows: list[_Row]
+        if self._legacy(member):
+            rows = [
+                _Row(
+                    p.ticker,
+                    p.event_ticker,
+                    p.exchange_index,
+                    p.position_centi,
+                    p.total_traded_micros,
+                    lambda p=p: _position_json(p),
+                    lambda p=p: (
+                        p.total_traded_micros,
+                        p.position_centi,
+                        p.exposure_micros,
+                        p.realized_pnl_micros,
+                        p.fees_paid_micros,
+                    ),
+                )
+                for p in self.exchange.account.positions()
+            ]
+        else:
+            rows = [
+                _Row(
+                    p.ticker,
+                    p.event_ticker,
+                    p.exchange_index,
+                    p.position_centi,
+                    p.total_traded_micros,
+                    lambda p=p: position_json(p),
+                    lambda p=p: (
+                        p.total_traded_micros,
+                        p.position_centi,
+                        p.cost_micros,
+                        p.realized_pnl_micros,
+                        p.fees_paid_micros,
+                    ),
+                )
+                for p in self.exchange.trading.view(member).positions
+            ]
+        if settlement == "settled":
+            rows = []
         if query.get("ticker"):
-            positions = [p for p in positions if p.ticker == query["ticker"]]
+            rows = [r for r in rows if r.ticker == query["ticker"]]
         if query.get("event_ticker"):
-            positions = [p for p in positions if p.event_ticker == query["event_ticker"]]
+            rows = [r for r in rows if r.event_ticker == query["event_ticker"]]
         shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
         if shard is not None:
-            positions = [p for p in positions if p.exchange_index == shard]
+            rows = [r for r in rows if r.exchange_index == shard]
         if "position" in count_filter:
-            positions = [p for p in positions if p.position_centi]
+            rows = [r for r in rows if r.position_centi]
         if "total_traded" in count_filter:
-            positions = [p for p in positions if p.total_traded_micros]
-        page, cursor = self._page(positions, lambda p: p.ticker, query, "p")
+            rows = [r for r in rows if r.total_traded_micros]
+        rows.sort(key=lambda r: r.ticker)
+        page, cursor = self._page(rows, lambda r: r.ticker, query, "p")
         return {
             "cursor": cursor,
-            "market_positions": [_position_json(p) for p in page],
-            "event_positions": _event_positions_json(page),
+            "market_positions": [r.render() for r in page],
+            "event_positions": _event_rows_json(page),
         }
 
-    def _orders(self, query: Mapping[str, str]) -> dict[str, Any]:
+    def _orders(self, query: Mapping[str, str], member: str) -> dict[str, Any]:
         status = query.get("status", "")
         if status and status not in ORDER_STATUSES:
             raise _bad_request(f"invalid status {status!r}")
-        orders = self.exchange.account.orders(status or None)
+        directions = self._directions(member)
+        rows = [
+            _OrderRow(
+                f"{o.seq:012d}",
+                o.ticker,
+                o.event_ticker,
+                o.status,
+                o.exchange_index,
+                o.subaccount,
+                o.created_ms // 1000,
+                lambda o=o: order_json(o, directions.get(o.order_id)),
+            )
+            for o in self.exchange.trading.view(member).orders
+            if not status or o.status == status
+        ]
         if query.get("ticker"):
-            orders = [o for o in orders if o.ticker == query["ticker"]]
+            rows = [o for o in rows if o.ticker == query["ticker"]]
         events = _comma_list(query.get("event_ticker", ""))
         if len(events) > MAX_EVENT_TICKERS:
             raise _bad_request(f"at most {MAX_EVENT_TICKERS} event tickers")
         if events:
-            orders = [o for o in orders if o.event_ticker in events]
+            rows = [o for o in rows if o.event_ticker in events]
         shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
         if shard is not None:
-            orders = [o for o in orders if o.exchange_index == shard]
+            rows = [o for o in rows if o.exchange_index == shard]
+        subaccount = _int_param(query, "subaccount", default=None, low=0, high=63)
+        if subaccount is not None:
+            rows = [o for o in rows if o.subaccount == subaccount]
         min_ts = _int_param(query, "min_ts", default=None, low=0)
         max_ts = _int_param(query, "max_ts", default=None, low=0)
         if min_ts is not None:
-            orders = [o for o in orders if o.created_time.timestamp() >= min_ts]
+            rows = [o for o in rows if o.created_s >= min_ts]
         if max_ts is not None:
-            orders = [o for o in orders if o.created_time.timestamp() <= max_ts]
-        page, cursor = self._page(orders, lambda o: f"{o.seq:012d}", query, "o")
-        return {"orders": [_order_json(o) for o in page], "cursor": cursor}
+            rows = [o for o in rows if o.created_s <= max_ts]
+        page, cursor = self._page(rows, lambda o: o.key, query, "o")
+        return {"orders": [o.render() for o in page], "cursor": cursor}
 
-    def _order(self, query: Mapping[str, str], order_id: str) -> dict[str, Any]:
-        order = self.exchange.account.order(order_id)
-        if order is None:
-            raise _not_found(f"order {order_id} not found")
-        return {"order": _order_json(order)}
+    def _order(self, query: Mapping[str, str], member: str, order_id: str) -> dict[str, Any]:
+        for order in self.exchange.trading.view(member).orders:
+            if order.order_id == order_id:
+                legacy = self._directions(member).get(order_id)
+                return {"order": order_json(order, legacy)}
+        raise _not_found(f"order {order_id} not found")
+
+    def _directions(self, member: str) -> dict[str, tuple[str, str]]:
+        """The demo account's orders' deprecated ``(action, side)`` as its fixtures set them."""
+        if member != self.exchange.account.member:
+            return {}
+        return {o.order_id: (o.action, o.side) for o in self.exchange.account.orders()}
+
+    def market_body(self, ticker: str) -> dict[str, Any]:
+        """One market as ``GET /markets/{ticker}`` renders it (events embed these)."""
+        market = self._find_market(ticker)
+        with self.exchange.markets.lock:
+            return _market_json(market, market.levels(), self.exchange.close_times)
+
+    def page(
+        self, keyed: Sequence[tuple[str, T]], query: Mapping[str, str], kind: str
+    ) -> tuple[list[tuple[str, T]], str]:
+        """:meth:`_page` over ``(key, item)`` pairs already sorted by key."""
+        return self._page(keyed, lambda pair: pair[0], query, kind)
 
     # -- pagination -------------------------------------------------------------------------------
     def _page(
@@ -324,7 +432,7 @@ class RestApi:
         Cursors name the last key served rather than an offset, so items added or removed
         between pages never make a client see one twice or skip one that stayed.
         """
-        limit = _int_param(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        limit = _limit_param(query)
         size = max(1, min(limit, self.exchange.config.page_size))
         cursor = query.get("cursor", "")
         if cursor:
@@ -359,6 +467,16 @@ def _int_param(
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise _bad_request(f"{name} must be {bounds}")
     return value
+
+
+def _limit_param(query: Mapping[str, str]) -> int:
+    """``limit``: 1-1000. Out of range (a number) is Kalshi's bare ``{"msg": ...}`` 400 (§8.3);
+    anything that is not a number stays the nested ``bad_request``."""
+    text = query.get("limit", "")
+    if text.isdigit() and len(text) <= 18 and not 1 <= int(text) <= MAX_LIMIT:
+        raise bare_bad_request(f"limit must be between 1 and {MAX_LIMIT}")
+    limit: int = _int_param(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    return limit
 
 
 def _comma_list(text: str) -> list[str]:
@@ -459,6 +577,50 @@ def _position_json(position: SimPosition) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A position row of either source (demo portfolio or trading), filterable alike."""
+
+    ticker: str
+    event_ticker: str
+    exchange_index: int
+    position_centi: int
+    total_traded_micros: int
+    render: Callable[[], dict[str, Any]]
+    sums: Callable[[], tuple[int, int, int, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderRow:
+    """An order of either source, filterable alike; ``key`` orders listings and cursors."""
+
+    key: str
+    ticker: str
+    event_ticker: str
+    status: str
+    exchange_index: int
+    subaccount: int
+    created_s: int
+    render: Callable[[], dict[str, Any]]
+
+
+def _event_rows_json(rows: Sequence[_Row]) -> list[dict[str, Any]]:
+    events: dict[str, list[tuple[int, int, int, int, int]]] = {}
+    for row in rows:
+        events.setdefault(row.event_ticker, []).append(row.sums())
+    return [
+        {
+            "event_ticker": event,
+            "total_cost_dollars": format_dollars(sum(g[0] for g in group)),
+            "total_cost_shares_fp": format_count(sum(abs(g[1]) for g in group)),
+            "event_exposure_dollars": format_dollars(sum(g[2] for g in group)),
+            "realized_pnl_dollars": format_dollars(sum(g[3] for g in group)),
+            "fees_paid_dollars": format_dollars(sum(g[4] for g in group)),
+        }
+        for event, group in events.items()
+    ]
+
+
 def _event_positions_json(positions: Sequence[SimPosition]) -> list[dict[str, Any]]:
     events: dict[str, list[SimPosition]] = {}
     for position in positions:
@@ -474,36 +636,3 @@ def _event_positions_json(positions: Sequence[SimPosition]) -> list[dict[str, An
         }
         for event, group in events.items()
     ]
-
-
-def _order_json(order: SimOrder) -> dict[str, Any]:
-    zero_fee = format_dollars(0, places=6)
-    return {
-        "order_id": order.order_id,
-        "user_id": "sim-user",
-        "client_order_id": order.client_order_id,
-        "ticker": order.ticker,
-        "outcome_side": order.outcome_side,
-        "book_side": order.book_side,
-        "type": "limit",
-        "status": order.status,
-        "yes_price_dollars": format_dollars(order.yes_price_micros),
-        "no_price_dollars": format_dollars(order.no_price_micros),
-        "fill_count_fp": format_count(order.fill_centi),
-        "remaining_count_fp": format_count(order.remaining_centi),
-        "initial_count_fp": format_count(order.initial_centi),
-        "taker_fees_dollars": zero_fee,
-        "maker_fees_dollars": zero_fee,
-        "taker_fill_cost_dollars": zero_fee,
-        "maker_fill_cost_dollars": zero_fee,
-        "side": order.side,
-        "action": order.action,
-        "expiration_time": None,
-        "created_time": _iso(order.created_time),
-        "last_update_time": _iso(order.last_update_time),
-        "self_trade_prevention_type": "taker_at_cross",
-        "order_group_id": None,
-        "cancel_order_on_pause": False,
-        "subaccount_number": 0,
-        "exchange_index": order.exchange_index,
-    }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import h11
 import orjson
@@ -36,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from kalshi_sim.order_requests import MAX_BODY_BYTES as MAX_BODY
 from kalshi_sim.rules import (
     FaultRule,
     GateRule,
@@ -46,13 +48,16 @@ from kalshi_sim.rules import (
     raw_path,
     send_json,
 )
+from kalshi_sim.truth import truth_json
 from kalshi_sim.wire import HEARTBEAT_PAYLOAD, WS_PATH
 from kalshi_sim.ws_server import CONNECTION_EXTENSION
-from webstack.server_thread import ServerThread
+from webstack.server_thread import ServerThread, is_loopback
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
 
+TRANSPORT_STATE = "kalshi_sim.transport"
+"""Key of a connection's transport in each request's ``scope["state"]``."""
 MAX_WS_MESSAGE = 1 << 20
 """Largest client WebSocket message; a subscribe naming every market fits many times over."""
 MIN_PING_TIMEOUT = 20.0
@@ -63,6 +68,9 @@ class _KalshiHttpProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Each request's scope["state"] is a copy of app_state: give this connection's copy
+        # its transport, so a trading fault can cut it with no reply (``drop_write``).
+        self.app_state = {**self.app_state, TRANSPORT_STATE: transport}
         # Armed until the first byte arrives (data_received cancels it), as for keep-alive.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
@@ -123,7 +131,11 @@ class _KalshiWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class _RestEndpoint:
-    """Every HTTP path: the REST API answers (404 JSON outside ``/trade-api/v2``)."""
+    """Every HTTP path: the REST API answers (404 JSON outside ``/trade-api/v2``).
+
+    Around the reply it does what a trading :class:`~kalshi_sim.trading_routes.Reply` asks:
+    the write's private events before or after it, a dropped connection, a held reply.
+    """
 
     def __init__(self, exchange: EmbeddedExchange) -> None:
         self.exchange = exchange
@@ -131,8 +143,114 @@ class _RestEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = scope.get("query_string", b"").decode("latin-1")
         headers = Headers(scope=scope)
-        status, body = self.exchange.rest.respond(scope["method"], raw_path(scope), query, headers)
-        await send_json(send, status, body)
+        body = await _read_body(receive)
+        if body is None:
+            await send_json(
+                send, 413, {"error": {"code": "bad_request", "message": "body too large"}}
+            )
+            return
+        reply = self.exchange.rest.handle(scope["method"], raw_path(scope), query, headers, body)
+        settings = self.exchange.trading.settings
+        before = settings.private_events == "before"
+        if reply.events:  # the public events in the loop step that made the change
+            self.exchange.ws.publish(reply.events, private=False)
+        if reply.events and before:
+            await self.exchange.ws.publish_and_flush(reply.events)
+        if reply.drop:
+            transport = scope.get("state", {}).get(TRANSPORT_STATE)
+            if transport is not None:
+                transport.abort()
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            if reply.events and not before:
+                self.exchange.ws.publish(reply.events, public=False)
+            return
+        if reply.hold_s > 0 and await _client_left_within(receive, reply.hold_s):
+            return  # the client gave up first, as a timed-out client does: nobody to answer
+        if reply.body is None:
+            await send({"type": "http.response.start", "status": reply.status, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send_json(send, reply.status, reply.body)
+        if reply.events and not before:
+            delay = settings.private_event_delay_ms
+            if delay > 0:
+                events = reply.events
+                asyncio.get_running_loop().call_later(
+                    delay / 1000, lambda: self.exchange.ws.publish(events, public=False)
+                )
+            else:
+                self.exchange.ws.publish(reply.events, public=False)
+
+
+async def _client_left_within(receive: Receive, seconds: float) -> bool:
+    """Hold for ``seconds``; True as soon as the client disconnects (the body is read)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None past :data:`MAX_BODY` bytes (memory stays bounded)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class _SimEndpoint:
+    """``/_sim/...``: the exchange's own view for tests and people, loopback clients only.
+
+    ``GET /_sim/truth[?member=NAME]`` returns every member's orders, fills, positions, cash,
+    settlements and groups; ``POST /_sim/trading_faults`` with ``{"spec": "drop_write"}``
+    arms a trading fault. Not Kalshi's API: nothing under ``/trade-api`` changes.
+    """
+
+    def __init__(self, exchange: EmbeddedExchange) -> None:
+        self.exchange = exchange
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive) or b""
+        client = scope.get("client") or ("", 0)
+        if not is_loopback(str(client[0])):
+            await send_json(send, 403, {"error": {"code": "forbidden", "message": "loopback only"}})
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/_sim/truth" and method == "GET":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            member = query.get("member", [None])[0]
+            if member is not None and member not in self.exchange.trading.members():
+                await send_json(send, 404, {"error": {"code": "not_found", "message": member}})
+                return
+            await send_json(send, 200, truth_json(self.exchange.truth(member)))
+            return
+        if path == "/_sim/trading_faults" and method == "POST":
+            try:
+                spec = orjson.loads(body or b"{}").get("spec")
+                self.exchange.arm_trading_fault(str(spec))
+            except (ValueError, AttributeError, orjson.JSONDecodeError) as exc:
+                message = str(exc).splitlines()[0] if str(exc) else "bad spec"
+                await send_json(send, 400, {"error": {"code": "bad_request", "message": message}})
+                return
+            await send_json(send, 200, {"armed": str(spec)})
+            return
+        await send_json(send, 404, {"error": {"code": "not_found", "message": path}})
 
 
 class _NoSuchSocket:
@@ -176,6 +294,7 @@ def build_app(exchange: EmbeddedExchange) -> _Lifespan:
         routes=[
             WebSocketRoute(WS_PATH, exchange.ws),
             WebSocketRoute("/{path:path}", _NoSuchSocket()),
+            Route("/_sim/{path:path}", _SimEndpoint(exchange)),
             Route("/{path:path}", rest),
         ],
         middleware=[

@@ -38,6 +38,15 @@ from websockets.protocol import State
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.protocol import MARKET_LIFECYCLE_CHANNEL, WsErrorCode
+from kalshi_sim.engine_types import EngineOrder, Outcome
+from kalshi_sim.markets import Delta, MarketSet, deltas_of
+from kalshi_sim.trading_wire import (
+    ws_fill,
+    ws_group_update,
+    ws_market_position,
+    ws_trade,
+    ws_user_order,
+)
 from kalshi_sim.wire import (
     AUTH_HEADERS,
     CHANNELS,
@@ -48,7 +57,6 @@ from kalshi_sim.wire import (
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
-    from kalshi_sim.markets import MarketSet
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,9 @@ PRIVATE_CHANNELS = frozenset(
         "user_orders",
     }
 )
-MARKET_UPDATE_CHANNELS = frozenset({"orderbook_delta", "ticker", "fill", "user_orders"})
+MARKET_UPDATE_CHANNELS = frozenset({"orderbook_delta", "ticker", "fill", "user_orders", "trade"})
+TRADING_PRIVATE = frozenset({"fill", "user_orders", "market_positions", "order_group_updates"})
+"""The private channels that carry the member's own trading events (§8.7)."""
 KNOWN_ACTIONS = frozenset(
     {
         "add_markets",
@@ -145,9 +155,20 @@ class _Subscription:
     """Set by ``skip_seq``: the next delta advances seq by 2, a gap the client must repair."""
     duplicate_next: bool = False
     """Set by ``duplicate_next_delta``: the next delta goes out twice with the same seq."""
+    book_seq: dict[str, int] = field(default_factory=dict)
+    """Per market, the book version its last snapshot was as of: changes at or below it
+    are already in that snapshot and are not sent again (changes published from another
+    thread can arrive after a snapshot that holds them)."""
+
+    all_markets: bool = False
+    """A private or trade subscription made with no market filter: every market."""
 
     def covers(self, ticker: str) -> bool:
         return self.channel == ORDERBOOK and ticker in self.tickers
+
+    def covers_market(self, ticker: str) -> bool:
+        """For the trading channels: no filter means every market."""
+        return self.all_markets or ticker in self.tickers
 
 
 @dataclass(eq=False)
@@ -158,6 +179,8 @@ class _Connection:
     protocol: Any
     """uvicorn's protocol object for this socket (``transport``, ``conn.state``), or None."""
     authenticated: bool
+    member: str | None = None
+    """The member the upgrade's API key trades for: private channels carry only its events."""
     queue: asyncio.Queue[bytes | str] = field(default_factory=asyncio.Queue)
     subs: dict[int, _Subscription] = field(default_factory=dict)
     closed: bool = False
@@ -199,11 +222,13 @@ class WsFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flowing: asyncio.Event | None = None
         self._generator: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
         self._next_sid = 1
         self._paused = False
         self._refuse_snapshots = 0
+        self._lose_next: set[str | None] = set()
         self.behaviour = StreamBehaviour()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -218,6 +243,9 @@ class WsFeed:
         rate = self._exchange.config.delta_rate
         if rate > 0:
             self._generator = asyncio.create_task(self._generate(rate), name="ws-delta-generator")
+        trading = self._exchange.trading
+        trading.set_runner(self._run_on_loop)
+        self._sweeper = asyncio.create_task(self._sweep_calendar(), name="trading-calendar")
 
     def stop(self) -> None:
         """Stop the stream and release any stall, so the server can close promptly; idempotent.
@@ -229,6 +257,10 @@ class WsFeed:
         self._loop = None
 
     def _close(self) -> None:
+        self._exchange.trading.set_runner(None)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._generator is not None:
             self._generator.cancel()
             self._generator = None
@@ -251,6 +283,38 @@ class WsFeed:
             return fn()
 
         return self._await(runner())
+
+    def _run_on_loop(self, fn: Callable[[], _T]) -> _T:
+        """The trading desk's runner: ``fn()`` on the server loop (directly when already on
+        it), its result or its exception returned here; on the caller's thread once the loop
+        is gone. Why: a change and its frames must be made in one loop step (see module doc)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return fn()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+
+        async def runner() -> _T:
+            return fn()
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(runner(), loop)
+        except RuntimeError:  # the loop closed between the check and the call
+            return fn()
+        return future.result(timeout=30.0)
+
+    async def _sweep_calendar(self) -> None:
+        """The trading desk's calendar sweep, every ``sweep_interval`` s, on this loop."""
+        trading = self._exchange.trading
+        while True:
+            await asyncio.sleep(trading.sweep_interval)
+            try:
+                trading.sweep()
+            except Exception:  # one bad sweep must not end the sweeps
+                log.exception("trading calendar sweep failed")
 
     def _await(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
         loop = self._loop
@@ -278,6 +342,7 @@ class WsFeed:
             send_message=send,
             protocol=scope.get("extensions", {}).get(CONNECTION_EXTENSION),
             authenticated=any(name in headers for name in AUTH_HEADERS),
+            member=self._exchange.trading.member_of(headers.get("KALSHI-ACCESS-KEY")),
         )
         self._connections.add(conn)
         conn.writer = asyncio.create_task(self._write_loop(conn))
@@ -385,6 +450,7 @@ class WsFeed:
                 tickers=list(tickers),
                 use_yes_price=use_yes_price,
                 skip_ticker_ack=skip_ack,
+                all_markets=not tickers,
             )
             self._next_sid += 1
             conn.subs[sub.sid] = sub
@@ -510,6 +576,7 @@ class WsFeed:
         else:
             added = []
             sub.tickers = [t for t in sub.tickers if t not in tickers]
+            sub.all_markets = False  # deleting from "every market" leaves the rest listed
         sub.seq += 1
         reply: dict[str, Any] = {"sid": sub.sid, "seq": sub.seq, "type": "ok"}
         reply["msg"] = {} if sub.skip_ticker_ack else {"market_tickers": list(sub.tickers)}
@@ -559,7 +626,9 @@ class WsFeed:
     ) -> bytes:
         """The market's true book as one snapshot (or an empty one), taking the sub's next seq."""
         markets = self._exchange.markets
-        levels = markets.levels(ticker)
+        with markets.lock:  # the levels and the version they are as of, taken at once
+            levels = markets.levels(ticker)
+            sub.book_seq[ticker] = markets.engine.book_seq(ticker)
         msg: dict[str, Any] = {
             "market_ticker": ticker,
             "market_id": markets.market(ticker).market_id,
@@ -605,13 +674,20 @@ class WsFeed:
             due = int(carry)
             carry -= due
             for _ in range(min(due, burst_cap)):
-                self._emit_delta()
+                self._emit_activity()
 
-    def _emit_delta(self) -> None:
+    def _emit_activity(self) -> None:
+        """One step of the exchange's own activity (house quotes, takes, expiries), published
+        whole: its level changes, its trades and the private events of users it touched."""
+        outcome = self._exchange.markets.next_activity()
+        if outcome is not None:
+            self._publish_now(outcome)
+
+    def _send_delta(self, delta: Delta, subaccount: int = 0) -> None:
+        """One level change to every orderbook subscription covering its market; the member
+        whose order caused it also gets its ``client_order_id`` and, from a subaccount, the
+        ``subaccount`` (§3.6)."""
         markets = self._exchange.markets
-        delta = markets.next_delta()
-        if delta is None:
-            return
         ticker = delta.ticker
         if not self._is_open(ticker):
             return  # a closed market trades no more (its truth still moved: nobody reads it)
@@ -630,12 +706,22 @@ class WsFeed:
             for sub in conn.subs.values():
                 if not sub.covers(ticker):
                     continue
+                if delta.book_seq and delta.book_seq <= sub.book_seq.get(ticker, 0):
+                    continue  # already in the snapshot this subscription was sent
                 msg = base
                 if sub.use_yes_price and delta.side == "no":
                     if yes_scale is None:
                         yes_price = format_dollars(MICROS_PER_DOLLAR - delta.price_micros)
                         yes_scale = {**base, "price_dollars": yes_price}
                     msg = yes_scale
+                if (
+                    delta.client_order_id
+                    and conn.member is not None
+                    and conn.member == delta.member
+                ):
+                    msg = {**msg, "client_order_id": delta.client_order_id}
+                    if subaccount:
+                        msg["subaccount"] = subaccount
                 sub.seq += 2 if sub.skip_next else 1
                 sub.skip_next = False
                 frame = _delta_frame(sub, msg)
@@ -689,6 +775,139 @@ class WsFeed:
         if self.behaviour.drop_on_exchange_pause:
             dropped = self.drop_connections()
             self._exchange.oplog.record("ws_dropped_for_pause", str(dropped))
+
+    # -- trading events (private channels and the public trade channel) -------------------
+    def on_outcome(self, outcome: Outcome) -> None:
+        """The trading desk's listener (calendar sweeps): publish on the loop, never block.
+
+        Why fire-and-forget from other threads: the desk calls this under its lock, and the
+        loop may be waiting for that lock in a REST handler.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            if asyncio.get_running_loop() is loop:
+                self._publish_now(outcome)
+                return
+        except RuntimeError:
+            pass
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._publish_now, outcome)
+
+    def publish(
+        self, outcomes: Iterable[Outcome], *, public: bool = True, private: bool = True
+    ) -> None:
+        """Send each outcome's events (on the loop, by the REST endpoint): the public ones
+        (book deltas, trades) in the loop step that made the change, so no snapshot can
+        already hold a change whose delta is still to come; the private ones before or after
+        the REST reply."""
+        for outcome in outcomes:
+            self._publish_now(outcome, public=public, private=private)
+
+    async def publish_and_flush(self, outcomes: Iterable[Outcome], timeout: float = 2.0) -> None:
+        """Publish the private events, then wait (bounded) until they have left."""
+        self.publish(outcomes, public=False)
+        queues = [c.queue.join() for c in self._connections if not c.closed and c.member]
+        if queues:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*queues), timeout=timeout)
+
+    def lose_private_events(self, member: str | None = None) -> None:
+        """Fault: at the next event for ``member`` (any member when None), cut that member's
+        sessions first, so the event (a fill, typically) is lost to them; thread-safe."""
+        if self._call(lambda: self._lose_next.add(member)) is None and self._loop is None:
+            self._lose_next.add(member)  # not serving yet: armed for when it does
+
+    def drop_private_sessions(self, member: str | None = None) -> int:
+        """Cut (no close frame) every session of ``member`` (every authenticated one when
+        None) that has a private subscription; returns how many."""
+
+        def drop() -> int:
+            return self._drop_member(member)
+
+        return self._call(drop) or 0
+
+    def _drop_member(self, member: str | None) -> int:
+        dropped = 0
+        for conn in list(self._connections):
+            if conn.member is None or (member is not None and conn.member != member):
+                continue
+            if not any(sub.channel in TRADING_PRIVATE for sub in conn.subs.values()):
+                continue
+            self._connections.discard(conn)
+            conn.abort()
+            dropped += 1
+        if dropped:
+            self._exchange.oplog.record("ws_private_dropped", f"{member or '*'} {dropped}")
+        return dropped
+
+    def _publish_now(self, outcome: Outcome, *, public: bool = True, private: bool = True) -> None:
+        members = (
+            {f.member for f in outcome.fills}
+            | {o.member for o in outcome.orders_changed}
+            | {p.member for p in outcome.positions_changed}
+            | {g.member for g in outcome.group_events}
+        )
+        if outcome.order is not None:
+            members.add(outcome.order.member)
+        if public:
+            subaccounts = {
+                c.client_order_id: c.subaccount for c in outcome.book_changes if c.client_order_id
+            }
+            for delta in deltas_of(outcome.book_changes):
+                self._send_delta(delta, subaccounts.get(delta.client_order_id, 0))
+        if private and self._lose_next:
+            for member in sorted(members):
+                if member in self._lose_next or None in self._lose_next:
+                    self._lose_next.discard(member)
+                    self._lose_next.discard(None)
+                    self._drop_member(member)
+        orders = list(outcome.orders_changed)
+        if outcome.order is not None and all(o.order_id != outcome.order.order_id for o in orders):
+            orders.append(outcome.order)
+        for conn in self._connections:
+            if conn.closed:
+                continue
+            for sub in conn.subs.values():
+                if sub.channel == "trade":
+                    if not public:
+                        continue
+                    for trade in outcome.trades:
+                        if sub.covers_market(trade.ticker):
+                            sub.seq += 1
+                            frame = {"type": "trade", "sid": sub.sid, "seq": sub.seq}
+                            conn.send(orjson.dumps({**frame, "msg": ws_trade(trade)}))
+                    continue
+                if not private or conn.member is None or sub.channel not in TRADING_PRIVATE:
+                    continue
+                self._send_private(conn, sub, outcome, orders)
+
+    def _send_private(
+        self, conn: _Connection, sub: _Subscription, outcome: Outcome, orders: list[EngineOrder]
+    ) -> None:
+        member = conn.member
+        if sub.channel == "fill":
+            for fill in outcome.fills:
+                if fill.member == member and sub.covers_market(fill.ticker):
+                    frame = {"type": "fill", "sid": sub.sid, "msg": ws_fill(fill)}
+                    conn.send(orjson.dumps(frame))
+        elif sub.channel == "user_orders":
+            for order in orders:
+                if order.member == member and sub.covers_market(order.ticker):
+                    frame = {"type": "user_order", "sid": sub.sid, "msg": ws_user_order(order)}
+                    conn.send(orjson.dumps(frame))
+        elif sub.channel == "market_positions":
+            for position in outcome.positions_changed:
+                if position.member == member and sub.covers_market(position.ticker):
+                    msg = ws_market_position(position)
+                    conn.send(orjson.dumps({"type": "market_position", "sid": sub.sid, "msg": msg}))
+        elif sub.channel == "order_group_updates":
+            for event in outcome.group_events:
+                if event.member == member:
+                    sub.seq += 1
+                    frame = {"type": "order_group_updates", "sid": sub.sid, "seq": sub.seq}
+                    conn.send(orjson.dumps({**frame, "msg": ws_group_update(event)}))
 
     # -- exchange-side faults (thread-safe; each returns once applied) ---------------------
     def drop_connections(self) -> int:
@@ -832,6 +1051,7 @@ class WsFeed:
 
         if self._call(change) is None and self._loop is None:
             change()
+        self._exchange.trading.touch_market(ticker)
 
     def send_lifecycle(self, ticker: str, event_type: str, **fields: Any) -> int:
         """Send a ``market_lifecycle_v2`` event to every lifecycle subscription; returns how

@@ -801,7 +801,7 @@ def test_exchange_when_started_prints_one_json_line_serves_signed_rest_and_sigte
     proc = launch("exchange", "--markets", "3", "--rate", "0")
     proc.wait_for(lambda: proc.stdout, START_WAIT, "the address line")
     published = json.loads(proc.stdout[0])
-    assert set(published) == {"rest_url", "ws_url", "key_id", "private_key"}
+    assert set(published) == {"rest_url", "ws_url", "key_id", "private_key", "truth_url", "members"}
     key_path = Path(published["private_key"])
     assert key_path.stat().st_mode & 0o777 == 0o600
     launch.secrets.append(key_path.read_text())
