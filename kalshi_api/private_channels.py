@@ -27,6 +27,7 @@ there too: it must not block (hand events to an actor or a queue).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -139,7 +140,11 @@ class PrivateChannels:
         listener: Callable[[object], None],
         channels: Sequence[str] = PRIVATE_CHANNELS,
         market_tickers: Sequence[str] | None = None,
+        subscribe_timeout: float = 5.0,
     ) -> None:
+        """``subscribe_timeout`` bounds the wait for every channel's answer on a session;
+        an exchange that never answers gets the session dropped (the transport reconnects),
+        since an unanswered subscribe would otherwise mean silent channels for good."""
         unknown = [c for c in channels if c not in _FRAME_TYPE]
         if unknown or not channels:
             raise ValueError(f"private channels must be some of {PRIVATE_CHANNELS}: {unknown}")
@@ -147,6 +152,8 @@ class PrivateChannels:
         self._listener = listener
         self._channels = tuple(dict.fromkeys(channels))
         self._tickers = list(market_tickers) if market_tickers is not None else None
+        self._subscribe_timeout = subscribe_timeout
+        self._deadline: asyncio.TimerHandle | None = None
         self.stats = PrivateStats()
         self.error_codes: dict[object, int] = {}
         self.bad_frames: dict[str, int] = {}
@@ -172,6 +179,7 @@ class PrivateChannels:
         listener: Callable[[object], None],
         channels: Sequence[str] = PRIVATE_CHANNELS,
         market_tickers: Sequence[str] | None = None,
+        subscribe_timeout: float = 5.0,
         reconnect: ReconnectPolicy | None = None,
         open_timeout: float = 5.0,
         ping_interval: float | None = 10.0,
@@ -187,7 +195,13 @@ class PrivateChannels:
             max_frame_bytes=max_frame_bytes,
             name="kalshi-private-ws",
         )
-        return cls(transport, listener=listener, channels=channels, market_tickers=market_tickers)
+        return cls(
+            transport,
+            listener=listener,
+            channels=channels,
+            market_tickers=market_tickers,
+            subscribe_timeout=subscribe_timeout,
+        )
 
     # -- public API (any thread) -------------------------------------------------------------
     @property
@@ -247,6 +261,7 @@ class PrivateChannels:
             self._subscribe(channel)
 
     def session_ended(self) -> None:
+        self._disarm()
         self._pending.clear()
         self._sids.clear()
         self._subscribed.clear()
@@ -394,10 +409,29 @@ class PrivateChannels:
         command_id = self._transport.allocate_id()
         if self._transport.send(self, command_id, {"cmd": "subscribe", "params": params}):
             self._pending[command_id] = channel
+            if self._deadline is None:
+                self._deadline = asyncio.get_running_loop().call_later(
+                    self._subscribe_timeout, self._unanswered
+                )
+
+    def _unanswered(self) -> None:
+        self._deadline = None
+        if self._pending:
+            missing = ", ".join(sorted(set(self._pending.values())))
+            self._transport.close_session(
+                f"no reply to private subscribe ({missing}) within "
+                f"{self._subscribe_timeout:g}s; reconnecting"
+            )
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _maybe_connected(self) -> None:
         if self._pending or self._answered:
             return
+        self._disarm()
         self._answered = True
         subscribed = tuple(c for c in self._channels if c in self._subscribed)
         refused = tuple(c for c in self._channels if c in self._refused)

@@ -45,6 +45,8 @@ class LoopbackExchange:
         self.refuse: dict[str, int] = {}
         """Channel -> error code its subscribe is answered with."""
         self.reject_upgrade: int | None = None
+        self.silent: set[str] = set()
+        """Channels whose subscribe gets no answer at all."""
         self.connections: list[_Conn] = []
         self.upgrades = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,6 +130,8 @@ class LoopbackExchange:
             await conn.ws.send(orjson.dumps({"id": cid, "type": "ok", "msg": subs}).decode())
         elif cmd == "subscribe":
             for channel in params.get("channels", []):
+                if channel in self.silent:
+                    continue
                 code = self.refuse.get(channel)
                 if code is not None:
                     error = {"code": code, "msg": "Unknown channel name"}

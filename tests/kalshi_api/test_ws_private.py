@@ -421,3 +421,29 @@ def test_unscoped_terminal_error_when_the_socket_is_shared_reaches_every_client(
         assert len(server.connections) == 1 and stream.connected
     finally:
         stream.stop()
+
+
+def test_unanswered_subscribe_when_the_bound_passes_reconnects_and_then_reports(
+    server: LoopbackExchange,
+) -> None:
+    server.silent.add("fill")
+    events = Events()
+    client = PrivateChannels.connect(
+        server.url,
+        auth_headers=lambda: {AUTH_HEADER: "k"},
+        listener=events,
+        reconnect=FAST,
+        subscribe_timeout=0.2,
+    )
+    client.start()
+    try:
+        assert events.wait_for(StreamDisconnected)
+        reason = events.of(StreamDisconnected)[0].reason
+        assert "no reply to private subscribe (fill)" in reason, reason
+        assert events.of(PrivateConnected) == []
+        server.silent.clear()
+        assert events.wait_for(PrivateConnected)
+        assert events.of(PrivateConnected)[0].channels == PRIVATE_CHANNELS
+        assert len(server.connections) >= 2
+    finally:
+        client.stop()
