@@ -58,7 +58,7 @@ __all__ = [
     "PrivateStats",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.private_channels")
 
 FILL_CHANNEL = "fill"
 USER_ORDERS_CHANNEL = "user_orders"

@@ -63,7 +63,7 @@ from kalshi_api.ws_connect import (
 
 __all__ = ["ChannelClient", "FastReader", "WsTransport"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kalshi_supervisor.kalshi_api.ws_transport")
 
 Router = Callable[[dict[str, Any]], None]
 FastReader = Callable[[ClientConnection, Router], Coroutine[Any, Any, None]]

@@ -257,7 +257,7 @@ def test_malformed_frames_when_received_are_counted_logged_once_per_kind_and_ski
     float_price = FILL | {"trade_id": "t-bad", "yes_price_dollars": 0.425}
     too_precise = FILL | {"trade_id": "t-bad2", "count_fp": "1.005"}
     no_trade_id = {k: v for k, v in FILL.items() if k != "trade_id"}
-    with caplog.at_level(logging.WARNING, logger="kalshi_api"):
+    with caplog.at_level(logging.WARNING, logger="kalshi_supervisor.kalshi_api"):
         server.send("not json at all", b"\xff\xfe", '["a", "list"]', '{"no": "type"}')
         server.send_data("fill", "fill", [float_price, too_precise, no_trade_id, "a string"])
         server.send_data(
