@@ -125,7 +125,7 @@ class PrivateChannels:
     """Our fills, order updates, positions and order-group events, as typed events.
 
     ``listener`` gets every event: the typed frames
-    (:class:`~kalshi_api.private_events.Fill`, ``UserOrder``, ``MarketPosition``,
+    (:class:`~kalshi_api.private_events.FillEvent`, ``UserOrder``, ``MarketPosition``,
     ``OrderGroupUpdate``), ``OrderGroupGap``, ``PrivateConnected`` after each (re)subscribe,
     and the transport's ``StreamConnected`` / ``StreamDisconnected`` / ``StreamFailed``.
     ``market_tickers`` narrows the filtered channels (None: every market).

@@ -21,8 +21,8 @@ from typing import Any
 from kalshi_api.fixed_point import parse_count, parse_dollars
 
 __all__ = [
-    "Fill",
-    "MarketPosition",
+    "FillEvent",
+    "MarketPositionEvent",
     "OrderGroupGap",
     "OrderGroupUpdate",
     "PrivateConnected",
@@ -55,7 +55,7 @@ class PrivateConnected:
 
 
 @dataclass(frozen=True, slots=True)
-class Fill:
+class FillEvent:
     """One ``fill`` (channel ``fill``): a trade of one of our orders. Dedupe by ``trade_id``."""
 
     trade_id: str
@@ -115,7 +115,7 @@ class UserOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class MarketPosition:
+class MarketPositionEvent:
     """One ``market_position`` (channel ``market_positions``): our position in a market."""
 
     market_ticker: str
@@ -157,9 +157,9 @@ class OrderGroupGap:
 
 
 # -- parsing -------------------------------------------------------------------------------
-def parse_fill(msg: Any) -> Fill:
+def parse_fill(msg: Any) -> FillEvent:
     m = _object(msg)
-    return Fill(
+    return FillEvent(
         trade_id=_text(m, "trade_id"),
         order_id=_text(m, "order_id"),
         market_ticker=_text(m, "market_ticker"),
@@ -209,9 +209,9 @@ def parse_user_order(msg: Any) -> UserOrder:
     )
 
 
-def parse_market_position(msg: Any) -> MarketPosition:
+def parse_market_position(msg: Any) -> MarketPositionEvent:
     m = _object(msg)
-    return MarketPosition(
+    return MarketPositionEvent(
         market_ticker=_text(m, "market_ticker"),
         position=_count(m, "position_fp"),
         position_cost=_opt_dollars(m, "position_cost_dollars"),

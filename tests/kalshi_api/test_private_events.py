@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_api.private_events import (
-    Fill,
+    FillEvent,
     PrivateFrameError,
     parse_fill,
     parse_market_position,
@@ -69,7 +69,7 @@ def test_fill_when_a_field_is_misshapen_is_refused_with_a_clear_error(
 
 def test_fill_when_extra_and_deprecated_fields_come_ignores_what_it_does_not_know() -> None:
     fill = parse_fill(BASE_FILL | {"purchased_side": "yes", "ts": "2026-01-01T00:00:00Z", "z": {}})
-    assert fill == Fill("t", "o", "KX-1", 500_000, 100)
+    assert fill == FillEvent("t", "o", "KX-1", 500_000, 100)
 
 
 def test_other_frames_when_not_objects_are_refused() -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from kalshi_api.private_channels import PRIVATE_CHANNELS, PrivateChannels
 from kalshi_api.private_events import (
-    Fill,
-    MarketPosition,
+    FillEvent,
+    MarketPositionEvent,
     OrderGroupGap,
     OrderGroupUpdate,
     PrivateConnected,
@@ -149,8 +149,8 @@ def test_private_frames_when_they_arrive_become_typed_events_in_exact_units(
         [{"event_type": "created", "order_group_id": "g-1", "contracts_limit_fp": "100.00"}]
     )
     assert client.barrier(WAIT)
-    assert events.of(Fill) == [
-        Fill(
+    assert events.of(FillEvent) == [
+        FillEvent(
             trade_id="t-1",
             order_id="o-1",
             market_ticker="KXFED-26DEC-T3.00",
@@ -177,8 +177,8 @@ def test_private_frames_when_they_arrive_become_typed_events_in_exact_units(
     assert (order.fill_count, order.remaining_count, order.initial_count) == (250, 750, 1000)
     assert (order.taker_fill_cost, order.taker_fees, order.maker_fees) == (1_062_500, 17_500, 0)
     assert order.last_update_reason == "Trade" and order.order_group_id is None
-    assert events.of(MarketPosition) == [
-        MarketPosition(
+    assert events.of(MarketPositionEvent) == [
+        MarketPositionEvent(
             market_ticker="KXFED-26DEC-T3.00",
             position=-250,
             position_cost=1_062_500,
@@ -208,9 +208,9 @@ def test_minimal_frames_when_optional_fields_are_absent_are_accepted(
         "market_positions", "market_position", [{"market_ticker": "T", "position_fp": "0.00"}]
     )
     assert client.barrier(WAIT)
-    assert events.of(Fill) == [Fill("t-1", "o-1", "KXFED-26DEC-T3.00", 10_000, 100)]
+    assert events.of(FillEvent) == [FillEvent("t-1", "o-1", "KXFED-26DEC-T3.00", 10_000, 100)]
     assert events.of(UserOrder) == [UserOrder("o-2", "T", "unknown")]
-    assert events.of(MarketPosition) == [MarketPosition("T", 0)]
+    assert events.of(MarketPositionEvent) == [MarketPositionEvent("T", 0)]
 
 
 def test_dropped_connection_when_it_reconnects_is_reported_and_everything_resubscribed(
@@ -267,7 +267,7 @@ def test_malformed_frames_when_received_are_counted_logged_once_per_kind_and_ski
         server.send_data("fill", "fill", [FILL])
         server.send({"type": "ticker_v9", "sid": 99, "msg": {}})
         assert client.barrier(WAIT)
-    assert [f.trade_id for f in events.of(Fill)] == ["t-1"], "a good frame still arrives"
+    assert [f.trade_id for f in events.of(FillEvent)] == ["t-1"], "a good frame still arrives"
     assert client.stats.malformed_frames == 8
     assert client.bad_frames == {"fill": 4, "user_order": 3, "order_group_updates": 1}
     assert client.transport.malformed_frames == 4
@@ -287,7 +287,7 @@ def test_repeated_fill_when_sent_twice_is_reported_once(
     assert events.wait_for(PrivateConnected)
     server.send_data("fill", "fill", [FILL, FILL, FILL | {"trade_id": "t-2"}])
     assert client.barrier(WAIT)
-    assert [f.trade_id for f in events.of(Fill)] == ["t-1", "t-2"]
+    assert [f.trade_id for f in events.of(FillEvent)] == ["t-1", "t-2"]
     assert client.stats.duplicates_dropped == 1
 
 
@@ -324,7 +324,7 @@ def test_terminal_error_when_a_channel_dies_resubscribes_it_and_reports_a_reconn
     assert len(server.connections) == 1, "repaired in place, no reconnect"
     server.send_data("fill", "fill", [FILL])
     assert client.barrier(WAIT)
-    assert len(events.of(Fill)) == 1
+    assert len(events.of(FillEvent)) == 1
 
 
 def test_rejected_upgrade_when_unauthenticated_fails_for_good(server: LoopbackExchange) -> None:
@@ -357,7 +357,7 @@ def test_shared_socket_when_orderbook_and_private_ride_together_routes_each_its_
         assert len(server.connections) == 1
         server.send_data("fill", "fill", [FILL])
         assert private.barrier(WAIT) and stream.barrier(WAIT)
-        assert len(private_events.of(Fill)) == 1
+        assert len(private_events.of(FillEvent)) == 1
         assert stream.stats.ignored_frames == 0 and private.stats.ignored_frames == 0
         ids = [c["id"] for c in server.latest().commands]
         assert len(ids) == len(set(ids))

@@ -13,8 +13,8 @@ import pytest
 
 from kalshi_api.private_channels import PRIVATE_CHANNELS, PrivateChannels
 from kalshi_api.private_events import (
-    Fill,
-    MarketPosition,
+    FillEvent,
+    MarketPositionEvent,
     OrderGroupGap,
     OrderGroupUpdate,
     PrivateConnected,
@@ -102,9 +102,9 @@ def test_maker_fill_when_another_member_trades_arrives_as_exact_typed_events(
     placed = alice.place(ticker, "bid", "3", "0.45", client_order_id="m-1")
     order_id = placed.json()["order_id"]
     bob.place(ticker, "ask", "2", "0.45", time_in_force="immediate_or_cancel")
-    assert events.wait_for(Fill) and events.wait_for(MarketPosition)
+    assert events.wait_for(FillEvent) and events.wait_for(MarketPositionEvent)
     assert events.wait_for(UserOrder, count=2)
-    [fill] = events.of(Fill)
+    [fill] = events.of(FillEvent)
     assert (fill.order_id, fill.client_order_id, fill.market_ticker) == (order_id, "m-1", ticker)
     assert (fill.count, fill.yes_price, fill.is_taker, fill.post_position) == (
         200,
@@ -119,7 +119,7 @@ def test_maker_fill_when_another_member_trades_arrives_as_exact_typed_events(
         ticker,
     )
     assert (updated.fill_count, updated.remaining_count) == (200, 100)
-    assert events.of(MarketPosition)[-1].position == 200
+    assert events.of(MarketPositionEvent)[-1].position == 200
     assert client.stats.malformed_frames == 0 and client.transport.malformed_frames == 0
 
 
@@ -160,6 +160,6 @@ def test_fill_lost_to_a_dropped_session_when_reconnected_is_found_by_the_reconci
     bob.place(ticker, "ask", "1", "0.40", time_in_force="immediate_or_cancel")
     assert events.wait_for(PrivateConnected, count=2)
     assert events.of(PrivateConnected)[1].session == 2
-    assert events.of(Fill) == [], "the fill was lost with the session"
+    assert events.of(FillEvent) == [], "the fill was lost with the session"
     fills = alice.get("/portfolio/fills", params={"ticker": ticker}).json()["fills"]
     assert [f["order_id"] for f in fills] == [order_id]
