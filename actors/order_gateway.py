@@ -156,9 +156,10 @@ class OrderGatewayActor(ServiceActor):
         self._channels: Any = None
         self._placed = False
         """Whether this incarnation ever sent an order (a stop then halts)."""
+        self._engaged = False
+        self._engaging = False
+        self._queued: list[PlaceOrder] = []
         link.attach_gateway(self.actor_ref)
-        if self.cfg.own_private_channels:
-            self._open_channels()
 
     def teardown(self) -> None:
         self._stopping.set()
@@ -190,10 +191,34 @@ class OrderGatewayActor(ServiceActor):
 
     # -- the system's news -----------------------------------------------------------------
     def on_ready(self, metadata: ReadyMetadata) -> None:
-        if self.group_id is None and self.cfg.order_group_limit is not None:
-            self._submit("group", self._create_group)  # reconciles when it is there
+        if self._engaged:
+            self._reconcile("ready")
+
+    def _engage(self) -> None:
+        """The first order (or halt) engages the gateway: its private channels (until the
+        trading stage hands events on), the session's order group, a first reconciliation.
+
+        Why not at start: a supervisor that never trades must not spend the account's
+        budget, threads or sockets on it (and its READY must not depend on them)."""
+        if self._engaged or self._engaging:
             return
-        self._reconcile("ready")
+        self._engaging = True
+        if self.cfg.own_private_channels and self._channels is None:
+            try:
+                self._open_channels()
+            except Exception as exc:  # trading still works, reconciliation fills the gap
+                logger.warning("gateway: private channels not opened: %s", one_line(str(exc)))
+        if self.group_id is None and self.cfg.order_group_limit is not None:
+            self._submit("group", self._create_group)  # engaged when it is there (or not)
+            return
+        self._engaged_now()
+
+    def _engaged_now(self) -> None:
+        self._engaging, self._engaged = False, True
+        self._reconcile("engaged")
+        queued, self._queued = self._queued, []
+        for message in queued:
+            self._place(message)
 
     def on_not_ready(self, state: State, reason: str) -> None:
         if self.cfg.halt_on_not_ready:
@@ -224,6 +249,11 @@ class OrderGatewayActor(ServiceActor):
 
     # -- placing -----------------------------------------------------------------------------
     def _place(self, message: PlaceOrder) -> None:
+        if not self._engaged:
+            self._engage()
+            if self._engaging:  # the order group first: every order of ours goes in it
+                self._queued.append(message)
+                return
         cid, intent = message.client_order_id, message.intent
         try:
             record = self.tracker.track(cid, intent)
@@ -499,7 +529,7 @@ class OrderGatewayActor(ServiceActor):
                     and self.state is not TradingState.HALTED
                 ):
                     self._trigger(HaltReason.ORDER_GROUP_TRIGGERED, "the order group triggered")
-            elif isinstance(event, ws.PrivateConnected):
+            elif isinstance(event, ws.PrivateConnected) and self._engaged:
                 self._reconcile("private_reconnect")
         except ValueError as exc:  # an unreadable fact: one line, nothing changes
             logger.warning("gateway: private event refused: %s", one_line(str(exc)))
@@ -605,8 +635,10 @@ class OrderGatewayActor(ServiceActor):
         target = halt_policy.on_trigger(self.state, reason, self.cfg.halt_policy)
         if target is self.state and target is not TradingState.HALTED:
             return
-        if target is TradingState.HALTED:
+        if target is TradingState.HALTED and (self._engaged or self._engaging):
             self._start_halt(Halt(reason))
+        elif target is TradingState.HALTED:  # never traded: nothing of ours to cancel here
+            self._set_state(target, reason.value)
         else:
             self._set_state(target, f"{reason.value}: {why}")
 
@@ -712,7 +744,8 @@ class OrderGatewayActor(ServiceActor):
             self.group_id = done.result
         elif done.error is not None:
             logger.warning("gateway: no order group: %s", one_line(str(done.error)))
-        self._reconcile("ready")
+        if self._engaging:
+            self._engaged_now()
 
     # -- views ---------------------------------------------------------------------------------
     def _status(self) -> TradingStatus:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from messages.events import ExchangePaused, ExchangeResumed
+from messages.fault_kinds import ActorFault, ExchangeFault
+from messages.faults import InjectFault
 from messages.orders import OrderStatus, RiskLimits, TradingState
 from tests.actors.gateway_support import (
     Counterparty,
@@ -68,6 +71,9 @@ def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **
     exchange = make_exchange(markets=3)
     ticker = _ticker(exchange)
     with trading_supervisor(exchange, key) as (supervisor, rec):
+        # a first order engages the gateway (its order group, its first reconciliation)
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.05"))
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
         assert _group_ready(supervisor)
         # the private events come late: only the lookup can settle the create in time
         exchange.trading_settings.private_event_delay_ms = 5_000
@@ -180,5 +186,94 @@ def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
             any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
             for e in events_of(supervisor, "reconciled")[before:]
         ))
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
+
+
+def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "paused") as (supervisor, rec):
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING))
+        # the gateway heard the pause before the service did
+        assert rec.wait(lambda r: any(isinstance(e, ExchangePaused) for e in r.events))
+        paused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        assert rec.wait(lambda r: r.status_of(paused) is OrderStatus.REJECTED)
+        assert "paused" in (rec.last(paused).reason or "")  # type: ignore[union-attr]
+
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.RESUME))
+        assert rec.wait(lambda r: any(isinstance(e, ExchangeResumed) for e in r.events))
+        placed = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        assert rec.wait(lambda r: r.status_of(placed) is OrderStatus.RESTING)
+        sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert paused not in sent and placed in sent
+        assert supervisor.trading_status().state is TradingState.ACTIVE  # a trading pause
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "left") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, "0.15"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+
+        supervisor.inject(InjectFault(target="orderbook", fault=ActorFault.CRASH))
+        assert rec.wait(lambda r: r.not_ready >= 1)
+        refused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        assert rec.wait(lambda _: bool(events_of(supervisor, "halt_completed")))
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+
+        assert rec.wait(lambda r: r.ready)  # READY again, trading still HALTED
+        status = supervisor.trading_status()
+        assert status.state is TradingState.HALTED and status.reason == "left_ready"
+        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(halted) is OrderStatus.REJECTED)
+
+        supervisor.resume_trading()
+        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
+        sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert refused not in sent and halted not in sent
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "shutdown", order_group_limit=None) as (_, rec):
+        cids = [
+            rec.call(lambda s, p=p: s.trading.place(ticker, "ask", 1, p))
+            for p in ("0.80", "0.81")
+        ]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+    truth = exchange.truth("alice")["alice"]
+    assert {o.client_order_id for o in truth.orders} == set(cids)
+    assert [o for o in truth.orders if o.status == "resting"] == []
+
+
+def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    bob = Counterparty(exchange)
+    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.35"))
+        second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.10"))
+        assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
+        bob.order(ticker, "ask", "3", "0.35")
+
+        assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
+        assert supervisor.trading_status().reason == "order_group_triggered"
+        assert rec.wait(lambda r: r.status_of(second) is OrderStatus.CANCELED)
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.CANCELED)
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
