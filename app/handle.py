@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -50,6 +50,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kalshi_supervisor.app.handle")
 
 
+def announce_trading_mode(config: SupervisorConfig) -> None:
+    """One line at start when trading is not the plain kind: real money (a WARNING),
+    production without ``--allow-production-trading`` (trading halted, reads only), or a
+    dry run (orders validated and logged, never sent)."""
+    if not config.trading_enabled:
+        return
+    if config.trading_mode == "live":
+        if config.allow_production_trading:
+            logger.warning(
+                "PRODUCTION TRADING ENABLED (--allow-production-trading): orders trade real money"
+            )
+        else:
+            logger.warning(
+                "production without --allow-production-trading: trading HALTED, reads only"
+            )
+    if config.dry_run:
+        logger.warning("dry run: orders are validated and logged, never sent")
+
+
 class Supervisor:
     """A running supervisor: start it, wait on its states, inject faults, shut it down."""
 
@@ -66,8 +85,12 @@ class Supervisor:
         exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
+        """``private_events`` hears the trading stage's private events (on the private
+        channels' thread; it must not block): the order gateway's inbox."""
         self.config = config
+        self._private_events = private_events
         self.exchange = exchange
         self.recorder = EventRecorder()
         self.stopped = threading.Event()
@@ -91,6 +114,7 @@ class Supervisor:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
         from app.stage_books import StageBooks
 
+        announce_trading_mode(self.config)
         self.events = EventBus(self._listeners)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
         self._console = ConsoleServer(
@@ -126,6 +150,7 @@ class Supervisor:
                 exchange=self.exchange,
                 stopped=self.stopped,
                 services=self._services,
+                private_events=self._private_events,
             )
         except BaseException:
             self._console.stop()

@@ -7,6 +7,7 @@ separately, so printing or logging a config can never leak it.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +17,7 @@ from kalshi_api.stream_events import DEFAULT_MAX_RECONNECT_DELAY
 from kalshi_api.subscription_core import DEFAULT_CHUNK_SIZE, DEFAULT_STALE_AFTER
 from messages.exchange import PauseTiming
 from messages.metadata import TradingMode
+from messages.results import StartupPolicy
 from messages.states import State
 from supervision.policy import BackoffPolicy, IntensityPolicy, RestartType, Strategy
 
@@ -23,6 +25,8 @@ TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_]*$")
 """Kalshi's documented pattern plus the dots and underscores real tickers contain."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+DEFAULT_ORDER_GROUP_LIMIT = 100
+"""Contracts the session's order group lets fill per rolling 15 s before it triggers."""
 
 
 class RestartSettings(BaseModel):
@@ -108,6 +112,22 @@ class SupervisorConfig(BaseModel):
     """How often ``/exchange/status`` is re-checked while the exchange is paused."""
     exchange_check_interval: float = Field(default=10.0, gt=0)
     """How often READY re-reads ``/exchange/status`` to notice a pause that starts."""
+    order_group_limit: int = Field(default=DEFAULT_ORDER_GROUP_LIMIT, ge=1, le=1_000_000)
+    """Contracts the session's order group lets fill per rolling 15 s (the exchange's
+    fill-velocity kill switch: past it, the group's orders are cancelled)."""
+    startup_orders: StartupPolicy = "cancel"
+    """Resting orders this installation's id allocator did not hand out, found when the
+    trading stage connects: ``cancel`` them, ``adopt`` them (tracked as ours), or ``leave``
+    them alone (never touched, never counted)."""
+    allow_production_trading: bool = False
+    """Production trades real money only with this; without it production runs with
+    trading HALTED (reads only)."""
+    dry_run: bool = False
+    """Orders are validated and logged, never sent; the trading stage writes nothing."""
+    order_id_prefix: str = Field(default="ks", pattern=r"^[A-Za-z0-9]{1,16}$")
+    """This installation's ``client_order_id`` prefix: how its orders are told apart."""
+    order_id_state: Path | None = None
+    """The id allocator's state file (its high-water mark); None: not persisted."""
 
     @field_validator("markets")
     @classmethod
@@ -138,6 +158,12 @@ class SupervisorConfig(BaseModel):
     def trading_mode(self) -> TradingMode:
         """``live`` only for real money; the embedded exchange and Kalshi demo are ``paper``."""
         return "live" if self.environment is Environment.PRODUCTION else "paper"
+
+    @property
+    def trading_allowed(self) -> bool:
+        """Whether orders may be sent at all: everywhere but production, where only
+        ``allow_production_trading`` allows it."""
+        return self.environment is not Environment.PRODUCTION or self.allow_production_trading
 
     @property
     def discovery_mode(self) -> Literal["config", "discovery"]:
