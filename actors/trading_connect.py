@@ -75,6 +75,10 @@ class PrivateChannelsFailed(Message):
     reason: str
 
 
+class ReopenPrivate(Message):
+    """Told to the stage by its own timer: reopen the private channels now."""
+
+
 def exchange_status_or_pause(client: KalshiRestClient) -> ExchangeStatus:
     """The exchange status, raising :class:`ExchangePausedError` during an exchange pause.
 
@@ -128,7 +132,9 @@ class TradingConnectActor(StageActor):
         self._private: PrivateChannels | None = None
         self._private_up = threading.Event()
         self._private_channels: tuple[str, ...] = ()
-        self._result: TradingConnected | None = None
+        self._group_id: str | None = None
+        self._reopen: threading.Timer | None = None
+        self._reopen_delay = self.context.reconnect_min_delay
 
     def describe(self) -> TradingClientConnectMetadata:
         return TradingClientConnectMetadata(
@@ -146,15 +152,16 @@ class TradingConnectActor(StageActor):
             self.wait_for_exchange(condition, "exchange paused: the trading API refuses requests")
             return
         client.get_balance()
-        if self._result is not None:  # Connect again after a pause: the work is done
-            self.succeed(self._result.model_copy(update=self._status_fields(status)))
-            return
+        # Connect again (after a pause) redoes the reads and the policy (orders may have
+        # changed meanwhile); the channels and the group are opened and created only once.
         limits = get_account_limits(client)
         costs = get_endpoint_costs(client)
         self._open_private()
         writes = self.context.trading_allowed and not self.context.dry_run
         writer = self._write_client(limits, costs) if writes else None
-        group_id = self._create_group(writer) if writer is not None else None
+        if writer is not None and self._group_id is None:  # once, even if Connect comes again
+            self._group_id = self._create_group(writer)
+        group_id = self._group_id
         kept, counts = self._startup_orders(client, writer)
         result = TradingConnected(
             **self._status_fields(status),
@@ -176,7 +183,6 @@ class TradingConnectActor(StageActor):
             private_channels=self._private_channels,
             **counts,
         )
-        self._result = result
         logger.info(
             "trading connected: tier %s, write budget %s/s (capacity %s), order group %s, "
             "%d open orders; startup policy %s: %d cancelled, %d adopted, %d left",
@@ -196,6 +202,9 @@ class TradingConnectActor(StageActor):
         if isinstance(message, PrivateChannelsFailed):
             self._on_private_failed(message.reason)
             return None
+        if isinstance(message, ReopenPrivate):
+            self._reopen_private()
+            return None
         return super().handle(message)
 
     def disconnect(self) -> None:
@@ -203,6 +212,10 @@ class TradingConnectActor(StageActor):
         raise ConnectionLostError("trading API connection dropped")
 
     def close(self) -> None:
+        timer, self._reopen = getattr(self, "_reopen", None), None
+        if timer is not None:
+            timer.cancel()
+            timer.join(1.0)
         private, self._private = getattr(self, "_private", None), None
         if private is not None:
             private.stop()
@@ -353,6 +366,7 @@ class TradingConnectActor(StageActor):
             # The private channels' thread: never block, never raise (the channels log it).
             if isinstance(event, PrivateConnected):
                 self._private_channels = event.channels
+                self._reopen_delay = self.context.reconnect_min_delay
                 up.set()
             elif isinstance(event, StreamFailed) and actor_ref.is_alive():
                 actor_ref.tell(PrivateChannelsFailed(reason=one_line(str(event.reason))))
@@ -372,11 +386,36 @@ class TradingConnectActor(StageActor):
         )
 
     def _on_private_failed(self, reason: str) -> None:
-        """The channels' transport gave up: a stage failure only if REST fails too."""
-        logger.warning("private channels stopped (%s); checking REST, then reopening", reason)
+        """The channels' transport gave up: a stage failure only if REST fails too.
+
+        Otherwise they are reopened after a delay that doubles per give-up (from
+        ``reconnect_min_delay`` to ``reconnect_max_delay``), so a socket refused for good
+        while REST works cannot become a reconnect storm.
+        """
+        logger.warning(
+            "private channels stopped (%s); REST checked, reopening in %.2f s",
+            reason,
+            self._reopen_delay,
+        )
         self._rest().get_balance()  # raises: the stage fails (or waits out a pause)
         private, self._private = self._private, None
         if private is not None:
             private.stop()
-        self._private = self._new_private()
-        self._private.start()
+        if self._reopen is not None:
+            return
+        actor_ref = self.actor_ref
+        timer = threading.Timer(
+            self._reopen_delay,
+            lambda: actor_ref.tell(ReopenPrivate()) if actor_ref.is_alive() else None,
+        )
+        timer.name = "kalshi-private-reopen"
+        timer.daemon = True
+        self._reopen = timer
+        self._reopen_delay = min(self._reopen_delay * 2, self.context.reconnect_max_delay)
+        timer.start()
+
+    def _reopen_private(self) -> None:
+        self._reopen = None
+        if self._private is None:
+            self._private = self._new_private()
+            self._private.start()

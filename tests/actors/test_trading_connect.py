@@ -26,6 +26,7 @@ from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.private_events import Fill, PrivateConnected, UserOrder
 from kalshi_api.rest import KalshiRestClient
+from kalshi_api.stream_events import StreamFailed
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.trading_desk import DEMO_MEMBER
 from messages.events import StateTransition
@@ -185,9 +186,7 @@ def test_private_events_when_our_order_fills_reach_the_listener(
         assert heard.wait_for(
             lambda events: any(isinstance(e, UserOrder) and e.order_id == order_id for e in events)
         )
-        maker = exchange.add_member(
-            "maker", {s: 100_000 for s in exchange.account.shard_indexes()}
-        )
+        maker = exchange.add_member("maker", {s: 100_000 for s in exchange.account.shard_indexes()})
         theirs = order_api(exchange, maker.key_id, maker.private_key_path)
         place(theirs, ticker, "maker-1", side="ask", price=Decimal("0.30"), count=Decimal(2))
         theirs.client.close()
@@ -217,6 +216,28 @@ def test_private_channels_when_session_is_lost_reconnect_as_event_not_failure(
         assert supervisor.state is State.READY
         assert failures(supervisor) == []
         assert len(supervisor.recorder.transitions()) == 5  # nothing after READY
+
+
+def test_private_channels_when_upgrade_is_refused_reopen_after_rest_check_not_failure(
+    exchange: EmbeddedExchange,
+) -> None:
+    heard = Heard()
+    config = make_config(exchange, exchange_check_interval=3600.0)
+    with running_supervisor(exchange, config, private_events=heard) as supervisor:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert heard.wait_for(lambda events: any(isinstance(e, PrivateConnected) for e in events))
+        exchange.faults.reject_auth(1)  # the private channels' next upgrade: 401, given up
+        assert exchange.ws.drop_private_sessions(DEMO_MEMBER) == 1
+        assert heard.wait_for(lambda events: any(isinstance(e, StreamFailed) for e in events))
+
+        def reopened(events: list[object]) -> bool:
+            kinds = [type(e) for e in events]
+            failed = kinds.index(StreamFailed)
+            return PrivateConnected in kinds[failed:]
+
+        assert heard.wait_for(reopened)
+        assert supervisor.state is State.READY
+        assert failures(supervisor) == []
 
 
 def test_no_trading_when_running_opens_no_private_channels_and_writes_nothing(
