@@ -140,7 +140,11 @@ class Counterparty:
 
 @contextmanager
 def trading_supervisor(
-    exchange: EmbeddedExchange, key: str, member: str = "alice", **gateway: Any
+    exchange: EmbeddedExchange,
+    key: str,
+    member: str = "alice",
+    config: dict[str, Any] | None = None,
+    **gateway: Any,
 ) -> Iterator[tuple[Supervisor, Recorder]]:
     """A supervisor trading as a fresh ``member`` with one ``Trader`` service, READY."""
     recorder = Recorder()
@@ -148,15 +152,20 @@ def trading_supervisor(
     member_key = exchange.add_member(member)
     signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
     settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
-    config = make_config(
-        exchange, market_count=3, request_timeout=1.0, gateway=GatewaySettings(**settings)
+    supervisor_config = make_config(
+        exchange,
+        market_count=3,
+        request_timeout=1.0,
+        gateway=GatewaySettings(**settings),
+        **(config or {}),
     )
+
     def notify(_: object) -> None:  # predicates on events and the gateway's view re-run
         with recorder.cond:
             recorder.cond.notify_all()
 
     supervisor = Supervisor(
-        config,
+        supervisor_config,
         signer,
         services=[ServiceSpec("trader", Trader, {"key": key}, tickers=())],
         listeners=[notify],

@@ -134,7 +134,7 @@ def test_halt_when_orders_rest_and_cancel_all_503s_leaves_none_of_ours_resting(
     exchange = make_exchange(markets=3)
     ticker = _ticker(exchange)
     # no order group: triggering it would cancel them all, and the loop is what is tested here
-    with trading_supervisor(exchange, "halt", order_group_limit=None) as (supervisor, rec):
+    with trading_supervisor(exchange, "halt", order_group=False) as (supervisor, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "bid", 1, p))
             for p in ("0.10", "0.11", "0.12")
@@ -185,7 +185,7 @@ def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
         assert rec.wait(lambda _: any(
             any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
             for e in events_of(supervisor, "reconciled")[before:]
-        ))
+        )), events_of(supervisor, "reconciled")
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
 
@@ -249,7 +249,7 @@ def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
 ) -> None:
     exchange = make_exchange(markets=3)
     ticker = _ticker(exchange)
-    with trading_supervisor(exchange, "shutdown", order_group_limit=None) as (_, rec):
+    with trading_supervisor(exchange, "shutdown", order_group=False) as (_, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "ask", 1, p))
             for p in ("0.80", "0.81")
@@ -264,7 +264,8 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
     exchange = make_exchange(markets=3, cancel_all_tail_s=0)
     ticker = _ticker(exchange)
     bob = Counterparty(exchange)
-    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
+    limit = {"order_group_limit": 2}
+    with trading_supervisor(exchange, "group", config=limit) as (supervisor, rec):
         first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.35"))
         second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.10"))
         assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
