@@ -6,8 +6,13 @@ truth: nothing unknown, nothing duplicated, open orders and positions equal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
+import pytest
+
+from app.handle import Supervisor
+from kalshi_api.auth import load_signer
 from messages.events import ExchangePaused, ExchangeResumed
 from messages.fault_kinds import ActorFault, ExchangeFault
 from messages.faults import InjectFault
@@ -19,6 +24,7 @@ from tests.actors.gateway_support import (
     trading_supervisor,
 )
 from tests.conftest import ExchangeFactory
+from tests.harness import make_config
 
 D = Decimal
 
@@ -278,3 +284,55 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
         assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
+
+
+def test_service_when_it_crashes_its_orders_are_cancelled(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "crash") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, "0.25"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        first = rec.ref
+        supervisor.inject(InjectFault(target="trader", fault=ActorFault.CRASH))
+
+        def cancelled(_: object) -> bool:
+            orders = exchange.truth("alice")["alice"].orders
+            return [o.status for o in orders if o.client_order_id == cid] == ["canceled"]
+
+        assert rec.wait(cancelled)
+        assert rec.wait(lambda r: r.ref is not first)  # restarted, and trades again
+        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.25"))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def _error_of(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except ValueError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_place_when_given_a_float_or_a_bad_price_raises_one_line_and_sends_nothing(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "floats") as (supervisor, rec):
+        floats = rec.call(lambda s: _error_of(lambda: s.trading.place(ticker, "bid", 1, 0.5)))
+        outside = rec.call(lambda s: _error_of(lambda: s.trading.place(ticker, "bid", 1, "1.5")))
+        assert "float" in floats and "\n" not in floats
+        assert "price 1.5 is outside [0, 1]" in outside and "\n" not in outside
+        assert exchange.truth("alice")["alice"].orders == ()
+        assert supervisor.trading_status().open_orders == []
+
+
+def test_halt_when_trading_is_off_says_so_in_one_line(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=3)
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(make_config(exchange, trading_enabled=False), signer)
+    with pytest.raises(LookupError, match="not enabled"):
+        supervisor.halt("no trading here")
+    with pytest.raises(LookupError, match="not enabled"):
+        supervisor.trading_status()
