@@ -115,7 +115,7 @@ from trading.lookup import Escalate, Found
 from trading.order_state import OrderRecord
 from trading.pnl import PnlBook, Quote
 from trading.reconcile import ExchangeTruth, fills_since, reconcile_tracker
-from trading.risk import Exposure, check_order
+from trading.risk import Exposure, check_order, daily_loss_breached
 from trading.tracker import OrderTracker
 
 logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
@@ -578,7 +578,21 @@ class OrderGatewayActor(ServiceActor):
                     service, Position(ticker=fill.ticker, position=position, service=service)
                 )
             self._publish_position(fill.ticker)
+            self._check_daily_loss(service)
         self._emit_routed(routed.client_order_id)
+
+    def _check_daily_loss(self, service: str | None) -> None:
+        """After a fill: a day's loss past a limit halts now, not at the next order."""
+        if not self.cfg.halt_on_daily_loss or self.state is TradingState.HALTED:
+            return
+        quotes = self._quotes()
+        scopes = [("global", self.cfg.global_limits, None)]
+        if service is not None and service in self.cfg.service_limits:
+            scopes.append((service, self.cfg.service_limits[service], service))
+        for scope, limits, name in scopes:
+            if daily_loss_breached(limits, self.pnl.daily(quotes, name)):
+                self._trigger(HaltReason.DAILY_LOSS, f"{scope}: daily loss past the limit")
+                return
 
     def _publish_position(self, ticker: str) -> None:
         ledger = self.pnl.market(ticker)

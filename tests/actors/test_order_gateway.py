@@ -336,3 +336,28 @@ def test_halt_when_trading_is_off_says_so_in_one_line(make_exchange: ExchangeFac
         supervisor.halt("no trading here")
     with pytest.raises(LookupError, match="not enabled"):
         supervisor.trading_status()
+
+
+def test_daily_loss_when_a_fill_breaches_it_halts_and_cancels_the_rest(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    bob = Counterparty(exchange)
+    limits = RiskLimits(max_daily_loss=D("0.01"))
+    with trading_supervisor(exchange, "loss", risk_limits=limits) as (supervisor, rec):
+        other = exchange.markets.tickers()[1]
+        resting = rec.call(lambda s: s.trading.place(other, "ask", 1, "0.90"))
+        bought = rec.call(lambda s: s.trading.place(ticker, "bid", 2, "0.99"))
+        assert rec.wait(lambda r: r.status_of(bought) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(resting) is OrderStatus.RESTING)
+        bob.order(ticker, "ask", "2", "0.99")  # long 2 at 0.99: marked at the bid, a loss
+
+        assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
+        assert supervisor.trading_status().reason == "daily_loss"
+        assert rec.wait(lambda r: r.status_of(resting) is OrderStatus.CANCELED)
+        refused = rec.call(lambda s: s.trading.place(ticker, "ask", 1, "0.99"))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        assert refused not in {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
