@@ -202,3 +202,43 @@ def assert_matches_truth(supervisor: Supervisor, exchange: EmbeddedExchange, mem
         if p.position_centi
     }
     assert ours == true_positions, (ours, true_positions)
+
+
+TICK = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """A market whose house book leaves room: ``bid`` and ``ask`` are the house's best, at
+    least three ticks apart, so an order of ours can rest below the bid, above the ask, or
+    inside the spread (best on its side: a counterparty's IOC at that price takes ours)."""
+
+    ticker: str
+    bid: Decimal
+    ask: Decimal
+
+    @property
+    def inside(self) -> str:
+        return str(self.bid + TICK)
+
+    def below(self, ticks: int) -> str:
+        return str(self.bid - ticks * TICK)
+
+    def above(self, ticks: int) -> str:
+        return str(self.ask + ticks * TICK)
+
+
+def quiet_market(exchange: EmbeddedExchange, skip: tuple[str, ...] = ()) -> Quiet:
+    """The first market (the exchange's order) with such a book; the exchange must be still
+    (``delta_rate=0``) so the house does not move it."""
+    for ticker in exchange.markets.tickers():
+        if ticker in skip:
+            continue
+        levels = exchange.markets.levels(ticker)
+        if not levels.yes or not levels.no:
+            continue
+        bid = Decimal(max(levels.yes)[0]).scaleb(-6)
+        ask = 1 - Decimal(max(levels.no)[0]).scaleb(-6)
+        if bid >= Decimal("0.10") and ask - bid >= 3 * TICK and ask <= Decimal("0.90"):
+            return Quiet(ticker, bid, ask)
+    raise AssertionError("no market with room in its book: start the exchange with more")
