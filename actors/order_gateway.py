@@ -122,6 +122,8 @@ logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 
 ZERO = Decimal(0)
 HALF = Decimal("0.5")
+MAX_CANCEL_TRIES = 5
+"""Sends of one cancel whose outcome stays unknown before a lookup decides."""
 MAX_RECONCILE_ATTEMPTS = 5
 """Reads in a row a reconciliation makes while fills keep arriving across them."""
 TEARDOWN_HALT_TIMEOUT = 5.0
@@ -153,6 +155,8 @@ class OrderGatewayActor(ServiceActor):
         self._in_flight = 0
         self._emitted: dict[str, tuple[Any, ...]] = {}
         self._cancel_wanted: set[str] = set()
+        self._cancel_tries: dict[str, int] = {}
+        """Cancels sent again after an unknown outcome, by order id (cleared on an answer)."""
         self._halting: list[Future[Any]] | None = None
         self._halt_reason = ""
         self._stopping = threading.Event()
@@ -477,12 +481,19 @@ class OrderGatewayActor(ServiceActor):
                                         ts_ms=done.result.ts_ms)
         elif isinstance(done.error, NotFoundError):
             reply = CancelNotFound(order_id=order_id)
-        else:
-            logger.info("gateway: cancel of %s: %s (the next read decides)", order_id,
+        else:  # outcome unknown: a cancel is safe to send again (a 404 then means gone)
+            tries = self._cancel_tries.get(order_id, 0) + 1
+            logger.info("gateway: cancel of %s (try %d): %s", order_id, tries,
                         one_line(str(done.error)))
             if record is not None and not record.status.is_final:
-                self._lookup_vanished(order_id)
+                if tries < MAX_CANCEL_TRIES:
+                    self._cancel_tries[order_id] = tries
+                    self._submit("cancelled", lambda api: api.cancel(order_id), context=order_id)
+                else:
+                    self._cancel_tries.pop(order_id, None)
+                    self._lookup_vanished(order_id)
             return
+        self._cancel_tries.pop(order_id, None)
         routed = self.tracker.on_cancel_reply(order_id, reply)
         self._emit_routed(routed.client_order_id)
         if isinstance(reply, CancelNotFound):

@@ -372,3 +372,25 @@ def test_daily_loss_when_a_fill_breaches_it_halts_and_cancels_the_rest(
         assert refused not in {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
+
+
+def test_cancel_when_the_reply_names_another_order_is_sent_again_until_answered(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "wrong") as (supervisor, rec):
+        keep = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(2)))
+        cid = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(keep) is OrderStatus.RESTING)
+        exchange.trading_faults.arm("wrong_order")  # the cancel's reply names `keep`
+
+        rec.call(lambda s: s.trading.cancel(cid))
+
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        assert exchange.trading_faults.pending() == 0
+        states = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert states == {keep: "resting", cid: "canceled"}
+        assert rec.status_of(keep) is OrderStatus.RESTING
+        assert_matches_truth(supervisor, exchange, "alice")
