@@ -171,10 +171,10 @@ class OrderGatewayActor(ServiceActor):
         link.attach_gateway(self.actor_ref)
 
     def teardown(self) -> None:
-        self._stopping.set()
         link = getattr(self, "link", None)
-        if link is None:
+        if link is None:  # setup never got this far
             return
+        self._stopping.set()
         link.detach_gateway(self.actor_ref)
         if self._channels is not None:
             self._channels.stop()
@@ -182,7 +182,8 @@ class OrderGatewayActor(ServiceActor):
             if self.tracker.open_orders() or (
                 self._placed and self.state is not TradingState.HALTED
             ):
-                self._halt_now(HaltReason.SHUTDOWN)
+                # READY still: this gateway alone is stopping (a crash, a restart)
+                self._halt_now("gateway stopped" if self.ready else HaltReason.SHUTDOWN.value)
         finally:
             self.io.close()
 
@@ -774,9 +775,9 @@ class OrderGatewayActor(ServiceActor):
         with self._view_lock:
             self._in_flight, self._known_oids = in_flight, known
 
-    def _halt_now(self, reason: HaltReason) -> None:
+    def _halt_now(self, reason: str) -> None:
         """At stop, on this thread: the I/O threads may be gone with the process."""
-        self._set_state(TradingState.HALTED, reason.value)
+        self._set_state(TradingState.HALTED, reason)
         self._in_flight_changed()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self._halt_view,
