@@ -109,7 +109,7 @@ from messages.trading_events import (
     Reconciled,
     TradingStateChanged,
 )
-from messages.trading_status import HaltReport, TradingStatus
+from messages.trading_status import HaltReport, TradingStatus, WriteBudgetStatus
 from trading import halt as halt_policy
 from trading.lookup import Escalate, Found
 from trading.order_state import OrderRecord
@@ -824,6 +824,18 @@ class OrderGatewayActor(ServiceActor):
             ],
             pnl=self.pnl.markets(quotes),
             order_group_id=self.group_id,
+            write_budget=self._budget(),
+        )
+
+    def _budget(self) -> WriteBudgetStatus | None:
+        pacer = self.io.current_pacer
+        if pacer is None:
+            return None
+        return WriteBudgetStatus(
+            capacity=Decimal(f"{pacer.capacity:.3f}"),
+            tokens=Decimal(f"{pacer.tokens:.3f}"),
+            refill_per_second=Decimal(f"{pacer.refill_rate:.3f}"),
+            rate_limited=pacer.rate_limited_count,
         )
 
     def _quotes(self) -> dict[str, Quote]:

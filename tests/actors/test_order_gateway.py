@@ -65,6 +65,8 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
         rec.call(lambda s: s.trading.cancel(cid))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
         assert rec.call(lambda s: s.trading.open_orders) == {}
+        budget = supervisor.trading_status().write_budget
+        assert budget is not None and budget.capacity > 0 and budget.rate_limited == 0
         kinds = {e.type for e in supervisor.recorder.events()}  # type: ignore[union-attr]
         assert {"order_update", "fill", "position_changed"} <= kinds
         assert_matches_truth(supervisor, exchange, "alice")
