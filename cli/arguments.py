@@ -74,7 +74,6 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _number(
-
     kind: Callable[[str], Any], check: Callable[[Any], bool], description: str
 ) -> Callable[[str], Any]:
     def parse(text: str) -> Any:

@@ -55,6 +55,8 @@ class StandInTrading:
         self.calls: list[tuple[str, Any]] = []
         self.error: Exception | None = None
         self.state = TradingState.ACTIVE
+        self.remaining = 0
+        """What the next halt reports as still resting."""
         self._lock = threading.Lock()
 
     def _called(self, what: str, arg: Any = None) -> None:
@@ -66,7 +68,7 @@ class StandInTrading:
     def halt(self, reason: str) -> Report:
         self._called("halt", reason)
         self.state = TradingState.HALTED
-        return Report(reason=reason, state=self.state, remaining=0)
+        return Report(reason=reason, state=self.state, remaining=self.remaining)
 
     def resume_trading(self) -> Report:
         self._called("resume")
