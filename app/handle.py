@@ -101,6 +101,7 @@ class Supervisor:
             inject=self.inject,
             books=self._books,
             trading_enabled=self.config.trading_enabled,
+            trading=self,
         )
         self._console.start()
         try:
