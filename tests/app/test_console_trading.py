@@ -34,11 +34,14 @@ TOKEN = "right-token-0123456789abcdefghijklmnopqrstu"
 
 
 class Report(Message):
-    """Shaped like the gateway's halt report (exact decimals become strings in JSON)."""
+    """Shaped like the gateway's halt report (``messages.trading_status.HaltReport``)."""
 
     reason: str
     state: TradingState
-    remaining: int
+    duration_ms: int = 12
+    cancel_all_calls: int = 1
+    verify_reads: int = 2
+    remaining: int = 0
 
 
 class Status(Message):
@@ -155,6 +158,9 @@ def test_halt_when_token_is_right_passes_reason_and_returns_the_report(
         "accepted": True,
         "reason": "fat finger on KXT-A",
         "state": "halted",
+        "duration_ms": 12,
+        "cancel_all_calls": 1,
+        "verify_reads": 2,
         "remaining": 0,
     }
     assert trading.calls == [("halt", "fat finger on KXT-A")]

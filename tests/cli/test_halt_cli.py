@@ -86,6 +86,9 @@ def test_halt_when_supervisor_trades_prints_report_on_one_line_and_exits_0(live:
         "accepted": True,
         "reason": "drill on KXT",
         "state": "halted",
+        "duration_ms": 12,
+        "cancel_all_calls": 1,
+        "verify_reads": 2,
         "remaining": 0,
     }
     assert live.trading.calls == [("halt", "drill on KXT")]
