@@ -380,6 +380,8 @@ def _where(exchange_index: int | None, scope: str) -> str:
 SHOWN_AS_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("kalshi_supervisor.app.console_server", "fault injection: %s"),
+        ("kalshi_supervisor.app.console_server", "kill switch pressed: halting trading (%s)"),
+        ("kalshi_supervisor.app.console_server", "trading resumed by request"),
         ("kalshi_supervisor.actors.base", "%s: injecting %s"),
         ("kalshi_supervisor.core.recovery", "%s stage failed in %s: %s: %s"),
         ("kalshi_supervisor.core.services", "%s service failed: %s: %s"),
