@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from actors.service_spec import ServiceSpec
 from app.console_server import ConsoleServer
 from app.event_log import EventRecorder
+from kalshi_sim.exchange import EmbeddedExchange
 from messages.orders import OrderStatus, TradingState
+from messages.states import State
 from messages.trading_events import (
     FillEvent,
     HaltCompleted,
@@ -26,7 +29,9 @@ from messages.trading_events import (
     TradingStateChanged,
 )
 from tests.app.test_console_trading import StandInTrading
-from tests.browser.test_console_page import CHROMIUM, CHROMIUM_ARGS, PAGE_WAIT_MS
+from tests.browser.test_console_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PAGE_WAIT_MS
+from tests.harness import WAIT, running_supervisor, start_exchange
+from tests.resting_quoter import RestingQuoter
 
 TOKEN = "console-trading-token-0123456789"
 
@@ -263,3 +268,57 @@ def test_page_when_orderbook_only_has_no_trading_element_at_all(
 
     assert "books" in ids  # the page is drawn ...
     assert not [i for i in ids if i.startswith(("trading", "halt", "resume"))]  # ... but not these
+
+
+# -- the real thing: a supervisor on the embedded exchange, its gateway and a trading service ----
+SCREENSHOT_HALTED = ARTIFACTS / "console-halted.png"
+
+
+def _resting_of_ours(exchange: EmbeddedExchange, ids: set[str]) -> list[str]:
+    return [
+        order.client_order_id
+        for view in exchange.truth().values()
+        for order in view.orders
+        if order.client_order_id in ids and order.status == "resting"
+    ]
+
+
+def test_kill_button_when_a_service_order_rests_halts_trading_and_none_of_ours_rests(
+    page: Any,
+) -> None:
+    exchange = start_exchange()
+    services = [ServiceSpec("resting_quoter", RestingQuoter, {"orders": 2})]
+    try:
+        with running_supervisor(exchange, services=services) as supervisor:
+            assert supervisor.wait_for_state(State.READY, WAIT)
+            page.goto(f"{supervisor.console.url}/")  # type: ignore[union-attr]
+            rows = "[data-testid=trading-orders] tr[data-status=resting]"
+            page.wait_for_function(
+                "sel => document.querySelectorAll(sel).length === 2", arg=rows, timeout=PAGE_WAIT_MS
+            )
+            shown = page.eval_on_selector_all(
+                rows, "rs => rs.map(r => [r.dataset.clientOrderId, r.children[1].textContent])"
+            )
+            ours = {cid for cid, _ in shown}
+            assert {service for _, service in shown} == {"resting_quoter"}
+            assert sorted(_resting_of_ours(exchange, ours)) == sorted(ours)
+            _wait_trading_state(page, "active")
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.fill("#fault-token", supervisor.control_token)
+
+            page.click("[data-testid=halt-button]")
+            _wait_trading_state(page, "halted")
+            page.wait_for_selector("[data-testid=halt-report]:not([hidden])", timeout=PAGE_WAIT_MS)
+            page.wait_for_function(
+                "sel => document.querySelectorAll(sel).length === 0", arg=rows, timeout=PAGE_WAIT_MS
+            )
+            report = page.inner_text("[data-testid=halt-report]")
+            resting_after = _resting_of_ours(exchange, ours)
+            SCREENSHOT_HALTED.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT_HALTED), full_page=True)
+    finally:
+        exchange.stop()
+
+    assert report.startswith("HALTED")
+    assert "halted (console kill switch)" in report and "0 of ours still resting" in report
+    assert resting_after == []

@@ -23,7 +23,7 @@ from app.console_state import ConsoleEndpoint, new_token, write_state_file
 from cli import halt, resume
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from tests.app.test_console_trading import StandInTrading
-from tests.cli.test_cli_process import Launcher, Proc, run_against
+from tests.cli.test_cli_process import START_WAIT, Launcher, Proc, run_against
 
 
 @dataclass
@@ -230,3 +230,71 @@ def test_control_command_when_arguments_are_bad_exits_2_with_one_line(
     assert command.stdout == []
     assert len(command.stderr) == 1 and needle in command.stderr[0], command.describe()
     assert "Traceback" not in command.output
+
+
+QUOTER = "tests/resting_quoter.py:RestingQuoter"
+
+
+def _resting_of_ours(exchange: EmbeddedExchange, ids: set[str]) -> list[str]:
+    """Our orders (by client_order_id) the exchange itself holds resting, unlagged."""
+    return [
+        order.client_order_id
+        for view in exchange.truth().values()
+        for order in view.orders
+        if order.client_order_id in ids and order.status == "resting"
+    ]
+
+
+def test_halt_when_a_service_has_an_order_resting_cancels_it_and_resume_reactivates(
+    launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "s" / "control.json"
+    proc = launch(*run_against(exchange, state_file, "--service", QUOTER, "--events", "-"))
+    proc.wait_transition("ready")
+    resting = proc.wait_for(
+        lambda: next(
+            (
+                e
+                for e in proc.events
+                if e["type"] == "order_update"
+                and e["service"] == "resting_quoter"
+                and e["status"] == "resting"
+            ),
+            None,
+        ),
+        START_WAIT,
+        "the quoter's order resting",
+    )
+    ours = {resting["client_order_id"]}
+    assert _resting_of_ours(exchange, ours) == [resting["client_order_id"]]
+
+    halted = _command(launch, "halt", "--reason", "drill", "--state-file", str(state_file))
+
+    assert halted.popen.returncode == 0, halted.describe()
+    assert halted.stderr == [] and len(halted.stdout) == 1
+    report = json.loads(halted.stdout[0])
+    assert (report["accepted"], report["remaining"]) == (True, 0)
+    assert report["reason"] == "drill" and report["cancel_all_calls"] >= 1
+    assert _resting_of_ours(exchange, ours) == []
+    proc.wait_for(
+        lambda: any(e["type"] == "halt_completed" for e in proc.events),
+        START_WAIT,
+        "halt_completed event",
+    )
+    states = [e["state"] for e in proc.events if e["type"] == "trading_state"]
+    assert states[-1] == "halted"
+    after = len(proc.events)
+
+    resumed = _command(launch, "resume", "--state-file", str(state_file))
+
+    assert resumed.popen.returncode == 0, resumed.describe()
+    assert len(resumed.stdout) == 1 and json.loads(resumed.stdout[0])["state"] == "active"
+    proc.wait_for(
+        lambda: any(
+            e["type"] == "trading_state" and e["state"] == "active" for e in proc.events[after:]
+        ),
+        START_WAIT,
+        "trading_state active after resume",
+    )
+    code, _ = proc.interrupt()
+    assert code == 0, proc.describe()
