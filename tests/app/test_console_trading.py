@@ -301,7 +301,7 @@ def _order(status: OrderStatus, cid: str) -> OrderUpdateEvent:
 
 
 def test_metrics_when_trading_events_are_recorded_export_orders_fills_positions_and_state(
-    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder
+    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder, trading: StandInTrading
 ) -> None:
     for status, cid in [
         (OrderStatus.PENDING, "a"),
@@ -330,6 +330,7 @@ def test_metrics_when_trading_events_are_recorded_export_orders_fills_positions_
         )
     )
     recorder(TradingStateChanged(state=TradingState.HALTED, reason="manual"))
+    trading.state = TradingState.HALTED  # what the gateway's status says too
     recorder(
         HaltCompleted(
             reason="manual", duration_ms=5, cancel_all_calls=1, verify_reads=1, remaining=0
@@ -362,3 +363,19 @@ def test_metrics_when_orderbook_only_have_no_trading_series(
     assert "kalshi_supervisor_state" in names
     assert not {n for n in names if "order" in n and "orderbook" not in n}
     assert "kalshi_supervisor_trading_halted" not in names
+
+
+def test_metrics_when_the_gateway_answers_take_its_state_else_the_last_event(
+    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder, trading: StandInTrading
+) -> None:
+    recorder(TradingStateChanged(state=TradingState.REDUCING, reason="risk_breach"))
+    trading.state = TradingState.HALTED
+
+    asked = _samples(client, server)
+    trading.error = TimeoutError("gateway busy")
+    from_events = _samples(client, server)
+
+    assert asked[("kalshi_supervisor_trading_state", "state=halted")] == 1.0
+    assert from_events[("kalshi_supervisor_trading_state", "state=reducing")] == 1.0
+    assert from_events[("kalshi_supervisor_trading_state", "state=halted")] == 0.0
+    assert ("kalshi_supervisor_write_budget_capacity", "") not in from_events
