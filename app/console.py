@@ -278,6 +278,16 @@ _ORDER_STYLE = {
     "executed": "green",
     "partially_filled": "green",
 }
+RECONCILED_SHOWN = 3
+"""Differences a ``reconciled`` line shows (the event, ``--events`` and the page's row detail
+keep them all): one line per fact, readable at a glance."""
+DIFFERENCE_CHARS = 160
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= DIFFERENCE_CHARS else text[: DIFFERENCE_CHARS - 1] + "…"
+
+
 _TRADING_STYLE = {"active": "bold green", "reducing": "bold yellow", "halted": "bold red"}
 
 
@@ -365,8 +375,8 @@ def _trading_line(event: TradingStateChanged | HaltCompleted | Reconciled) -> tu
     total = event.difference_count if event.difference_count is not None else len(event.differences)
     if not total:
         return "reconciled", "green", f"after {event.trigger}: no differences"
-    shown = "; ".join(event.differences)
-    more = total - len(event.differences)
+    shown = "; ".join(_clip(d) for d in event.differences[:RECONCILED_SHOWN])
+    more = total - min(len(event.differences), RECONCILED_SHOWN)
     tail = f"; and {more} more" if more > 0 else ""
     return "reconciled", "yellow", f"after {event.trigger}: {total} difference(s): {shown}{tail}"
 

@@ -17,6 +17,8 @@ const TRADING_TYPES = new Set(["order_update", "fill", "position_changed", "trad
 const FINAL_ORDER = new Set(["executed", "canceled", "rejected"]);
 const MAX_FILLS = 50;
 const MAX_OPEN_ORDERS = 500;
+const RECONCILED_SHOWN = 3; // as the terminal (app/console.py): the row's detail has them all
+const DIFFERENCE_CHARS = 160;
 
 const T = { state: null, reason: null, orders: new Map(), fills: [], positions: new Map(), lastHalt: null, eventAt: -1, asking: false, reply: "" };
 window.__trading = T; // for tests
@@ -102,8 +104,9 @@ function tradingSummary(ev) {
     case "reconciled": {
       const total = ev.difference_count ?? ev.differences.length;
       if (!total) return `after ${ev.trigger}: no differences`;
-      const more = total - ev.differences.length;
-      return `after ${ev.trigger}: ${total} difference(s): ${ev.differences.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
+      const shown = ev.differences.slice(0, RECONCILED_SHOWN).map((d) => d.length <= DIFFERENCE_CHARS ? d : d.slice(0, DIFFERENCE_CHARS - 1) + "…");
+      const more = total - shown.length;
+      return `after ${ev.trigger}: ${total} difference(s): ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}`;
     }
   }
   return null;

@@ -108,10 +108,16 @@ EVENTS = [
         "reconciled: after private_connected: 5 difference(s): a differs; b gone; and 3 more",
     ),
     (Reconciled(trigger="ready"), "reconciled: after ready: no differences"),
+    (
+        Reconciled(trigger="halt", differences=("x" * 200, "b", "c", "d")),
+        "reconciled: after halt: 4 difference(s): " + "x" * 159 + "…; b; c; and 1 more",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("event", "line"), EVENTS, ids=[e.type for e, _ in EVENTS])
+@pytest.mark.parametrize(
+    ("event", "line"), EVENTS, ids=[f"{e.type}-{n}" for n, (e, _) in enumerate(EVENTS)]
+)
 def test_trading_event_when_printed_is_one_line_in_the_console_vocabulary(
     event: object, line: str
 ) -> None:
