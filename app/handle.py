@@ -86,9 +86,8 @@ def _trading_link(
 def _gateway_spec() -> ServiceSpec:
     from actors.order_gateway import OrderGatewayActor
 
-    return ServiceSpec(
-        GATEWAY_SERVICE, OrderGatewayActor, restart_type=RestartType.PERMANENT, tickers=()
-    )
+    return ServiceSpec(GATEWAY_SERVICE, OrderGatewayActor, restart_type=RestartType.PERMANENT,
+                       tickers=())
 
 
 if TYPE_CHECKING:

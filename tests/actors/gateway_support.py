@@ -114,19 +114,13 @@ class Counterparty:
         self.api = OrderApi(self.client, grid_for=lambda _: None)
         self._seq = 0
 
-    def order(
-        self, ticker: str, side: str, count: str, price: str, tif: str = "immediate_or_cancel"
-    ) -> Any:
+    def order(self, ticker: str, side: str, count: str, price: str, tif: str = "immediate_or_cancel"
+              ) -> Any:
         self._seq += 1
         return self.api.create(
-            CreateOrder(
-                ticker=ticker,
-                side=side,
-                count=Decimal(count),  # type: ignore[arg-type]
-                price=Decimal(price),
-                client_order_id=f"bob-{self._seq}",
-                time_in_force=tif,
-            )  # type: ignore[arg-type]
+            CreateOrder(ticker=ticker, side=side, count=Decimal(count),  # type: ignore[arg-type]
+                        price=Decimal(price), client_order_id=f"bob-{self._seq}",
+                        time_in_force=tif)  # type: ignore[arg-type]
         )
 
     def close(self) -> None:
@@ -146,7 +140,6 @@ def trading_supervisor(
     config = make_config(
         exchange, market_count=3, request_timeout=1.0, gateway=GatewaySettings(**settings)
     )
-
     def notify(_: object) -> None:  # predicates on events and the gateway's view re-run
         with recorder.cond:
             recorder.cond.notify_all()
@@ -162,11 +155,9 @@ def trading_supervisor(
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert recorder.wait(lambda r: r.ref is not None and r.ready)
         # the gateway reconciles once READY, after creating its order group
-        assert recorder.wait(
-            lambda _: any(
-                getattr(e, "trigger", None) == "ready" for e in events_of(supervisor, "reconciled")
-            )
-        )
+        assert recorder.wait(lambda _: any(
+            getattr(e, "trigger", None) == "ready" for e in events_of(supervisor, "reconciled")
+        ))
         yield supervisor, recorder
     finally:
         supervisor.shutdown(timeout=5.0)
@@ -190,6 +181,7 @@ def assert_matches_truth(supervisor: Supervisor, exchange: EmbeddedExchange, mem
     assert tracked == resting
     ours = {p.ticker: p.position for p in status.positions}
     true_positions = {
-        p.ticker: Decimal(p.position_centi).scaleb(-2) for p in truth.positions if p.position_centi
+        p.ticker: Decimal(p.position_centi).scaleb(-2) for p in truth.positions
+        if p.position_centi
     }
     assert ours == true_positions, (ours, true_positions)

@@ -63,9 +63,8 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
     bob.close()
 
 
-def _resolve_with_fault(
-    make_exchange: ExchangeFactory, key: str, fault: str, **options: object
-) -> None:
+def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **options: object
+                        ) -> None:
     exchange = make_exchange(markets=3)
     ticker = _ticker(exchange)
     with trading_supervisor(exchange, key) as (supervisor, rec):
@@ -177,11 +176,9 @@ def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
 
         assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
-        assert rec.wait(
-            lambda _: any(
-                any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
-                for e in events_of(supervisor, "reconciled")[before:]
-            )
-        )
+        assert rec.wait(lambda _: any(
+            any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
+            for e in events_of(supervisor, "reconciled")[before:]
+        ))
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
