@@ -74,6 +74,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _number(
+
     kind: Callable[[str], Any], check: Callable[[Any], bool], description: str
 ) -> Callable[[str], Any]:
     def parse(text: str) -> Any:

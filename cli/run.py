@@ -83,7 +83,9 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
 
-    def add(group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any) -> None:
+    def add(
+        group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any
+    ) -> None:
         dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
         shown = _default_value(dest) if default is None else default
         suffix = f" (default: {shown})" if shown else ""
@@ -504,7 +506,9 @@ def _is_bad_setup(exc: Exception) -> bool:
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError)
+    return isinstance(
+        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
+    )
 
 
 def _exchange_and_signer(

@@ -51,12 +51,9 @@ def test_states_and_faults_docs_name_only_code_that_exists() -> None:
 
 PACKAGES = ("actors", "app", "cli", "core", "messages", "supervision", "kalshi_api", "kalshi_sim")
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-ALL_CODE = (
-    "\n".join(
-        p.read_text() for folder in (*PACKAGES, "webstack") for p in (ROOT / folder).rglob("*.py")
-    )
-    + (ROOT / "supervisor.py").read_text()
-)
+ALL_CODE = "\n".join(
+    p.read_text() for folder in (*PACKAGES, "webstack") for p in (ROOT / folder).rglob("*.py")
+) + (ROOT / "supervisor.py").read_text()
 
 
 EXTERNAL = {"Protocol", "NullHandler", "Origin", "Host"}
@@ -91,10 +88,8 @@ def test_docs_when_naming_a_dotted_module_or_its_member_it_exists() -> None:
             parts = dotted.split(".")
             for cut in range(len(parts), 0, -1):
                 base = ROOT.joinpath(*parts[:cut])
-                module = (
-                    base.with_suffix(".py")
-                    if base.with_suffix(".py").exists()
-                    else (base / "__init__.py")
+                module = base.with_suffix(".py") if base.with_suffix(".py").exists() else (
+                    base / "__init__.py"
                 )
                 if module.exists():
                     break

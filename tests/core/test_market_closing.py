@@ -92,7 +92,9 @@ def test_config_every_market_closed_leaves_ready_waits_without_failing_and_comes
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         (notice,) = supervisor.recorder.wait_for(_notices("no_live_markets"), WAIT)
-        assert notice.detail == ("no live market: 2 closed; waiting for a dropped market to reopen")
+        assert notice.detail == (
+            "no live market: 2 closed; waiting for a dropped market to reopen"
+        )
         assert supervisor.recorder.wait_for(lambda _: _after_ready(supervisor), WAIT)
         assert _after_ready(supervisor) == [State.ORDERBOOK_CONNECT]
         # Held past its 1 s deadline: the dropped tickers are re-checked with backoff.

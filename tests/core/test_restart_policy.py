@@ -204,14 +204,7 @@ def test_supervisor_when_sent_garbage_ignores_it_and_stays_ready(
 PRODUCT_SOURCES = [
     path
     for folder in (
-        "actors",
-        "app",
-        "cli",
-        "core",
-        "messages",
-        "kalshi_api",
-        "kalshi_sim",
-        "supervision",
+        "actors", "app", "cli", "core", "messages", "kalshi_api", "kalshi_sim", "supervision"
     )
     for path in (Path(__file__).parents[2] / folder).glob("*.py")
 ] + [Path(__file__).parents[2] / "supervisor.py"]

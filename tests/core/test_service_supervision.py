@@ -240,5 +240,7 @@ def test_failure_when_from_an_older_incarnation_is_ignored() -> None:
     rig.services.on_ready(READY)
     rig.crash("alpha")
     rig.advance(1.0)
-    rig.services.handle(ChildFailed(child="alpha", generation=1, error_type="Late", reason="old"))
+    rig.services.handle(
+        ChildFailed(child="alpha", generation=1, error_type="Late", reason="old")
+    )
     assert len(rig.of(ServiceFailureReported)) == 1

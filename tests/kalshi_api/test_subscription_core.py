@@ -929,7 +929,9 @@ def test_empty_snapshot_in_a_later_session_or_a_restarted_stream_is_checked() ->
 
 def test_markets_listed_closed_are_dropped_before_any_subscribe() -> None:
     core = _core(can_check=True, facts={"BBB": MarketFacts("settled", 10.0)})
-    assert _events(core.opening()) == [StreamMarketDropped("BBB", "settled (listed so at startup)")]
+    assert _events(core.opening()) == [
+        StreamMarketDropped("BBB", "settled (listed so at startup)")
+    ]
     assert core.opening() == []
     (send,) = _subscribes(core.start_session())
     assert _tickers(send) == ["AAA", "CCC"]

@@ -24,13 +24,8 @@ D = Decimal
 
 
 def make(**overrides: object) -> OrderIntent:
-    fields: dict[str, object] = {
-        "service": "mm",
-        "ticker": "KX-A",
-        "side": "bid",
-        "count": "2",
-        "price": "0.42",
-    }
+    fields: dict[str, object] = {"service": "mm", "ticker": "KX-A", "side": "bid", "count": "2",
+                                 "price": "0.42"}
     fields.update(overrides)
     return OrderIntent(**fields)
 
@@ -82,15 +77,8 @@ def test_fill_when_ask_receives_cash_and_bid_pays() -> None:
 
 @pytest.mark.parametrize(
     ("text", "legal"),
-    [
-        ("ks-0123abcd-17", True),
-        ("a:b+c=d/e_f", True),
-        ("", False),
-        ("has space", False),
-        ("é", False),
-        ("x" * CLIENT_ORDER_ID_MAX, True),
-        ("x" * (CLIENT_ORDER_ID_MAX + 1), False),
-    ],
+    [("ks-0123abcd-17", True), ("a:b+c=d/e_f", True), ("", False), ("has space", False),
+     ("é", False), ("x" * CLIENT_ORDER_ID_MAX, True), ("x" * (CLIENT_ORDER_ID_MAX + 1), False)],
 )
 def test_is_client_order_id_when_checked_follows_fix_alphabet_and_length(
     text: str, legal: bool

@@ -21,14 +21,8 @@ from trading.halt import (
 
 
 def test_on_trigger_when_defaults_halts_on_leaving_ready_pause_loss_and_group() -> None:
-    for reason in (
-        HaltReason.MANUAL,
-        HaltReason.LEFT_READY,
-        HaltReason.EXCHANGE_PAUSE,
-        HaltReason.DAILY_LOSS,
-        HaltReason.ORDER_GROUP_TRIGGERED,
-        HaltReason.SHUTDOWN,
-    ):
+    for reason in (HaltReason.MANUAL, HaltReason.LEFT_READY, HaltReason.EXCHANGE_PAUSE,
+                   HaltReason.DAILY_LOSS, HaltReason.ORDER_GROUP_TRIGGERED, HaltReason.SHUTDOWN):
         assert on_trigger(TradingState.ACTIVE, reason) is TradingState.HALTED, reason
     assert on_trigger(TradingState.ACTIVE, HaltReason.RISK_BREACH) is TradingState.REDUCING
 
@@ -40,11 +34,8 @@ def test_on_trigger_when_policy_says_ignore_leaves_state() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.sampled_from(list(HaltReason))),
-    st.sampled_from(list(TradingState)),
-    st.randoms(use_true_random=False),
-)
+@given(st.lists(st.sampled_from(list(HaltReason))), st.sampled_from(list(TradingState)),
+       st.randoms(use_true_random=False))
 def test_on_trigger_when_triggers_arrive_in_any_order_only_tightens_to_the_same_state(
     reasons: list[HaltReason], start: TradingState, rng
 ) -> None:
@@ -63,14 +54,8 @@ def test_on_trigger_when_triggers_arrive_in_any_order_only_tightens_to_the_same_
 
 
 def check(resting=(), in_flight=0, reads=1, ok=True) -> HaltCheck:
-    return HaltCheck(
-        started_ms=1_000,
-        now_ms=1_750,
-        resting_ours=tuple(resting),
-        in_flight=in_flight,
-        reads=reads,
-        last_cancel_all_ok=ok,
-    )
+    return HaltCheck(started_ms=1_000, now_ms=1_750, resting_ours=tuple(resting),
+                     in_flight=in_flight, reads=reads, last_cancel_all_ok=ok)
 
 
 def test_plan_halt_step_when_ours_rest_cancels_them_by_id() -> None:
@@ -89,11 +74,6 @@ def test_plan_halt_step_when_nothing_rests_or_flies_is_done_with_elapsed_time() 
 
 
 def test_ours_when_listing_resting_picks_tracked_ids_and_our_prefix() -> None:
-    resting = [
-        ("o1", "ks-abc-1"),
-        ("o2", None),
-        ("o3", "other-1"),
-        ("o4", "ks-old-9"),
-        ("o5", "ksx-1"),
-    ]
+    resting = [("o1", "ks-abc-1"), ("o2", None), ("o3", "other-1"), ("o4", "ks-old-9"),
+               ("o5", "ksx-1")]
     assert ours(resting, {"o2"}, "ks") == ("o1", "o2", "o4")

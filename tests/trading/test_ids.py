@@ -63,14 +63,8 @@ def test_next_id_when_block_reserved_writes_state_before_handing_out(tmp_path: P
 
 @pytest.mark.parametrize(
     "content",
-    [
-        b"{not json",
-        b"[]",
-        b'{"version": 1, "high_water": -3}',
-        b'{"version": 9, "high_water": 3}',
-        b'{"version": 1, "high_water": "7"}',
-        b"\xff\xfe",
-    ],
+    [b"{not json", b"[]", b'{"version": 1, "high_water": -3}', b'{"version": 9, "high_water": 3}',
+     b'{"version": 1, "high_water": "7"}', b"\xff\xfe"],
 )
 def test_allocator_when_state_file_corrupt_refuses_with_one_line_and_keeps_file(
     tmp_path: Path, content: bytes

@@ -28,56 +28,28 @@ from trading.lookup import (
 from trading.tracker import OrderTracker
 
 CID = "ks-abc-7"
-POLICY = LookupPolicy(
-    in_flight_ms=1_000,
-    read_lag_ms=500,
-    first_backoff_ms=100,
-    max_backoff_ms=1_600,
-    max_lookups=5,
-    max_sends=3,
-)
+POLICY = LookupPolicy(in_flight_ms=1_000, read_lag_ms=500, first_backoff_ms=100,
+                      max_backoff_ms=1_600, max_lookups=5, max_sends=3)
 
 
 def order(order_id: str = "o1", cid: str | None = CID, filled: str = "0") -> ExchangeOrder:
-    return ExchangeOrder(
-        order_id=order_id,
-        client_order_id=cid,
-        ticker="KX-A",
-        side="ask",
-        price=Decimal("0.6"),
-        status="resting",
-        fill_count=Decimal(filled),
-        remaining_count=Decimal(5) - Decimal(filled),
-        ts_ms=3,
-    )
+    return ExchangeOrder(order_id=order_id, client_order_id=cid, ticker="KX-A", side="ask",
+                         price=Decimal("0.6"), status="resting", fill_count=Decimal(filled),
+                         remaining_count=Decimal(5) - Decimal(filled), ts_ms=3)
 
 
 def result(orders=(), fills=(), *, checked=0, lookups=1, sends=1, as_of=None) -> LookupResult:
-    return LookupResult(
-        client_order_id=CID,
-        orders=tuple(orders),
-        fills=tuple(fills),
-        sent_at_ms=10_000,
-        checked_at_ms=checked,
-        lookups=lookups,
-        sends=sends,
-        data_as_of_ms=as_of,
-    )
+    return LookupResult(client_order_id=CID, orders=tuple(orders), fills=tuple(fills),
+                        sent_at_ms=10_000, checked_at_ms=checked, lookups=lookups, sends=sends,
+                        data_as_of_ms=as_of)
 
 
 def test_plan_when_order_carries_the_id_is_found_with_its_fills_only() -> None:
-    mine = Fill(
-        trade_id="t1",
-        order_id="o1",
-        ticker="KX-A",
-        side="ask",
-        count=Decimal(2),
-        price=Decimal("0.6"),
-    )
+    mine = Fill(trade_id="t1", order_id="o1", ticker="KX-A", side="ask", count=Decimal(2),
+                price=Decimal("0.6"))
     other = mine.model_copy(update={"trade_id": "t2", "order_id": "o9"})
-    decision = plan(
-        result([order("o9", cid="ks-other-1"), order("o1", filled="2")], [mine, other]), POLICY
-    )
+    decision = plan(result([order("o9", cid="ks-other-1"), order("o1", filled="2")],
+                           [mine, other]), POLICY)
     assert decision == Found(order("o1", filled="2"), (mine,))
 
 
@@ -126,12 +98,8 @@ def test_backoff_when_lookups_grow_doubles_up_to_the_cap() -> None:
 def test_plan_when_anything_happens_never_mints_a_new_id_nor_resends_a_found_order(
     checked: int, as_of: int | None, lookups: int, sends: int, present: bool
 ) -> None:
-    decision = plan(
-        result(
-            [order()] if present else [], checked=checked, lookups=lookups, sends=sends, as_of=as_of
-        ),
-        POLICY,
-    )
+    decision = plan(result([order()] if present else [], checked=checked, lookups=lookups,
+                           sends=sends, as_of=as_of), POLICY)
     if present:
         assert isinstance(decision, Found)
     if isinstance(decision, Resend):
@@ -144,25 +112,19 @@ def test_plan_when_anything_happens_never_mints_a_new_id_nor_resends_a_found_ord
 
 def test_resolution_when_resend_meets_409_looks_up_again_under_the_same_id() -> None:
     tracker = OrderTracker()
-    tracker.track(
-        CID,
-        OrderIntent(
-            service="mm", ticker="KX-A", side="ask", count=Decimal(5), price=Decimal("0.6")
-        ),
-    )
+    tracker.track(CID, OrderIntent(service="mm", ticker="KX-A", side="ask", count=Decimal(5),
+                                   price=Decimal("0.6")))
     tracker.on_place_reply(WriteUnknown(client_order_id=CID, reason="timeout"))
     decision = plan(result(checked=12_000, sends=tracker.get(CID).attempts), POLICY)
     assert isinstance(decision, Resend) and decision.client_order_id == CID
     tracker.on_resend(decision.client_order_id)
     # the first send had landed after all: the exchange says the id is spent
-    tracker.on_place_reply(
-        PlaceRejected(client_order_id=CID, status=409, code="order_already_exists")
-    )
+    tracker.on_place_reply(PlaceRejected(client_order_id=CID, status=409,
+                                         code="order_already_exists"))
     record = tracker.get(CID)
     assert record.status is OrderStatus.OUTCOME_UNKNOWN and record.attempts == 2
-    decision = plan(
-        result([order("o1", filled="1")], checked=13_000, sends=record.attempts), POLICY
-    )
+    decision = plan(result([order("o1", filled="1")], checked=13_000, sends=record.attempts),
+                    POLICY)
     assert isinstance(decision, Found)
     tracker.on_exchange_order(decision.order)
     assert record.status is OrderStatus.PARTIALLY_FILLED and record.order_id == "o1"

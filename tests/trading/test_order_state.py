@@ -276,12 +276,8 @@ def histories(draw: st.DrawFn) -> tuple[int, list, dict]:
             facts.append(fill(i, size, None))  # the same fill again (reconnect pull)
         done = cumulative[i + 1] == count
         facts.append(
-            event(
-                "executed" if done else "resting",
-                cumulative[i + 1],
-                count - cumulative[i + 1],
-                ts=10 + i,
-            )
+            event("executed" if done else "resting", cumulative[i + 1],
+                  count - cumulative[i + 1], ts=10 + i)
         )
     facts.append(event("resting", cumulative[at_reply], count - cumulative[at_reply], ts=5))
     if ending == "canceled":
@@ -348,45 +344,26 @@ def test_order_when_facts_arrive_in_any_order_ends_in_the_same_state(history, rn
 # -- anything at all -----------------------------------------------------------------------
 small = st.integers(min_value=0, max_value=12).map(Decimal)
 garbage_fact = st.one_of(
-    st.builds(
-        ExchangeOrder,
-        order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
-        client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
-        ticker=st.sampled_from(["KX-A", "KX-B"]),
-        side=st.sampled_from(["bid", "ask"]),
-        price=st.just(PRICE),
-        status=st.sampled_from(["resting", "canceled", "executed", "unknown"]),
-        fill_count=small,
-        remaining_count=small,
-        initial_count=st.none() | small,
-        ts_ms=st.none() | st.integers(min_value=0, max_value=50),
-    ),
-    st.builds(
-        Fill,
-        trade_id=st.sampled_from(["t1", "t2", "t3", "t4"]),
-        order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
-        client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
-        ticker=st.sampled_from(["KX-A", "KX-B"]),
-        side=st.sampled_from(["bid", "ask"]),
-        count=small.filter(bool),
-        price=st.just(PRICE),
-    ),
-    st.builds(
-        PlaceAccepted,
-        client_order_id=st.sampled_from([CID, "ks-abc-2"]),
-        order_id=st.sampled_from(["ord-1", "ord-2"]),
-        fill_count=small,
-        remaining_count=small,
-    ),
-    st.builds(
-        PlaceRejected,
-        client_order_id=st.sampled_from([CID, "ks-abc-2"]),
-        status=st.sampled_from([400, 409]),
-        code=st.sampled_from(["invalid_order", "order_already_exists"]),
-    ),
-    st.builds(
-        WriteUnknown, client_order_id=st.sampled_from([CID, "ks-abc-2"]), reason=st.just("timeout")
-    ),
+    st.builds(ExchangeOrder, order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
+              client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
+              ticker=st.sampled_from(["KX-A", "KX-B"]), side=st.sampled_from(["bid", "ask"]),
+              price=st.just(PRICE), status=st.sampled_from(["resting", "canceled", "executed",
+                                                            "unknown"]),
+              fill_count=small, remaining_count=small, initial_count=st.none() | small,
+              ts_ms=st.none() | st.integers(min_value=0, max_value=50)),
+    st.builds(Fill, trade_id=st.sampled_from(["t1", "t2", "t3", "t4"]),
+              order_id=st.sampled_from(["ord-1", "ord-2", "x"]),
+              client_order_id=st.sampled_from([CID, "ks-abc-2", None]),
+              ticker=st.sampled_from(["KX-A", "KX-B"]), side=st.sampled_from(["bid", "ask"]),
+              count=small.filter(bool), price=st.just(PRICE)),
+    st.builds(PlaceAccepted, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              order_id=st.sampled_from(["ord-1", "ord-2"]), fill_count=small,
+              remaining_count=small),
+    st.builds(PlaceRejected, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              status=st.sampled_from([400, 409]),
+              code=st.sampled_from(["invalid_order", "order_already_exists"])),
+    st.builds(WriteUnknown, client_order_id=st.sampled_from([CID, "ks-abc-2"]),
+              reason=st.just("timeout")),
     st.builds(CancelAccepted, order_id=st.sampled_from(["ord-1", "ord-2"])),
     st.builds(CancelNotFound, order_id=st.sampled_from(["ord-1", "ord-2"])),
 )
@@ -425,9 +402,8 @@ def test_count_by_status_when_orders_in_several_states_counts_each() -> None:
         cid = f"ks-c-{n}"
         tracker.track(cid, intent())
         if reply == "resting":
-            tracker.on_place_reply(
-                PlaceAccepted(client_order_id=cid, order_id=f"o{n}", remaining_count=Decimal(10))
-            )
+            tracker.on_place_reply(PlaceAccepted(client_order_id=cid, order_id=f"o{n}",
+                                                 remaining_count=Decimal(10)))
         elif reply == "rejected":
             tracker.on_place_reply(PlaceRejected(client_order_id=cid, status=400, code="x"))
         elif reply == "unknown":

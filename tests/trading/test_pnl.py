@@ -13,18 +13,10 @@ from trading.pnl import Ledger, PnlBook, Quote
 D = Decimal
 
 
-def fill(
-    side: str, count: str, price: str, fee: str = "0", n: int = 0, ticker: str = "KX-A"
-) -> Fill:
-    return Fill(
-        trade_id=f"t{n}",
-        order_id="o",
-        ticker=ticker,
-        side=side,
-        count=D(count),
-        price=D(price),
-        fee=D(fee),
-    )
+def fill(side: str, count: str, price: str, fee: str = "0", n: int = 0, ticker: str = "KX-A"
+         ) -> Fill:
+    return Fill(trade_id=f"t{n}", order_id="o", ticker=ticker, side=side, count=D(count),
+                price=D(price), fee=D(fee))
 
 
 def test_ledger_when_bought_then_sold_higher_realizes_the_difference() -> None:
@@ -97,15 +89,8 @@ def test_ledger_when_random_fills_realized_plus_unrealized_equals_cash_plus_mark
     cash = D(0)
     position = D(0)
     for n, (side, count, price, fee) in enumerate(trades):
-        f = Fill(
-            trade_id=f"t{n}",
-            order_id="o",
-            ticker="KX-A",
-            side=side,
-            count=count,
-            price=price,
-            fee=fee,
-        )
+        f = Fill(trade_id=f"t{n}", order_id="o", ticker="KX-A", side=side, count=count,
+                 price=price, fee=fee)
         ledger.apply(f)
         cash += (-count * price if side == "bid" else count * price) - fee
         position += count if side == "bid" else -count

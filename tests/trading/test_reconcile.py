@@ -26,32 +26,22 @@ P = Decimal("0.30")
 
 def place(tracker: OrderTracker, n: int, count: int = 5, side: str = "bid") -> str:
     cid = f"ks-r-{n}"
-    tracker.track(
-        cid, OrderIntent(service="mm", ticker="KX-A", side=side, count=Decimal(count), price=P)
-    )
-    tracker.on_place_reply(
-        PlaceAccepted(client_order_id=cid, order_id=f"o{n}", remaining_count=Decimal(count))
-    )
+    tracker.track(cid, OrderIntent(service="mm", ticker="KX-A", side=side, count=Decimal(count),
+                                   price=P))
+    tracker.on_place_reply(PlaceAccepted(client_order_id=cid, order_id=f"o{n}",
+                                         remaining_count=Decimal(count)))
     return cid
 
 
 def resting(n: int, filled: int = 0, count: int = 5, cid: str | None = None) -> ExchangeOrder:
-    return ExchangeOrder(
-        order_id=f"o{n}",
-        client_order_id=cid if cid else f"ks-r-{n}",
-        ticker="KX-A",
-        side="bid",
-        price=P,
-        status="resting",
-        fill_count=Decimal(filled),
-        remaining_count=Decimal(count - filled),
-    )
+    return ExchangeOrder(order_id=f"o{n}", client_order_id=cid if cid else f"ks-r-{n}",
+                         ticker="KX-A", side="bid", price=P, status="resting",
+                         fill_count=Decimal(filled), remaining_count=Decimal(count - filled))
 
 
 def fill(trade: str, n: int, count: int) -> Fill:
-    return Fill(
-        trade_id=trade, order_id=f"o{n}", ticker="KX-A", side="bid", count=Decimal(count), price=P
-    )
+    return Fill(trade_id=trade, order_id=f"o{n}", ticker="KX-A", side="bid", count=Decimal(count),
+                price=P)
 
 
 def test_reconcile_when_everything_agrees_is_clean() -> None:
@@ -64,9 +54,8 @@ def test_reconcile_when_everything_agrees_is_clean() -> None:
 def test_reconcile_when_fill_missed_reports_applies_it_and_positions_agree() -> None:
     tracker = OrderTracker()
     cid = place(tracker, 1)
-    truth = ExchangeTruth(
-        resting=(resting(1, filled=2),), fills=(fill("t1", 1, 2),), positions={"KX-A": Decimal(2)}
-    )
+    truth = ExchangeTruth(resting=(resting(1, filled=2),), fills=(fill("t1", 1, 2),),
+                          positions={"KX-A": Decimal(2)})
     rec = reconcile_tracker(tracker, {}, None, truth)
     kinds = [type(d) for d in rec.differences]
     assert kinds == [FillMissed, OrderDiffers]  # no position mismatch: the fill explains it
@@ -80,9 +69,8 @@ def test_reconcile_when_fill_already_seen_is_not_reported_again() -> None:
     tracker = OrderTracker()
     place(tracker, 1)
     tracker.on_fill(fill("t1", 1, 2))
-    truth = ExchangeTruth(
-        resting=(resting(1, filled=2),), fills=(fill("t1", 1, 2),), positions={"KX-A": Decimal(2)}
-    )
+    truth = ExchangeTruth(resting=(resting(1, filled=2),), fills=(fill("t1", 1, 2),),
+                          positions={"KX-A": Decimal(2)})
     assert reconcile_tracker(tracker, {"KX-A": Decimal(2)}, None, truth).clean
 
 
@@ -117,9 +105,8 @@ def test_reconcile_when_vanished_order_was_filled_by_missed_fills_reads_executed
 
 def test_reconcile_when_unknown_write_found_resting_resolves_it() -> None:
     tracker = OrderTracker()
-    tracker.track(
-        "ks-r-4", OrderIntent(service="mm", ticker="KX-A", side="bid", count=Decimal(5), price=P)
-    )
+    tracker.track("ks-r-4", OrderIntent(service="mm", ticker="KX-A", side="bid",
+                                        count=Decimal(5), price=P))
     tracker.on_place_reply(WriteUnknown(client_order_id="ks-r-4", reason="timeout"))
     rec = reconcile_tracker(tracker, {}, None, ExchangeTruth((resting(4),), (), {}))
     assert [type(d) for d in rec.differences] == [OrderDiffers]

@@ -33,47 +33,30 @@ def books(draw: st.DrawFn) -> list[dict]:
                 sizes.append(size)
         filled = sum(sizes)
         status = "executed" if filled == count else draw(st.sampled_from(["resting", "canceled"]))
-        orders.append(
-            {
-                "n": n,
-                "count": count,
-                "sizes": sizes,
-                "status": status,
-                "side": draw(st.sampled_from(["bid", "ask"])),
-                "ticker": draw(st.sampled_from(["KX-A", "KX-B"])),
-                "reply": draw(st.sampled_from(["accepted", "unknown", "late"])),
-                "seen": [draw(st.booleans()) for _ in sizes],  # which fills the WS delivered
-                "event_seen": draw(st.booleans()),  # did the final user_order arrive
-            }
-        )
+        orders.append({
+            "n": n, "count": count, "sizes": sizes, "status": status,
+            "side": draw(st.sampled_from(["bid", "ask"])),
+            "ticker": draw(st.sampled_from(["KX-A", "KX-B"])),
+            "reply": draw(st.sampled_from(["accepted", "unknown", "late"])),
+            "seen": [draw(st.booleans()) for _ in sizes],  # which fills the WS delivered
+            "event_seen": draw(st.booleans()),  # did the final user_order arrive
+        })
     return orders
 
 
 def exchange_order(o: dict) -> ExchangeOrder:
     filled = sum(o["sizes"])
     return ExchangeOrder(
-        order_id=f"o{o['n']}",
-        client_order_id=f"ks-p-{o['n']}",
-        ticker=o["ticker"],
-        side=o["side"],
-        price=D("0.50"),
-        status=o["status"],
-        fill_count=D(filled),
-        remaining_count=D(o["count"] - filled) if o["status"] == "resting" else D(0),
-        ts_ms=50,
+        order_id=f"o{o['n']}", client_order_id=f"ks-p-{o['n']}", ticker=o["ticker"],
+        side=o["side"], price=D("0.50"), status=o["status"], fill_count=D(filled),
+        remaining_count=D(o["count"] - filled) if o["status"] == "resting" else D(0), ts_ms=50,
     )
 
 
 def fills_of(o: dict) -> list[Fill]:
     return [
-        Fill(
-            trade_id=f"t{o['n']}-{i}",
-            order_id=f"o{o['n']}",
-            ticker=o["ticker"],
-            side=o["side"],
-            count=D(size),
-            price=D("0.50"),
-        )
+        Fill(trade_id=f"t{o['n']}-{i}", order_id=f"o{o['n']}", ticker=o["ticker"], side=o["side"],
+             count=D(size), price=D("0.50"))
         for i, size in enumerate(o["sizes"])
     ]
 
@@ -85,22 +68,11 @@ def test_reconcile_when_channel_lost_facts_tracker_ends_equal_to_truth(book: lis
     positions: dict[str, Decimal] = {}
     for o in book:
         cid = f"ks-p-{o['n']}"
-        tracker.track(
-            cid,
-            OrderIntent(
-                service="mm",
-                ticker=o["ticker"],
-                side=o["side"],
-                count=D(o["count"]),
-                price=D("0.50"),
-            ),
-        )
+        tracker.track(cid, OrderIntent(service="mm", ticker=o["ticker"], side=o["side"],
+                                       count=D(o["count"]), price=D("0.50")))
         if o["reply"] == "accepted":
-            tracker.on_place_reply(
-                PlaceAccepted(
-                    client_order_id=cid, order_id=f"o{o['n']}", remaining_count=D(o["count"])
-                )
-            )
+            tracker.on_place_reply(PlaceAccepted(client_order_id=cid, order_id=f"o{o['n']}",
+                                                 remaining_count=D(o["count"])))
         elif o["reply"] == "unknown":
             tracker.on_place_reply(WriteUnknown(client_order_id=cid, reason="timeout"))
         for fill, seen in zip(fills_of(o), o["seen"], strict=True):
@@ -121,24 +93,17 @@ def test_reconcile_when_channel_lost_facts_tracker_ends_equal_to_truth(book: lis
         fills=tuple(f for o in book for f in fills_of(o)),
         positions=truth_positions,
     )
-
     def settle(positions: dict[str, Decimal]) -> dict[str, Decimal]:
         """What the gateway does on reconnect: reconcile, apply, look up what needs it."""
         rec = reconcile_tracker(tracker, positions, None, truth)
         apply(tracker, rec)
         for record in tracker.needing_lookup():
             o = book[int(record.client_order_id.rsplit("-", 1)[1])]
-            decision = plan(
-                LookupResult(
-                    client_order_id=record.client_order_id,
-                    orders=(exchange_order(o),),
-                    fills=tuple(fills_of(o)),
-                    sent_at_ms=0,
-                    checked_at_ms=60_000,
-                    lookups=1,
-                    sends=1,
-                )
-            )
+            decision = plan(LookupResult(
+                client_order_id=record.client_order_id, orders=(exchange_order(o),),
+                fills=tuple(fills_of(o)), sent_at_ms=0, checked_at_ms=60_000, lookups=1,
+                sends=1,
+            ))
             assert isinstance(decision, Found)
             tracker.on_lookup(decision.order, decision.fills)
         return rec.positions
@@ -146,20 +111,15 @@ def test_reconcile_when_channel_lost_facts_tracker_ends_equal_to_truth(book: lis
     positions = settle(positions)
     for o in book:  # replies still in flight during that reconciliation, then a second one
         if o["reply"] == "late":
-            tracker.on_place_reply(
-                PlaceAccepted(
-                    client_order_id=f"ks-p-{o['n']}",
-                    order_id=f"o{o['n']}",
-                    remaining_count=D(o["count"]),
-                )
-            )
+            tracker.on_place_reply(PlaceAccepted(client_order_id=f"ks-p-{o['n']}",
+                                                 order_id=f"o{o['n']}",
+                                                 remaining_count=D(o["count"])))
     positions = settle(positions)
     assert tracker.orphans() == []  # every fact found its order: nothing unknown locally
     for o in book:
         record = tracker.get(f"ks-p-{o['n']}")
-        assert record.status.value == (
-            "partially_filled" if o["status"] == "resting" and o["sizes"] else o["status"]
-        )
+        assert record.status.value == ("partially_filled" if o["status"] == "resting" and
+                                       o["sizes"] else o["status"])
         assert record.fill_total == sum(o["sizes"])
         assert not record.needs_lookup
     ours = {r.order_id for r in tracker.open_orders()}

@@ -13,28 +13,16 @@ from trading.risk import Exposure, check_order, daily_loss_breached, reduces
 D = Decimal
 
 
-def intent(
-    side: str = "bid",
-    count: str = "5",
-    price: str = "0.40",
-    reduce_only: bool = False,
-    ticker: str = "KX-A",
-) -> OrderIntent:
-    return OrderIntent(
-        service="mm",
-        ticker=ticker,
-        side=side,
-        count=D(count),
-        price=D(price),
-        reduce_only=reduce_only,
-    )
+def intent(side: str = "bid", count: str = "5", price: str = "0.40", reduce_only: bool = False,
+           ticker: str = "KX-A") -> OrderIntent:
+    return OrderIntent(service="mm", ticker=ticker, side=side, count=D(count), price=D(price),
+                       reduce_only=reduce_only)
 
 
 def test_check_order_when_halted_refuses_even_a_reducing_order() -> None:
     exposure = Exposure(positions={"KX-A": D(5)})
-    verdict = check_order(
-        intent("ask", reduce_only=True), TradingState.HALTED, [("global", RiskLimits(), exposure)]
-    )
+    verdict = check_order(intent("ask", reduce_only=True), TradingState.HALTED,
+                          [("global", RiskLimits(), exposure)])
     assert not verdict.admitted and verdict.limit == "trading_state"
 
 
@@ -42,12 +30,10 @@ def test_check_order_when_reducing_admits_only_reduce_only_orders_that_reduce() 
     scopes = [("global", RiskLimits(), Exposure(positions={"KX-A": D(5)}))]
     assert check_order(intent("ask", "5", reduce_only=True), TradingState.REDUCING, scopes).admitted
     assert not check_order(intent("ask", "5"), TradingState.REDUCING, scopes).admitted
-    assert not check_order(
-        intent("ask", "6", reduce_only=True), TradingState.REDUCING, scopes
-    ).admitted
-    assert not check_order(
-        intent("bid", "1", reduce_only=True), TradingState.REDUCING, scopes
-    ).admitted
+    assert not check_order(intent("ask", "6", reduce_only=True), TradingState.REDUCING,
+                           scopes).admitted
+    assert not check_order(intent("bid", "1", reduce_only=True), TradingState.REDUCING,
+                           scopes).admitted
 
 
 def test_check_order_when_reduce_only_would_not_reduce_the_services_position_refuses() -> None:
@@ -61,9 +47,8 @@ def test_check_order_when_reduce_only_would_not_reduce_the_services_position_ref
 
 def test_check_order_when_daily_loss_reached_refuses_and_says_halt() -> None:
     limits = RiskLimits(max_daily_loss=D("100"))
-    verdict = check_order(
-        intent(), TradingState.ACTIVE, [("global", limits, Exposure(daily_pnl=D("-100")))]
-    )
+    verdict = check_order(intent(), TradingState.ACTIVE,
+                          [("global", limits, Exposure(daily_pnl=D("-100")))])
     assert not verdict.admitted and verdict.halt and verdict.limit == "max_daily_loss"
     assert daily_loss_breached(limits, D("-100.01"))
     assert not daily_loss_breached(limits, D("-99.99"))
@@ -73,10 +58,8 @@ def test_check_order_when_each_limit_breached_names_it_and_its_scope() -> None:
     cases = {
         "max_order_count": (RiskLimits(max_order_count=D(4)), Exposure()),
         "max_open_orders": (RiskLimits(max_open_orders=2), Exposure(open_orders=2)),
-        "max_position": (
-            RiskLimits(max_position=D(10)),
-            Exposure(positions={"KX-A": D(3)}, buying={"KX-A": D(3)}),
-        ),
+        "max_position": (RiskLimits(max_position=D(10)),
+                         Exposure(positions={"KX-A": D(3)}, buying={"KX-A": D(3)})),
         "max_notional": (RiskLimits(max_notional=D("2.5")), Exposure(notional=D("0.60"))),
     }
     for limit, (limits, exposure) in cases.items():
@@ -86,39 +69,19 @@ def test_check_order_when_each_limit_breached_names_it_and_its_scope() -> None:
 
 
 def test_check_order_when_within_every_limit_admits() -> None:
-    limits = RiskLimits(
-        max_order_count=D(5),
-        max_open_orders=3,
-        max_position=D(10),
-        max_notional=D("2.60"),
-        max_daily_loss=D(50),
-    )
-    exposure = Exposure(
-        open_orders=2,
-        notional=D("0.60"),
-        positions={"KX-A": D(2)},
-        buying={"KX-A": D(3)},
-        daily_pnl=D(-49),
-    )
+    limits = RiskLimits(max_order_count=D(5), max_open_orders=3, max_position=D(10),
+                        max_notional=D("2.60"), max_daily_loss=D(50))
+    exposure = Exposure(open_orders=2, notional=D("0.60"), positions={"KX-A": D(2)},
+                        buying={"KX-A": D(3)}, daily_pnl=D(-49))
     assert check_order(intent(), TradingState.ACTIVE, [("global", limits, exposure)]).admitted
 
 
 def test_exposure_of_when_orders_open_counts_worst_case_notional_and_sides() -> None:
-    def view(
-        cid: str, side: str, status: OrderStatus, remaining: str, service: str = "mm"
-    ) -> OrderUpdate:
-        return OrderUpdate(
-            client_order_id=cid,
-            order_id=None,
-            service=service,
-            ticker="KX-A",
-            side=side,
-            price=D("0.30"),
-            count=D(10),
-            filled=D(0),
-            remaining=D(remaining),
-            status=status,
-        )
+    def view(cid: str, side: str, status: OrderStatus, remaining: str, service: str = "mm"
+             ) -> OrderUpdate:
+        return OrderUpdate(client_order_id=cid, order_id=None, service=service, ticker="KX-A",
+                           side=side, price=D("0.30"), count=D(10), filled=D(0),
+                           remaining=D(remaining), status=status)
 
     orders = [
         view("a", "bid", OrderStatus.RESTING, "10"),
@@ -156,7 +119,9 @@ exposure_st = st.builds(
     notional=amounts,
     buying=st.fixed_dictionaries({"KX-A": amounts}),
     selling=st.fixed_dictionaries({"KX-A": amounts}),
-    positions=st.fixed_dictionaries({"KX-A": st.integers(min_value=-300, max_value=300).map(D)}),
+    positions=st.fixed_dictionaries(
+        {"KX-A": st.integers(min_value=-300, max_value=300).map(D)}
+    ),
     daily_pnl=st.integers(min_value=-300, max_value=300).map(D),
 )
 intent_st = st.builds(
@@ -169,15 +134,9 @@ intent_st = st.builds(
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    intent_st,
-    st.sampled_from(list(TradingState)),
-    st.lists(
-        st.tuples(st.sampled_from(["alpha", "global"]), limits_st, exposure_st),
-        min_size=1,
-        max_size=2,
-    ),
-)
+@given(intent_st, st.sampled_from(list(TradingState)),
+       st.lists(st.tuples(st.sampled_from(["alpha", "global"]), limits_st, exposure_st),
+                min_size=1, max_size=2))
 def test_check_order_when_random_never_admits_a_breaching_order(
     order: OrderIntent, state: TradingState, scopes: list[tuple[str, RiskLimits, Exposure]]
 ) -> None:

@@ -27,15 +27,10 @@ def test_trading_doc_when_it_names_class_members_they_exist() -> None:
     for owner, attr in named:
         holders = [getattr(m, owner) for m in MODULES if hasattr(m, owner)]
         assert holders, owner
-        assert any(
-            hasattr(h, attr)
-            or attr in getattr(h, "model_fields", {})
-            or attr in getattr(h, "__slots__", ())
-            for h in holders
-        ) or any(re.search(rf"self\.{attr}\b", Path(m.__file__).read_text()) for m in MODULES), (
-            owner,
-            attr,
-        )
+        assert any(hasattr(h, attr) or attr in getattr(h, "model_fields", {})
+                   or attr in getattr(h, "__slots__", ()) for h in holders) or any(
+            re.search(rf"self\.{attr}\b", Path(m.__file__).read_text()) for m in MODULES
+        ), (owner, attr)
 
 
 def test_trading_doc_when_it_tables_differences_lists_exactly_the_code() -> None:
