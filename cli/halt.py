@@ -90,7 +90,9 @@ def run_control(
         return fail(f"supervisor at {url} did not answer within {args.timeout:g}s", EXIT_USAGE)
     except OSError as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return fail(f"cannot reach supervisor at {url}: {reason}{stale_hint(pid, state_file)}", 2)
+        return fail(
+            f"cannot reach supervisor at {url}: {reason}{stale_hint(pid, state_file)}", EXIT_USAGE
+        )
 
     error = reply.get("error") if isinstance(reply, dict) else None
     detail = error if isinstance(error, str) else f"unexpected reply (HTTP {status})"
