@@ -142,8 +142,8 @@ class OrderGatewayActor(ServiceActor):
             raise RuntimeError("the order gateway needs the trading link (trading is off?)")
         self.link = link
         self.cfg: GatewayConfig = link.config
-        self.tracker = OrderTracker()
-        self.pnl = PnlBook()
+        self.tracker: OrderTracker = link.tracker  # outlive this incarnation (see the link)
+        self.pnl: PnlBook = link.pnl
         self.io = GatewayIo(self.cfg)
         self.state = link.state
         self.state_reason: str | None = link.state_reason
@@ -203,6 +203,8 @@ class OrderGatewayActor(ServiceActor):
     def on_ready(self, metadata: ReadyMetadata) -> None:
         if self._engaged:
             self._reconcile("ready")
+        elif self.tracker.open_orders() or self.pnl.positions(None):
+            self._engage()  # an earlier incarnation traded: reconcile what it left
 
     def _engage(self) -> None:
         """The first order (or halt) engages the gateway: its private channels (until the
@@ -229,6 +231,46 @@ class OrderGatewayActor(ServiceActor):
         """Reconcile first, then place what waited: the first read then knows the account
         as it was before any order of this session (no stale "gone" for a new order)."""
         self._reconcile("engaged")
+        for record in self.tracker.open_orders():
+            if record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+                self._adopt_in_flight(record)
+
+    def _adopt_in_flight(self, record: OrderRecord) -> None:
+        """A create an earlier incarnation sent and never heard back about: look it up by
+        its id (twice, the in-flight window apart); absent both times, it never landed."""
+        cid, ticker = record.client_order_id, record.intent.ticker
+        wait = self.cfg.lookup.in_flight_ms / 1000
+        stop = self._stopping
+
+        def find(api: OrderApi) -> tuple[ExchangeOrder, tuple[Fill, ...]] | None:
+            for attempt in range(2):
+                order = api.find_order(cid, ticker=ticker)
+                if order is not None:
+                    return lookup_order(api, order.order_id)
+                if attempt == 0 and stop.wait(wait):
+                    break
+            return None
+
+        self._submit("adopted", find, context=cid)
+
+    def _on_adopted(self, done: IoDone) -> None:
+        cid: str = done.context
+        record = self.tracker.get(cid)
+        if record is None or done.error is not None:
+            return
+        if done.result is not None:
+            order, fills = done.result
+            self._apply_lookup(order, fills)
+        elif record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+            if record.status is OrderStatus.PENDING:
+                self.tracker.on_place_reply(WriteUnknown(client_order_id=cid,
+                                                         reason="the gateway restarted"))
+            self.tracker.on_place_reply(
+                PlaceRejected(client_order_id=cid, status=0, code="not_placed",
+                              message="absent at the exchange after the gateway restarted")
+            )
+            self._emit(record, reason="not placed: absent after the gateway restarted")
+        self._in_flight_changed()
 
     def _place_queued(self) -> None:
         self._engaging, self._engaged = False, True
@@ -953,4 +995,5 @@ _IO_HANDLERS: dict[str, Callable[[OrderGatewayActor, IoDone], None]] = {
     "reconciled": OrderGatewayActor._on_reconciled,
     "halted": OrderGatewayActor._on_halted,
     "group": OrderGatewayActor._on_group,
+    "adopted": OrderGatewayActor._on_adopted,
 }

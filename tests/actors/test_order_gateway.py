@@ -291,6 +291,7 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
         first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, q.inside))
         second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(3)))
         assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
         bob.order(ticker, "ask", "3", q.inside)
 
         assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
@@ -401,4 +402,30 @@ def test_cancel_when_the_reply_names_another_order_is_sent_again_until_answered(
         states = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
         assert states == {keep: "resting", cid: "canceled"}
         assert rec.status_of(keep) is OrderStatus.RESTING
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_gateway_when_it_crashes_with_orders_resting_tells_their_service_they_ended(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "gwcrash") as (supervisor, rec):
+        cids = [
+            rec.call(lambda s, p=p: s.trading.place(q.ticker, "bid", 1, p))
+            for p in (q.below(1), q.below(2))
+        ]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+
+        supervisor.inject(InjectFault(target="order_gateway", fault=ActorFault.CRASH))
+
+        # its stop halted (nothing of ours rests); the next incarnation reconciled and told
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.CANCELED for c in cids))
+        assert rec.call(lambda s: s.trading.open_orders) == {}
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+        status = supervisor.trading_status()
+        assert status.state is TradingState.HALTED and status.reason == "gateway stopped"
+        supervisor.resume_trading()
+        again = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
         assert_matches_truth(supervisor, exchange, "alice")
