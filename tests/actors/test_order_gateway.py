@@ -429,3 +429,25 @@ def test_gateway_when_it_crashes_with_orders_resting_tells_their_service_they_en
         again = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
         assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_halt_when_a_create_is_in_flight_waits_for_it_and_leaves_nothing_resting(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)  # cancel-all's one-minute tail on, as on Kalshi
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "inflight", order_group=False) as (supervisor, rec):
+        warm = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(3)))
+        assert rec.wait(lambda r: r.status_of(warm) is OrderStatus.RESTING)
+        exchange.trading_faults.arm("hold_write", seconds=2.0)  # lands, its reply is held
+        held = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda _: any(
+            o.client_order_id == held for o in exchange.truth("alice")["alice"].orders
+        ))
+
+        report = supervisor.halt("with a create in flight")
+
+        assert report.remaining == 0  # and none landed after it: the create was waited for
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+        assert rec.wait(lambda r: r.status_of(held) is OrderStatus.CANCELED)
+        assert_matches_truth(supervisor, exchange, "alice")
