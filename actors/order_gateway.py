@@ -122,6 +122,8 @@ logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 
 ZERO = Decimal(0)
 HALF = Decimal("0.5")
+DAILY_LOSS_CHECK_INTERVAL = 1.0
+"""Seconds between looks at the day's P&L against ``max_daily_loss`` (besides each fill)."""
 MAX_CANCEL_TRIES = 5
 """Sends of one cancel whose outcome stays unknown before a lookup decides."""
 MAX_RECONCILE_ATTEMPTS = 5
@@ -231,6 +233,10 @@ class OrderGatewayActor(ServiceActor):
         """Reconcile first, then place what waited: the first read then knows the account
         as it was before any order of this session (no stale "gone" for a new order)."""
         self._reconcile("engaged")
+        watched = [self.cfg.global_limits, *self.cfg.service_limits.values()]
+        if self.cfg.halt_on_daily_loss and any(x.max_daily_loss is not None for x in watched):
+            # marks move without fills: the day's loss is watched, not only at each fill
+            self.call_every(DAILY_LOSS_CHECK_INTERVAL, self._check_daily_loss_all)
         for record in self.tracker.open_orders():
             if record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
                 self._adopt_in_flight(record)
@@ -634,6 +640,11 @@ class OrderGatewayActor(ServiceActor):
             self._publish_position(fill.ticker)
             self._check_daily_loss(service)
         self._emit_routed(routed.client_order_id)
+
+    def _check_daily_loss_all(self) -> None:
+        if self.pnl.positions(None) or self.state is not TradingState.HALTED:
+            for service in {*self.cfg.service_limits, None}:
+                self._check_daily_loss(service)
 
     def _check_daily_loss(self, service: str | None) -> None:
         """After a fill: a day's loss past a limit halts now, not at the next order."""
