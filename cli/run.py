@@ -24,6 +24,7 @@ from cli.arguments import (
     market_count,
     non_negative_float,
     non_negative_int,
+    positive_decimal,
     positive_float,
     positive_int,
 )
@@ -208,6 +209,22 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         "validate and log orders, never send them (nothing is written at the exchange)",
         action="store_true",
     )
+    for flag, what, metavar in (
+        ("--max-order-count", "contracts one order may have", "N"),
+        ("--max-position", "|position| per market, counting resting orders as filled", "N"),
+        ("--max-open-orders", "orders open at once", "N"),
+        ("--max-notional", "dollars at risk in open orders", "DOLLARS"),
+        ("--max-daily-loss", "the day's loss (realized + unrealized at exit - fees) that "
+         "halts trading", "DOLLARS"),
+    ):
+        add(
+            trading,
+            flag,
+            f"risk limit over every service together: {what}; orders past it are refused "
+            "before sending",
+            type=positive_int if flag == "--max-open-orders" else positive_decimal,
+            metavar=metavar,
+        )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
         pauses,

@@ -39,9 +39,10 @@ from pydantic_settings import (
 
 from kalshi_api.environments import Environment
 from messages.exchange import PauseTiming
+from messages.orders import Exact, RiskLimits
 from messages.states import State
 from messages.text import one_line
-from supervision.config import LogLevel, RestartSettings, SupervisorConfig
+from supervision.config import GatewaySettings, LogLevel, RestartSettings, SupervisorConfig
 from supervision.policy import RestartType, Strategy
 
 ENV_PREFIX = "KALSHI_SUPERVISOR_"
@@ -113,6 +114,12 @@ class RunSettings(BaseSettings):
     startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
     allow_production_trading: bool = False
     dry_run: bool = False
+    max_order_count: Exact | None = None
+    max_position: Exact | None = None
+    max_open_orders: int | None = None
+    max_notional: Exact | None = None
+    max_daily_loss: Exact | None = None
+    """The order gateway's global risk limits (``RiskLimits``; None: no limit)."""
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     status_public_names: tuple[str, ...] = ()
@@ -222,6 +229,15 @@ class RunSettings(BaseSettings):
             allow_production_trading=self.allow_production_trading,
             dry_run=self.dry_run,
             order_id_state=order_id_state,
+            gateway=GatewaySettings(
+                risk_limits=RiskLimits(
+                    max_order_count=self.max_order_count,
+                    max_position=self.max_position,
+                    max_open_orders=self.max_open_orders,
+                    max_notional=self.max_notional,
+                    max_daily_loss=self.max_daily_loss,
+                )
+            ),
             pause_timing=PauseTiming(
                 min_poll=self.pause_min_poll,
                 max_poll=self.pause_max_poll,
