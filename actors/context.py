@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -47,7 +48,8 @@ class StageContext:
     """Who hears the trading stage's private events (fills, user orders, positions, group
     updates, ``PrivateConnected``, ``OrderGroupGap``): the order gateway, wired by the app;
     None when nothing listens. Called on the private channels' thread: it must not block."""
-    order_group_limit: int = 100
+    order_group_limit: Decimal | None = None
+    """Contracts the session's order group lets fill per rolling 15 s; None: no group."""
     startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
     trading_allowed: bool = True
     """False in production without ``--allow-production-trading``: the stage writes nothing."""

@@ -95,6 +95,7 @@ TRADING = StageSpec(
     requires_trading=True,
     result_type=TradingConnected,
     ready=ReadyPart(fields=_trading_fields, metadata=TradingReadyMetadata),
+    share=lambda result: result,  # the order gateway starts from it (on_trading_connected)
     entry_context=lambda markets: "Connecting to trading API",
 )
 SYNC = StageSpec(

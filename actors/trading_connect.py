@@ -159,8 +159,9 @@ class TradingConnectActor(StageActor):
         self._open_private()
         writes = self.context.trading_allowed and not self.context.dry_run
         writer = self._write_client(limits, costs) if writes else None
-        if writer is not None and self._group_id is None:  # once, even if Connect comes again
-            self._group_id = self._create_group(writer)
+        limit = self.context.order_group_limit
+        if writer is not None and limit is not None and self._group_id is None:
+            self._group_id = OrderGroupApi(writer).create(limit).order_group_id  # once
         group_id = self._group_id
         kept, counts = self._startup_orders(client, writer)
         result = TradingConnected(
@@ -175,7 +176,7 @@ class TradingConnectActor(StageActor):
                 WriteCost(method=c.method, path=c.path, cost=c.cost) for c in costs.endpoint_costs
             ),
             order_group_id=group_id,
-            order_group_limit=self.context.order_group_limit if group_id is not None else None,
+            order_group_limit=limit if group_id is not None else None,
             open_orders=kept,
             startup_policy=self.context.startup_orders,
             trading_allowed=self.context.trading_allowed,
@@ -251,10 +252,6 @@ class TradingConnectActor(StageActor):
             "exchange_active": status.exchange_active,
             "trading_active": status.trading_active,
         }
-
-    def _create_group(self, writer: KalshiRestClient) -> str:
-        limit = Decimal(self.context.order_group_limit)
-        return OrderGroupApi(writer).create(limit).order_group_id
 
     def _high_water(self) -> int | None:
         path = self.context.order_id_state

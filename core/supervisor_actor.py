@@ -70,6 +70,7 @@ class SupervisorActor(pykka.ThreadingActor):
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
         private_events: Callable[[object], None] | None = None,
+        trading: Any = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -99,6 +100,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 rng=rng,
                 services=services,
                 private_events=private_events,
+                trading=trading,
             )
         except BaseException:
             self._release()

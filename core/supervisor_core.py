@@ -74,6 +74,21 @@ ASK_TIMEOUT = 2.0
 Publish = Callable[[SupervisorEvent], None]
 
 
+def _fan_out(
+    *listeners: Callable[[object], None] | None,
+) -> Callable[[object], None] | None:
+    """One callable that hands each event to every given listener (None if there is none)."""
+    chosen = [listener for listener in listeners if listener is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def every(event: object) -> None:
+        for listener in chosen:
+            listener(event)
+
+    return every
+
+
 class SupervisorCore:
     """Decides; the ports do. Every handler runs on one thread (the shell's actor thread)."""
 
@@ -95,11 +110,18 @@ class SupervisorCore:
         probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
         services: Sequence[ServiceSpec] = (),
+        trading: Any = None,
         private_events: Callable[[object], None] | None = None,
     ) -> None:
         self.config = config
-        self.private_events = private_events
-        """Handed to the stages' context: who hears the trading stage's private events."""
+        self._trading = trading
+        """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
+        get it in their context, the trading stage hands private events to it."""
+        self._private_events = _fan_out(
+            trading.private_event if trading is not None else None, private_events
+        )
+        """What the stages' context gets as ``private_events``: the gateway's link, plus
+        any extra listener the app was given (a test, a tool)."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -145,6 +167,7 @@ class SupervisorCore:
             liveness_timeout=config.liveness_timeout,
             rng=rng,
             reserved=[s.name for s in self.all_specs],
+            trading=trading,
         )
         self._handlers: dict[type, Callable[[Any], Any]] = {
             # what children say
@@ -389,6 +412,8 @@ class SupervisorCore:
 
     def _stage_context(self) -> StageContext:
         config = self.config
+        gateway = config.gateway
+        link = self._trading.config if self._trading is not None else None
         return StageContext(
             environment=config.environment.value,
             mode=config.trading_mode,
@@ -408,13 +433,13 @@ class SupervisorCore:
             discovery=config.markets is None,
             series=config.series,
             market_count=config.market_count,
-            private_events=self.private_events,
-            order_group_limit=config.order_group_limit,
+            private_events=self._private_events,
+            order_group_limit=gateway.order_group_limit,
             startup_orders=config.startup_orders,
             trading_allowed=config.trading_allowed,
             dry_run=config.dry_run,
-            order_id_prefix=config.order_id_prefix,
-            order_id_state=config.order_id_state,
+            order_id_prefix=link.id_prefix if link is not None else gateway.id_prefix,
+            order_id_state=link.id_state_path if link is not None else None,
         )
 
     def has_child(self, name: str) -> bool:

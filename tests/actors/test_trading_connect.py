@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from actors.gateway_config import ID_STATE_FILE
 from kalshi_api.account_limits import get_account_limits
 from kalshi_api.auth import load_signer
 from kalshi_api.environments import Environment
@@ -32,7 +33,10 @@ from kalshi_sim.trading_desk import DEMO_MEMBER
 from messages.events import StateTransition
 from messages.faults import InjectFault
 from messages.states import State
+from messages.trading_events import Reconciled
+from supervision.config import GatewaySettings
 from tests.harness import WAIT, make_config, metadata_of, running_supervisor, start_exchange
+from trading.ids import write_high_water
 
 E = TypeVar("E")
 LOW = Decimal("0.02")
@@ -105,7 +109,7 @@ def failures(supervisor: Any) -> list[StateTransition]:
 def test_connect_when_trading_enabled_ready_carries_tier_write_budget_and_group(
     exchange: EmbeddedExchange,
 ) -> None:
-    config = make_config(exchange, order_group_limit=37)
+    config = make_config(exchange, gateway=GatewaySettings(order_group_limit=Decimal(37)))
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         summary = metadata_of(supervisor, State.READY)["trading_client"]
@@ -156,16 +160,14 @@ def test_startup_when_unknown_orders_rest_applies_policy_and_keeps_ours(
 def test_startup_when_id_has_our_prefix_above_high_water_treats_it_as_unknown(
     exchange: EmbeddedExchange, tmp_path: Any
 ) -> None:
-    from trading.ids import write_high_water
-
-    state = tmp_path / "client_order_ids.json"
-    write_high_water(state, 10)
+    write_high_water(tmp_path / ID_STATE_FILE, 10)
     tickers = exchange.markets.tickers()
     api = order_api(exchange)
     below = place(api, tickers[0], "ks-00aa-9")
     above = place(api, tickers[0], "ks-00aa-10")
     api.client.close()
-    with running_supervisor(exchange, make_config(exchange, order_id_state=state)) as supervisor:
+    config = make_config(exchange, gateway=GatewaySettings(state_dir=tmp_path))
+    with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         after = resting_ids(exchange)
         assert below in after
@@ -180,22 +182,29 @@ def test_private_events_when_our_order_fills_reach_the_listener(
     with running_supervisor(exchange, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert heard.of(PrivateConnected)
+        # The counterparty rests first, so ours trades as it arrives (the order gateway
+        # would cancel an order of ours it does not track before it could fill).
+        maker = exchange.add_member("maker", {s: 100_000 for s in exchange.account.shard_indexes()})
+        theirs = order_api(exchange, maker.key_id, maker.private_key_path)
+        place(theirs, ticker, "maker-1", side="ask", price=Decimal("0.97"), count=Decimal(2))
+        theirs.client.close()
         ours = order_api(exchange)
-        order_id = place(ours, ticker, "ks-00bb-1", price=Decimal("0.30"), count=Decimal(2))
+        order_id = place(ours, ticker, "ks-00bb-1", price=Decimal("0.97"), count=Decimal(2))
         ours.client.close()
+
+        def filled(events: list[object]) -> int:
+            return sum(e.count for e in events if isinstance(e, Fill) and e.order_id == order_id)
+
+        assert heard.wait_for(lambda events: filled(events) == 200)  # centi-contracts
         assert heard.wait_for(
             lambda events: any(isinstance(e, UserOrder) and e.order_id == order_id for e in events)
         )
-        maker = exchange.add_member("maker", {s: 100_000 for s in exchange.account.shard_indexes()})
-        theirs = order_api(exchange, maker.key_id, maker.private_key_path)
-        place(theirs, ticker, "maker-1", side="ask", price=Decimal("0.30"), count=Decimal(2))
-        theirs.client.close()
-        assert heard.wait_for(
-            lambda events: any(isinstance(e, Fill) and e.order_id == order_id for e in events)
-        )
-        [fill] = [e for e in heard.of(Fill) if e.order_id == order_id]
-        assert fill.client_order_id == "ks-00bb-1"
-        assert fill.count == 200  # centi-contracts
+        fills = [e for e in heard.of(Fill) if e.order_id == order_id]
+        assert {f.client_order_id for f in fills} == {"ks-00bb-1"}
+        traded = [
+            f for f in exchange.truth(DEMO_MEMBER)[DEMO_MEMBER].fills if f.order_id == order_id
+        ]
+        assert sorted(f.trade_id for f in fills) == sorted(f.trade_id for f in traded)
         assert supervisor.state is State.READY
         assert failures(supervisor) == []
 
@@ -226,6 +235,10 @@ def test_private_channels_when_upgrade_is_refused_reopen_after_rest_check_not_fa
     with running_supervisor(exchange, config, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert heard.wait_for(lambda events: any(isinstance(e, PrivateConnected) for e in events))
+        # The order gateway's READY reads are done (they would take the refusal instead).
+        assert supervisor.recorder.wait_for(
+            lambda events: [e for e in events if isinstance(e, Reconciled)], WAIT
+        )
         exchange.faults.reject_auth(1)  # the private channels' next upgrade: 401, given up
         assert exchange.ws.drop_private_sessions(DEMO_MEMBER) == 1
         assert heard.wait_for(lambda events: any(isinstance(e, StreamFailed) for e in events))
