@@ -44,7 +44,7 @@ from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
 from messages.faults import InjectFault
-from messages.orders import HaltReason
+from messages.orders import HaltReason, TradingState
 from messages.states import State
 from messages.text import one_line
 from messages.trading_status import HaltReport, TradingStatus
@@ -87,7 +87,11 @@ def _trading_link(
         halt_timeout=settings.halt_timeout,
         own_private_channels=not stage_hands_events,
     )
-    return TradingLink(gateway)
+    link = TradingLink(gateway)
+    if not config.trading_allowed:  # production without --allow-production-trading
+        link.state = TradingState.HALTED
+        link.state_reason = "production without --allow-production-trading: reads only"
+    return link
 
 
 def _gateway_spec() -> ServiceSpec:

@@ -32,6 +32,7 @@ from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.trading_desk import DEMO_MEMBER
 from messages.events import StateTransition
 from messages.faults import InjectFault
+from messages.orders import TradingState
 from messages.states import State
 from messages.trading_events import Reconciled
 from supervision.config import GatewaySettings
@@ -289,6 +290,8 @@ def test_production_when_not_allowed_trades_nothing_and_says_so(
         assert groups(exchange) == []
         assert unknown in resting_ids(exchange)  # reads only: nothing cancelled
         assert heard.of(PrivateConnected)  # reads still flow
+        link = supervisor.trading_link
+        assert link is not None and link.state is TradingState.HALTED  # the gateway starts so
     lines = [r.getMessage() for r in caplog.records if "trading HALTED" in r.getMessage()]
     assert len(lines) == 1
 
