@@ -20,9 +20,11 @@ from typing import Any, TypeVar
 import pytest
 
 from actors.gateway_config import ID_STATE_FILE
+from actors.trading_connect import exchange_order
 from kalshi_api.account_limits import get_account_limits
 from kalshi_api.auth import load_signer
 from kalshi_api.environments import Environment
+from kalshi_api.models import Order
 from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.private_events import Fill, PrivateConnected, UserOrder
@@ -341,3 +343,34 @@ def test_trading_stage_when_restarted_closes_its_private_channels(
         alive = [t.name for t in threading.enumerate() if t.name == "kalshi-private-ws"]
         assert alive == before  # the crashed incarnation's channels were closed
     assert not [t for t in threading.enumerate() if t.name == "kalshi-private-ws"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "side", "price"),
+    [
+        ({"book_side": "bid", "yes_price_dollars": "0.4200"}, "bid", Decimal("0.42")),
+        ({"book_side": "ask", "yes_price_dollars": "0.4200"}, "ask", Decimal("0.42")),
+        ({"side": "yes", "action": "buy", "yes_price_dollars": "0.30"}, "bid", Decimal("0.30")),
+        ({"side": "yes", "action": "sell", "yes_price_dollars": "0.30"}, "ask", Decimal("0.30")),
+        ({"side": "no", "action": "buy", "no_price_dollars": "0.65"}, "ask", Decimal("0.35")),
+        ({"side": "no", "action": "sell", "no_price_dollars": "0.65"}, "bid", Decimal("0.35")),
+    ],
+)
+def test_exchange_order_when_read_from_rest_gives_the_yes_leg_at_the_yes_price(
+    fields: dict[str, str], side: str, price: Decimal
+) -> None:
+    order = Order.model_validate(
+        {
+            "order_id": "o-1",
+            "ticker": "KXFED-26DEC-T3.00",
+            "status": "resting",
+            "client_order_id": "c-1",
+            "remaining_count_fp": "3.50",
+            "fill_count_fp": "1.00",
+            **fields,
+        }
+    )
+    view = exchange_order(order)
+    assert (view.side, view.price) == (side, price)
+    assert (view.remaining_count, view.fill_count) == (Decimal("3.50"), Decimal("1.00"))
+    assert view.status == "resting" and view.client_order_id == "c-1"
