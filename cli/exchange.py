@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated markets")
     trading = parser.add_argument_group("trading")
     trading.add_argument(
+        "--take-rate",
+        type=non_negative_float,
+        default=0.0,
+        help="of the --rate steps per second, how many take liquidity (and may fill your orders)",
+    )
+    trading.add_argument(
         "--member",
         action="append",
         default=[],
@@ -95,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="arm a trading fault, e.g. drop_write, fail_write:status=503,applied=false, "
-        "hold_write:seconds=5, wrong_order, error_in_2xx, cancel_all_503 (repeatable)",
+        "hold_write:seconds=5, wrong_order, error_in_2xx, cancel_all_503, "
+        "lose_private_events:member=NAME (repeatable)",
     )
     return parser
 
@@ -112,6 +119,7 @@ def main(argv: Sequence[str]) -> int:
             markets=args.markets,
             delta_rate=args.rate,
             seed=args.seed,
+            take_rate=min(args.take_rate, args.rate),
             usage_tier=args.tier,
             write_limit=not args.no_write_limit,
             max_batch_size=args.max_batch_size,

@@ -1,7 +1,11 @@
-"""The embedded exchange's one trading account: balance, positions and resting orders.
+"""The embedded exchange's demo trading account: balance, positions and orders.
 
-It is the truth a ``KalshiSyncActor`` must report after a sync, so every read returns an
-immutable snapshot and every mutator (for tests and fault scenarios) takes the lock.
+It is the truth a ``KalshiSyncActor`` must report after a sync. The state itself lives in
+the matching engine (``MarketSet.engine``) as the member ``Account.member``, so the
+member's orders rest in the public books and its fills move its cash and positions; this
+class reads it as immutable snapshots and keeps the test mutators (which act on the engine,
+a few through its fixture calls) under the exchange's one lock, ``MarketSet.lock``; a mutator
+that moves a public book hands its Outcome to ``MarketSet.publish`` for the WS feed.
 Units are the exchange's own: balance and portfolio value in integer cents (as the REST
 API reports them), money otherwise in integer micro-dollars and counts in integer
 centi-contracts, formatted to Kalshi's strings only at the wire.
@@ -17,14 +21,15 @@ deprecated ``side``/``action``, derived from one table so they can never disagre
 from __future__ import annotations
 
 import random
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_dollars
+from kalshi_sim.engine_types import EngineOrder, OrderRequest, Position, Reject
 from kalshi_sim.markets import CENT, SHARD_DESCRIPTIONS, MarketSet
+from kalshi_sim.participant import HOUSE
 
 MICROS_PER_CENT = MICROS_PER_DOLLAR // 100
 DEMO_BALANCE_CENTS = 50_000
@@ -41,6 +46,10 @@ DIRECTIONS: dict[tuple[str, str], tuple[str, str]] = {
 """``(action, side) -> (outcome_side, book_side)``, Kalshi's order direction table."""
 
 ORDER_STATUSES = ("resting", "canceled", "executed")
+DEMO_MEMBER = "demo"
+"""The engine member the demo key trades as (the supervisor's account)."""
+_DEFAULT_DIRECTION = {"bid": ("buy", "yes"), "ask": ("buy", "no")}
+"""The deprecated ``action``/``side`` shown for an order placed without them (V2 creates)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +133,7 @@ class AccountSummary:
 
 
 class Account:
-    """Thread-safe account state of the embedded exchange."""
+    """Thread-safe view (and test mutators) of one engine member's account."""
 
     def __init__(
         self,
@@ -133,19 +142,27 @@ class Account:
         balance_cents: int = 0,
         portfolio_value_cents: int = 0,
         clock: Callable[[], datetime] | None = None,
+        member: str = DEMO_MEMBER,
     ) -> None:
         self._markets = markets
-        self._lock = threading.RLock()
+        self._engine = markets.engine
+        self._lock = markets.lock
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._balance: dict[int, int] = dict.fromkeys(SHARD_DESCRIPTIONS, 0)
-        self._balance[0] = balance_cents
-        self._portfolio: dict[int, int] = dict.fromkeys(SHARD_DESCRIPTIONS, 0)
-        self._portfolio[0] = portfolio_value_cents * MICROS_PER_CENT
-        self._positions: dict[str, SimPosition] = {}
-        self._orders: dict[str, SimOrder] = {}
-        self._next_seq = 1
+        self.member = member
+        """The engine member whose account this is (REST/WS requests signed by the demo key
+        act as it)."""
+        self._directions: dict[str, tuple[str, str]] = {}
+        self._portfolio_offset: dict[int, int] = dict.fromkeys(SHARD_DESCRIPTIONS, 0)
+        """Micro-dollars added to a shard's summed exposures (``set_portfolio_value``)."""
         self._synthetic = 0
-        self._updated = self._clock()
+        self._client_ids = 0
+        with self._lock:
+            # A new Account is a fresh one, even over books where the member traded before.
+            markets.publish(self._engine.reset_member(member, self._now_ms()))
+            self._engine.open_account(member, dict.fromkeys(SHARD_DESCRIPTIONS, 0))
+            self._engine.set_cash(member, balance_cents * MICROS_PER_CENT, 0)
+            self._portfolio_offset[0] = portfolio_value_cents * MICROS_PER_CENT
+            self._updated = self._clock()
 
     @classmethod
     def demo(cls, markets: MarketSet, seed: int) -> Account:
@@ -153,7 +170,9 @@ class Account:
 
         Deterministic in ``seed`` (ids, sizes, timestamps), so two exchanges built with
         the same seed report identical portfolios. Portfolio value is the sum of the
-        positions' exposures, truncated to cents like Kalshi's.
+        positions' exposures, truncated to cents like Kalshi's. The orders are real resting
+        orders in the books (on markets whose books the stream moves, never on the
+        deliberately empty or one-sided ones), holding no cash.
         """
         rng = random.Random(seed ^ 0xACC0)
         clock_now = _DEMO_EPOCH
@@ -169,11 +188,12 @@ class Account:
                 realized_pnl_micros=rng.randint(-300, 300) * MICROS_PER_CENT,
                 fees_paid_micros=rng.randint(1, 150) * MICROS_PER_CENT,
             )
+        moving = [m.ticker for m in markets.markets() if not m.frozen_book] or tickers
         directions = (("buy", "yes"), ("buy", "no"), ("sell", "yes"), ("sell", "no"))
         for index, (action, side) in enumerate(directions):
             clock_now = _DEMO_EPOCH + timedelta(minutes=index + 1)
             account.add_resting_order(
-                tickers[index % len(tickers)],
+                moving[index % len(moving)],
                 action=action,
                 side=side,
                 count_centi=rng.choice((500, 1000, 250, 2000)),
@@ -186,17 +206,21 @@ class Account:
     # -- reads ------------------------------------------------------------------------------------
     def shard_indexes(self) -> tuple[int, ...]:
         with self._lock:
-            return tuple(sorted(self._balance))
+            return self._engine.shards(self.member)
 
     def balance_cents(self, exchange_index: int | None = None) -> int:
-        """Cash on one shard, or the total across shards."""
+        """Cash on one shard, or the total across shards (each shard truncated to cents)."""
         with self._lock:
+            engine = self._engine
             if exchange_index is None:
-                return sum(self._balance.values())
-            return self._balance.get(exchange_index, 0)
+                return sum(
+                    engine.cash_micros(self.member, shard) // MICROS_PER_CENT
+                    for shard in engine.shards(self.member)
+                )
+            return engine.cash_micros(self.member, exchange_index) // MICROS_PER_CENT
 
     def balance_dollars(self, exchange_index: int | None = None) -> str:
-        """The exact balance as Kalshi's ``balance_dollars`` string (4 decimals)."""
+        """The balance as Kalshi's ``balance_dollars`` string (4 decimals)."""
         with self._lock:
             return format_dollars(self.balance_cents(exchange_index) * MICROS_PER_CENT)
 
@@ -207,9 +231,10 @@ class Account:
         total equals what a client gets by adding up the per-shard answers.
         """
         with self._lock:
+            values = self._portfolio_micros()
             if exchange_index is None:
-                return sum(micros // MICROS_PER_CENT for micros in self._portfolio.values())
-            return self._portfolio.get(exchange_index, 0) // MICROS_PER_CENT
+                return sum(micros // MICROS_PER_CENT for micros in values.values())
+            return values.get(exchange_index, 0) // MICROS_PER_CENT
 
     def balance_response(self, exchange_index: int | None = None) -> dict[str, object]:
         """The body of ``GET /portfolio/balance`` [SH].
@@ -227,7 +252,7 @@ class Account:
                 "updated_ts": self.updated_ts(),
                 "balance_breakdown": [
                     {"exchange_index": i, "balance": self.balance_dollars(i)}
-                    for i in sorted(self._balance)
+                    for i in self.shard_indexes()
                     if exchange_index is None or i == exchange_index
                 ],
             }
@@ -236,35 +261,44 @@ class Account:
         with self._lock:
             return tuple(
                 ShardSnapshot(i, self.balance_cents(i), self.portfolio_value_cents(i))
-                for i in sorted(self._balance)
+                for i in self.shard_indexes()
             )
 
     def updated_ts(self) -> int:
-        """Unix seconds of the last change (Kalshi's ``updated_ts``; seconds is the likely unit)."""
+        """Unix seconds of the last change (Kalshi's ``updated_ts``; seconds is the likely
+        unit): a mutator's, or the engine's (an order, a fill) if later."""
         with self._lock:
-            return int(self._updated.timestamp())
+            touched = int(self._updated.timestamp())
+            return max(touched, self._engine.updated_ms(self.member) // 1000)
 
     def positions(self) -> list[SimPosition]:
         """All positions, sorted by ticker (the order listings page through)."""
         with self._lock:
-            return [self._positions[t] for t in sorted(self._positions)]
+            views = self._engine.positions(self.member)
+        return sorted((_sim_position(p) for p in views), key=lambda p: p.ticker)
 
     def position(self, ticker: str) -> SimPosition | None:
         with self._lock:
-            return self._positions.get(ticker)
+            view = self._engine.position(self.member, ticker)
+        return None if view is None else _sim_position(view)
 
     def orders(self, status: str | None = None) -> list[SimOrder]:
         """Orders in creation order, optionally only those with ``status``."""
         with self._lock:
-            ordered = sorted(self._orders.values(), key=lambda o: o.seq)
-        return [o for o in ordered if status is None or o.status == status]
+            views = self._engine.orders(self.member, status=status)
+            directions = self._directions
+            return [_sim_order(o, directions.get(o.order_id)) for o in views]
 
     def resting_orders(self) -> list[SimOrder]:
         return self.orders("resting")
 
     def order(self, order_id: str) -> SimOrder | None:
         with self._lock:
-            return self._orders.get(order_id)
+            try:
+                view = self._engine.order(self.member, order_id)
+            except Reject:
+                return None
+            return _sim_order(view, self._directions.get(order_id))
 
     def snapshot(self) -> AccountSnapshot:
         with self._lock:
@@ -280,26 +314,29 @@ class Account:
 
     def summary(self) -> AccountSummary:
         with self._lock:
+            engine = self._engine
             return AccountSummary(
                 balance_cents=self.balance_cents(),
                 portfolio_value_cents=self.portfolio_value_cents(),
-                open_positions=sum(1 for p in self._positions.values() if p.position_centi),
-                resting_orders=sum(1 for o in self._orders.values() if o.status == "resting"),
+                open_positions=sum(1 for p in engine.positions(self.member) if p.position_centi),
+                resting_orders=engine.live_order_count(self.member),
             )
 
     # -- mutators ---------------------------------------------------------------------------------
     def set_balance(self, cents: int, *, exchange_index: int = 0) -> None:
         """Set one shard's cash (any integer: tests set impossible values on purpose)."""
         with self._lock:
-            self._balance[exchange_index] = int(cents)
-            self._portfolio.setdefault(exchange_index, 0)
+            self._engine.set_cash(self.member, int(cents) * MICROS_PER_CENT, exchange_index)
+            self._portfolio_offset.setdefault(exchange_index, 0)
             self._touch()
 
     def set_portfolio_value(self, cents: int, *, exchange_index: int = 0) -> None:
         """Override a shard's portfolio value; later position changes adjust it by exposure."""
         with self._lock:
-            self._portfolio[exchange_index] = int(cents) * MICROS_PER_CENT
-            self._balance.setdefault(exchange_index, 0)
+            exposure = self._exposures().get(exchange_index, 0)
+            self._portfolio_offset[exchange_index] = int(cents) * MICROS_PER_CENT - exposure
+            if exchange_index not in self._engine.shards(self.member):
+                self._engine.set_cash(self.member, 0, exchange_index)
             self._touch()
 
     def add_position(
@@ -317,49 +354,40 @@ class Account:
         """Add (or replace) the position in ``ticker``; the portfolio value follows its exposure.
 
         Exposure defaults to the position marked at the market's fair price on the held leg
-        (50c for tickers the exchange does not list, e.g. settled markets).
+        (50c for tickers the exchange does not list, e.g. settled markets). A fixture: the
+        engine takes it as is, without a counterparty.
         """
         with self._lock:
             if exposure_micros is None:
                 exposure_micros = abs(position_centi) * self._mark_micros(ticker, position_centi)
                 exposure_micros //= 100
-            position = SimPosition(
-                ticker=ticker,
-                event_ticker=event_ticker or self._event_ticker(ticker),
-                position_centi=int(position_centi),
-                exposure_micros=int(exposure_micros),
+            shard = self._shard_of(ticker) if exchange_index is None else exchange_index
+            view = self._engine.set_position(
+                self.member,
+                ticker,
+                int(position_centi),
+                cost_micros=int(exposure_micros),
                 realized_pnl_micros=int(realized_pnl_micros),
                 fees_paid_micros=int(fees_paid_micros),
                 total_traded_micros=int(
                     exposure_micros if total_traded_micros is None else total_traded_micros
                 ),
-                last_updated=self._clock(),
-                exchange_index=(
-                    self._shard_of(ticker) if exchange_index is None else exchange_index
-                ),
+                event_ticker=event_ticker or self._event_ticker(ticker),
+                exchange_index=shard,
+                now_ms=self._now_ms(),
             )
-            previous = self._positions.get(ticker)
-            if previous is not None:
-                old_shard = previous.exchange_index
-                self._portfolio[old_shard] = (
-                    self._portfolio.get(old_shard, 0) - previous.exposure_micros
-                )
-            self._positions[ticker] = position
-            shard = position.exchange_index
-            self._portfolio[shard] = self._portfolio.get(shard, 0) + position.exposure_micros
-            self._balance.setdefault(shard, 0)
+            if shard not in self._engine.shards(self.member):
+                self._engine.set_cash(self.member, 0, shard)
             self._touch()
-            return position
+            return _sim_position(view)
 
     def remove_position(self, ticker: str) -> bool:
         """Drop the position (its exposure leaves the portfolio value); False if there was none."""
         with self._lock:
-            previous = self._positions.pop(ticker, None)
-            if previous is None:
-                return False
-            self._portfolio[previous.exchange_index] -= previous.exposure_micros
-            self._touch()
-            return True
+            removed = self._engine.remove_position(self.member, ticker, self._now_ms())
+            if removed:
+                self._touch()
+            return removed
 
     def add_resting_order(
         self,
@@ -375,10 +403,12 @@ class Account:
         """Rest a limit order on a listed market and return its order id.
 
         The price defaults to 5c away from the market's fair value on the passive side,
-        snapped to the market's tick grid; an explicit price must be on the grid.
+        snapped to the market's tick grid; an explicit price must be on the grid. A fixture:
+        the order holds no cash (tests set balances independently), but it is a real order
+        in the book and trades if its price crosses.
         """
         try:
-            outcome_side, book_side = DIRECTIONS[(action, side)]
+            _, book_side = DIRECTIONS[(action, side)]
         except KeyError:
             raise ValueError(f"unknown order direction action={action!r} side={side!r}") from None
         if count_centi <= 0:
@@ -398,38 +428,53 @@ class Account:
                 f"({market.price_level_structure})"
             )
         with self._lock:
-            order_id = order_id or str(uuid.uuid4())
-            if order_id in self._orders:
-                raise ValueError(f"duplicate order id {order_id}")
-            self._orders[order_id] = SimOrder(
-                order_id=order_id,
-                seq=self._next_seq,
-                ticker=ticker,
-                event_ticker=market.event_ticker,
-                action=action,
-                side=side,
-                outcome_side=outcome_side,
-                book_side=book_side,
-                yes_price_micros=yes_price_micros,
-                initial_centi=count_centi,
-                fill_centi=0,
-                remaining_centi=count_centi,
-                status="resting",
-                client_order_id=client_order_id or f"sim-{self._next_seq}",
-                created_time=self._clock(),
-                exchange_index=market.exchange_index,
+            if client_order_id is None:
+                self._client_ids += 1
+                client_order_id = f"sim-{self.member}-{self._client_ids}"
+            request = OrderRequest(
+                self.member,
+                ticker,
+                book_side,  # type: ignore[arg-type]
+                count_centi,
+                yes_price_micros,
+                client_order_id=client_order_id,
             )
-            self._next_seq += 1
+            try:
+                outcome = self._engine.place(
+                    request, self._now_ms(), order_id=order_id, funded=False, ignore_pause=True
+                )
+            except Reject as reject:
+                raise ValueError(f"order refused: {reject}") from None
+            assert outcome.order is not None
+            self._directions[outcome.order.order_id] = (action, side)
+            self._markets.publish(outcome)
             self._touch()
-            return order_id
+            return outcome.order.order_id
 
     def cancel_order(self, order_id: str) -> bool:
         """Cancel a resting order (remaining goes to 0); False if unknown or not resting."""
-        return self._finish(order_id, "canceled")
+        with self._lock:
+            try:
+                outcome = self._engine.cancel(
+                    self.member, order_id, self._now_ms(), ignore_pause=True
+                )
+            except Reject:
+                return False
+            self._markets.publish(outcome)
+            self._touch()
+            return True
 
     def execute_order(self, order_id: str) -> bool:
-        """Fill a resting order completely (status ``executed``); False if not resting."""
-        return self._finish(order_id, "executed")
+        """Fill a resting order completely now (status ``executed``), the house taking the
+        other side at its price; False if not resting."""
+        with self._lock:
+            try:
+                outcome = self._engine.fill_resting(self.member, order_id, self._now_ms(), HOUSE)
+            except Reject:
+                return False
+            self._markets.publish(outcome)
+            self._touch()
+            return True
 
     def add_positions(self, n: int) -> list[str]:
         """Add ``n`` positions on unlisted (e.g. long-settled) tickers, for pagination tests."""
@@ -460,21 +505,23 @@ class Account:
             ]
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _finish(self, order_id: str, status: str) -> bool:
-        with self._lock:
-            order = self._orders.get(order_id)
-            if order is None or order.status != "resting":
-                return False
-            filled = order.fill_centi + (order.remaining_centi if status == "executed" else 0)
-            self._orders[order_id] = replace(
-                order,
-                status=status,
-                fill_centi=filled,
-                remaining_centi=0,
-                last_update_time=self._clock(),
-            )
-            self._touch()
-            return True
+    def _exposures(self) -> dict[int, int]:
+        exposures: dict[int, int] = {}
+        for position in self._engine.positions(self.member):
+            shard = position.exchange_index
+            exposures[shard] = exposures.get(shard, 0) + position.cost_micros
+        return exposures
+
+    def _portfolio_micros(self) -> dict[int, int]:
+        values = dict(self._portfolio_offset)
+        for shard in self._engine.shards(self.member):
+            values.setdefault(shard, 0)
+        for shard, exposure in self._exposures().items():
+            values[shard] = values.get(shard, 0) + exposure
+        return values
+
+    def _now_ms(self) -> int:
+        return int(self._clock().timestamp() * 1000)
 
     def _shard_of(self, ticker: str) -> int:
         try:
@@ -497,3 +544,47 @@ class Account:
 
     def _touch(self) -> None:
         self._updated = self._clock()
+
+
+def _datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _sim_position(view: Position) -> SimPosition:
+    return SimPosition(
+        ticker=view.ticker,
+        event_ticker=view.event_ticker,
+        position_centi=view.position_centi,
+        exposure_micros=view.cost_micros,
+        realized_pnl_micros=view.realized_pnl_micros,
+        fees_paid_micros=view.fees_paid_micros,
+        total_traded_micros=view.total_traded_micros,
+        last_updated=_datetime(view.last_update_ms),
+        exchange_index=view.exchange_index,
+    )
+
+
+def _sim_order(view: EngineOrder, direction: tuple[str, str] | None) -> SimOrder:
+    action, side = direction or _DEFAULT_DIRECTION[view.side]
+    outcome_side, book_side = DIRECTIONS[(action, side)]
+    return SimOrder(
+        order_id=view.order_id,
+        seq=view.seq,
+        ticker=view.ticker,
+        event_ticker=view.event_ticker,
+        action=action,
+        side=side,
+        outcome_side=outcome_side,
+        book_side=book_side,
+        yes_price_micros=view.price_micros,
+        initial_centi=view.initial_centi,
+        fill_centi=view.fill_centi,
+        remaining_centi=view.remaining_centi,
+        status=view.status,
+        client_order_id=view.client_order_id or "",
+        created_time=_datetime(view.created_ms),
+        last_update_time=(
+            None if view.last_update_ms == view.created_ms else _datetime(view.last_update_ms)
+        ),
+        exchange_index=view.exchange_index,
+    )

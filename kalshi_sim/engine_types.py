@@ -121,7 +121,7 @@ class EngineOrder:
     ``PostOnlyCrossCancel``, ``ReduceOnlyCancel``, the group option's reason (``GroupCancel``);
     None while untouched and after a plain user cancel (no documented reason exists)."""
     seq: int
-    """Creation order across the engine (listings and cursors follow it)."""
+    """The order's number among its member's orders, from 1 (listings and cursors follow it)."""
     taker_fill_cost_micros: int = 0
     maker_fill_cost_micros: int = 0
     taker_fees_micros: int = 0
@@ -224,6 +224,12 @@ class BookChange:
     member: str | None = None
     client_order_id: str | None = None
     order_id: str | None = None
+    subaccount: int = 0
+    book_seq: int = 0
+    """The market's book version after this change (1, 2, ... per market, every change of its
+    public levels counted). A snapshot taken at version ``v`` already holds every change with
+    ``book_seq <= v``: a feed that publishes changes from another thread skips those, so no
+    change is applied twice or lost (``MatchingEngine.book_seq``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +367,11 @@ class EngineOptions:
     """Whether fills of a group's resting (maker) orders count towards its limit."""
     group_window_ms: int = 15_000
     group_cancel_reason: str = "GroupCancel"
+    reduce_only_holds_collateral: bool = True
+    """Whether a reduce-only order (which can only close contracts, §8.5 "collateral for
+    reducing asks" is UNCONFIRMED) is checked against and holds balance like any order; False:
+    it holds nothing (its fill returns more than it costs). Other orders that happen to reduce a
+    position always hold collateral; the netting returns it at the fill."""
     amend_to_filled_cancels: bool = True
     """An amend to a total equal to the filled count cancels the order (FIX); False rejects."""
     reduce_only_empty_rejects: bool = False

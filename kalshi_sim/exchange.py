@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
-from kalshi_sim.account import DEMO_SHARD_BALANCES, Account
+from kalshi_sim.account import Account
 from kalshi_sim.close_times import CloseSchedule
 from kalshi_sim.engine_types import EngineOptions, MemberTruth
 from kalshi_sim.faults import ExchangeFaults, SimFault
@@ -29,8 +29,8 @@ from kalshi_sim.oplog import OperationLog
 from kalshi_sim.pause_faults import PauseFaults
 from kalshi_sim.rest_server import RestApi
 from kalshi_sim.status import ExchangeStatusBoard
-from kalshi_sim.trading_desk import DEMO_MEMBER, MICROS_PER_CENT, MemberKey, TradingDesk
-from kalshi_sim.trading_faults import TradingFaults, TradingSettings, parse_spec
+from kalshi_sim.trading_desk import MemberKey, TradingDesk
+from kalshi_sim.trading_faults import TradingFault, TradingFaults, TradingSettings, parse_spec
 from kalshi_sim.wire import REST_PREFIX, WS_PATH
 from kalshi_sim.write_limits import WriteLimits
 from kalshi_sim.ws_server import WsFeed
@@ -50,6 +50,10 @@ class ExchangeConfig:
     markets: int = 20
     delta_rate: float = 50.0
     """Deltas per second across all markets; 0 stops the stream (books stay still)."""
+    take_rate: float = 0.0
+    """Of those, how many per second are the built-in participant taking liquidity (an IOC
+    trading with the best resting order: the house's, or a user's); 0 = never, so books only
+    move by quotes and tests stay deterministic. At most ``delta_rate``."""
     seed: int = 0
     page_size: int = 100
     """Largest page the REST listings return, whatever ``limit`` the client asks."""
@@ -92,7 +96,13 @@ class EmbeddedExchange:
         self.config = config or ExchangeConfig()
         self.oplog = OperationLog()
         self.faults = ExchangeFaults()
-        self.markets = MarketSet.generate(count=self.config.markets, seed=self.config.seed)
+        rate = self.config.delta_rate
+        self.markets = MarketSet.generate(
+            count=self.config.markets,
+            seed=self.config.seed,
+            take_probability=min(1.0, self.config.take_rate / rate) if rate > 0 else 0.0,
+            engine_options=self.config.engine_options,
+        )
         self.account = Account.demo(self.markets, seed=self.config.seed)
         self.close_times = CloseSchedule()
         """Each market's close time; a market past a scheduled close reads as closed."""
@@ -109,16 +119,12 @@ class EmbeddedExchange:
         self.keys = KeyRegistry()
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
         config = self.config
-        self.trading = TradingDesk(self, config.engine_options)
-        """The matching engine behind its lock, clock and calendar sweep (the truth of trading)."""
+        self.trading = TradingDesk(self)
+        """The engine's calls with the calendar sweep, members and lagged reads."""
         self.trading.settings.cancel_all_tail_s = config.cancel_all_tail_s
         self.trading.settings.read_lag_ms = config.read_lag_ms
         self.trading.settings.private_events = config.private_events
-        for spec in config.trading_faults:
-            fault, options = parse_spec(spec)
-            self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]
-        self._demo_opening = {s: c * MICROS_PER_CENT for s, c in DEMO_SHARD_BALANCES.items()}
-        self.trading.register_member(self.key_id, DEMO_MEMBER, dict(DEMO_SHARD_BALANCES))
+        self.trading.register_member(self.key_id, self.account.member, None)
         self.write_limits = WriteLimits(
             config.usage_tier, enabled=config.write_limit, cancel_all_cost=config.cancel_all_cost
         )
@@ -126,6 +132,9 @@ class EmbeddedExchange:
         self.rest = RestApi(self)
         self.ws = WsFeed(self)
         self.trading.add_listener(self.ws.on_outcome)
+        self.markets.add_listener(self.trading.publish)  # the demo account's fixture changes
+        for spec in config.trading_faults:
+            self.arm_trading_fault(spec)
         self.status.on_exchange_pause(self.ws.on_exchange_paused)
         """The WebSocket feed: exchange-side WS faults live here (drop, gap, malformed, stall)."""
         self._server: ServerThread | None = None
@@ -146,7 +155,6 @@ class EmbeddedExchange:
             server = exchange_server(self)
             server.start()
             self._server, self._port = server, server.port
-            self.trading.start()
         return self
 
     def stop(self) -> None:
@@ -154,7 +162,6 @@ class EmbeddedExchange:
         server, self._server = self._server, None
         if server is not None:
             self.faults.release_all()  # a held request must not outlive the server
-            self.trading.stop()
             self.pauses.stop()
             self.ws.stop()
             server.stop()
@@ -267,10 +274,16 @@ class EmbeddedExchange:
         members = [member] if member is not None else self.trading.members()
         return {m: self.trading.truth(m) for m in members}
 
-    def demo_cash_moved_micros(self, view: MemberTruth, shard: int | None) -> int:
-        """How far the demo member's trading moved its cash from the opening balances (the
-        demo portfolio's balance plus this is what ``/portfolio/balance`` reports)."""
-        shards = view.cash_by_shard_micros.keys() if shard is None else [shard]
-        return sum(
-            view.cash_by_shard_micros.get(s, 0) - self._demo_opening.get(s, 0) for s in shards
-        )
+    def arm_trading_fault(self, spec: str) -> None:
+        """Arm a trading fault from its spec (``kalshi_sim.trading_faults.parse_spec``), as
+        ``--trading-fault`` and ``POST /_sim/trading_faults`` do; ValueError (one line) if bad."""
+        fault, options = parse_spec(spec)
+        if fault is TradingFault.LOSE_PRIVATE_EVENTS:
+            member = options.pop("member", None)
+            if options:
+                raise ValueError(f"lose_private_events takes only member=, not {sorted(options)}")
+            self.ws.lose_private_events(None if member is None else str(member))
+            return
+        if "member" in options:
+            raise ValueError(f"{fault} takes no member=")
+        self.trading.faults.arm(fault, **options)  # type: ignore[arg-type]

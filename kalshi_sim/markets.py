@@ -1,13 +1,18 @@
 """The embedded exchange's markets and their true order books.
 
-Books are bids only, as on Kalshi: YES bids at yes-leg prices and NO bids at no-leg
-prices, both in integer micro-dollars with integer centi-contract sizes. The generated
-set deliberately includes the awkward cases a client must handle: sub-penny ticks,
-fractional sizes, a book with one empty side and a book with no levels at all.
+The truth is the matching engine (:mod:`kalshi_sim.matching`, ``MarketSet.engine``): every
+level of every book is the sum of real resting orders. Books read as bids only, as on
+Kalshi: YES bids at yes-leg prices and NO bids at no-leg prices (a resting ask at YES price
+``p`` is a NO bid at ``1 - p``), in integer micro-dollars with integer centi-contract
+sizes. The generated set deliberately includes the awkward cases a client must handle:
+sub-penny ticks, fractional sizes, a book with one empty side and a book with no levels.
 
-Generating a market draws only its listing data; its book grows from its own key the first
-time anything reads it (``SimMarket.yes``/``no``/``levels``), so building 20,000 markets is
-cheap and a book does not depend on which others were read first.
+Generating a market draws only its listing data; the engine lists it, and its book grows
+from its own key as resting orders of the house member, the first time anything reads or
+trades it (``SimMarket.yes``/``no``/``levels``, or any engine call naming it), so building
+20,000 markets is cheap and a book does not depend on which others were read first. The
+stream's random activity is :class:`kalshi_sim.participant.Participant` moving the house's
+orders (and, if asked, taking liquidity), so users' orders and the stream share one book.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ import hashlib
 import random
 import struct
 import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
 from kalshi_api.orderbook_digest import book_digest
+from kalshi_sim.engine_types import BookChange, EngineOptions, MarketRules, Outcome, PriceRange
+from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.participant import ENDLESS_CASH_MICROS, HOUSE, TAKER, Participant
 
 CENT = MICROS_PER_DOLLAR // 100
 DECI_CENT = CENT // 10
@@ -43,6 +55,26 @@ def shard_of_series(series_ticker: str) -> int:
     return _SERIES_SHARD.get(series_ticker, 0)
 
 
+PRICE_RANGES: dict[str, tuple[PriceRange, ...]] = {
+    "linear_cent": (PriceRange(0, MICROS_PER_DOLLAR, CENT),),
+    "deci_cent": (PriceRange(0, MICROS_PER_DOLLAR, DECI_CENT),),
+    "tapered_deci_cent": (
+        PriceRange(0, 10 * CENT, DECI_CENT),
+        PriceRange(10 * CENT, 90 * CENT, CENT),
+        PriceRange(90 * CENT, MICROS_PER_DOLLAR, DECI_CENT),
+    ),
+}
+"""Each price level structure's ``price_ranges`` grid, as the engine checks prices."""
+
+MAKER_FEE_SERIES = frozenset({"KXFED"})
+"""Series charging maker fees (``fee_type = quadratic_with_maker_fees``, ~1% of series on
+Kalshi); every other series is ``quadratic`` (taker fees only)."""
+
+
+def fee_type_of_series(series_ticker: str) -> str:
+    return "quadratic_with_maker_fees" if series_ticker in MAKER_FEE_SERIES else "quadratic"
+
+
 _SERIES = (
     ("KXHIGHNY", "Highest temperature in NYC", "B{:.1f}", (40.0, 70.0)),
     ("KXFED", "Fed funds upper bound", "T{:.2f}", (3.0, 5.0)),
@@ -62,17 +94,52 @@ class BookLevels:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """One change to one price level, as the exchange applied it to the truth."""
+    """One change to one price level, as the exchange applied it to the truth.
+
+    ``member``/``client_order_id`` name the order behind it when one member's order caused
+    the whole change (the WS feed annotates that member's own deltas, §3.6)."""
 
     ticker: str
     side: str
     price_micros: int
     delta_centi: int
+    member: str | None = None
+    client_order_id: str | None = None
+    book_seq: int = 0
+    """The book version after this change (``BookChange.book_seq``; 0 when unknown)."""
+
+
+def deltas_of(changes: Sequence[BookChange]) -> list[Delta]:
+    """Book changes merged per level (in first-touched order), zero sums dropped: one
+    :class:`Delta` per level an outcome moved. A level moved by one order keeps its
+    member and ``client_order_id``."""
+    merged: dict[tuple[str, str, int], list[object]] = {}
+    for change in changes:
+        key = (change.ticker, change.leg, change.price_micros)
+        entry = merged.get(key)
+        if entry is None:
+            merged[key] = [
+                change.delta_centi,
+                change.member,
+                change.client_order_id,
+                change.order_id,
+                change.book_seq,
+            ]
+        else:
+            entry[0] = int(entry[0]) + change.delta_centi  # type: ignore[call-overload]
+            entry[4] = max(int(entry[4]), change.book_seq)  # type: ignore[call-overload]
+            if entry[3] != change.order_id:
+                entry[1] = entry[2] = None
+    return [
+        Delta(ticker, leg, price, int(total), member, client, int(seq))  # type: ignore[arg-type, call-overload]
+        for (ticker, leg, price), (total, member, client, _, seq) in merged.items()
+        if total
+    ]
 
 
 @dataclass(slots=True)
 class SimMarket:
-    """A market's listing data and its true book (mutated only under ``MarketSet.lock``).
+    """A market's listing data; its true book lives in the engine (``MarketSet.engine``).
 
     The book is grown on first access from ``book_seed`` (see ``MarketSet.generate``): 20,000
     books cost most of the time to build the exchange, and growing each one from its own key
@@ -96,22 +163,25 @@ class SimMarket:
     """The key the book grows from on first access; None once grown (or for a book born empty)."""
     one_sided: bool = False
     """True for a book grown with YES bids only."""
-    _yes: dict[int, int] = field(default_factory=dict, repr=False)
-    _no: dict[int, int] = field(default_factory=dict, repr=False)
+    owner: MarketSet | None = field(default=None, repr=False, compare=False)
+    """The set whose engine holds this market's book (set by ``MarketSet``)."""
 
     @property
     def yes(self) -> dict[int, int]:
-        """YES bids, price -> size (the live dict: mutate only under ``MarketSet.lock``)."""
-        if self.book_seed is not None:
-            self._grow_book()
-        return self._yes
+        """YES bids, price -> size (the engine's live dict: read-only, under ``MarketSet.lock``)."""
+        return self._book()["yes"]
 
     @property
     def no(self) -> dict[int, int]:
-        """NO bids, price -> size (the live dict: mutate only under ``MarketSet.lock``)."""
-        if self.book_seed is not None:
-            self._grow_book()
-        return self._no
+        """NO bids, price -> size (the engine's live dict: read-only, under ``MarketSet.lock``)."""
+        return self._book()["no"]
+
+    def _book(self) -> dict[str, dict[int, int]]:
+        owner = self.owner
+        if owner is None:
+            raise RuntimeError(f"market {self.ticker} belongs to no MarketSet")
+        with owner.lock:
+            return owner.engine.book(self.ticker)  # type: ignore[return-value]
 
     def tick_at(self, price_micros: int) -> int:
         """The tick size at a price under this market's price level structure."""
@@ -123,43 +193,70 @@ class SimMarket:
         return CENT
 
     def levels(self) -> BookLevels:
-        if self.book_seed is not None:
-            self._grow_book()
-        return BookLevels(yes=tuple(sorted(self._yes.items())), no=tuple(sorted(self._no.items())))
-
-    def _grow_book(self) -> None:
-        """Grow the book from its key, once.
-
-        The exchange's own readers hold ``MarketSet.lock``, but ``yes``/``no``/``levels`` are
-        public and a caller on another thread may read without it: the check is repeated
-        under ``_GROWING`` so exactly one caller grows the book (never twice, never over a
-        delta already applied), and the key is cleared only once both sides are in place.
-        ``_GROWING`` is taken inside ``MarketSet.lock``, never around it, so no deadlock.
-        """
-        with _GROWING:
-            key = self.book_seed
-            if key is None:
-                return
-            _fill_book(self, key)
-            self.book_seed = None
-
-
-_GROWING = threading.Lock()
-"""Serialises first-access book growth (held for microseconds, never while taking another lock)."""
+        """Both sides, sorted, taken at once (a caller on any thread: growth and the stream
+        both happen under ``MarketSet.lock``, so a book grows exactly once, never over a
+        change already applied)."""
+        owner = self.owner
+        if owner is None:
+            raise RuntimeError(f"market {self.ticker} belongs to no MarketSet")
+        with owner.lock:
+            book = owner.engine.book(self.ticker)
+            return BookLevels(
+                yes=tuple(sorted(book["yes"].items())), no=tuple(sorted(book["no"].items()))
+            )
 
 
 class MarketSet:
     """All markets of the exchange, their true books, and the delta generator."""
 
-    def __init__(self, markets: list[SimMarket], seed: int) -> None:
+    def __init__(
+        self,
+        markets: list[SimMarket],
+        seed: int,
+        *,
+        engine_options: EngineOptions | None = None,
+        take_probability: float = 0.0,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
+        """Serialises every engine call: the stream, REST writes, readers, book growth."""
         self._markets = {m.ticker: m for m in markets}
         self._listing_keys = {m.ticker: f"{index:06d}" for index, m in enumerate(markets)}
         self._streamable = [m for m in markets if not m.frozen_book]
-        self._rng = random.Random(seed ^ 0x5EED)
+        for market in markets:
+            market.owner = self
+        self.clock_ms = clock_ms or _wall_clock_ms
+        """Engine time (integer ms) for changes this set makes itself."""
+        if engine_options is None:
+            engine_options = EngineOptions(id_seed=seed)
+        self.engine = MatchingEngine(engine_options)
+        """The truth: every book, order, fill, position and member's cash."""
+        shards = {shard: ENDLESS_CASH_MICROS for shard in SHARD_DESCRIPTIONS}
+        self.engine.open_account(HOUSE, shards)
+        self.engine.open_account(TAKER, shards)
+        for member in (HOUSE, TAKER):  # busy all day: keep little of their history
+            self.engine.limit_history(member, orders=1_000, fills=1_000)
+        self.engine.set_market_loader(self._list_market)
+        self.participant = Participant(
+            self.engine,
+            seed,
+            take_probability=take_probability,
+            random_price=_random_price,
+            random_size=_random_size,
+        )
+        self._pending: deque[Delta] = deque()
+        self._listeners: list[Callable[[Outcome], None]] = []
 
     @classmethod
-    def generate(cls, count: int, seed: int = 0) -> MarketSet:
+    def generate(
+        cls,
+        count: int,
+        seed: int = 0,
+        *,
+        engine_options: EngineOptions | None = None,
+        take_probability: float = 0.0,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> MarketSet:
         """Build ``count`` markets deterministically from ``seed``.
 
         Market 1 (if present) has sub-penny ticks, market 2 only YES bids, market 3 an
@@ -207,7 +304,13 @@ class MarketSet:
                     index == 2,  # one_sided
                 )
             )
-        return cls(markets, seed)
+        return cls(
+            markets,
+            seed,
+            engine_options=engine_options,
+            take_probability=take_probability,
+            clock_ms=clock_ms,
+        )
 
     # -- reads (take the lock: the stream mutates books from another thread) -------------
     def tickers(self) -> list[str]:
@@ -226,8 +329,7 @@ class MarketSet:
         return self._markets[ticker]
 
     def levels(self, ticker: str) -> BookLevels:
-        with self.lock:
-            return self._markets[ticker].levels()
+        return self._markets[ticker].levels()
 
     def digest(self, ticker: str) -> str:
         """The true book's digest, comparable with a client ``OrderBook.digest()``."""
@@ -235,28 +337,83 @@ class MarketSet:
         return book_digest(levels.yes, levels.no)
 
     # -- writes --------------------------------------------------------------------------
-    def next_delta(self) -> Delta | None:
-        """Apply one random, non-crossing change to a streamable book and return it."""
-        if not self._streamable:
-            return None
-        rng = self._rng
+    def next_activity(self) -> Outcome | None:
+        """One step of the exchange's own activity, as the engine's :class:`Outcome`.
+
+        Due expiries first (an Outcome cancelling every order whose ``expiration_time``
+        passed), else one participant step: a house quote added or taken off one level, or,
+        at ``take_probability``, a take that trades with the best resting order. The WS feed
+        publishes its ``book_changes`` (``deltas_of``), ``trades`` and, for users' orders,
+        fills and order updates. None when the step changed nothing.
+        """
         with self.lock:
-            market = rng.choice(self._streamable)
-            side = "yes" if rng.random() < 0.5 else "no"
-            book = market.yes if side == "yes" else market.no
-            if book and rng.random() < 0.45:
-                price = rng.choice(list(book))
-                size = book[price]
-                delta = -size if rng.random() < 0.35 else -rng.randint(1, size)
-            else:
-                price = _random_price(market, side, rng)
-                delta = _random_size(market, rng)
-            new_size = book.get(price, 0) + delta
-            if new_size:
-                book[price] = new_size
-            else:
-                book.pop(price, None)
-            return Delta(market.ticker, side, price, delta)
+            now = self.clock_ms()
+            expired = self.engine.expire(now)
+            if expired.orders_changed:
+                return expired
+            return self.participant.step(self._streamable, now)
+
+    def next_delta(self) -> Delta | None:
+        """The next level change of the exchange's own activity (``next_activity`` merged per
+        level; an activity moving several levels is handed out one delta per call).
+
+        Kept for callers that only move books: trades and users' order updates of those
+        activities are not reported here (use ``next_activity``)."""
+        with self.lock:
+            if self._pending:
+                return self._pending.popleft()
+            for _ in range(4):  # a quote refused (crossing a user's order) yields nothing
+                outcome = self.next_activity()
+                if outcome is None:
+                    continue
+                deltas = deltas_of(outcome.book_changes)
+                if deltas:
+                    self._pending.extend(deltas[1:])
+                    return deltas[0]
+            return None
+
+    def add_listener(self, listener: Callable[[Outcome], None]) -> None:
+        """Call ``listener(outcome)`` (under ``lock``, must not block) for every change made
+        outside the stream: the demo account's fixture mutators (an order rested or cancelled
+        by a test moves a public level, which the WS feed must publish)."""
+        self._listeners.append(listener)
+
+    def publish(self, outcome: Outcome) -> None:
+        """Hand a change made outside the stream to the listeners (see ``add_listener``)."""
+        if not (outcome.book_changes or outcome.orders_changed or outcome.fills):
+            return
+        with self.lock:
+            for listener in self._listeners:
+                listener(outcome)
+
+    def _list_market(self, ticker: str) -> None:
+        """The engine's loader: list a generated market and grow its book as house orders."""
+        market = self._markets.get(ticker)
+        if market is None:
+            return
+        with self.lock:
+            if self.engine.has_market(ticker):
+                return
+            self.engine.add_market(
+                MarketRules(
+                    ticker,
+                    market.event_ticker,
+                    market.series_ticker,
+                    market.exchange_index,
+                    PRICE_RANGES.get(market.price_level_structure, PRICE_RANGES["linear_cent"]),
+                    fee_type_of_series(market.series_ticker),
+                    Fraction(1),
+                    "active",
+                )
+            )
+            key = market.book_seed
+            if key is not None:
+                self.engine.seed_orders(HOUSE, ticker, _grown_quotes(market, key), self.clock_ms())
+                market.book_seed = None
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _unique(ticker: str, taken: set[str], numbered: dict[str, int]) -> str:
@@ -340,8 +497,19 @@ _SIDE_BYTES = _MAX_DRAWS * _LEVEL.size
 _BOOK_BYTES = 2 + 2 * _SIDE_BYTES
 
 
-def _fill_book(market: SimMarket, key: bytes) -> None:
-    """Fill the market's (empty) sides from ``key`` alone.
+def _grown_quotes(market: SimMarket, key: bytes) -> list[tuple[str, int, int]]:
+    """The house's first quotes in a market, ``(side, yes_price, centi)``, from ``key`` alone:
+    one per level of the book ``_fill_book`` draws (a repeated price is one bigger quote)."""
+    yes: dict[int, int] = {}
+    no: dict[int, int] = {}
+    _fill_book(market, key, yes, no)
+    quotes = [("bid", price, size) for price, size in yes.items()]
+    quotes += [("ask", MICROS_PER_DOLLAR - price, size) for price, size in no.items()]
+    return quotes
+
+
+def _fill_book(market: SimMarket, key: bytes, yes: dict[int, int], no: dict[int, int]) -> None:
+    """Fill empty ``yes``/``no`` level dicts (leg price -> size) from ``key`` alone.
 
     SHAKE-256 of the key gives every draw of the book in one call (~1.5 us), where seeding
     a ``random.Random`` per market costs ~6 us and each ``random()`` a Python-level call;
@@ -350,11 +518,11 @@ def _fill_book(market: SimMarket, key: bytes) -> None:
     entropy = hashlib.shake_256(key).digest(_BOOK_BYTES)
     fair = market.fair_micros
     count = _COUNT[entropy[0]] * _LEVEL.size
-    _grow_side(market, market._yes, fair, entropy[2 : 2 + count])
+    _grow_side(market, yes, fair, entropy[2 : 2 + count])
     if not market.one_sided:
         count = _COUNT[entropy[1]] * _LEVEL.size
         start = 2 + _SIDE_BYTES
-        _grow_side(market, market._no, MICROS_PER_DOLLAR - fair, entropy[start : start + count])
+        _grow_side(market, no, MICROS_PER_DOLLAR - fair, entropy[start : start + count])
 
 
 def _grow_side(market: SimMarket, book: dict[int, int], fair: int, entropy: bytes) -> None:

@@ -27,6 +27,8 @@ import heapq
 import random
 from bisect import insort
 from collections import deque
+from collections.abc import Callable, Iterable
+from fractions import Fraction
 from typing import Literal
 
 from kalshi_sim.engine_types import (
@@ -145,6 +147,51 @@ class _Order:
         self.maker_fill_cost_micros = 0
         self.taker_fees_micros = 0
         self.maker_fees_micros = 0
+
+    @classmethod
+    def seeded(
+        cls,
+        order_id: str,
+        seq: int,
+        member: str,
+        rules: MarketRules,
+        side: str,
+        price: int,
+        size: int,
+        now: int,
+    ) -> _Order:
+        """A plain GTC resting order without an ``OrderRequest`` (seeding, fixtures)."""
+        order = cls.__new__(cls)
+        order.order_id = order_id
+        order.seq = seq
+        order.client_order_id = None
+        order.member = member
+        order.subaccount = 0
+        order.ticker = rules.ticker
+        order.event_ticker = rules.event_ticker
+        order.exchange_index = rules.exchange_index
+        order.side = side
+        order.price_micros = price
+        order.initial_centi = size
+        order.fill_centi = 0
+        order.remaining_centi = size
+        order.status = "resting"
+        order.time_in_force = "good_till_canceled"
+        order.stp = "taker_at_cross"
+        order.post_only = False
+        order.reduce_only = False
+        order.cancel_order_on_pause = False
+        order.order_group_id = None
+        order.expiration_time_s = None
+        order.created_ms = now
+        order.last_update_ms = now
+        order.last_update_reason = None
+        order.reserved_micros = 0
+        order.taker_fill_cost_micros = 0
+        order.maker_fill_cost_micros = 0
+        order.taker_fees_micros = 0
+        order.maker_fees_micros = 0
+        return order
 
     def view(self) -> EngineOrder:
         return EngineOrder(
@@ -266,6 +313,7 @@ class _Account:
         "cash",
         "client_ids",
         "dead",
+        "dead_kept",
         "fills",
         "groups",
         "live",
@@ -273,11 +321,17 @@ class _Account:
         "orders",
         "positions",
         "reserved",
+        "seq",
         "settlements",
+        "updated_ms",
     )
 
     def __init__(self, member: str, fills_kept: int) -> None:
         self.member = member
+        self.seq = 0
+        """The member's orders so far (an order's ``seq`` is its number among them)."""
+        self.updated_ms = 0
+        """When the member's cash, orders or positions last changed."""
         self.cash: dict[int, int] = {}
         self.reserved: dict[int, int] = {}
         self.orders: dict[str, _Order] = {}
@@ -285,6 +339,8 @@ class _Account:
         self.live: dict[str, _Order] = {}
         self.dead: deque[str] = deque()
         self.fills: deque[Fill] = deque(maxlen=fills_kept)
+        self.dead_kept: int | None = None
+        """This member's own finished-order budget (None: the engine option's)."""
         self.positions: dict[tuple[int, str], _Position] = {}
         self.settlements: list[Settlement] = []
         self.groups: dict[str, _Group] = {}
@@ -303,6 +359,9 @@ class _Book:
         "grid",
         "no",
         "rules",
+        "seed_member",
+        "seed_ms",
+        "version",
         "yes",
     )
 
@@ -318,6 +377,11 @@ class _Book:
         """Public NO leg: ``1 - ask price`` -> resting centi."""
         self.grid = rules.price_ranges
         self.fee_hold = 0
+        self.seed_member: str | None = None
+        """Whose seeded levels have no order objects yet (see ``seed_orders``)."""
+        self.seed_ms = 0
+        self.version = 0
+        """Changes to the public levels so far (``BookChange.book_seq``)."""
         """Micro-dollars a resting centi-contract holds for its worst-case fee."""
 
 
@@ -381,7 +445,8 @@ class MatchingEngine:
         self._paused_shards: set[int] = set()
         self._all_paused = False
         self._cancels_refused = False
-        self._seq = 0
+        self._loader: Callable[[str], object] | None = None
+        self._fee_holds: dict[Fraction, int] = {}
         self._fees_collected = 0
         self._expiry_tick = 0
 
@@ -399,9 +464,11 @@ class MatchingEngine:
                 raise ValueError(f"price range {grid} is not on a $0.0001 grid")
         book = self._books[rules.ticker] = _Book(rules)
         if rules.fee_type != "flat":
-            book.fee_hold = fee_reserve_per_centi(
-                rules.fee_multiplier, self.options.fee_quantum_micros
-            )
+            hold = self._fee_holds.get(rules.fee_multiplier)
+            if hold is None:
+                hold = fee_reserve_per_centi(rules.fee_multiplier, self.options.fee_quantum_micros)
+                self._fee_holds[rules.fee_multiplier] = hold
+            book.fee_hold = hold
 
     def has_market(self, ticker: str) -> bool:
         return ticker in self._books
@@ -427,9 +494,22 @@ class MatchingEngine:
         return member in self._accounts
 
     # -- order entry -----------------------------------------------------------------------
-    def place(self, req: OrderRequest, now_ms: int) -> Outcome:
-        """Create an order; it matches, then rests (GTC) or ends (IOC/FOK). Raises Reject."""
-        book = self._tradable_book(req.ticker)
+    def place(
+        self,
+        req: OrderRequest,
+        now_ms: int,
+        *,
+        order_id: str | None = None,
+        funded: bool = True,
+        ignore_pause: bool = False,
+    ) -> Outcome:
+        """Create an order; it matches, then rests (GTC) or ends (IOC/FOK). Raises Reject.
+
+        ``order_id``, ``funded=False`` and ``ignore_pause`` are for the simulator's fixtures
+        only (the demo account's deterministic orders, test mutators): a given id (ValueError
+        if taken); an order that is not checked against, and holds nothing of, the balance;
+        an order placed whatever pause or deactivation is in force (not on a closed market)."""
+        book = self._tradable_book(req.ticker, ignore_pause=ignore_pause)
         self._check_request(req, book, now_ms)
         account = self._account(req.member)
         if req.client_order_id is not None and req.client_order_id in account.client_ids:
@@ -465,15 +545,19 @@ class MatchingEngine:
                 "fill_or_kill_insufficient_resting_volume",
                 "not enough resting volume to fill the whole order",
             )
-        hold = self._hold(book, req.side, req.price_micros, count)
+        if order_id is not None and order_id in self._orders:
+            raise ValueError(f"duplicate order id {order_id}")
+        exempt = req.reduce_only and not self.options.reduce_only_holds_collateral
+        hold = self._hold(book, req.side, req.price_micros, count) if funded and not exempt else 0
         shard = book.rules.exchange_index
         if account.cash.get(shard, 0) < hold:
             raise Reject(400, "insufficient_balance", "insufficient balance for this order")
         # -- accepted: from here on nothing raises
         if req.client_order_id is not None:
             account.client_ids.add(req.client_order_id)
-        self._seq += 1
-        order = _Order(self._new_id(), self._seq, req, book.rules, now_ms)
+        account.seq += 1
+        account.updated_ms = now_ms
+        order = _Order(order_id or self._new_id(), account.seq, req, book.rules, now_ms)
         if count:  # a reduce-only order capped by the position: the capped count is its count
             order.initial_centi = order.remaining_centi = count
         self._orders[order.order_id] = order
@@ -499,12 +583,20 @@ class MatchingEngine:
         return changes.outcome(order, now_ms)
 
     def cancel(
-        self, member: str, order_id: str, now_ms: int, subaccount: int | None = None
+        self,
+        member: str,
+        order_id: str,
+        now_ms: int,
+        subaccount: int | None = None,
+        *,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Cancel a resting order (the reply's ``reduced_by`` is what was resting, i.e.
-        ``reduced_by_centi(outcome)``); 404 ``not_found`` if dead/unknown."""
+        ``reduced_by_centi(outcome)``); 404 ``not_found`` if dead/unknown. ``ignore_pause``
+        is for fixtures: cancel whatever pause is in force."""
         order = self._live_order(member, order_id, subaccount)
-        self._check_cancel_allowed(order.ticker)
+        if not ignore_pause:
+            self._check_cancel_allowed(order.ticker)
         changes = _Changes()
         self._cancel_resting(order, None, now_ms, changes)
         return changes.outcome(order, now_ms)
@@ -550,6 +642,8 @@ class MatchingEngine:
             raise Reject(400, "invalid_order", "post only order would cross", "post only cross")
         shard = book.rules.exchange_index
         new_hold = self._hold(book, order.side, price_micros, max(new_remaining, 0))
+        if order.reduce_only and not self.options.reduce_only_holds_collateral:
+            new_hold = 0
         if self.options.reserve_resting_balance:
             needed = new_hold - order.reserved_micros
         else:
@@ -600,13 +694,18 @@ class MatchingEngine:
         now_ms: int,
         reduce_by_centi: int | None = None,
         reduce_to_centi: int | None = None,
+        *,
+        ignore_pause: bool = False,
     ) -> Outcome:
         """Shrink the resting count (exactly one of ``reduce_by``/``reduce_to``, the latter
-        being the new remaining count); keeps queue position; 0 left cancels."""
+        being the new remaining count); keeps queue position; 0 left cancels. ``ignore_pause``
+        is for fixtures."""
         if (reduce_by_centi is None) == (reduce_to_centi is None):
             raise Reject(400, "invalid_parameters", "give exactly one of reduce_by, reduce_to")
         order = self._live_order(member, order_id, None)
-        book = self._tradable_book(order.ticker)
+        if not ignore_pause:  # a decrease is a partial cancel: allowed in a weekly pause
+            self._check_cancel_allowed(order.ticker)
+        book = self._book(order.ticker)
         if reduce_by_centi is not None:
             if reduce_by_centi <= 0:
                 raise Reject(400, "invalid_parameters", "reduce_by must be positive")
@@ -908,8 +1007,13 @@ class MatchingEngine:
     def book(self, ticker: str) -> dict[Leg, dict[int, int]]:
         """The public book: per leg, leg price -> resting centi-contracts (live dicts owned by
         the engine: read under the caller's lock, never mutate)."""
-        book = self._book(ticker)
+        book = self._levels_book(ticker)
         return {"yes": book.yes, "no": book.no}
+
+    def book_seq(self, ticker: str) -> int:
+        """The book's version: the ``book_seq`` of the last change to its public levels (a
+        snapshot of ``book(ticker)`` taken under the same lock is as of this version)."""
+        return self._levels_book(ticker).version
 
     def best_prices(self, ticker: str) -> tuple[int | None, int | None]:
         """(best bid, best ask) in YES prices, None for an empty side."""
@@ -957,6 +1061,186 @@ class MatchingEngine:
         account = self._accounts.get(member)
         return len(account.live) if account is not None else 0
 
+    def limit_history(self, member: str, *, orders: int, fills: int) -> None:
+        """Keep fewer finished orders and fills for one member than the options say (the
+        exchange's own busy members: their history is nobody's to read)."""
+        account = self._account(member)
+        account.dead_kept = orders
+        account.fills = deque(account.fills, maxlen=fills)
+
+    def updated_ms(self, member: str) -> int:
+        """When the member's cash, orders or positions last changed (0: never)."""
+        account = self._accounts.get(member)
+        return account.updated_ms if account is not None else 0
+
+    def level_orders(self, ticker: str, side: str, price_micros: int) -> list[EngineOrder]:
+        """The resting orders at one YES price of one side, in time priority."""
+        book = self._book(ticker)
+        level = (book.bids if side == "bid" else book.asks).get(price_micros, {})
+        return [order.view() for order in level.values()]
+
+    def member_volume(self, ticker: str, side: str, price_micros: int, member: str) -> int:
+        """Centi-contracts ``member`` rests at one YES price of one side."""
+        book = self._book(ticker)
+        level = (book.bids if side == "bid" else book.asks).get(price_micros, {})
+        return sum(o.remaining_centi for o in level.values() if o.member == member)
+
+    # -- simulator fixtures (not Kalshi behaviour: seeding and test mutators) -------------
+    def set_market_loader(self, loader: Callable[[str], object] | None) -> None:
+        """``loader(ticker)`` is called when a call names a market the engine does not list
+        yet; it may ``add_market`` (and ``seed_orders``) it. Lets the exchange list 20,000
+        markets lazily, growing each book on first use."""
+        self._loader = loader
+
+    def seed_orders(
+        self,
+        member: str,
+        ticker: str,
+        quotes: Iterable[tuple[str, int, int]],
+        now_ms: int,
+    ) -> int:
+        """Rest ``(side, yes_price, centi)`` quotes of ``member`` in an empty book at once: the
+        generated liquidity of a book as it first grows. No checks, no cash held, no Outcome
+        (nobody has seen the book yet). The quotes must not cross, nor share a price.
+
+        Only the public levels are written now; the orders themselves are made the first
+        time a call needs the book's queues (any order entry or lifecycle call on it), so
+        20,000 books read once cost dict writes, not 280,000 order objects. Their ids are
+        ``{ticker}:{member}:{n}``, independent of which books grew first. Returns the count.
+        """
+        book = self._books[ticker]
+        if book.bids or book.asks or book.yes or book.no:
+            raise ValueError(f"book {ticker} is not empty")
+        yes, no = book.yes, book.no
+        count = 0
+        for side, price, size in quotes:
+            if side == "bid":
+                yes[price] = size
+            else:
+                no[DOLLAR - price] = size
+            count += 1
+        if count:
+            book.seed_member = member
+            book.seed_ms = now_ms
+            self._account(member)
+        return count
+
+    def _materialize(self, book: _Book) -> None:
+        """Turn a seeded book's levels into its member's resting orders (see seed_orders)."""
+        member, now = book.seed_member, book.seed_ms
+        assert member is not None
+        book.seed_member = None
+        account = self._accounts[member]
+        rules = book.rules
+        ticker = rules.ticker
+        index = 0
+        for side, levels, queues, prices in (
+            ("bid", book.yes, book.bids, book.bid_prices),
+            ("ask", book.no, book.asks, book.ask_prices),
+        ):
+            for leg_price, size in levels.items():
+                price = leg_price if side == "bid" else DOLLAR - leg_price
+                index += 1
+                account.seq += 1
+                order = _Order.seeded(
+                    f"{ticker}:{member}:{index}", account.seq, member, rules, side, price, size, now
+                )
+                self._orders[order.order_id] = order
+                account.orders[order.order_id] = order
+                account.live[order.order_id] = order
+                queues[price] = {order.order_id: order}
+            prices.extend(sorted(queues))
+
+    def reset_member(self, member: str, now_ms: int) -> Outcome:
+        """Forget a member entirely (a fresh demo account over the same books): its resting
+        orders are cancelled off the books (the Outcome says which levels moved), then its
+        orders, ids, positions, groups and cash are dropped."""
+        changes = _Changes()
+        account = self._accounts.get(member)
+        if account is None:
+            return changes.outcome(None, now_ms)
+        for order in list(account.live.values()):
+            self._cancel_resting(order, None, now_ms, changes)
+        for order_id in account.orders:
+            self._orders.pop(order_id, None)
+        for (_, ticker), position in account.positions.items():
+            self._positions_by_ticker[ticker].remove(position)
+        for group_id in account.groups:
+            self._groups.pop(group_id, None)
+        del self._accounts[member]
+        return changes.outcome(None, now_ms)
+
+    def set_position(
+        self,
+        member: str,
+        ticker: str,
+        position_centi: int,
+        *,
+        cost_micros: int,
+        realized_pnl_micros: int = 0,
+        fees_paid_micros: int = 0,
+        total_traded_micros: int = 0,
+        event_ticker: str,
+        exchange_index: int,
+        now_ms: int,
+        subaccount: int = 0,
+    ) -> Position:
+        """Replace a position outright, on a listed market or not (the demo account and tests:
+        contracts are not conserved by this)."""
+        account = self._account(member)
+        key = (subaccount, ticker)
+        position = account.positions.get(key)
+        if position is None:
+            rules = MarketRules(ticker, event_ticker, "", exchange_index)
+            position = account.positions[key] = _Position(member, subaccount, rules)
+            self._positions_by_ticker.setdefault(ticker, []).append(position)
+        position.event_ticker = event_ticker
+        position.exchange_index = exchange_index
+        position.position = position_centi
+        position.cost = cost_micros
+        position.realized = realized_pnl_micros
+        position.fees = fees_paid_micros
+        position.traded = total_traded_micros
+        position.last_ms = now_ms
+        account.updated_ms = now_ms
+        return position.view()
+
+    def remove_position(self, member: str, ticker: str, now_ms: int, subaccount: int = 0) -> bool:
+        """Forget a position row (tests); False if there was none."""
+        account = self._accounts.get(member)
+        position = account.positions.pop((subaccount, ticker), None) if account else None
+        if position is None or account is None:
+            return False
+        self._positions_by_ticker[ticker].remove(position)
+        account.updated_ms = now_ms
+        return True
+
+    def fill_resting(self, member: str, order_id: str, now_ms: int, counterparty: str) -> Outcome:
+        """Fill a resting order completely now, ``counterparty`` taking the other side at its
+        price whatever the queue (a test mutator: ``Account.execute_order``)."""
+        maker = self._live_order(member, order_id, None)
+        book = self._book(maker.ticker)
+        other = self._account(counterparty)
+        other.seq += 1
+        taker = _Order.seeded(
+            self._new_id(),
+            other.seq,
+            counterparty,
+            book.rules,
+            "ask" if maker.side == "bid" else "bid",
+            maker.price_micros,
+            maker.remaining_centi,
+            now_ms,
+        )
+        taker.time_in_force = "immediate_or_cancel"
+        self._orders[taker.order_id] = taker
+        other.orders[taker.order_id] = taker
+        changes = _Changes()
+        changes.orders[taker.order_id] = taker
+        self._execute(book, taker, maker, now_ms, changes)
+        self._end(taker, "executed", "Trade", now_ms, changes)
+        return changes.outcome(maker, now_ms)
+
     # -- internals: checks -----------------------------------------------------------------
     def _account(self, member: str) -> _Account:
         account = self._accounts.get(member)
@@ -966,18 +1250,32 @@ class MatchingEngine:
         return account
 
     def _book(self, ticker: str) -> _Book:
+        """The market's book with its queues (seeded orders made on first need)."""
+        book = self._levels_book(ticker)
+        if book.seed_member is not None:
+            self._materialize(book)
+        return book
+
+    def _levels_book(self, ticker: str) -> _Book:
+        """The market's book, listing it through the loader if needed; its queues may still
+        be seeded levels only (``book.yes``/``book.no`` are always right)."""
         book = self._books.get(ticker)
+        if book is None and self._loader is not None:
+            self._loader(ticker)  # lists it (and seeds its book) if the caller knows it
+            book = self._books.get(ticker)
         if book is None:
             raise Reject(404, "market_not_found", f"market {ticker} not found")
         return book
 
-    def _tradable_book(self, ticker: str) -> _Book:
+    def _tradable_book(self, ticker: str, *, ignore_pause: bool = False) -> _Book:
         """The book, or the Reject a place/amend gets on a closed, inactive or paused market."""
         book = self._book(ticker)
         status = book.rules.status
         options = self.options
         if status in _CLOSED_STATUSES:
             raise Reject(options.closed_status, options.closed_code, "market is closed")
+        if ignore_pause:
+            return book
         if (
             status == "inactive"
             or self._all_paused
@@ -1152,6 +1450,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 
@@ -1165,6 +1465,11 @@ class MatchingEngine:
         if len(heap) > 1024 and len(heap) > 4 * len(self._orders):
             self._expiries = [entry for entry in heap if entry[2].status == "resting"]
             heapq.heapify(self._expiries)
+
+    @staticmethod
+    def _bump(book: _Book) -> int:
+        book.version += 1
+        return book.version
 
     def _level_change(self, book: _Book, order: _Order, delta: int, changes: _Changes) -> None:
         """Move the public level of ``order`` by ``delta`` (negative) and record it."""
@@ -1188,6 +1493,8 @@ class MatchingEngine:
                 order.member,
                 order.client_order_id,
                 order.order_id,
+                order.subaccount,
+                self._bump(book),
             )
         )
 
@@ -1249,9 +1556,13 @@ class MatchingEngine:
         order.last_update_reason = reason
         changes.orders[order.order_id] = order
         account = self._accounts[order.member]
+        account.updated_ms = now
         self._release(account, order, order.reserved_micros)
         account.dead.append(order.order_id)
-        while len(account.dead) > self.options.dead_orders_kept_per_member:
+        kept = account.dead_kept
+        if kept is None:
+            kept = self.options.dead_orders_kept_per_member
+        while len(account.dead) > kept:
             forgotten = account.dead.popleft()
             account.orders.pop(forgotten, None)
             self._orders.pop(forgotten, None)
@@ -1352,6 +1663,7 @@ class MatchingEngine:
         """Move one side's cash and position for one execution."""
         rules = book.rules
         account = self._accounts[order.member]
+        account.updated_ms = now
         shard = rules.exchange_index
         # the hold for these contracts (at the order's limit) goes back, the real cost comes out
         self._release(account, order, self._hold(book, order.side, order.price_micros, quantity))

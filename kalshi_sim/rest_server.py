@@ -22,13 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
-from kalshi_sim.account import ORDER_STATUSES, SimOrder, SimPosition
+from kalshi_sim.account import ORDER_STATUSES, SimPosition
 from kalshi_sim.api_errors import ApiError, bare_bad_request
 from kalshi_sim.api_errors import bad_request as _bad_request
 from kalshi_sim.api_errors import not_found as _not_found
 from kalshi_sim.markets import BookLevels, SimMarket
 from kalshi_sim.status import EXCHANGE_PAUSED_ERROR
-from kalshi_sim.trading_desk import DEMO_MEMBER
 from kalshi_sim.trading_routes import Reply, Request, TradingRoutes, balance_body
 from kalshi_sim.trading_wire import order_json, position_json
 from kalshi_sim.wire import AUTH_ERROR_BODY, INTERNAL_ERROR, REST_PREFIX
@@ -162,7 +161,8 @@ class RestApi:
 
     def member(self, headers: Mapping[str, str]) -> str:
         """The member the request's API key trades for (the demo member when unsigned)."""
-        return self.exchange.trading.member_of(headers.get("KALSHI-ACCESS-KEY")) or DEMO_MEMBER
+        key_id = headers.get("KALSHI-ACCESS-KEY")
+        return self.exchange.trading.member_of(key_id) or self.exchange.account.member
 
     # -- routing ----------------------------------------------------------------------------------
     def _route(
@@ -274,26 +274,21 @@ class RestApi:
             raise _not_found(f"market {ticker} not found") from None
 
     # -- portfolio --------------------------------------------------------------------------------
-    # The demo member (the exchange's demo key) holds the generated demo portfolio (``Account``)
-    # and may trade too: its reads are the demo portfolio followed by its trading. Members added
-    # with ``EmbeddedExchange.add_member`` hold only what they traded.
+    # Every member's state is the engine's. The demo member's (the demo key's) is read through
+    # ``Account``, whose orders keep the direction they were created with (its fixtures set
+    # ``action``/``side``); other members', and the demo's while reads lag, through the
+    # desk's (lagged) view.
+    def _legacy(self, member: str) -> bool:
+        return (
+            member == self.exchange.account.member
+            and self.exchange.trading_settings.read_lag_ms <= 0
+        )
+
     def _balance(self, query: Mapping[str, str], member: str) -> dict[str, Any]:
         shard = _int_param(query, "exchange_index", default=None, low=0, high=63)
-        view = self.exchange.trading.view(member)
-        if member != DEMO_MEMBER:
-            return balance_body(view, shard)
-        body = self.exchange.account.balance_response(shard)
-        moved = self.exchange.demo_cash_moved_micros(view, shard)
-        if moved:
-            cents = body["balance"]
-            assert isinstance(cents, int)
-            total = cents * 10_000 + moved
-            body = {
-                **body,
-                "balance": total // 10_000,
-                "balance_dollars": format_dollars(total),
-            }
-        return body
+        if self._legacy(member):
+            return self.exchange.account.balance_response(shard)
+        return balance_body(self.exchange.trading.view(member), shard)
 
     def _positions(self, query: Mapping[str, str], member: str) -> dict[str, Any]:
         settlement = query.get("settlement_status", "") or "unsettled"
@@ -302,46 +297,45 @@ class RestApi:
         count_filter = _comma_list(query.get("count_filter", ""))
         if any(f not in ("position", "total_traded") for f in count_filter):
             raise _bad_request(f"invalid count_filter {query['count_filter']!r}")
-        traded = list(self.exchange.trading.view(member).positions)
-        traded_tickers = {p.ticker for p in traded}
-        legacy = self.exchange.account.positions() if member == DEMO_MEMBER else []
-        rows: list[_Row] = [
-            _Row(
-                p.ticker,
-                p.event_ticker,
-                p.exchange_index,
-                p.position_centi,
-                p.total_traded_micros,
-                lambda p=p: _position_json(p),
-                lambda p=p: (
-                    p.total_traded_micros,
+        rows: list[_Row]
+        if self._legacy(member):
+            rows = [
+                _Row(
+                    p.ticker,
+                    p.event_ticker,
+                    p.exchange_index,
                     p.position_centi,
-                    p.exposure_micros,
-                    p.realized_pnl_micros,
-                    p.fees_paid_micros,
-                ),
-            )
-            for p in legacy
-            if p.ticker not in traded_tickers
-        ]
-        rows += [
-            _Row(
-                p.ticker,
-                p.event_ticker,
-                p.exchange_index,
-                p.position_centi,
-                p.total_traded_micros,
-                lambda p=p: position_json(p),
-                lambda p=p: (
                     p.total_traded_micros,
+                    lambda p=p: _position_json(p),
+                    lambda p=p: (
+                        p.total_traded_micros,
+                        p.position_centi,
+                        p.exposure_micros,
+                        p.realized_pnl_micros,
+                        p.fees_paid_micros,
+                    ),
+                )
+                for p in self.exchange.account.positions()
+            ]
+        else:
+            rows = [
+                _Row(
+                    p.ticker,
+                    p.event_ticker,
+                    p.exchange_index,
                     p.position_centi,
-                    p.cost_micros,
-                    p.realized_pnl_micros,
-                    p.fees_paid_micros,
-                ),
-            )
-            for p in traded
-        ]
+                    p.total_traded_micros,
+                    lambda p=p: position_json(p),
+                    lambda p=p: (
+                        p.total_traded_micros,
+                        p.position_centi,
+                        p.cost_micros,
+                        p.realized_pnl_micros,
+                        p.fees_paid_micros,
+                    ),
+                )
+                for p in self.exchange.trading.view(member).positions
+            ]
         if settlement == "settled":
             rows = []
         if query.get("ticker"):
@@ -367,31 +361,17 @@ class RestApi:
         status = query.get("status", "")
         if status and status not in ORDER_STATUSES:
             raise _bad_request(f"invalid status {status!r}")
-        rows: list[_OrderRow] = []
-        if member == DEMO_MEMBER:
-            rows += [
-                _OrderRow(
-                    f"{o.seq:012d}",
-                    o.ticker,
-                    o.event_ticker,
-                    o.status,
-                    o.exchange_index,
-                    0,
-                    int(o.created_time.timestamp()),
-                    lambda o=o: _order_json(o),
-                )
-                for o in self.exchange.account.orders(status or None)
-            ]
-        rows += [
+        directions = self._directions(member)
+        rows = [
             _OrderRow(
-                f"e{o.seq:012d}",
+                f"{o.seq:012d}",
                 o.ticker,
                 o.event_ticker,
                 o.status,
                 o.exchange_index,
                 o.subaccount,
                 o.created_ms // 1000,
-                lambda o=o: order_json(o),
+                lambda o=o: order_json(o, directions.get(o.order_id)),
             )
             for o in self.exchange.trading.view(member).orders
             if not status or o.status == status
@@ -419,14 +399,17 @@ class RestApi:
         return {"orders": [o.render() for o in page], "cursor": cursor}
 
     def _order(self, query: Mapping[str, str], member: str, order_id: str) -> dict[str, Any]:
-        if member == DEMO_MEMBER:
-            legacy = self.exchange.account.order(order_id)
-            if legacy is not None:
-                return {"order": _order_json(legacy)}
         for order in self.exchange.trading.view(member).orders:
             if order.order_id == order_id:
-                return {"order": order_json(order)}
+                legacy = self._directions(member).get(order_id)
+                return {"order": order_json(order, legacy)}
         raise _not_found(f"order {order_id} not found")
+
+    def _directions(self, member: str) -> dict[str, tuple[str, str]]:
+        """The demo account's orders' deprecated ``(action, side)`` as its fixtures set them."""
+        if member != self.exchange.account.member:
+            return {}
+        return {o.order_id: (o.action, o.side) for o in self.exchange.account.orders()}
 
     def market_body(self, ticker: str) -> dict[str, Any]:
         """One market as ``GET /markets/{ticker}`` renders it (events embed these)."""
@@ -653,36 +636,3 @@ def _event_positions_json(positions: Sequence[SimPosition]) -> list[dict[str, An
         }
         for event, group in events.items()
     ]
-
-
-def _order_json(order: SimOrder) -> dict[str, Any]:
-    zero_fee = format_dollars(0, places=6)
-    return {
-        "order_id": order.order_id,
-        "user_id": "sim-user",
-        "client_order_id": order.client_order_id,
-        "ticker": order.ticker,
-        "outcome_side": order.outcome_side,
-        "book_side": order.book_side,
-        "type": "limit",
-        "status": order.status,
-        "yes_price_dollars": format_dollars(order.yes_price_micros),
-        "no_price_dollars": format_dollars(order.no_price_micros),
-        "fill_count_fp": format_count(order.fill_centi),
-        "remaining_count_fp": format_count(order.remaining_centi),
-        "initial_count_fp": format_count(order.initial_centi),
-        "taker_fees_dollars": zero_fee,
-        "maker_fees_dollars": zero_fee,
-        "taker_fill_cost_dollars": zero_fee,
-        "maker_fill_cost_dollars": zero_fee,
-        "side": order.side,
-        "action": order.action,
-        "expiration_time": None,
-        "created_time": _iso(order.created_time),
-        "last_update_time": _iso(order.last_update_time),
-        "self_trade_prevention_type": "taker_at_cross",
-        "order_group_id": None,
-        "cancel_order_on_pause": False,
-        "subaccount_number": 0,
-        "exchange_index": order.exchange_index,
-    }

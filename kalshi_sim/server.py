@@ -48,7 +48,6 @@ from kalshi_sim.rules import (
     raw_path,
     send_json,
 )
-from kalshi_sim.trading_faults import parse_spec
 from kalshi_sim.truth import truth_json
 from kalshi_sim.wire import HEARTBEAT_PAYLOAD, WS_PATH
 from kalshi_sim.ws_server import CONNECTION_EXTENSION
@@ -153,6 +152,8 @@ class _RestEndpoint:
         reply = self.exchange.rest.handle(scope["method"], raw_path(scope), query, headers, body)
         settings = self.exchange.trading.settings
         before = settings.private_events == "before"
+        if reply.events:  # the public events in the loop step that made the change
+            self.exchange.ws.publish(reply.events, private=False)
         if reply.events and before:
             await self.exchange.ws.publish_and_flush(reply.events)
         if reply.drop:
@@ -162,10 +163,10 @@ class _RestEndpoint:
                 while (await receive())["type"] != "http.disconnect":
                     pass
             if reply.events and not before:
-                self.exchange.ws.publish(reply.events)
+                self.exchange.ws.publish(reply.events, public=False)
             return
-        if reply.hold_s > 0:
-            await asyncio.sleep(reply.hold_s)  # cancelled, not waited for, when the server stops
+        if reply.hold_s > 0 and await _client_left_within(receive, reply.hold_s):
+            return  # the client gave up first, as a timed-out client does: nobody to answer
         if reply.body is None:
             await send({"type": "http.response.start", "status": reply.status, "headers": []})
             await send({"type": "http.response.body", "body": b""})
@@ -176,10 +177,24 @@ class _RestEndpoint:
             if delay > 0:
                 events = reply.events
                 asyncio.get_running_loop().call_later(
-                    delay / 1000, lambda: self.exchange.ws.publish(events)
+                    delay / 1000, lambda: self.exchange.ws.publish(events, public=False)
                 )
             else:
-                self.exchange.ws.publish(reply.events)
+                self.exchange.ws.publish(reply.events, public=False)
+
+
+async def _client_left_within(receive: Receive, seconds: float) -> bool:
+    """Hold for ``seconds``; True as soon as the client disconnects (the body is read)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -228,8 +243,7 @@ class _SimEndpoint:
         if path == "/_sim/trading_faults" and method == "POST":
             try:
                 spec = orjson.loads(body or b"{}").get("spec")
-                fault, options = parse_spec(str(spec))
-                self.exchange.trading_faults.arm(fault, **options)  # type: ignore[arg-type]
+                self.exchange.arm_trading_fault(str(spec))
             except (ValueError, AttributeError, orjson.JSONDecodeError) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else "bad spec"
                 await send_json(send, 400, {"error": {"code": "bad_request", "message": message}})

@@ -1,26 +1,26 @@
-"""The exchange's trading desk: the matching engine behind a lock, a clock and the calendar.
+"""The exchange's trading desk: the one matching engine, its clock and the calendar, per call.
 
-Why a desk between the wire and :class:`~kalshi_sim.matching.MatchingEngine`: the engine
-is pure (no clock, no threads, no I/O), while the exchange has to
+Why a desk between the wire and :class:`~kalshi_sim.matching.MatchingEngine` (which the
+market set owns, ``MarketSet.engine``, behind ``MarketSet.lock``): the engine is pure (no
+clock, no threads, no I/O), while the exchange has to
 
-* serialise every call (REST threads, the WS loop, the sweeper) under one lock;
 * tell the engine what the exchange's calendar says before each call: a market past its
   close time is closed, a deactivated market (``SimMarket.status == "inactive"``) refuses
   orders and loses its resting orders on reactivation, a trading pause keeps cancels only,
   an exchange pause refuses everything, expired GTC orders end; and do the same every
-  :attr:`TradingDesk.sweep_interval` s on its own, so resting orders die "shortly after"
-  a close even when nobody calls;
-* hand every :class:`~kalshi_sim.engine_types.Outcome` to its listeners (the WS feed's
-  private and public channels);
-* know which member an API key trades for, and serve reads lagged by
+  :attr:`TradingDesk.sweep_interval` s on its own (the WS feed runs :meth:`sweep` on the
+  server loop), so resting orders die "shortly after" a close even when nobody calls;
+* run every mutating call on the server's event loop when it is running (calls from other
+  threads hop onto it and wait), so a change and its WebSocket frames are produced in one
+  loop step and a snapshot can never include a change whose deltas are still to come;
+* hand every :class:`~kalshi_sim.engine_types.Outcome` to its listeners (the WS feed);
+* know which member an API key trades for, and serve REST reads lagged by
   :attr:`~kalshi_sim.trading_faults.TradingSettings.read_lag_ms` (REST portfolio reads lag
   writes on Kalshi, §8.2).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,59 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
-from kalshi_sim.engine_types import (
-    EngineOptions,
-    MarketRules,
-    MemberTruth,
-    Outcome,
-    PriceRange,
-)
+from kalshi_sim.engine_types import MemberTruth, Outcome
+from kalshi_sim.markets import fee_type_of_series
 from kalshi_sim.matching import MatchingEngine
 from kalshi_sim.trading_faults import TradingFaults, TradingSettings
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
-    from kalshi_sim.markets import SimMarket
 
 T = TypeVar("T")
+Runner = Callable[[Callable[[], T]], T]
 
-DEMO_MEMBER = "demo"
-"""The member the exchange's demo key trades for (it also holds the generated demo portfolio)."""
 MICROS_PER_CENT = MICROS_PER_DOLLAR // 100
-
-PRICE_RANGES: dict[str, tuple[PriceRange, ...]] = {
-    "linear_cent": (PriceRange(0, 1_000_000, 10_000),),
-    "deci_cent": (PriceRange(0, 1_000_000, 1_000),),
-    "tapered_deci_cent": (
-        PriceRange(0, 100_000, 1_000),
-        PriceRange(100_000, 900_000, 10_000),
-        PriceRange(900_000, 1_000_000, 1_000),
-    ),
-}
-
-SERIES_FEES: dict[str, tuple[str, Fraction]] = {"KXFED": ("quadratic_with_maker_fees", Fraction(1))}
-"""Series with a fee schedule other than plain ``quadratic`` x1 (maker fees on ~1% of series)."""
-
 _CLOSED = frozenset({"closed", "determined", "finalized", "settled", "amended", "disputed"})
 _MAX_LAGGED_VIEWS = 256
 
 
 def fees_of(series_ticker: str) -> tuple[str, Fraction]:
-    return SERIES_FEES.get(series_ticker, ("quadratic", Fraction(1)))
-
-
-def market_rules(market: SimMarket) -> MarketRules:
-    fee_type, multiplier = fees_of(market.series_ticker)
-    return MarketRules(
-        ticker=market.ticker,
-        event_ticker=market.event_ticker,
-        series_ticker=market.series_ticker,
-        exchange_index=market.exchange_index,
-        price_ranges=PRICE_RANGES.get(market.price_level_structure, PRICE_RANGES["linear_cent"]),
-        fee_type=fee_type,
-        fee_multiplier=multiplier,
-        status="active",
-    )
+    """A series' ``fee_type`` and ``fee_multiplier``, as the engine charges them."""
+    return fee_type_of_series(series_ticker), Fraction(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,24 +60,21 @@ class MemberKey:
 
 
 class TradingDesk:
-    """The engine, its lock and clock, the calendar sweep, members and outcome listeners."""
+    """The engine's calls with the calendar, members, lagged reads and outcome listeners."""
 
     sweep_interval: float = 0.1
-    """Seconds between background sweeps (closes, expiries, pauses, deactivations)."""
+    """Seconds between the calendar sweeps the WS feed runs on the server loop."""
 
     def __init__(
-        self,
-        exchange: EmbeddedExchange,
-        options: EngineOptions | None = None,
-        *,
-        clock_ms: Callable[[], int] | None = None,
+        self, exchange: EmbeddedExchange, *, clock_ms: Callable[[], int] | None = None
     ) -> None:
         self._exchange = exchange
-        self.engine = MatchingEngine(options)
-        self.lock = threading.RLock()
+        self.engine: MatchingEngine = exchange.markets.engine
+        self.lock = exchange.markets.lock
         self.settings = TradingSettings()
         self.faults = TradingFaults()
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms or exchange.markets.clock_ms
+        self._runner: Runner[object] | None = None
         self._members: dict[str, str] = {}
         self._listeners: list[Callable[[Outcome], None]] = []
         self._market_state: dict[str, str] = {}
@@ -121,23 +84,29 @@ class TradingDesk:
         self._exchange_paused = False
         self._cancel_all_at: dict[tuple[str, int | None], int] = {}
         self._lagged: dict[str, deque[tuple[int, MemberTruth]]] = {}
-        self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
-        for market in exchange.markets.markets():
-            self.engine.add_market(market_rules(market))
-            self._market_state[market.ticker] = "active"
+
+    def set_runner(self, runner: Runner[object] | None) -> None:
+        """``runner(fn)`` runs ``fn`` on the server loop and returns its result (the WS feed's,
+        set while the server runs); None runs calls on the caller's thread."""
+        self._runner = runner
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        runner = self._runner
+        if runner is None:
+            return fn()
+        return runner(fn)  # type: ignore[return-value]
 
     # -- members -------------------------------------------------------------------------
     def register_member(
-        self, key_id: str, member: str, cash_by_shard_cents: dict[int, int]
+        self, key_id: str, member: str, cash_by_shard_cents: dict[int, int] | None
     ) -> None:
-        """Key ``key_id`` trades for ``member``, whose account opens with this cash."""
+        """Key ``key_id`` trades for ``member``; with cash, the member's account opens with it
+        (None: the member exists already, as the demo account does)."""
         with self.lock:
             self._members[key_id] = member
-            self.engine.open_account(
-                member,
-                {shard: cents * MICROS_PER_CENT for shard, cents in cash_by_shard_cents.items()},
-            )
+            if cash_by_shard_cents is not None:
+                cash = {s: c * MICROS_PER_CENT for s, c in cash_by_shard_cents.items()}
+                self.engine.open_account(member, cash)
 
     def member_of(self, key_id: str | None) -> str | None:
         """The member an API key trades for (None for an unknown key)."""
@@ -162,31 +131,36 @@ class TradingDesk:
         return self._clock_ms()
 
     def add_listener(self, listener: Callable[[Outcome], None]) -> None:
-        """Called with every non-empty Outcome, under the desk's lock, in engine order."""
+        """Called with every non-empty Outcome, under the lock, in engine order (on the server
+        loop while it runs)."""
         self._listeners.append(listener)
 
     def call(self, op: Callable[[MatchingEngine, int], T], *, publish: bool = True) -> T:
         """Run ``op(engine, now_ms)`` after bringing the calendar up to date.
 
         Outcomes of the sweep are published; ``op``'s result is published when it is an
-        Outcome (or a tuple holding one) and ``publish`` is True, otherwise the caller
-        publishes it with :meth:`publish` (to order events around its REST reply).
+        Outcome (or a tuple holding some) and ``publish`` is True; otherwise the caller
+        publishes it (the REST endpoint, to order events around its reply).
         """
-        with self.lock:
-            now = self.now_ms()
-            self._sweep(now)
-            if self.settings.read_lag_ms > 0:
-                self._remember_views(now)  # the state just before: what lagged reads still show
-            result = op(self.engine, now)
-            if publish:
-                for outcome in _outcomes_in(result):
-                    self.publish(outcome)
-            self._remember_views(now)
-            return result
+
+        def run() -> T:
+            with self.lock:
+                now = self.now_ms()
+                self._sweep(now)
+                if self.settings.read_lag_ms > 0:
+                    self._remember_views(now)  # the state just before: what lagged reads show
+                result = op(self.engine, now)
+                if publish:
+                    for outcome in _outcomes_in(result):
+                        self.publish(outcome)
+                self._remember_views(now)
+                return result
+
+        return self._run(run)
 
     def read(self, op: Callable[[MatchingEngine, int], T]) -> T:
-        """A read under the lock, after the sweep (reads see closes and expiries too)."""
-        return self.call(op, publish=True)
+        """A read after the sweep (reads see closes and expiries too)."""
+        return self.call(op)
 
     def publish(self, outcome: Outcome) -> None:
         if not _is_empty(outcome):
@@ -197,24 +171,25 @@ class TradingDesk:
     # -- reads for the REST portfolio (lagged by settings.read_lag_ms) --------------------------
     def view(self, member: str) -> MemberTruth:
         """The member's state as REST reads show it: now, or ``read_lag_ms`` ago."""
-        lag = self.settings.read_lag_ms
-        with self.lock:
-            now = self.now_ms()
-            self._sweep(now)
-            if lag <= 0:
-                return self.engine.truth(member)
-            history = self._lagged.get(member)
-            cutoff = now - lag
-            chosen: MemberTruth | None = None
-            if history:
+
+        def run() -> MemberTruth:
+            lag = self.settings.read_lag_ms
+            with self.lock:
+                now = self.now_ms()
+                self._sweep(now)
+                if lag <= 0:
+                    return self.engine.truth(member)
+                history = self._lagged.get(member)
+                if not history:
+                    return self.engine.truth(member)
+                chosen = history[0][1]
                 for stamp, truth in history:
-                    if stamp <= cutoff:
-                        chosen = truth
-                    else:
+                    if stamp > now - lag:
                         break
-            if chosen is None:
-                chosen = history[0][1] if history else self.engine.truth(member)
-            return chosen
+                    chosen = truth
+                return chosen
+
+        return self._run(run)
 
     def as_of_ms(self) -> int:
         """What ``GET /exchange/user_data_timestamp`` reports: now less the read lag."""
@@ -222,9 +197,13 @@ class TradingDesk:
 
     def truth(self, member: str) -> MemberTruth:
         """The exchange's own, unlagged view of ``member`` (for tests and ``/_sim/truth``)."""
-        with self.lock:
-            self._sweep(self.now_ms())
-            return self.engine.truth(member)
+
+        def run() -> MemberTruth:
+            with self.lock:
+                self._sweep(self.now_ms())
+                return self.engine.truth(member)
+
+        return self._run(run)
 
     def _remember_views(self, now: int) -> None:
         if self.settings.read_lag_ms <= 0:
@@ -252,35 +231,16 @@ class TradingDesk:
         return False
 
     # -- the calendar ------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._sweeper is None:
-            self._stop.clear()
-            self._sweeper = threading.Thread(
-                target=self._sweep_loop, name="kalshi-sim-sweep", daemon=True
-            )
-            self._sweeper.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
-            sweeper.join(timeout=2.0)
-
     def sweep(self) -> None:
         """Bring the engine up to date with the calendar now (also runs before every call)."""
-        with self.lock:
-            now = self.now_ms()
-            self._sweep(now)
-            self._remember_views(now)
 
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.sweep_interval):
-            try:
-                self.sweep()
-            except Exception:  # the sweeper must outlive any one bad sweep
-                import logging
+        def run() -> None:
+            with self.lock:
+                now = self.now_ms()
+                self._sweep(now)
+                self._remember_views(now)
 
-                logging.getLogger(__name__).exception("trading sweep failed")
+        self._run(run)
 
     def _sweep(self, now: int) -> None:
         exchange = self._exchange
@@ -294,8 +254,8 @@ class TradingDesk:
                 continue
             wanted = closes.status(market.ticker, market.status)
             state = "closed" if wanted in _CLOSED else wanted
-            known = self._market_state.get(market.ticker)
-            if known == state or known is None or known == "closed":
+            known = self._market_state.get(market.ticker, "active")
+            if known in (state, "closed"):
                 continue
             if state == "closed":
                 outcomes.append(self.engine.close_market(market.ticker, now))
@@ -330,10 +290,6 @@ class TradingDesk:
         for outcome in outcomes:
             self.publish(outcome)
 
-    @property
-    def exchange_paused(self) -> bool:
-        return self._exchange_paused
-
 
 def _is_empty(outcome: Outcome) -> bool:
     return not (
@@ -350,6 +306,9 @@ def _is_empty(outcome: Outcome) -> bool:
 def _outcomes_in(result: object) -> list[Outcome]:
     if isinstance(result, Outcome):
         return [result]
-    if isinstance(result, tuple):
-        return [r for r in result if isinstance(r, Outcome)]
+    if isinstance(result, tuple | list):
+        found: list[Outcome] = []
+        for item in result:
+            found.extend(_outcomes_in(item))
+        return found
     return []

@@ -11,7 +11,9 @@ resending under a new ``client_order_id``:
 * ``hold_write``: applied, the reply held ``seconds`` (past the client's timeout);
 * ``wrong_order``: a cancel/amend reply that describes another order of the member;
 * ``error_in_2xx``: a 2xx whose body carries ``error`` (nothing applied);
-* ``cancel_all_503``: cancel-all answers 503, applied or not.
+* ``cancel_all_503``: cancel-all answers 503, applied or not;
+* ``lose_private_events``: a member's private WS session is cut just before its next event
+  (a fill), which it never gets on the WS (``EmbeddedExchange.arm_trading_fault``).
 
 Settings that are not one-shot (read lag, private-event order, cancel-all's tail) are
 plain attributes of :class:`TradingSettings`, read at each use.
@@ -24,6 +26,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+MAX_ARMED = 1000
+"""Distinct armed faults at once: memory stays bounded whatever arms them."""
+MAX_HOLD_SECONDS = 600.0
+
 
 class TradingFault(StrEnum):
     DROP_WRITE = "drop_write"
@@ -32,6 +38,10 @@ class TradingFault(StrEnum):
     WRONG_ORDER = "wrong_order"
     ERROR_IN_2XX = "error_in_2xx"
     CANCEL_ALL_503 = "cancel_all_503"
+    LOSE_PRIVATE_EVENTS = "lose_private_events"
+    """Not a write fault: the member's private WS sessions are cut just before its next
+    event, which is lost to it (``member=NAME``, default any member); see
+    :meth:`kalshi_sim.ws_server.WsFeed.lose_private_events`."""
 
 
 WriteOp = Literal[
@@ -88,14 +98,20 @@ class TradingFaults:
     ) -> None:
         """Arm ``kind`` for the next ``count`` writes it applies to; ValueError if unknown."""
         fault = TradingFault(str(kind))
+        if fault is TradingFault.LOSE_PRIVATE_EVENTS:
+            raise ValueError("lose_private_events is armed on the WS feed (arm_trading_fault)")
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         if fault is TradingFault.FAIL_WRITE and not 500 <= status <= 599:
             raise ValueError(f"fail_write status must be 5xx, got {status}")
         if fault is TradingFault.CANCEL_ALL_503:
             status = 503
+        if not 0 <= seconds <= MAX_HOLD_SECONDS:
+            raise ValueError(f"seconds must be 0 to {MAX_HOLD_SECONDS}, got {seconds}")
         armed = ArmedFault(fault, applied, status, seconds)
         with self._lock:
+            if len(self._armed) >= MAX_ARMED:
+                raise ValueError(f"at most {MAX_ARMED} trading faults armed at once")
             self._armed.append([armed, count])
 
     def take(self, op: str) -> ArmedFault | None:
@@ -146,6 +162,10 @@ def parse_spec(spec: str) -> tuple[TradingFault, dict[str, object]]:
                 options[key] = float(value)
             except ValueError:
                 raise ValueError(f"seconds must be a number in {spec!r}") from None
+        elif key == "member":
+            if not value:
+                raise ValueError(f"member must not be empty in {spec!r}")
+            options[key] = value
         elif key == "applied":
             if value not in ("true", "false"):
                 raise ValueError(f"applied must be true or false in {spec!r}")

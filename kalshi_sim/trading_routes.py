@@ -14,13 +14,13 @@ a batch that does not fit is refused whole (429). Engine refusals
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_sim.api_errors import ApiError, bad_request, flat_bad_request, not_found
-from kalshi_sim.engine_types import EngineOrder, MemberTruth, Outcome, Reject
+from kalshi_sim.engine_types import MemberTruth, Outcome, Reject
 from kalshi_sim.matching import MatchingEngine, reduced_by_centi
 from kalshi_sim.order_requests import (
     load_json,
@@ -219,16 +219,18 @@ class TradingRoutes:
                 return order.order_id
         return str(uuid.uuid4())
 
-    def _shard_check(self, engine: MatchingEngine, ticker: str, shard: int | None) -> None:
-        if not engine.has_market(ticker):
-            raise Reject(404, "market_not_found", "market not found", ticker)
-        if shard is not None and engine.rules(ticker).exchange_index != shard:
+    def _shard_check(self, ticker: str, shard: int | None) -> None:
+        try:
+            market = self.exchange.markets.market(ticker)
+        except KeyError:
+            raise Reject(404, "market_not_found", "market not found", ticker) from None
+        if shard is not None and market.exchange_index != shard:
             raise Reject(400, "invalid_parameters", "market is not on that exchange_index", ticker)
 
     def _place(self, engine: MatchingEngine, now: int, body: Any, member: str) -> list[Outcome]:
         """One create: the engine's outcome, plus the tail cancel of a recent cancel-all."""
         parsed = parse_create(body, member)
-        self._shard_check(engine, parsed.request.ticker, parsed.exchange_index)
+        self._shard_check(parsed.request.ticker, parsed.exchange_index)
         outcome = engine.place(parsed.request, now)
         outcomes = [outcome]
         order = outcome.order
@@ -654,7 +656,3 @@ def balance_body(view: MemberTruth, shard: int | None) -> dict[str, Any]:
             {"exchange_index": s, "balance": format_dollars(cash.get(s, 0))} for s in shards
         ],
     }
-
-
-def engine_orders(view: MemberTruth) -> Sequence[EngineOrder]:
-    return view.orders

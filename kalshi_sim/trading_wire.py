@@ -47,14 +47,20 @@ def _direction(side: str) -> dict[str, str]:
     return {"outcome_side": "no", "book_side": "ask", "side": "no", "action": "buy"}
 
 
-def order_json(order: EngineOrder) -> dict[str, Any]:
-    """A REST ``Order`` (``GET /portfolio/orders``, ``/portfolio/orders/{id}``, group reads)."""
+def order_json(order: EngineOrder, legacy: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A REST ``Order`` (``GET /portfolio/orders``, ``/portfolio/orders/{id}``, group reads).
+
+    ``legacy``: the deprecated ``(action, side)`` the order was created with, when known (a
+    v1-style fixture order); otherwise they are derived from the book side."""
+    direction = _direction(order.side)
+    if legacy is not None:
+        direction["action"], direction["side"] = legacy
     return {
         "order_id": order.order_id,
         "user_id": USER_ID,
         "client_order_id": order.client_order_id or "",
         "ticker": order.ticker,
-        **_direction(order.side),
+        **direction,
         "type": "limit",
         "status": order.status,
         "yes_price_dollars": format_dollars(order.price_micros),
@@ -242,8 +248,10 @@ def group_json(group: OrderGroup, orders: list[EngineOrder]) -> dict[str, Any]:
 
 # -- WebSocket msg objects (§3.8, §8.7) -------------------------------------------------------
 def ws_fill(fill: Fill) -> dict[str, Any]:
+    """A ``fill`` frame's msg. ``trade_id`` is the member's ``fill_id``, as on REST fills, so a
+    client dedupes WS and REST fills on one key (§8.7); ``fill_id`` repeats it."""
     msg: dict[str, Any] = {
-        "trade_id": fill.trade_id,
+        "trade_id": fill.fill_id,
         "fill_id": fill.fill_id,
         "order_id": fill.order_id,
         "market_ticker": fill.ticker,

@@ -39,6 +39,7 @@ from websockets.protocol import State
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_api.protocol import MARKET_LIFECYCLE_CHANNEL, WsErrorCode
 from kalshi_sim.engine_types import EngineOrder, Outcome
+from kalshi_sim.markets import Delta, MarketSet, deltas_of
 from kalshi_sim.trading_wire import (
     ws_fill,
     ws_group_update,
@@ -56,7 +57,6 @@ from kalshi_sim.wire import (
 
 if TYPE_CHECKING:
     from kalshi_sim.exchange import EmbeddedExchange
-    from kalshi_sim.markets import MarketSet
 
 log = logging.getLogger("kalshi_supervisor.kalshi_sim.ws_server")
 
@@ -155,6 +155,10 @@ class _Subscription:
     """Set by ``skip_seq``: the next delta advances seq by 2, a gap the client must repair."""
     duplicate_next: bool = False
     """Set by ``duplicate_next_delta``: the next delta goes out twice with the same seq."""
+    book_seq: dict[str, int] = field(default_factory=dict)
+    """Per market, the book version its last snapshot was as of: changes at or below it
+    are already in that snapshot and are not sent again (changes published from another
+    thread can arrive after a snapshot that holds them)."""
 
     all_markets: bool = False
     """A private or trade subscription made with no market filter: every market."""
@@ -218,6 +222,7 @@ class WsFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flowing: asyncio.Event | None = None
         self._generator: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
         self._next_sid = 1
@@ -238,6 +243,9 @@ class WsFeed:
         rate = self._exchange.config.delta_rate
         if rate > 0:
             self._generator = asyncio.create_task(self._generate(rate), name="ws-delta-generator")
+        trading = self._exchange.trading
+        trading.set_runner(self._run_on_loop)
+        self._sweeper = asyncio.create_task(self._sweep_calendar(), name="trading-calendar")
 
     def stop(self) -> None:
         """Stop the stream and release any stall, so the server can close promptly; idempotent.
@@ -249,6 +257,10 @@ class WsFeed:
         self._loop = None
 
     def _close(self) -> None:
+        self._exchange.trading.set_runner(None)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._generator is not None:
             self._generator.cancel()
             self._generator = None
@@ -271,6 +283,38 @@ class WsFeed:
             return fn()
 
         return self._await(runner())
+
+    def _run_on_loop(self, fn: Callable[[], _T]) -> _T:
+        """The trading desk's runner: ``fn()`` on the server loop (directly when already on
+        it), its result or its exception returned here; on the caller's thread once the loop
+        is gone. Why: a change and its frames must be made in one loop step (see module doc)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return fn()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+
+        async def runner() -> _T:
+            return fn()
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(runner(), loop)
+        except RuntimeError:  # the loop closed between the check and the call
+            return fn()
+        return future.result(timeout=30.0)
+
+    async def _sweep_calendar(self) -> None:
+        """The trading desk's calendar sweep, every ``sweep_interval`` s, on this loop."""
+        trading = self._exchange.trading
+        while True:
+            await asyncio.sleep(trading.sweep_interval)
+            try:
+                trading.sweep()
+            except Exception:  # one bad sweep must not end the sweeps
+                log.exception("trading calendar sweep failed")
 
     def _await(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
         loop = self._loop
@@ -582,7 +626,9 @@ class WsFeed:
     ) -> bytes:
         """The market's true book as one snapshot (or an empty one), taking the sub's next seq."""
         markets = self._exchange.markets
-        levels = markets.levels(ticker)
+        with markets.lock:  # the levels and the version they are as of, taken at once
+            levels = markets.levels(ticker)
+            sub.book_seq[ticker] = markets.engine.book_seq(ticker)
         msg: dict[str, Any] = {
             "market_ticker": ticker,
             "market_id": markets.market(ticker).market_id,
@@ -628,13 +674,20 @@ class WsFeed:
             due = int(carry)
             carry -= due
             for _ in range(min(due, burst_cap)):
-                self._emit_delta()
+                self._emit_activity()
 
-    def _emit_delta(self) -> None:
+    def _emit_activity(self) -> None:
+        """One step of the exchange's own activity (house quotes, takes, expiries), published
+        whole: its level changes, its trades and the private events of users it touched."""
+        outcome = self._exchange.markets.next_activity()
+        if outcome is not None:
+            self._publish_now(outcome)
+
+    def _send_delta(self, delta: Delta, subaccount: int = 0) -> None:
+        """One level change to every orderbook subscription covering its market; the member
+        whose order caused it also gets its ``client_order_id`` and, from a subaccount, the
+        ``subaccount`` (§3.6)."""
         markets = self._exchange.markets
-        delta = markets.next_delta()
-        if delta is None:
-            return
         ticker = delta.ticker
         if not self._is_open(ticker):
             return  # a closed market trades no more (its truth still moved: nobody reads it)
@@ -653,12 +706,22 @@ class WsFeed:
             for sub in conn.subs.values():
                 if not sub.covers(ticker):
                     continue
+                if delta.book_seq and delta.book_seq <= sub.book_seq.get(ticker, 0):
+                    continue  # already in the snapshot this subscription was sent
                 msg = base
                 if sub.use_yes_price and delta.side == "no":
                     if yes_scale is None:
                         yes_price = format_dollars(MICROS_PER_DOLLAR - delta.price_micros)
                         yes_scale = {**base, "price_dollars": yes_price}
                     msg = yes_scale
+                if (
+                    delta.client_order_id
+                    and conn.member is not None
+                    and conn.member == delta.member
+                ):
+                    msg = {**msg, "client_order_id": delta.client_order_id}
+                    if subaccount:
+                        msg["subaccount"] = subaccount
                 sub.seq += 2 if sub.skip_next else 1
                 sub.skip_next = False
                 frame = _delta_frame(sub, msg)
@@ -732,14 +795,19 @@ class WsFeed:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._publish_now, outcome)
 
-    def publish(self, outcomes: Iterable[Outcome]) -> None:
-        """Send each outcome's events (called on the loop by the REST endpoint)."""
+    def publish(
+        self, outcomes: Iterable[Outcome], *, public: bool = True, private: bool = True
+    ) -> None:
+        """Send each outcome's events (on the loop, by the REST endpoint): the public ones
+        (book deltas, trades) in the loop step that made the change, so no snapshot can
+        already hold a change whose delta is still to come; the private ones before or after
+        the REST reply."""
         for outcome in outcomes:
-            self._publish_now(outcome)
+            self._publish_now(outcome, public=public, private=private)
 
     async def publish_and_flush(self, outcomes: Iterable[Outcome], timeout: float = 2.0) -> None:
-        """Publish, then wait (bounded) until those frames have left: events before a reply."""
-        self.publish(outcomes)
+        """Publish the private events, then wait (bounded) until they have left."""
+        self.publish(outcomes, public=False)
         queues = [c.queue.join() for c in self._connections if not c.closed and c.member]
         if queues:
             with contextlib.suppress(TimeoutError):
@@ -748,7 +816,8 @@ class WsFeed:
     def lose_private_events(self, member: str | None = None) -> None:
         """Fault: at the next event for ``member`` (any member when None), cut that member's
         sessions first, so the event (a fill, typically) is lost to them; thread-safe."""
-        self._call(lambda: self._lose_next.add(member))
+        if self._call(lambda: self._lose_next.add(member)) is None and self._loop is None:
+            self._lose_next.add(member)  # not serving yet: armed for when it does
 
     def drop_private_sessions(self, member: str | None = None) -> int:
         """Cut (no close frame) every session of ``member`` (every authenticated one when
@@ -773,7 +842,7 @@ class WsFeed:
             self._exchange.oplog.record("ws_private_dropped", f"{member or '*'} {dropped}")
         return dropped
 
-    def _publish_now(self, outcome: Outcome) -> None:
+    def _publish_now(self, outcome: Outcome, *, public: bool = True, private: bool = True) -> None:
         members = (
             {f.member for f in outcome.fills}
             | {o.member for o in outcome.orders_changed}
@@ -782,7 +851,13 @@ class WsFeed:
         )
         if outcome.order is not None:
             members.add(outcome.order.member)
-        if self._lose_next:
+        if public:
+            subaccounts = {
+                c.client_order_id: c.subaccount for c in outcome.book_changes if c.client_order_id
+            }
+            for delta in deltas_of(outcome.book_changes):
+                self._send_delta(delta, subaccounts.get(delta.client_order_id, 0))
+        if private and self._lose_next:
             for member in sorted(members):
                 if member in self._lose_next or None in self._lose_next:
                     self._lose_next.discard(member)
@@ -796,13 +871,15 @@ class WsFeed:
                 continue
             for sub in conn.subs.values():
                 if sub.channel == "trade":
+                    if not public:
+                        continue
                     for trade in outcome.trades:
                         if sub.covers_market(trade.ticker):
                             sub.seq += 1
                             frame = {"type": "trade", "sid": sub.sid, "seq": sub.seq}
                             conn.send(orjson.dumps({**frame, "msg": ws_trade(trade)}))
                     continue
-                if conn.member is None or sub.channel not in TRADING_PRIVATE:
+                if not private or conn.member is None or sub.channel not in TRADING_PRIVATE:
                     continue
                 self._send_private(conn, sub, outcome, orders)
 

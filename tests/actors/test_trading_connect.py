@@ -30,8 +30,8 @@ from kalshi_api.orders import OrderApi
 from kalshi_api.private_events import Fill, PrivateConnected, UserOrder
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.stream_events import StreamFailed
+from kalshi_sim.account import DEMO_MEMBER
 from kalshi_sim.exchange import EmbeddedExchange
-from kalshi_sim.trading_desk import DEMO_MEMBER
 from messages.events import StateTransition
 from messages.faults import InjectFault
 from messages.orders import TradingState

@@ -224,6 +224,23 @@ def test_place_when_reduce_only_caps_count_at_position():
     assert (flat.order.status, flat.order.last_update_reason) == ("canceled", "ReduceOnlyCancel")  # type: ignore[union-attr]
 
 
+def test_place_when_reduce_only_exempt_from_collateral_needs_no_balance():
+    for holds, expected in ((True, "insufficient_balance"), (False, None)):
+        eng = engine(EngineOptions(reduce_only_holds_collateral=holds))
+        eng.place(order("alice", "ask", 3, 50), 1)
+        eng.place(order("bob", "bid", 3, 50), 2)  # bob holds 3 YES
+        eng.set_cash("bob", 0)
+        try:
+            placed = eng.place(order("bob", "ask", 3, 60, reduce_only=True), 3)
+        except Reject as reject:
+            assert reject.code == expected
+            continue
+        assert expected is None and placed.order.status == "resting"  # type: ignore[union-attr]
+        eng.place(order("carol", "bid", 3, 60), 4)
+        assert eng.position("bob", T).position_centi == 0  # type: ignore[union-attr]
+        assert eng.cash_micros("bob") == 3 * 60 * CENT  # the proceeds, nothing was held
+
+
 def test_place_when_reduce_only_ioc_only_option_rejects_gtc():
     eng = engine(EngineOptions(reduce_only_ioc_only=True))
     with pytest.raises(Reject) as caught:
@@ -477,6 +494,7 @@ def test_trading_pause_when_cancel_on_pause_set_cancels_only_those():
     assert [o.order_id for o in outcome.orders_changed] == [drop.order_id]  # type: ignore[union-attr]
     with pytest.raises(Reject):
         eng.place(order("bob", "bid", 1, 40), 3)
+    eng.decrease("bob", keep.order_id, 4, reduce_by_centi=50)  # type: ignore[union-attr]
     eng.cancel("bob", keep.order_id, 4)  # type: ignore[union-attr]  # cancels allowed in a weekly pause
     eng.trading_resume(5)
     eng.place(order("bob", "bid", 1, 40), 6)
@@ -492,3 +510,22 @@ def test_close_market_when_orders_rest_cancels_them_and_refuses_cancels():
     with pytest.raises(Reject) as caught:
         eng.cancel("bob", placed.order_id, 3)  # type: ignore[union-attr]
     assert caught.value.status == 404
+
+
+# -- bounded memory ---------------------------------------------------------------------------
+def test_history_when_over_budget_forgets_oldest_dead_orders_but_keeps_ids_spent():
+    eng = engine(EngineOptions(dead_orders_kept_per_member=10, fills_kept_per_member=5))
+    for i in range(30):
+        placed = eng.place(order("bob", "bid", 1, 40, client_order_id=f"c{i}"), i).order
+        eng.cancel("bob", placed.order_id, i)  # type: ignore[union-attr]
+    assert [o.client_order_id for o in eng.orders("bob")] == [f"c{i}" for i in range(20, 30)]
+    with pytest.raises(Reject) as caught:
+        eng.place(order("bob", "bid", 1, 40, client_order_id="c0"), 31)
+    assert caught.value.code == "order_already_exists"
+    for i in range(8):
+        eng.place(order("alice", "ask", 1, 50), 40 + i)
+        eng.place(order("bob", "bid", 1, 50), 40 + i)
+    assert len(eng.fills("bob")) == 5
+    eng.limit_history("bob", orders=2, fills=1)
+    eng.cancel("bob", eng.place(order("bob", "bid", 1, 40), 60).order.order_id, 61)  # type: ignore[union-attr]
+    assert len(eng.orders("bob")) == 2 and len(eng.fills("bob")) == 1

@@ -222,6 +222,7 @@ def test_random_order_flow_when_options_flipped_keeps_every_invariant(ops):
         post_only_amend="reject",
         fee_quantum_micros=10_000,
         group_counts_maker_fills=False,
+        reduce_only_holds_collateral=False,
     )
     _run(_engine(options, "quadratic_with_maker_fees"), ops)
 

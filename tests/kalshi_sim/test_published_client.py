@@ -17,11 +17,12 @@ from pykalshi.enums import OrderStatus, TimeInForce
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.truth import ClientView, differences
 from tests.conftest import ExchangeFactory
+from tests.kalshi_sim.trading_support import quiet
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 def _client(exchange: EmbeddedExchange, member: str) -> KalshiClient:

@@ -11,12 +11,12 @@ import pytest
 from kalshi_sim.engine_types import Outcome
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import Trader, trader
+from tests.kalshi_sim.trading_support import Trader, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture

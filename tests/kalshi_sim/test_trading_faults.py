@@ -11,12 +11,12 @@ import pytest
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.trading_faults import TradingFault, parse_spec
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import ORDERS, Trader, trader
+from tests.kalshi_sim.trading_support import ORDERS, Trader, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_fail_write_when_armed_answers_5xx_applied_or_not(
 def test_hold_write_when_armed_times_the_client_out_but_applies_the_write(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, write_limit=False)
+    exchange = quiet(make_exchange(markets=6, write_limit=False))
     impatient = Trader(exchange, exchange.add_member("alice"), timeout=0.5)
     try:
         exchange.trading_faults.arm("hold_write", seconds=3.0)
@@ -71,6 +71,13 @@ def test_hold_write_when_armed_times_the_client_out_but_applies_the_write(
                 exchange.markets.tickers()[0], "bid", "1", "0.40", client_order_id="slow"
             )
         assert _ids(exchange, "resting") == ["slow"]
+        exchange.trading_faults.arm("hold_write", seconds=0.2)
+        patient = Trader(exchange, impatient.key, timeout=30.0)
+        try:  # a client that waits longer than the hold gets the reply
+            late = patient.place(exchange.markets.tickers()[0], "bid", "1", "0.41")
+            assert late.status_code == 201
+        finally:
+            patient.close()
     finally:
         impatient.close()
 
@@ -151,6 +158,7 @@ def test_trading_fault_spec_when_posted_to_the_sim_endpoint_arms_it(
         ("drop_write", TradingFault.DROP_WRITE, {}),
         ("hold_write:seconds=2.5", TradingFault.HOLD_WRITE, {"seconds": 2.5}),
         ("cancel_all_503:applied=false", TradingFault.CANCEL_ALL_503, {"applied": False}),
+        ("lose_private_events:member=bob", TradingFault.LOSE_PRIVATE_EVENTS, {"member": "bob"}),
     ],
 )
 def test_parse_spec_when_valid_gives_fault_and_options(
@@ -166,3 +174,11 @@ def test_parse_spec_when_invalid_raises_one_line_value_error(spec: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_spec(spec)
     assert "\n" not in str(caught.value)
+
+
+def test_arm_trading_fault_when_member_given_to_a_write_fault_is_refused(
+    exchange: EmbeddedExchange,
+) -> None:
+    with pytest.raises(ValueError, match="takes no member"):
+        exchange.arm_trading_fault("drop_write:member=bob")
+    assert exchange.trading_faults.pending() == 0

@@ -11,12 +11,12 @@ import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import ORDERS, Trader, order, trader
+from tests.kalshi_sim.trading_support import ORDERS, Trader, order, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_batch_cancel_when_one_id_is_unknown_answers_per_item(
 def test_batch_create_when_it_does_not_fit_the_write_bucket_is_refused_whole(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="basic", max_batch_size=20)
+    exchange = quiet(make_exchange(markets=6, usage_tier="basic", max_batch_size=20))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -265,7 +265,7 @@ def test_batch_create_when_it_does_not_fit_the_write_bucket_is_refused_whole(
 def test_write_bucket_when_empty_answers_429_but_reads_still_pass(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="basic")
+    exchange = quiet(make_exchange(markets=6, usage_tier="basic"))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -290,7 +290,7 @@ def test_cancel_all_when_called_answers_204_with_no_body_and_cancels_resting(
 def test_cancel_all_when_tail_set_cancels_orders_placed_just_after(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, write_limit=False, cancel_all_tail_s=60)
+    exchange = quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=60))
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
@@ -382,7 +382,7 @@ def test_fills_positions_and_settlements_when_traded_and_settled_agree(
 def test_account_limits_and_costs_when_read_report_the_tier_and_the_costs(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=6, usage_tier="premier", cancel_all_cost=20)
+    exchange = quiet(make_exchange(markets=6, usage_tier="premier", cancel_all_cost=20))
     alice = trader(exchange, "alice")
     try:
         limits = alice.get("/account/limits").json()
@@ -438,3 +438,30 @@ def test_balance_when_member_trades_moves_by_cost_and_fee(
     bob.place(ticker, "ask", "1", "0.52", time_in_force="immediate_or_cancel")
     after = bob.get("/portfolio/balance").json()
     assert after["balance_dollars"] == "999.5025"  # paid 1 - 0.52 = 0.48, fee 0.0175
+
+
+def test_create_when_market_unknown_or_shard_wrong_is_refused(
+    exchange: EmbeddedExchange, alice: Trader
+) -> None:
+    unknown = alice.place("NO-SUCH-MARKET", "bid", "1", "0.40")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "market_not_found"
+    wrong_shard = alice.place(_ticker(exchange), "bid", "1", "0.40", exchange_index=3)
+    assert wrong_shard.status_code == 400
+    auto = alice.place(_ticker(exchange), "bid", "1", "0.40", exchange_index=-1)
+    assert auto.status_code == 201  # -1 auto-routes
+    assert len(alice.orders()) == 1
+
+
+def test_queue_position_when_another_order_rests_first_counts_it(
+    exchange: EmbeddedExchange, alice: Trader, bob: Trader
+) -> None:
+    ticker = _ticker(exchange)
+    alice.place(ticker, "bid", "4", "0.33")
+    mine = bob.place(ticker, "bid", "1", "0.33").json()["order_id"]
+    one = bob.get(f"/portfolio/orders/{mine}/queue_position").json()
+    assert one["queue_position_fp"] == "4.00"
+    many = bob.get("/portfolio/orders/queue_positions", params={"market_tickers": ticker}).json()
+    assert many["queue_positions"] == [
+        {"order_id": mine, "market_ticker": ticker, "queue_position_fp": "4.00"}
+    ]

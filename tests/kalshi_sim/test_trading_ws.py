@@ -9,12 +9,12 @@ from websockets.exceptions import ConnectionClosed
 
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import Trader, trader
+from tests.kalshi_sim.trading_support import Trader, quiet, trader
 
 
 @pytest.fixture
 def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0)
+    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
 
 
 @pytest.fixture
@@ -50,6 +50,8 @@ def test_private_channels_when_a_maker_fills_carry_its_fill_order_and_position(
         assert msg["count_fp"] == "2.00" and msg["yes_price_dollars"] == "0.4500"
         assert msg["is_taker"] is False and msg["post_position_fp"] == "2.00"
         assert msg["market_ticker"] == ticker and msg["exchange_index"] == 0
+        [rest_fill] = alice.get("/portfolio/fills").json()["fills"]
+        assert msg["trade_id"] == rest_fill["trade_id"]  # one dedupe key across WS and REST
         updated = session.next_of("user_order")["msg"]
         assert updated["fill_count_fp"] == "2.00" and updated["remaining_count_fp"] == "1.00"
         position = session.next_of("market_position")
@@ -161,7 +163,10 @@ def test_lost_private_session_when_armed_drops_alice_and_her_fill_is_only_in_res
     session = alice.ws()
     try:
         session.subscribe("fill")
-        exchange.ws.lose_private_events("alice")
+        armed = alice.http.post(
+            "/_sim/trading_faults", json={"spec": "lose_private_events:member=alice"}
+        )
+        assert armed.status_code == 200
         bob.place(ticker, "ask", "1", "0.40", time_in_force="immediate_or_cancel")
         with pytest.raises(ConnectionClosed):
             session.next_of("fill", timeout=10.0)
@@ -186,3 +191,53 @@ def test_drop_private_sessions_when_called_cuts_only_that_members_sessions(
     finally:
         alice_session.close()
         bob_session.close()
+
+
+def test_orderbook_when_a_member_rests_and_cancels_shows_it_and_annotates_only_its_own_deltas(
+    exchange: EmbeddedExchange, alice: Trader, bob: Trader
+) -> None:
+    ticker = exchange.markets.tickers()[0]
+    mine, theirs = alice.ws(), bob.ws()
+    try:
+        for session in (mine, theirs):
+            session.subscribe("orderbook_delta", market_tickers=[ticker])
+            session.next_of("orderbook_snapshot")
+        order_id = alice.place(ticker, "ask", "2", "0.70", client_order_id="on-book").json()[
+            "order_id"
+        ]
+        own = mine.next_of("orderbook_delta")["msg"]
+        other = theirs.next_of("orderbook_delta")["msg"]
+        assert own["side"] == "no" and own["price_dollars"] == "0.3000"  # an ask at p: no@1-p
+        assert own["delta_fp"] == "2.00" and own["client_order_id"] == "on-book"
+        assert "client_order_id" not in other and other["delta_fp"] == "2.00"
+        book = alice.http.get(f"/trade-api/v2/markets/{ticker}/orderbook").json()["orderbook_fp"]
+        assert ["0.3000", "2.00"] in book["no_dollars"]
+        alice.cancel(order_id)
+        assert theirs.next_of("orderbook_delta")["msg"]["delta_fp"] == "-2.00"
+        assert mine.next_of("orderbook_delta")["msg"]["delta_fp"] == "-2.00"
+        alice.place(ticker, "ask", "1", "0.70", client_order_id="from-sub", subaccount=3)
+        from_sub = mine.next_of("orderbook_delta")["msg"]
+        assert from_sub["client_order_id"] == "from-sub" and from_sub["subaccount"] == 3
+        assert "subaccount" not in theirs.next_of("orderbook_delta")["msg"]
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_stream_activity_when_the_participant_takes_a_members_order_sends_its_fill(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = quiet(make_exchange(markets=6, delta_rate=50, take_rate=50, write_limit=False))
+    alice = trader(exchange, "alice")
+    session = alice.ws()
+    try:
+        session.subscribe("fill", "user_orders")
+        ticker = exchange.markets.tickers()[0]
+        order_id = alice.place(ticker, "bid", "1", "0.40").json()["order_id"]
+        fill = session.next_of("fill", timeout=30.0)["msg"]  # the taker hits the only bid
+        assert fill["order_id"] == order_id and fill["is_taker"] is False
+        truth = exchange.truth("alice")["alice"]
+        assert [f.order_id for f in truth.fills] == [order_id]
+    finally:
+        session.close()
+        alice.close()

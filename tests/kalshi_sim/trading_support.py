@@ -13,7 +13,10 @@ import orjson
 from websockets.sync.client import ClientConnection, connect
 
 from kalshi_api.auth import KalshiSigner, load_signer
+from kalshi_sim.engine_types import Outcome
 from kalshi_sim.exchange import EmbeddedExchange
+from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.participant import HOUSE
 from kalshi_sim.trading_desk import MemberKey
 
 PREFIX = "/trade-api/v2"
@@ -125,3 +128,18 @@ def trader(exchange: EmbeddedExchange, member: str, **cash: int) -> Trader:
 
 def _shards(cash: dict[str, int]) -> dict[int, int]:
     return {int(k.removeprefix("shard")): v for k, v in cash.items()}
+
+
+def quiet(exchange: EmbeddedExchange) -> EmbeddedExchange:
+    """Take the house's generated liquidity and the demo portfolio's resting orders off every
+    book, so members trade only with each other and a test's prices mean what it says (books
+    grow on first use, so grow them all first)."""
+
+    def clear(engine: MatchingEngine, now: int) -> Outcome:
+        for ticker in exchange.markets.tickers():
+            engine.level_orders(ticker, "bid", 0)  # lists and grows the book as real orders
+        engine.cancel_all(exchange.account.member, now)  # the demo portfolio's resting orders
+        return engine.cancel_all(HOUSE, now)
+
+    exchange.trading.call(clear)
+    return exchange
