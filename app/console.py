@@ -125,7 +125,7 @@ class ConsoleView:
         if isinstance(event, StateTransition):
             self._transition(event)
             return
-        label, style, body = describe(event)
+        label, style, body = describe_event(event)
         self._line(label, style, body)
 
     def _transition(self, event: StateTransition) -> None:
@@ -159,7 +159,7 @@ class ConsoleView:
             self._console.print(Text(" " * indent) + text)
 
 
-def describe(event: SupervisorEvent) -> tuple[str, str, str]:
+def describe_event(event: SupervisorEvent) -> tuple[str, str, str]:
     """``(label, style, one line)`` for every event but a transition."""
     if isinstance(event, KalshiSyncComplete):
         return "sync", "cyan", _sync(event)
@@ -267,7 +267,7 @@ def _where(exchange_index: int | None, scope: str) -> str:
 SHOWN_AS_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("kalshi_supervisor.app.console_server", "fault injection: %s"),
-        ("kalshi_supervisor.actors.base", "%s: injecting %s"),
+        ("kalshi_supervisor.actors.child", "%s: injecting %s"),
         ("kalshi_supervisor.core.recovery", "%s stage failed in %s: %s: %s"),
         ("kalshi_supervisor.core.services", "%s service failed: %s: %s"),
     }

@@ -37,8 +37,8 @@ from app.console_state import (
     publish_endpoint,
     withdraw_endpoint,
 )
-from app.event_log import EventRecorder
-from core.event_bus import EventBus, EventListener
+from app.event_log import CurrentState, EventRecorder
+from core.event_bus import DEFAULT_CAPACITY, EventBus, EventListener
 from core.ports import ExchangeFaultHook
 from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
@@ -144,14 +144,20 @@ class Supervisor:
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
         private_events: Callable[[object], None] | None = None,
+        event_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         """``private_events`` also hears the trading stage's private events, besides the
         order gateway (on the private channels' thread; it must not block): a test's or a
         tool's tap."""
         self.config = config
         self._private_events = private_events
+        self._event_capacity = event_capacity
+        """Events the bus holds for slow listeners before it drops new ones (counted)."""
         self.exchange = exchange
         self.recorder = EventRecorder()
+        self.current = CurrentState()
+        """The supervisor's state as it publishes it (inline, never dropped): what ``state``,
+        ``/ready`` and ``/status`` read. The recorder, behind the bus, may lag or miss events."""
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
@@ -171,7 +177,7 @@ class Supervisor:
         """Services: started once READY (see ``actors.service``); the order gateway first,
         so it stops last, after every service that trades through it."""
         self._listeners = [self.recorder, *listeners]
-        self._inline_listeners = list(inline_listeners)
+        self._inline_listeners = [self.current, *inline_listeners]
         self.events: EventBus | None = None
         """Listeners run on the bus's thread, never the supervisor's; closed by ``shutdown``."""
         self._scheduler = scheduler
@@ -187,7 +193,7 @@ class Supervisor:
         from app.stage_books import StageBooks
 
         announce_trading_mode(self.config)
-        self.events = EventBus(self._listeners)
+        self.events = EventBus(self._listeners, capacity=self._event_capacity)
         if self._trading is not None:
             self._trading.set_publish(self.events.publish)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
@@ -200,6 +206,9 @@ class Supervisor:
             books=self._books,
             trading_enabled=self.config.trading_enabled,
             trading=self if self._trading is not None else None,
+            public_names=self.config.status_public_names,
+            current=self.current,
+            dropped_events=self.events_dropped,
         )
         self._console.start()
         try:
@@ -237,7 +246,12 @@ class Supervisor:
 
     @property
     def state(self) -> State:
-        return self.recorder.state
+        return self.current.state
+
+    def events_dropped(self) -> int:
+        """Events the bus dropped since start (its listeners fell behind)."""
+        events = self.events
+        return events.dropped if events is not None else 0
 
     @property
     def control_token(self) -> str:

@@ -245,6 +245,15 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
     add(run, "--status-port", "console server port (0 = any free)", type=int, metavar="PORT")
     add(
         run,
+        "--status-public-name",
+        "a name (host or host:port) other machines use for the console; with a wildcard "
+        "--status-host only these and loopback pass the Host check (repeatable)",
+        action="append",
+        dest="status_public_names",
+        metavar="NAME",
+    )
+    add(
+        run,
         "--log-level",
         "log level of the stderr log",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -411,6 +420,8 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
         flags["restart_types"] = restart_types
     if "services" in flags:
         flags["services"] = tuple(flags["services"])
+    if "status_public_names" in flags:
+        flags["status_public_names"] = tuple(flags["status_public_names"])
     if "service_options" in flags:
         from app.service_loader import ServiceLoadError, parse_option_items
 

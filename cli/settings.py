@@ -117,6 +117,9 @@ class RunSettings(BaseSettings):
     dry_run: bool = False
     status_host: str = "127.0.0.1"
     status_port: int = 8005
+    status_public_names: tuple[str, ...] = ()
+    """Names other machines use for the console (``--status-public-name``; a TOML list):
+    the Host headers answered besides loopback and the bound address."""
     log_level: LogLevel = "INFO"
     events: str | None = None
     state_file: Path | None = None
@@ -224,6 +227,7 @@ class RunSettings(BaseSettings):
             ),
             status_host=self.status_host,
             status_port=self.status_port,
+            status_public_names=self.status_public_names,
             log_level=self.log_level,
             deadlines=self.deadlines,
             restart=RestartSettings(

@@ -78,10 +78,11 @@ class ReadyWatch:
         fields["environment"] = core.config.environment.value
         metadata = ready_metadata(fields, classes)
         core.transition(State.READY, "All stages connected", metadata)
-        core.recovery.on_ready()
         self._start_timers()
-        core.pauses.on_ready()
-        core.services.on_ready(metadata, core.walk.markets or ())
+
+    def awaits(self, stage: str) -> bool:
+        """Every stage succeeded but READY waits for ``stage`` to report it healed."""
+        return self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == stage
 
     def _contributions(self) -> tuple[dict[str, Any], list[type[ReadyMetadata]]] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
@@ -225,7 +226,7 @@ class ReadyWatch:
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
             return
-        if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
+        if self.awaits(incident.stage):
             if incident.heals:
                 self.enter()
             return

@@ -117,6 +117,9 @@ class SupervisorConfig(BaseModel):
     sync_interval: float = Field(default=30.0, gt=0)
     status_host: str = "127.0.0.1"
     status_port: int = Field(default=8005, ge=0, le=65535)
+    status_public_names: tuple[str, ...] = ()
+    """Host names (``host`` or ``host:port``) the console answers besides loopback and its
+    bound address; a wildcard ``status_host`` answers only these and loopback."""
     log_level: LogLevel = "INFO"
     request_timeout: float = Field(default=5.0, gt=0)
     deadlines: dict[State, float] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES))
