@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -109,8 +110,9 @@ class RunSettings(BaseSettings):
     pause_far_poll: float = Field(default=PauseTiming.model_fields["far_poll"].default)
     """... and waits for a resume estimate further away than that, up to this long."""
     order_group_limit: int = Field(
-        default=SupervisorConfig.model_fields["order_group_limit"].default
+        default=int(GatewaySettings.model_fields["order_group_limit"].default), ge=1, le=1_000_000
     )
+    """Contracts per rolling 15 s for the session's order group (``gateway.order_group_limit``)."""
     startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
     allow_production_trading: bool = False
     dry_run: bool = False
@@ -204,11 +206,8 @@ class RunSettings(BaseSettings):
                 raise ValueError(f"unknown {what} {stage!r} (known: {', '.join(sorted(known))})")
         return value
 
-    def supervisor_config(
-        self, *, rest_url: str, ws_url: str, order_id_state: Path | None = None
-    ) -> SupervisorConfig:
-        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError);
-        ``order_id_state`` is the id allocator's state file (in the supervisor's state dir)."""
+    def supervisor_config(self, *, rest_url: str, ws_url: str) -> SupervisorConfig:
+        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError)."""
         return SupervisorConfig(
             environment=self.env,
             rest_url=rest_url,
@@ -224,20 +223,19 @@ class RunSettings(BaseSettings):
             reconnect_max_delay=self.reconnect_max_delay,
             discovery_refresh=self.discovery_refresh,
             exchange_check_interval=self.exchange_check_interval,
-            order_group_limit=self.order_group_limit,
-            startup_orders=self.startup_orders,
-            allow_production_trading=self.allow_production_trading,
-            dry_run=self.dry_run,
-            order_id_state=order_id_state,
             gateway=GatewaySettings(
+                order_group_limit=Decimal(self.order_group_limit),
                 risk_limits=RiskLimits(
                     max_order_count=self.max_order_count,
                     max_position=self.max_position,
                     max_open_orders=self.max_open_orders,
                     max_notional=self.max_notional,
                     max_daily_loss=self.max_daily_loss,
-                )
+                ),
             ),
+            startup_orders=self.startup_orders,
+            allow_production_trading=self.allow_production_trading,
+            dry_run=self.dry_run,
             pause_timing=PauseTiming(
                 min_poll=self.pause_min_poll,
                 max_poll=self.pause_max_poll,
