@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from app.console import ConsoleView, contracts, describe, dollars
+from app.console import ConsoleView, contracts, dollars
+from app.console import describe_event as describe
 from messages.orders import OrderStatus, TradingState
 from messages.trading_events import (
     FillEvent,
