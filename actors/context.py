@@ -6,9 +6,11 @@ build its metadata from its own context and its own connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from messages.metadata import TradingMode
 
@@ -43,6 +45,18 @@ class StageContext:
     """What INITIALIZING's listing said about each market (status, close time)."""
     market_facts_fresh: bool = False
     """Whether those facts were read just before this stage started (not a restart)."""
+    private_events: Callable[[object], None] | None = field(default=None, compare=False)
+    """Who hears the trading stage's private events (fills, user orders, positions, group
+    updates, ``PrivateConnected``, ``OrderGroupGap``): the order gateway, wired by the app;
+    None when nothing listens. Called on the private channels' thread: it must not block."""
+    order_group_limit: Decimal | None = None
+    """Contracts the session's order group lets fill per rolling 15 s; None: no group."""
+    startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
+    trading_allowed: bool = True
+    """False in production without ``--allow-production-trading``: the stage writes nothing."""
+    dry_run: bool = False
+    order_id_prefix: str = "ks"
+    order_id_state: Path | None = None
 
     @classmethod
     def from_config(
@@ -54,9 +68,12 @@ class StageContext:
         market_facts: Mapping[str, MarketFacts],
         market_facts_fresh: bool,
         book_changes: BookChangeFeed | None,
+        private_events: Callable[[object], None] | None = None,
+        id_state: Path | None = None,
     ) -> StageContext:
         """The context every stage of a run starts with: the configuration's facts, and the
-        markets INITIALIZING resolved."""
+        markets INITIALIZING resolved; ``private_events`` (the order gateway's link) and
+        ``id_state`` (the id allocator's state file) are the app's."""
         return cls(
             environment=config.environment.value,
             mode=config.trading_mode,
@@ -75,6 +92,13 @@ class StageContext:
             discovery=config.markets is None,
             series=config.series,
             market_count=config.market_count,
+            private_events=private_events,
+            order_group_limit=config.gateway.order_group_limit,
+            startup_orders=config.startup_orders,
+            trading_allowed=config.trading_allowed,
+            dry_run=config.dry_run,
+            order_id_prefix=config.gateway.id_prefix,
+            order_id_state=id_state,
         )
 
     def __repr__(self) -> str:

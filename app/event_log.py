@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.trading_tally import TradingTally
 from messages.events import (
     ExchangePaused,
     ExchangeResumed,
@@ -187,6 +188,8 @@ class EventRecorder:
         """Exchange pauses in force, kept from the pause events as they pass (``/status``)."""
         self.stream_counters: dict[str, int] = {}
         """The order book stream's latest counters (carried by its events), for ``/status``."""
+        self.trading = TradingTally()
+        """Orders, fills, positions and the trading state, counted from trading events."""
 
     # -- recording ---------------------------------------------------------------------------
     def __call__(self, event: SupervisorEvent) -> None:
@@ -212,6 +215,7 @@ class EventRecorder:
         event = record.event
         _apply_pause(self._pauses, event)
         self.events_by_type[event.type] += 1
+        self.trading.record(event)
         if isinstance(event, StateTransition):
             self._latest_transition[event.to_state] = record
             self.transitions_by_state[event.to_state.value] += 1

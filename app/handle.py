@@ -14,7 +14,9 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -22,10 +24,13 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from actors.exchange_status import PROBE_TIMEOUT, read_condition
+from actors.gateway_config import GATEWAY_SERVICE, ID_STATE_FILE, GatewayConfig
+from actors.gateway_messages import Halt, ResumeTrading, TradingStatusQuery
 from actors.markets import resolve_markets
-from actors.registry import DEFAULT_STAGES
+from actors.registry import DEFAULT_STAGES, TRADING
 from actors.service import ServiceSpec
 from actors.stage_spec import StageSpec
+from actors.trading_link import TradingLink
 from app.console_state import (
     ConsoleEndpoint,
     new_token,
@@ -39,15 +44,89 @@ from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
 from messages.faults import InjectFault
+from messages.orders import HaltReason, TradingState
 from messages.states import State
+from messages.text import one_line
+from messages.trading_status import HaltReport, TradingStatus
 from supervision.config import SupervisorConfig
+from supervision.policy import RestartType
 from supervision.scheduler import Scheduler
+from trading.lookup import LookupPolicy
+
+HALT_TIMEOUT = 60.0
+"""How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
+
+
+def _trading_link(
+    config: SupervisorConfig,
+    signer: KalshiSigner,
+    state_file: Path | None,
+    *,
+    stage_hands_events: bool = True,
+) -> TradingLink:
+    """``stage_hands_events``: the trading stage runs and hands its private events on (so
+    the gateway opens no channels of its own)."""
+    settings = config.gateway
+    state_dir = settings.state_dir or (state_file.parent if state_file is not None else None)
+    gateway = GatewayConfig(
+        rest_url=config.rest_url,
+        ws_url=config.ws_url,
+        signer=signer,
+        request_timeout=config.request_timeout,
+        id_prefix=settings.id_prefix,
+        id_state=None if state_dir is None else state_dir / ID_STATE_FILE,
+        trading_allowed=config.trading_allowed,
+        dry_run=config.dry_run,
+        global_limits=settings.risk_limits,
+        service_limits=dict(settings.service_risk_limits),
+        halt_on_not_ready=settings.halt_on_not_ready,
+        halt_on_pause=settings.halt_on_pause,
+        halt_on_daily_loss=settings.halt_on_daily_loss,
+        halt_on_group_trigger=settings.halt_on_group_trigger,
+        cancel_on_service_stop=settings.cancel_orders_on_service_stop,
+        lookup=LookupPolicy(in_flight_ms=settings.lookup_in_flight_ms),
+        order_group_limit=settings.order_group_limit,
+        halt_timeout=settings.halt_timeout,
+        own_private_channels=not stage_hands_events,
+    )
+    link = TradingLink(gateway)
+    if not config.trading_allowed:  # production without --allow-production-trading
+        link.state = TradingState.HALTED
+        link.state_reason = "production without --allow-production-trading: reads only"
+    return link
+
+
+def _gateway_spec() -> ServiceSpec:
+    from actors.order_gateway import OrderGatewayActor
+
+    return ServiceSpec(GATEWAY_SERVICE, OrderGatewayActor, restart_type=RestartType.PERMANENT,
+                       tickers=())
+
 
 if TYPE_CHECKING:
     from app.console_server import ConsoleServer
     from app.stage_books import StageBooks
 
 logger = logging.getLogger("kalshi_supervisor.app.handle")
+
+
+def announce_trading_mode(config: SupervisorConfig) -> None:
+    """One line at start when trading is not the plain kind: real money (a WARNING),
+    production without ``--allow-production-trading`` (trading halted, reads only), or a
+    dry run (orders validated and logged, never sent)."""
+    if not config.trading_enabled:
+        return
+    if config.trading_mode == "live":
+        if config.allow_production_trading:
+            logger.warning(
+                "PRODUCTION TRADING ENABLED (--allow-production-trading): orders trade real money"
+            )
+        else:
+            logger.warning(
+                "production without --allow-production-trading: trading HALTED, reads only"
+            )
+    if config.dry_run:
+        logger.warning("dry run: orders are validated and logged, never sent")
 
 
 class Supervisor:
@@ -66,9 +145,14 @@ class Supervisor:
         exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
+        private_events: Callable[[object], None] | None = None,
         event_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
+        """``private_events`` also hears the trading stage's private events, besides the
+        order gateway (on the private channels' thread; it must not block): a test's or a
+        tool's tap."""
         self.config = config
+        self._private_events = private_events
         self._event_capacity = event_capacity
         """Events the bus holds for slow listeners before it drops new ones (counted)."""
         self.exchange = exchange
@@ -79,8 +163,25 @@ class Supervisor:
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
-        self._services = tuple(services)
-        """Services: started once READY (see ``actors.service``)."""
+        self._trading: TradingLink | None = (
+            _trading_link(
+                config,
+                signer,
+                state_file,
+                stage_hands_events=any(s.name == TRADING.name for s in self._stages),
+            )
+            if config.trading_enabled
+            else None
+        )
+        """The order gateway's link (trading on): services trade through it."""
+        self._private_events = private_events or (
+            self._trading.private_event if self._trading is not None else None
+        )
+        """Who hears the trading stage's private events: the order gateway by default."""
+        gateway = () if self._trading is None else (_gateway_spec(),)
+        self._services = (*gateway, *services)
+        """Services: started once READY (see ``actors.service``); the order gateway first,
+        so it stops last, after every service that trades through it."""
         self._listeners = [self.recorder, *listeners]
         self._inline_listeners = [self.current, *inline_listeners]
         self.events: EventBus | None = None
@@ -97,7 +198,10 @@ class Supervisor:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
         from app.stage_books import StageBooks
 
+        announce_trading_mode(self.config)
         self.events = EventBus(self._listeners, capacity=self._event_capacity)
+        if self._trading is not None:
+            self._trading.set_publish(self.events.publish)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
         self._console = ConsoleServer(
             self.recorder,
@@ -107,6 +211,7 @@ class Supervisor:
             inject=self.inject,
             books=self._books,
             trading_enabled=self.config.trading_enabled,
+            trading=self if self._trading is not None else None,
             public_names=self.config.status_public_names,
             current=self.current,
             dropped_events=self.events_dropped,
@@ -135,6 +240,8 @@ class Supervisor:
                 exchange=self.exchange,
                 stopped=self.stopped,
                 services=self._services,
+                private_events=self._private_events,
+                trading=self._trading,
             )
         except BaseException:
             self._console.stop()
@@ -191,6 +298,49 @@ class Supervisor:
         books = self._books or StageBooks(lambda: self.ref.actor_urn if self.ref else None)
         stage = books.stage()  # this supervisor's stage; NoOrderbookStage is a LookupError
         return stage.ask(BookDigests(timeout=timeout), timeout=timeout + 1.0)
+
+    # -- trading -------------------------------------------------------------------------------
+    def halt(self, reason: str = "manual", timeout: float = HALT_TIMEOUT) -> HaltReport:
+        """The kill switch: trading HALTED, and none of our orders resting when this returns
+        (the report says how long it took and what, if anything, still rests). Raises
+        ``LookupError`` when trading is off or the gateway is not running, ``TimeoutError``
+        when the halt did not finish in ``timeout`` seconds (it keeps going)."""
+        link = self._link()
+        reply: Future[HaltReport] = Future()
+        why = HaltReason.MANUAL if reason == HaltReason.MANUAL.value else one_line(reason)
+        if not link.tell_gateway(Halt(why, reply)):
+            raise LookupError("the order gateway is not running")
+        try:
+            return reply.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the halt did not finish within {timeout:g}s") from None
+
+    def resume_trading(self, timeout: float = 5.0) -> TradingStatus:
+        """Trading ACTIVE again (a person's decision; automatic halts never undo themselves)."""
+        link = self._link()
+        reply: Future[TradingStatus] = Future()
+        if not link.tell_gateway(ResumeTrading(reply)):
+            raise LookupError("the order gateway is not running")
+        try:
+            return reply.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the gateway did not resume within {timeout:g}s") from None
+
+    def trading_status(self, timeout: float = 5.0) -> TradingStatus:
+        """The gateway's view: state, open orders, positions, P&L (exact decimals)."""
+        try:
+            return self._link().ask_gateway(TradingStatusQuery(), timeout)
+        except pykka.Timeout:
+            raise TimeoutError(f"the gateway did not answer within {timeout:g}s") from None
+
+    @property
+    def trading_link(self) -> TradingLink | None:
+        return self._trading
+
+    def _link(self) -> TradingLink:
+        if self._trading is None:
+            raise LookupError("trading is not enabled (--no-trading)")
+        return self._trading
 
     def shutdown(self, reason: str = "requested", timeout: float = 2.0) -> bool:
         """SHUTDOWN from any state: stop stages in reverse order, close every socket."""

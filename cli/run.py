@@ -24,6 +24,7 @@ from cli.arguments import (
     market_count,
     non_negative_float,
     non_negative_int,
+    positive_decimal,
     positive_float,
     positive_int,
 )
@@ -83,9 +84,7 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
 
-    def add(
-        group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any
-    ) -> None:
+    def add(group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any) -> None:
         dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
         shown = _default_value(dest) if default is None else default
         suffix = f" (default: {shown})" if shown else ""
@@ -180,6 +179,50 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         type=positive_float,
         metavar="SECONDS",
     )
+    trading = run.add_argument_group("trading")
+    add(
+        trading,
+        "--order-group-limit",
+        "contracts the session's order group lets fill per rolling 15 s before the exchange "
+        "cancels its orders (the fill-velocity kill switch)",
+        type=positive_int,
+        metavar="N",
+    )
+    add(
+        trading,
+        "--startup-orders",
+        "resting orders this installation did not place, found at connect: cancel them, "
+        "adopt them as ours, or leave them alone",
+        choices=["cancel", "adopt", "leave"],
+    )
+    add(
+        trading,
+        "--allow-production-trading",
+        "let --env production send orders (real money); without it production trades nothing",
+        action="store_true",
+    )
+    add(
+        trading,
+        "--dry-run",
+        "validate and log orders, never send them (nothing is written at the exchange)",
+        action="store_true",
+    )
+    for flag, what, metavar in (
+        ("--max-order-count", "contracts one order may have", "N"),
+        ("--max-position", "|position| per market, counting resting orders as filled", "N"),
+        ("--max-open-orders", "orders open at once", "N"),
+        ("--max-notional", "dollars at risk in open orders", "DOLLARS"),
+        ("--max-daily-loss", "the day's loss (realized + unrealized at exit - fees) that "
+         "halts trading", "DOLLARS"),
+    ):
+        add(
+            trading,
+            flag,
+            f"risk limit over every service together: {what}; orders past it are refused "
+            "before sending",
+            type=positive_int if flag == "--max-open-orders" else positive_decimal,
+            metavar=metavar,
+        )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
         pauses,
@@ -517,9 +560,7 @@ def _is_bad_setup(exc: Exception) -> bool:
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(
-        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
-    )
+    return isinstance(exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError)
 
 
 def _exchange_and_signer(

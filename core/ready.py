@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
@@ -41,6 +42,15 @@ def ready_metadata(fields: dict[str, Any], classes: list[type[ReadyMetadata]]) -
         if issubclass(cls, chosen):
             chosen = cls
     return chosen(**fields)
+
+
+def refine_fields(fields: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Add a refining part's keys into the nested mappings already contributed (see
+    ``ReadyPart.refines``); a key nobody else contributed is not created."""
+    for key, value in more.items():
+        earlier = fields.get(key)
+        if isinstance(earlier, Mapping) and isinstance(value, Mapping):
+            fields[key] = {**earlier, **value}
 
 
 class ReadyWatch:
@@ -83,6 +93,7 @@ class ReadyWatch:
         core = self._core
         fields: dict[str, Any] = {}
         classes: list[type[ReadyMetadata]] = []
+        refinements: list[Mapping[str, Any]] = []
         running = {s.name for s in core.specs}
         for spec in core.all_specs:
             part = spec.ready
@@ -111,8 +122,13 @@ class ReadyWatch:
                 if part.absent is None:
                     continue
                 result = part.absent()
+            if part.refines:
+                refinements.append(part.fields(result))
+                continue
             fields.update(part.fields(result))
             classes.append(part.metadata)
+        for more in refinements:
+            refine_fields(fields, more)
         return fields, classes
 
     def _start_timers(self) -> None:

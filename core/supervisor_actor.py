@@ -73,6 +73,8 @@ class SupervisorActor(pykka.ThreadingActor):
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
+        private_events: Callable[[object], None] | None = None,
+        trading: Any = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -103,6 +105,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
+                private_events=private_events,
+                trading=trading,
             )
         except BaseException:
             self._release()

@@ -75,6 +75,21 @@ ASK_TIMEOUT = 2.0
 Publish = Callable[[SupervisorEvent], None]
 
 
+def _fan_out(
+    *listeners: Callable[[object], None] | None,
+) -> Callable[[object], None] | None:
+    """One callable that hands each event to every given listener (None if there is none)."""
+    chosen = [listener for listener in listeners if listener is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def every(event: object) -> None:
+        for listener in chosen:
+            listener(event)
+
+    return every
+
+
 class SupervisorCore:
     """Decides; the ports do. Every handler runs on one thread (the shell's actor thread)."""
 
@@ -96,8 +111,18 @@ class SupervisorCore:
         probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
         services: Sequence[ServiceSpec] = (),
+        trading: Any = None,
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
         self.config = config
+        self._trading = trading
+        """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
+        get it in their context, the trading stage hands private events to it."""
+        self._private_events = _fan_out(
+            trading.private_event if trading is not None else None, private_events
+        )
+        """What the stages' context gets as ``private_events``: the gateway's link, plus
+        any extra listener the app was given (a test, a tool)."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -143,6 +168,7 @@ class SupervisorCore:
             liveness_timeout=config.liveness_timeout,
             rng=rng,
             reserved=[s.name for s in self.all_specs],
+            trading=trading,
         )
         self._handlers: dict[type, Callable[[Any], Any]] = {
             # what children say
@@ -407,6 +433,8 @@ class SupervisorCore:
             market_facts_fresh=self.walk.take_fresh_facts(),
             # Only services read the feed: without any, the stream's hot path skips marking.
             book_changes=self.book_changes if self.services.names else None,
+            private_events=self._private_events,
+            id_state=self._trading.config.id_state_path if self._trading is not None else None,
         )
 
     def has_child(self, name: str) -> bool:

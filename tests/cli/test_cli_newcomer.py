@@ -158,7 +158,10 @@ def started(launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path) -> Ite
         events_file=tmp_path / "events.jsonl",
     )
     proc.wait_for(
-        lambda: any(e.get("type") == "service_started" for e in proc.events),
+        lambda: any(
+            e.get("type") == "service_started" and e.get("service") == "spread_alert"
+            for e in proc.events
+        ),
         START_WAIT,
         "the dotted service started",
     )
@@ -170,7 +173,8 @@ def started(launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path) -> Ite
 def test_run_when_service_is_a_dotted_reference_to_the_example_starts_it(started: Proc) -> None:
     starts = [e for e in started.events if e.get("type") == "service_started"]
 
-    assert [e["service"] for e in starts] == ["spread_alert"]
+    # the order gateway, a built-in service with trading on, starts first
+    assert [e["service"] for e in starts] == ["order_gateway", "spread_alert"]
 
 
 # -- the terminal: unwrapped when piped, one line per fact ------------------------------------
