@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -49,8 +48,7 @@ class StageContext:
     """Who hears the trading stage's private events (fills, user orders, positions, group
     updates, ``PrivateConnected``, ``OrderGroupGap``): the order gateway, wired by the app;
     None when nothing listens. Called on the private channels' thread: it must not block."""
-    order_group_limit: Decimal | None = None
-    """Contracts the session's order group lets fill per rolling 15 s; None: no group."""
+    order_group_limit: int = 100
     startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
     trading_allowed: bool = True
     """False in production without ``--allow-production-trading``: the stage writes nothing."""
@@ -69,11 +67,9 @@ class StageContext:
         market_facts_fresh: bool,
         book_changes: BookChangeFeed | None,
         private_events: Callable[[object], None] | None = None,
-        id_state: Path | None = None,
     ) -> StageContext:
         """The context every stage of a run starts with: the configuration's facts, and the
-        markets INITIALIZING resolved; ``private_events`` (the order gateway's link) and
-        ``id_state`` (the id allocator's state file) are the app's."""
+        markets INITIALIZING resolved."""
         return cls(
             environment=config.environment.value,
             mode=config.trading_mode,
@@ -93,12 +89,12 @@ class StageContext:
             series=config.series,
             market_count=config.market_count,
             private_events=private_events,
-            order_group_limit=config.gateway.order_group_limit,
+            order_group_limit=config.order_group_limit,
             startup_orders=config.startup_orders,
             trading_allowed=config.trading_allowed,
             dry_run=config.dry_run,
-            order_id_prefix=config.gateway.id_prefix,
-            order_id_state=id_state,
+            order_id_prefix=config.order_id_prefix,
+            order_id_state=config.order_id_state,
         )
 
     def __repr__(self) -> str:

@@ -94,6 +94,7 @@ from messages.orders import (
     PlaceAccepted,
     PlaceRejected,
     Position,
+    PositionMismatch,
     TradingState,
     WriteUnknown,
 )
@@ -108,19 +109,25 @@ from messages.trading_events import (
     Reconciled,
     TradingStateChanged,
 )
-from messages.trading_status import HaltReport, TradingStatus
+from messages.trading_status import HaltReport, TradingStatus, WriteBudgetStatus
 from trading import halt as halt_policy
 from trading.lookup import Escalate, Found
 from trading.order_state import OrderRecord
 from trading.pnl import PnlBook, Quote
 from trading.reconcile import ExchangeTruth, fills_since, reconcile_tracker
-from trading.risk import Exposure, check_order
+from trading.risk import Exposure, check_order, daily_loss_breached
 from trading.tracker import OrderTracker
 
 logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 
 ZERO = Decimal(0)
 HALF = Decimal("0.5")
+DAILY_LOSS_CHECK_INTERVAL = 1.0
+"""Seconds between looks at the day's P&L against ``max_daily_loss`` (besides each fill)."""
+MAX_CANCEL_TRIES = 5
+"""Sends of one cancel whose outcome stays unknown before a lookup decides."""
+MAX_RECONCILE_ATTEMPTS = 5
+"""Reads in a row a reconciliation makes while fills keep arriving across them."""
 TEARDOWN_HALT_TIMEOUT = 5.0
 """At stop, how long the last halt may verify (the process is going away)."""
 
@@ -137,8 +144,8 @@ class OrderGatewayActor(ServiceActor):
             raise RuntimeError("the order gateway needs the trading link (trading is off?)")
         self.link = link
         self.cfg: GatewayConfig = link.config
-        self.tracker = OrderTracker()
-        self.pnl = PnlBook()
+        self.tracker: OrderTracker = link.tracker  # outlive this incarnation (see the link)
+        self.pnl: PnlBook = link.pnl
         self.io = GatewayIo(self.cfg)
         self.state = link.state
         self.state_reason: str | None = link.state_reason
@@ -150,21 +157,26 @@ class OrderGatewayActor(ServiceActor):
         self._in_flight = 0
         self._emitted: dict[str, tuple[Any, ...]] = {}
         self._cancel_wanted: set[str] = set()
+        self._cancel_tries: dict[str, int] = {}
+        """Cancels sent again after an unknown outcome, by order id (cleared on an answer)."""
         self._halting: list[Future[Any]] | None = None
         self._halt_reason = ""
         self._stopping = threading.Event()
         self._channels: Any = None
+        self._fill_seq = 0
+        """Fills applied so far (a reconciliation read across one may be stale)."""
         self._placed = False
         """Whether this incarnation ever sent an order (a stop then halts)."""
+        self._engaged = False
+        self._engaging = False
+        self._queued: list[PlaceOrder] = []
         link.attach_gateway(self.actor_ref)
-        if self.cfg.own_private_channels:
-            self._open_channels()
 
     def teardown(self) -> None:
-        self._stopping.set()
         link = getattr(self, "link", None)
-        if link is None:
+        if link is None:  # setup never got this far
             return
+        self._stopping.set()
         link.detach_gateway(self.actor_ref)
         if self._channels is not None:
             self._channels.stop()
@@ -172,7 +184,8 @@ class OrderGatewayActor(ServiceActor):
             if self.tracker.open_orders() or (
                 self._placed and self.state is not TradingState.HALTED
             ):
-                self._halt_now(HaltReason.SHUTDOWN)
+                # READY still: this gateway alone is stopping (a crash, a restart)
+                self._halt_now("gateway stopped" if self.ready else HaltReason.SHUTDOWN.value)
         finally:
             self.io.close()
 
@@ -190,13 +203,86 @@ class OrderGatewayActor(ServiceActor):
 
     # -- the system's news -----------------------------------------------------------------
     def on_ready(self, metadata: ReadyMetadata) -> None:
-        summary = getattr(metadata, "trading_client", None)
-        if self.group_id is None and summary is not None and summary.order_group:
-            self.group_id = summary.order_group  # the trading stage's session group
-        if self.group_id is None and self.cfg.order_group_limit is not None:
-            self._submit("group", self._create_group)  # reconciles when it is there
+        if self._engaged:
+            self._reconcile("ready")
+        elif self.tracker.open_orders() or self.pnl.positions(None):
+            self._engage()  # an earlier incarnation traded: reconcile what it left
+
+    def _engage(self) -> None:
+        """The first order (or halt) engages the gateway: its private channels (until the
+        trading stage hands events on), the session's order group, a first reconciliation.
+
+        Why not at start: a supervisor that never trades must not spend the account's
+        budget, threads or sockets on it (and its READY must not depend on them)."""
+        if self._engaged or self._engaging:
             return
-        self._reconcile("ready")
+        self._engaging = True
+        if self.cfg.own_private_channels and self._channels is None:
+            try:
+                self._open_channels()
+            except Exception as exc:  # trading still works, reconciliation fills the gap
+                logger.warning("gateway: private channels not opened: %s", one_line(str(exc)))
+        if self.cfg.order_group_limit is not None:  # None: no order group at all
+            self.group_id = self.group_id or self._stage_group()
+        if self.group_id is None and self.cfg.order_group_limit is not None:
+            self._submit("group", self._create_group)  # engaged when it is there (or not)
+            return
+        self._engaged_now()
+
+    def _engaged_now(self) -> None:
+        """Reconcile first, then place what waited: the first read then knows the account
+        as it was before any order of this session (no stale "gone" for a new order)."""
+        self._reconcile("engaged")
+        watched = [self.cfg.global_limits, *self.cfg.service_limits.values()]
+        if self.cfg.halt_on_daily_loss and any(x.max_daily_loss is not None for x in watched):
+            # marks move without fills: the day's loss is watched, not only at each fill
+            self.call_every(DAILY_LOSS_CHECK_INTERVAL, self._check_daily_loss_all)
+        for record in self.tracker.open_orders():
+            if record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+                self._adopt_in_flight(record)
+
+    def _adopt_in_flight(self, record: OrderRecord) -> None:
+        """A create an earlier incarnation sent and never heard back about: look it up by
+        its id (twice, the in-flight window apart); absent both times, it never landed."""
+        cid, ticker = record.client_order_id, record.intent.ticker
+        wait = self.cfg.lookup.in_flight_ms / 1000
+        stop = self._stopping
+
+        def find(api: OrderApi) -> tuple[ExchangeOrder, tuple[Fill, ...]] | None:
+            for attempt in range(2):
+                order = api.find_order(cid, ticker=ticker)
+                if order is not None:
+                    return lookup_order(api, order.order_id)
+                if attempt == 0 and stop.wait(wait):
+                    break
+            return None
+
+        self._submit("adopted", find, context=cid)
+
+    def _on_adopted(self, done: IoDone) -> None:
+        cid: str = done.context
+        record = self.tracker.get(cid)
+        if record is None or done.error is not None:
+            return
+        if done.result is not None:
+            order, fills = done.result
+            self._apply_lookup(order, fills)
+        elif record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+            if record.status is OrderStatus.PENDING:
+                self.tracker.on_place_reply(WriteUnknown(client_order_id=cid,
+                                                         reason="the gateway restarted"))
+            self.tracker.on_place_reply(
+                PlaceRejected(client_order_id=cid, status=0, code="not_placed",
+                              message="absent at the exchange after the gateway restarted")
+            )
+            self._emit(record, reason="not placed: absent after the gateway restarted")
+        self._in_flight_changed()
+
+    def _place_queued(self) -> None:
+        self._engaging, self._engaged = False, True
+        queued, self._queued = self._queued, []
+        for message in queued:
+            self._place(message)
 
     def on_not_ready(self, state: State, reason: str) -> None:
         if self.cfg.halt_on_not_ready:
@@ -217,13 +303,18 @@ class OrderGatewayActor(ServiceActor):
             return handler(self, message)
         return super().handle(message)
 
-    def on_trading_connected(self, result: Any) -> None:
-        group = getattr(result, "order_group_id", None)
-        if isinstance(group, str) and group:
-            self.group_id = group
+    def _stage_group(self) -> str | None:
+        """The session's order group the trading stage created, if it did."""
+        connection = self.trading_connection
+        return connection.order_group_id if connection is not None else None
 
     # -- placing -----------------------------------------------------------------------------
     def _place(self, message: PlaceOrder) -> None:
+        if not self._engaged:
+            self._engage()
+            if self._engaging:  # the order group first: every order of ours goes in it
+                self._queued.append(message)
+                return
         cid, intent = message.client_order_id, message.intent
         try:
             record = self.tracker.track(cid, intent)
@@ -237,6 +328,15 @@ class OrderGatewayActor(ServiceActor):
                               message=one_line(refusal)[:500])
             )
             self._emit(record, reason=f"refused locally: {refusal}")
+            return
+        if self.cfg.dry_run:
+            logger.info("gateway: dry run, not sent: %s %s %s %s @ %s (%s)", intent.service,
+                        intent.ticker, intent.side, intent.count, intent.price, cid)
+            self.tracker.on_place_reply(
+                PlaceRejected(client_order_id=cid, status=0, code="dry_run",
+                              message="dry run: validated, not sent")
+            )
+            self._emit(record, reason="dry run: validated, not sent")
             return
         self._placed = True
         self._in_flight_changed()
@@ -257,6 +357,8 @@ class OrderGatewayActor(ServiceActor):
         self._submit("create", lambda api: api.create(create), context=cid)
 
     def _refusal(self, record: OrderRecord) -> str | None:
+        if not self.cfg.trading_allowed:
+            return "production without --allow-production-trading: trading is halted"
         if not self.ready:
             return "the system is not READY"
         if self.pauses:
@@ -428,12 +530,19 @@ class OrderGatewayActor(ServiceActor):
                                         ts_ms=done.result.ts_ms)
         elif isinstance(done.error, NotFoundError):
             reply = CancelNotFound(order_id=order_id)
-        else:
-            logger.info("gateway: cancel of %s: %s (the next read decides)", order_id,
+        else:  # outcome unknown: a cancel is safe to send again (a 404 then means gone)
+            tries = self._cancel_tries.get(order_id, 0) + 1
+            logger.info("gateway: cancel of %s (try %d): %s", order_id, tries,
                         one_line(str(done.error)))
             if record is not None and not record.status.is_final:
-                self._lookup_vanished(order_id)
+                if tries < MAX_CANCEL_TRIES:
+                    self._cancel_tries[order_id] = tries
+                    self._submit("cancelled", lambda api: api.cancel(order_id), context=order_id)
+                else:
+                    self._cancel_tries.pop(order_id, None)
+                    self._lookup_vanished(order_id)
             return
+        self._cancel_tries.pop(order_id, None)
         routed = self.tracker.on_cancel_reply(order_id, reply)
         self._emit_routed(routed.client_order_id)
         if isinstance(reply, CancelNotFound):
@@ -499,7 +608,7 @@ class OrderGatewayActor(ServiceActor):
                     and self.state is not TradingState.HALTED
                 ):
                     self._trigger(HaltReason.ORDER_GROUP_TRIGGERED, "the order group triggered")
-            elif isinstance(event, ws.PrivateConnected):
+            elif isinstance(event, ws.PrivateConnected) and self._engaged:
                 self._reconcile("private_reconnect")
         except ValueError as exc:  # an unreadable fact: one line, nothing changes
             logger.warning("gateway: private event refused: %s", one_line(str(exc)))
@@ -513,6 +622,7 @@ class OrderGatewayActor(ServiceActor):
         if fill.ts_ms is not None:
             self.last_fill_ms = max(self.last_fill_ms or 0, fill.ts_ms)
         if self.pnl.apply(fill, service):
+            self._fill_seq += 1
             if record is not None:
                 fill = fill.model_copy(update={"client_order_id": record.client_order_id})
             self.link.publish(
@@ -528,7 +638,26 @@ class OrderGatewayActor(ServiceActor):
                     service, Position(ticker=fill.ticker, position=position, service=service)
                 )
             self._publish_position(fill.ticker)
+            self._check_daily_loss(service)
         self._emit_routed(routed.client_order_id)
+
+    def _check_daily_loss_all(self) -> None:
+        if self.pnl.positions(None) or self.state is not TradingState.HALTED:
+            for service in {*self.cfg.service_limits, None}:
+                self._check_daily_loss(service)
+
+    def _check_daily_loss(self, service: str | None) -> None:
+        """After a fill: a day's loss past a limit halts now, not at the next order."""
+        if not self.cfg.halt_on_daily_loss or self.state is TradingState.HALTED:
+            return
+        quotes = self._quotes()
+        scopes = [("global", self.cfg.global_limits, None)]
+        if service is not None and service in self.cfg.service_limits:
+            scopes.append((service, self.cfg.service_limits[service], service))
+        for scope, limits, name in scopes:
+            if daily_loss_breached(limits, self.pnl.daily(quotes, name)):
+                self._trigger(HaltReason.DAILY_LOSS, f"{scope}: daily loss past the limit")
+                return
 
     def _publish_position(self, ticker: str) -> None:
         ledger = self.pnl.market(ticker)
@@ -541,12 +670,24 @@ class OrderGatewayActor(ServiceActor):
         )
 
     # -- reconciliation ----------------------------------------------------------------------
-    def _reconcile(self, trigger: str) -> None:
+    def _reconcile(self, trigger: str, attempt: int = 1) -> None:
         since = fills_since(self.last_fill_ms)
-        self._submit("reconciled", lambda api: read_truth(api, since), context=trigger)
+        self._submit(
+            "reconciled", lambda api: read_truth(api, since),
+            context=(trigger, self._fill_seq, attempt),
+        )
 
     def _on_reconciled(self, done: IoDone) -> None:
-        trigger: str = done.context
+        trigger, fill_seq, attempt = done.context
+        try:
+            self._apply_truth(done, trigger, fill_seq, attempt)
+        finally:
+            if self._engaging and trigger == "engaged":
+                self._place_queued()
+
+    def _apply_truth(self, done: IoDone, trigger: str, fill_seq: int, attempt: int) -> None:
+        # fills applied while the exchange was read: its positions may predate them
+        stale = fill_seq != self._fill_seq
         if done.error is not None:
             logger.warning("gateway: reconciliation (%s) could not read the exchange: %s",
                            trigger, one_line(str(done.error)))
@@ -557,6 +698,8 @@ class OrderGatewayActor(ServiceActor):
         result = reconcile_tracker(self.tracker, self.pnl.positions(None), self.balance, truth)
         lines: list[str] = []
         for difference in result.differences:
+            if stale and isinstance(difference, PositionMismatch):
+                continue
             lines.append(one_line(f"{type(difference).__name__}: {_describe(difference)}"))
         for fill in result.apply_fills:
             self._on_fill(fill)
@@ -577,13 +720,18 @@ class OrderGatewayActor(ServiceActor):
                 self._submit("cancelled", lambda api, oid=order.order_id: api.cancel(oid),
                              context=order.order_id)
         quotes = self._quotes()
-        for ticker, exchange in truth.positions.items():
-            local = self.pnl.positions(None).get(ticker, ZERO)
-            if local != exchange:
-                self._seed(ticker, exchange - local, quotes)
-        for ticker, local in self.pnl.positions(None).items():
-            if ticker not in truth.positions:
-                self._seed(ticker, -local, quotes)
+        mismatched = any(isinstance(d, PositionMismatch) for d in result.differences)
+        if stale and mismatched:  # read again rather than "correct" to an older truth
+            if attempt < MAX_RECONCILE_ATTEMPTS:
+                self._reconcile(trigger, attempt + 1)
+        elif mismatched:
+            for ticker, exchange in truth.positions.items():
+                local = self.pnl.positions(None).get(ticker, ZERO)
+                if local != exchange:
+                    self._seed(ticker, exchange - local, quotes)
+            for ticker, local in self.pnl.positions(None).items():
+                if ticker not in truth.positions:
+                    self._seed(ticker, -local, quotes)
         self.balance = result.balance
         self._in_flight_changed()
         self.link.publish(
@@ -605,8 +753,10 @@ class OrderGatewayActor(ServiceActor):
         target = halt_policy.on_trigger(self.state, reason, self.cfg.halt_policy)
         if target is self.state and target is not TradingState.HALTED:
             return
-        if target is TradingState.HALTED:
+        if target is TradingState.HALTED and (self._engaged or self._engaging):
             self._start_halt(Halt(reason))
+        elif target is TradingState.HALTED:  # never traded: nothing of ours to cancel here
+            self._set_state(target, reason.value)
         else:
             self._set_state(target, f"{reason.value}: {why}")
 
@@ -678,9 +828,9 @@ class OrderGatewayActor(ServiceActor):
         with self._view_lock:
             self._in_flight, self._known_oids = in_flight, known
 
-    def _halt_now(self, reason: HaltReason) -> None:
+    def _halt_now(self, reason: str) -> None:
         """At stop, on this thread: the I/O threads may be gone with the process."""
-        self._set_state(TradingState.HALTED, reason.value)
+        self._set_state(TradingState.HALTED, reason)
         self._in_flight_changed()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self._halt_view,
@@ -712,7 +862,8 @@ class OrderGatewayActor(ServiceActor):
             self.group_id = done.result
         elif done.error is not None:
             logger.warning("gateway: no order group: %s", one_line(str(done.error)))
-        self._reconcile("ready")
+        if self._engaging:
+            self._engaged_now()
 
     # -- views ---------------------------------------------------------------------------------
     def _status(self) -> TradingStatus:
@@ -726,6 +877,18 @@ class OrderGatewayActor(ServiceActor):
             ],
             pnl=self.pnl.markets(quotes),
             order_group_id=self.group_id,
+            write_budget=self._budget(),
+        )
+
+    def _budget(self) -> WriteBudgetStatus | None:
+        pacer = self.io.current_pacer
+        if pacer is None:
+            return None
+        return WriteBudgetStatus(
+            capacity=Decimal(f"{pacer.capacity:.3f}"),
+            tokens=Decimal(f"{pacer.tokens:.3f}"),
+            refill_per_second=Decimal(f"{pacer.refill_rate:.3f}"),
+            rate_limited=pacer.rate_limited_count,
         )
 
     def _quotes(self) -> dict[str, Quote]:
@@ -843,4 +1006,5 @@ _IO_HANDLERS: dict[str, Callable[[OrderGatewayActor, IoDone], None]] = {
     "reconciled": OrderGatewayActor._on_reconciled,
     "halted": OrderGatewayActor._on_halted,
     "group": OrderGatewayActor._on_group,
+    "adopted": OrderGatewayActor._on_adopted,
 }

@@ -95,7 +95,7 @@ TRADING = StageSpec(
     requires_trading=True,
     result_type=TradingConnected,
     ready=ReadyPart(fields=_trading_fields, refines=True),
-    share=lambda result: result,  # the order gateway starts from it (on_trading_connected)
+    share=lambda result: result,  # the order gateway: group, write budget, open orders
     entry_context=lambda markets: "Connecting to trading API",
 )
 SYNC = StageSpec(

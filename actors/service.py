@@ -170,6 +170,9 @@ class ServiceActor(ChildActor):
             else None
         )
         """Orders through the gateway (None when trading is off; see the module docstring)."""
+        self.trading_connection: TradingConnected | None = None
+        """The trading stage's latest result (limits, the session's order group, the open
+        orders it found), or None before it or with trading off."""
 
     @property
     def child_name(self) -> str:
@@ -196,10 +199,6 @@ class ServiceActor(ChildActor):
 
     def on_event(self, event: Event) -> None:
         """Any supervisor event."""
-
-    def on_trading_connected(self, result: TradingConnected) -> None:
-        """The trading stage connected (its limits, order group, open orders after the
-        startup policy): what the order gateway starts from; other services may ignore it."""
 
     def on_order(self, update: OrderUpdate) -> None:
         """One of this service's orders changed (``self.trading.open_orders`` already shows it)."""
@@ -310,7 +309,7 @@ class ServiceActor(ChildActor):
         SystemReady: _on_system_ready,
         SystemNotReady: _on_system_not_ready,
         AccountChanged: lambda self, message: self.on_account(message.sync),
-        TradingConnected: lambda self, message: self.on_trading_connected(message),
+        TradingConnected: lambda self, message: setattr(self, "trading_connection", message),
         OrderUpdate: lambda self, message: self._trading_fact(message, self.on_order),
         Fill: lambda self, message: self._trading_fact(message, self.on_fill),
         Position: lambda self, message: self._trading_fact(message, self.on_position),

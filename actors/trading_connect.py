@@ -180,8 +180,8 @@ class TradingConnectActor(StageActor):
         writes = self.context.trading_allowed and not self.context.dry_run
         writer = self._write_client(limits, costs) if writes else None
         limit = self.context.order_group_limit
-        if writer is not None and limit is not None and self._group_id is None:
-            self._group_id = OrderGroupApi(writer).create(limit).order_group_id  # once
+        if writer is not None and self._group_id is None:  # once, even if Connect comes again
+            self._group_id = OrderGroupApi(writer).create(Decimal(limit)).order_group_id
         group_id = self._group_id
         kept, counts = self._startup_orders(client, writer)
         result = TradingConnected(

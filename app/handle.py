@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -27,7 +28,7 @@ from actors.exchange_status import PROBE_TIMEOUT, read_condition
 from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
 from actors.gateway_messages import Halt, ResumeTrading, TradingStatusQuery
 from actors.markets import resolve_markets
-from actors.registry import DEFAULT_STAGES, TRADING
+from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceSpec
 from actors.stage_spec import StageSpec
 from actors.trading_link import TradingLink
@@ -44,7 +45,7 @@ from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
 from messages.faults import InjectFault
-from messages.orders import HaltReason, TradingState
+from messages.orders import HaltReason
 from messages.states import State
 from messages.text import one_line
 from messages.trading_status import HaltReport, TradingStatus
@@ -57,24 +58,17 @@ HALT_TIMEOUT = 60.0
 """How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
 
 
-def _trading_link(
-    config: SupervisorConfig,
-    signer: KalshiSigner,
-    state_file: Path | None,
-    *,
-    stage_hands_events: bool = True,
-) -> TradingLink:
-    """``stage_hands_events``: the trading stage runs and hands its private events on (so
-    the gateway opens no channels of its own)."""
+def _trading_link(config: SupervisorConfig, signer: KalshiSigner) -> TradingLink:
     settings = config.gateway
-    state_dir = settings.state_dir or (state_file.parent if state_file is not None else None)
     gateway = GatewayConfig(
         rest_url=config.rest_url,
         ws_url=config.ws_url,
         signer=signer,
         request_timeout=config.request_timeout,
-        id_prefix=settings.id_prefix,
-        state_dir=state_dir,
+        id_prefix=config.order_id_prefix,
+        id_state=config.order_id_state,
+        trading_allowed=config.trading_allowed,
+        dry_run=config.dry_run,
         global_limits=settings.risk_limits,
         service_limits=dict(settings.service_risk_limits),
         halt_on_not_ready=settings.halt_on_not_ready,
@@ -83,15 +77,11 @@ def _trading_link(
         halt_on_group_trigger=settings.halt_on_group_trigger,
         cancel_on_service_stop=settings.cancel_orders_on_service_stop,
         lookup=LookupPolicy(in_flight_ms=settings.lookup_in_flight_ms),
-        order_group_limit=settings.order_group_limit,
+        order_group_limit=Decimal(config.order_group_limit) if settings.order_group else None,
+        own_private_channels=False,
         halt_timeout=settings.halt_timeout,
-        own_private_channels=not stage_hands_events,
     )
-    link = TradingLink(gateway)
-    if not config.trading_allowed:  # production without --allow-production-trading
-        link.state = TradingState.HALTED
-        link.state_reason = "production without --allow-production-trading: reads only"
-    return link
+    return TradingLink(gateway)
 
 
 def _gateway_spec() -> ServiceSpec:
@@ -127,6 +117,21 @@ def announce_trading_mode(config: SupervisorConfig) -> None:
         logger.warning("dry run: orders are validated and logged, never sent")
 
 
+def _fan_out(
+    *listeners: Callable[[object], None] | None,
+) -> Callable[[object], None] | None:
+    """One callable that hands each event to every given listener (None if there is none)."""
+    chosen = [listener for listener in listeners if listener is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def every(event: object) -> None:
+        for listener in chosen:
+            listener(event)
+
+    return every
+
+
 class Supervisor:
     """A running supervisor: start it, wait on its states, inject faults, shut it down."""
 
@@ -147,10 +152,8 @@ class Supervisor:
         event_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         """``private_events`` also hears the trading stage's private events, besides the
-        order gateway (on the private channels' thread; it must not block): a test's or a
-        tool's tap."""
+        order gateway (on the private channels' thread; it must not block)."""
         self.config = config
-        self._private_events = private_events
         self._event_capacity = event_capacity
         """Events the bus holds for slow listeners before it drops new ones (counted)."""
         self.exchange = exchange
@@ -162,16 +165,14 @@ class Supervisor:
         self._signer = signer
         self._stages = tuple(stages)
         self._trading: TradingLink | None = (
-            _trading_link(
-                config,
-                signer,
-                state_file,
-                stage_hands_events=any(s.name == TRADING.name for s in self._stages),
-            )
-            if config.trading_enabled
-            else None
+            _trading_link(config, signer) if config.trading_enabled else None
         )
         """The order gateway's link (trading on): services trade through it."""
+        self._private_events = _fan_out(
+            self._trading.private_event if self._trading is not None else None, private_events
+        )
+        """Who hears the trading stage's private events: the order gateway, and
+        ``private_events`` too when given (a test's or a tool's tap)."""
         gateway = () if self._trading is None else (_gateway_spec(),)
         self._services = (*gateway, *services)
         """Services: started once READY (see ``actors.service``); the order gateway first,
@@ -234,8 +235,8 @@ class Supervisor:
                 exchange=self.exchange,
                 stopped=self.stopped,
                 services=self._services,
-                private_events=self._private_events,
                 trading=self._trading,
+                private_events=self._private_events,
             )
         except BaseException:
             self._console.stop()

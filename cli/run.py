@@ -83,7 +83,9 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
 
-    def add(group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any) -> None:
+    def add(
+        group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any
+    ) -> None:
         dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
         shown = _default_value(dest) if default is None else default
         suffix = f" (default: {shown})" if shown else ""
@@ -468,10 +470,15 @@ def config_from_settings(
     """The validated ``SupervisorConfig``, or ConfigError with one line naming the source."""
     from pydantic import ValidationError
 
+    from app.console_state import default_state_path
     from cli.settings import describe
+    from trading.ids import STATE_FILE_NAME
 
+    state_dir = (settings.state_file or default_state_path()).parent
     try:
-        return settings.supervisor_config(rest_url=rest_url, ws_url=ws_url)
+        return settings.supervisor_config(
+            rest_url=rest_url, ws_url=ws_url, order_id_state=state_dir / STATE_FILE_NAME
+        )
     except ValidationError as exc:
         raise ConfigError(describe(exc, sources, config_level=True)) from None
 
@@ -543,7 +550,9 @@ def _is_bad_setup(exc: Exception) -> bool:
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError)
+    return isinstance(
+        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
+    )
 
 
 def _exchange_and_signer(

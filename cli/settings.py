@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,7 +41,7 @@ from kalshi_api.environments import Environment
 from messages.exchange import PauseTiming
 from messages.states import State
 from messages.text import one_line
-from supervision.config import GatewaySettings, LogLevel, RestartSettings, SupervisorConfig
+from supervision.config import LogLevel, RestartSettings, SupervisorConfig
 from supervision.policy import RestartType, Strategy
 
 ENV_PREFIX = "KALSHI_SUPERVISOR_"
@@ -109,9 +108,8 @@ class RunSettings(BaseSettings):
     pause_far_poll: float = Field(default=PauseTiming.model_fields["far_poll"].default)
     """... and waits for a resume estimate further away than that, up to this long."""
     order_group_limit: int = Field(
-        default=int(GatewaySettings.model_fields["order_group_limit"].default), ge=1, le=1_000_000
+        default=SupervisorConfig.model_fields["order_group_limit"].default
     )
-    """Contracts per rolling 15 s for the session's order group (``gateway.order_group_limit``)."""
     startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
     allow_production_trading: bool = False
     dry_run: bool = False
@@ -199,8 +197,11 @@ class RunSettings(BaseSettings):
                 raise ValueError(f"unknown {what} {stage!r} (known: {', '.join(sorted(known))})")
         return value
 
-    def supervisor_config(self, *, rest_url: str, ws_url: str) -> SupervisorConfig:
-        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError)."""
+    def supervisor_config(
+        self, *, rest_url: str, ws_url: str, order_id_state: Path | None = None
+    ) -> SupervisorConfig:
+        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError);
+        ``order_id_state`` is the id allocator's state file (in the supervisor's state dir)."""
         return SupervisorConfig(
             environment=self.env,
             rest_url=rest_url,
@@ -216,10 +217,11 @@ class RunSettings(BaseSettings):
             reconnect_max_delay=self.reconnect_max_delay,
             discovery_refresh=self.discovery_refresh,
             exchange_check_interval=self.exchange_check_interval,
-            gateway=GatewaySettings(order_group_limit=Decimal(self.order_group_limit)),
+            order_group_limit=self.order_group_limit,
             startup_orders=self.startup_orders,
             allow_production_trading=self.allow_production_trading,
             dry_run=self.dry_run,
+            order_id_state=order_id_state,
             pause_timing=PauseTiming(
                 min_poll=self.pause_min_poll,
                 max_poll=self.pause_max_poll,

@@ -73,8 +73,8 @@ class SupervisorActor(pykka.ThreadingActor):
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
-        private_events: Callable[[object], None] | None = None,
         trading: Any = None,
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -105,8 +105,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
-                private_events=private_events,
                 trading=trading,
+                private_events=private_events,
             )
         except BaseException:
             self._release()

@@ -75,21 +75,6 @@ ASK_TIMEOUT = 2.0
 Publish = Callable[[SupervisorEvent], None]
 
 
-def _fan_out(
-    *listeners: Callable[[object], None] | None,
-) -> Callable[[object], None] | None:
-    """One callable that hands each event to every given listener (None if there is none)."""
-    chosen = [listener for listener in listeners if listener is not None]
-    if len(chosen) <= 1:
-        return chosen[0] if chosen else None
-
-    def every(event: object) -> None:
-        for listener in chosen:
-            listener(event)
-
-    return every
-
-
 class SupervisorCore:
     """Decides; the ports do. Every handler runs on one thread (the shell's actor thread)."""
 
@@ -117,12 +102,9 @@ class SupervisorCore:
         self.config = config
         self._trading = trading
         """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
-        get it in their context, the trading stage hands private events to it."""
-        self._private_events = _fan_out(
-            trading.private_event if trading is not None else None, private_events
-        )
-        """What the stages' context gets as ``private_events``: the gateway's link, plus
-        any extra listener the app was given (a test, a tool)."""
+        get it in their context."""
+        self.private_events = private_events
+        """Handed to the stages' context: who hears the trading stage's private events."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -433,8 +415,7 @@ class SupervisorCore:
             market_facts_fresh=self.walk.take_fresh_facts(),
             # Only services read the feed: without any, the stream's hot path skips marking.
             book_changes=self.book_changes if self.services.names else None,
-            private_events=self._private_events,
-            id_state=self._trading.config.id_state_path if self._trading is not None else None,
+            private_events=self.private_events,
         )
 
     def has_child(self, name: str) -> bool:

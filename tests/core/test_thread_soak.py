@@ -113,8 +113,11 @@ def test_soak_when_every_kind_of_child_restarts_thread_count_returns_to_start(
     before = wait_count(lambda count: True, timeout=0)
     with running_supervisor(exchange, config, services=[ServiceSpec("watch", Watch)]) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        assert sup.recorder.wait_for(
-            lambda events: any(isinstance(e, ServiceStarted) for e in events), WAIT
+        assert sup.recorder.wait_for(  # ours, not the order gateway's (it starts first)
+            lambda events: any(
+                isinstance(e, ServiceStarted) and e.service == "watch" for e in events
+            ),
+            WAIT,
         )
         ready = wait_count(lambda count: True, timeout=0)
         steady = ready + 1  # the restarted stream's one REST-check worker (see the docstring)
