@@ -11,8 +11,8 @@ live in uvicorn's h11 protocol (subclassed, as the embedded exchange does for it
 * **A control lane.** While the slots are full, a request that carries the control token
   (``POST /inject`` from ``kalshi-supervisor inject``, the kill switch's ``POST /halt`` and
   ``POST /resume``) is still served: it does not count against ``limit_concurrency`` but
-  against a small budget of its own (``control_budget`` requests in flight), so flooding the console cannot take the
-  operator's hands off the supervisor. The token is compared in constant time; a request
+  against a small budget of its own (``control_budget`` requests in flight), so flooding
+  the console cannot take the operator's hands off the supervisor. The token is compared in constant time; a request
   with a wrong token gets no lane and meets the ordinary limit (then the app's 401).
 """
 
