@@ -12,8 +12,9 @@ live in uvicorn's h11 protocol (subclassed, as the embedded exchange does for it
   (``POST /inject`` from ``kalshi-supervisor inject``, the kill switch's ``POST /halt`` and
   ``POST /resume``) is still served: it does not count against ``limit_concurrency`` but
   against a small budget of its own (``control_budget`` requests in flight), so flooding
-  the console cannot take the operator's hands off the supervisor. The token is compared in constant time; a request
-  with a wrong token gets no lane and meets the ordinary limit (then the app's 401).
+  the console cannot take the operator's hands off the supervisor. The token is compared
+  in constant time; a request with a wrong token gets no lane and meets the ordinary limit
+  (then the app's 401).
 """
 
 from __future__ import annotations
