@@ -84,7 +84,7 @@ def from_rest_fill(fill: order_models.Fill) -> Fill:
     )
 
 
-def from_ws_fill(fill: ws.Fill) -> Fill:
+def from_ws_fill(fill: ws.FillEvent) -> Fill:
     """``fill_id`` first: it is what REST calls the fill (``trade_id`` may be the trade's,
     shared by both sides), so the two copies of one fill dedupe."""
     return Fill(

@@ -593,7 +593,7 @@ class OrderGatewayActor(ServiceActor):
     def _private(self, message: PrivateEventArrived) -> None:
         event = message.event
         try:
-            if isinstance(event, ws.Fill):
+            if isinstance(event, ws.FillEvent):
                 self._on_fill(from_ws_fill(event))
             elif isinstance(event, ws.UserOrder):
                 routed = self.tracker.on_exchange_order(from_user_order(event))

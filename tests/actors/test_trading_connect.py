@@ -27,7 +27,7 @@ from kalshi_api.environments import Environment
 from kalshi_api.models import Order
 from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
-from kalshi_api.private_events import Fill, PrivateConnected, UserOrder
+from kalshi_api.private_events import FillEvent, PrivateConnected, UserOrder
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.stream_events import StreamFailed
 from kalshi_sim.account import DEMO_MEMBER
@@ -195,13 +195,15 @@ def test_private_events_when_our_order_fills_reach_the_listener(
         ours.client.close()
 
         def filled(events: list[object]) -> int:
-            return sum(e.count for e in events if isinstance(e, Fill) and e.order_id == order_id)
+            return sum(
+                e.count for e in events if isinstance(e, FillEvent) and e.order_id == order_id
+            )
 
         assert heard.wait_for(lambda events: filled(events) == 200)  # centi-contracts
         assert heard.wait_for(
             lambda events: any(isinstance(e, UserOrder) and e.order_id == order_id for e in events)
         )
-        fills = [e for e in heard.of(Fill) if e.order_id == order_id]
+        fills = [e for e in heard.of(FillEvent) if e.order_id == order_id]
         assert {f.client_order_id for f in fills} == {"ks-00bb-1"}
         traded = [
             f for f in exchange.truth(DEMO_MEMBER)[DEMO_MEMBER].fills if f.order_id == order_id
