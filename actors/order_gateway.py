@@ -700,7 +700,7 @@ class OrderGatewayActor(ServiceActor):
         for difference in result.differences:
             if stale and isinstance(difference, PositionMismatch):
                 continue
-            lines.append(one_line(f"{type(difference).__name__}: {_describe(difference)}"))
+            lines.append(one_line(_describe(difference)))
         for fill in result.apply_fills:
             self._on_fill(fill)
         for order in result.apply_orders:
@@ -975,8 +975,7 @@ class OrderGatewayActor(ServiceActor):
 
 
 def _describe(difference: Any) -> str:
-    data = difference.model_dump(mode="json")
-    return ", ".join(f"{k}={v}" for k, v in data.items())
+    return str(difference.describe())
 
 
 def _question(gateway: OrderGatewayActor, _: TradingStatusQuery) -> TradingStatus:

@@ -386,6 +386,13 @@ class OrderUnknownLocally(Message):
 
     order: ExchangeOrder
 
+    def describe(self) -> str:
+        o = self.order
+        return (
+            f"order {o.order_id} ({o.client_order_id or 'no client id'}) rests at the exchange "
+            f"untracked: {o.side} {o.remaining_count} {o.ticker} @ {o.price}"
+        )
+
 
 class OrderGoneAtExchange(Message):
     """We think it may rest; the exchange does not list it. Never concluded cancelled from
@@ -394,6 +401,12 @@ class OrderGoneAtExchange(Message):
     client_order_id: str
     order_id: str
     local_status: OrderStatus
+
+    def describe(self) -> str:
+        return (
+            f"order {self.client_order_id} ({self.order_id}) is {self.local_status} here but "
+            "not listed resting at the exchange: looked up"
+        )
 
 
 class OrderDiffers(Message):
@@ -408,11 +421,25 @@ class OrderDiffers(Message):
     exchange_filled: Exact
     exchange_remaining: Exact
 
+    def describe(self) -> str:
+        return (
+            f"order {self.client_order_id} ({self.order_id}): here {self.local_status}, "
+            f"filled {self.local_filled}, resting {self.local_remaining}; at the exchange "
+            f"filled {self.exchange_filled}, resting {self.exchange_remaining}"
+        )
+
 
 class FillMissed(Message):
     """A fill the private channel never delivered (or we dropped); it is applied."""
 
     fill: Fill
+
+    def describe(self) -> str:
+        f = self.fill
+        return (
+            f"missed fill {f.trade_id} of order {f.order_id}: {f.side} {f.count} {f.ticker} "
+            f"@ {f.price} (applied)"
+        )
 
 
 class PositionMismatch(Message):
@@ -423,12 +450,18 @@ class PositionMismatch(Message):
     local: Exact
     exchange: Exact
 
+    def describe(self) -> str:
+        return f"position {self.ticker}: {self.local} here, {self.exchange} at the exchange (taken)"
+
 
 class BalanceChanged(Message):
     """The balance moved since we last read it (integer cents, as Kalshi gives it)."""
 
     before: int
     after: int
+
+    def describe(self) -> str:
+        return f"balance {self.before} -> {self.after} cents"
 
 
 Difference = (

@@ -201,7 +201,7 @@ def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
         assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
         assert rec.wait(lambda _: any(
-            any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
+            any(line.startswith("missed fill") for line in e.differences)  # type: ignore[union-attr]
             for e in events_of(supervisor, "reconciled")[before:]
         )), events_of(supervisor, "reconciled")
         assert_matches_truth(supervisor, exchange, "alice")
