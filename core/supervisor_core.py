@@ -336,8 +336,16 @@ class SupervisorCore:
 
     # -- faults -----------------------------------------------------------------------------
     def _inject(self, fault: InjectFault) -> dict[str, Any]:
-        """Publish, then route: to the exchange hook or to the stage named as target."""
-        self.publish(FaultInjected(fault=fault))
+        """Route the fault (to the exchange hook, a service or the stage named as target) and
+        publish ``fault_injected`` only when it was accepted: a refused fault did not happen,
+        so nothing that watches the events may say it did. The event still precedes every
+        effect: those reach the core as messages, handled after this one."""
+        answer = self._route_fault(fault)
+        if answer.get("accepted"):
+            self.publish(FaultInjected(fault=fault))
+        return answer
+
+    def _route_fault(self, fault: InjectFault) -> dict[str, Any]:
         if fault.target == FaultTarget.EXCHANGE:
             return self._inject_exchange(fault)
         routed = self.services.inject(fault)
