@@ -107,6 +107,7 @@ function onHello(hello) {
   }
   S.instance = hello.instance;
   S.tradingEnabled = hello.trading_enabled;
+  showDropped(hello.counters && hello.counters.events_dropped);
   if (hello.since === 0 || hello.missed) {
     applyCounters(hello.counters);
     S.countedUpTo = hello.last_id;
@@ -247,6 +248,17 @@ function streamFromEvent(up, ev) {
   STREAM.eventAt = performance.now();
 }
 
+// Events the supervisor's bus dropped (queue full): counted in /status and the hello. The
+// state pills do not depend on events (the server reads the supervisor's own snapshot), but
+// the log has gaps, so the page says how many, and keeps saying it.
+function showDropped(count) {
+  const n = Number(count) || 0;
+  S.dropped = n;
+  const pill = $("events-dropped");
+  pill.hidden = n === 0;
+  pill.textContent = n === 0 ? "" : `${n} event${n === 1 ? "" : "s"} dropped`;
+}
+
 function streamFromStatus(stream, sentAt) {
   if (!stream || !stream.available || sentAt < STREAM.eventAt) return;
   const up = Boolean(stream.connected);
@@ -283,11 +295,17 @@ function renderStreamState() {
 }
 
 // -- rendering -------------------------------------------------------------------------------
+// Once the bus has dropped events the log may miss a transition, so the header's state comes
+// from /status (the supervisor's own snapshot, polled each second), not from the log.
+const headerState = () => (S.dropped > 0 && S.truthState ? stateName(S.truthState)
+  : S.current ? stateName(S.current.to_state) : "STARTUP");
+
 function render() {
   S.renderedId = S.lastId;
-  const current = S.current ? stateName(S.current.to_state) : "STARTUP";
+  const current = headerState();
   const pill = $("current-state");
   pill.textContent = current;
+  pill.dataset.source = S.dropped > 0 && S.truthState ? "status" : "events";
   pill.className = `pill state-${current}` + (current === "READY" && streamDegraded() ? " degraded" : "");
   pill.dataset.eventId = S.current ? S.current.id : "";
   renderStreamState();
@@ -625,6 +643,10 @@ async function pollBooks() {
     BOOKS.tops = tops;
     BOOKS.stream = status.ok ? status.body.orderbook_stream || null : null;
     streamFromStatus(BOOKS.stream, sentAt);
+    if (status.ok) {
+      showDropped(status.body.events_dropped);
+      S.truthState = status.body.state || null;
+    }
     tradingFromStatus(status.ok ? status.body.trading : null, sentAt);
     BOOKS.refreshes += 1;
     if (selected === BOOKS.selected) BOOKS.depth = depth;
@@ -638,6 +660,7 @@ async function pollBooks() {
   renderStream();
   renderStreamState();
   renderTrading();
+  if (S.dropped > 0) scheduleRender(); // the header follows /status while the log has gaps
 }
 
 const seconds = (s) => s == null ? "–" : s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;

@@ -86,6 +86,14 @@ def _wait_trading_state(page: Any, state: str) -> None:
     )
 
 
+def _wait_halt_answered(page: Any) -> None:
+    page.wait_for_function(
+        "() => !(document.querySelector('[data-testid=halt-report]').textContent || '')"
+        ".startsWith('halting')",
+        timeout=PAGE_WAIT_MS,
+    )
+
+
 def test_kill_button_when_confirmed_halts_and_shows_halted_and_the_report(
     page: Any, server: ConsoleServer, trading: StandInTrading
 ) -> None:
@@ -102,6 +110,7 @@ def test_kill_button_when_confirmed_halts_and_shows_halted_and_the_report(
     page.click("[data-testid=halt-button]")
     _wait_trading_state(page, "halted")
     page.wait_for_selector("[data-testid=halt-report]:not([hidden])", timeout=PAGE_WAIT_MS)
+    _wait_halt_answered(page)  # it says "halting: ..." until /halt answers
 
     assert page.inner_text("[data-testid=trading-state]") == "trading HALTED"
     report = page.inner_text("[data-testid=halt-report]")
@@ -316,6 +325,7 @@ def test_kill_button_when_a_service_order_rests_halts_trading_and_none_of_ours_r
             page.click("[data-testid=halt-button]")
             _wait_trading_state(page, "halted")
             page.wait_for_selector("[data-testid=halt-report]:not([hidden])", timeout=PAGE_WAIT_MS)
+            _wait_halt_answered(page)  # it says "halting: ..." until /halt answers
             page.wait_for_function(
                 "sel => document.querySelectorAll(sel).length === 0", arg=rows, timeout=PAGE_WAIT_MS
             )
