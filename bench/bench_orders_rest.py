@@ -35,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import leaks, machine_info, p90
+from bench.support import latency_summary as summary
+from bench.support import leaks, machine_info
 from kalshi_api.auth import load_signer
 from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
@@ -46,17 +47,6 @@ TARGET_RATIO = 3.0
 """A create (validation, grid check, body, engine, 201 parse) within 3x the client-and-
 loopback floor of a signed GET: the write path adds no per-request cost of its own."""
 
-
-def _quantile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def summary(values_s: list[float]) -> str:
-    ms = [v * 1000 for v in values_s]
-    return (
-        f"p50 {statistics.median(ms):6.2f} ms  p90 {p90(ms):6.2f} ms  "
-        f"p99 {_quantile(ms, 99):6.2f} ms  max {max(ms):6.2f} ms  (n={len(ms)})"
-    )
 
 
 def run(orders: int, warmup: int) -> tuple[list[float], list[float], list[float]]:

@@ -36,6 +36,20 @@ def p90(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[8]
 
 
+def quantile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (1..99), inclusive method: what the latency benches print."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def latency_summary(values_s: Sequence[float]) -> str:
+    """p50 / p90 / p99 / max of latencies given in seconds, printed in milliseconds."""
+    ms = [v * 1000 for v in values_s]
+    return (
+        f"p50 {statistics.median(ms):6.2f} ms  p90 {p90(ms):6.2f} ms  "
+        f"p99 {quantile(ms, 99):6.2f} ms  max {max(ms):6.2f} ms  (n={len(ms)})"
+    )
+
+
 def leaks(baseline: set[threading.Thread]) -> list[str]:
     """Threads and actors this benchmark left behind (there should be none)."""
     left = [t.name for t in threading.enumerate() if t not in baseline and t.is_alive()]

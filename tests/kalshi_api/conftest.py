@@ -93,3 +93,26 @@ def open_stream() -> Iterator[StreamFactory]:
     yield factory
     for stream in streams:
         stream.stop()
+
+class Events:
+    """A thread-safe listener of any events (the private channels' tests); a test waits until
+    enough events of a type have arrived."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event: object) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def of(self, kind: type[E]) -> list[E]:
+        with self._changed:
+            return [e for e in self.events if isinstance(e, kind)]
+
+    def wait_for(self, kind: type[Any], count: int = 1) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: sum(isinstance(e, kind) for e in self.events) >= count, WAIT
+            )

@@ -8,9 +8,8 @@ orderbook stream. Every wait is on an event or a ``list_subscriptions`` barrier.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -33,34 +32,13 @@ from kalshi_api.stream_events import (
 )
 from kalshi_api.ws_session import OrderbookStream
 from kalshi_api.ws_transport import WsTransport
-from tests.kalshi_api.conftest import WAIT
+from tests.kalshi_api.conftest import WAIT, Events
 from tests.kalshi_api.loopback_exchange import AUTH_HEADER, LoopbackExchange
 
 E = TypeVar("E")
 FAST = ReconnectPolicy(min_delay=0.01, max_delay=0.05, max_attempts=20, healthy_after=0.0)
 
 
-class Events:
-    """A thread-safe listener; tests wait for the n-th event of a type."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: object) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, kind: type[Any], count: int = 1) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: sum(isinstance(e, kind) for e in self.events) >= count, WAIT
-            )
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ that loses a fill, recovered by the reconcile the client's reconnect event asks 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -24,33 +23,12 @@ from kalshi_api.protocol import WS_PATH
 from kalshi_api.stream_events import ReconnectPolicy
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
-from tests.kalshi_api.conftest import WAIT
+from tests.kalshi_api.conftest import Events
 from tests.kalshi_sim.trading_support import Trader, quiet, trader
 
 E = TypeVar("E")
 
 
-class Events:
-    """A thread-safe listener; tests wait until enough events of a type have arrived."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: object) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, kind: type[Any], count: int = 1) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: sum(isinstance(e, kind) for e in self.events) >= count, WAIT
-            )
 
 
 @pytest.fixture
