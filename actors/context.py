@@ -6,7 +6,7 @@ build its metadata from its own context and its own connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,9 @@ class StageContext:
     """What INITIALIZING's listing said about each market (status, close time)."""
     market_facts_fresh: bool = False
     """Whether those facts were read just before this stage started (not a restart)."""
+    private_events: Callable[[object], None] | None = None
+    """Where the trading stage hands every private-channel event (the order gateway's
+    link); None when nothing listens. Called on the transport thread: never blocks."""
 
     def __repr__(self) -> str:
         return (

@@ -35,6 +35,14 @@ Hooks (all run on the service's own thread, one message at a time):
     the changes since the previous sync.
 ``on_event(event)``
     Every supervisor event (transitions, failures, restarts, stream incidents, ...).
+``on_order(update)`` / ``on_fill(fill)`` / ``on_position(position)``
+    One of this service's orders changed, traded, or its position in a market moved
+    (``messages.orders`` types, exact decimals). Orders go out through ``self.trading``.
+
+Trading: ``self.trading`` (an ``actors.trading_handle.TradingHandle``; None when trading is
+off) places, amends, decreases and cancels through the order gateway, the only writer
+of orders; ``place`` returns the ``client_order_id`` at once and the outcome arrives as the
+hooks above. A service's orders are cancelled when it stops (configurable).
 
 Exchange pauses: ``self.trading_paused(exchange_index)`` says whether orders are refused on
 that shard now (the weekly trading pause, one shard's pause, or a whole-exchange pause);
@@ -63,6 +71,8 @@ import pykka
 
 from actors.child import ChildActor
 from actors.controls import StageControls
+from actors.gateway_config import GATEWAY_SERVICE
+from actors.gateway_messages import ServiceStopped
 from actors.service_spec import (
     ServiceContext,
     ServiceOptions,
@@ -70,11 +80,13 @@ from actors.service_spec import (
     default_service_name,
     validation_line,
 )
+from actors.trading_handle import TradingHandle
 from kalshi_api.book_changes import BookSubscription, BookView
 from messages.commands import Report
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.exchange import PauseScope
 from messages.metadata import ReadyMetadata
+from messages.orders import Fill, OrderUpdate, Position
 from messages.results import SyncCompleted
 from messages.services import (
     AccountChanged,
@@ -151,6 +163,13 @@ class ServiceActor(ChildActor):
         """Exchange pauses in force: shard (None = every shard) -> ``trading``/``exchange``."""
         self._subscription: BookSubscription | None = None
         self._timers: list[_Timer] = []
+        link = context.trading
+        self.trading: TradingHandle | None = (
+            TradingHandle(self.name, link)
+            if link is not None and self.name != GATEWAY_SERVICE
+            else None
+        )
+        """Orders through the gateway (None when trading is off; see the module docstring)."""
 
     @property
     def child_name(self) -> str:
@@ -177,6 +196,15 @@ class ServiceActor(ChildActor):
 
     def on_event(self, event: Event) -> None:
         """Any supervisor event."""
+
+    def on_order(self, update: OrderUpdate) -> None:
+        """One of this service's orders changed (``self.trading.open_orders`` already shows it)."""
+
+    def on_fill(self, fill: Fill) -> None:
+        """One of this service's orders traded."""
+
+    def on_position(self, position: Position) -> None:
+        """This service's position in a market moved (``self.trading.positions`` shows it)."""
 
     def on_disconnect(self) -> None:
         """Drop any connection of the service's own (the ``disconnect`` fault)."""
@@ -219,6 +247,9 @@ class ServiceActor(ChildActor):
 
     # -- the child hooks ---------------------------------------------------------------------------
     def _open(self) -> None:
+        link = self.context.trading
+        if self.trading is not None and link is not None:
+            link.attach_service(self.name, self.actor_ref)
         self.setup()
         tickers = self.subscribed_tickers()
         if tickers is None or tuple(tickers):
@@ -232,6 +263,10 @@ class ServiceActor(ChildActor):
             self.teardown()
         except Exception:
             logger.exception("%s service: error in teardown", self.name)
+        link = self.context.trading
+        if self.trading is not None and link is not None:
+            link.detach_service(self.name, self.actor_ref)
+            link.tell_gateway(ServiceStopped(self.name))
 
     def _close_after_failed_start(self) -> None:
         self._close()
@@ -271,8 +306,16 @@ class ServiceActor(ChildActor):
         SystemReady: _on_system_ready,
         SystemNotReady: _on_system_not_ready,
         AccountChanged: lambda self, message: self.on_account(message.sync),
+        OrderUpdate: lambda self, message: self._trading_fact(message, self.on_order),
+        Fill: lambda self, message: self._trading_fact(message, self.on_fill),
+        Position: lambda self, message: self._trading_fact(message, self.on_position),
         Report: lambda self, _: self.health(),
     }
+
+    def _trading_fact(self, fact: Any, hook: Callable[[Any], None]) -> None:
+        if self.trading is not None:
+            self.trading.apply(fact)
+        hook(fact)
 
     def _track_pause(self, event: Event) -> None:
         if isinstance(event, ExchangePaused):

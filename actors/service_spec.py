@@ -21,6 +21,7 @@ from supervision.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from actors.service import ServiceActor
+    from actors.trading_link import TradingLink
 
 _NAME = re.compile(SERVICE_NAME_PATTERN)
 
@@ -56,6 +57,8 @@ class ServiceContext:
     markets: tuple[str, ...] = ()
     tickers: tuple[str, ...] | None = None
     """Book subscription from the spec: None = every streamed ticker, () = no books."""
+    trading: TradingLink | None = None
+    """The order gateway's link when trading is on (``actors.trading_link``), else None."""
 
     def __repr__(self) -> str:
         return f"ServiceContext(name={self.name!r}, options={self.options!r})"

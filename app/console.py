@@ -167,10 +167,7 @@ def describe(event: SupervisorEvent) -> tuple[str, str, str]:
         body = f"{event.stage} in {event.state.name}: {event.error_type}: {event.reason}"
         return "failure", "red", body
     if isinstance(event, RestartScheduled):
-        body = (
-            f"{', '.join(event.stages)} (attempt {event.attempt}) "
-            f"in {duration(event.delay_ms)}"
-        )
+        body = f"{', '.join(event.stages)} (attempt {event.attempt}) in {duration(event.delay_ms)}"
         return "restart", "yellow", body
     if isinstance(event, FaultInjected):
         return "fault", "bold magenta", _fault(event)
@@ -196,8 +193,7 @@ def describe(event: SupervisorEvent) -> tuple[str, str, str]:
         return "paused", "bold yellow", body
     if isinstance(event, ExchangeResumed):
         body = (
-            f"{_where(event.exchange_index, event.scope)} ended after "
-            f"{duration(event.paused_ms)}"
+            f"{_where(event.exchange_index, event.scope)} ended after {duration(event.paused_ms)}"
         )
         return "resumed", "green", body
     if isinstance(event, ServiceStarted):
@@ -215,8 +211,10 @@ def describe(event: SupervisorEvent) -> tuple[str, str, str]:
     if isinstance(event, ServiceDropped):
         return "service", "red", f"{event.service} dropped: {event.reason}"
     values = event.model_dump(mode="json", exclude={"type", "timestamp", "counters"})
-    return event.type.replace("_", " "), "magenta", fields(
-        {k: v for k, v in values.items() if v is not None}
+    return (
+        event.type.replace("_", " "),
+        "magenta",
+        fields({k: v for k, v in values.items() if v is not None}),
     )
 
 

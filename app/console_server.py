@@ -14,7 +14,14 @@ Routes:
 - ``GET /books``       top of book per market, with staleness (from the orderbook stage);
 - ``GET /books/{ticker}`` one market's depth (404 for a market the stream does not carry);
 - ``POST /inject``     fault injection, bearer token required (400 for a fault that does
-                       not fit, e.g. a shard the embedded exchange does not have).
+                       not fit, e.g. a shard the embedded exchange does not have);
+- ``POST /halt``       the kill switch: ``{"reason": "..."}`` (optional), token required;
+                       answers the halt report once none of ours rest (409 in
+                       orderbook-only mode, 503 when the order gateway cannot be reached);
+- ``POST /resume``     trading ACTIVE again (``{}``), token required, same answers.
+
+``/status`` carries ``trading`` (state, open orders, positions, P&L: exact decimal strings,
+asked of the order gateway) and ``/metrics`` the trading series (``app.console_trading``).
 
 Security, in order of the fences: the Host header must name the bound address (a DNS
 rebinding page cannot read the balance); a WebSocket's Origin, when sent, must too (a page
@@ -58,6 +65,17 @@ from app.console_errors import (
     ConsoleServerError,
     describe_validation_error,
     one_line,
+)
+from app.console_trading import (
+    NO_GATEWAY,
+    NO_TRADING,
+    BadControlBody,
+    TradingCollector,
+    TradingControl,
+    as_json,
+    parse_halt_body,
+    parse_resume_body,
+    status_part,
 )
 from app.event_log import EventRecorder, RecordedEvent
 from messages.faults import InjectFault
@@ -382,6 +400,7 @@ class ConsoleServer:
         status: StatusCallback | None = None,
         books: BookSource | None = None,
         trading_enabled: bool = True,
+        trading: TradingControl | None = None,
         max_connections: int = MAX_CONNECTIONS,
         send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
@@ -395,6 +414,8 @@ class ConsoleServer:
         self._status = status or recorder.status
         self._books = books
         self.trading_enabled = trading_enabled
+        self._trading = trading if trading_enabled else None
+        """The kill switch and the gateway's status; None in orderbook-only mode."""
         self.max_connections = max_connections
         self.send_timeout = send_timeout
         self.reads_need_token = not is_loopback(host)
@@ -405,6 +426,8 @@ class ConsoleServer:
         self._registry.register(_RecorderCollector(recorder, self._feed.counts))  # type: ignore[arg-type]
         if books is not None:
             self._registry.register(_BooksCollector(books))  # type: ignore[arg-type]
+        if trading_enabled:
+            self._registry.register(TradingCollector(recorder.trading, self._trading))  # type: ignore[arg-type]
         self._allowed: frozenset[str] | None = frozenset()
         self._thread: ServerThread | None = None
         self._blocking: ThreadPoolExecutor | None = None
@@ -512,6 +535,8 @@ class ConsoleServer:
             Route("/books", self._books_route, methods=["GET"]),
             Route("/books/{ticker:str}", self._book_route, methods=["GET"]),
             Route("/inject", self._inject_route, methods=["POST"]),
+            Route("/halt", self._halt_route, methods=["POST"]),
+            Route("/resume", self._resume_route, methods=["POST"]),
             WebSocketRoute("/ws", self._ws),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
@@ -571,6 +596,9 @@ class ConsoleServer:
             return _error(500, f"{type(exc).__name__}: {exc}")
         if self._books is not None:
             payload["orderbook_stream"] = await self._run_blocking(self._stream_health)
+        payload["trading"] = await self._run_blocking(
+            status_part, self.trading_enabled, self._trading
+        )
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
 
     def _stream_health(self) -> dict[str, Any]:
@@ -624,7 +652,12 @@ class ConsoleServer:
             return _error(404, f"no market {ticker!r} in the orderbook stream")
         return JSONResponse(dict(depth), headers={"Cache-Control": "no-store"})
 
-    async def _inject_route(self, request: Request) -> Response:
+    async def _control_body(self, request: Request, what: str) -> Response | object:
+        """The JSON body of a token-guarded call (None when empty), or the refusal to send.
+
+        The token is checked after the body is read (bounded by Content-Length) so that a
+        refused client cannot leave an unread body on a keep-alive connection.
+        """
         if "transfer-encoding" in request.headers:
             return _error(411, "send the body with Content-Length")
         raw_length = request.headers.get("content-length", "0").strip()
@@ -635,12 +668,17 @@ class ConsoleServer:
         body = await request.body()
         if not self._authorized(request.headers, {}):
             client = request.client.host if request.client else "?"
-            logger.warning("refused fault injection from %s: %s", client, UNAUTHORIZED_MESSAGE)
+            logger.warning("refused %s from %s: %s", what, client, UNAUTHORIZED_MESSAGE)
             return _error(401, UNAUTHORIZED_MESSAGE)
         try:
-            document = json.loads(body) if body else None
+            return json.loads(body) if body.strip() else None
         except (ValueError, RecursionError) as exc:
             return _error(400, f"invalid JSON: {exc}")
+
+    async def _inject_route(self, request: Request) -> Response:
+        document = await self._control_body(request, "fault injection")
+        if isinstance(document, Response):
+            return document
         if not isinstance(document, dict):
             return _error(400, "request body must be a JSON object")
         try:
@@ -656,6 +694,44 @@ class ConsoleServer:
         except Exception as exc:
             logger.exception("inject callback failed for %s", fault)
             return _error(500, f"{type(exc).__name__}: {exc}")
+
+    async def _halt_route(self, request: Request) -> Response:
+        document = await self._control_body(request, "halt")
+        if isinstance(document, Response):
+            return document
+        try:
+            reason = parse_halt_body(document)
+        except BadControlBody as exc:
+            return _error(400, str(exc))
+        if self._trading is None:
+            return _error(409, NO_TRADING if not self.trading_enabled else NO_GATEWAY)
+        logger.warning("kill switch pressed: halting trading (%s)", reason)
+        return await self._trading_call("halt", self._trading.halt, reason)
+
+    async def _resume_route(self, request: Request) -> Response:
+        document = await self._control_body(request, "resume")
+        if isinstance(document, Response):
+            return document
+        try:
+            parse_resume_body(document)
+        except BadControlBody as exc:
+            return _error(400, str(exc))
+        if self._trading is None:
+            return _error(409, NO_TRADING if not self.trading_enabled else NO_GATEWAY)
+        logger.warning("trading resumed by request")
+        return await self._trading_call("resume", self._trading.resume_trading)
+
+    async def _trading_call(self, what: str, fn: Callable[..., Any], *args: Any) -> Response:
+        """Ask the gateway (off the event loop); its reply as JSON, or 503 with why not."""
+        try:
+            reply = await self._run_blocking(fn, *args)
+        except Exception as exc:
+            logger.warning("%s failed: %s: %s", what, type(exc).__name__, exc)
+            return _error(503, f"{what} failed: {one_line(str(exc)) or type(exc).__name__}")
+        body = as_json(reply)
+        if not isinstance(body, dict):
+            body = {"result": body}
+        return JSONResponse({"accepted": True, **body})
 
     # -- the feed ----------------------------------------------------------------------------
     async def _ws(self, websocket: WebSocket) -> None:

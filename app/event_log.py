@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from app.trading_tally import TradingTally
 from messages.events import (
     ExchangePaused,
     ExchangeResumed,
@@ -95,6 +96,8 @@ class EventRecorder:
         """Exchange pauses in force, kept from the pause events as they pass (``/status``)."""
         self.stream_counters: dict[str, int] = {}
         """The order book stream's latest counters (carried by its events), for ``/status``."""
+        self.trading = TradingTally()
+        """Orders, fills, positions and the trading state, counted from trading events."""
 
     # -- recording ---------------------------------------------------------------------------
     def __call__(self, event: SupervisorEvent) -> None:
@@ -129,6 +132,7 @@ class EventRecorder:
         elif isinstance(event, ExchangeResumed):
             self._pauses.pop(event.exchange_index, None)
         self.events_by_type[event.type] += 1
+        self.trading.record(event)
         if isinstance(event, StateTransition):
             self._latest_transition[event.to_state] = record
             self.transitions_by_state[event.to_state.value] += 1
@@ -301,9 +305,7 @@ class JsonLinesSink:
         try:
             return path.open("a", encoding="utf-8")
         except OSError as exc:
-            raise EventSinkError(
-                f"cannot write events to {path}: {exc.strerror or exc}"
-            ) from None
+            raise EventSinkError(f"cannot write events to {path}: {exc.strerror or exc}") from None
 
     def __call__(self, event: SupervisorEvent) -> None:
         line = event.model_dump_json()

@@ -15,6 +15,8 @@ import os
 import random
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -22,10 +24,13 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from actors.exchange_status import PROBE_TIMEOUT, read_condition
+from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
+from actors.gateway_messages import Halt, ResumeTrading, TradingStatusQuery
 from actors.markets import resolve_markets
 from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceSpec
 from actors.stage_spec import StageSpec
+from actors.trading_link import TradingLink
 from app.console_state import (
     ConsoleEndpoint,
     new_token,
@@ -39,9 +44,51 @@ from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
 from messages.faults import InjectFault
+from messages.orders import HaltReason
 from messages.states import State
+from messages.text import one_line
+from messages.trading_status import HaltReport, TradingStatus
 from supervision.config import SupervisorConfig
+from supervision.policy import RestartType
 from supervision.scheduler import Scheduler
+from trading.lookup import LookupPolicy
+
+HALT_TIMEOUT = 60.0
+"""How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
+
+
+def _trading_link(
+    config: SupervisorConfig, signer: KalshiSigner, state_file: Path | None
+) -> TradingLink:
+    settings = config.gateway
+    state_dir = settings.state_dir or (state_file.parent if state_file is not None else None)
+    gateway = GatewayConfig(
+        rest_url=config.rest_url,
+        ws_url=config.ws_url,
+        signer=signer,
+        request_timeout=config.request_timeout,
+        id_prefix=settings.id_prefix,
+        state_dir=state_dir,
+        global_limits=settings.risk_limits,
+        service_limits=dict(settings.service_risk_limits),
+        halt_on_not_ready=settings.halt_on_not_ready,
+        halt_on_pause=settings.halt_on_pause,
+        halt_on_daily_loss=settings.halt_on_daily_loss,
+        halt_on_group_trigger=settings.halt_on_group_trigger,
+        cancel_on_service_stop=settings.cancel_orders_on_service_stop,
+        lookup=LookupPolicy(in_flight_ms=settings.lookup_in_flight_ms),
+        order_group_limit=settings.order_group_limit,
+        halt_timeout=settings.halt_timeout,
+    )
+    return TradingLink(gateway)
+
+
+def _gateway_spec() -> ServiceSpec:
+    from actors.order_gateway import OrderGatewayActor
+
+    return ServiceSpec(GATEWAY_SERVICE, OrderGatewayActor, restart_type=RestartType.PERMANENT,
+                       tickers=())
+
 
 if TYPE_CHECKING:
     from app.console_server import ConsoleServer
@@ -73,8 +120,14 @@ class Supervisor:
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
-        self._services = tuple(services)
-        """Services: started once READY (see ``actors.service``)."""
+        self._trading: TradingLink | None = (
+            _trading_link(config, signer, state_file) if config.trading_enabled else None
+        )
+        """The order gateway's link (trading on): services trade through it."""
+        gateway = () if self._trading is None else (_gateway_spec(),)
+        self._services = (*gateway, *services)
+        """Services: started once READY (see ``actors.service``); the order gateway first,
+        so it stops last, after every service that trades through it."""
         self._listeners = [self.recorder, *listeners]
         self._inline_listeners = list(inline_listeners)
         self.events: EventBus | None = None
@@ -92,6 +145,8 @@ class Supervisor:
         from app.stage_books import StageBooks
 
         self.events = EventBus(self._listeners)
+        if self._trading is not None:
+            self._trading.set_publish(self.events.publish)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
         self._console = ConsoleServer(
             self.recorder,
@@ -101,6 +156,7 @@ class Supervisor:
             inject=self.inject,
             books=self._books,
             trading_enabled=self.config.trading_enabled,
+            trading=self if self._trading is not None else None,
         )
         self._console.start()
         try:
@@ -126,6 +182,7 @@ class Supervisor:
                 exchange=self.exchange,
                 stopped=self.stopped,
                 services=self._services,
+                trading=self._trading,
             )
         except BaseException:
             self._console.stop()
@@ -177,6 +234,49 @@ class Supervisor:
         books = self._books or StageBooks(lambda: self.ref.actor_urn if self.ref else None)
         stage = books.stage()  # this supervisor's stage; NoOrderbookStage is a LookupError
         return stage.ask(BookDigests(timeout=timeout), timeout=timeout + 1.0)
+
+    # -- trading -------------------------------------------------------------------------------
+    def halt(self, reason: str = "manual", timeout: float = HALT_TIMEOUT) -> HaltReport:
+        """The kill switch: trading HALTED, and none of our orders resting when this returns
+        (the report says how long it took and what, if anything, still rests). Raises
+        ``LookupError`` when trading is off or the gateway is not running, ``TimeoutError``
+        when the halt did not finish in ``timeout`` seconds (it keeps going)."""
+        link = self._link()
+        reply: Future[HaltReport] = Future()
+        why = HaltReason.MANUAL if reason == HaltReason.MANUAL.value else one_line(reason)
+        if not link.tell_gateway(Halt(why, reply)):
+            raise LookupError("the order gateway is not running")
+        try:
+            return reply.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the halt did not finish within {timeout:g}s") from None
+
+    def resume_trading(self, timeout: float = 5.0) -> TradingStatus:
+        """Trading ACTIVE again (a person's decision; automatic halts never undo themselves)."""
+        link = self._link()
+        reply: Future[TradingStatus] = Future()
+        if not link.tell_gateway(ResumeTrading(reply)):
+            raise LookupError("the order gateway is not running")
+        try:
+            return reply.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the gateway did not resume within {timeout:g}s") from None
+
+    def trading_status(self, timeout: float = 5.0) -> TradingStatus:
+        """The gateway's view: state, open orders, positions, P&L (exact decimals)."""
+        try:
+            return self._link().ask_gateway(TradingStatusQuery(), timeout)
+        except pykka.Timeout:
+            raise TimeoutError(f"the gateway did not answer within {timeout:g}s") from None
+
+    @property
+    def trading_link(self) -> TradingLink | None:
+        return self._trading
+
+    def _link(self) -> TradingLink:
+        if self._trading is None:
+            raise LookupError("trading is not enabled (--no-trading)")
+        return self._trading
 
     def shutdown(self, reason: str = "requested", timeout: float = 2.0) -> bool:
         """SHUTDOWN from any state: stop stages in reverse order, close every socket."""

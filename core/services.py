@@ -104,6 +104,7 @@ class ServiceSupervisor:
         liveness_timeout: float = 2.0,
         rng: random.Random | None = None,
         reserved: Iterable[str] = (),
+        trading: Any = None,
     ) -> None:
         names = [s.name for s in specs]
         taken = {*reserved, "exchange"}
@@ -118,6 +119,8 @@ class ServiceSupervisor:
         )
         """The services' incarnations, reached through the host every child shares."""
         self._feed = feed
+        self._trading = trading
+        """The order gateway's link (``actors.trading_link.TradingLink``) when trading is on."""
         self._markets: tuple[str, ...] = ()
         rng = rng or random.Random()
         self._services: dict[str, _Service] = {
@@ -292,6 +295,7 @@ class ServiceSupervisor:
             scheduler=self._scheduler,
             markets=self._markets,
             tickers=spec.tickers,
+            trading=self._trading,
         )
 
     def _start(self, name: str) -> bool:

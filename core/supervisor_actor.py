@@ -69,6 +69,7 @@ class SupervisorActor(pykka.ThreadingActor):
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
+        trading: Any = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -97,6 +98,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
+                trading=trading,
             )
         except BaseException:
             self._release()

@@ -95,8 +95,12 @@ class SupervisorCore:
         probe_exchange: ExchangeProbe | None = None,
         rng: random.Random | None = None,
         services: Sequence[ServiceSpec] = (),
+        trading: Any = None,
     ) -> None:
         self.config = config
+        self._trading = trading
+        """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
+        get it in their context, the trading stage hands private events to it."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -142,6 +146,7 @@ class SupervisorCore:
             liveness_timeout=config.liveness_timeout,
             rng=rng,
             reserved=[s.name for s in self.all_specs],
+            trading=trading,
         )
         self._handlers: dict[type, Callable[[Any], Any]] = {
             # what children say
@@ -405,6 +410,7 @@ class SupervisorCore:
             discovery=config.markets is None,
             series=config.series,
             market_count=config.market_count,
+            private_events=self._trading.private_event if self._trading is not None else None,
         )
 
     def has_child(self, name: str) -> bool:

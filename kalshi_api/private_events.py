@@ -80,6 +80,9 @@ class Fill:
     exchange_index: int | None = None
     ts_ms: int | None = None
     subaccount: int | None = None
+    fill_id: str | None = None
+    """This member's fill (REST's ``fill_id``); ``trade_id`` may name the whole trade, both
+    sides of it, so ``fill_id`` is the key that matches a REST fill when it is sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,7 @@ def parse_fill(msg: Any) -> Fill:
         exchange_index=_opt_int(m, "exchange_index"),
         ts_ms=_opt_int(m, "ts_ms"),
         subaccount=_opt_int(m, "subaccount"),
+        fill_id=_opt_text(m, "fill_id"),
     )
 
 

@@ -5,27 +5,23 @@ Each event carries a ``type`` literal, so one JSON object per line is self-descr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
-from messages.base import Message
+from messages.event_base import Event
 from messages.exchange import PauseScope
 from messages.faults import InjectFault
 from messages.metadata import StateMetadata, SyncType
 from messages.results import ShardAccount, SyncChanges, SyncState
 from messages.states import State
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Event(Message):
-    """Base of every published event."""
-
-    timestamp: datetime = Field(default_factory=utc_now)
+from messages.trading_events import (
+    FillEvent,
+    HaltCompleted,
+    OrderUpdateEvent,
+    PositionChanged,
+    Reconciled,
+    TradingStateChanged,
+)
 
 
 class StateTransition(Event):
@@ -199,4 +195,11 @@ SupervisorEvent = (
     | ServiceFailureReported
     | ServiceRestarted
     | ServiceDropped
+    | OrderUpdateEvent
+    | FillEvent
+    | PositionChanged
+    | TradingStateChanged
+    | HaltCompleted
+    | Reconciled
 )
+"""Every event the bus carries: the supervisor's and trading's (messages/trading_events.py)."""

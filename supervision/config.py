@@ -7,6 +7,8 @@ separately, so printing or logging a config can never leak it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +18,7 @@ from kalshi_api.stream_events import DEFAULT_MAX_RECONNECT_DELAY
 from kalshi_api.subscription_core import DEFAULT_CHUNK_SIZE, DEFAULT_STALE_AFTER
 from messages.exchange import PauseTiming
 from messages.metadata import TradingMode
+from messages.orders import RiskLimits
 from messages.states import State
 from supervision.policy import BackoffPolicy, IntensityPolicy, RestartType, Strategy
 
@@ -23,6 +26,38 @@ TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_]*$")
 """Kalshi's documented pattern plus the dots and underscores real tickers contain."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class GatewaySettings(BaseModel):
+    """The order gateway's policies (docs/trading.md): risk limits, automatic halts, ids.
+
+    Every automatic halt is on by default: a process that cannot see (not READY), may not
+    trade (a pause), lost too much (the daily loss) or tripped its order group must leave
+    nothing of ours resting.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    risk_limits: RiskLimits = Field(default_factory=RiskLimits)
+    """Global pre-trade limits (all services together); None fields: no limit."""
+    service_risk_limits: dict[str, RiskLimits] = Field(default_factory=dict)
+    """Per service name."""
+    halt_on_not_ready: bool = True
+    halt_on_pause: bool = True
+    halt_on_daily_loss: bool = True
+    halt_on_group_trigger: bool = True
+    cancel_orders_on_service_stop: bool = True
+    id_prefix: str = Field(default="ks", pattern=r"^[A-Za-z0-9]{1,16}$")
+    """The first part of every ``client_order_id`` (orders with it are "ours" at a halt)."""
+    state_dir: Path | None = None
+    """Where the id allocator's high-water file lives; default: beside the control state
+    file (when there is one)."""
+    order_group_limit: Decimal | None = Field(default=Decimal(1000), gt=0)
+    """Contracts per rolling 15 s for the session's order group (None: no group)."""
+    halt_timeout: float = Field(default=30.0, gt=0)
+    lookup_in_flight_ms: int = Field(default=10_000, ge=0)
+    """After giving up on a create, how long it may still land before a lookup that shows
+    nothing counts as "absent" (then it is resent under the same id)."""
 
 
 class RestartSettings(BaseModel):
@@ -108,6 +143,8 @@ class SupervisorConfig(BaseModel):
     """How often ``/exchange/status`` is re-checked while the exchange is paused."""
     exchange_check_interval: float = Field(default=10.0, gt=0)
     """How often READY re-reads ``/exchange/status`` to notice a pause that starts."""
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    """The order gateway's policies (with trading on)."""
 
     @field_validator("markets")
     @classmethod

@@ -15,6 +15,7 @@ import pytest
 from app.console_server import MAX_BODY_BYTES
 from app.console_server import ConsoleServer as ControlServer
 from app.console_server import ConsoleServerError as ControlServerError
+from app.console_trading import status_part
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 
 TOKEN = "right-token-0123456789abcdefghijklmnopqrstu"
@@ -298,7 +299,7 @@ def test_status_when_no_token_is_sent_returns_status_json(
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == STATUS
+    assert response.json() == {**STATUS, "trading": status_part(True, None)}
 
 
 def test_status_when_callback_raises_returns_500_and_server_keeps_serving(

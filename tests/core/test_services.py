@@ -149,8 +149,9 @@ def test_services_when_ready_start_in_order_get_ready_and_account_then_stop_befo
 ) -> None:
     with running_supervisor(exchange, services=SPECS) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        started = _wait_event(sup, ServiceStarted, 2)
-        assert [e.service for e in started] == ["probe", "second"]
+        # the order gateway (a built-in service with trading on) starts first
+        started = _wait_event(sup, ServiceStarted, 3)
+        assert [e.service for e in started] == ["order_gateway", "probe", "second"]
         assert journal.wait_for_entry("second", "account", "initial")
         assert journal.wait_for_entry("probe", "account", "initial")  # each on its own thread
         assert journal.kinds("probe")[:3] == ["setup", "ready", "account"]
@@ -268,7 +269,7 @@ def test_service_killed_when_its_actor_dies_silently_is_detected_and_restarted(
     config = make_config(exchange, liveness_interval=0.1, liveness_timeout=0.3)
     with running_supervisor(exchange, config, services=SPECS[:1]) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        _wait_event(sup, ServiceStarted)
+        _wait_event(sup, ServiceStarted, service="probe")
         (ref,) = pykka.ActorRegistry.get_by_class(Probe)
         ref.stop(block=True, timeout=WAIT)  # dies without reporting anything
         _wait_event(sup, ServiceRestarted, service="probe")

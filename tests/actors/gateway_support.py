@@ -1,0 +1,195 @@
+"""Helpers for the order gateway's tests: a trading service a test drives, a counterparty
+member, and the end-of-test comparison with the exchange's truth."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from actors.service import ServiceActor, ServiceOptions, ServiceSpec
+from app.handle import Supervisor
+from kalshi_api.auth import load_signer
+from kalshi_api.order_models import CreateOrder
+from kalshi_api.orders import OrderApi
+from kalshi_api.rest import KalshiRestClient
+from kalshi_sim.exchange import EmbeddedExchange
+from messages.events import SupervisorEvent
+from messages.orders import Fill, OrderStatus, OrderUpdate, Position
+from messages.states import State
+from supervision.config import GatewaySettings
+from tests.harness import make_config
+
+WAIT = 15.0
+RECORDERS: dict[str, Recorder] = {}
+
+
+@dataclass(frozen=True)
+class Do:
+    """Run ``fn(service)`` on the service's own thread (asked, with a timeout)."""
+
+    fn: Callable[[Any], Any]
+
+
+class Recorder:
+    """What the trading service's hooks saw, with a condition to wait on."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.orders: list[OrderUpdate] = []
+        self.fills: list[Fill] = []
+        self.positions: list[Position] = []
+        self.ref: Any = None
+        self.ready = False
+        self.not_ready = 0
+        self.events: list[Any] = []
+
+    def add(self, kind: str, item: Any) -> None:
+        with self.cond:
+            getattr(self, kind).append(item)
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[Recorder], bool], timeout: float = WAIT) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: predicate(self), timeout)
+
+    def status_of(self, cid: str) -> OrderStatus | None:
+        found = [u.status for u in self.orders if u.client_order_id == cid]
+        return found[-1] if found else None
+
+    def last(self, cid: str) -> OrderUpdate | None:
+        found = [u for u in self.orders if u.client_order_id == cid]
+        return found[-1] if found else None
+
+    def call(self, fn: Callable[[Any], Any]) -> Any:
+        assert self.wait(lambda r: r.ref is not None)
+        return self.ref.ask(Do(fn), timeout=WAIT)
+
+
+class TraderOptions(ServiceOptions):
+    key: str
+
+
+class Trader(ServiceActor):
+    """A service that trades what the test tells it to and records its hooks."""
+
+    options_model = TraderOptions
+
+    @property
+    def recorder(self) -> Recorder:
+        return RECORDERS[self.options.key]
+
+    def setup(self) -> None:
+        self.recorder.ref = self.actor_ref
+
+    def on_ready(self, metadata: Any) -> None:
+        # the gateway heard READY before any service did: orders from here on are admitted
+        with self.recorder.cond:
+            self.recorder.ready = True
+            self.recorder.cond.notify_all()
+
+    def on_not_ready(self, state: Any, reason: str) -> None:
+        with self.recorder.cond:
+            self.recorder.ready = False
+            self.recorder.not_ready += 1
+            self.recorder.cond.notify_all()
+
+    def on_event(self, event: Any) -> None:
+        self.recorder.add("events", event)
+
+    def on_order(self, update: OrderUpdate) -> None:
+        self.recorder.add("orders", update)
+
+    def on_fill(self, fill: Fill) -> None:
+        self.recorder.add("fills", fill)
+
+    def on_position(self, position: Position) -> None:
+        self.recorder.add("positions", position)
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Do):
+            return message.fn(self)
+        return super().handle(message)
+
+
+class Counterparty:
+    """Another member trading against us through its own signed client."""
+
+    def __init__(self, exchange: EmbeddedExchange, name: str = "bob") -> None:
+        key = exchange.add_member(name)
+        signer = load_signer(key.key_id, key.private_key_path, env={})
+        self.client = KalshiRestClient(exchange.rest_url, signer, timeout=5.0)
+        self.api = OrderApi(self.client, grid_for=lambda _: None)
+        self._seq = 0
+
+    def order(self, ticker: str, side: str, count: str, price: str, tif: str = "immediate_or_cancel"
+              ) -> Any:
+        self._seq += 1
+        return self.api.create(
+            CreateOrder(ticker=ticker, side=side, count=Decimal(count),  # type: ignore[arg-type]
+                        price=Decimal(price), client_order_id=f"bob-{self._seq}",
+                        time_in_force=tif)  # type: ignore[arg-type]
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@contextmanager
+def trading_supervisor(
+    exchange: EmbeddedExchange, key: str, member: str = "alice", **gateway: Any
+) -> Iterator[tuple[Supervisor, Recorder]]:
+    """A supervisor trading as a fresh ``member`` with one ``Trader`` service, READY."""
+    recorder = Recorder()
+    RECORDERS[key] = recorder
+    member_key = exchange.add_member(member)
+    signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
+    settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
+    config = make_config(
+        exchange, market_count=3, request_timeout=1.0, gateway=GatewaySettings(**settings)
+    )
+    def notify(_: object) -> None:  # predicates on events and the gateway's view re-run
+        with recorder.cond:
+            recorder.cond.notify_all()
+
+    supervisor = Supervisor(
+        config,
+        signer,
+        services=[ServiceSpec("trader", Trader, {"key": key}, tickers=())],
+        listeners=[notify],
+        exchange=exchange,
+    )
+    supervisor.start()
+    try:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        assert recorder.wait(lambda r: r.ref is not None and r.ready)
+        yield supervisor, recorder
+    finally:
+        supervisor.shutdown(timeout=5.0)
+        RECORDERS.pop(key, None)
+
+
+def events_of(supervisor: Supervisor, kind: str) -> list[SupervisorEvent]:
+    return [e for e in supervisor.recorder.events() if getattr(e, "type", None) == kind]
+
+
+def assert_matches_truth(supervisor: Supervisor, exchange: EmbeddedExchange, member: str) -> None:
+    """Nothing unknown, nothing duplicated, open orders and positions equal to the truth."""
+    truth = exchange.truth(member)[member]
+    status = supervisor.trading_status()
+    cids = [o.client_order_id for o in truth.orders]
+    assert len(cids) == len(set(cids)), f"duplicated client_order_ids at the exchange: {cids}"
+    tracked = {o.client_order_id for o in status.open_orders}
+    assert not [o for o in status.open_orders if o.status is OrderStatus.OUTCOME_UNKNOWN]
+    assert not [o for o in status.open_orders if o.status is OrderStatus.PENDING]
+    resting = {o.client_order_id for o in truth.orders if o.status == "resting"}
+    assert tracked == resting
+    ours = {p.ticker: p.position for p in status.positions}
+    true_positions = {
+        p.ticker: Decimal(p.position_centi).scaleb(-2) for p in truth.positions
+        if p.position_centi
+    }
+    assert ours == true_positions, (ours, true_positions)

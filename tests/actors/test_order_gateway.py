@@ -1,0 +1,279 @@
+"""The order gateway over real sockets against the embedded exchange: services trade through
+their handle, the hooks fire, unknown outcomes resolve under the same id, refusals never
+reach the exchange, the kill switch leaves nothing of ours resting, and reconciliation
+finds what the private channel missed. Each test ends by comparing with the exchange's
+truth: nothing unknown, nothing duplicated, open orders and positions equal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from messages.events import ExchangePaused, ExchangeResumed
+from messages.fault_kinds import ActorFault, ExchangeFault
+from messages.faults import InjectFault
+from messages.orders import OrderStatus, RiskLimits, TradingState
+from tests.actors.gateway_support import (
+    Counterparty,
+    assert_matches_truth,
+    events_of,
+    trading_supervisor,
+)
+from tests.conftest import ExchangeFactory
+
+D = Decimal
+
+
+def _ticker(exchange) -> str:  # type: ignore[no-untyped-def]
+    return exchange.markets.tickers()[0]
+
+
+def _group_ready(supervisor) -> bool:  # type: ignore[no-untyped-def]
+    return supervisor.trading_status().order_group_id is not None
+
+
+def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    bob = Counterparty(exchange)
+    with trading_supervisor(exchange, "place") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.30"))
+        assert cid.startswith("ks-")
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+
+        bob.order(ticker, "ask", "2", "0.30")
+        assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
+        assert rec.wait(lambda r: r.positions and r.positions[-1].position == D(2))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
+        fill = next(f for f in rec.fills if f.client_order_id == cid)
+        assert (fill.count, fill.price, fill.side) == (D(2), D("0.30"), "bid")
+        assert rec.call(lambda s: s.trading.positions) == {ticker: D(2)}
+
+        rec.call(lambda s: s.trading.amend(cid, price="0.31", count=8))
+        assert rec.wait(lambda r: (u := r.last(cid)) is not None and u.count == D(8))
+        true_order = next(
+            o for o in exchange.truth("alice")["alice"].orders if o.client_order_id == cid
+        )
+        assert (true_order.price_micros, true_order.initial_centi) == (310_000, 800)
+
+        rec.call(lambda s: s.trading.cancel(cid))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        assert rec.call(lambda s: s.trading.open_orders) == {}
+        kinds = {e.type for e in supervisor.recorder.events()}  # type: ignore[union-attr]
+        assert {"order_update", "fill", "position_changed"} <= kinds
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
+
+
+def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **options: object
+                        ) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, key) as (supervisor, rec):
+        # a first order engages the gateway (its order group, its first reconciliation)
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.05"))
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
+        assert _group_ready(supervisor)
+        # the private events come late: only the lookup can settle the create in time
+        exchange.trading_settings.private_event_delay_ms = 5_000
+        exchange.trading_faults.arm(fault, **options)  # type: ignore[arg-type]
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 3, "0.20"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        seen = [u.status for u in rec.orders if u.client_order_id == cid]
+        assert OrderStatus.OUTCOME_UNKNOWN in seen
+        orders = [o for o in exchange.truth("alice")["alice"].orders if o.client_order_id == cid]
+        assert len(orders) == 1 and orders[0].status == "resting"
+        assert exchange.trading_faults.pending() == 0
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_create_when_reply_dropped_resolves_by_lookup_under_the_same_id(
+    make_exchange: ExchangeFactory,
+) -> None:
+    _resolve_with_fault(make_exchange, "drop", "drop_write")
+
+
+def test_create_when_reply_held_past_the_timeout_resolves_under_the_same_id(
+    make_exchange: ExchangeFactory,
+) -> None:
+    _resolve_with_fault(make_exchange, "hold", "hold_write", seconds=2.0)
+
+
+def test_create_when_503_not_applied_is_resent_under_the_same_id_once(
+    make_exchange: ExchangeFactory,
+) -> None:
+    _resolve_with_fault(make_exchange, "fail", "fail_write", status=503, applied=False)
+
+
+def test_place_when_halted_or_over_a_limit_is_refused_locally_and_never_sent(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    limits = RiskLimits(max_order_count=D(5), max_position=D(10))
+    with trading_supervisor(exchange, "refuse", risk_limits=limits) as (supervisor, rec):
+        too_big = rec.call(lambda s: s.trading.place(ticker, "bid", 6, "0.20"))
+        assert rec.wait(lambda r: r.status_of(too_big) is OrderStatus.REJECTED)
+        assert "exceeds 5" in (rec.last(too_big).reason or "")  # type: ignore[union-attr]
+
+        report = supervisor.halt("test")
+        assert report.state is TradingState.HALTED
+        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        assert rec.wait(lambda r: r.status_of(halted) is OrderStatus.REJECTED)
+        assert "halted" in (rec.last(halted).reason or "")  # type: ignore[union-attr]
+
+        sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert too_big not in sent and halted not in sent
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_halt_when_orders_rest_and_cancel_all_503s_leaves_none_of_ours_resting(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    # no order group: triggering it would cancel them all, and the loop is what is tested here
+    with trading_supervisor(exchange, "halt", order_group_limit=None) as (supervisor, rec):
+        cids = [
+            rec.call(lambda s, p=p: s.trading.place(ticker, "bid", 1, p))
+            for p in ("0.10", "0.11", "0.12")
+        ]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+        exchange.trading_faults.arm("cancel_all_503", applied=False)
+
+        report = supervisor.halt("kill switch test")
+
+        assert report.remaining == 0
+        assert report.cancel_all_calls >= 2  # the 503 was seen, cancel-all sent again
+        assert report.verify_reads >= 2
+        resting = [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"]
+        assert resting == []
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.CANCELED for c in cids))
+        assert rec.wait(lambda _: bool(events_of(supervisor, "halt_completed")))
+        assert supervisor.trading_status().state is TradingState.HALTED
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_resume_when_halted_trades_again(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "resume") as (supervisor, rec):
+        supervisor.halt("pause for a moment")
+        status = supervisor.resume_trading()
+        assert status.state is TradingState.ACTIVE
+        cid = rec.call(lambda s: s.trading.place(ticker, "ask", 2, "0.90"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    bob = Counterparty(exchange)
+    with trading_supervisor(exchange, "reconcile") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 4, "0.40"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        before = len(events_of(supervisor, "reconciled"))
+        exchange.ws.lose_private_events("alice")
+        bob.order(ticker, "ask", "3", "0.40")
+
+        assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
+        assert rec.wait(lambda _: any(
+            any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
+            for e in events_of(supervisor, "reconciled")[before:]
+        ))
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
+
+
+def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "paused") as (supervisor, rec):
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING))
+        # the gateway heard the pause before the service did
+        assert rec.wait(lambda r: any(isinstance(e, ExchangePaused) for e in r.events))
+        paused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        assert rec.wait(lambda r: r.status_of(paused) is OrderStatus.REJECTED)
+        assert "paused" in (rec.last(paused).reason or "")  # type: ignore[union-attr]
+
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.RESUME))
+        assert rec.wait(lambda r: any(isinstance(e, ExchangeResumed) for e in r.events))
+        placed = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        assert rec.wait(lambda r: r.status_of(placed) is OrderStatus.RESTING)
+        sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert paused not in sent and placed in sent
+        assert supervisor.trading_status().state is TradingState.ACTIVE  # a trading pause
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "left") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, "0.15"))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+
+        supervisor.inject(InjectFault(target="orderbook", fault=ActorFault.CRASH))
+        assert rec.wait(lambda r: r.not_ready >= 1)
+        refused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        assert rec.wait(lambda _: bool(events_of(supervisor, "halt_completed")))
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+
+        assert rec.wait(lambda r: r.ready)  # READY again, trading still HALTED
+        status = supervisor.trading_status()
+        assert status.state is TradingState.HALTED and status.reason == "left_ready"
+        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(halted) is OrderStatus.REJECTED)
+
+        supervisor.resume_trading()
+        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
+        sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert refused not in sent and halted not in sent
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=3)
+    ticker = _ticker(exchange)
+    with trading_supervisor(exchange, "shutdown", order_group_limit=None) as (_, rec):
+        cids = [
+            rec.call(lambda s, p=p: s.trading.place(ticker, "ask", 1, p))
+            for p in ("0.80", "0.81")
+        ]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+    truth = exchange.truth("alice")["alice"]
+    assert {o.client_order_id for o in truth.orders} == set(cids)
+    assert [o for o in truth.orders if o.status == "resting"] == []
+
+
+def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
+    ticker = _ticker(exchange)
+    bob = Counterparty(exchange)
+    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.35"))
+        second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.10"))
+        assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
+        bob.order(ticker, "ask", "3", "0.35")
+
+        assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
+        assert supervisor.trading_status().reason == "order_group_triggered"
+        assert rec.wait(lambda r: r.status_of(second) is OrderStatus.CANCELED)
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.CANCELED)
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
