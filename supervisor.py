@@ -38,6 +38,14 @@ from messages.events import (
 )
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
 from messages.states import State
+from messages.trading_events import (
+    FillEvent,
+    HaltCompleted,
+    OrderUpdateEvent,
+    PositionChanged,
+    Reconciled,
+    TradingStateChanged,
+)
 from supervision.config import RestartSettings, SupervisorConfig
 
 __all__ = [
@@ -50,8 +58,13 @@ __all__ = [
     "ExchangeFault",
     "FaultInjected",
     "FaultTarget",
+    "FillEvent",
+    "HaltCompleted",
     "InjectFault",
     "KalshiSyncComplete",
+    "OrderUpdateEvent",
+    "PositionChanged",
+    "Reconciled",
     "RestartScheduled",
     "RestartSettings",
     "ServiceActor",
@@ -73,5 +86,6 @@ __all__ = [
     "SupervisorActor",
     "SupervisorConfig",
     "SupervisorEvent",
+    "TradingStateChanged",
     "main",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -38,6 +39,14 @@ from messages.events import (
     SupervisorEvent,
 )
 from messages.states import State
+from messages.trading_events import (
+    FillEvent,
+    HaltCompleted,
+    OrderUpdateEvent,
+    PositionChanged,
+    Reconciled,
+    TradingStateChanged,
+)
 
 _STATE_STYLE = {
     State.READY: "bold green",
@@ -210,6 +219,10 @@ def describe(event: SupervisorEvent) -> tuple[str, str, str]:
         return "service", "cyan", f"{event.service} restarted (attempt {event.attempt})"
     if isinstance(event, ServiceDropped):
         return "service", "red", f"{event.service} dropped: {event.reason}"
+    if isinstance(event, OrderUpdateEvent | FillEvent | PositionChanged):
+        return _trade_line(event)
+    if isinstance(event, TradingStateChanged | HaltCompleted | Reconciled):
+        return _trading_line(event)
     values = event.model_dump(mode="json", exclude={"type", "timestamp", "counters"})
     return (
         event.type.replace("_", " "),
@@ -258,6 +271,116 @@ def _fault(event: FaultInjected) -> str:
     return " ".join(parts)
 
 
+_ORDER_STYLE = {
+    "rejected": "red",
+    "outcome_unknown": "bold yellow",
+    "canceled": "yellow",
+    "executed": "green",
+    "partially_filled": "green",
+}
+RECONCILED_SHOWN = 3
+"""Differences a ``reconciled`` line shows (the event, ``--events`` and the page's row detail
+keep them all): one line per fact, readable at a glance."""
+DIFFERENCE_CHARS = 160
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= DIFFERENCE_CHARS else text[: DIFFERENCE_CHARS - 1] + "…"
+
+
+_TRADING_STYLE = {"active": "bold green", "reducing": "bold yellow", "halted": "bold red"}
+
+
+def dollars(text: str, *, signed: bool = False) -> str:
+    """An exact decimal string of dollars as ``$0.45``, ``-$1,234.50``, ``$0.0175``: at least
+    cents, and every significant digit (a price of 0.0175 is not 2 cents; 0.4500 is 45)."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return text
+    if not value.is_finite():
+        return text
+    value = value.normalize()
+    if value.as_tuple().exponent > -2:  # type: ignore[operator]
+        value = value.quantize(Decimal("0.01"))
+    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
+    whole, _, part = f"{abs(value):f}".partition(".")
+    return f"{sign}${int(whole):,}.{part}"
+
+
+def contracts(text: str) -> str:
+    """A count without trailing zeros (``10``, ``2.5``), exact."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return text
+    return f"{value.normalize():f}" if value.is_finite() else text
+
+
+def _side(side: str) -> str:
+    """The YES leg in words: a bid buys YES, an ask sells YES (≡ buys NO)."""
+    return "buy YES" if side == "bid" else "sell YES"
+
+
+def _trade_line(event: OrderUpdateEvent | FillEvent | PositionChanged) -> tuple[str, str, str]:
+    if isinstance(event, OrderUpdateEvent):
+        status = event.status.value
+        body = (
+            f"{event.service} {_side(event.side)} {contracts(event.count)} {event.ticker} "
+            f"@ {dollars(event.price)}: {status.replace('_', ' ')}"
+        )
+        if Decimal(event.filled):
+            body += f", {contracts(event.filled)} filled"
+        if event.reason:
+            body += f" ({event.reason})"
+        body += f" · {event.client_order_id}"
+        return "order", _ORDER_STYLE.get(status, "cyan"), body
+    if isinstance(event, FillEvent):
+        verb = "bought" if event.side == "bid" else "sold"
+        who = event.service or "(not ours to a service)"
+        body = (
+            f"{who} {verb} {contracts(event.count)} YES {event.ticker} @ "
+            f"{dollars(event.price)} as {'taker' if event.is_taker else 'maker'}, "
+            f"fee {dollars(event.fee)} · trade {event.trade_id}"
+        )
+        return "fill", "bold green", body
+    position = Decimal(event.position)
+    held = (
+        "flat"
+        if not position
+        else f"long YES {contracts(event.position)}"
+        if position > 0
+        else f"long NO {contracts(str(-position))}"
+    )
+    who = f"{event.service} " if event.service else ""
+    body = (
+        f"{who}{event.ticker} {held} · realized {dollars(event.realized_pnl, signed=True)} · "
+        f"unrealized {dollars(event.unrealized_pnl, signed=True)} · fees {dollars(event.fees)}"
+    )
+    return "position", "cyan", body
+
+
+def _trading_line(event: TradingStateChanged | HaltCompleted | Reconciled) -> tuple[str, str, str]:
+    if isinstance(event, TradingStateChanged):
+        state = event.state.value
+        body = state.upper() + (f" ({event.reason})" if event.reason else "")
+        return "trading", _TRADING_STYLE.get(state, "bold"), body
+    if isinstance(event, HaltCompleted):
+        body = (
+            f"halted ({event.reason}) in {duration(event.duration_ms)}: "
+            f"{event.cancel_all_calls} cancel-all call(s), {event.verify_reads} verify read(s), "
+            f"{event.remaining} of ours still resting"
+        )
+        return "halt", "bold red" if event.remaining else "bold yellow", body
+    total = event.difference_count if event.difference_count is not None else len(event.differences)
+    if not total:
+        return "reconciled", "green", f"after {event.trigger}: no differences"
+    shown = "; ".join(_clip(d) for d in event.differences[:RECONCILED_SHOWN])
+    more = total - min(len(event.differences), RECONCILED_SHOWN)
+    tail = f"; and {more} more" if more > 0 else ""
+    return "reconciled", "yellow", f"after {event.trigger}: {total} difference(s): {shown}{tail}"
+
+
 def _where(exchange_index: int | None, scope: str) -> str:
     """``exchange pause on every shard``, ``trading pause on shard 2``."""
     shard = "every shard" if exchange_index is None else f"shard {exchange_index}"
@@ -267,6 +390,8 @@ def _where(exchange_index: int | None, scope: str) -> str:
 SHOWN_AS_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("kalshi_supervisor.app.console_server", "fault injection: %s"),
+        ("kalshi_supervisor.app.console_server", "kill switch pressed: halting trading (%s)"),
+        ("kalshi_supervisor.app.console_server", "trading resumed by request"),
         ("kalshi_supervisor.actors.base", "%s: injecting %s"),
         ("kalshi_supervisor.core.recovery", "%s stage failed in %s: %s: %s"),
         ("kalshi_supervisor.core.services", "%s service failed: %s: %s"),

@@ -140,8 +140,19 @@ class TradingCollector:
     def describe(self) -> list[Metric]:
         return []
 
+    def _status(self) -> dict[str, Any]:
+        """The gateway's status now (one ask per scrape), or {} when it cannot be had."""
+        if self._trading is None:
+            return {}
+        try:
+            status = as_json(self._trading.trading_status())
+        except Exception:
+            return {}
+        return status if isinstance(status, dict) else {}
+
     def collect(self) -> Iterator[Metric]:
         seen = self._tally.snapshot()
+        gateway = self._status()
         updates: dict[str, int] = seen["order_updates"]
         for name, status, text in (
             ("kalshi_supervisor_orders_sent", OrderStatus.PENDING, "Orders sent to the exchange"),
@@ -207,7 +218,10 @@ class TradingCollector:
             "1 for the trading state (active, reducing, halted), 0 for the others",
             labels=["state"],
         )
-        current = seen["state"]
+        try:  # the gateway's word first: no event is published until the state changes
+            current = TradingState(gateway["state"])
+        except (KeyError, ValueError):
+            current = seen["state"]
         for each in TradingState:
             state.add_metric([each.value], 1.0 if each is current else 0.0)
         yield state
@@ -219,16 +233,10 @@ class TradingCollector:
         halts = CounterMetricFamily("kalshi_supervisor_halts", "Kill-switch halts completed")
         halts.add_metric([], seen["halts"])
         yield halts
-        yield from self._write_budget()
+        yield from self._write_budget(gateway.get("write_budget"))
 
-    def _write_budget(self) -> Iterator[Metric]:
+    def _write_budget(self, budget: object) -> Iterator[Metric]:
         """``write_budget`` from the gateway's status (capacity, tokens), when it has one."""
-        if self._trading is None:
-            return
-        try:
-            budget = as_json(self._trading.trading_status()).get("write_budget")
-        except Exception:
-            return
         if not isinstance(budget, dict):
             return
         for key, text in (

@@ -305,7 +305,9 @@ class JsonLinesSink:
         try:
             return path.open("a", encoding="utf-8")
         except OSError as exc:
-            raise EventSinkError(f"cannot write events to {path}: {exc.strerror or exc}") from None
+            raise EventSinkError(
+                f"cannot write events to {path}: {exc.strerror or exc}"
+            ) from None
 
     def __call__(self, event: SupervisorEvent) -> None:
         line = event.model_dump_json()

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run", "run the supervisor (see `run --help` for every flag and default)"),
     "exchange": ("cli.exchange", "serve the embedded Kalshi exchange standalone"),
     "inject": ("cli.inject", "inject a fault into a running supervisor"),
+    "halt": ("cli.halt", "halt trading in a running supervisor (the kill switch)"),
+    "resume": ("cli.resume", "resume trading in a running supervisor after a halt"),
     "diagram": ("cli.diagram", "print the state machine as a Mermaid diagram"),
 }
 """Sub-command -> (module with ``main(argv) -> int``, one-line help)."""

@@ -127,6 +127,7 @@ function reset() {
     stream: { interrupted: 0, heals: {} }, sync: null, readyTrading: null, logIds: [], types: new Set(),
     pauses: {}, pausesAsOf: 0 });
   $("log").replaceChildren();
+  tradingReset();
   Object.assign(LOG, { groups: [], events: 0, routine: 0 });
   render();
 }
@@ -195,6 +196,7 @@ function handle(ev) {
     }
     case "exchange_resumed": if (ev.id > S.pausesAsOf) delete S.pauses[pauseKey(ev.exchange_index)]; break;
   }
+  if (TRADING_TYPES.has(ev.type)) onTradingEvent(ev); // trading.js
   appendLog(ev);
   scheduleRender();
 }
@@ -294,6 +296,7 @@ function render() {
   renderPauses();
   renderHealth();
   renderAccount();
+  renderTrading();
   $("log-count").textContent = `(${LOG.events} events in ${LOG.groups.length} rows, last id ${S.lastId}${LOG.routine ? `; ${LOG.routine} routine update syncs hidden by default` : ""})`;
 }
 
@@ -474,6 +477,7 @@ function faultSummary(f) {
 }
 
 function summary(ev) {
+  if (TRADING_TYPES.has(ev.type)) return tradingSummary(ev); // trading.js
   switch (ev.type) {
     case "state_transition": return `${stateName(ev.from_state)} → ${stateName(ev.to_state)} after ${human(ev.duration_ms)} · ${ev.context}`;
     case "stage_failure": return `${ev.stage} in ${stateName(ev.state)}: ${ev.error_type}: ${ev.reason}`;
@@ -621,6 +625,7 @@ async function pollBooks() {
     BOOKS.tops = tops;
     BOOKS.stream = status.ok ? status.body.orderbook_stream || null : null;
     streamFromStatus(BOOKS.stream, sentAt);
+    tradingFromStatus(status.ok ? status.body.trading : null, sentAt);
     BOOKS.refreshes += 1;
     if (selected === BOOKS.selected) BOOKS.depth = depth;
   } catch (error) {
@@ -632,6 +637,7 @@ async function pollBooks() {
   renderBooks();
   renderStream();
   renderStreamState();
+  renderTrading();
 }
 
 const seconds = (s) => s == null ? "–" : s < 10 ? `${s.toFixed(1)} s` : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;

@@ -173,7 +173,6 @@ def test_sighup_reopens_the_events_file_for_log_rotation(
     assert code == 0
     old = [json.loads(line) for line in rotated.read_text().splitlines()]
     new = [json.loads(line) for line in events.read_text().splitlines()]
-
     def states(events: list[dict[str, object]]) -> list[object]:
         return [e["to_state"] for e in events if e["type"] == "state_transition"]
 

@@ -34,11 +34,14 @@ TOKEN = "right-token-0123456789abcdefghijklmnopqrstu"
 
 
 class Report(Message):
-    """Shaped like the gateway's halt report (exact decimals become strings in JSON)."""
+    """Shaped like the gateway's halt report (``messages.trading_status.HaltReport``)."""
 
     reason: str
     state: TradingState
-    remaining: int
+    duration_ms: int = 12
+    cancel_all_calls: int = 1
+    verify_reads: int = 2
+    remaining: int = 0
 
 
 class Status(Message):
@@ -55,6 +58,8 @@ class StandInTrading:
         self.calls: list[tuple[str, Any]] = []
         self.error: Exception | None = None
         self.state = TradingState.ACTIVE
+        self.remaining = 0
+        """What the next halt reports as still resting."""
         self._lock = threading.Lock()
 
     def _called(self, what: str, arg: Any = None) -> None:
@@ -66,7 +71,7 @@ class StandInTrading:
     def halt(self, reason: str) -> Report:
         self._called("halt", reason)
         self.state = TradingState.HALTED
-        return Report(reason=reason, state=self.state, remaining=0)
+        return Report(reason=reason, state=self.state, remaining=self.remaining)
 
     def resume_trading(self) -> Report:
         self._called("resume")
@@ -153,6 +158,9 @@ def test_halt_when_token_is_right_passes_reason_and_returns_the_report(
         "accepted": True,
         "reason": "fat finger on KXT-A",
         "state": "halted",
+        "duration_ms": 12,
+        "cancel_all_calls": 1,
+        "verify_reads": 2,
         "remaining": 0,
     }
     assert trading.calls == [("halt", "fat finger on KXT-A")]
@@ -293,7 +301,7 @@ def _order(status: OrderStatus, cid: str) -> OrderUpdateEvent:
 
 
 def test_metrics_when_trading_events_are_recorded_export_orders_fills_positions_and_state(
-    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder
+    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder, trading: StandInTrading
 ) -> None:
     for status, cid in [
         (OrderStatus.PENDING, "a"),
@@ -322,6 +330,7 @@ def test_metrics_when_trading_events_are_recorded_export_orders_fills_positions_
         )
     )
     recorder(TradingStateChanged(state=TradingState.HALTED, reason="manual"))
+    trading.state = TradingState.HALTED  # what the gateway's status says too
     recorder(
         HaltCompleted(
             reason="manual", duration_ms=5, cancel_all_calls=1, verify_reads=1, remaining=0
@@ -354,3 +363,19 @@ def test_metrics_when_orderbook_only_have_no_trading_series(
     assert "kalshi_supervisor_state" in names
     assert not {n for n in names if "order" in n and "orderbook" not in n}
     assert "kalshi_supervisor_trading_halted" not in names
+
+
+def test_metrics_when_the_gateway_answers_take_its_state_else_the_last_event(
+    server: ConsoleServer, client: httpx.Client, recorder: EventRecorder, trading: StandInTrading
+) -> None:
+    recorder(TradingStateChanged(state=TradingState.REDUCING, reason="risk_breach"))
+    trading.state = TradingState.HALTED
+
+    asked = _samples(client, server)
+    trading.error = TimeoutError("gateway busy")
+    from_events = _samples(client, server)
+
+    assert asked[("kalshi_supervisor_trading_state", "state=halted")] == 1.0
+    assert from_events[("kalshi_supervisor_trading_state", "state=reducing")] == 1.0
+    assert from_events[("kalshi_supervisor_trading_state", "state=halted")] == 0.0
+    assert ("kalshi_supervisor_write_budget_capacity", "") not in from_events

@@ -229,6 +229,7 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
             f'#book-depth .depth-title[data-ticker="{first}"]', timeout=PAGE_WAIT_MS
         )
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of the shot
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     for state in SEED_CARDS:
@@ -241,7 +242,7 @@ def test_page_at_ready_shows_the_five_seed_cards_with_their_own_metadata(
     assert statuses == [[s.name, "done"] for s in SEED_CARDS]
     assert health == {
         name: {"liveness": "answering pings", "failures": "0", "restarts": "0"}
-        for name in ("orderbook", "trading", "sync")
+        for name in ("orderbook", "trading", "sync", "order_gateway")  # the gateway: a service
     }
     assert len(latencies) == 5
     assert SCREENSHOT.stat().st_size > 10_000

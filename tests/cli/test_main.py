@@ -47,8 +47,21 @@ def _loaded(*argv: str) -> tuple[int, list[str]]:
         (["inject", "orderbook", "crash", "--url", "http://127.0.0.1:1", "--token", "t"], 1),
         (["inject", "orderbook", "ws_drop", "--url", "http://127.0.0.1:1", "--token", "t"], 2),
         (["run", "--help"], 0),
+        (["halt", "--help"], 0),
+        (["halt", "--url", "http://127.0.0.1:1", "--token", "t"], 2),
+        (["resume", "--url", "http://127.0.0.1:1", "--token", "t"], 2),
     ],
-    ids=["help", "diagram", "inject-help", "inject-unreachable", "inject-invalid", "run-help"],
+    ids=[
+        "help",
+        "diagram",
+        "inject-help",
+        "inject-unreachable",
+        "inject-invalid",
+        "run-help",
+        "halt-help",
+        "halt-unreachable",
+        "resume-unreachable",
+    ],
 )
 def test_light_command_when_run_imports_no_heavy_module(
     argv: list[str], expected_code: int
