@@ -68,8 +68,10 @@ class TradingHandle:
         post_only: bool = False,
         reduce_only: bool = False,
         expiration_s: int | None = None,
+        cancel_order_on_pause: bool = True,
     ) -> str:
         """Ask for an order; returns its ``client_order_id`` now, the outcome comes as hooks.
+        ``cancel_order_on_pause`` (default on): the exchange cancels it when trading pauses.
         Raises ``ValueError`` (one line) for a malformed order (a float, a price outside
         (0, 1)...), ``TradingUnavailableError`` when no id can be handed out."""
         intent = OrderIntent(
@@ -82,6 +84,7 @@ class TradingHandle:
             post_only=post_only,
             reduce_only=reduce_only,
             expiration_time=(int(time.time()) + expiration_s) if expiration_s else None,
+            cancel_order_on_pause=cancel_order_on_pause,
         )
         try:
             cid = self._link.next_id()
