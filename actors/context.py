@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from messages.metadata import TradingMode
 
@@ -42,9 +43,17 @@ class StageContext:
     """What INITIALIZING's listing said about each market (status, close time)."""
     market_facts_fresh: bool = False
     """Whether those facts were read just before this stage started (not a restart)."""
-    private_events: Callable[[object], None] | None = None
-    """Where the trading stage hands every private-channel event (the order gateway's
-    link); None when nothing listens. Called on the transport thread: never blocks."""
+    private_events: Callable[[object], None] | None = field(default=None, compare=False)
+    """Who hears the trading stage's private events (fills, user orders, positions, group
+    updates, ``PrivateConnected``, ``OrderGroupGap``): the order gateway, wired by the app;
+    None when nothing listens. Called on the private channels' thread: it must not block."""
+    order_group_limit: int = 100
+    startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
+    trading_allowed: bool = True
+    """False in production without ``--allow-production-trading``: the stage writes nothing."""
+    dry_run: bool = False
+    order_id_prefix: str = "ks"
+    order_id_state: Path | None = None
 
     def __repr__(self) -> str:
         return (

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 GATEWAY_SERVICE = "order_gateway"
 """The gateway's service name (fault target, restart unit)."""
-ID_STATE_FILE = "client_order_ids.json"
-"""The id allocator's high-water file, in the supervisor's state directory."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,13 @@ class GatewayConfig:
     signer: KalshiSigner
     request_timeout: float = 5.0
     id_prefix: str = "ks"
-    state_dir: Path | None = None
-    """Where the id allocator keeps its high-water mark (None: no file; ids stay unique by
-    their random run id)."""
+    id_state: Path | None = None
+    """The id allocator's high-water file (None: none; ids stay unique by their random run
+    id). The trading stage reads the same file to tell our orders from others'."""
+    trading_allowed: bool = True
+    """False (production without ``--allow-production-trading``): every order is refused."""
+    dry_run: bool = False
+    """Orders are checked and logged, never sent (refused with the reason ``dry run``)."""
     global_limits: RiskLimits = field(default_factory=RiskLimits)
     service_limits: Mapping[str, RiskLimits] = field(default_factory=dict)
     halt_policy: HaltPolicy = field(default_factory=HaltPolicy)
@@ -47,9 +49,10 @@ class GatewayConfig:
     lookup: LookupPolicy = field(default_factory=LookupPolicy)
     order_group_limit: Decimal | None = Decimal(1000)
     """Contracts per rolling 15 s for the session's order group the gateway creates when the
-    trading stage did not (None: no group)."""
-    own_private_channels: bool = True
-    """Open the private channels itself (until the trading stage hands events on)."""
+    trading stage did not; None: no order group at all (not even the stage's)."""
+    own_private_channels: bool = False
+    """Open the private channels itself (when no trading stage hands events on, e.g. a
+    pipeline without it); the app leaves it off: the trading stage's channels feed us."""
     halt_timeout: float = 30.0
     """How long a halt keeps verifying before it reports what still rests."""
     workers: int = 4
@@ -60,4 +63,4 @@ class GatewayConfig:
 
     @property
     def id_state_path(self) -> Path | None:
-        return None if self.state_dir is None else self.state_dir / ID_STATE_FILE
+        return self.id_state

@@ -94,6 +94,7 @@ from messages.orders import (
     PlaceAccepted,
     PlaceRejected,
     Position,
+    PositionMismatch,
     TradingState,
     WriteUnknown,
 )
@@ -114,13 +115,17 @@ from trading.lookup import Escalate, Found
 from trading.order_state import OrderRecord
 from trading.pnl import PnlBook, Quote
 from trading.reconcile import ExchangeTruth, fills_since, reconcile_tracker
-from trading.risk import Exposure, check_order
+from trading.risk import Exposure, check_order, daily_loss_breached
 from trading.tracker import OrderTracker
 
 logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 
 ZERO = Decimal(0)
 HALF = Decimal("0.5")
+MAX_CANCEL_TRIES = 5
+"""Sends of one cancel whose outcome stays unknown before a lookup decides."""
+MAX_RECONCILE_ATTEMPTS = 5
+"""Reads in a row a reconciliation makes while fills keep arriving across them."""
 TEARDOWN_HALT_TIMEOUT = 5.0
 """At stop, how long the last halt may verify (the process is going away)."""
 
@@ -150,10 +155,14 @@ class OrderGatewayActor(ServiceActor):
         self._in_flight = 0
         self._emitted: dict[str, tuple[Any, ...]] = {}
         self._cancel_wanted: set[str] = set()
+        self._cancel_tries: dict[str, int] = {}
+        """Cancels sent again after an unknown outcome, by order id (cleared on an answer)."""
         self._halting: list[Future[Any]] | None = None
         self._halt_reason = ""
         self._stopping = threading.Event()
         self._channels: Any = None
+        self._fill_seq = 0
+        """Fills applied so far (a reconciliation read across one may be stale)."""
         self._placed = False
         """Whether this incarnation ever sent an order (a stop then halts)."""
         self._engaged = False
@@ -208,14 +217,20 @@ class OrderGatewayActor(ServiceActor):
                 self._open_channels()
             except Exception as exc:  # trading still works, reconciliation fills the gap
                 logger.warning("gateway: private channels not opened: %s", one_line(str(exc)))
+        if self.cfg.order_group_limit is not None:  # None: no order group at all
+            self.group_id = self.group_id or self._stage_group()
         if self.group_id is None and self.cfg.order_group_limit is not None:
             self._submit("group", self._create_group)  # engaged when it is there (or not)
             return
         self._engaged_now()
 
     def _engaged_now(self) -> None:
-        self._engaging, self._engaged = False, True
+        """Reconcile first, then place what waited: the first read then knows the account
+        as it was before any order of this session (no stale "gone" for a new order)."""
         self._reconcile("engaged")
+
+    def _place_queued(self) -> None:
+        self._engaging, self._engaged = False, True
         queued, self._queued = self._queued, []
         for message in queued:
             self._place(message)
@@ -237,15 +252,12 @@ class OrderGatewayActor(ServiceActor):
         handler = _HANDLERS.get(type(message))
         if handler is not None:
             return handler(self, message)
-        if type(message).__name__ == "TradingConnected":
-            self._on_trading_connected(message)
-            return None
         return super().handle(message)
 
-    def _on_trading_connected(self, result: Any) -> None:
-        group = getattr(result, "order_group_id", None)
-        if isinstance(group, str) and group:
-            self.group_id = group
+    def _stage_group(self) -> str | None:
+        """The session's order group the trading stage created, if it did."""
+        connection = self.trading_connection
+        return connection.order_group_id if connection is not None else None
 
     # -- placing -----------------------------------------------------------------------------
     def _place(self, message: PlaceOrder) -> None:
@@ -268,6 +280,15 @@ class OrderGatewayActor(ServiceActor):
             )
             self._emit(record, reason=f"refused locally: {refusal}")
             return
+        if self.cfg.dry_run:
+            logger.info("gateway: dry run, not sent: %s %s %s %s @ %s (%s)", intent.service,
+                        intent.ticker, intent.side, intent.count, intent.price, cid)
+            self.tracker.on_place_reply(
+                PlaceRejected(client_order_id=cid, status=0, code="dry_run",
+                              message="dry run: validated, not sent")
+            )
+            self._emit(record, reason="dry run: validated, not sent")
+            return
         self._placed = True
         self._in_flight_changed()
         self._emit(record)
@@ -287,6 +308,8 @@ class OrderGatewayActor(ServiceActor):
         self._submit("create", lambda api: api.create(create), context=cid)
 
     def _refusal(self, record: OrderRecord) -> str | None:
+        if not self.cfg.trading_allowed:
+            return "production without --allow-production-trading: trading is halted"
         if not self.ready:
             return "the system is not READY"
         if self.pauses:
@@ -458,12 +481,19 @@ class OrderGatewayActor(ServiceActor):
                                         ts_ms=done.result.ts_ms)
         elif isinstance(done.error, NotFoundError):
             reply = CancelNotFound(order_id=order_id)
-        else:
-            logger.info("gateway: cancel of %s: %s (the next read decides)", order_id,
+        else:  # outcome unknown: a cancel is safe to send again (a 404 then means gone)
+            tries = self._cancel_tries.get(order_id, 0) + 1
+            logger.info("gateway: cancel of %s (try %d): %s", order_id, tries,
                         one_line(str(done.error)))
             if record is not None and not record.status.is_final:
-                self._lookup_vanished(order_id)
+                if tries < MAX_CANCEL_TRIES:
+                    self._cancel_tries[order_id] = tries
+                    self._submit("cancelled", lambda api: api.cancel(order_id), context=order_id)
+                else:
+                    self._cancel_tries.pop(order_id, None)
+                    self._lookup_vanished(order_id)
             return
+        self._cancel_tries.pop(order_id, None)
         routed = self.tracker.on_cancel_reply(order_id, reply)
         self._emit_routed(routed.client_order_id)
         if isinstance(reply, CancelNotFound):
@@ -543,6 +573,7 @@ class OrderGatewayActor(ServiceActor):
         if fill.ts_ms is not None:
             self.last_fill_ms = max(self.last_fill_ms or 0, fill.ts_ms)
         if self.pnl.apply(fill, service):
+            self._fill_seq += 1
             if record is not None:
                 fill = fill.model_copy(update={"client_order_id": record.client_order_id})
             self.link.publish(
@@ -558,7 +589,21 @@ class OrderGatewayActor(ServiceActor):
                     service, Position(ticker=fill.ticker, position=position, service=service)
                 )
             self._publish_position(fill.ticker)
+            self._check_daily_loss(service)
         self._emit_routed(routed.client_order_id)
+
+    def _check_daily_loss(self, service: str | None) -> None:
+        """After a fill: a day's loss past a limit halts now, not at the next order."""
+        if not self.cfg.halt_on_daily_loss or self.state is TradingState.HALTED:
+            return
+        quotes = self._quotes()
+        scopes = [("global", self.cfg.global_limits, None)]
+        if service is not None and service in self.cfg.service_limits:
+            scopes.append((service, self.cfg.service_limits[service], service))
+        for scope, limits, name in scopes:
+            if daily_loss_breached(limits, self.pnl.daily(quotes, name)):
+                self._trigger(HaltReason.DAILY_LOSS, f"{scope}: daily loss past the limit")
+                return
 
     def _publish_position(self, ticker: str) -> None:
         ledger = self.pnl.market(ticker)
@@ -571,12 +616,24 @@ class OrderGatewayActor(ServiceActor):
         )
 
     # -- reconciliation ----------------------------------------------------------------------
-    def _reconcile(self, trigger: str) -> None:
+    def _reconcile(self, trigger: str, attempt: int = 1) -> None:
         since = fills_since(self.last_fill_ms)
-        self._submit("reconciled", lambda api: read_truth(api, since), context=trigger)
+        self._submit(
+            "reconciled", lambda api: read_truth(api, since),
+            context=(trigger, self._fill_seq, attempt),
+        )
 
     def _on_reconciled(self, done: IoDone) -> None:
-        trigger: str = done.context
+        trigger, fill_seq, attempt = done.context
+        try:
+            self._apply_truth(done, trigger, fill_seq, attempt)
+        finally:
+            if self._engaging and trigger == "engaged":
+                self._place_queued()
+
+    def _apply_truth(self, done: IoDone, trigger: str, fill_seq: int, attempt: int) -> None:
+        # fills applied while the exchange was read: its positions may predate them
+        stale = fill_seq != self._fill_seq
         if done.error is not None:
             logger.warning("gateway: reconciliation (%s) could not read the exchange: %s",
                            trigger, one_line(str(done.error)))
@@ -587,6 +644,8 @@ class OrderGatewayActor(ServiceActor):
         result = reconcile_tracker(self.tracker, self.pnl.positions(None), self.balance, truth)
         lines: list[str] = []
         for difference in result.differences:
+            if stale and isinstance(difference, PositionMismatch):
+                continue
             lines.append(one_line(f"{type(difference).__name__}: {_describe(difference)}"))
         for fill in result.apply_fills:
             self._on_fill(fill)
@@ -607,13 +666,18 @@ class OrderGatewayActor(ServiceActor):
                 self._submit("cancelled", lambda api, oid=order.order_id: api.cancel(oid),
                              context=order.order_id)
         quotes = self._quotes()
-        for ticker, exchange in truth.positions.items():
-            local = self.pnl.positions(None).get(ticker, ZERO)
-            if local != exchange:
-                self._seed(ticker, exchange - local, quotes)
-        for ticker, local in self.pnl.positions(None).items():
-            if ticker not in truth.positions:
-                self._seed(ticker, -local, quotes)
+        mismatched = any(isinstance(d, PositionMismatch) for d in result.differences)
+        if stale and mismatched:  # read again rather than "correct" to an older truth
+            if attempt < MAX_RECONCILE_ATTEMPTS:
+                self._reconcile(trigger, attempt + 1)
+        elif mismatched:
+            for ticker, exchange in truth.positions.items():
+                local = self.pnl.positions(None).get(ticker, ZERO)
+                if local != exchange:
+                    self._seed(ticker, exchange - local, quotes)
+            for ticker, local in self.pnl.positions(None).items():
+                if ticker not in truth.positions:
+                    self._seed(ticker, -local, quotes)
         self.balance = result.balance
         self._in_flight_changed()
         self.link.publish(

@@ -40,6 +40,24 @@ def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
     return report.connection_established and synced and report.markets_connected > 0
 
 
+def _trading_fields(result: TradingConnected) -> dict[str, Any]:
+    """The trading stage's half of READY's ``trading_client`` (the sync stage gives the
+    seed's keys; READY merges the two)."""
+    return {
+        "trading_client": {
+            "tier": result.usage_tier,
+            "write_budget": result.write_budget,
+            "open_orders": len(result.open_orders),
+            "order_group": result.order_group_id,
+        }
+    }
+
+
+def _sync_fields(result: SyncCompleted) -> dict[str, Any]:
+    """The seed's keys of READY's ``trading_client``: only what the sync stage set."""
+    return {"trading_client": result.trading_client.model_dump(exclude_unset=True)}
+
+
 def _sync_event(result: SyncCompleted) -> KalshiSyncComplete:
     return KalshiSyncComplete(
         sync_type=result.sync_type,
@@ -76,6 +94,8 @@ TRADING = StageSpec(
     TradingConnectActor,
     requires_trading=True,
     result_type=TradingConnected,
+    ready=ReadyPart(fields=_trading_fields, metadata=TradingReadyMetadata),
+    share=lambda result: result,  # the order gateway: group, write budget, open orders
     entry_context=lambda markets: "Connecting to trading API",
 )
 SYNC = StageSpec(
@@ -85,7 +105,7 @@ SYNC = StageSpec(
     requires_trading=True,
     result_type=SyncCompleted,
     ready=ReadyPart(
-        fields=lambda result: {"trading_client": result.trading_client},
+        fields=_sync_fields,
         metadata=TradingReadyMetadata,
     ),
     periodic=(
@@ -101,5 +121,3 @@ SYNC = StageSpec(
 )
 
 DEFAULT_STAGES: tuple[StageSpec, ...] = (ORDERBOOK, TRADING, SYNC)
-
-

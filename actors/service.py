@@ -87,7 +87,7 @@ from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.exchange import PauseScope
 from messages.metadata import ReadyMetadata
 from messages.orders import Fill, OrderUpdate, Position
-from messages.results import SyncCompleted
+from messages.results import SyncCompleted, TradingConnected
 from messages.services import (
     AccountChanged,
     BooksChanged,
@@ -170,6 +170,9 @@ class ServiceActor(ChildActor):
             else None
         )
         """Orders through the gateway (None when trading is off; see the module docstring)."""
+        self.trading_connection: TradingConnected | None = None
+        """The trading stage's latest result (limits, the session's order group, the open
+        orders it found), or None before it or with trading off."""
 
     @property
     def child_name(self) -> str:
@@ -306,6 +309,7 @@ class ServiceActor(ChildActor):
         SystemReady: _on_system_ready,
         SystemNotReady: _on_system_not_ready,
         AccountChanged: lambda self, message: self.on_account(message.sync),
+        TradingConnected: lambda self, message: setattr(self, "trading_connection", message),
         OrderUpdate: lambda self, message: self._trading_fact(message, self.on_order),
         Fill: lambda self, message: self._trading_fact(message, self.on_fill),
         Position: lambda self, message: self._trading_fact(message, self.on_position),

@@ -17,6 +17,8 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from actors.gateway_messages import (
     AmendOrder,
     CancelAllMine,
@@ -24,6 +26,7 @@ from actors.gateway_messages import (
     DecreaseOrder,
     PlaceOrder,
 )
+from actors.service_spec import validation_line
 from messages.orders import (
     Fill,
     OrderIntent,
@@ -74,18 +77,21 @@ class TradingHandle:
         ``cancel_order_on_pause`` (default on): the exchange cancels it when trading pauses.
         Raises ``ValueError`` (one line) for a malformed order (a float, a price outside
         (0, 1)...), ``TradingUnavailableError`` when no id can be handed out."""
-        intent = OrderIntent(
-            service=self.service,
-            ticker=ticker,
-            side=side,
-            count=_exact(count),
-            price=_exact(price),
-            time_in_force=time_in_force,
-            post_only=post_only,
-            reduce_only=reduce_only,
-            expiration_time=(int(time.time()) + expiration_s) if expiration_s else None,
-            cancel_order_on_pause=cancel_order_on_pause,
-        )
+        try:
+            intent = OrderIntent(
+                service=self.service,
+                ticker=ticker,
+                side=side,
+                count=_exact(count),
+                price=_exact(price),
+                time_in_force=time_in_force,
+                post_only=post_only,
+                reduce_only=reduce_only,
+                expiration_time=(int(time.time()) + expiration_s) if expiration_s else None,
+                cancel_order_on_pause=cancel_order_on_pause,
+            )
+        except ValidationError as exc:
+            raise ValueError(f"order refused: {validation_line(exc)}") from None
         try:
             cid = self._link.next_id()
         except IdStateError as exc:
@@ -172,7 +178,7 @@ class TradingHandle:
 
 def _exact(value: Decimal | int | str) -> Decimal:
     if isinstance(value, float):
-        raise ValueError("give an exact Decimal, int or string, not a float")
+        raise ValueError("order refused: give an exact Decimal, int or string, not a float")
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
         raise ValueError(f"not a number: {value!r}")
     try:

@@ -14,9 +14,10 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -57,18 +58,17 @@ HALT_TIMEOUT = 60.0
 """How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
 
 
-def _trading_link(
-    config: SupervisorConfig, signer: KalshiSigner, state_file: Path | None
-) -> TradingLink:
+def _trading_link(config: SupervisorConfig, signer: KalshiSigner) -> TradingLink:
     settings = config.gateway
-    state_dir = settings.state_dir or (state_file.parent if state_file is not None else None)
     gateway = GatewayConfig(
         rest_url=config.rest_url,
         ws_url=config.ws_url,
         signer=signer,
         request_timeout=config.request_timeout,
-        id_prefix=settings.id_prefix,
-        state_dir=state_dir,
+        id_prefix=config.order_id_prefix,
+        id_state=config.order_id_state,
+        trading_allowed=config.trading_allowed,
+        dry_run=config.dry_run,
         global_limits=settings.risk_limits,
         service_limits=dict(settings.service_risk_limits),
         halt_on_not_ready=settings.halt_on_not_ready,
@@ -77,7 +77,8 @@ def _trading_link(
         halt_on_group_trigger=settings.halt_on_group_trigger,
         cancel_on_service_stop=settings.cancel_orders_on_service_stop,
         lookup=LookupPolicy(in_flight_ms=settings.lookup_in_flight_ms),
-        order_group_limit=settings.order_group_limit,
+        order_group_limit=Decimal(config.order_group_limit) if settings.order_group else None,
+        own_private_channels=False,
         halt_timeout=settings.halt_timeout,
     )
     return TradingLink(gateway)
@@ -97,6 +98,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kalshi_supervisor.app.handle")
 
 
+def announce_trading_mode(config: SupervisorConfig) -> None:
+    """One line at start when trading is not the plain kind: real money (a WARNING),
+    production without ``--allow-production-trading`` (trading halted, reads only), or a
+    dry run (orders validated and logged, never sent)."""
+    if not config.trading_enabled:
+        return
+    if config.trading_mode == "live":
+        if config.allow_production_trading:
+            logger.warning(
+                "PRODUCTION TRADING ENABLED (--allow-production-trading): orders trade real money"
+            )
+        else:
+            logger.warning(
+                "production without --allow-production-trading: trading HALTED, reads only"
+            )
+    if config.dry_run:
+        logger.warning("dry run: orders are validated and logged, never sent")
+
+
 class Supervisor:
     """A running supervisor: start it, wait on its states, inject faults, shut it down."""
 
@@ -113,7 +133,10 @@ class Supervisor:
         exchange: ExchangeFaultHook | None = None,
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
+        """``private_events`` hears the trading stage's private events (on the private
+        channels' thread; it must not block): the order gateway's inbox."""
         self.config = config
         self.exchange = exchange
         self.recorder = EventRecorder()
@@ -121,9 +144,13 @@ class Supervisor:
         self._signer = signer
         self._stages = tuple(stages)
         self._trading: TradingLink | None = (
-            _trading_link(config, signer, state_file) if config.trading_enabled else None
+            _trading_link(config, signer) if config.trading_enabled else None
         )
         """The order gateway's link (trading on): services trade through it."""
+        self._private_events = private_events or (
+            self._trading.private_event if self._trading is not None else None
+        )
+        """Who hears the trading stage's private events: the order gateway by default."""
         gateway = () if self._trading is None else (_gateway_spec(),)
         self._services = (*gateway, *services)
         """Services: started once READY (see ``actors.service``); the order gateway first,
@@ -144,6 +171,7 @@ class Supervisor:
         from app.console_server import ConsoleServer  # uvicorn and Starlette: only when serving
         from app.stage_books import StageBooks
 
+        announce_trading_mode(self.config)
         self.events = EventBus(self._listeners)
         if self._trading is not None:
             self._trading.set_publish(self.events.publish)
@@ -183,6 +211,7 @@ class Supervisor:
                 stopped=self.stopped,
                 services=self._services,
                 trading=self._trading,
+                private_events=self._private_events,
             )
         except BaseException:
             self._console.stop()

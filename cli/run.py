@@ -180,6 +180,34 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         type=positive_float,
         metavar="SECONDS",
     )
+    trading = run.add_argument_group("trading")
+    add(
+        trading,
+        "--order-group-limit",
+        "contracts the session's order group lets fill per rolling 15 s before the exchange "
+        "cancels its orders (the fill-velocity kill switch)",
+        type=positive_int,
+        metavar="N",
+    )
+    add(
+        trading,
+        "--startup-orders",
+        "resting orders this installation did not place, found at connect: cancel them, "
+        "adopt them as ours, or leave them alone",
+        choices=["cancel", "adopt", "leave"],
+    )
+    add(
+        trading,
+        "--allow-production-trading",
+        "let --env production send orders (real money); without it production trades nothing",
+        action="store_true",
+    )
+    add(
+        trading,
+        "--dry-run",
+        "validate and log orders, never send them (nothing is written at the exchange)",
+        action="store_true",
+    )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
         pauses,
@@ -440,10 +468,15 @@ def config_from_settings(
     """The validated ``SupervisorConfig``, or ConfigError with one line naming the source."""
     from pydantic import ValidationError
 
+    from app.console_state import default_state_path
     from cli.settings import describe
+    from trading.ids import STATE_FILE_NAME
 
+    state_dir = (settings.state_file or default_state_path()).parent
     try:
-        return settings.supervisor_config(rest_url=rest_url, ws_url=ws_url)
+        return settings.supervisor_config(
+            rest_url=rest_url, ws_url=ws_url, order_id_state=state_dir / STATE_FILE_NAME
+        )
     except ValidationError as exc:
         raise ConfigError(describe(exc, sources, config_level=True)) from None
 

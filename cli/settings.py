@@ -19,7 +19,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -107,6 +107,12 @@ class RunSettings(BaseSettings):
     to ``pause_max_poll`` seconds ..."""
     pause_far_poll: float = Field(default=PauseTiming.model_fields["far_poll"].default)
     """... and waits for a resume estimate further away than that, up to this long."""
+    order_group_limit: int = Field(
+        default=SupervisorConfig.model_fields["order_group_limit"].default
+    )
+    startup_orders: Literal["cancel", "adopt", "leave"] = "cancel"
+    allow_production_trading: bool = False
+    dry_run: bool = False
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     log_level: LogLevel = "INFO"
@@ -190,8 +196,11 @@ class RunSettings(BaseSettings):
                 raise ValueError(f"unknown {what} {stage!r} (known: {', '.join(sorted(known))})")
         return value
 
-    def supervisor_config(self, *, rest_url: str, ws_url: str) -> SupervisorConfig:
-        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError)."""
+    def supervisor_config(
+        self, *, rest_url: str, ws_url: str, order_id_state: Path | None = None
+    ) -> SupervisorConfig:
+        """The validated ``SupervisorConfig`` these settings describe (raises ValidationError);
+        ``order_id_state`` is the id allocator's state file (in the supervisor's state dir)."""
         return SupervisorConfig(
             environment=self.env,
             rest_url=rest_url,
@@ -207,6 +216,11 @@ class RunSettings(BaseSettings):
             reconnect_max_delay=self.reconnect_max_delay,
             discovery_refresh=self.discovery_refresh,
             exchange_check_interval=self.exchange_check_interval,
+            order_group_limit=self.order_group_limit,
+            startup_orders=self.startup_orders,
+            allow_production_trading=self.allow_production_trading,
+            dry_run=self.dry_run,
+            order_id_state=order_id_state,
             pause_timing=PauseTiming(
                 min_poll=self.pause_min_poll,
                 max_poll=self.pause_max_poll,

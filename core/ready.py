@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from core.timers import HealExpired, LivenessCheck, LivenessDue, PeriodicDue
@@ -41,6 +42,18 @@ def ready_metadata(fields: dict[str, Any], classes: list[type[ReadyMetadata]]) -
         if issubclass(cls, chosen):
             chosen = cls
     return chosen(**fields)
+
+
+def merge_fields(fields: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Add one stage's READY fields: a key two stages both give as a mapping is merged
+    key by key (later stages win), so several stages can each fill their part of one
+    nested model (the trading and sync stages' halves of ``trading_client``)."""
+    for key, value in more.items():
+        earlier = fields.get(key)
+        if isinstance(earlier, Mapping) and isinstance(value, Mapping):
+            fields[key] = {**earlier, **value}
+        else:
+            fields[key] = value
 
 
 class ReadyWatch:
@@ -110,7 +123,7 @@ class ReadyWatch:
                 if part.absent is None:
                     continue
                 result = part.absent()
-            fields.update(part.fields(result))
+            merge_fields(fields, part.fields(result))
             classes.append(part.metadata)
         return fields, classes
 

@@ -70,6 +70,7 @@ class SupervisorActor(pykka.ThreadingActor):
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
         trading: Any = None,
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -99,6 +100,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 rng=rng,
                 services=services,
                 trading=trading,
+                private_events=private_events,
             )
         except BaseException:
             self._release()

@@ -96,11 +96,14 @@ class SupervisorCore:
         rng: random.Random | None = None,
         services: Sequence[ServiceSpec] = (),
         trading: Any = None,
+        private_events: Callable[[object], None] | None = None,
     ) -> None:
         self.config = config
         self._trading = trading
         """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
-        get it in their context, the trading stage hands private events to it."""
+        get it in their context."""
+        self.private_events = private_events
+        """Handed to the stages' context: who hears the trading stage's private events."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -410,7 +413,13 @@ class SupervisorCore:
             discovery=config.markets is None,
             series=config.series,
             market_count=config.market_count,
-            private_events=self._trading.private_event if self._trading is not None else None,
+            private_events=self.private_events,
+            order_group_limit=config.order_group_limit,
+            startup_orders=config.startup_orders,
+            trading_allowed=config.trading_allowed,
+            dry_run=config.dry_run,
+            order_id_prefix=config.order_id_prefix,
+            order_id_state=config.order_id_state,
         )
 
     def has_child(self, name: str) -> bool:

@@ -8,6 +8,7 @@ the state being entered.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
@@ -59,8 +60,22 @@ class KalshiDataSyncMetadata(Message):
     sync_type: SyncType
 
 
+class WriteBudget(Message):
+    """The account's write token bucket as ``/account/limits`` says: tokens per second and
+    the most it holds (exact decimals: the exchange sends them as decimal strings)."""
+
+    refill_per_second: Decimal
+    capacity: Decimal
+
+
 class TradingClientSummary(Message):
-    """READY's nested trading summary, built by the sync stage from its own results."""
+    """READY's nested trading summary.
+
+    The seed's six keys come from the sync stage's own results; ``tier``, ``write_budget``,
+    ``open_orders`` and ``order_group`` from the trading stage's (its ``ReadyPart``): each
+    stage contributes what it knows, and READY merges the two halves of this one model.
+    None where the trading stage did not say (a hand-built summary, a test rig).
+    """
 
     connected: bool
     mode: TradingMode
@@ -68,6 +83,13 @@ class TradingClientSummary(Message):
     portfolio_value: int
     positions: int
     orders: int
+    tier: str | None = None
+    """The account's API usage tier (``/account/limits``)."""
+    write_budget: WriteBudget | None = None
+    open_orders: int | None = None
+    """Resting orders this process knows after the startup policy (ours plus adopted)."""
+    order_group: str | None = None
+    """The session's order group id (None when none was created: dry run, trading halted)."""
 
 
 class ReadyMetadata(Message):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from messages.base import Message
-from messages.metadata import SyncType, TradingClientSummary
+from messages.metadata import SyncType, TradingClientSummary, WriteBudget
+from messages.orders import ExchangeOrder
+
+StartupPolicy = Literal["cancel", "adopt", "leave"]
+"""What the trading stage does with resting orders this process does not know."""
 
 
 class OrderbookReport(Message):
@@ -38,12 +43,48 @@ class OrderbookReport(Message):
         )
 
 
+class WriteCost(Message):
+    """One exception to the default write cost (``/account/endpoint_costs``)."""
+
+    method: str
+    path: str
+    cost: Decimal
+
+
 class TradingConnected(Message):
-    """The trading API answered a signed request: the key works."""
+    """The trading connection is up: the key works, the account's limits are known, the
+    session's order group exists, the startup policy was applied to resting orders we did
+    not know, and the private channels are open (they stay open while the stage lives).
+
+    Shared with services (the order gateway sizes its write pacer from ``write_budget``
+    and ``write_costs``, puts its orders in ``order_group_id`` and starts from
+    ``open_orders``). Every count is exact; nothing secret is in here.
+    """
 
     api_url: str
     exchange_active: bool
     trading_active: bool
+    usage_tier: str | None = None
+    write_budget: WriteBudget | None = None
+    default_write_cost: Decimal | None = None
+    write_costs: tuple[WriteCost, ...] = ()
+    order_group_id: str | None = None
+    order_group_limit: int | None = None
+    """Contracts the group lets fill per rolling 15 s (``--order-group-limit``)."""
+    open_orders: tuple[ExchangeOrder, ...] = ()
+    """Resting orders after the startup policy that this process owns: ours (the id
+    allocator's) plus, under ``adopt``, the unknown ones."""
+    startup_policy: StartupPolicy = "cancel"
+    cancelled: int = 0
+    adopted: int = 0
+    left: int = 0
+    trading_allowed: bool = True
+    """False in production without ``--allow-production-trading``: reads only, trading
+    HALTED (no group created, nothing cancelled)."""
+    dry_run: bool = False
+    """``--dry-run``: orders are validated and logged, never sent (the gateway honours it)."""
+    private_channels: tuple[str, ...] = ()
+    """The private channels subscribed when the stage succeeded (empty: not yet connected)."""
 
 
 class SyncState(Message):

@@ -38,7 +38,22 @@ READY_KEYS = {
     "first_snapshot_received",
     "environment",
 }
-TRADING_CLIENT_KEYS = {"connected", "mode", "balance", "portfolio_value", "positions", "orders"}
+SEED_TRADING_CLIENT_KEYS = {
+    "connected",
+    "mode",
+    "balance",
+    "portfolio_value",
+    "positions",
+    "orders",
+}
+TRADING_CLIENT_KEYS = SEED_TRADING_CLIENT_KEYS | {
+    "tier",
+    "write_budget",
+    "open_orders",
+    "order_group",
+}
+"""READY's nested ``trading_client``: the seed's six keys plus what the trading connection
+adds (issue 16); READY's own top-level keys stay exactly the seed's."""
 ERROR_KEYS = {
     "failed_state",
     "actor",

@@ -33,6 +33,9 @@ from pathlib import Path
 from messages.text import one_line
 
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
+DEFAULT_PREFIX = "ks"
+STATE_FILE_NAME = "client_order_ids.json"
+"""The allocator's state file, in the supervisor's state directory (beside ``control.json``)."""
 STATE_VERSION = 1
 DEFAULT_BLOCK = 1000
 MAX_SEQ = 10**18
@@ -50,7 +53,7 @@ class ClientOrderIdAllocator:
         self,
         state_path: Path | str | None = None,
         *,
-        prefix: str = "ks",
+        prefix: str = DEFAULT_PREFIX,
         block: int = DEFAULT_BLOCK,
         run_id: str | None = None,
     ) -> None:
@@ -93,6 +96,26 @@ class ClientOrderIdAllocator:
         if self._path is not None:
             write_high_water(self._path, upto)
         self._reserved = upto
+
+
+def is_ours(client_order_id: str | None, *, prefix: str, high_water: int | None = None) -> bool:
+    """Whether an order's ``client_order_id`` was handed out by this installation's allocator.
+
+    Why this test: at startup, resting orders are sorted into ours (an earlier run's, or this
+    run's before a stage restart: never cancelled behind the gateway's back) and unknown
+    ones (the startup policy's business). Ours is ``{prefix}-{run}-{seq}`` with ``seq``
+    below the state file's high-water mark (every number handed out was reserved there
+    first); with no state file (``high_water`` None) the prefix and shape decide alone.
+    """
+    if not client_order_id or not PREFIX_PATTERN.fullmatch(prefix):
+        return False
+    match = _ID_PATTERN.fullmatch(client_order_id)
+    if match is None or match.group(1) != prefix:
+        return False
+    return high_water is None or int(match.group(3)) < high_water
+
+
+_ID_PATTERN = re.compile(r"^([A-Za-z0-9]{1,16})-([0-9a-f]{1,16})-([0-9]{1,19})$")
 
 
 def load_high_water(path: Path) -> int:

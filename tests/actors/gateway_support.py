@@ -140,7 +140,11 @@ class Counterparty:
 
 @contextmanager
 def trading_supervisor(
-    exchange: EmbeddedExchange, key: str, member: str = "alice", **gateway: Any
+    exchange: EmbeddedExchange,
+    key: str,
+    member: str = "alice",
+    config: dict[str, Any] | None = None,
+    **gateway: Any,
 ) -> Iterator[tuple[Supervisor, Recorder]]:
     """A supervisor trading as a fresh ``member`` with one ``Trader`` service, READY."""
     recorder = Recorder()
@@ -148,15 +152,20 @@ def trading_supervisor(
     member_key = exchange.add_member(member)
     signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
     settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
-    config = make_config(
-        exchange, market_count=3, request_timeout=1.0, gateway=GatewaySettings(**settings)
+    supervisor_config = make_config(
+        exchange,
+        market_count=3,
+        request_timeout=1.0,
+        gateway=GatewaySettings(**settings),
+        **(config or {}),
     )
+
     def notify(_: object) -> None:  # predicates on events and the gateway's view re-run
         with recorder.cond:
             recorder.cond.notify_all()
 
     supervisor = Supervisor(
-        config,
+        supervisor_config,
         signer,
         services=[ServiceSpec("trader", Trader, {"key": key}, tickers=())],
         listeners=[notify],
@@ -193,3 +202,43 @@ def assert_matches_truth(supervisor: Supervisor, exchange: EmbeddedExchange, mem
         if p.position_centi
     }
     assert ours == true_positions, (ours, true_positions)
+
+
+TICK = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """A market whose house book leaves room: ``bid`` and ``ask`` are the house's best, at
+    least three ticks apart, so an order of ours can rest below the bid, above the ask, or
+    inside the spread (best on its side: a counterparty's IOC at that price takes ours)."""
+
+    ticker: str
+    bid: Decimal
+    ask: Decimal
+
+    @property
+    def inside(self) -> str:
+        return str(self.bid + TICK)
+
+    def below(self, ticks: int) -> str:
+        return str(self.bid - ticks * TICK)
+
+    def above(self, ticks: int) -> str:
+        return str(self.ask + ticks * TICK)
+
+
+def quiet_market(exchange: EmbeddedExchange, skip: tuple[str, ...] = ()) -> Quiet:
+    """The first market (the exchange's order) with such a book; the exchange must be still
+    (``delta_rate=0``) so the house does not move it."""
+    for ticker in exchange.markets.tickers():
+        if ticker in skip:
+            continue
+        levels = exchange.markets.levels(ticker)
+        if not levels.yes or not levels.no:
+            continue
+        bid = Decimal(max(levels.yes)[0]).scaleb(-6)
+        ask = 1 - Decimal(max(levels.no)[0]).scaleb(-6)
+        if bid >= Decimal("0.10") and ask - bid >= 3 * TICK and ask <= Decimal("0.90"):
+            return Quiet(ticker, bid, ask)
+    raise AssertionError("no market with room in its book: start the exchange with more")

@@ -6,8 +6,13 @@ truth: nothing unknown, nothing duplicated, open orders and positions equal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
+import pytest
+
+from app.handle import Supervisor
+from kalshi_api.auth import load_signer
 from messages.events import ExchangePaused, ExchangeResumed
 from messages.fault_kinds import ActorFault, ExchangeFault
 from messages.faults import InjectFault
@@ -16,15 +21,13 @@ from tests.actors.gateway_support import (
     Counterparty,
     assert_matches_truth,
     events_of,
+    quiet_market,
     trading_supervisor,
 )
 from tests.conftest import ExchangeFactory
+from tests.harness import make_config
 
 D = Decimal
-
-
-def _ticker(exchange) -> str:  # type: ignore[no-untyped-def]
-    return exchange.markets.tickers()[0]
 
 
 def _group_ready(supervisor) -> bool:  # type: ignore[no-untyped-def]
@@ -34,28 +37,30 @@ def _group_ready(supervisor) -> bool:  # type: ignore[no-untyped-def]
 def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     bob = Counterparty(exchange)
     with trading_supervisor(exchange, "place") as (supervisor, rec):
-        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.30"))
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 5, q.inside))
         assert cid.startswith("ks-")
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
 
-        bob.order(ticker, "ask", "2", "0.30")
+        bob.order(ticker, "ask", "2", q.inside)
         assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
         assert rec.wait(lambda r: r.positions and r.positions[-1].position == D(2))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
         fill = next(f for f in rec.fills if f.client_order_id == cid)
-        assert (fill.count, fill.price, fill.side) == (D(2), D("0.30"), "bid")
+        assert (fill.count, fill.price, fill.side) == (D(2), D(q.inside), "bid")
         assert rec.call(lambda s: s.trading.positions) == {ticker: D(2)}
 
-        rec.call(lambda s: s.trading.amend(cid, price="0.31", count=8))
+        rec.call(lambda s: s.trading.amend(cid, price=str(D(q.inside) + D("0.01")), count=8))
         assert rec.wait(lambda r: (u := r.last(cid)) is not None and u.count == D(8))
         true_order = next(
             o for o in exchange.truth("alice")["alice"].orders if o.client_order_id == cid
         )
-        assert (true_order.price_micros, true_order.initial_centi) == (310_000, 800)
+        assert true_order.price_micros == int((D(q.inside) + D("0.01")) * 1_000_000)
+        assert true_order.initial_centi == 800
 
         rec.call(lambda s: s.trading.cancel(cid))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
@@ -68,17 +73,18 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
 
 def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **options: object
                         ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     with trading_supervisor(exchange, key) as (supervisor, rec):
         # a first order engages the gateway (its order group, its first reconciliation)
-        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.05"))
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(4)))
         assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
         assert _group_ready(supervisor)
         # the private events come late: only the lookup can settle the create in time
         exchange.trading_settings.private_event_delay_ms = 5_000
         exchange.trading_faults.arm(fault, **options)  # type: ignore[arg-type]
-        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 3, "0.20"))
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 3, q.below(1)))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
         seen = [u.status for u in rec.orders if u.client_order_id == cid]
         assert OrderStatus.OUTCOME_UNKNOWN in seen
@@ -109,17 +115,18 @@ def test_create_when_503_not_applied_is_resent_under_the_same_id_once(
 def test_place_when_halted_or_over_a_limit_is_refused_locally_and_never_sent(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     limits = RiskLimits(max_order_count=D(5), max_position=D(10))
     with trading_supervisor(exchange, "refuse", risk_limits=limits) as (supervisor, rec):
-        too_big = rec.call(lambda s: s.trading.place(ticker, "bid", 6, "0.20"))
+        too_big = rec.call(lambda s: s.trading.place(ticker, "bid", 6, q.below(1)))
         assert rec.wait(lambda r: r.status_of(too_big) is OrderStatus.REJECTED)
         assert "exceeds 5" in (rec.last(too_big).reason or "")  # type: ignore[union-attr]
 
         report = supervisor.halt("test")
         assert report.state is TradingState.HALTED
-        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(halted) is OrderStatus.REJECTED)
         assert "halted" in (rec.last(halted).reason or "")  # type: ignore[union-attr]
 
@@ -131,13 +138,14 @@ def test_place_when_halted_or_over_a_limit_is_refused_locally_and_never_sent(
 def test_halt_when_orders_rest_and_cancel_all_503s_leaves_none_of_ours_resting(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     # no order group: triggering it would cancel them all, and the loop is what is tested here
-    with trading_supervisor(exchange, "halt", order_group_limit=None) as (supervisor, rec):
+    with trading_supervisor(exchange, "halt", order_group=False) as (supervisor, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "bid", 1, p))
-            for p in ("0.10", "0.11", "0.12")
+            for p in (q.below(1), q.below(2), q.below(3))
         ]
         assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
         exchange.trading_faults.arm("cancel_all_503", applied=False)
@@ -156,13 +164,14 @@ def test_halt_when_orders_rest_and_cancel_all_503s_leaves_none_of_ours_resting(
 
 
 def test_resume_when_halted_trades_again(make_exchange: ExchangeFactory) -> None:
-    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     with trading_supervisor(exchange, "resume") as (supervisor, rec):
         supervisor.halt("pause for a moment")
         status = supervisor.resume_trading()
         assert status.state is TradingState.ACTIVE
-        cid = rec.call(lambda s: s.trading.place(ticker, "ask", 2, "0.90"))
+        cid = rec.call(lambda s: s.trading.place(ticker, "ask", 2, q.above(1)))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
         assert_matches_truth(supervisor, exchange, "alice")
 
@@ -170,22 +179,23 @@ def test_resume_when_halted_trades_again(make_exchange: ExchangeFactory) -> None
 def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     bob = Counterparty(exchange)
     with trading_supervisor(exchange, "reconcile") as (supervisor, rec):
-        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 4, "0.40"))
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 4, q.inside))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
         before = len(events_of(supervisor, "reconciled"))
         exchange.ws.lose_private_events("alice")
-        bob.order(ticker, "ask", "3", "0.40")
+        bob.order(ticker, "ask", "3", q.inside)
 
         assert rec.wait(lambda r: any(f.client_order_id == cid for f in r.fills))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.PARTIALLY_FILLED)
         assert rec.wait(lambda _: any(
             any(line.startswith("FillMissed") for line in e.differences)  # type: ignore[union-attr]
             for e in events_of(supervisor, "reconciled")[before:]
-        ))
+        )), events_of(supervisor, "reconciled")
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
 
@@ -193,19 +203,20 @@ def test_private_drop_when_a_fill_is_lost_reconciliation_finds_it(
 def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     with trading_supervisor(exchange, "paused") as (supervisor, rec):
         supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING))
         # the gateway heard the pause before the service did
         assert rec.wait(lambda r: any(isinstance(e, ExchangePaused) for e in r.events))
-        paused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        paused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(paused) is OrderStatus.REJECTED)
         assert "paused" in (rec.last(paused).reason or "")  # type: ignore[union-attr]
 
         supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.RESUME))
         assert rec.wait(lambda r: any(isinstance(e, ExchangeResumed) for e in r.events))
-        placed = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.20"))
+        placed = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(placed) is OrderStatus.RESTING)
         sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
         assert paused not in sent and placed in sent
@@ -216,15 +227,16 @@ def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
 def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     with trading_supervisor(exchange, "left") as (supervisor, rec):
-        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, "0.15"))
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, q.below(1)))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
 
         supervisor.inject(InjectFault(target="orderbook", fault=ActorFault.CRASH))
         assert rec.wait(lambda r: r.not_ready >= 1)
-        refused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        refused = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
         assert rec.wait(lambda _: bool(events_of(supervisor, "halt_completed")))
@@ -233,11 +245,11 @@ def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
         assert rec.wait(lambda r: r.ready)  # READY again, trading still HALTED
         status = supervisor.trading_status()
         assert status.state is TradingState.HALTED and status.reason == "left_ready"
-        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        halted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(halted) is OrderStatus.REJECTED)
 
         supervisor.resume_trading()
-        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.15"))
+        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
         assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
         sent = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
         assert refused not in sent and halted not in sent
@@ -247,12 +259,13 @@ def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
 def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
-    ticker = _ticker(exchange)
-    with trading_supervisor(exchange, "shutdown", order_group_limit=None) as (_, rec):
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    with trading_supervisor(exchange, "shutdown", order_group=False) as (_, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "ask", 1, p))
-            for p in ("0.80", "0.81")
+            for p in (q.above(1), q.above(2))
         ]
         assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
     truth = exchange.truth("alice")["alice"]
@@ -261,14 +274,16 @@ def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
 
 
 def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFactory) -> None:
-    exchange = make_exchange(markets=3, cancel_all_tail_s=0)
-    ticker = _ticker(exchange)
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
     bob = Counterparty(exchange)
-    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
-        first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, "0.35"))
-        second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, "0.10"))
+    limit = {"order_group_limit": 2}
+    with trading_supervisor(exchange, "group", config=limit) as (supervisor, rec):
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, q.inside))
+        second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(3)))
         assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
-        bob.order(ticker, "ask", "3", "0.35")
+        bob.order(ticker, "ask", "3", q.inside)
 
         assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
         assert supervisor.trading_status().reason == "order_group_triggered"
@@ -277,3 +292,105 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
         assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
+
+
+def test_service_when_it_crashes_its_orders_are_cancelled(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    with trading_supervisor(exchange, "crash") as (supervisor, rec):
+        cid = rec.call(lambda s: s.trading.place(ticker, "bid", 2, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        first = rec.ref
+        supervisor.inject(InjectFault(target="trader", fault=ActorFault.CRASH))
+
+        def cancelled(_: object) -> bool:
+            orders = exchange.truth("alice")["alice"].orders
+            return [o.status for o in orders if o.client_order_id == cid] == ["canceled"]
+
+        assert rec.wait(cancelled)
+        assert rec.wait(lambda r: r.ref is not first)  # restarted, and trades again
+        again = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def _error_of(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except ValueError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_place_when_given_a_float_or_a_bad_price_raises_one_line_and_sends_nothing(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    with trading_supervisor(exchange, "floats") as (supervisor, rec):
+        floats = rec.call(lambda s: _error_of(lambda: s.trading.place(ticker, "bid", 1, 0.5)))
+        outside = rec.call(lambda s: _error_of(lambda: s.trading.place(ticker, "bid", 1, "1.5")))
+        assert "float" in floats and "\n" not in floats
+        assert "price 1.5 is outside [0, 1]" in outside and "\n" not in outside
+        assert exchange.truth("alice")["alice"].orders == ()
+        assert supervisor.trading_status().open_orders == []
+
+
+def test_halt_when_trading_is_off_says_so_in_one_line(make_exchange: ExchangeFactory) -> None:
+    exchange = make_exchange(markets=8)
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(make_config(exchange, trading_enabled=False), signer)
+    with pytest.raises(LookupError, match="not enabled"):
+        supervisor.halt("no trading here")
+    with pytest.raises(LookupError, match="not enabled"):
+        supervisor.trading_status()
+
+
+def test_daily_loss_when_a_fill_breaches_it_halts_and_cancels_the_rest(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    bob = Counterparty(exchange)
+    limits = RiskLimits(max_daily_loss=D("0.01"))
+    with trading_supervisor(exchange, "loss", risk_limits=limits) as (supervisor, rec):
+        other = quiet_market(exchange, skip=(ticker,))
+        resting = rec.call(lambda s: s.trading.place(other.ticker, "ask", 1, other.above(1)))
+        bought = rec.call(lambda s: s.trading.place(ticker, "bid", 2, q.inside))
+        assert rec.wait(lambda r: r.status_of(bought) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(resting) is OrderStatus.RESTING)
+        bob.order(ticker, "ask", "2", q.inside)  # long 2 a tick above the bid: a loss
+
+        assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
+        assert supervisor.trading_status().reason == "daily_loss"
+        assert rec.wait(lambda r: r.status_of(resting) is OrderStatus.CANCELED)
+        refused = rec.call(lambda s: s.trading.place(ticker, "ask", 1, q.above(1)))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        assert refused not in {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
+
+
+def test_cancel_when_the_reply_names_another_order_is_sent_again_until_answered(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "wrong") as (supervisor, rec):
+        keep = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(2)))
+        cid = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(keep) is OrderStatus.RESTING)
+        exchange.trading_faults.arm("wrong_order")  # the cancel's reply names `keep`
+
+        rec.call(lambda s: s.trading.cancel(cid))
+
+        assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        assert exchange.trading_faults.pending() == 0
+        states = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert states == {keep: "resting", cid: "canceled"}
+        assert rec.status_of(keep) is OrderStatus.RESTING
+        assert_matches_truth(supervisor, exchange, "alice")

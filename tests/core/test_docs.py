@@ -49,7 +49,17 @@ def test_states_and_faults_docs_name_only_code_that_exists() -> None:
             assert re.search(rf"def {name}\b", code), (doc, name)
 
 
-PACKAGES = ("actors", "app", "cli", "core", "messages", "supervision", "kalshi_api", "kalshi_sim")
+PACKAGES = (
+    "actors",
+    "app",
+    "cli",
+    "core",
+    "messages",
+    "supervision",
+    "trading",
+    "kalshi_api",
+    "kalshi_sim",
+)
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ALL_CODE = "\n".join(
     p.read_text() for folder in (*PACKAGES, "webstack") for p in (ROOT / folder).rglob("*.py")

@@ -67,15 +67,16 @@ def test_exchange_pause_dropping_the_stream_in_ready_keeps_ready_and_heals_on_re
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         exchange.status.pause_exchange()
-        assert exchange.oplog.entries("ws_dropped_for_pause")[0].detail == "1"
+        # Two sessions: the orderbook stream's and the trading stage's private channels'.
+        assert exchange.oplog.entries("ws_dropped_for_pause")[0].detail == "2"
         assert supervisor.recorder.wait_for(of(StreamInterrupted), WAIT)
         paused = supervisor.recorder.wait_for(of(ExchangePaused), WAIT)
         assert paused is not None and [(e.exchange_index, e.scope) for e in paused] == [
             (None, "exchange")
         ]
-        # Past heal_timeout + the deadline: three refused reconnects take at least
-        # 0.125 + 0.25 + 0.5 s of backoff; the supervisor keeps re-checking, still READY.
-        wait_ops(exchange, "ws_handshake_rejected", 3)
+        # Past heal_timeout + the deadline: three refused reconnects of each socket take at
+        # least 0.125 + 0.25 + 0.5 s of backoff; the supervisor keeps re-checking, still READY.
+        wait_ops(exchange, "ws_handshake_rejected", 6)
         wait_ops(exchange, "rest", 4, STATUS_PATH)
         assert supervisor.state is State.READY
         assert failures(supervisor) == []

@@ -96,11 +96,19 @@ def test_cold_start_when_trading_enabled_each_transition_carries_exactly_seed_me
         assert ready["connection_established"] is True
         assert ready["first_snapshot_received"] is True
         assert ready["environment"] == "local"
-        assert ready["trading_client"] == {
+        trading_client = ready["trading_client"]
+        group = exchange.truth("demo")["demo"].groups
+        assert trading_client == {
             "connected": True,
             "mode": "paper",
             **account_truth(exchange),
+            "tier": trading_client["tier"],
+            "write_budget": trading_client["write_budget"],
+            "open_orders": 0,
+            "order_group": group[0].order_group_id if group else None,
         }
+        assert trading_client["tier"]
+        assert trading_client["order_group"] is not None
         for state, keys in SEED_KEYS.items():
             assert set(metadata_of(supervisor, state)) == keys, state
 
@@ -184,6 +192,10 @@ def _window(supervisor: Supervisor, state: State) -> tuple[float, float]:
     raise AssertionError(f"never entered {state}")
 
 
+def _in(window: tuple[float, float], at: float) -> bool:
+    return window[0] <= at <= window[1]
+
+
 def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_state(
     exchange: EmbeddedExchange,
 ) -> None:
@@ -201,8 +213,20 @@ def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_sta
                     f"{kind} {op.detail} at {op.at} outside {state} [{start}, {end}]"
                 )
 
+        def inside_one_of(kind: str, states: tuple[State, ...], detail: str = "") -> None:
+            matching = [op for op in ops if op.kind == kind and detail in op.detail]
+            assert {s for s in states for op in matching if _in(windows[s], op.at)} == set(
+                states
+            ), f"{kind} {detail} not seen in each of {states}"
+            for op in matching:
+                assert any(_in(windows[s], op.at) for s in states), (
+                    f"{kind} {op.detail} at {op.at} outside {states}"
+                )
+
         inside("rest", State.INITIALIZING, "GET /trade-api/v2/markets")
-        inside("ws_handshake", State.ORDERBOOK_CONNECT)
+        # The orderbook stream's socket, then the trading stage's private channels' socket.
+        inside_one_of("ws_handshake", (State.ORDERBOOK_CONNECT, State.TRADING_CLIENT_CONNECT))
+        assert len(exchange.oplog.entries("ws_handshake")) == 2
         inside("ws_subscribe", State.ORDERBOOK_CONNECT)
         inside("ws_snapshot", State.ORDERBOOK_CONNECT)
         assert len(exchange.oplog.entries("ws_snapshot")) == len(exchange.markets.tickers())
@@ -214,7 +238,12 @@ def test_cold_start_when_timed_by_exchange_each_operation_happens_inside_its_sta
         assert windows[State.KALSHI_DATA_SYNC][0] <= status_calls[1]
         assert status_calls[1] <= windows[State.KALSHI_DATA_SYNC][1]
         inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/positions")
-        inside("rest", State.KALSHI_DATA_SYNC, "GET /trade-api/v2/portfolio/orders")
+        # The trading stage reads resting orders for its startup policy; the sync counts them.
+        inside_one_of(
+            "rest",
+            (State.TRADING_CLIENT_CONNECT, State.KALSHI_DATA_SYNC),
+            "GET /trade-api/v2/portfolio/orders",
+        )
         balance_calls = [
             op.at for op in ops if op.kind == "rest" and "/portfolio/balance" in op.detail
         ]

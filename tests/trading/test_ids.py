@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from messages.orders import CLIENT_ORDER_ID_MAX, is_client_order_id
-from trading.ids import ClientOrderIdAllocator, IdStateError, load_high_water
+from trading.ids import ClientOrderIdAllocator, IdStateError, is_ours, load_high_water
 
 
 def test_next_id_when_called_many_times_gives_distinct_legal_ids() -> None:
@@ -63,8 +63,14 @@ def test_next_id_when_block_reserved_writes_state_before_handing_out(tmp_path: P
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"[]", b'{"version": 1, "high_water": -3}', b'{"version": 9, "high_water": 3}',
-     b'{"version": 1, "high_water": "7"}', b"\xff\xfe"],
+    [
+        b"{not json",
+        b"[]",
+        b'{"version": 1, "high_water": -3}',
+        b'{"version": 9, "high_water": 3}',
+        b'{"version": 1, "high_water": "7"}',
+        b"\xff\xfe",
+    ],
 )
 def test_allocator_when_state_file_corrupt_refuses_with_one_line_and_keeps_file(
     tmp_path: Path, content: bytes
@@ -100,3 +106,35 @@ def test_allocator_when_state_dir_unwritable_raises_one_line_error(tmp_path: Pat
 def test_allocator_when_prefix_illegal_refuses(prefix: str) -> None:
     with pytest.raises(ValueError):
         ClientOrderIdAllocator(prefix=prefix)
+
+
+def test_is_ours_when_allocator_handed_the_id_out_is_true(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    allocator = ClientOrderIdAllocator(path, prefix="mm1", block=5)
+    ids = [allocator.next_id() for _ in range(7)]
+    high_water = load_high_water(path)
+    assert all(is_ours(cid, prefix="mm1", high_water=high_water) for cid in ids)
+    assert all(is_ours(cid, prefix="mm1") for cid in ids)
+
+
+@pytest.mark.parametrize(
+    "client_order_id",
+    [
+        None,
+        "",
+        "someone-else-1",
+        "ks-00ff-10",  # seq at the high-water mark: never handed out
+        "KS-00ff-1",  # another prefix (prefixes are case-sensitive)
+        "ks-00FF-1",  # run ids are lowercase hex
+        "ks-00ff-1-extra",
+        "ks-00ff",
+        "xks-00ff-1",
+    ],
+)
+def test_is_ours_when_id_is_not_the_allocators_is_false(client_order_id: str | None) -> None:
+    assert not is_ours(client_order_id, prefix="ks", high_water=10)
+
+
+def test_is_ours_when_no_state_file_decides_by_prefix_and_shape() -> None:
+    assert is_ours("ks-00ff-123456", prefix="ks", high_water=None)
+    assert not is_ours("ks-00ff-123456", prefix="ks", high_water=0)
