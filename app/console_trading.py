@@ -239,14 +239,29 @@ class TradingCollector:
         """``write_budget`` from the gateway's status (capacity, tokens), when it has one."""
         if not isinstance(budget, dict):
             return
+        numbers: dict[str, float] = {}
         for key, text in (
             ("capacity", "The write bucket's capacity (tokens)"),
             ("tokens", "Write tokens available now"),
             ("refill_per_second", "Write tokens refilled per second"),
         ):
-            value = budget.get(key)
             try:
-                number = float(Decimal(str(value)))
+                numbers[key] = float(Decimal(str(budget.get(key))))
             except (ArithmeticError, ValueError):
                 continue
-            yield GaugeMetricFamily(f"kalshi_supervisor_write_budget_{key}", text, value=number)
+            yield GaugeMetricFamily(
+                f"kalshi_supervisor_write_budget_{key}", text, value=numbers[key]
+            )
+        if numbers.get("capacity", 0) > 0 and "tokens" in numbers:
+            yield GaugeMetricFamily(
+                "kalshi_supervisor_write_budget_used_ratio",
+                "Share of the write bucket in use now (0: full bucket, 1: empty)",
+                value=1.0 - numbers["tokens"] / numbers["capacity"],
+            )
+        limited = budget.get("rate_limited")
+        if isinstance(limited, int) and not isinstance(limited, bool):
+            family = CounterMetricFamily(
+                "kalshi_supervisor_write_rate_limited", "Writes the exchange answered with 429"
+            )
+            family.add_metric([], limited)
+            yield family

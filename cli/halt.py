@@ -29,9 +29,10 @@ EXIT_REFUSED = 1
 EXIT_USAGE = 2
 """Also a supervisor that cannot be found or reached: nothing was asked of it."""
 
-HALT_TIMEOUT = 60.0
-"""A halt answers once none of ours rest, which can take several cancel-all rounds (the
-gateway's own verification deadline is 30 s by default): wait longer than that."""
+HALT_TIMEOUT = 75.0
+"""A halt answers once none of ours rest, which can take several cancel-all rounds; the
+supervisor gives up waiting after 60 s (``app.handle.HALT_TIMEOUT``) and says so, and that
+answer should reach the terminal rather than this command's own timeout."""
 RESUME_TIMEOUT = 10.0
 REASON_MAX = 200
 """The server's limit too (``app.console_trading.MAX_REASON_CHARS``)."""
@@ -89,7 +90,9 @@ def run_control(
         return fail(f"supervisor at {url} did not answer within {args.timeout:g}s", EXIT_USAGE)
     except OSError as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return fail(f"cannot reach supervisor at {url}: {reason}{stale_hint(pid, state_file)}", 2)
+        return fail(
+            f"cannot reach supervisor at {url}: {reason}{stale_hint(pid, state_file)}", EXIT_USAGE
+        )
 
     error = reply.get("error") if isinstance(reply, dict) else None
     detail = error if isinstance(error, str) else f"unexpected reply (HTTP {status})"

@@ -48,7 +48,7 @@ class Status(Message):
     state: TradingState
     reason: str | None
     open_orders: list[OrderUpdate]
-    write_budget: dict[str, Decimal]
+    write_budget: dict[str, Decimal | int]
 
 
 class StandInTrading:
@@ -96,7 +96,7 @@ class StandInTrading:
             state=self.state,
             reason=None,
             open_orders=[order],
-            write_budget={"capacity": Decimal(100), "tokens": Decimal("37.5")},
+            write_budget={"capacity": Decimal(100), "tokens": Decimal("37.5"), "rate_limited": 2},
         )
 
 
@@ -353,6 +353,8 @@ def test_metrics_when_trading_events_are_recorded_export_orders_fills_positions_
     assert samples[("kalshi_supervisor_halts_total", "")] == 1
     assert samples[("kalshi_supervisor_write_budget_capacity", "")] == 100.0
     assert samples[("kalshi_supervisor_write_budget_tokens", "")] == 37.5
+    assert samples[("kalshi_supervisor_write_budget_used_ratio", "")] == 0.625
+    assert samples[("kalshi_supervisor_write_rate_limited_total", "")] == 2
 
 
 def test_metrics_when_orderbook_only_have_no_trading_series(

@@ -254,6 +254,35 @@ def test_panels_when_orders_fill_show_open_orders_fills_and_positions(
     assert "quoter buy YES 10 KXT-B @ $0.42: partially filled, 2.5 filled · ks-q-1" in log
 
 
+@pytest.mark.parametrize("width", [390, 1280])
+def test_panels_when_filled_with_orders_never_scroll_the_page_sideways(
+    browser: Any,
+    server: ConsoleServer,
+    recorder: EventRecorder,
+    trading: StandInTrading,
+    width: int,
+) -> None:
+    trading.error = RuntimeError("no status: the panels come from the events alone")
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        _open(page, server)
+        for n in range(8):
+            recorder(_order(f"ks-wide-order-id-{n:02d}-0123456789abcdef", OrderStatus.RESTING))
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=trading-orders] tr[data-status]')"
+            ".length === 8",
+            timeout=PAGE_WAIT_MS,
+        )
+        widths = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+    finally:
+        context.close()
+
+    assert widths[0] <= widths[1]
+
+
 def test_page_when_orderbook_only_has_no_trading_element_at_all(
     page: Any, recorder: EventRecorder, trading: StandInTrading
 ) -> None:
