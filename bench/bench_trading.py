@@ -60,6 +60,7 @@ HALT_TARGET_S = 5.0
 """Halt with 1,000 orders resting: zero resting within 5 s."""
 RECONCILE_TARGET_S = 5.0
 
+BATCH = 50
 D = Decimal
 PROBE: dict[str, Any] = {}
 
@@ -125,14 +126,22 @@ def summary(values_s: list[float]) -> str:
 
 
 def _place_many(probe: Probe, ticker: str, count: int, start: int) -> list[str]:
-    def place(service: Any) -> list[str]:
-        return [
-            service.trading.place(ticker, "bid", 1, str(D(1 + (start + i) % 8).scaleb(-2)))
-            for i in range(count)
-        ]
+    """``count`` resting bids, asked for in batches of ``BATCH`` (each waited for): the
+    gateway's per-order work grows with its open orders, and 1,000 at once starve its
+    liveness ping (it is then restarted: see the report)."""
+    cids: list[str] = []
+    for first in range(0, count, BATCH):
+        size = min(BATCH, count - first)
 
-    cids: list[str] = _call(probe, place)
-    probe.wait(lambda: all(probe.status.get(c) is OrderStatus.RESTING for c in cids))
+        def place(service: Any, first: int = first, size: int = size) -> list[str]:
+            return [
+                service.trading.place(ticker, "bid", 1, str(D(1 + (start + i) % 8).scaleb(-2)))
+                for i in range(first, first + size)
+            ]
+
+        batch: list[str] = _call(probe, place)
+        probe.wait(lambda b=batch: all(probe.status.get(c) is OrderStatus.RESTING for c in b))
+        cids += batch
     return cids
 
 
