@@ -60,7 +60,7 @@ HALT_TARGET_S = 5.0
 """Halt with 1,000 orders resting: zero resting within 5 s."""
 RECONCILE_TARGET_S = 5.0
 
-BATCH = 50
+BATCH = 10
 D = Decimal
 PROBE: dict[str, Any] = {}
 
@@ -114,6 +114,27 @@ class BenchTrader(ServiceActor):
 def _call(probe: Probe, fn: Any) -> Any:
     probe.wait(lambda: probe.service is not None)
     return probe.service.ask(fn, timeout=WAIT)
+
+
+def _gateway_failures(supervisor: Supervisor) -> int:
+    return sum(
+        1 for e in supervisor.recorder.events()
+        if getattr(e, "service", None) == "order_gateway" and "fail" in str(getattr(e, "type", ""))
+    )
+
+
+def _resume(supervisor: Supervisor, probe: Probe) -> None:
+    """Resume trading, waiting for a restarted gateway to be there to resume."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            supervisor.resume_trading()
+            return
+        except (LookupError, RuntimeError):
+            if time.monotonic() > deadline:
+                raise
+            with probe.cond:
+                probe.cond.wait(0.05)
 
 
 def _quantile(values: list[float], q: int) -> float:
@@ -234,6 +255,7 @@ def run(orders: int, big: int) -> tuple[list[str], bool]:
             # -- halt -> zero resting, at 10 and `big` ----------------------------------------
             for size in (10, big):
                 _place_many(probe, tickers[1], size, 0)
+                failures_before = _gateway_failures(supervisor)
                 started = time.perf_counter()
                 report = supervisor.halt("bench")
                 took = time.perf_counter() - started
@@ -248,7 +270,12 @@ def run(orders: int, big: int) -> tuple[list[str], bool]:
                     f"exchange shows {len(resting)} resting"
                     f"{f'; target <= {HALT_TARGET_S:g} s' if size == big else ''}): {verdict}"
                 )
-                supervisor.resume_trading()
+                failed = _gateway_failures(supervisor) - failures_before
+                if failed:
+                    ok = False
+                    lines.append(f"  FAIL: the order gateway failed {failed}x around the halt "
+                                 "(missed its liveness ping) and was restarted")
+                _resume(supervisor, probe)
 
             # -- reconciliation at `big` open orders -------------------------------------------
             cids = _place_many(probe, tickers[1], big, 0)
