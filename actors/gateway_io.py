@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from actors.gateway_config import GatewayConfig
@@ -92,6 +91,11 @@ class GatewayIo:
                 finally:
                     probe.close()
             return self._pacer
+
+    @property
+    def current_pacer(self) -> WritePacer | None:
+        """The pacer if it was made (never reads the limits)."""
+        return self._pacer
 
     def api(self) -> OrderApi:
         """This thread's ``OrderApi`` (made on first use)."""
@@ -313,7 +317,3 @@ def run_halt(
         elif isinstance(step, ReadAgain):
             sleep(step.after_ms / 1000)
     return HaltOutcome(now_ms() - started, calls, reads, remaining)
-
-
-def as_decimal(value: Decimal | int | str) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)

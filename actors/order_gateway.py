@@ -109,7 +109,7 @@ from messages.trading_events import (
     Reconciled,
     TradingStateChanged,
 )
-from messages.trading_status import HaltReport, TradingStatus
+from messages.trading_status import HaltReport, TradingStatus, WriteBudgetStatus
 from trading import halt as halt_policy
 from trading.lookup import Escalate, Found
 from trading.order_state import OrderRecord
@@ -122,6 +122,8 @@ logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 
 ZERO = Decimal(0)
 HALF = Decimal("0.5")
+DAILY_LOSS_CHECK_INTERVAL = 1.0
+"""Seconds between looks at the day's P&L against ``max_daily_loss`` (besides each fill)."""
 MAX_CANCEL_TRIES = 5
 """Sends of one cancel whose outcome stays unknown before a lookup decides."""
 MAX_RECONCILE_ATTEMPTS = 5
@@ -142,8 +144,8 @@ class OrderGatewayActor(ServiceActor):
             raise RuntimeError("the order gateway needs the trading link (trading is off?)")
         self.link = link
         self.cfg: GatewayConfig = link.config
-        self.tracker = OrderTracker()
-        self.pnl = PnlBook()
+        self.tracker: OrderTracker = link.tracker  # outlive this incarnation (see the link)
+        self.pnl: PnlBook = link.pnl
         self.io = GatewayIo(self.cfg)
         self.state = link.state
         self.state_reason: str | None = link.state_reason
@@ -171,10 +173,10 @@ class OrderGatewayActor(ServiceActor):
         link.attach_gateway(self.actor_ref)
 
     def teardown(self) -> None:
-        self._stopping.set()
         link = getattr(self, "link", None)
-        if link is None:
+        if link is None:  # setup never got this far
             return
+        self._stopping.set()
         link.detach_gateway(self.actor_ref)
         if self._channels is not None:
             self._channels.stop()
@@ -182,7 +184,8 @@ class OrderGatewayActor(ServiceActor):
             if self.tracker.open_orders() or (
                 self._placed and self.state is not TradingState.HALTED
             ):
-                self._halt_now(HaltReason.SHUTDOWN)
+                # READY still: this gateway alone is stopping (a crash, a restart)
+                self._halt_now("gateway stopped" if self.ready else HaltReason.SHUTDOWN.value)
         finally:
             self.io.close()
 
@@ -202,6 +205,8 @@ class OrderGatewayActor(ServiceActor):
     def on_ready(self, metadata: ReadyMetadata) -> None:
         if self._engaged:
             self._reconcile("ready")
+        elif self.tracker.open_orders() or self.pnl.positions(None):
+            self._engage()  # an earlier incarnation traded: reconcile what it left
 
     def _engage(self) -> None:
         """The first order (or halt) engages the gateway: its private channels (until the
@@ -228,6 +233,50 @@ class OrderGatewayActor(ServiceActor):
         """Reconcile first, then place what waited: the first read then knows the account
         as it was before any order of this session (no stale "gone" for a new order)."""
         self._reconcile("engaged")
+        watched = [self.cfg.global_limits, *self.cfg.service_limits.values()]
+        if self.cfg.halt_on_daily_loss and any(x.max_daily_loss is not None for x in watched):
+            # marks move without fills: the day's loss is watched, not only at each fill
+            self.call_every(DAILY_LOSS_CHECK_INTERVAL, self._check_daily_loss_all)
+        for record in self.tracker.open_orders():
+            if record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+                self._adopt_in_flight(record)
+
+    def _adopt_in_flight(self, record: OrderRecord) -> None:
+        """A create an earlier incarnation sent and never heard back about: look it up by
+        its id (twice, the in-flight window apart); absent both times, it never landed."""
+        cid, ticker = record.client_order_id, record.intent.ticker
+        wait = self.cfg.lookup.in_flight_ms / 1000
+        stop = self._stopping
+
+        def find(api: OrderApi) -> tuple[ExchangeOrder, tuple[Fill, ...]] | None:
+            for attempt in range(2):
+                order = api.find_order(cid, ticker=ticker)
+                if order is not None:
+                    return lookup_order(api, order.order_id)
+                if attempt == 0 and stop.wait(wait):
+                    break
+            return None
+
+        self._submit("adopted", find, context=cid)
+
+    def _on_adopted(self, done: IoDone) -> None:
+        cid: str = done.context
+        record = self.tracker.get(cid)
+        if record is None or done.error is not None:
+            return
+        if done.result is not None:
+            order, fills = done.result
+            self._apply_lookup(order, fills)
+        elif record.status in (OrderStatus.PENDING, OrderStatus.OUTCOME_UNKNOWN):
+            if record.status is OrderStatus.PENDING:
+                self.tracker.on_place_reply(WriteUnknown(client_order_id=cid,
+                                                         reason="the gateway restarted"))
+            self.tracker.on_place_reply(
+                PlaceRejected(client_order_id=cid, status=0, code="not_placed",
+                              message="absent at the exchange after the gateway restarted")
+            )
+            self._emit(record, reason="not placed: absent after the gateway restarted")
+        self._in_flight_changed()
 
     def _place_queued(self) -> None:
         self._engaging, self._engaged = False, True
@@ -592,6 +641,11 @@ class OrderGatewayActor(ServiceActor):
             self._check_daily_loss(service)
         self._emit_routed(routed.client_order_id)
 
+    def _check_daily_loss_all(self) -> None:
+        if self.pnl.positions(None) or self.state is not TradingState.HALTED:
+            for service in {*self.cfg.service_limits, None}:
+                self._check_daily_loss(service)
+
     def _check_daily_loss(self, service: str | None) -> None:
         """After a fill: a day's loss past a limit halts now, not at the next order."""
         if not self.cfg.halt_on_daily_loss or self.state is TradingState.HALTED:
@@ -774,9 +828,9 @@ class OrderGatewayActor(ServiceActor):
         with self._view_lock:
             self._in_flight, self._known_oids = in_flight, known
 
-    def _halt_now(self, reason: HaltReason) -> None:
+    def _halt_now(self, reason: str) -> None:
         """At stop, on this thread: the I/O threads may be gone with the process."""
-        self._set_state(TradingState.HALTED, reason.value)
+        self._set_state(TradingState.HALTED, reason)
         self._in_flight_changed()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self._halt_view,
@@ -827,6 +881,18 @@ class OrderGatewayActor(ServiceActor):
             ],
             pnl=self.pnl.markets(quotes),
             order_group_id=self.group_id,
+            write_budget=self._budget(),
+        )
+
+    def _budget(self) -> WriteBudgetStatus | None:
+        pacer = self.io.current_pacer
+        if pacer is None:
+            return None
+        return WriteBudgetStatus(
+            capacity=Decimal(f"{pacer.capacity:.3f}"),
+            tokens=Decimal(f"{pacer.tokens:.3f}"),
+            refill_per_second=Decimal(f"{pacer.refill_rate:.3f}"),
+            rate_limited=pacer.rate_limited_count,
         )
 
     def _quotes(self) -> dict[str, Quote]:
@@ -944,4 +1010,5 @@ _IO_HANDLERS: dict[str, Callable[[OrderGatewayActor, IoDone], None]] = {
     "reconciled": OrderGatewayActor._on_reconciled,
     "halted": OrderGatewayActor._on_halted,
     "group": OrderGatewayActor._on_group,
+    "adopted": OrderGatewayActor._on_adopted,
 }

@@ -22,6 +22,8 @@ import pykka
 from actors.gateway_config import GatewayConfig
 from messages.orders import TradingState
 from trading.ids import ClientOrderIdAllocator, IdStateError
+from trading.pnl import PnlBook
+from trading.tracker import OrderTracker
 
 logger = logging.getLogger("kalshi_supervisor.actors.trading_link")
 
@@ -47,6 +49,11 @@ class TradingLink:
         self.state_reason: str | None = None
         """The trading state, kept here so a restarted gateway stays as strict as the last
         one (only a person's resume loosens it)."""
+        self.tracker = OrderTracker()
+        self.pnl = PnlBook()
+        """The gateway's book of orders and P&L, kept here so they outlive a gateway crash:
+        the next incarnation reconciles them with the exchange and tells each service how
+        its orders ended (the crash's halt cancelled them)."""
         self.id_error: str | None = None
         """Why no ids can be handed out (a corrupt state file), or None."""
         if allocator is None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 
 from messages.base import Message
@@ -21,6 +23,16 @@ class HaltReport(Message):
     remaining: int = Field(ge=0)
 
 
+class WriteBudgetStatus(Message):
+    """The gateway's copy of the account's write bucket now (tokens to 3 places)."""
+
+    capacity: Decimal
+    tokens: Decimal
+    refill_per_second: Decimal
+    rate_limited: int = Field(ge=0)
+    """Writes the exchange answered with 429."""
+
+
 class TradingStatus(Message):
     """The gateway's view now: state, open orders, positions and P&L per market."""
 
@@ -30,3 +42,5 @@ class TradingStatus(Message):
     positions: list[Position]
     pnl: list[MarketPnl]
     order_group_id: str | None = None
+    write_budget: WriteBudgetStatus | None = None
+    """None until the gateway first writes (it reads the account's limits then)."""

@@ -65,14 +65,20 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
         rec.call(lambda s: s.trading.cancel(cid))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
         assert rec.call(lambda s: s.trading.open_orders) == {}
+        budget = supervisor.trading_status().write_budget
+        assert budget is not None and budget.capacity > 0 and budget.rate_limited == 0
         kinds = {e.type for e in supervisor.recorder.events()}  # type: ignore[union-attr]
         assert {"order_update", "fill", "position_changed"} <= kinds
         assert_matches_truth(supervisor, exchange, "alice")
     bob.close()
 
 
-def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **options: object
-                        ) -> None:
+def _resolve_with_fault(
+    make_exchange: ExchangeFactory, key: str, fault: str, *, unknown: bool, **options: object
+) -> None:
+    """``unknown``: the hooks must show ``outcome_unknown`` (nothing but a lookup can tell
+    the gateway); after a dropped reply the exchange publishes the order's events at once,
+    and they may beat the client's error."""
     exchange = make_exchange(markets=8)
     q = quiet_market(exchange)
     ticker = q.ticker
@@ -87,7 +93,7 @@ def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **
         cid = rec.call(lambda s: s.trading.place(ticker, "bid", 3, q.below(1)))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.RESTING)
         seen = [u.status for u in rec.orders if u.client_order_id == cid]
-        assert OrderStatus.OUTCOME_UNKNOWN in seen
+        assert (OrderStatus.OUTCOME_UNKNOWN in seen) or not unknown
         orders = [o for o in exchange.truth("alice")["alice"].orders if o.client_order_id == cid]
         assert len(orders) == 1 and orders[0].status == "resting"
         assert exchange.trading_faults.pending() == 0
@@ -97,19 +103,21 @@ def _resolve_with_fault(make_exchange: ExchangeFactory, key: str, fault: str, **
 def test_create_when_reply_dropped_resolves_by_lookup_under_the_same_id(
     make_exchange: ExchangeFactory,
 ) -> None:
-    _resolve_with_fault(make_exchange, "drop", "drop_write")
+    _resolve_with_fault(make_exchange, "drop", "drop_write", unknown=False)
 
 
 def test_create_when_reply_held_past_the_timeout_resolves_under_the_same_id(
     make_exchange: ExchangeFactory,
 ) -> None:
-    _resolve_with_fault(make_exchange, "hold", "hold_write", seconds=2.0)
+    _resolve_with_fault(make_exchange, "hold", "hold_write", unknown=True, seconds=2.0)
 
 
 def test_create_when_503_not_applied_is_resent_under_the_same_id_once(
     make_exchange: ExchangeFactory,
 ) -> None:
-    _resolve_with_fault(make_exchange, "fail", "fail_write", status=503, applied=False)
+    _resolve_with_fault(
+        make_exchange, "fail", "fail_write", unknown=True, status=503, applied=False
+    )
 
 
 def test_place_when_halted_or_over_a_limit_is_refused_locally_and_never_sent(
@@ -283,6 +291,7 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
         first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, q.inside))
         second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(3)))
         assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
         bob.order(ticker, "ask", "3", q.inside)
 
         assert rec.wait(lambda _: supervisor.trading_status().state is TradingState.HALTED)
@@ -393,4 +402,52 @@ def test_cancel_when_the_reply_names_another_order_is_sent_again_until_answered(
         states = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
         assert states == {keep: "resting", cid: "canceled"}
         assert rec.status_of(keep) is OrderStatus.RESTING
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_gateway_when_it_crashes_with_orders_resting_tells_their_service_they_ended(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "gwcrash") as (supervisor, rec):
+        cids = [
+            rec.call(lambda s, p=p: s.trading.place(q.ticker, "bid", 1, p))
+            for p in (q.below(1), q.below(2))
+        ]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+
+        supervisor.inject(InjectFault(target="order_gateway", fault=ActorFault.CRASH))
+
+        # its stop halted (nothing of ours rests); the next incarnation reconciled and told
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.CANCELED for c in cids))
+        assert rec.call(lambda s: s.trading.open_orders) == {}
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+        status = supervisor.trading_status()
+        assert status.state is TradingState.HALTED and status.reason == "gateway stopped"
+        supervisor.resume_trading()
+        again = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(again) is OrderStatus.RESTING)
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_halt_when_a_create_is_in_flight_waits_for_it_and_leaves_nothing_resting(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)  # cancel-all's one-minute tail on, as on Kalshi
+    q = quiet_market(exchange)
+    with trading_supervisor(exchange, "inflight", order_group=False) as (supervisor, rec):
+        warm = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(3)))
+        assert rec.wait(lambda r: r.status_of(warm) is OrderStatus.RESTING)
+        exchange.trading_faults.arm("hold_write", seconds=2.0)  # lands, its reply is held
+        held = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda _: any(
+            o.client_order_id == held for o in exchange.truth("alice")["alice"].orders
+        ))
+
+        report = supervisor.halt("with a create in flight")
+
+        assert report.remaining == 0  # and none landed after it: the create was waited for
+        assert [o for o in exchange.truth("alice")["alice"].orders if o.status == "resting"] == []
+        assert rec.wait(lambda r: r.status_of(held) is OrderStatus.CANCELED)
         assert_matches_truth(supervisor, exchange, "alice")

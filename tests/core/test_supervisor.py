@@ -324,7 +324,12 @@ def test_shutdown_when_requested_stops_every_actor(exchange: EmbeddedExchange) -
     before = live_actor_count()
     with running_supervisor(exchange) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
-        assert live_actor_count() == before + 4
+        # three stages, the supervisor, and the order gateway (a service, once READY)
+        assert supervisor.recorder.wait_for(
+            lambda events: [e for e in events if getattr(e, "service", None) == "order_gateway"],
+            WAIT,
+        )
+        assert live_actor_count() == before + 5
     assert supervisor.state is State.SHUTDOWN
     assert live_actor_count() == before
     assert exchange.ws.connection_count() == 0
