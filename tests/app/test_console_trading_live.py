@@ -77,6 +77,9 @@ def test_console_when_a_service_trades_shows_orders_counts_them_and_halts_for_re
     assert before[("kalshi_supervisor_orders_sent_total", "")] == 2
     assert before[("kalshi_supervisor_trading_state", "state=active")] == 1.0
     assert before[("kalshi_supervisor_trading_halted", "")] == 0.0
+    capacity = before[("kalshi_supervisor_write_budget_capacity", "")]
+    assert capacity > 0  # the gateway's copy of the account's write bucket
+    assert 0.0 <= before[("kalshi_supervisor_write_budget_used_ratio", "")] <= 1.0
     assert refused.status_code == 401
     assert halted.status_code == 200, halted.text
     report = halted.json()
