@@ -254,9 +254,9 @@ def test_gateway_when_it_crashes_with_a_create_in_flight_leaves_nothing_unknown(
 def test_gateway_when_it_crashes_with_orders_resting_tells_their_service_they_ended(
     make_exchange: ExchangeFactory,
 ) -> None:
-    """FAILS on gateway's code (reported to gateway): the crashed incarnation's stop cancels
-    our orders at the exchange, but its successor starts with an empty tracker, so the
-    owning service never hears they ended and ``self.trading.open_orders`` keeps them."""
+    """The crashed incarnation's stop cancels our orders at the exchange; its successor
+    (the tracker lives in the link) must tell the owning service how they ended, so
+    ``self.trading.open_orders`` does not keep them forever."""
     exchange = make_exchange(markets=3)
     ticker = exchange.markets.tickers()[0]
     with trading_supervisor(exchange, "crash-view") as (supervisor, rec):

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,15 @@ def launch(env: dict[str, str]) -> Iterator[Launcher]:
 
 
 def _truth(published: dict[str, Any]) -> dict[str, Any]:
-    reply = httpx.get(published["truth_url"], trust_env=False, timeout=10.0)
+    """The exchange's truth about alice. The truth URL shares the exchange's read budget with
+    the supervisor's own reads, so a 429 is paced as any client paces one (not a wait for
+    something to happen: a rate limit to respect)."""
+    pacing = threading.Event()
+    for _ in range(50):
+        reply = httpx.get(published["truth_url"], trust_env=False, timeout=10.0)
+        if reply.status_code != 429:
+            break
+        pacing.wait(float(reply.headers.get("retry-after", "0.2")))
     assert reply.status_code == 200, f"/_sim/truth answered {reply.status_code}: {reply.text}"
     return reply.json()["members"]["alice"]
 
