@@ -130,7 +130,7 @@ def _resume(supervisor: Supervisor, probe: Probe) -> None:
         try:
             supervisor.resume_trading()
             return
-        except (LookupError, RuntimeError):
+        except (LookupError, RuntimeError, TimeoutError):
             if time.monotonic() > deadline:
                 raise
             with probe.cond:
