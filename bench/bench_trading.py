@@ -79,7 +79,10 @@ class Probe:
     def wait(self, predicate: Any, timeout: float = WAIT) -> None:
         with self.cond:
             if not self.cond.wait_for(predicate, timeout):
-                raise SystemExit("bench_trading: timed out waiting")
+                counts: dict[str, int] = {}
+                for status in self.status.values():
+                    counts[status.value] = counts.get(status.value, 0) + 1
+                raise SystemExit(f"bench_trading: timed out waiting (orders by status: {counts})")
 
 
 class BenchTrader(ServiceActor):

@@ -162,3 +162,73 @@ def test_market_maker_when_the_participant_takes_quotes_gets_filled_and_matches_
     assert code == 0, proc.describe()
     truth = exchange.truth(member)[member]
     assert [o for o in truth.orders if o.client_order_id in ours and o.status == "resting"] == []
+
+
+def _maker_updates(supervisor: Any) -> list[Any]:
+    return [e for e in supervisor.recorder.events()
+            if getattr(e, "type", None) == "order_update" and e.service == SERVICE]
+
+
+def test_market_maker_when_trading_pauses_cancels_stops_quoting_and_quotes_again_after(
+    make_exchange: Any,
+) -> None:
+    """In-process, against a still exchange: the maker quotes both sides; a trading pause
+    leaves none of its orders resting, each of them ended (an order it sent before it heard
+    of the pause is refused, and it backs off); after the resume it quotes again. Every wait
+    is on the supervisor's event listener."""
+    import threading
+
+    from actors.service import ServiceSpec
+    from app.handle import Supervisor
+    from examples.market_maker import MarketMaker
+    from kalshi_api.auth import load_signer
+    from messages.fault_kinds import ExchangeFault
+    from messages.faults import InjectFault
+    from messages.states import State
+    from tests.harness import make_config
+
+    exchange = make_exchange(markets=4)
+    changed = threading.Condition()
+
+    def notify(_: object) -> None:
+        with changed:
+            changed.notify_all()
+
+    def wait(predicate: Any, what: str) -> None:
+        with changed:
+            assert changed.wait_for(predicate, WAIT), what
+
+    def resting() -> set[str]:
+        return {o.client_order_id or "" for o in exchange.truth(member)[member].orders
+                if o.status == "resting"}
+
+    member = exchange.account.member
+    config = make_config(exchange, market_count=4, request_timeout=2.0)
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    spec = ServiceSpec(SERVICE, MarketMaker, {"markets": 2, "max_position": 2})
+    supervisor = Supervisor(config, signer, services=[spec], listeners=[notify],
+                            exchange=exchange)
+    supervisor.start()
+    try:
+        assert supervisor.wait_for_state(State.READY, WAIT)
+        wait(lambda: {e.side for e in _maker_updates(supervisor) if e.status == "resting"}
+             >= {"bid", "ask"}, "the maker quoting both sides")
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING))
+        wait(lambda: any(getattr(e, "type", None) == "exchange_paused"
+                         for e in supervisor.recorder.events()), "the pause seen")
+        ours = {e.client_order_id for e in _maker_updates(supervisor)}
+        wait(lambda: not (resting() & ours), "none of the maker's orders resting")
+
+        def all_final() -> bool:
+            last = {e.client_order_id: e.status for e in _maker_updates(supervisor)}
+            return all(status in ("canceled", "executed", "rejected") for status in last.values())
+
+        wait(all_final, "the maker told that each of its orders ended")
+        supervisor.inject(InjectFault(target="exchange", fault=ExchangeFault.RESUME))
+        wait(lambda: any(getattr(e, "type", None) == "exchange_resumed"
+                         for e in supervisor.recorder.events()), "the resume seen")
+        # ... and it quotes again once trading is back
+        wait(lambda: bool(resting() - ours), "the maker quoting again after the resume")
+    finally:
+        supervisor.shutdown(timeout=5.0)
+    assert not (resting() & {e.client_order_id for e in _maker_updates(supervisor)})
