@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 GATEWAY_SERVICE = "order_gateway"
 """The gateway's service name (fault target, restart unit)."""
+ID_STATE_FILE = "client_order_ids.json"
+"""The id allocator's high-water file, in the supervisor's state directory."""
 
 
 @dataclass(frozen=True)

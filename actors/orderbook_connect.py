@@ -52,7 +52,7 @@ from messages.commands import (
     Report,
     StreamHealth,
 )
-from messages.exchange import ExchangeCondition, ExchangeObserved
+from messages.exchange import ExchangeCondition, ExchangeObserved, StageThrottled
 from messages.metadata import OrderbookConnectMetadata
 from messages.results import (
     BookDepthReport,
@@ -353,6 +353,18 @@ class OrderbookConnectActor(StageActor):
         logger.warning("%s", detail)
         self._incident("no_live_markets", detail)
 
+    def _report_throttled(self, event: StreamDisconnected) -> None:
+        """The exchange said "too many" to the upgrade and the stream waits it out before
+        trying again: a documented rate limit, not a failure, so the deadline must wait too."""
+        self.parent.tell(
+            StageThrottled(
+                stage=self.stage_name,
+                generation=self.generation,
+                wait_seconds=event.retry_in or 0.0,
+                reason=event.reason,
+            )
+        )
+
     def _incident(self, kind: str, detail: str) -> None:
         self.parent.tell(
             StreamIncident(
@@ -371,6 +383,8 @@ class OrderbookConnectActor(StageActor):
 
     def _on_disconnected(self, event: StreamDisconnected) -> None:
         self._refusals.refused(event.refused_status)  # a 5xx upgrade refusal: is it a pause?
+        if event.refused_status == 429 and event.will_retry and self._awaiting_sync:
+            self._report_throttled(event)
         if self._established:
             self._incident("disconnected", event.reason)
 

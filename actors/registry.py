@@ -41,8 +41,8 @@ def _orderbook_live(report: OrderbookReport, market_count: int) -> bool:
 
 
 def _trading_fields(result: TradingConnected) -> dict[str, Any]:
-    """The trading stage's half of READY's ``trading_client`` (the sync stage gives the
-    seed's keys; READY merges the two)."""
+    """The trading stage's keys inside READY's ``trading_client`` (the sync stage gives the
+    seed's keys; this part refines them, so without the sync stage it adds nothing)."""
     return {
         "trading_client": {
             "tier": result.usage_tier,
@@ -94,8 +94,8 @@ TRADING = StageSpec(
     TradingConnectActor,
     requires_trading=True,
     result_type=TradingConnected,
-    ready=ReadyPart(fields=_trading_fields, metadata=TradingReadyMetadata),
-    share=lambda result: result,  # the order gateway: group, write budget, open orders
+    ready=ReadyPart(fields=_trading_fields, refines=True),
+    share=lambda result: result,  # the order gateway starts from it (on_trading_connected)
     entry_context=lambda markets: "Connecting to trading API",
 )
 SYNC = StageSpec(

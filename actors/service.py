@@ -200,6 +200,10 @@ class ServiceActor(ChildActor):
     def on_event(self, event: Event) -> None:
         """Any supervisor event."""
 
+    def on_trading_connected(self, result: TradingConnected) -> None:
+        """The trading stage connected (its limits, order group, open orders after the
+        startup policy): what the order gateway starts from; other services may ignore it."""
+
     def on_order(self, update: OrderUpdate) -> None:
         """One of this service's orders changed (``self.trading.open_orders`` already shows it)."""
 
@@ -309,12 +313,16 @@ class ServiceActor(ChildActor):
         SystemReady: _on_system_ready,
         SystemNotReady: _on_system_not_ready,
         AccountChanged: lambda self, message: self.on_account(message.sync),
-        TradingConnected: lambda self, message: setattr(self, "trading_connection", message),
+        TradingConnected: lambda self, message: self._trading_connected(message),
         OrderUpdate: lambda self, message: self._trading_fact(message, self.on_order),
         Fill: lambda self, message: self._trading_fact(message, self.on_fill),
         Position: lambda self, message: self._trading_fact(message, self.on_position),
         Report: lambda self, _: self.health(),
     }
+
+    def _trading_connected(self, result: TradingConnected) -> None:
+        self.trading_connection = result
+        self.on_trading_connected(result)
 
     def _trading_fact(self, fact: Any, hook: Callable[[Any], None]) -> None:
         if self.trading is not None:

@@ -47,6 +47,11 @@ class ReadyPart:
     ask: Message | None = None
     live: Callable[[Any, int], bool] | None = None
     absent: Callable[[], Message] | None = None
+    refines: bool = False
+    """The fields only add keys to nested mappings other stages contribute (the trading
+    stage's tier and order group inside the sync stage's ``trading_client``); applied after
+    every other part, and never creating a key: with no such contribution (a dropped sync
+    stage) this part contributes nothing."""
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,26 @@ def exchange_order(order: Order) -> ExchangeOrder:
     )
 
 
+def _views(orders: list[Order]) -> list[ExchangeOrder]:
+    """The product's views of ``orders``; one the product cannot represent (a price or a
+    count out of range) is skipped with one WARNING line, never a stage failure: the
+    gateway's reconciliation reads it again."""
+    views: list[ExchangeOrder] = []
+    skipped: list[str] = []
+    for order in orders:
+        try:
+            views.append(exchange_order(order))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            skipped.append(f"{order.order_id}: {one_line(str(exc))[:120]}")
+    if skipped:
+        logger.warning(
+            "startup: %d resting orders not readable as orders (first: %s)",
+            len(skipped),
+            skipped[0],
+        )
+    return views
+
+
 class TradingConnectActor(StageActor):
     stage_name = "trading"
     stage_state = State.TRADING_CLIENT_CONNECT
@@ -159,8 +179,9 @@ class TradingConnectActor(StageActor):
         self._open_private()
         writes = self.context.trading_allowed and not self.context.dry_run
         writer = self._write_client(limits, costs) if writes else None
-        if writer is not None and self._group_id is None:  # once, even if Connect comes again
-            self._group_id = self._create_group(writer)
+        limit = self.context.order_group_limit
+        if writer is not None and limit is not None and self._group_id is None:
+            self._group_id = OrderGroupApi(writer).create(limit).order_group_id  # once
         group_id = self._group_id
         kept, counts = self._startup_orders(client, writer)
         result = TradingConnected(
@@ -175,7 +196,7 @@ class TradingConnectActor(StageActor):
                 WriteCost(method=c.method, path=c.path, cost=c.cost) for c in costs.endpoint_costs
             ),
             order_group_id=group_id,
-            order_group_limit=self.context.order_group_limit if group_id is not None else None,
+            order_group_limit=limit if group_id is not None else None,
             open_orders=kept,
             startup_policy=self.context.startup_orders,
             trading_allowed=self.context.trading_allowed,
@@ -252,10 +273,6 @@ class TradingConnectActor(StageActor):
             "trading_active": status.trading_active,
         }
 
-    def _create_group(self, writer: KalshiRestClient) -> str:
-        limit = Decimal(self.context.order_group_limit)
-        return OrderGroupApi(writer).create(limit).order_group_id
-
     def _high_water(self) -> int | None:
         path = self.context.order_id_state
         if path is None:
@@ -280,13 +297,13 @@ class TradingConnectActor(StageActor):
         for order in resting:
             mine = is_ours(order.client_order_id, prefix=prefix, high_water=high_water)
             (ours if mine else unknown).append(order)
-        kept = [exchange_order(o) for o in ours]
+        kept = _views(ours)
         counts = {"cancelled": 0, "adopted": 0, "left": 0}
         if not unknown:
             return tuple(kept), counts
         if policy == "adopt":
             counts["adopted"] = len(unknown)
-            kept += [exchange_order(o) for o in unknown]
+            kept += _views(unknown)
         elif policy == "leave" or writer is None:
             counts["left"] = len(unknown)
             if policy == "cancel":
@@ -318,8 +335,9 @@ class TradingConnectActor(StageActor):
             for order in remaining:
                 if order.order_id in refused:
                     continue
+                subaccount = order.subaccount_number or None  # 0 is the primary account
                 try:
-                    api.cancel(order.order_id)
+                    api.cancel(order.order_id, subaccount=subaccount)
                 except NotFoundError:
                     refused.add(order.order_id)  # gone already, or not ours to cancel
             still = OrderApi(client).list_orders(status="resting")

@@ -134,7 +134,7 @@ class ConsoleView:
         if isinstance(event, StateTransition):
             self._transition(event)
             return
-        label, style, body = describe(event)
+        label, style, body = describe_event(event)
         self._line(label, style, body)
 
     def _transition(self, event: StateTransition) -> None:
@@ -168,7 +168,7 @@ class ConsoleView:
             self._console.print(Text(" " * indent) + text)
 
 
-def describe(event: SupervisorEvent) -> tuple[str, str, str]:
+def describe_event(event: SupervisorEvent) -> tuple[str, str, str]:
     """``(label, style, one line)`` for every event but a transition."""
     if isinstance(event, KalshiSyncComplete):
         return "sync", "cyan", _sync(event)
@@ -392,7 +392,7 @@ SHOWN_AS_EVENTS: frozenset[tuple[str, str]] = frozenset(
         ("kalshi_supervisor.app.console_server", "fault injection: %s"),
         ("kalshi_supervisor.app.console_server", "kill switch pressed: halting trading (%s)"),
         ("kalshi_supervisor.app.console_server", "trading resumed by request"),
-        ("kalshi_supervisor.actors.base", "%s: injecting %s"),
+        ("kalshi_supervisor.actors.child", "%s: injecting %s"),
         ("kalshi_supervisor.core.recovery", "%s stage failed in %s: %s: %s"),
         ("kalshi_supervisor.core.services", "%s service failed: %s: %s"),
     }

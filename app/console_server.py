@@ -42,7 +42,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,7 @@ from app.console_errors import (
     describe_validation_error,
     one_line,
 )
+from app.console_http import HEADER_TIMEOUT_SECONDS, ConnectionPolicy, protocol_for
 from app.console_trading import (
     NO_GATEWAY,
     NO_TRADING,
@@ -77,7 +78,7 @@ from app.console_trading import (
     parse_resume_body,
     status_part,
 )
-from app.event_log import EventRecorder, RecordedEvent
+from app.event_log import CurrentState, EventRecorder, RecordedEvent
 from messages.faults import InjectFault
 from messages.states import State
 from webstack.server_thread import ServerStartError, ServerThread, is_loopback
@@ -129,7 +130,7 @@ class HostCheckMiddleware:
     ``allowed`` is read per request because the port is known only after binding.
     """
 
-    def __init__(self, app: ASGIApp, allowed: Callable[[], frozenset[str] | None]) -> None:
+    def __init__(self, app: ASGIApp, allowed: Callable[[], frozenset[str]]) -> None:
         self.app = app
         self.allowed = allowed
 
@@ -138,41 +139,50 @@ class HostCheckMiddleware:
             await self.app(scope, receive, send)
             return
         allowed = self.allowed()
-        if allowed is not None:
-            headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-            }
-            host = headers.get("host", "").lower()
-            origin = headers.get("origin")
-            refused = host not in allowed
-            if not refused and origin is not None and scope["type"] == "websocket":
-                origin_host = origin.lower().split("://", 1)[-1].rstrip("/")
-                refused = origin_host not in allowed
-            if refused:
-                logger.warning("refused request with Host %r Origin %r", host, origin)
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008, "reason": "host refused"})
-                    return
-                response = _error(421, f"unknown Host {host!r}: use the console's own address")
-                await response(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "").lower()
+        origin = headers.get("origin")
+        refused = host not in allowed
+        if not refused and origin is not None and scope["type"] == "websocket":
+            origin_host = origin.lower().split("://", 1)[-1].rstrip("/")
+            refused = origin_host not in allowed
+        if refused:
+            logger.warning("refused request with Host %r Origin %r", host, origin)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "host refused"})
                 return
+            response = _error(421, f"unknown Host {host!r}: use the console's own address")
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
 # -- metrics -------------------------------------------------------------------------------------
 class _RecorderCollector:
-    """Reads the recorder's counters at scrape time: nothing is updated per event."""
+    """Reads the recorder's counters at scrape time: nothing is updated per event.
 
-    def __init__(self, recorder: EventRecorder, clients: Callable[[], tuple[int, int]]) -> None:
+    The state gauge and time in state come from ``truth`` (the supervisor's own snapshot
+    when there is one), never from a recorder the event bus may have left behind.
+    """
+
+    def __init__(
+        self,
+        recorder: EventRecorder,
+        clients: Callable[[], tuple[int, int]],
+        truth: EventRecorder | CurrentState,
+        dropped_events: Callable[[], int],
+    ) -> None:
         self._recorder = recorder
         self._clients = clients
+        self._truth = truth
+        self._dropped_events = dropped_events
 
     def describe(self) -> list[Metric]:
         return []  # collected lazily: registering must not scrape
 
     def collect(self) -> Iterator[Metric]:
         recorder = self._recorder
-        current = recorder.state
+        current = self._truth.state
         state = GaugeMetricFamily(
             "kalshi_supervisor_state",
             "1 for the current state, 0 for the others",
@@ -184,8 +194,15 @@ class _RecorderCollector:
         yield GaugeMetricFamily(
             "kalshi_supervisor_time_in_state_seconds",
             "Seconds since the last transition",
-            value=recorder.time_in_state(),
+            value=self._truth.time_in_state(),
         )
+        dropped_events = CounterMetricFamily(
+            "kalshi_supervisor_events_dropped",
+            "Events the event bus dropped because its listeners fell behind (the record and "
+            "the feed miss them; the state gauge does not)",
+        )
+        dropped_events.add_metric([], self._dropped_events())
+        yield dropped_events
         yield _counter(
             "kalshi_supervisor_transitions",
             "Transitions into each state",
@@ -403,6 +420,10 @@ class ConsoleServer:
         trading: TradingControl | None = None,
         max_connections: int = MAX_CONNECTIONS,
         send_timeout: float = SEND_TIMEOUT_SECONDS,
+        public_names: Sequence[str] = (),
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+        current: CurrentState | None = None,
+        dropped_events: Callable[[], int] | None = None,
     ) -> None:
         if not token:
             raise ValueError("control token must not be empty")
@@ -412,6 +433,10 @@ class ConsoleServer:
         self._token = token.encode("utf-8")
         self._inject = inject
         self._status = status or recorder.status
+        self._current = current
+        """The supervisor's published state: what /ready and /status say (else the recorder)."""
+        self._truth: EventRecorder | CurrentState = current if current is not None else recorder
+        self._dropped_events = dropped_events or (lambda: 0)
         self._books = books
         self.trading_enabled = trading_enabled
         self._trading = trading if trading_enabled else None
@@ -419,16 +444,23 @@ class ConsoleServer:
         self.max_connections = max_connections
         self.send_timeout = send_timeout
         self.reads_need_token = not is_loopback(host)
+        self.public_names = tuple(public_names)
+        """Names (``host`` or ``host:port``) clients on other machines use for this console:
+        with loopback's and the bound address, the only Host headers answered."""
+        self.connections = ConnectionPolicy(token=self._token, header_timeout=header_timeout)
+        """The header deadline and the control lane (see :mod:`app.console_http`)."""
         self.instance = secrets.token_hex(8)
         """Changes when the process restarts: a page seeing a new one starts over at id 0."""
         self._feed = _Feed(recorder)
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(_RecorderCollector(recorder, self._feed.counts))  # type: ignore[arg-type]
+        self._registry.register(
+            _RecorderCollector(recorder, self._feed.counts, self._truth, self._dropped_events)  # type: ignore[arg-type]
+        )
         if books is not None:
             self._registry.register(_BooksCollector(books))  # type: ignore[arg-type]
         if trading_enabled:
             self._registry.register(TradingCollector(recorder.trading, self._trading))  # type: ignore[arg-type]
-        self._allowed: frozenset[str] | None = frozenset()
+        self._allowed: frozenset[str] = frozenset()
         self._thread: ServerThread | None = None
         self._blocking: ThreadPoolExecutor | None = None
         """Where handlers run blocking calls (an actor ask, a metrics scrape): our own pool,
@@ -466,6 +498,7 @@ class ConsoleServer:
             self._port,
             name="console",
             limit_concurrency=self.max_connections,
+            http=protocol_for(self.connections),
             timeout_keep_alive=5,
             ws_ping_interval=10.0,
             ws_ping_timeout=10.0,
@@ -487,7 +520,7 @@ class ConsoleServer:
             raise ConsoleServerError(one_line(message)) from None
         self._thread = thread
         self._port = thread.port  # a restart rebinds the same port
-        self._allowed = _allowed_hosts(self.host, thread.port)
+        self._allowed = allowed_hosts(self.host, thread.port, self.public_names)
         self.recorder.subscribe(self._feed.publish)
         if self.reads_need_token:
             logger.warning(
@@ -580,7 +613,7 @@ class ConsoleServer:
         return JSONResponse({"alive": True})
 
     async def _ready(self, request: Request) -> Response:
-        state = self.recorder.state
+        state = self._truth.state
         return JSONResponse(
             {"ready": state is State.READY, "state": state.value},
             status_code=200 if state is State.READY else 503,
@@ -591,6 +624,10 @@ class ConsoleServer:
             return refused
         try:
             payload = dict(self._status())
+            if self._current is not None:
+                payload.update(self._current.status_fields())
+                payload["events_dropped"] = self._dropped_events()
+                payload["console"] = self._connection_counts()
         except Exception as exc:
             logger.exception("console status callback failed")
             return _error(500, f"{type(exc).__name__}: {exc}")
@@ -600,6 +637,15 @@ class ConsoleServer:
             status_part, self.trading_enabled, self._trading
         )
         return JSONResponse(payload, headers={"Cache-Control": "no-store"})
+
+    def _connection_counts(self) -> dict[str, int]:
+        """What the connection policy did: slow-header connections closed, control calls
+        served past a full connection cap (see :mod:`app.console_http`)."""
+        policy = self.connections
+        return {
+            "closed_slow_connections": policy.closed_slow,
+            "control_requests_over_limit": policy.control_served,
+        }
 
     def _stream_health(self) -> dict[str, Any]:
         """The stream's health for ``/status``, or why there is none (never an error)."""
@@ -795,6 +841,7 @@ class ConsoleServer:
                 "failures_by_stage": dict(recorder.failures_by_stage),
                 "stream_heals_by_kind": dict(recorder.stream_heals_by_kind),
                 "events_by_type": dict(recorder.events_by_type),
+                "events_dropped": self._dropped_events(),
             },
         }
         receiver = asyncio.create_task(_drain_incoming(websocket))
@@ -881,13 +928,29 @@ def _json_default(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _allowed_hosts(host: str, port: int) -> frozenset[str] | None:
-    """Host header values this server answers to; None (any) for a wildcard bind, where
-    the name clients use cannot be known and the token guards every request instead."""
-    if host in ("0.0.0.0", "::", ""):
-        return None
+def allowed_hosts(host: str, port: int, public_names: Sequence[str] = ()) -> frozenset[str]:
+    """Host header values this server answers to: its bound address, loopback's names when it
+    listens on loopback (a wildcard bind does), and the configured public names.
+
+    A wildcard bind (``0.0.0.0``, ``::``) cannot know the name its clients use, so it
+    answers loopback and the names given with ``--status-public-name``; anything else
+    (``Host: evil.example``, a DNS-rebinding page) gets 421 on every route."""
+    wildcard = host in ("0.0.0.0", "::", "")
     bare = host.strip("[]").lower()
-    names = {f"[{bare}]" if ":" in bare else bare}
-    if is_loopback(host):
+    names = set() if wildcard else {f"[{bare}]" if ":" in bare else bare}
+    if wildcard or is_loopback(host):
         names |= {"localhost", "127.0.0.1", "[::1]"}
-    return frozenset({f"{name}:{port}" for name in names} | ({bare} if port == 80 else set()))
+    allowed = {f"{name}:{port}" for name in names} | (
+        {bare} if port == 80 and not wildcard else set()
+    )
+    for public in public_names:
+        name = public.strip().lower()
+        if not name:
+            continue
+        if name.rsplit(":", 1)[-1].isdigit() and not name.endswith("]"):
+            allowed.add(name)  # host:port as given
+        else:
+            allowed.add(f"{name}:{port}")
+            if port == 80:
+                allowed.add(name)
+    return frozenset(allowed)

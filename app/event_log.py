@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +68,98 @@ class RecordedEvent:
 
 FeedSubscriber = Callable[[RecordedEvent], None]
 """Called on the publishing thread for each new event, in id order; must not block."""
+
+
+def _apply_pause(pauses: dict[int | None, PauseSummary], event: SupervisorEvent) -> None:
+    """Keep ``pauses`` (exchange index -> pause in force) up to date with a pause event."""
+    if isinstance(event, ExchangePaused):
+        since = pauses.get(event.exchange_index)
+        pauses[event.exchange_index] = PauseSummary(
+            exchange_index=event.exchange_index,
+            scope=event.scope,
+            resume_estimate=event.resume_estimate,
+            since=since.since if since else event.timestamp,
+        )
+    elif isinstance(event, ExchangeResumed):
+        pauses.pop(event.exchange_index, None)
+
+
+def _sorted_pauses(pauses: Iterable[PauseSummary]) -> list[PauseSummary]:
+    """Whole exchange (index None) first, then by shard."""
+    return sorted(pauses, key=lambda p: -1 if p.exchange_index is None else p.exchange_index)
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """What the supervisor says is true now; replaced whole, never changed in place."""
+
+    state: State
+    last_transition: StateTransition | None
+    entered_monotonic: float
+    exchange_pauses: tuple[PauseSummary, ...]
+    stream: dict[str, int]
+    events: int
+    """Events the supervisor has published (the bus may have dropped some of them)."""
+
+
+class CurrentState:
+    """The supervisor's published truth: state, pauses in force, stream counters.
+
+    Why not the recorder: the recorder sits behind the event bus, whose queue is bounded and
+    drops new events when its listeners fall behind, so a recorder can be stale (even stuck
+    in a state the supervisor left) with nothing telling. This object is an *inline*
+    listener instead: the supervisor calls it on its own thread, before queueing the event,
+    and it replaces one immutable :class:`StateSnapshot` with a single reference assignment.
+    ``/ready``, ``/status``'s state and ``/metrics``' state gauge read :attr:`snapshot`, so
+    whatever the bus does, they show the state the supervisor is in.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # writers only (one supervisor thread, in practice)
+        self._pauses: dict[int | None, PauseSummary] = {}
+        self._snapshot = StateSnapshot(State.STARTUP, None, time.monotonic(), (), {}, 0)
+
+    def __call__(self, event: SupervisorEvent) -> None:
+        with self._lock:
+            old = self._snapshot
+            transition = old.last_transition
+            entered = old.entered_monotonic
+            if isinstance(event, StateTransition):
+                transition, entered = event, time.monotonic()
+            _apply_pause(self._pauses, event)
+            counters = getattr(event, "counters", None)
+            self._snapshot = StateSnapshot(
+                state=transition.to_state if transition else State.STARTUP,
+                last_transition=transition,
+                entered_monotonic=entered,
+                exchange_pauses=tuple(_sorted_pauses(self._pauses.values())),
+                stream=dict(counters) if counters else old.stream,
+                events=old.events + 1,
+            )
+
+    @property
+    def snapshot(self) -> StateSnapshot:
+        return self._snapshot
+
+    @property
+    def state(self) -> State:
+        return self._snapshot.state
+
+    def time_in_state(self) -> float:
+        return time.monotonic() - self._snapshot.entered_monotonic
+
+    def status_fields(self) -> dict[str, Any]:
+        """The fields of ``/status`` this object is the truth for."""
+        snap = self._snapshot
+        last = snap.last_transition
+        return {
+            "state": snap.state.value,
+            "since": last.timestamp.isoformat() if last else None,
+            "last_transition": last.model_dump(mode="json") if last else None,
+            "exchange_pauses": [p.model_dump(mode="json") for p in snap.exchange_pauses],
+            "stream": dict(snap.stream),
+            "events_published": snap.events,
+        }
 
 
 class EventRecorder:
@@ -121,16 +213,7 @@ class EventRecorder:
 
     def _count(self, record: RecordedEvent) -> None:
         event = record.event
-        if isinstance(event, ExchangePaused):
-            since = self._pauses.get(event.exchange_index)
-            self._pauses[event.exchange_index] = PauseSummary(
-                exchange_index=event.exchange_index,
-                scope=event.scope,
-                resume_estimate=event.resume_estimate,
-                since=since.since if since else event.timestamp,
-            )
-        elif isinstance(event, ExchangeResumed):
-            self._pauses.pop(event.exchange_index, None)
+        _apply_pause(self._pauses, event)
         self.events_by_type[event.type] += 1
         self.trading.record(event)
         if isinstance(event, StateTransition):
@@ -251,7 +334,7 @@ class EventRecorder:
         """The exchange pauses in force: whole exchange (index None) first, then by shard."""
         with self._condition:
             pauses = list(self._pauses.values())
-        return sorted(pauses, key=lambda p: -1 if p.exchange_index is None else p.exchange_index)
+        return _sorted_pauses(pauses)
 
     def pauses_as_of(self) -> tuple[list[PauseSummary], int]:
         """The pauses in force and the id of the last event they include, read together:
@@ -305,9 +388,7 @@ class JsonLinesSink:
         try:
             return path.open("a", encoding="utf-8")
         except OSError as exc:
-            raise EventSinkError(
-                f"cannot write events to {path}: {exc.strerror or exc}"
-            ) from None
+            raise EventSinkError(f"cannot write events to {path}: {exc.strerror or exc}") from None
 
     def __call__(self, event: SupervisorEvent) -> None:
         line = event.model_dump_json()

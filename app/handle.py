@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -25,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from actors.exchange_status import PROBE_TIMEOUT, read_condition
-from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
+from actors.gateway_config import GATEWAY_SERVICE, ID_STATE_FILE, GatewayConfig
 from actors.gateway_messages import Halt, ResumeTrading, TradingStatusQuery
 from actors.markets import resolve_markets
-from actors.registry import DEFAULT_STAGES
+from actors.registry import DEFAULT_STAGES, TRADING
 from actors.service import ServiceSpec
 from actors.stage_spec import StageSpec
 from actors.trading_link import TradingLink
@@ -38,14 +37,14 @@ from app.console_state import (
     publish_endpoint,
     withdraw_endpoint,
 )
-from app.event_log import EventRecorder
-from core.event_bus import EventBus, EventListener
+from app.event_log import CurrentState, EventRecorder
+from core.event_bus import DEFAULT_CAPACITY, EventBus, EventListener
 from core.ports import ExchangeFaultHook
 from core.supervisor_actor import SupervisorActor
 from kalshi_api.auth import KalshiSigner
 from messages.commands import Shutdown
 from messages.faults import InjectFault
-from messages.orders import HaltReason
+from messages.orders import HaltReason, TradingState
 from messages.states import State
 from messages.text import one_line
 from messages.trading_status import HaltReport, TradingStatus
@@ -58,15 +57,24 @@ HALT_TIMEOUT = 60.0
 """How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
 
 
-def _trading_link(config: SupervisorConfig, signer: KalshiSigner) -> TradingLink:
+def _trading_link(
+    config: SupervisorConfig,
+    signer: KalshiSigner,
+    state_file: Path | None,
+    *,
+    stage_hands_events: bool = True,
+) -> TradingLink:
+    """``stage_hands_events``: the trading stage runs and hands its private events on (so
+    the gateway opens no channels of its own)."""
     settings = config.gateway
+    state_dir = settings.state_dir or (state_file.parent if state_file is not None else None)
     gateway = GatewayConfig(
         rest_url=config.rest_url,
         ws_url=config.ws_url,
         signer=signer,
         request_timeout=config.request_timeout,
-        id_prefix=config.order_id_prefix,
-        id_state=config.order_id_state,
+        id_prefix=settings.id_prefix,
+        id_state=None if state_dir is None else state_dir / ID_STATE_FILE,
         trading_allowed=config.trading_allowed,
         dry_run=config.dry_run,
         global_limits=settings.risk_limits,
@@ -77,11 +85,15 @@ def _trading_link(config: SupervisorConfig, signer: KalshiSigner) -> TradingLink
         halt_on_group_trigger=settings.halt_on_group_trigger,
         cancel_on_service_stop=settings.cancel_orders_on_service_stop,
         lookup=LookupPolicy(in_flight_ms=settings.lookup_in_flight_ms),
-        order_group_limit=Decimal(config.order_group_limit) if settings.order_group else None,
-        own_private_channels=False,
+        order_group_limit=settings.order_group_limit,
         halt_timeout=settings.halt_timeout,
+        own_private_channels=not stage_hands_events,
     )
-    return TradingLink(gateway)
+    link = TradingLink(gateway)
+    if not config.trading_allowed:  # production without --allow-production-trading
+        link.state = TradingState.HALTED
+        link.state_reason = "production without --allow-production-trading: reads only"
+    return link
 
 
 def _gateway_spec() -> ServiceSpec:
@@ -134,17 +146,32 @@ class Supervisor:
         state_file: Path | None = None,
         services: Sequence[ServiceSpec] = (),
         private_events: Callable[[object], None] | None = None,
+        event_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
-        """``private_events`` hears the trading stage's private events (on the private
-        channels' thread; it must not block): the order gateway's inbox."""
+        """``private_events`` also hears the trading stage's private events, besides the
+        order gateway (on the private channels' thread; it must not block): a test's or a
+        tool's tap."""
         self.config = config
+        self._private_events = private_events
+        self._event_capacity = event_capacity
+        """Events the bus holds for slow listeners before it drops new ones (counted)."""
         self.exchange = exchange
         self.recorder = EventRecorder()
+        self.current = CurrentState()
+        """The supervisor's state as it publishes it (inline, never dropped): what ``state``,
+        ``/ready`` and ``/status`` read. The recorder, behind the bus, may lag or miss events."""
         self.stopped = threading.Event()
         self._signer = signer
         self._stages = tuple(stages)
         self._trading: TradingLink | None = (
-            _trading_link(config, signer) if config.trading_enabled else None
+            _trading_link(
+                config,
+                signer,
+                state_file,
+                stage_hands_events=any(s.name == TRADING.name for s in self._stages),
+            )
+            if config.trading_enabled
+            else None
         )
         """The order gateway's link (trading on): services trade through it."""
         self._private_events = private_events or (
@@ -156,7 +183,7 @@ class Supervisor:
         """Services: started once READY (see ``actors.service``); the order gateway first,
         so it stops last, after every service that trades through it."""
         self._listeners = [self.recorder, *listeners]
-        self._inline_listeners = list(inline_listeners)
+        self._inline_listeners = [self.current, *inline_listeners]
         self.events: EventBus | None = None
         """Listeners run on the bus's thread, never the supervisor's; closed by ``shutdown``."""
         self._scheduler = scheduler
@@ -172,7 +199,7 @@ class Supervisor:
         from app.stage_books import StageBooks
 
         announce_trading_mode(self.config)
-        self.events = EventBus(self._listeners)
+        self.events = EventBus(self._listeners, capacity=self._event_capacity)
         if self._trading is not None:
             self._trading.set_publish(self.events.publish)
         self._books = StageBooks(lambda: self.ref.actor_urn if self.ref is not None else None)
@@ -185,6 +212,9 @@ class Supervisor:
             books=self._books,
             trading_enabled=self.config.trading_enabled,
             trading=self if self._trading is not None else None,
+            public_names=self.config.status_public_names,
+            current=self.current,
+            dropped_events=self.events_dropped,
         )
         self._console.start()
         try:
@@ -210,8 +240,8 @@ class Supervisor:
                 exchange=self.exchange,
                 stopped=self.stopped,
                 services=self._services,
-                trading=self._trading,
                 private_events=self._private_events,
+                trading=self._trading,
             )
         except BaseException:
             self._console.stop()
@@ -222,7 +252,12 @@ class Supervisor:
 
     @property
     def state(self) -> State:
-        return self.recorder.state
+        return self.current.state
+
+    def events_dropped(self) -> int:
+        """Events the bus dropped since start (its listeners fell behind)."""
+        events = self.events
+        return events.dropped if events is not None else 0
 
     @property
     def control_token(self) -> str:

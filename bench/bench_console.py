@@ -13,7 +13,7 @@ process is the clients, so the server's RSS (``/proc/PID/status``) counts only t
 * **latency**: an in-process :class:`ConsoleServer`; time from ``recorder(event)`` to the
   event arriving at a WebSocket client on loopback, beside the floor of a plain loopback
   WebSocket echo round trip measured in the same run. The browser's own figure (event to
-  rendered card) is printed by ``tests/browser/test_console_page.py``.
+  rendered card) is ``bench/bench_console_page.py``.
 """
 
 from __future__ import annotations

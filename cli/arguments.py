@@ -17,6 +17,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any, NoReturn
 
 PROG = "kalshi-supervisor"
@@ -102,6 +103,17 @@ def market_count(text: str) -> int | str:
         return "all"
     value: int = positive_int(text)
     return value
+
+
+def positive_decimal(text: str) -> str:
+    """A positive exact decimal (money, contracts), kept as its text: never a float."""
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive decimal number") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive decimal number")
+    return text
 
 
 positive_float = _number(float, lambda v: v > 0, "positive number")

@@ -24,6 +24,7 @@ from cli.arguments import (
     market_count,
     non_negative_float,
     non_negative_int,
+    positive_decimal,
     positive_float,
     positive_int,
 )
@@ -83,9 +84,7 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
 
-    def add(
-        group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any
-    ) -> None:
+    def add(group: Any, flag: str, help: str, *, default: str | None = None, **kwargs: Any) -> None:
         dest = kwargs.get("dest", flag.removeprefix("--").replace("-", "_"))
         shown = _default_value(dest) if default is None else default
         suffix = f" (default: {shown})" if shown else ""
@@ -208,6 +207,22 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         "validate and log orders, never send them (nothing is written at the exchange)",
         action="store_true",
     )
+    for flag, what, metavar in (
+        ("--max-order-count", "contracts one order may have", "N"),
+        ("--max-position", "|position| per market, counting resting orders as filled", "N"),
+        ("--max-open-orders", "orders open at once", "N"),
+        ("--max-notional", "dollars at risk in open orders", "DOLLARS"),
+        ("--max-daily-loss", "the day's loss (realized + unrealized at exit - fees) that "
+         "halts trading", "DOLLARS"),
+    ):
+        add(
+            trading,
+            flag,
+            f"risk limit over every service together: {what}; orders past it are refused "
+            "before sending",
+            type=positive_int if flag == "--max-open-orders" else positive_decimal,
+            metavar=metavar,
+        )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
         pauses,
@@ -245,6 +260,15 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         metavar="HOST",
     )
     add(run, "--status-port", "console server port (0 = any free)", type=int, metavar="PORT")
+    add(
+        run,
+        "--status-public-name",
+        "a name (host or host:port) other machines use for the console; with a wildcard "
+        "--status-host only these and loopback pass the Host check (repeatable)",
+        action="append",
+        dest="status_public_names",
+        metavar="NAME",
+    )
     add(
         run,
         "--log-level",
@@ -422,6 +446,8 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
         flags["restart_types"] = restart_types
     if "services" in flags:
         flags["services"] = tuple(flags["services"])
+    if "status_public_names" in flags:
+        flags["status_public_names"] = tuple(flags["status_public_names"])
     if "service_options" in flags:
         from app.service_loader import ServiceLoadError, parse_option_items
 
@@ -468,15 +494,10 @@ def config_from_settings(
     """The validated ``SupervisorConfig``, or ConfigError with one line naming the source."""
     from pydantic import ValidationError
 
-    from app.console_state import default_state_path
     from cli.settings import describe
-    from trading.ids import STATE_FILE_NAME
 
-    state_dir = (settings.state_file or default_state_path()).parent
     try:
-        return settings.supervisor_config(
-            rest_url=rest_url, ws_url=ws_url, order_id_state=state_dir / STATE_FILE_NAME
-        )
+        return settings.supervisor_config(rest_url=rest_url, ws_url=ws_url)
     except ValidationError as exc:
         raise ConfigError(describe(exc, sources, config_level=True)) from None
 
@@ -548,9 +569,7 @@ def _is_bad_setup(exc: Exception) -> bool:
     from app.event_log import EventSinkError
     from kalshi_api.auth import KeyLoadError
 
-    return isinstance(
-        exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError
-    )
+    return isinstance(exc, KeyLoadError | ConsoleServerError | ConsoleStateError | EventSinkError)
 
 
 def _exchange_and_signer(

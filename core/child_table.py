@@ -17,6 +17,7 @@ restarts; it keeps what every policy needs to be right:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,9 @@ from actors.controls import StageControls, StartFaults
 from core.ports import ChildGoneError, ChildHost, Mailbox
 from core.timers import ConfirmDead, LivenessCheck
 from messages.base import Message
+from supervision.clock import Clock
+from supervision.config import RestartSettings
+from supervision.policy import RestartTracker, RestartType, Strategy
 from supervision.scheduler import Scheduler
 
 
@@ -38,6 +42,39 @@ class ChildSpec(Protocol):
     def kind(self) -> str:
         """``stage`` or ``service``: how one-line messages name it."""
         ...
+
+    @property
+    def restart_type(self) -> RestartType: ...
+
+
+def restart_tracker(
+    specs: Sequence[ChildSpec],
+    restart: RestartSettings,
+    *,
+    strategy: Strategy,
+    clock: Clock,
+    rng: random.Random,
+) -> RestartTracker:
+    """The restart policy for a group of children, whatever their kind: each one's restart
+    type (the configured override, else its spec's), the configured backoff and intensity,
+    and ``strategy`` over the group in start order. The stages are one group (the
+    configured strategy); each service is a group of its own (one for one)."""
+    return RestartTracker(
+        strategy=strategy,
+        start_order=[s.name for s in specs],
+        restart_types={
+            s.name: RestartType(restart.restart_types.get(s.name, s.restart_type)) for s in specs
+        },
+        backoff=restart.backoff(),
+        intensity=restart.intensity(),
+        clock=clock,
+        rng=rng,
+    )
+
+
+LINGER_RECHECK = 0.1
+"""Seconds between looks at a hung incarnation a restart waits for (a cheap check). A
+restart that only caught a stop in progress goes on at ``ChildStopped``, not at this."""
 
 
 @dataclass

@@ -63,8 +63,11 @@ class Stopper:
     """Stops actors in the order given, off the caller's thread; one thread at most, alive
     only while there is something to stop."""
 
-    def __init__(self, timeout: float = STOP_TIMEOUT) -> None:
+    def __init__(
+        self, timeout: float = STOP_TIMEOUT, on_done: Callable[[str], None] | None = None
+    ) -> None:
         self._timeout = timeout
+        self._on_done = on_done
         self._queue: queue.SimpleQueue[tuple[str, pykka.ActorRef[Any]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -99,6 +102,8 @@ class Stopper:
             finally:
                 with self._lock:
                     self._pending -= 1
+                if self._on_done is not None:
+                    self._on_done(name)
 
     def join(self, timeout: float) -> bool:
         """Wait (bounded) until everything submitted was stopped and the thread ended."""
@@ -113,10 +118,12 @@ class Stopper:
 class PykkaChildren:
     """Starts, asks, tells, pings and stops every child of one supervisor actor (their parent)."""
 
-    def __init__(self, parent: pykka.ActorRef[Any]) -> None:
+    def __init__(
+        self, parent: pykka.ActorRef[Any], on_stopped: Callable[[str], None] | None = None
+    ) -> None:
         self._parent = parent
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
-        self._stopper = Stopper()
+        self._stopper = Stopper(on_done=on_stopped)
         self._stopping: dict[str, list[pykka.ActorRef[Any]]] = {}
         """Incarnations handed to the stopper, until their actor has really stopped."""
 
@@ -161,8 +168,9 @@ class PykkaChildren:
     def stop(self, names: Sequence[str]) -> None:
         """Hand the stopper these children, in this order; returns at once."""
         refs = [(name, ref) for name in names if (ref := self._refs.pop(name, None)) is not None]
-        for name, ref in refs:
-            self._stopping.setdefault(name, []).append(ref)
+        for name, ref in refs:  # kept until really stopped; the dead are dropped here (bounded)
+            earlier = [r for r in self._stopping.get(name, ()) if r.is_alive()]
+            self._stopping[name] = [*earlier, ref]
         if refs:
             self._stopper.submit(refs)
 

@@ -11,6 +11,7 @@ from core.timers import MarketsResolved
 from kalshi_api.market_facts import MarketFacts
 from messages.base import Message
 from messages.commands import Connect, Describe
+from messages.exchange import StageThrottled
 from messages.metadata import StartupMetadata
 from messages.results import StageSucceeded
 from messages.states import State
@@ -42,7 +43,7 @@ class StageWalk:
         config = core.config
         core.transition(
             State.INITIALIZING,
-            "Starting up" if core.recovery.pending is None else "Recovering: starting up again",
+            "Recovering: starting up again" if core.recovery.recovering else "Starting up",
             StartupMetadata(
                 environment=config.environment.value,
                 host=core.status_address,
@@ -120,12 +121,39 @@ class StageWalk:
         core.deadline.arm(spec.name, spec.state, spec.deadline_in(core.config.deadlines))
         core.tell_child(spec.name, Connect(generation=generation))
 
+    def take_fresh_facts(self) -> bool:
+        """Whether the market facts are fresh for the stage now being started: only the
+        first stage started after INITIALIZING gets them fresh (the stream, first)."""
+        fresh, self.facts_fresh = self.facts_fresh, False
+        return fresh
+
     def is_connecting(self, stage: str) -> bool:
         """Whether ``stage`` is the one the walk is waiting for (in its own state)."""
         core = self._core
         if self.cursor >= len(core.specs) or core.specs[self.cursor].name != stage:
             return False
         return core.state is core.specs[self.cursor].state
+
+    def on_throttled(self, message: StageThrottled) -> None:
+        """The stage being connected waits out a 429 it reported: hold its deadline.
+
+        Waiting out a documented rate limit is not a failure, so the deadline is armed
+        again to cover the reported wait plus the state's full bound (each new 429 moves
+        it again). A stage held for an exchange pause keeps the pause's hold instead.
+        """
+        core = self._core
+        if not self.is_connecting(message.stage) or message.stage in core.pauses.waiting:
+            return
+        spec = core.specs[self.cursor]
+        seconds = spec.deadline_in(core.config.deadlines)
+        if seconds is None:
+            return
+        logger.info(
+            "%s stage waits %.1f s for the exchange's rate limit: deadline held",
+            message.stage,
+            message.wait_seconds,
+        )
+        core.deadline.arm(spec.name, spec.state, message.wait_seconds + seconds)
 
     def retry(self, stage: str, generation: int) -> None:
         """Tell the stage being connected to do its work again, under a fresh deadline.

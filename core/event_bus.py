@@ -3,7 +3,13 @@
 Mopidy's way: the supervisor only enqueues; one dispatcher thread calls each listener in
 publish order, each guarded (a listener that raises logs one line and is called again for
 the next event). Memory is bounded: at most ``DEFAULT_CAPACITY`` events wait; beyond that
-new events are dropped, counted in ``dropped``, and a warning is logged once.
+new events are dropped and counted in :attr:`EventBus.dropped` (exported as ``/status``'s
+``events_dropped``, ``/metrics``' ``kalshi_supervisor_events_dropped_total`` and the
+console's hello), with a warning when a burst of drops begins and one when it ends.
+
+So nothing that must be exact reads through the bus: the supervisor's current state is
+published inline, on its own thread, to ``app.event_log.CurrentState``, which ``/ready`` and
+``/status`` read. The bus feeds the record (feed, counters, files), which may have gaps.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ class EventBus:
         self._published = 0
         self._delivered = 0
         self.dropped = 0
+        """Events never delivered because the queue was full, since start."""
+        self._dropping = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
@@ -56,11 +64,20 @@ class EventBus:
                 self._queue.put_nowait(event)
             except queue.Full:
                 self.dropped += 1
-                if self.dropped == 1:
+                if not self._dropping:
+                    self._dropping = True
                     logger.warning(
-                        "event listeners are %d events behind; dropping events", self._capacity
+                        "event listeners are %d events behind; dropping new events "
+                        "(%d dropped since start; the state shown stays exact)",
+                        self._capacity,
+                        self.dropped,
                     )
                 return
+            if self._dropping:
+                self._dropping = False
+                logger.warning(
+                    "event listeners caught up: %d events dropped since start", self.dropped
+                )
             self._published += 1
 
     def flush(self, timeout: float) -> bool:

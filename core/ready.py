@@ -44,16 +44,13 @@ def ready_metadata(fields: dict[str, Any], classes: list[type[ReadyMetadata]]) -
     return chosen(**fields)
 
 
-def merge_fields(fields: dict[str, Any], more: Mapping[str, Any]) -> None:
-    """Add one stage's READY fields: a key two stages both give as a mapping is merged
-    key by key (later stages win), so several stages can each fill their part of one
-    nested model (the trading and sync stages' halves of ``trading_client``)."""
+def refine_fields(fields: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Add a refining part's keys into the nested mappings already contributed (see
+    ``ReadyPart.refines``); a key nobody else contributed is not created."""
     for key, value in more.items():
         earlier = fields.get(key)
         if isinstance(earlier, Mapping) and isinstance(value, Mapping):
             fields[key] = {**earlier, **value}
-        else:
-            fields[key] = value
 
 
 class ReadyWatch:
@@ -81,10 +78,11 @@ class ReadyWatch:
         fields["environment"] = core.config.environment.value
         metadata = ready_metadata(fields, classes)
         core.transition(State.READY, "All stages connected", metadata)
-        core.recovery.on_ready()
         self._start_timers()
-        core.pauses.on_ready()
-        core.services.on_ready(metadata, core.walk.markets or ())
+
+    def awaits(self, stage: str) -> bool:
+        """Every stage succeeded but READY waits for ``stage`` to report it healed."""
+        return self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == stage
 
     def _contributions(self) -> tuple[dict[str, Any], list[type[ReadyMetadata]]] | None:
         """READY's metadata parts from each stage's spec; None if READY must wait or failed.
@@ -95,6 +93,7 @@ class ReadyWatch:
         core = self._core
         fields: dict[str, Any] = {}
         classes: list[type[ReadyMetadata]] = []
+        refinements: list[Mapping[str, Any]] = []
         running = {s.name for s in core.specs}
         for spec in core.all_specs:
             part = spec.ready
@@ -123,8 +122,13 @@ class ReadyWatch:
                 if part.absent is None:
                     continue
                 result = part.absent()
-            merge_fields(fields, part.fields(result))
+            if part.refines:
+                refinements.append(part.fields(result))
+                continue
+            fields.update(part.fields(result))
             classes.append(part.metadata)
+        for more in refinements:
+            refine_fields(fields, more)
         return fields, classes
 
     def _start_timers(self) -> None:
@@ -222,7 +226,7 @@ class ReadyWatch:
                 StreamNotice(kind=incident.kind, detail=incident.detail, counters=incident.counters)
             )
             return
-        if self.phase is ReadyPhase.AWAITING_STREAM and self.awaiting == incident.stage:
+        if self.awaits(incident.stage):
             if incident.heals:
                 self.enter()
             return

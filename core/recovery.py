@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actors.stage_spec import enabled_stages, pipeline_is_valid
+from core.child_table import LINGER_RECHECK, restart_tracker
 from core.timers import RestartDue
 from messages.events import Escalation, RestartScheduled, StageDropped, StageFailureReported
 from messages.metadata import ErrorMetadata, RecoveryMetadata
 from messages.states import State
 from messages.text import one_line
-from supervision.policy import RestartTracker
 
 if TYPE_CHECKING:
     from core.supervisor_core import SupervisorCore
@@ -55,18 +55,22 @@ class Recovery:
     def __init__(self, core: SupervisorCore, rng: random.Random | None) -> None:
         self._core = core
         config = core.config
-        self.tracker = RestartTracker(
+        self.tracker = restart_tracker(
+            core.specs,
+            config.restart,
             strategy=config.restart.strategy,
-            start_order=[s.name for s in core.specs],
-            restart_types={
-                s.name: config.restart.restart_types.get(s.name, s.restart_type) for s in core.specs
-            },
-            backoff=config.restart.backoff(),
-            intensity=config.restart.intensity(),
             clock=core.scheduler.clock,
             rng=rng or random.Random(),
         )
         self.pending: PendingRestart | None = None
+        self._waiting_logged = False
+        self._waiting: set[str] = set()
+        """Children a due restart waits for (their stop in progress, or hung)."""
+
+    @property
+    def recovering(self) -> bool:
+        """A restart is under way (ERROR was entered and READY not reached since)."""
+        return self.pending is not None
 
     def on_ready(self) -> None:
         """READY: the recovery is over and every running stage counts as started again."""
@@ -182,12 +186,41 @@ class Recovery:
             0.0,
         )
 
+    def _wait_for_hung(self, hung: list[str], *, recheck: bool) -> None:
+        """An incarnation being restarted still runs: its stop is in progress (the restart
+        goes on at its ``ChildStopped``), or it is hung in its own code and ignored its stop
+        (restarting now would leave its thread behind for good, one per restart). ERROR
+        holds and looks again shortly; the restart follows its end."""
+        core = self._core
+        self._waiting = set(hung)
+        if recheck and not self._waiting_logged:
+            self._waiting_logged = True
+            logger.warning(
+                "restart of %s waits for its hung incarnation to end", ", ".join(hung)
+            )
+        epoch, mailbox = core.epoch, core.mailbox
+        core.scheduler.call_later(
+            LINGER_RECHECK, lambda: mailbox(RestartDue(epoch, recheck=True)), name="restart"
+        )
+
+    def on_child_stopped(self, name: str) -> None:
+        if name in self._waiting:
+            self.on_restart_due(RestartDue(self._core.epoch))
+
     def on_restart_due(self, due: RestartDue) -> None:
         """The backoff elapsed: STARTUP names what restarts, then the walk begins again."""
         core = self._core
         if due.epoch != core.epoch or core.state is not State.ERROR:
             return
         pending = self.pending or PendingRestart(attempt=0)
+        hung = sorted(n for n in pending.restarting if core.children.lingering(n))
+        if hung:
+            self._wait_for_hung(hung, recheck=due.recheck)
+            return
+        self._waiting_logged = False
+        self._waiting.clear()
+        self._waiting: set[str] = set()
+        """Children a due restart waits for (their stop in progress, or hung)."""
         order = [s.name for s in core.specs]
         core.transition(
             State.STARTUP,

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.service_spec import ServiceContext, ServiceSpec
-from core.child_table import ChildTable
+from core.child_table import LINGER_RECHECK, ChildTable, restart_tracker
 from core.ports import ChildHost
 from core.timers import ConfirmDead, LivenessCheck
 from kalshi_api.book_changes import BookChangeFeed
@@ -56,7 +56,7 @@ from messages.services import (
 from messages.states import State
 from messages.text import one_line
 from supervision.config import RestartSettings
-from supervision.policy import RestartTracker, RestartType, Strategy
+from supervision.policy import RestartTracker, Strategy
 from supervision.scheduler import Scheduler, TimerHandle
 
 logger = logging.getLogger("kalshi_supervisor.core.services")
@@ -65,15 +65,12 @@ Mailbox = Callable[[object], None]
 Publish = Callable[[Any], None]
 
 
-LINGER_RECHECK = 0.5
-"""Seconds between looks at a hung incarnation a restart waits for."""
-
-
 # -- timer messages (the scheduler only ever tells the supervisor) ---------------------------
 @dataclass(frozen=True)
 class ServiceRestartDue:
     name: str
     token: int
+    recheck: bool = False
 
 
 @dataclass
@@ -85,7 +82,8 @@ class _Service:
     starts: int = 0
     dropped: bool = False
     lingering: bool = False
-    """A restart waits for the last incarnation, hung in its own code, to end."""
+    """A restart waits for the last incarnation to end (its stop, or its hang)."""
+    hung_logged: bool = False
 
 
 class ServiceSupervisor:
@@ -126,18 +124,8 @@ class ServiceSupervisor:
         self._services: dict[str, _Service] = {
             spec.name: _Service(
                 spec=spec,
-                tracker=RestartTracker(
-                    strategy=Strategy.ONE_FOR_ONE,
-                    start_order=[spec.name],
-                    restart_types={
-                        spec.name: RestartType(
-                            restart.restart_types.get(spec.name, spec.restart_type)
-                        )
-                    },
-                    backoff=restart.backoff(),
-                    intensity=restart.intensity(),
-                    clock=scheduler.clock,
-                    rng=rng,
+                tracker=restart_tracker(
+                    [spec], restart, strategy=Strategy.ONE_FOR_ONE, clock=scheduler.clock, rng=rng
                 ),
             )
             for spec in specs
@@ -257,7 +245,7 @@ class ServiceSupervisor:
     def _on_restart_due(self, message: ServiceRestartDue) -> None:
         service = self._services.get(message.name)
         if service is not None and message.token == service.restart_token:
-            self._restart(message.name)
+            self._restart(message.name, recheck=message.recheck)
 
     def inject(self, fault: InjectFault) -> dict[str, Any] | None:
         """Route a fault to a service; None when ``fault.target`` is not a service."""
@@ -311,15 +299,15 @@ class ServiceSupervisor:
             self._publish(ServiceStarted(service=name))
         return True
 
-    def _restart(self, name: str) -> None:
+    def _restart(self, name: str, *, recheck: bool = False) -> None:
         service = self._services[name]
         service.restart_timer = None
         if self._stopped or service.dropped or self.generation(name) is not None:
             return
         if self._children.lingering(name):
-            self._defer_restart(service)
+            self._defer_restart(service, recheck=recheck)
             return
-        service.lingering = False
+        service.lingering = service.hung_logged = False
         attempt = service.starts
         if not self._start(name):
             return
@@ -330,21 +318,29 @@ class ServiceSupervisor:
             for shared in self._shared.values():
                 self._tell(name, shared)
 
-    def _defer_restart(self, service: _Service) -> None:
-        """The last incarnation is hung in its own code and ignored its stop: restarting now
-        would leak its thread (one per restart). Look again later; the restart waits."""
+    def _defer_restart(self, service: _Service, *, recheck: bool) -> None:
+        """The last incarnation still runs: its stop is in progress (the restart goes on at
+        its ``ChildStopped``), or it is hung in its own code and ignored its stop (restarting
+        now would leak its thread, one per restart). Look again later; the restart waits."""
         name = service.spec.name
-        if not service.lingering:
-            service.lingering = True
+        service.lingering = True
+        if recheck and not service.hung_logged:
+            service.hung_logged = True
             logger.warning(
                 "%s service: its restart waits for its hung incarnation to end", name
             )
         token = service.restart_token
         service.restart_timer = self._scheduler.call_later(
             LINGER_RECHECK,
-            lambda: self._mailbox(ServiceRestartDue(name, token)),
+            lambda: self._mailbox(ServiceRestartDue(name, token, recheck=True)),
             name="service-restart",
         )
+
+    def on_child_stopped(self, name: str) -> None:
+        """A stop finished: a restart waiting for that service looks again."""
+        service = self._services.get(name)
+        if service is not None and service.lingering:
+            self._restart(name)
 
     def _tell_pauses(self, name: str) -> None:
         """A service that just started learns the pauses in force before ``on_ready`` runs."""

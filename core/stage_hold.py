@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from core.ready import ReadyPhase
 from core.timers import HoldRetryDue
 from messages.events import StreamNotice
 from messages.results import StreamIncident
@@ -48,9 +47,7 @@ class StageHold:
         if index is None or spec is None or spec.hold_retry is None:
             return
         ready = core.ready
-        leaving = core.state is State.READY or (
-            ready.phase is ReadyPhase.AWAITING_STREAM and ready.awaiting == stage
-        )
+        leaving = core.state is State.READY or ready.awaits(stage)
         if not leaving and not core.walk.is_connecting(stage):
             return
         if leaving or self.held is None:

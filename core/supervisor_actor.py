@@ -24,7 +24,7 @@ from core.children import BackgroundWork, PykkaChildren
 from core.event_bus import EventBus, EventListener
 from core.ports import ExchangeFaultHook, ExchangeProbe, MarketList
 from core.supervisor_core import SupervisorCore
-from core.timers import Begin
+from core.timers import Begin, ChildStopped
 from kalshi_api.auth import KalshiSigner
 from messages.events import SupervisorEvent
 from messages.states import State
@@ -38,7 +38,11 @@ logger = logging.getLogger("kalshi_supervisor.core.supervisor_actor")
 
 FLUSH_TIMEOUT = 2.0
 JOIN_TIMEOUT = 2.0
-"""Bound on waiting, at shutdown, for the children's stops and the background threads."""
+"""Bound on waiting, at shutdown, for the children's stops."""
+BACKGROUND_JOIN_TIMEOUT = 0.25
+"""Bound on waiting, at shutdown, for background work (a market discovery or a status read
+in flight). Short: each is bounded by its own request timeout and only tells the (stopped)
+supervisor its answer, and a Ctrl-C during INITIALIZING must still exit at once."""
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -69,8 +73,8 @@ class SupervisorActor(pykka.ThreadingActor):
         exchange: ExchangeFaultHook | None = None,
         stopped: threading.Event | None = None,
         services: Sequence[ServiceSpec] = (),
-        trading: Any = None,
         private_events: Callable[[object], None] | None = None,
+        trading: Any = None,
     ) -> None:
         super().__init__()
         self._owns_scheduler = scheduler is None
@@ -79,7 +83,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self._events = events or EventBus(listeners)
         self._inline = list(inline_listeners)
         self._stopped = stopped or threading.Event()
-        self._children = PykkaChildren(self.actor_ref)
+        self._children = PykkaChildren(
+            self.actor_ref, on_stopped=lambda name: self._tell_self(ChildStopped(name))
+        )
         self._background = BackgroundWork()
         self._released = False
         try:
@@ -99,8 +105,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 probe_exchange=probe_exchange,
                 rng=rng,
                 services=services,
-                trading=trading,
                 private_events=private_events,
+                trading=trading,
             )
         except BaseException:
             self._release()
@@ -137,8 +143,11 @@ class SupervisorActor(pykka.ThreadingActor):
         self._released = True
         if not self._children.close(JOIN_TIMEOUT):
             logger.warning("a child did not stop within %.1fs; abandoned", JOIN_TIMEOUT)
-        if not self._background.join(JOIN_TIMEOUT):
-            logger.warning("background work still running after %.1fs; abandoned", JOIN_TIMEOUT)
+        if not self._background.join(BACKGROUND_JOIN_TIMEOUT):
+            logger.info(
+                "background work still running after %.2fs; it ends with its request timeout",
+                BACKGROUND_JOIN_TIMEOUT,
+            )
         if self._owns_scheduler:
             self._scheduler.stop()
         if self._owns_events:

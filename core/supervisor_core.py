@@ -39,6 +39,7 @@ from core.shutdown import shut_down
 from core.stage_hold import StageHold
 from core.timers import (
     Begin,
+    ChildStopped,
     ConfirmDead,
     DeadlineExpired,
     ExchangeCheckDue,
@@ -56,7 +57,7 @@ from kalshi_api.book_changes import BookChangeFeed
 from messages.base import Message
 from messages.commands import Ping, Shutdown
 from messages.events import FaultInjected, SupervisorEvent
-from messages.exchange import ExchangeObserved, StagePaused
+from messages.exchange import ExchangeObserved, StagePaused, StageThrottled
 from messages.fault_kinds import PAUSE_SWITCHES
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import StateMetadata
@@ -72,6 +73,21 @@ logger = logging.getLogger("kalshi_supervisor.core.supervisor_core")
 ASK_TIMEOUT = 2.0
 
 Publish = Callable[[SupervisorEvent], None]
+
+
+def _fan_out(
+    *listeners: Callable[[object], None] | None,
+) -> Callable[[object], None] | None:
+    """One callable that hands each event to every given listener (None if there is none)."""
+    chosen = [listener for listener in listeners if listener is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    def every(event: object) -> None:
+        for listener in chosen:
+            listener(event)
+
+    return every
 
 
 class SupervisorCore:
@@ -101,9 +117,12 @@ class SupervisorCore:
         self.config = config
         self._trading = trading
         """The order gateway's link (``actors.trading_link.TradingLink``), or None: services
-        get it in their context."""
-        self.private_events = private_events
-        """Handed to the stages' context: who hears the trading stage's private events."""
+        get it in their context, the trading stage hands private events to it."""
+        self._private_events = _fan_out(
+            trading.private_event if trading is not None else None, private_events
+        )
+        """What the stages' context gets as ``private_events``: the gateway's link, plus
+        any extra listener the app was given (a test, a tool)."""
         self.status_address = status_address
         self.all_specs: tuple[StageSpec, ...] = tuple(stages)
         self.specs = enabled_stages(stages, trading_enabled=config.trading_enabled)
@@ -156,6 +175,7 @@ class SupervisorCore:
             StageSucceeded: self._on_succeeded,
             ChildFailed: self._on_child_failed,
             StagePaused: self._on_stage_paused,
+            StageThrottled: self._on_stage_throttled,
             ExchangeObserved: lambda message: self.pauses.observe(message.condition),
             StreamIncident: self._on_incident,
             # requests
@@ -171,6 +191,7 @@ class SupervisorCore:
             LivenessCheck: self._on_liveness_check,
             MarketsResolved: self.walk.on_markets_resolved,
             ConfirmDead: self._on_confirm_dead,
+            ChildStopped: self._on_child_stopped,
             HealExpired: self.ready.on_heal_expired,
             ExchangeCheckDue: self.pauses.on_check_due,
             ExchangeChecked: self.pauses.on_checked,
@@ -219,6 +240,13 @@ class SupervisorCore:
         elif self.is_current(message.child, message.generation):
             self.fail(message.child, "ActorDied", f"{message.child} stage is not running")
 
+    def _on_child_stopped(self, message: ChildStopped) -> None:
+        """A stop finished: a restart waiting for that child looks again."""
+        if self._leaves_ready(message.child):
+            self.recovery.on_child_stopped(message.child)
+        else:
+            self.services.on_child_stopped(message.child)
+
     def _on_liveness_check(self, check: LivenessCheck) -> None:
         if not self._leaves_ready(check.child):
             self.services.on_liveness_check(check)
@@ -228,6 +256,10 @@ class SupervisorCore:
     def _on_stage_paused(self, message: StagePaused) -> None:
         if self.is_current(message.stage, message.generation):
             self.pauses.on_stage_paused(message)
+
+    def _on_stage_throttled(self, message: StageThrottled) -> None:
+        if self.is_current(message.stage, message.generation):
+            self.walk.on_throttled(message)
 
     def _on_incident(self, message: StreamIncident) -> None:
         if self.is_current(message.stage, message.generation):
@@ -359,7 +391,11 @@ class SupervisorCore:
             # stage, shutdown): its timers, pings and pending phase go with the move.
             self.ready.leave()
         self.publish(record)
-        if leaving_ready:  # services are told, never stopped, when READY ends
+        if target is State.READY:  # and the one place it begins, for every part that cares
+            self.recovery.on_ready()
+            self.pauses.on_ready()
+            self.services.on_ready(metadata, self.walk.markets or ())  # type: ignore[arg-type]
+        elif leaving_ready:  # services are told, never stopped, when READY ends
             self.services.on_not_ready(target, context)
 
     def transition_from_stage(self, stage: str, target: State, context: str, metadata: Any) -> bool:
@@ -386,40 +422,19 @@ class SupervisorCore:
     def ensure_child(self, spec: StageSpec) -> int:
         return self.children.ensure(spec, self._stage_context())
 
-    def _take_fresh_facts(self) -> bool:
-        """Whether the market facts are fresh for the stage now being started: only the
-        first stage started after INITIALIZING gets them fresh (the stream, first)."""
-        fresh, self.walk.facts_fresh = self.walk.facts_fresh, False
-        return fresh
-
     def _stage_context(self) -> StageContext:
-        config = self.config
-        return StageContext(
-            environment=config.environment.value,
-            mode=config.trading_mode,
-            rest_url=config.rest_url,
-            ws_url=config.ws_url,
-            signer=self._signer,
+        """What a stage starts with; which fields a stage reads is the actor kit's business
+        (``StageContext.from_config``), not the core's."""
+        return StageContext.from_config(
+            self.config,
+            self._signer,
             markets=self.walk.markets or (),
             market_facts=self.walk.facts,
-            market_facts_fresh=self._take_fresh_facts(),
-            use_yes_price=config.use_yes_price,
-            request_timeout=config.request_timeout,
+            market_facts_fresh=self.walk.take_fresh_facts(),
             # Only services read the feed: without any, the stream's hot path skips marking.
             book_changes=self.book_changes if self.services.names else None,
-            reconnect_max_delay=config.reconnect_max_delay,
-            subscribe_chunk=config.subscribe_chunk,
-            stale_after=config.stale_after,
-            discovery=config.markets is None,
-            series=config.series,
-            market_count=config.market_count,
-            private_events=self.private_events,
-            order_group_limit=config.order_group_limit,
-            startup_orders=config.startup_orders,
-            trading_allowed=config.trading_allowed,
-            dry_run=config.dry_run,
-            order_id_prefix=config.order_id_prefix,
-            order_id_state=config.order_id_state,
+            private_events=self._private_events,
+            id_state=self._trading.config.id_state_path if self._trading is not None else None,
         )
 
     def has_child(self, name: str) -> bool:

@@ -31,6 +31,8 @@ class DeadlineExpired:
 @dataclass(frozen=True)
 class RestartDue:
     epoch: int
+    recheck: bool = False
+    """A look again at a restart that waits for a still-running incarnation."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class MarketsResolved:
     """Set when discovery failed because the exchange is paused: wait, do not fail."""
     facts: Mapping[str, MarketFacts] = field(default_factory=dict)
     """What the listing said about each market (status, close time)."""
+
+
+@dataclass(frozen=True)
+class ChildStopped:
+    """The stopper finished with an incarnation of ``child`` (stopped, already dead, or
+    abandoned after its bound): a restart waiting for it looks again."""
+
+    child: str
 
 
 @dataclass(frozen=True)

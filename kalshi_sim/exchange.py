@@ -23,7 +23,7 @@ from kalshi_sim.account import Account
 from kalshi_sim.close_times import CloseSchedule
 from kalshi_sim.engine_types import EngineOptions, MemberTruth
 from kalshi_sim.faults import ExchangeFaults, SimFault
-from kalshi_sim.keys import KeyRegistry
+from kalshi_sim.keys import DEFAULT_MAX_CLOCK_SKEW, KeyRegistry
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.oplog import OperationLog
 from kalshi_sim.pause_faults import PauseFaults
@@ -66,6 +66,9 @@ class ExchangeConfig:
     idle_timeout: float = 5.0
     """Seconds a connection may stay silent (before its first request, or between
     keep-alive requests) before it is closed, so silent clients cannot pin slots."""
+    signature_max_age: float | None = DEFAULT_MAX_CLOCK_SKEW
+    """Seconds a request's signed timestamp may be stale (or ahead of this clock) before it
+    is refused with 401, as Kalshi refuses stale signatures; None accepts any age."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
     usage_tier: str = "basic"
@@ -116,7 +119,7 @@ class EmbeddedExchange:
             self._key_dir_owner = tempfile.TemporaryDirectory(prefix="kalshi-sim-")
             key_dir = Path(self._key_dir_owner.name)
         self._key_dir = key_dir
-        self.keys = KeyRegistry()
+        self.keys = KeyRegistry(self.config.signature_max_age)
         self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
         config = self.config
         self.trading = TradingDesk(self)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -24,13 +25,26 @@ HEADER_KEY = "KALSHI-ACCESS-KEY"
 HEADER_TIMESTAMP = "KALSHI-ACCESS-TIMESTAMP"
 HEADER_SIGNATURE = "KALSHI-ACCESS-SIGNATURE"
 
+DEFAULT_MAX_CLOCK_SKEW = 5.0
+"""Seconds a signed timestamp may be off the exchange's clock, either way. Kalshi rejects
+stale signatures but does not document its window (KALSHI_PROTOCOL.md §2: UNCONFIRMED);
+5 s refuses a replayed request while leaving a loaded client plenty of margin."""
+
 
 class KeyRegistry:
     """Key id -> public key; verifies RSA-PSS (SHA-256, MGF1-SHA-256, salt 32) and Ed25519."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        max_clock_skew: float | None = DEFAULT_MAX_CLOCK_SKEW,
+        *,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        """``max_clock_skew``: seconds a timestamp may be stale or ahead (None: any age)."""
         self._keys: dict[str, PublicKey] = {}
         self._lock = threading.Lock()
+        self._max_skew_ms = None if max_clock_skew is None else int(max_clock_skew * 1000)
+        self._clock_ms = clock_ms
 
     def create_demo_key(self, directory: Path) -> tuple[str, Path]:
         """Make an RSA-2048 key pair; write its private PEM (PKCS#1, 0600) into ``directory``."""
@@ -64,11 +78,17 @@ class KeyRegistry:
 
         ``path`` is the request path from the API root without the query string.
         ``headers`` must look names up case-insensitively (Starlette's ``Headers`` and httpx's do).
+        A timestamp further than ``max_clock_skew`` from the exchange's clock (stale: a
+        replayed request; or ahead) fails as a bad signature does.
         """
         key_id = headers.get(HEADER_KEY)
         timestamp = headers.get(HEADER_TIMESTAMP)
         signature_b64 = headers.get(HEADER_SIGNATURE)
         if not key_id or not timestamp or not signature_b64 or not timestamp.isdigit():
+            return False
+        if self._max_skew_ms is not None and (
+            len(timestamp) > 18 or abs(self._clock_ms() - int(timestamp)) > self._max_skew_ms
+        ):
             return False
         with self._lock:
             public_key = self._keys.get(key_id)

@@ -66,6 +66,20 @@ class StagePaused(Message):
     condition: ExchangeCondition
 
 
+class StageThrottled(Message):
+    """A stage is waiting out a documented rate limit (a 429 on its connection) and will
+    try again by itself after ``wait_seconds``; it has not failed.
+
+    Why a message: the stage's deadline must not expire during a wait the exchange asked
+    for. The core restarts the deadline so that it covers the wait, then a full bound.
+    """
+
+    stage: str
+    generation: int
+    wait_seconds: float = Field(ge=0)
+    reason: str
+
+
 class PauseSummary(Message):
     """``/status``'s view of one pause in force (derived from the pause events)."""
 

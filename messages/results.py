@@ -69,7 +69,7 @@ class TradingConnected(Message):
     default_write_cost: Decimal | None = None
     write_costs: tuple[WriteCost, ...] = ()
     order_group_id: str | None = None
-    order_group_limit: int | None = None
+    order_group_limit: Decimal | None = None
     """Contracts the group lets fill per rolling 15 s (``--order-group-limit``)."""
     open_orders: tuple[ExchangeOrder, ...] = ()
     """Resting orders after the startup policy that this process owns: ours (the id

@@ -7,6 +7,7 @@ separately, so printing or logging a config can never leak it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -26,15 +27,10 @@ TICKER_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_]*$")
 """Kalshi's documented pattern plus the dots and underscores real tickers contain."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-DEFAULT_ORDER_GROUP_LIMIT = 100
-"""Contracts the session's order group lets fill per rolling 15 s before it triggers."""
 
 
 class GatewaySettings(BaseModel):
-    """The order gateway's policies (docs/trading.md): risk limits, automatic halts.
-
-    Ids (``order_id_prefix``, ``order_id_state``) and the session's order group
-    (``order_group_limit``) are ``SupervisorConfig``'s, shared with the trading stage.
+    """The order gateway's policies (docs/trading.md): risk limits, automatic halts, ids.
 
     Every automatic halt is on by default: a process that cannot see (not READY), may not
     trade (a pause), lost too much (the daily loss) or tripped its order group must leave
@@ -52,10 +48,13 @@ class GatewaySettings(BaseModel):
     halt_on_daily_loss: bool = True
     halt_on_group_trigger: bool = True
     cancel_orders_on_service_stop: bool = True
-    order_group: bool = True
-    """Put our orders in the session's order group (the trading stage's; one of our own,
-    ``order_group_limit`` contracts, if it made none): the kill switch triggers it, resume
-    resets it. False: no group (the halt relies on cancel-all and cancels by id alone)."""
+    id_prefix: str = Field(default="ks", pattern=r"^[A-Za-z0-9]{1,16}$")
+    """The first part of every ``client_order_id`` (orders with it are "ours" at a halt)."""
+    state_dir: Path | None = None
+    """Where the id allocator's high-water file lives; default: beside the control state
+    file (when there is one)."""
+    order_group_limit: Decimal | None = Field(default=Decimal(1000), gt=0)
+    """Contracts per rolling 15 s for the session's order group (None: no group)."""
     halt_timeout: float = Field(default=30.0, gt=0)
     lookup_in_flight_ms: int = Field(default=10_000, ge=0)
     """After giving up on a create, how long it may still land before a lookup that shows
@@ -118,6 +117,9 @@ class SupervisorConfig(BaseModel):
     sync_interval: float = Field(default=30.0, gt=0)
     status_host: str = "127.0.0.1"
     status_port: int = Field(default=8005, ge=0, le=65535)
+    status_public_names: tuple[str, ...] = ()
+    """Host names (``host`` or ``host:port``) the console answers besides loopback and its
+    bound address; a wildcard ``status_host`` answers only these and loopback."""
     log_level: LogLevel = "INFO"
     request_timeout: float = Field(default=5.0, gt=0)
     deadlines: dict[State, float] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES))
@@ -147,9 +149,6 @@ class SupervisorConfig(BaseModel):
     """How often READY re-reads ``/exchange/status`` to notice a pause that starts."""
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     """The order gateway's policies (with trading on)."""
-    order_group_limit: int = Field(default=DEFAULT_ORDER_GROUP_LIMIT, ge=1, le=1_000_000)
-    """Contracts the session's order group lets fill per rolling 15 s (the exchange's
-    fill-velocity kill switch: past it, the group's orders are cancelled)."""
     startup_orders: StartupPolicy = "cancel"
     """Resting orders this installation's id allocator did not hand out, found when the
     trading stage connects: ``cancel`` them, ``adopt`` them (tracked as ours), or ``leave``
@@ -159,10 +158,6 @@ class SupervisorConfig(BaseModel):
     trading HALTED (reads only)."""
     dry_run: bool = False
     """Orders are validated and logged, never sent; the trading stage writes nothing."""
-    order_id_prefix: str = Field(default="ks", pattern=r"^[A-Za-z0-9]{1,16}$")
-    """This installation's ``client_order_id`` prefix: how its orders are told apart."""
-    order_id_state: Path | None = None
-    """The id allocator's state file (its high-water mark); None: not persisted."""
 
     @field_validator("markets")
     @classmethod

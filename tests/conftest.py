@@ -1,4 +1,23 @@
-"""Shared fixtures. Keep each one small: several test packages add to this file."""
+"""Fixtures shared across test packages. Keep each one small.
+
+Where a fixture lives (one rule):
+
+* used by modules of more than one package: here;
+* used by several modules of one package: that package's ``conftest.py``
+  (``tests/kalshi_api/conftest.py``: the stream recorder and factory;
+  ``tests/browser/conftest.py``: Chromium and a page);
+* used by one module: in that module. A module may override a shared fixture under the
+  same name when it needs another shape (``exchange`` with fewer markets, say); the
+  override says why in its docstring or is obvious from its arguments.
+
+Helpers that are not fixtures are plain modules imported by tests: ``tests/harness.py``
+(start an exchange, a config, a running supervisor), ``tests/core/rig.py`` (the pykka-free
+core rig) and ``tests/core/pause_support.py``.
+
+Markers: ``slow`` (registered in pyproject.toml) marks tests that take seconds each
+(subprocesses, browsers, long soaks); ``pytest -m "not slow"`` is the developer's fast loop,
+and a plain ``pytest`` still runs everything, as CI does.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +28,7 @@ import pytest
 
 from kalshi_sim.account import Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from tests.harness import start_exchange
 
 ExchangeFactory = Callable[..., EmbeddedExchange]
 
@@ -51,3 +71,14 @@ def rest_exchange(_shared_rest_exchange: EmbeddedExchange) -> EmbeddedExchange:
     exchange.account = Account.demo(exchange.markets, seed=exchange.config.seed)
     exchange.oplog.clear()
     return exchange
+
+
+@pytest.fixture
+def exchange() -> Iterator[EmbeddedExchange]:
+    """The supervisor tests' exchange (``tests.harness.start_exchange`` defaults: 6 markets,
+    deltas flowing, small pages, no rate limit), stopped at teardown."""
+    started = start_exchange()
+    try:
+        yield started
+    finally:
+        started.stop()

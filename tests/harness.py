@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -13,7 +15,7 @@ import pykka
 from actors.registry import DEFAULT_STAGES
 from actors.stage_spec import StageSpec
 from app.handle import Supervisor
-from kalshi_api.auth import load_signer
+from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition
@@ -65,6 +67,17 @@ ERROR_KEYS = {
 RECOVERY_KEYS = {"restart_attempt", "restarting"}
 
 
+@functools.lru_cache(maxsize=64)
+def _signer(key_id: str, path: Path) -> KalshiSigner:
+    return load_signer(key_id, path)
+
+
+def signer_for(exchange: EmbeddedExchange) -> KalshiSigner:
+    """The exchange's demo-key signer, loaded once per exchange (loading an RSA key costs
+    tens of milliseconds, and a module may start many supervisors on one exchange)."""
+    return _signer(exchange.key_id, exchange.private_key_path)
+
+
 def start_exchange(**overrides: Any) -> EmbeddedExchange:
     settings: dict[str, Any] = {
         "markets": 6,
@@ -98,7 +111,7 @@ def running_supervisor(
     stages: Sequence[StageSpec] = DEFAULT_STAGES,
     **kwargs: Any,
 ) -> Iterator[Supervisor]:
-    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    signer = signer_for(exchange)
     supervisor = Supervisor(
         config or make_config(exchange),
         signer,

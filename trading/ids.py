@@ -34,8 +34,6 @@ from messages.text import one_line
 
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9]{1,16}$")
 DEFAULT_PREFIX = "ks"
-STATE_FILE_NAME = "client_order_ids.json"
-"""The allocator's state file, in the supervisor's state directory (beside ``control.json``)."""
 STATE_VERSION = 1
 DEFAULT_BLOCK = 1000
 MAX_SEQ = 10**18

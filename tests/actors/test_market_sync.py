@@ -8,7 +8,6 @@ counters reach the events and ``/status``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,7 @@ import pytest
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import StreamNotice, SupervisorEvent
 from messages.states import State
-from tests.harness import WAIT, make_config, metadata_of, running_supervisor, start_exchange
-
-
-@pytest.fixture
-def exchange() -> Iterator[EmbeddedExchange]:
-    exchange = start_exchange()
-    yield exchange
-    exchange.stop()
+from tests.harness import WAIT, make_config, metadata_of, running_supervisor
 
 
 def _notices(events: list[SupervisorEvent]) -> list[StreamNotice]:

@@ -150,7 +150,7 @@ def test_halt_when_orders_rest_and_cancel_all_503s_leaves_none_of_ours_resting(
     q = quiet_market(exchange)
     ticker = q.ticker
     # no order group: triggering it would cancel them all, and the loop is what is tested here
-    with trading_supervisor(exchange, "halt", order_group=False) as (supervisor, rec):
+    with trading_supervisor(exchange, "halt", order_group_limit=None) as (supervisor, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "bid", 1, p))
             for p in (q.below(1), q.below(2), q.below(3))
@@ -270,7 +270,7 @@ def test_shutdown_when_orders_rest_leaves_none_of_ours_resting(
     exchange = make_exchange(markets=8)
     q = quiet_market(exchange)
     ticker = q.ticker
-    with trading_supervisor(exchange, "shutdown", order_group=False) as (_, rec):
+    with trading_supervisor(exchange, "shutdown", order_group_limit=None) as (_, rec):
         cids = [
             rec.call(lambda s, p=p: s.trading.place(ticker, "ask", 1, p))
             for p in (q.above(1), q.above(2))
@@ -286,8 +286,7 @@ def test_order_group_when_it_triggers_halts_trading(make_exchange: ExchangeFacto
     q = quiet_market(exchange)
     ticker = q.ticker
     bob = Counterparty(exchange)
-    limit = {"order_group_limit": 2}
-    with trading_supervisor(exchange, "group", config=limit) as (supervisor, rec):
+    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
         first = rec.call(lambda s: s.trading.place(ticker, "bid", 5, q.inside))
         second = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(3)))
         assert rec.wait(lambda r: r.status_of(second) is OrderStatus.RESTING)
@@ -436,7 +435,7 @@ def test_halt_when_a_create_is_in_flight_waits_for_it_and_leaves_nothing_resting
 ) -> None:
     exchange = make_exchange(markets=8)  # cancel-all's one-minute tail on, as on Kalshi
     q = quiet_market(exchange)
-    with trading_supervisor(exchange, "inflight", order_group=False) as (supervisor, rec):
+    with trading_supervisor(exchange, "inflight", order_group_limit=None) as (supervisor, rec):
         warm = rec.call(lambda s: s.trading.place(q.ticker, "bid", 1, q.below(3)))
         assert rec.wait(lambda r: r.status_of(warm) is OrderStatus.RESTING)
         exchange.trading_faults.arm("hold_write", seconds=2.0)  # lands, its reply is held

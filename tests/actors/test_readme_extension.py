@@ -88,6 +88,7 @@ def test_readme_example_stage_when_added_reaches_ready(
         assert (State.KALSHI_DATA_SYNC in states) is trading
 
 
+@pytest.mark.slow
 def test_stage_in_a_shared_state_when_it_never_replies_is_failed_by_its_deadline(
     exchange: EmbeddedExchange, caplog: pytest.LogCaptureFixture
 ) -> None:

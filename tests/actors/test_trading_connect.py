@@ -19,20 +19,26 @@ from typing import Any, TypeVar
 
 import pytest
 
+from actors.gateway_config import ID_STATE_FILE
+from actors.trading_connect import exchange_order
 from kalshi_api.account_limits import get_account_limits
 from kalshi_api.auth import load_signer
 from kalshi_api.environments import Environment
+from kalshi_api.models import Order
 from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.private_events import Fill, PrivateConnected, UserOrder
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.stream_events import StreamFailed
+from kalshi_sim.account import DEMO_MEMBER
 from kalshi_sim.exchange import EmbeddedExchange
-from kalshi_sim.trading_desk import DEMO_MEMBER
 from messages.events import StateTransition
 from messages.faults import InjectFault
+from messages.orders import TradingState
 from messages.states import State
+from supervision.config import GatewaySettings
 from tests.harness import WAIT, make_config, metadata_of, running_supervisor, start_exchange
+from trading.ids import write_high_water
 
 E = TypeVar("E")
 LOW = Decimal("0.02")
@@ -105,7 +111,7 @@ def failures(supervisor: Any) -> list[StateTransition]:
 def test_connect_when_trading_enabled_ready_carries_tier_write_budget_and_group(
     exchange: EmbeddedExchange,
 ) -> None:
-    config = make_config(exchange, order_group_limit=37)
+    config = make_config(exchange, gateway=GatewaySettings(order_group_limit=Decimal(37)))
     with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         summary = metadata_of(supervisor, State.READY)["trading_client"]
@@ -145,8 +151,8 @@ def test_startup_when_unknown_orders_rest_applies_policy_and_keeps_ours(
             assert summary["open_orders"] == 1
         elif policy == "adopt":
             assert unknown <= after
-            # and the demo account's seeded orders, which are not ours either
-            assert summary["open_orders"] == 3 + len(exchange.account.resting_orders())
+            # every resting order: ours, and all the others (the account's seeded ones too)
+            assert summary["open_orders"] == len(before)
         else:
             assert unknown <= after
             assert summary["open_orders"] == 1
@@ -156,16 +162,14 @@ def test_startup_when_unknown_orders_rest_applies_policy_and_keeps_ours(
 def test_startup_when_id_has_our_prefix_above_high_water_treats_it_as_unknown(
     exchange: EmbeddedExchange, tmp_path: Any
 ) -> None:
-    from trading.ids import write_high_water
-
-    state = tmp_path / "client_order_ids.json"
-    write_high_water(state, 10)
+    write_high_water(tmp_path / ID_STATE_FILE, 10)
     tickers = exchange.markets.tickers()
     api = order_api(exchange)
     below = place(api, tickers[0], "ks-00aa-9")
     above = place(api, tickers[0], "ks-00aa-10")
     api.client.close()
-    with running_supervisor(exchange, make_config(exchange, order_id_state=state)) as supervisor:
+    config = make_config(exchange, gateway=GatewaySettings(state_dir=tmp_path))
+    with running_supervisor(exchange, config) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         after = resting_ids(exchange)
         assert below in after
@@ -180,22 +184,31 @@ def test_private_events_when_our_order_fills_reach_the_listener(
     with running_supervisor(exchange, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert heard.of(PrivateConnected)
+        # The counterparty rests first, so ours trades as it arrives (the order gateway
+        # would cancel an order of ours it does not track before it could fill).
+        maker = exchange.add_member("maker", {s: 100_000 for s in exchange.account.shard_indexes()})
+        theirs = order_api(exchange, maker.key_id, maker.private_key_path)
+        place(theirs, ticker, "maker-1", side="ask", price=Decimal("0.97"), count=Decimal(2))
+        theirs.client.close()
         ours = order_api(exchange)
-        order_id = place(ours, ticker, "ks-00bb-1", price=Decimal("0.30"), count=Decimal(2))
+        order_id = place(ours, ticker, "ks-00bb-1", price=Decimal("0.97"), count=Decimal(2))
         ours.client.close()
+
+        def filled(events: list[object]) -> int:
+            return sum(e.count for e in events if isinstance(e, Fill) and e.order_id == order_id)
+
+        assert heard.wait_for(lambda events: filled(events) == 200)  # centi-contracts
         assert heard.wait_for(
             lambda events: any(isinstance(e, UserOrder) and e.order_id == order_id for e in events)
         )
-        maker = exchange.add_member("maker", {s: 100_000 for s in exchange.account.shard_indexes()})
-        theirs = order_api(exchange, maker.key_id, maker.private_key_path)
-        place(theirs, ticker, "maker-1", side="ask", price=Decimal("0.30"), count=Decimal(2))
-        theirs.client.close()
-        assert heard.wait_for(
-            lambda events: any(isinstance(e, Fill) and e.order_id == order_id for e in events)
+        fills = [e for e in heard.of(Fill) if e.order_id == order_id]
+        assert {f.client_order_id for f in fills} == {"ks-00bb-1"}
+        traded = [
+            f for f in exchange.truth(DEMO_MEMBER)[DEMO_MEMBER].fills if f.order_id == order_id
+        ]
+        assert sorted((f.count, f.yes_price) for f in fills) == sorted(
+            (f.count_centi, f.yes_price_micros) for f in traded
         )
-        [fill] = [e for e in heard.of(Fill) if e.order_id == order_id]
-        assert fill.client_order_id == "ks-00bb-1"
-        assert fill.count == 200  # centi-contracts
         assert supervisor.state is State.READY
         assert failures(supervisor) == []
 
@@ -226,6 +239,7 @@ def test_private_channels_when_upgrade_is_refused_reopen_after_rest_check_not_fa
     with running_supervisor(exchange, config, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         assert heard.wait_for(lambda events: any(isinstance(e, PrivateConnected) for e in events))
+        # The order gateway reads nothing until it first trades: the refusal is the channels'.
         exchange.faults.reject_auth(1)  # the private channels' next upgrade: 401, given up
         assert exchange.ws.drop_private_sessions(DEMO_MEMBER) == 1
         assert heard.wait_for(lambda events: any(isinstance(e, StreamFailed) for e in events))
@@ -276,6 +290,8 @@ def test_production_when_not_allowed_trades_nothing_and_says_so(
         assert groups(exchange) == []
         assert unknown in resting_ids(exchange)  # reads only: nothing cancelled
         assert heard.of(PrivateConnected)  # reads still flow
+        link = supervisor.trading_link
+        assert link is not None and link.state is TradingState.HALTED  # the gateway starts so
     lines = [r.getMessage() for r in caplog.records if "trading HALTED" in r.getMessage()]
     assert len(lines) == 1
 
@@ -325,3 +341,34 @@ def test_trading_stage_when_restarted_closes_its_private_channels(
         alive = [t.name for t in threading.enumerate() if t.name == "kalshi-private-ws"]
         assert alive == before  # the crashed incarnation's channels were closed
     assert not [t for t in threading.enumerate() if t.name == "kalshi-private-ws"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "side", "price"),
+    [
+        ({"book_side": "bid", "yes_price_dollars": "0.4200"}, "bid", Decimal("0.42")),
+        ({"book_side": "ask", "yes_price_dollars": "0.4200"}, "ask", Decimal("0.42")),
+        ({"side": "yes", "action": "buy", "yes_price_dollars": "0.30"}, "bid", Decimal("0.30")),
+        ({"side": "yes", "action": "sell", "yes_price_dollars": "0.30"}, "ask", Decimal("0.30")),
+        ({"side": "no", "action": "buy", "no_price_dollars": "0.65"}, "ask", Decimal("0.35")),
+        ({"side": "no", "action": "sell", "no_price_dollars": "0.65"}, "bid", Decimal("0.35")),
+    ],
+)
+def test_exchange_order_when_read_from_rest_gives_the_yes_leg_at_the_yes_price(
+    fields: dict[str, str], side: str, price: Decimal
+) -> None:
+    order = Order.model_validate(
+        {
+            "order_id": "o-1",
+            "ticker": "KXFED-26DEC-T3.00",
+            "status": "resting",
+            "client_order_id": "c-1",
+            "remaining_count_fp": "3.50",
+            "fill_count_fp": "1.00",
+            **fields,
+        }
+    )
+    view = exchange_order(order)
+    assert (view.side, view.price) == (side, price)
+    assert (view.remaining_count, view.fill_count) == (Decimal("3.50"), Decimal("1.00"))
+    assert view.status == "resting" and view.client_order_id == "c-1"

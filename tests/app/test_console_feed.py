@@ -22,7 +22,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from app.console_server import SLOW_CLIENT_CLOSE, ConsoleServer
+from app.console_server import SLOW_CLIENT_CLOSE, ConsoleServer, allowed_hosts
 from app.event_log import EventRecorder
 from messages.events import (
     ExchangePaused,
@@ -31,7 +31,7 @@ from messages.events import (
     StageFailureReported,
     StateTransition,
 )
-from messages.faults import InjectFault
+from messages.faults import FaultTarget, InjectFault
 from messages.metadata import OrderbookConnectMetadata, ShutdownMetadata, StartupMetadata
 from messages.states import State
 
@@ -215,6 +215,7 @@ def _close_frame(stream: bytes) -> tuple[int, str] | None:
     return None
 
 
+@pytest.mark.slow
 def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher(
     recorder: EventRecorder,
 ) -> None:
@@ -231,7 +232,9 @@ def test_feed_when_client_stops_reading_is_closed_without_blocking_the_publisher
                 recorder(failure(n, reason_size=8000))  # returns at once: nobody waits
             got = receive_ids(healthy, total)
         chunks = []
-        slow.settimeout(WAIT)
+        # The latest the server can close it is uvicorn's ping interval + ping timeout (20 s)
+        # after it stopped answering; wait past that, generously, for a loaded machine.
+        slow.settimeout(45.0)
         while chunk := slow.recv(1 << 20):  # the server closes it: read to EOF
             chunks.append(chunk)
         slow.close()
@@ -426,6 +429,148 @@ def test_non_loopback_bind_warns_and_needs_the_token_for_reads(
     assert hello["type"] == "hello"
     assert any("reachable from other machines" in r.getMessage() for r in caplog.records)
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "::"])
+def test_request_when_bind_is_wildcard_and_host_is_foreign_is_refused(
+    recorder: EventRecorder, bind: str
+) -> None:
+    """A wildcard bind keeps the Host check: loopback and the configured public names only."""
+    with ConsoleServer(
+        recorder, bind, 0, token=TOKEN, inject=_inject, public_names=("console.example",)
+    ) as console:
+        port = console.port
+        loopback = "127.0.0.1" if bind == "0.0.0.0" else "[::1]"
+        base = f"http://{loopback}:{port}"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        foreign = [
+            httpx.get(f"{base}{path}", headers={"Host": "evil.example", **auth})
+            for path in ("/ready", "/alive", "/status", "/")
+        ]
+        wrong_port = httpx.get(f"{base}/status", headers={"Host": "console.example:1", **auth})
+        public = httpx.get(f"{base}/status", headers={"Host": f"console.example:{port}", **auth})
+        local = httpx.get(f"{base}/status", headers={"Host": f"localhost:{port}", **auth})
+        with pytest.raises(InvalidStatus):
+            connect(
+                f"ws://{loopback}:{port}/ws?token={TOKEN}",
+                origin="http://evil.example",  # type: ignore[arg-type]
+            )
+
+    assert [r.status_code for r in foreign] == [421, 421, 421, 421]
+    assert wrong_port.status_code == 421
+    assert public.status_code == 200 and public.json()["state"] == "startup"
+    assert local.status_code == 200
+
+
+def testallowed_hosts_when_public_names_given_keep_their_port_or_take_the_bound_one() -> None:
+    allowed = allowed_hosts("0.0.0.0", 8005, ("Console.Example", "10.0.0.5:9000", " "))
+    assert allowed == {
+        "localhost:8005",
+        "127.0.0.1:8005",
+        "[::1]:8005",
+        "console.example:8005",
+        "10.0.0.5:9000",
+    }
+    assert "0.0.0.0:8005" not in allowed
+
+
+def _slow_clients(console: ConsoleServer, count: int) -> list[socket.socket]:
+    """``count`` connections that each send the start of a request and then nothing."""
+    host, port = console.address.rsplit(":", 1)
+    clients = []
+    for _ in range(count):
+        sock = socket.create_connection((host, int(port)), timeout=WAIT)
+        sock.sendall(b"GET /status HTTP/1.1\r\nHo")
+        clients.append(sock)
+    return clients
+
+
+def _wait_for_flood(console: ConsoleServer) -> None:
+    """Until the server counts the slow connections (an ordinary request gets 503)."""
+    deadline = threading.Event()
+    timer = threading.Timer(WAIT, deadline.set)
+    timer.start()
+    try:
+        while httpx.get(f"{console.url}/alive").status_code != 503:
+            assert not deadline.is_set(), "the slow connections never filled the server"
+    finally:
+        timer.cancel()
+
+
+def test_inject_when_console_is_flooded_with_slow_connections_still_reaches_the_callback(
+    recorder: EventRecorder,
+) -> None:
+    injected: list[InjectFault] = []
+
+    def inject(fault: InjectFault) -> dict[str, Any]:
+        injected.append(fault)
+        return {"accepted": True}
+
+    with ConsoleServer(
+        recorder, port=0, token=TOKEN, inject=inject, max_connections=50, header_timeout=120.0
+    ) as console:
+        slow = _slow_clients(console, 250)
+        try:
+            _wait_for_flood(console)
+            refused = httpx.get(f"{console.url}/status")
+            wrong_token = httpx.post(
+                f"{console.url}/inject",
+                json={"target": "orderbook", "fault": "crash"},
+                headers={"Authorization": "Bearer not-the-token"},
+            )
+            answered = httpx.post(
+                f"{console.url}/inject",
+                json={"target": "orderbook", "fault": "crash"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            served_over_limit = console.connections.control_served
+        finally:
+            for sock in slow:
+                sock.close()
+
+    assert refused.status_code == 503  # the flood is real: ordinary requests are turned away
+    assert wrong_token.status_code == 503  # no lane without the token
+    assert answered.status_code == 200, answered.text
+    assert [f.target for f in injected] == [FaultTarget.ORDERBOOK]
+    assert served_over_limit == 1
+    assert console.connections.control_in_flight == 0  # the lane's slot was given back
+
+
+def test_connections_when_headers_do_not_complete_in_time_are_closed(
+    recorder: EventRecorder,
+) -> None:
+    with ConsoleServer(
+        recorder, port=0, token=TOKEN, inject=_inject, max_connections=50, header_timeout=0.5
+    ) as console:
+        slow = _slow_clients(console, 250)
+        try:
+            for sock in slow:
+                assert sock.recv(1024) == b""  # closed by the server, not by us
+            closed = console.connections.closed_slow
+            after = httpx.get(f"{console.url}/alive")
+        finally:
+            for sock in slow:
+                sock.close()
+
+    assert closed == 250
+    assert after.status_code == 200  # the slots are free again
+
+
+def test_feed_when_open_longer_than_the_header_deadline_stays_open(
+    recorder: EventRecorder,
+) -> None:
+    """The deadline is for request headers: a feed client (headers long complete) is kept."""
+    with ConsoleServer(recorder, port=0, token=TOKEN, inject=_inject, header_timeout=0.5) as c:
+        with connect(ws_url(c)) as ws:
+            assert receive(ws)["type"] == "hello"
+            (slow,) = _slow_clients(c, 1)  # opened after the feed, so closed after its deadline
+            with slow:
+                assert slow.recv(1024) == b""
+            recorder(transition(State.INITIALIZING))
+            event = receive(ws)
+        closed = c.connections.closed_slow
+    assert event["to_state"] == "initializing"
+    assert closed == 1
 
 
 def test_connections_beyond_the_limit_get_503(recorder: EventRecorder) -> None:

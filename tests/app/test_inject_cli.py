@@ -257,6 +257,7 @@ def test_parse_when_only_positionals_given_uses_defaults() -> None:
 _FAULTS = [f.value for f in ActorFault] + [f.value for f in ExchangeFault]
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(
     target=st.sampled_from([t.value for t in FaultTarget] + ["added_stage", "Bad", ""]),

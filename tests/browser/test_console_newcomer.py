@@ -2,12 +2,13 @@
 supervisor on the embedded exchange: the stream's state in the header, no sideways scroll,
 book rows that survive refreshes, each card's own entry number, labelled units, a quiet log,
 and no 404 on load."""
-# ruff: noqa: F811  (the browser fixtures of test_console_page are imported, then requested)
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.faults import ActorFault, ExchangeFault, FaultTarget, InjectFault
@@ -15,15 +16,15 @@ from messages.states import State
 from tests.browser.test_console_page import (
     ARTIFACTS,
     PAGE_WAIT_MS,
-    browser,  # noqa: F401  (fixture)
     card_metadata,
-    exchange,  # noqa: F401  (fixture)
     open_console,
     wait_books,
     wait_caught_up,
     wait_state,
 )
 from tests.harness import WAIT, make_config, running_supervisor
+
+pytestmark = pytest.mark.slow  # a real Chromium
 
 HEAL_TIMEOUT = 60.0
 """Long, so a dropped stream stays dropped in READY (no reconnection cycle) for the test."""

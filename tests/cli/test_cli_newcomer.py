@@ -34,6 +34,8 @@ from tests.cli.test_cli_process import (
     shared_exchange,  # noqa: F401  (fixture)
 )
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
+
 
 def _run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -81,11 +83,17 @@ def test_exchange_help_when_printed_explains_every_option_and_its_default_once()
     done = _run("exchange", "--help")
 
     assert done.returncode == 0
-    options = re.findall(r"^  (--[a-z-]+)(?: [A-Z]+)?(.*)$", done.stdout, re.MULTILINE)
-    assert {name for name, _ in options} >= {"--host", "--port", "--markets", "--rate", "--seed"}
-    for name, rest in options:
+    # Each option's block: its name line plus the indented lines that continue it (argparse
+    # moves the help to the next line when the name and metavar are long).
+    blocks = re.findall(
+        r"^  (--[a-z-]+)((?: [A-Z_{},]+)?)(.*(?:\n {6,}.*)*)$", done.stdout, re.MULTILINE
+    )
+    assert {name for name, _, _ in blocks} >= {"--host", "--port", "--markets", "--rate", "--seed"}
+    for name, _metavar, rest in blocks:
         assert rest.strip(), f"{name} has no help text:\n{done.stdout}"
-    assert done.stdout.count("(default: 20)") == 1
+    flat = " ".join(done.stdout.split())
+    assert re.search(r"\(\d[\d.]*\) \(default:", flat) is None, flat
+    assert flat.count("how many markets the exchange lists (default: 20)") == 1
 
 
 def test_run_help_when_printed_shows_each_default_once() -> None:
@@ -150,7 +158,10 @@ def started(launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path) -> Ite
         events_file=tmp_path / "events.jsonl",
     )
     proc.wait_for(
-        lambda: any(e.get("type") == "service_started" for e in proc.events),
+        lambda: any(
+            e.get("type") == "service_started" and e.get("service") == "spread_alert"
+            for e in proc.events
+        ),
         START_WAIT,
         "the dotted service started",
     )
@@ -162,7 +173,8 @@ def started(launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path) -> Ite
 def test_run_when_service_is_a_dotted_reference_to_the_example_starts_it(started: Proc) -> None:
     starts = [e for e in started.events if e.get("type") == "service_started"]
 
-    assert [e["service"] for e in starts] == ["spread_alert"]
+    # the order gateway, a built-in service with trading on, starts first
+    assert [e["service"] for e in starts] == ["order_gateway", "spread_alert"]
 
 
 # -- the terminal: unwrapped when piped, one line per fact ------------------------------------

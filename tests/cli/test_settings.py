@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,30 @@ def test_config_from_settings_when_pause_value_bad_names_the_variable_in_one_lin
     assert expected in message
     assert f"{ENV_PREFIX}{variable}" in message
     assert "\n" not in message
+
+
+def test_load_settings_when_risk_limits_come_from_flags_and_file_reach_the_gateway_exactly(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text('max_daily_loss = "25.50"\nmax_open_orders = 40\n')
+
+    settings, _ = load_settings({"max_position": "10", "max_notional": "0.1"}, config)
+    limits = settings.supervisor_config(rest_url="http://x", ws_url="ws://x").gateway.risk_limits
+
+    assert limits.max_position == Decimal("10") and limits.max_notional == Decimal("0.1")
+    assert (limits.max_daily_loss, limits.max_open_orders) == (Decimal("25.50"), 40)
+    assert limits.max_order_count is None
+
+
+def test_load_settings_when_a_risk_limit_is_a_float_in_the_file_refuses_it_in_one_line(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text("max_notional = 0.1\n")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings({}, config)
+
+    assert "max_notional" in str(caught.value) and "float" in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -70,6 +70,19 @@ EXTERNAL = {"Protocol", "NullHandler", "Origin", "Host"}
 """Names the docs mention that are not ours: ``typing``/``logging`` names, HTTP headers."""
 
 
+def _checked_text(doc: Path) -> str:
+    """What a doc says exists: planned work ("Still to come" sections) and quoted error
+    messages about missing files are left out."""
+    kept: list[str] = []
+    planned = False
+    for line in doc.read_text().splitlines():
+        if line.startswith("#"):
+            planned = "to come" in line.lower()
+        if not planned and "no such file" not in line:
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def _defined(name: str, code: str = ALL_CODE) -> bool:
     """Defined (class, function, assignment) or imported into ``code``."""
     return bool(
@@ -83,7 +96,7 @@ def test_docs_when_naming_a_file_path_the_file_exists() -> None:
     missing = [
         (doc.name, path)
         for doc in DOCS
-        for path in re.findall(rf"\b((?:{top})/[\w/]+\.(?:py|md))\b", doc.read_text())
+        for path in re.findall(rf"\b((?:{top})/[\w/]+\.(?:py|md))\b", _checked_text(doc))
         if not (ROOT / path).exists()
     ]
     assert missing == []
@@ -94,7 +107,8 @@ def test_docs_when_naming_a_dotted_module_or_its_member_it_exists() -> None:
     rest defined in it."""
     missing = []
     for doc in DOCS:
-        for dotted in set(re.findall(rf"`((?:{'|'.join(PACKAGES)})(?:\.\w+)+)`", doc.read_text())):
+        text = _checked_text(doc)
+        for dotted in set(re.findall(rf"`((?:{'|'.join(PACKAGES)})(?:\.\w+)+)`", text)):
             parts = dotted.split(".")
             for cut in range(len(parts), 0, -1):
                 base = ROOT.joinpath(*parts[:cut])
@@ -117,7 +131,7 @@ def test_docs_when_naming_a_class_or_member_in_backticks_it_exists() -> None:
     code, and so is the member."""
     missing = []
     for doc in DOCS:
-        text = doc.read_text()
+        text = _checked_text(doc)
         for owner, attr in re.findall(r"`([A-Z][A-Za-z0-9]+)\.([a-z_][a-z_0-9]*)`", text):
             if not _defined(owner) or not re.search(rf"def {attr}\b|\b{attr}\b\s*[:=]", ALL_CODE):
                 missing.append((doc.name, f"{owner}.{attr}"))

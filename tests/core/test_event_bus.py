@@ -70,7 +70,14 @@ def test_publish_when_listener_is_stuck_never_blocks_and_drops_beyond_capacity(
             for n in range(1, 10):
                 bus.publish(event(n))  # returns at once although nothing is consumed
         assert bus.dropped == 6
-        assert sum("dropping events" in r.getMessage() for r in caplog.records) == 1
+        assert sum("dropping new events" in r.getMessage() for r in caplog.records) == 1
+        release.set()
+        assert bus.flush(WAIT)
+        with caplog.at_level(logging.WARNING, logger="kalshi_supervisor"):
+            bus.publish(event(10))  # the burst is over: said once, with the total
+        assert bus.flush(WAIT)
+        ended = [r.getMessage() for r in caplog.records if "caught up" in r.getMessage()]
+        assert ended == ["event listeners caught up: 6 events dropped since start"]
     finally:
         release.set()
         bus.close()

@@ -42,6 +42,8 @@ from tests.harness import (
     start_exchange,
 )
 
+pytestmark = pytest.mark.slow  # every fault in every state, each to a clean READY (~1 minute)
+
 OC, TCC, KDS, READY = (
     State.ORDERBOOK_CONNECT,
     State.TRADING_CLIENT_CONNECT,

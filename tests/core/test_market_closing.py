@@ -8,7 +8,6 @@ every market dropped READY was entered (or kept) with ``markets_connected: 0``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,17 +21,12 @@ from kalshi_sim.exchange import EmbeddedExchange
 from messages.events import StreamNotice, SupervisorEvent
 from messages.states import State
 from supervisor import Supervisor
-from tests.harness import WAIT, make_config, metadata_of, running_supervisor, start_exchange
+from tests.harness import WAIT, make_config, metadata_of, running_supervisor
+
+pytestmark = pytest.mark.slow  # markets closing by time: seconds of real clock each
 
 CLOSE_IN = timedelta(seconds=4)
 """Far enough for READY to come first on a loaded machine (it takes well under a second)."""
-
-
-@pytest.fixture
-def exchange() -> Iterator[EmbeddedExchange]:
-    exchange = start_exchange()
-    yield exchange
-    exchange.stop()
 
 
 def _notices(kind: str) -> Any:

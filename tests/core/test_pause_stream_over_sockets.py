@@ -30,6 +30,8 @@ from messages.states import State
 from tests.core.pause_support import NO_RESTARTS, STATUS_PATH, failures, of, resume_to_ready
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
+pytestmark = pytest.mark.slow  # exchange pauses waited out over sockets: seconds each
+
 QUICK_POLLS = PauseTiming(min_poll=0.05, max_poll=0.2)
 """Status re-checks during a pause: short, so the tests wait less for each one."""
 

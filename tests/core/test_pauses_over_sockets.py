@@ -29,6 +29,8 @@ from tests.core.pause_support import (
 )
 from tests.harness import WAIT, make_config, running_supervisor, start_exchange
 
+pytestmark = pytest.mark.slow  # exchange pauses waited out over sockets: seconds each
+
 
 @pytest.fixture
 def exchange() -> Iterator[EmbeddedExchange]:

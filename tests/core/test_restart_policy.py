@@ -54,6 +54,10 @@ def crash_and_wait_error(supervisor: Supervisor, target: str = "trading") -> Err
     return record.metadata
 
 
+def _timer_names(scheduler: ManualScheduler) -> list[str]:
+    return [name for _, name in scheduler.pending()]
+
+
 def test_backoff_when_stage_keeps_crashing_delays_follow_policy_exactly(
     exchange: EmbeddedExchange,
 ) -> None:
@@ -77,9 +81,15 @@ def test_backoff_when_stage_keeps_crashing_delays_follow_policy_exactly(
             assert metadata.restart_attempt == attempt
             assert metadata.next_restart_in_ms == expected_ms
             seen = sup.recorder.last_id
-            scheduler.advance(expected_ms / 1000 - 0.0005)
-            assert sup.state is State.ERROR, "restarted before its backoff elapsed"
+            # The restart timer is armed before ERROR is announced, so it is pending now;
+            # its due time is the announced delay (the announcement rounds to 1 ms).
+            (due,) = [when for when, name in scheduler.pending() if name == "restart"]
+            assert abs(due - scheduler.clock.monotonic() - expected_ms / 1000) <= 0.0005
+            scheduler.advance(due - scheduler.clock.monotonic() - 0.0005)
+            assert "restart" in _timer_names(scheduler), "restarted before its backoff elapsed"
+            assert sup.state is State.ERROR
             scheduler.advance(0.001)
+            assert "restart" not in _timer_names(scheduler)
             assert sup.recorder.wait_for_state(State.READY, WAIT, after=seen)
 
 

@@ -26,6 +26,8 @@ from supervision.scheduler import ManualScheduler
 from tests.core.test_fault_matrix import apply_exchange_fault
 from tests.harness import make_config, start_exchange
 
+pytestmark = pytest.mark.slow  # random fault interleavings (~15 s)
+
 MARKETS = 3
 STAGE_STATES = [State.ORDERBOOK_CONNECT, State.TRADING_CLIENT_CONNECT, State.KALSHI_DATA_SYNC]
 ACTOR_FAULTS = st.sampled_from(

@@ -7,7 +7,9 @@ exchange; the thread count while READY must come back, after each restart, to th
 the first READY plus one (a restarted stream checks its markets over REST on its loop's one
 worker thread, which the first stream, given fresh facts, never needed), and after shutdown
 to the count before the supervisor started. Counts are awaited with a bounded condition
-loop: threads end a moment after the work that owned them.
+loop: threads end a moment after the work that owned them. A hang in a child's own code
+(which no stop can interrupt) must cost one thread, not one per restart: the restart of a
+stage or a service waits for the hung incarnation to end.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import pykka
 import pytest
 
+from actors.base import StageActor
+from actors.registry import DEFAULT_STAGES
 from actors.service import ServiceActor, ServiceSpec
+from actors.stage_spec import StageSpec
 from kalshi_sim.exchange import EmbeddedExchange
+from messages.base import Message
 from messages.events import (
     ServiceRestarted,
     ServiceStarted,
@@ -29,6 +36,7 @@ from messages.events import (
     SupervisorEvent,
 )
 from messages.faults import InjectFault
+from messages.metadata import KalshiDataSyncMetadata
 from messages.states import State
 from supervision.config import RestartSettings
 from tests.harness import WAIT, live_actor_count, make_config, running_supervisor, start_exchange
@@ -105,8 +113,11 @@ def test_soak_when_every_kind_of_child_restarts_thread_count_returns_to_start(
     before = wait_count(lambda count: True, timeout=0)
     with running_supervisor(exchange, config, services=[ServiceSpec("watch", Watch)]) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
-        assert sup.recorder.wait_for(
-            lambda events: any(isinstance(e, ServiceStarted) for e in events), WAIT
+        assert sup.recorder.wait_for(  # ours, not the order gateway's (it starts first)
+            lambda events: any(
+                isinstance(e, ServiceStarted) and e.service == "watch" for e in events
+            ),
+            WAIT,
         )
         ready = wait_count(lambda count: True, timeout=0)
         steady = ready + 1  # the restarted stream's one REST-check worker (see the docstring)
@@ -182,5 +193,75 @@ def test_restart_when_a_service_hangs_in_its_own_code_waits_for_it_and_leaks_no_
     finally:
         RELEASE.set()
         services_log.removeHandler(seen)
+    after_shutdown = wait_count(lambda count: count <= before)
+    assert after_shutdown <= before, (before, after_shutdown)
+
+
+class Block(Message):
+    """Told to ``StuckStage`` by the test: hang in the stage's own code."""
+
+
+class Counted(Message):
+    count: int
+
+
+class StuckStage(StageActor):
+    """A stage that, told ``Block``, hangs in its own code (deaf to its stop) until released."""
+
+    stage_name = "stuck"
+    stage_state = State.KALSHI_DATA_SYNC
+
+    def describe(self) -> KalshiDataSyncMetadata:
+        return KalshiDataSyncMetadata(mode=self.context.mode, sync_type="initial")
+
+    def connect(self, generation: int) -> None:
+        self.succeed(Counted(count=generation))
+
+    def handle(self, message: object) -> object:
+        if isinstance(message, Block):
+            RELEASE.wait(SETTLE)
+            return None
+        return super().handle(message)
+
+
+def stage_threads() -> int:
+    return sum(
+        1 for t in threading.enumerate() if t.name.startswith("StuckStage-") and t.is_alive()
+    )
+
+
+def test_restart_when_a_stage_hangs_in_its_own_code_waits_for_it_and_leaks_no_thread(
+    exchange: EmbeddedExchange,
+) -> None:
+    """As for a service: ERROR holds while the hung incarnation runs, the restart follows."""
+    RELEASE.clear()
+    config = make_config(
+        exchange,
+        liveness_interval=0.1,
+        liveness_timeout=0.3,
+        restart=RestartSettings(
+            min_backoff=0.01, max_backoff=0.02, random_factor=0.0, max_restarts=50, period=60
+        ),
+    )
+    seen = Seen("restart of stuck waits for its hung incarnation")
+    recovery_log = logging.getLogger("kalshi_supervisor.core.recovery")
+    recovery_log.addHandler(seen)
+    stages = (*DEFAULT_STAGES, StageSpec("stuck", State.KALSHI_DATA_SYNC, StuckStage))
+    before = threading.active_count()
+    try:
+        with running_supervisor(exchange, config, stages=stages) as sup:
+            assert sup.wait_for_state(State.READY, WAIT)
+            after = sup.recorder.last_id
+            (stage,) = pykka.ActorRegistry.get_by_class(StuckStage)
+            stage.tell(Block())
+            assert seen.event.wait(WAIT), "the restart did not wait for the hung incarnation"
+            assert stage_threads() == 1
+            assert sup.state is State.ERROR
+            RELEASE.set()
+            assert sup.wait_for_state(State.READY, WAIT, after=after)
+            assert wait_count(lambda count: stage_threads() == 1) and stage_threads() == 1
+    finally:
+        RELEASE.set()
+        recovery_log.removeHandler(seen)
     after_shutdown = wait_count(lambda count: count <= before)
     assert after_shutdown <= before, (before, after_shutdown)

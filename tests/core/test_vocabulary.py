@@ -22,6 +22,7 @@ PACKAGES = (
     "core",
     "messages",
     "supervision",
+    "trading",
     "kalshi_api",
     "kalshi_sim",
     "webstack",

@@ -21,6 +21,8 @@ from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dolla
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from tests.cli.test_cli_process import Launcher, Proc, inject_cmd, run_against
 
+pytestmark = pytest.mark.slow  # subprocesses and services running for seconds
+
 WAIT = 20.0
 RECORDER = "examples/top_of_book.py:TopOfBookRecorder"
 ALERT = "examples/spread_alert.py:SpreadAlert"

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kalshi_api.auth import load_signer
 from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import OrderbookStream, ReconnectPolicy, StreamEvent
 from kalshi_sim.exchange import EmbeddedExchange
+from tests.harness import signer_for
 
 WAIT = 10.0
 E = TypeVar("E")
@@ -69,7 +69,7 @@ def open_stream() -> Iterator[StreamFactory]:
         **kwargs: Any,
     ) -> tuple[OrderbookStream, Recorder]:
         if auth_headers is None:
-            signer = load_signer(exchange.key_id, exchange.private_key_path)
+            signer = signer_for(exchange)
             auth_headers = lambda: signer.headers("GET", WS_PATH)  # noqa: E731
         recorder = Recorder()
         settings: dict[str, Any] = {

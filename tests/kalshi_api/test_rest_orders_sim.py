@@ -70,6 +70,19 @@ def _ticker(exchange: EmbeddedExchange, index: int = 0) -> str:
     return exchange.markets.tickers()[index]
 
 
+def _inside_spread(exchange: EmbeddedExchange) -> tuple[str, str]:
+    """A market and a YES price strictly inside its spread, so an order there becomes the best
+    bid (the house's generated liquidity rests on both sides of every book)."""
+    for ticker in exchange.markets.tickers():
+        levels = exchange.markets.levels(ticker)
+        best_bid = max((price for price, _ in levels.yes), default=0)
+        best_ask = 1_000_000 - max((price for price, _ in levels.no), default=0)
+        inside = best_bid + 10_000
+        if inside < best_ask:
+            return ticker, str(Decimal(inside) / 1_000_000)
+    raise AssertionError("no market has a spread wider than one cent")
+
+
 def _bid(
     ticker: str, coid: str, count: str = "3", price: str = "0.40", **kw: object
 ) -> CreateOrder:
@@ -134,14 +147,14 @@ def test_place_amend_decrease_cancel_when_driven_through_client_match_exchange_t
 def test_crossing_orders_when_filled_report_fills_and_positions_as_the_exchange_does(
     exchange: EmbeddedExchange, alice: OrderApi, bob: OrderApi
 ) -> None:
-    ticker = _ticker(exchange)
-    maker = alice.create(_bid(ticker, "a:m", count="2", price="0.52"))
+    ticker, price = _inside_spread(exchange)
+    maker = alice.create(_bid(ticker, "a:m", count="2", price=price))
     taker = bob.create(
         CreateOrder(
-            ticker, "ask", Decimal(1), Decimal("0.50"), "b:t", time_in_force="immediate_or_cancel"
+            ticker, "ask", Decimal(1), Decimal(price), "b:t", time_in_force="immediate_or_cancel"
         )
     )
-    assert taker.filled == Decimal(1) and taker.average_fill_price == Decimal("0.52")
+    assert taker.filled == Decimal(1) and taker.average_fill_price == Decimal(price)
     truth = exchange.truth("bob")["bob"]
     fills = bob.list_fills(order_id=taker.order_id)
     assert [(f.order_id, f.count_fp, f.yes_price_dollars) for f in fills] == [

@@ -21,6 +21,8 @@ from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
 from tests.kalshi_api.conftest import WAIT, StreamFactory
 
+pytestmark = pytest.mark.slow  # close times passing on a real clock: seconds each
+
 EMPTY_BOOK = 3
 """The embedded exchange's market 3 has an empty book (legal: nobody quotes it)."""
 

@@ -34,6 +34,8 @@ from tests.kalshi_api.conftest import WAIT, Recorder, StreamFactory
 from tests.kalshi_api.loopback_exchange import AUTH_HEADER, FrameTap, LoopbackExchange
 from tests.kalshi_api.test_ws_session import _until_deltas
 
+pytestmark = pytest.mark.slow  # a week's misbehaviour, replayed over sockets
+
 
 def _checker(exchange: EmbeddedExchange) -> Any:
     return rest_market_checker(

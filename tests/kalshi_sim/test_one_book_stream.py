@@ -20,8 +20,10 @@ def test_stream_when_participant_takes_keeps_client_books_equal_to_engine(
     exchange = make_exchange(markets=6, delta_rate=400, take_rate=200)
     ticker = exchange.markets.tickers()[0]
     fair = exchange.markets.market(ticker).fair_micros
-    held = exchange.account.position(ticker)
-    start = held.position_centi if held is not None else 0
+    with exchange.markets.lock:  # the position and the fills behind it, read at one instant
+        held = exchange.account.position(ticker)
+        start = held.position_centi if held is not None else 0
+        before = len(exchange.markets.engine.fills(exchange.account.member, ticker=ticker))
     order_id = exchange.account.add_resting_order(ticker, yes_price_micros=fair, count_centi=200)
     signer = load_signer(exchange.key_id, exchange.private_key_path, env={})
     stream = OrderbookStream(
@@ -47,7 +49,14 @@ def test_stream_when_participant_takes_keeps_client_books_equal_to_engine(
         assert not wrong, f"books differ from the engine: {wrong}"
         with exchange.markets.lock:
             assert exchange.markets.engine.fills(TAKER), "no take traded"
+            # The takes may also fill the demo's generated fixture orders in this market: the
+            # position must move by exactly the demo's own fills, ours (+200) among them.
+            demo_fills = exchange.markets.engine.fills(exchange.account.member, ticker=ticker)
+            demo_fills = demo_fills[before:]
+        ours = [f for f in demo_fills if f.order_id == order_id]
+        assert sum(f.count_centi for f in ours) == 200
+        moved = sum(f.count_centi if f.side == "bid" else -f.count_centi for f in demo_fills)
         position = exchange.account.position(ticker)
-        assert position is not None and position.position_centi == start + 200
+        assert position is not None and position.position_centi == start + moved
     finally:
         stream.stop()

@@ -17,11 +17,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from kalshi_api.auth import KalshiSigner, load_signer
+from kalshi_api.auth import KalshiSigner
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, parse_count, parse_dollars
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
+from tests.harness import signer_for
 
 WS_PATH = "/trade-api/ws/v2"
 WAIT = 5.0
@@ -43,7 +44,7 @@ def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
 
 
 def _headers(exchange: EmbeddedExchange, path: str = WS_PATH) -> dict[str, str]:
-    return load_signer(exchange.key_id, exchange.private_key_path).headers("GET", path)
+    return signer_for(exchange).headers("GET", path)
 
 
 async def _open(

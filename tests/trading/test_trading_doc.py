@@ -6,13 +6,16 @@ import re
 import typing
 from pathlib import Path
 
+import actors.context as context
 import messages.orders as orders
+import supervision.config as config
 import trading
 from trading import halt, ids, lookup, order_state, pnl, reconcile, risk, tracker
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "trading.md").read_text()
-MODULES = (orders, halt, ids, lookup, order_state, pnl, reconcile, risk, tracker)
+MODULES = (orders, halt, ids, lookup, order_state, pnl, reconcile, risk, tracker, context, config)
+"""Where the names it gives live (the gateway's and the trading stage's settings too)."""
 
 
 def first_cells(heading: str) -> set[str]:
