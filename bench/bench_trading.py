@@ -195,7 +195,7 @@ def run(orders: int, big: int) -> tuple[list[str], bool]:
             rest_url=exchange.rest_url, ws_url=exchange.ws_url, status_port=0,
             sync_interval=3600.0, market_count=3,
             restart=RestartSettings(min_backoff=0.01, max_backoff=0.05, random_factor=0.0),
-            gateway=GatewaySettings(order_group=False, halt_timeout=60.0),
+            gateway=GatewaySettings(order_group_limit=None, halt_timeout=60.0),
         )
         supervisor = Supervisor(supervisor_config, signer,
                                 services=[ServiceSpec("bench", BenchTrader, {}, tickers=())],

@@ -150,7 +150,7 @@ def test_halt_when_cancel_all_answers_503_leaves_none_of_ours_resting(
 ) -> None:
     exchange = make_exchange(markets=3)
     ticker = exchange.markets.tickers()[0]
-    with trading_supervisor(exchange, f"halt503-{applied}", order_group=False) as (
+    with trading_supervisor(exchange, f"halt503-{applied}", order_group_limit=None) as (
         supervisor, rec,
     ):
         cids = [_place(rec, ticker, "bid", 1, p) for p in ("0.10", "0.11", "0.12")]
@@ -170,7 +170,7 @@ def test_place_when_within_cancel_alls_tail_is_cancelled_and_known_so(
 ) -> None:
     exchange = make_exchange(markets=3, cancel_all_tail_s=60)
     ticker = exchange.markets.tickers()[0]
-    with trading_supervisor(exchange, "tail", order_group=False) as (supervisor, rec):
+    with trading_supervisor(exchange, "tail", order_group_limit=None) as (supervisor, rec):
         _engage(rec, ticker)
         assert supervisor.halt("tail").remaining == 0
         supervisor.resume_trading()
@@ -334,8 +334,7 @@ def test_order_group_when_it_triggers_halts_and_leaves_none_of_ours_resting(
     ticker = exchange.markets.tickers()[0]
     bob = Counterparty(exchange)
     price = _inside(exchange, ticker)
-    limit = {"order_group_limit": 2}
-    with trading_supervisor(exchange, "group", config=limit) as (supervisor, rec):
+    with trading_supervisor(exchange, "group", order_group_limit=D(2)) as (supervisor, rec):
         first = _place(rec, ticker, "bid", 5, price)
         second = _place(rec, ticker, "bid", 1, "0.10")
         _wait_status(rec, first, OrderStatus.RESTING)

@@ -55,7 +55,7 @@ def world() -> Iterator[World]:
         first = quiet_market(exchange)
         second = quiet_market(exchange, skip=(first.ticker,))
         bob = Counterparty(exchange)
-        with trading_supervisor(exchange, "random", order_group=False) as (supervisor, rec):
+        with trading_supervisor(exchange, "random", order_group_limit=None) as (supervisor, rec):
             yield World(exchange, supervisor, rec, bob, [first.ticker, second.ticker])
         bob.close()
 
