@@ -9,11 +9,12 @@ live in uvicorn's h11 protocol (subclassed, as the embedded exchange does for it
   answers 503 to everyone). Each connection must complete its request headers within
   ``header_timeout`` seconds of connecting (or of its previous response), else it is closed.
 * **A control lane.** While the slots are full, a request that carries the control token
-  (``POST /inject`` from ``kalshi-supervisor inject``, the kill switch to come) is still
-  served: it does not count against ``limit_concurrency`` but against a small budget of
-  its own (``control_budget`` requests in flight), so flooding the console cannot take the
-  operator's hands off the supervisor. The token is compared in constant time; a request
-  with a wrong token gets no lane and meets the ordinary limit (then the app's 401).
+  (``POST /inject`` from ``kalshi-supervisor inject``, the kill switch's ``POST /halt`` and
+  ``POST /resume``) is still served: it does not count against ``limit_concurrency`` but
+  against a small budget of its own (``control_budget`` requests in flight), so flooding
+  the console cannot take the operator's hands off the supervisor. The token is compared
+  in constant time; a request with a wrong token gets no lane and meets the ordinary limit
+  (then the app's 401).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ HEADER_TIMEOUT_SECONDS = 5.0
 CONTROL_BUDGET = 8
 """Token-authenticated requests served beyond ``limit_concurrency``, at once."""
 
-CONTROL_PATHS = frozenset({"/inject"})
+CONTROL_PATHS = frozenset({"/inject", "/halt", "/resume"})
 """Paths that may take the control lane (state-changing calls, all token-guarded). A new
-control route (the kill switch) is added here, or a flooded console will not reach it."""
+control route is added here (as the kill switch's were), or a flooded console won't reach it."""
 
 
 @dataclass

@@ -152,12 +152,19 @@ def trading_supervisor(
     member_key = exchange.add_member(member)
     signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
     settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
+    config = dict(config or {})
+    # the session group's limit is a gateway setting (shared with the trading stage);
+    # ``order_group=False`` is no group at all
+    if "order_group_limit" in config:
+        settings["order_group_limit"] = Decimal(config.pop("order_group_limit"))
+    if settings.pop("order_group", True) is False:
+        settings["order_group_limit"] = None
     supervisor_config = make_config(
         exchange,
         market_count=3,
         request_timeout=1.0,
         gateway=GatewaySettings(**settings),
-        **(config or {}),
+        **config,
     )
 
     def notify(_: object) -> None:  # predicates on events and the gateway's view re-run

@@ -8,6 +8,7 @@ handling of what arrives and of what the gateway answers.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -381,3 +382,54 @@ def test_metrics_when_the_gateway_answers_take_its_state_else_the_last_event(
     assert from_events[("kalshi_supervisor_trading_state", "state=reducing")] == 1.0
     assert from_events[("kalshi_supervisor_trading_state", "state=halted")] == 0.0
     assert ("kalshi_supervisor_write_budget_capacity", "") not in from_events
+
+
+def test_halt_when_console_is_flooded_with_slow_connections_still_halts(
+    recorder: EventRecorder, trading: StandInTrading
+) -> None:
+    """The kill switch has the control lane (``app.console_http``): a console whose every
+    connection slot is held by slow clients still halts for the operator with the token."""
+    with ConsoleServer(
+        recorder,
+        port=0,
+        token=TOKEN,
+        inject=lambda fault: {},
+        trading=trading,
+        max_connections=50,
+        header_timeout=120.0,
+    ) as console:
+        host, port = console.address.rsplit(":", 1)
+        slow = []
+        try:
+            for _ in range(250):
+                sock = socket.create_connection((host, int(port)), timeout=10.0)
+                sock.sendall(b"GET /status HTTP/1.1\r\nHo")
+                slow.append(sock)
+            flooded = threading.Event()
+            for _ in range(10_000):
+                if httpx.get(f"{console.url}/alive", timeout=10.0).status_code == 503:
+                    flooded.set()
+                    break
+            refused = httpx.post(f"{console.url}/halt", json={}, timeout=10.0)
+            halted = httpx.post(
+                f"{console.url}/halt",
+                json={"reason": "flood"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10.0,
+            )
+            resumed = httpx.post(
+                f"{console.url}/resume",
+                json={},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=10.0,
+            )
+        finally:
+            for sock in slow:
+                sock.close()
+
+    assert flooded.is_set(), "the slow connections never filled the server"
+    assert refused.status_code == 503  # no lane without the token
+    assert halted.status_code == 200, halted.text
+    assert resumed.status_code == 200, resumed.text
+    assert [c for c in trading.calls if c[0] != "status"] == [("halt", "flood"), ("resume", None)]
+    assert console.connections.control_in_flight == 0

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from app.console import ConsoleView, contracts, describe, dollars
+from app.console import ConsoleView, contracts, describe_event, dollars
 from messages.orders import OrderStatus, TradingState
 from messages.trading_events import (
     FillEvent,
@@ -127,5 +127,5 @@ def test_trading_event_when_printed_is_one_line_in_the_console_vocabulary(
     printed = out.getvalue()
     assert printed.count("\n") == 1
     assert printed.strip() == line
-    label, _, body = describe(event)  # type: ignore[arg-type]
+    label, _, body = describe_event(event)  # type: ignore[arg-type]
     assert f"{label}: {body}" == line

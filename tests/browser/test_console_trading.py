@@ -29,33 +29,11 @@ from messages.trading_events import (
     TradingStateChanged,
 )
 from tests.app.test_console_trading import StandInTrading
-from tests.browser.test_console_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PAGE_WAIT_MS
+from tests.browser.test_console_page import ARTIFACTS, PAGE_WAIT_MS
 from tests.harness import WAIT, running_supervisor, start_exchange
 from tests.resting_quoter import RestingQuoter
 
 TOKEN = "console-trading-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 @pytest.fixture
