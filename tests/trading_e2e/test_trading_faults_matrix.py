@@ -230,7 +230,7 @@ def test_fill_when_private_events_are_lost_reconciliation_applies_it(
 def test_gateway_when_it_crashes_with_a_create_in_flight_leaves_nothing_unknown(
     make_exchange: ExchangeFactory,
 ) -> None:
-    exchange = make_exchange(markets=3)
+    exchange = make_exchange(markets=3, cancel_all_tail_s=0)  # the tail has its own test
     ticker = exchange.markets.tickers()[0]
     with trading_supervisor(exchange, "crash") as (supervisor, rec):
         _engage(rec, ticker)
