@@ -260,7 +260,13 @@ def run(orders: int, big: int) -> tuple[list[str], bool]:
                 _place_many(probe, tickers[1], size, 0)
                 failures_before = _gateway_failures(supervisor)
                 started = time.perf_counter()
-                report = supervisor.halt("bench")
+                try:
+                    report = supervisor.halt("bench")
+                except TimeoutError as exc:
+                    ok = False
+                    lines.append(f"  FAIL: halt with {size:5d} resting: {exc}")
+                    _resume(supervisor, probe)
+                    continue
                 took = time.perf_counter() - started
                 resting = [o for o in exchange.truth("bench")["bench"].orders
                            if o.status == "resting"]
@@ -309,7 +315,12 @@ def run(orders: int, big: int) -> tuple[list[str], bool]:
                 f"  the same REST reads alone ({len(truth.resting)} resting): "
                 f"{floor * 1000:8.1f} ms; ratio {took / floor:.2f}x",
             ]
-            supervisor.halt("bench done")
+            try:
+                supervisor.halt("bench done")
+            except TimeoutError as exc:
+                ok = False
+                lines.append(f"  FAIL: the halt with {len(cids)} resting after the "
+                             f"reconciliation: {exc}")
         finally:
             supervisor.shutdown(timeout=10.0)
             raw_client.close()
