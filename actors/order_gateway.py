@@ -845,8 +845,12 @@ class OrderGatewayActor(ServiceActor):
                 message.reply.set_exception(RuntimeError("a halt is still in progress"))
             return
         self._set_state(halt_policy.resume(), "resumed")
-        if self.group_id is not None:
-            group = self.group_id
+        group = self.group_id
+        if group is None and self.cfg.order_group_limit is not None:
+            # not engaged yet (a new incarnation, after a crash's halt triggered it): the
+            # stage's group is the one our next order will join, so reset that one
+            group = self._stage_group()
+        if group is not None:
             self._submit("group_reset", lambda api: OrderGroupApi(api.client).reset(group))
         if message.reply is not None:
             message.reply.set_result(self._status())

@@ -392,6 +392,15 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
     )
     add(
         embedded,
+        "--exchange-take-rate",
+        "of those deltas per second, how many are the built-in participant taking liquidity "
+        "(it trades with the best resting order, yours too: what fills "
+        "examples/market_maker.py); capped at --exchange-rate",
+        type=non_negative_float,
+        metavar="R",
+    )
+    add(
+        embedded,
         "--exchange-seed",
         "seed of the embedded exchange's markets",
         type=int,
@@ -583,6 +592,7 @@ def _exchange_and_signer(
             markets=settings.exchange_markets,
             delta_rate=settings.exchange_rate,
             seed=settings.exchange_seed,
+            take_rate=min(settings.exchange_take_rate, settings.exchange_rate),
         )
         try:
             signer = load_signer(exchange.key_id, exchange.private_key_path)

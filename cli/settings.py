@@ -147,6 +147,8 @@ class RunSettings(BaseSettings):
     restart_types: dict[str, RestartType] = Field(default_factory=dict)
     exchange_markets: int = Field(default=30, gt=0)
     exchange_rate: float = Field(default=50.0, ge=0)
+    exchange_take_rate: float = Field(default=0.0, ge=0)
+    """Of ``exchange_rate``, the participant's takes per second (they fill your orders)."""
     exchange_seed: int = 0
 
     @model_validator(mode="after")
