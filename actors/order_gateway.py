@@ -41,6 +41,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -132,6 +133,33 @@ TEARDOWN_HALT_TIMEOUT = 5.0
 """At stop, how long the last halt may verify (the process is going away)."""
 
 
+class _RefreshView:
+    """Told to the gateway itself: recompute the halt thread's view once, after a burst."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _RiskView:
+    """What the risk check reads of an open order (``trading.risk.Exposure.of``), without
+    building a full ``OrderUpdate`` model per open order on every new order."""
+
+    status: OrderStatus
+    service: str
+    side: str
+    ticker: str
+    remaining: Decimal
+    price: Decimal
+
+    @classmethod
+    def of(cls, record: OrderRecord) -> _RiskView:
+        intent = record.intent
+        return cls(
+            record.status, intent.service, intent.side, intent.ticker, record.remaining,
+            intent.price,
+        )
+
+
 class OrderGatewayActor(ServiceActor):
     """See the module docstring."""
 
@@ -155,6 +183,7 @@ class OrderGatewayActor(ServiceActor):
         self._view_lock = threading.Lock()
         self._known_oids: set[str] = set()
         self._in_flight = 0
+        self._view_refresh_asked = False
         self._emitted: dict[str, tuple[Any, ...]] = {}
         self._cancel_wanted: set[str] = set()
         self._cancel_tries: dict[str, int] = {}
@@ -339,7 +368,7 @@ class OrderGatewayActor(ServiceActor):
             self._emit(record, reason="dry run: validated, not sent")
             return
         self._placed = True
-        self._in_flight_changed()
+        self._in_flight_changed(created=True)
         self._emit(record)
         create = CreateOrder(
             ticker=intent.ticker,
@@ -364,7 +393,7 @@ class OrderGatewayActor(ServiceActor):
         if self.pauses:
             return "the exchange has paused trading"
         intent = record.intent
-        views = [r.view() for r in self.tracker.open_orders() if r is not record]
+        views = [_RiskView.of(r) for r in self.tracker.open_orders() if r is not record]
         quotes = self._quotes()
         scopes = []
         limits = self.cfg.service_limits.get(intent.service)
@@ -780,7 +809,7 @@ class OrderGatewayActor(ServiceActor):
         for record in self.tracker.open_orders():
             if record.order_id is None:
                 self._cancel_wanted.add(record.client_order_id)
-        self._in_flight_changed()
+        self._refresh_view()  # the halt thread starts from the true view
         prefix, view, group = self.cfg.id_prefix, self._halt_view, self.group_id
         timeout = self.cfg.halt_timeout
         self._submit(
@@ -817,7 +846,21 @@ class OrderGatewayActor(ServiceActor):
         with self._view_lock:
             return set(self._known_oids), self._in_flight
 
-    def _in_flight_changed(self) -> None:
+    def _in_flight_changed(self, *, created: bool = False) -> None:
+        """The halt thread's view (our order ids, creates in flight) is recomputed by walking
+        every open order; doing that on each fact made a halt of N orders cost N walks of N
+        (the actor went unresponsive at 1,000). So facts only ask for one refresh, told to
+        this actor and run after the burst already queued; a new create counts at once, so
+        the view never shows fewer creates in flight than there are (only, briefly, more)."""
+        if created:
+            with self._view_lock:
+                self._in_flight += 1
+        if not self._view_refresh_asked:
+            self._view_refresh_asked = True
+            self.actor_ref.tell(_RefreshView())
+
+    def _refresh_view(self, _: _RefreshView | None = None) -> None:
+        self._view_refresh_asked = False
         in_flight = 0
         known: set[str] = set()
         for record in self.tracker.open_orders():
@@ -831,7 +874,7 @@ class OrderGatewayActor(ServiceActor):
     def _halt_now(self, reason: str) -> None:
         """At stop, on this thread: the I/O threads may be gone with the process."""
         self._set_state(TradingState.HALTED, reason)
-        self._in_flight_changed()
+        self._refresh_view()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self._halt_view,
                            group_id=self.group_id,
@@ -987,6 +1030,7 @@ def _question(gateway: OrderGatewayActor, _: TradingStatusQuery) -> TradingStatu
 
 
 _HANDLERS: dict[type, Callable[[OrderGatewayActor, Any], Any]] = {
+    _RefreshView: OrderGatewayActor._refresh_view,
     PlaceOrder: OrderGatewayActor._place,
     CancelOrder: OrderGatewayActor._cancel,
     AmendOrder: OrderGatewayActor._amend,
