@@ -156,7 +156,7 @@ class _RiskView:
         intent = record.intent
         return cls(
             record.status, intent.service, intent.side, intent.ticker, record.remaining,
-            intent.price,
+            record.price,
         )
 
 

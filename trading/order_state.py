@@ -88,6 +88,8 @@ class OrderRecord:
         self.close_reason: str | None = None
         self._close_key: tuple[int, str] | None = None
         self._remaining_key: tuple[int, Decimal] | None = None
+        self._price_key: tuple[int, Decimal] | None = None
+        """The latest price the exchange reported (an amend may change it), by report time."""
         """(ts, -remaining) of the latest report: newest wins, the lowest among untimed ones,
         so the same reports in any order give the same answer."""
         self._evidence = False
@@ -139,6 +141,17 @@ class OrderRecord:
         return min(-self._remaining_key[1], open_size)
 
     @property
+    def price(self) -> Decimal:
+        """The YES price it rests at: the latest the exchange reported (after an amend),
+        else the intent's."""
+        asked = self.intent.price
+        if self._price_key is None or self._price_key[1] == asked:
+            return asked  # as the intent wrote it, not the exchange's 6 places
+        reported = self._price_key[1]
+        shown = reported.quantize(asked)
+        return shown if shown == reported else reported.normalize()
+
+    @property
     def needs_lookup(self) -> bool:
         """Ask the exchange about it: outcome unknown, or it vanished and is not yet final."""
         status = self.status
@@ -151,7 +164,7 @@ class OrderRecord:
             service=self.intent.service,
             ticker=self.intent.ticker,
             side=self.intent.side,
-            price=self.intent.price,
+            price=self.price,
             count=self.count,
             filled=self.filled,
             remaining=self.remaining,
@@ -218,6 +231,9 @@ class OrderRecord:
         self._evidence = True
         self._learn_order_id(order.order_id, before)
         self.reported_filled = max(self.reported_filled, order.fill_count)
+        price_key = (_ts_key(order.ts_ms), order.price)
+        if self._price_key is None or price_key[0] > self._price_key[0]:
+            self._price_key = price_key
         if order.status in ("canceled", "executed"):
             self._close(order.last_update_reason or order.status, order.ts_ms)
         elif order.status == "resting":

@@ -55,7 +55,10 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
         assert rec.call(lambda s: s.trading.positions) == {ticker: D(2)}
 
         rec.call(lambda s: s.trading.amend(cid, price=str(D(q.inside) + D("0.01")), count=8))
-        assert rec.wait(lambda r: (u := r.last(cid)) is not None and u.count == D(8))
+        amended = D(q.inside) + D("0.01")
+        assert rec.wait(
+            lambda r: (u := r.last(cid)) is not None and (u.count, u.price) == (D(8), amended)
+        )
         true_order = next(
             o for o in exchange.truth("alice")["alice"].orders if o.client_order_id == cid
         )

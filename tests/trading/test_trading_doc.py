@@ -7,6 +7,8 @@ import typing
 from pathlib import Path
 
 import actors.context as context
+import app.handle as handle
+import kalshi_sim.exchange as sim_exchange
 import messages.orders as orders
 import supervision.config as config
 import trading
@@ -14,8 +16,12 @@ from trading import halt, ids, lookup, order_state, pnl, reconcile, risk, tracke
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "trading.md").read_text()
-MODULES = (orders, halt, ids, lookup, order_state, pnl, reconcile, risk, tracker, context, config)
-"""Where the names it gives live (the gateway's and the trading stage's settings too)."""
+MODULES = (
+    orders, halt, ids, lookup, order_state, pnl, reconcile, risk, tracker, context, config, handle,
+    sim_exchange,
+)
+"""Where the names it gives live (the gateway's and the trading stage's settings too, and the
+handle's kill switch, the embedded exchange's test hooks)."""
 
 
 def first_cells(heading: str) -> set[str]:
