@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -145,15 +145,20 @@ class ConsoleView:
             f"  after {duration(event.duration_ms)} in {event.from_state.name}", style="dim"
         )
         header.append(f"  {event.context}")
+        first: RenderableType
         if self._wraps:  # the wrapped part stays right of the time
             grid = Table.grid()
             grid.add_column(width=len(stamp), no_wrap=True)
             grid.add_column()
             grid.add_row(stamp, header)
-            self._console.print(grid)
+            first = grid
         else:
-            self._console.print(stamp + header)
-        self._emit(Text(fields(event.metadata.model_dump(mode="json")), style="dim"), 4)
+            first = stamp + header
+        values = Text(fields(event.metadata.model_dump(mode="json")), style="dim")
+        metadata = self._indented(values, 4)
+        # One print, so one write: a log line from another thread can never land between a
+        # transition and its metadata.
+        self._console.print(Group(first, metadata))
 
     def _line(self, label: str, style: str, body: str) -> None:
         text = Text()
@@ -162,10 +167,12 @@ class ConsoleView:
         self._emit(text, len(_INDENT))
 
     def _emit(self, text: Text, indent: int) -> None:
+        self._console.print(self._indented(text, indent))
+
+    def _indented(self, text: Text, indent: int) -> RenderableType:
         if self._wraps:
-            self._console.print(Padding(text, (0, 0, 0, indent)))
-        else:
-            self._console.print(Text(" " * indent) + text)
+            return Padding(text, (0, 0, 0, indent))
+        return Text(" " * indent) + text
 
 
 def describe_event(event: SupervisorEvent) -> tuple[str, str, str]:
