@@ -677,7 +677,9 @@ def bad_config_runs(
     assert launcher.leaked_secrets() == []
 
 
-RETRY_NOTE = re.compile(r" INFO kalshi_api\.rest: GET \S+ failed \(.*\); retry \d+/\d+ in ")
+RETRY_NOTE = re.compile(
+    r" INFO kalshi_supervisor\.kalshi_api\.rest: GET \S+ failed \(.*\); retry \d+/\d+ in "
+)
 """The client's log line for a retried GET (see ``kalshi_api.rest``)."""
 
 
