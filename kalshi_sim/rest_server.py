@@ -619,20 +619,3 @@ def _event_rows_json(rows: Sequence[_Row]) -> list[dict[str, Any]]:
         }
         for event, group in events.items()
     ]
-
-
-def _event_positions_json(positions: Sequence[SimPosition]) -> list[dict[str, Any]]:
-    events: dict[str, list[SimPosition]] = {}
-    for position in positions:
-        events.setdefault(position.event_ticker, []).append(position)
-    return [
-        {
-            "event_ticker": event,
-            "total_cost_dollars": format_dollars(sum(p.total_traded_micros for p in group)),
-            "total_cost_shares_fp": format_count(sum(abs(p.position_centi) for p in group)),
-            "event_exposure_dollars": format_dollars(sum(p.exposure_micros for p in group)),
-            "realized_pnl_dollars": format_dollars(sum(p.realized_pnl_micros for p in group)),
-            "fees_paid_dollars": format_dollars(sum(p.fees_paid_micros for p in group)),
-        }
-        for event, group in events.items()
-    ]

@@ -188,23 +188,6 @@ def position_json(position: Position) -> dict[str, Any]:
     }
 
 
-def event_positions_json(positions: list[Position]) -> list[dict[str, Any]]:
-    events: dict[str, list[Position]] = {}
-    for position in positions:
-        events.setdefault(position.event_ticker, []).append(position)
-    return [
-        {
-            "event_ticker": event,
-            "total_cost_dollars": format_dollars(sum(p.total_traded_micros for p in group)),
-            "total_cost_shares_fp": format_count(sum(abs(p.position_centi) for p in group)),
-            "event_exposure_dollars": format_dollars(sum(p.cost_micros for p in group)),
-            "realized_pnl_dollars": format_dollars(sum(p.realized_pnl_micros for p in group)),
-            "fees_paid_dollars": format_dollars(sum(p.fees_paid_micros for p in group)),
-        }
-        for event, group in events.items()
-    ]
-
-
 def settlement_json(settlement: Settlement) -> dict[str, Any]:
     body: dict[str, Any] = {
         "ticker": settlement.ticker,
