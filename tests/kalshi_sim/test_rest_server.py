@@ -6,6 +6,7 @@ check what the exchange sends, not what the client makes of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import socket
@@ -576,10 +577,15 @@ def test_get_when_target_unknown_or_malformed_answers_error_and_keeps_serving(
 def test_raw_socket_when_bytes_are_not_valid_http_server_answers_or_closes_and_survives(
     wire: Wire, payload: bytes
 ) -> None:
-    with socket.create_connection(("127.0.0.1", wire.exchange.port), timeout=5) as raw:
+    reply = b""
+    # A server that closes while our bytes are still unread makes the kernel reset the
+    # connection (seen beside a CPU hog with the 70 KB header): that is its close too.
+    with (
+        socket.create_connection(("127.0.0.1", wire.exchange.port), timeout=5) as raw,
+        contextlib.suppress(ConnectionResetError, BrokenPipeError),
+    ):
         raw.sendall(payload)
         raw.shutdown(socket.SHUT_WR)
-        reply = b""
         while chunk := raw.recv(65536):
             reply += chunk
     assert reply == b"" or reply.startswith(b"HTTP/1.")
