@@ -19,6 +19,7 @@ from cli.main import main
 from core.event_bus import EventListener
 from core.supervisor_actor import SupervisorActor
 from kalshi_api.book_changes import BookView
+from messages.account import AccountView
 from messages.events import (
     Escalation,
     Event,
@@ -50,6 +51,7 @@ from supervision.config import RestartSettings, SupervisorConfig
 
 __all__ = [
     "DEFAULT_STAGES",
+    "AccountView",
     "ActorFault",
     "BookView",
     "Escalation",

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from actors.account_push import AccountPush, RefreshAccount
 from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
 from actors.gateway_facts import from_user_order, from_ws_fill
 from actors.gateway_io import (
@@ -199,6 +200,7 @@ class OrderGatewayActor(ServiceActor):
         self._engaged = False
         self._engaging = False
         self._queued: list[PlaceOrder] = []
+        self.account_push = AccountPush(link, self.actor_ref)  # services' on_account
         link.attach_gateway(self.actor_ref)
 
     def teardown(self) -> None:
@@ -689,6 +691,7 @@ class OrderGatewayActor(ServiceActor):
                 return
 
     def _publish_position(self, ticker: str) -> None:
+        self.account_push.changed()
         ledger = self.pnl.market(ticker)
         if ledger is None:
             return
@@ -970,6 +973,7 @@ class OrderGatewayActor(ServiceActor):
         if view.status.is_final:
             self._cancel_wanted.discard(cid)
         self._emitted[cid] = key
+        self.account_push.changed()
         if len(self._emitted) > 2 * len(self.tracker) + 1000:  # bounded: forget evicted orders
             self._emitted = {c: k for c, k in self._emitted.items() if self.tracker.get(c)}
         self.link.tell_service(view.service, view)
@@ -1031,6 +1035,7 @@ def _question(gateway: OrderGatewayActor, _: TradingStatusQuery) -> TradingStatu
 
 _HANDLERS: dict[type, Callable[[OrderGatewayActor, Any], Any]] = {
     _RefreshView: OrderGatewayActor._refresh_view,
+    RefreshAccount: lambda gateway, message: gateway.account_push.refresh(message),
     PlaceOrder: OrderGatewayActor._place,
     CancelOrder: OrderGatewayActor._cancel,
     AmendOrder: OrderGatewayActor._amend,

@@ -30,9 +30,14 @@ Hooks (all run on the service's own thread, one message at a time):
     A subscribed book changed. ``book`` is a consistent, immutable copy of its latest
     state. Changes that arrive while you are busy are coalesced per ticker, so you
     always see the latest book, never a growing backlog.
-``on_account(sync)``
-    A sync completed (initial and every update sync): balances, positions, orders and
-    the changes since the previous sync.
+``on_account(account)``
+    The account moved: a sync completed (initial and every update sync), or, with trading
+    on, the order gateway's positions or open orders changed (fills, order updates,
+    reconciliation). ``account`` is an immutable ``messages.account.AccountView``: the
+    latest sync's money facts (``account.sync``; ``account.state``/``.changes``/
+    ``.sync_type`` read through to it, as the hook's old ``sync`` argument had them) and the
+    account's live positions and open orders, exact. Gateway pushes are coalesced: while
+    the service is busy at most one waits, and it carries the newest snapshot.
 ``on_event(event)``
     Every supervisor event (transitions, failures, restarts, stream incidents, ...).
 ``on_order(update)`` / ``on_fill(fill)`` / ``on_position(position)``
@@ -82,6 +87,7 @@ from actors.service_spec import (
 )
 from actors.trading_handle import TradingHandle
 from kalshi_api.book_changes import BookSubscription, BookView
+from messages.account import AccountMoved, AccountView
 from messages.commands import Report
 from messages.events import Event, ExchangePaused, ExchangeResumed
 from messages.exchange import PauseScope
@@ -98,6 +104,7 @@ from messages.services import (
 )
 from messages.states import State
 from supervision.scheduler import TimerHandle
+from trading.account_view import compose
 
 __all__ = [
     "ServiceActor",
@@ -170,6 +177,8 @@ class ServiceActor(ChildActor):
             else None
         )
         """Orders through the gateway (None when trading is off; see the module docstring)."""
+        self._account_sync: SyncCompleted | None = None
+        self._account_version = 0
         self.trading_connection: TradingConnected | None = None
         """The trading stage's latest result (limits, the session's order group, the open
         orders it found), or None before it or with trading off."""
@@ -194,8 +203,8 @@ class ServiceActor(ChildActor):
     def on_book_changed(self, ticker: str, book: BookView) -> None:
         """A subscribed book changed; ``book`` is a consistent copy of its latest state."""
 
-    def on_account(self, sync: SyncCompleted) -> None:
-        """A sync completed (account state and its changes)."""
+    def on_account(self, account: AccountView) -> None:
+        """The account moved: a sync, or the gateway's live positions and open orders."""
 
     def on_event(self, event: Event) -> None:
         """Any supervisor event."""
@@ -312,13 +321,30 @@ class ServiceActor(ChildActor):
         EventNotice: _on_event_notice,
         SystemReady: _on_system_ready,
         SystemNotReady: _on_system_not_ready,
-        AccountChanged: lambda self, message: self.on_account(message.sync),
+        AccountChanged: lambda self, message: self._account_synced(message.sync),
+        AccountMoved: lambda self, _: self._account_moved(),
         TradingConnected: lambda self, message: self._trading_connected(message),
         OrderUpdate: lambda self, message: self._trading_fact(message, self.on_order),
         Fill: lambda self, message: self._trading_fact(message, self.on_fill),
         Position: lambda self, message: self._trading_fact(message, self.on_position),
         Report: lambda self, _: self.health(),
     }
+
+    def _account_synced(self, sync: SyncCompleted) -> None:
+        self._account_sync = sync
+        link = self.context.trading if self.trading is not None else None
+        live = link.account.latest if link is not None else None
+        if live is not None:
+            self._account_version = max(self._account_version, live.version)
+        self.on_account(compose("sync", sync, live))
+
+    def _account_moved(self) -> None:
+        link = self.context.trading
+        live = link.take_account(self.name) if link is not None else None
+        if live is None or live.version <= self._account_version:
+            return  # already seen (a sync delivered it)
+        self._account_version = live.version
+        self.on_account(compose("trading", self._account_sync, live))
 
     def _trading_connected(self, result: TradingConnected) -> None:
         self.trading_connection = result

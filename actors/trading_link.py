@@ -20,7 +20,9 @@ from typing import Any
 import pykka
 
 from actors.gateway_config import GatewayConfig
+from messages.account import ACCOUNT_MOVED, LiveAccount
 from messages.orders import TradingState
+from trading.account_view import AccountBoard
 from trading.ids import ClientOrderIdAllocator, IdStateError
 from trading.pnl import PnlBook
 from trading.tracker import OrderTracker
@@ -54,6 +56,9 @@ class TradingLink:
         """The gateway's book of orders and P&L, kept here so they outlive a gateway crash:
         the next incarnation reconciles them with the exchange and tells each service how
         its orders ended (the crash's halt cancelled them)."""
+        self.account = AccountBoard()
+        """The gateway's latest account snapshot, and which services have a nudge queued
+        (``on_account``; kept here so it outlives a gateway or a service restart)."""
         self.id_error: str | None = None
         """Why no ids can be handed out (a corrupt state file), or None."""
         if allocator is None:
@@ -128,11 +133,24 @@ class TradingLink:
     def attach_service(self, name: str, ref: pykka.ActorRef[Any]) -> None:
         with self._lock:
             self._services[name] = ref
+        self.account.forget(name)  # a nudge queued for an earlier incarnation died with it
 
     def detach_service(self, name: str, ref: pykka.ActorRef[Any]) -> None:
         with self._lock:
             if self._services.get(name) is ref:
                 del self._services[name]
+
+    def offer_account(self, live: LiveAccount) -> None:
+        """The gateway's new snapshot: nudge each service that has no nudge queued."""
+        with self._lock:
+            names = list(self._services)
+        for name in self.account.post(live, names):
+            if not self.tell_service(name, ACCOUNT_MOVED):
+                self.account.forget(name)
+
+    def take_account(self, name: str) -> LiveAccount | None:
+        """A service runs its nudge: the latest snapshot."""
+        return self.account.take(name)
 
     def tell_service(self, name: str, message: object) -> bool:
         with self._lock:

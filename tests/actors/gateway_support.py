@@ -17,6 +17,7 @@ from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient
 from kalshi_sim.exchange import EmbeddedExchange
+from messages.account import AccountView
 from messages.events import SupervisorEvent
 from messages.orders import Fill, OrderStatus, OrderUpdate, Position
 from messages.states import State
@@ -46,6 +47,10 @@ class Recorder:
         self.ready = False
         self.not_ready = 0
         self.events: list[Any] = []
+        self.accounts: list[AccountView] = []
+        self.account_gate: threading.Event | None = None
+        """When set, the next ``on_account`` the gateway caused waits for it (after being
+        recorded): the service is busy while a burst arrives."""
 
     def add(self, kind: str, item: Any) -> None:
         with self.cond:
@@ -105,6 +110,13 @@ class Trader(ServiceActor):
 
     def on_fill(self, fill: Fill) -> None:
         self.recorder.add("fills", fill)
+
+    def on_account(self, account: AccountView) -> None:
+        self.recorder.add("accounts", account)
+        gate = self.recorder.account_gate
+        if gate is not None and account.cause == "trading":
+            self.recorder.account_gate = None
+            gate.wait(WAIT)
 
     def on_position(self, position: Position) -> None:
         self.recorder.add("positions", position)

@@ -16,6 +16,7 @@ from app.handle import Supervisor
 from kalshi_api.book_changes import BookView
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.exchange import EmbeddedExchange
+from messages.account import AccountView
 from messages.events import (
     Event,
     ExchangePaused,
@@ -25,7 +26,6 @@ from messages.events import (
 )
 from messages.faults import FaultTarget, InjectFault
 from messages.metadata import ReadyMetadata
-from messages.results import SyncCompleted
 from messages.services import (
     ServiceDropped,
     ServiceFailureReported,
@@ -92,7 +92,7 @@ class Probe(ServiceActor):
             self.journal.books[ticker] = book
             self.journal.lock.notify_all()
 
-    def on_account(self, sync: SyncCompleted) -> None:
+    def on_account(self, sync: AccountView) -> None:  # the old shape reads through
         self.journal.add(self.name, "account", sync.sync_type, sync.state.balance)
 
     def on_event(self, event: Event) -> None:
