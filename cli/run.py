@@ -90,7 +90,7 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
         suffix = f" (default: {shown})" if shown else ""
         group.add_argument(flag, help=help + suffix, **kwargs)
         if rows is not None:
-            if kwargs.get("action") == "store_true":
+            if kwargs.get("action") in ("store_true", "store_false"):
                 metavar, shown = "", "off"
             elif "choices" in kwargs:
                 metavar = "|".join(kwargs["choices"])
@@ -223,6 +223,38 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
             type=positive_int if flag == "--max-open-orders" else positive_decimal,
             metavar=metavar,
         )
+    add(
+        trading,
+        "--service-limit",
+        "risk limits of one service, besides the global ones (repeatable; KEY is a --max-* "
+        "name with underscores: max_order_count, max_position, max_open_orders, max_notional, "
+        "max_daily_loss), e.g. mm:max_order_count=10,max_position=50",
+        action="append",
+        dest="service_limits",
+        metavar="NAME:KEY=VALUE,...",
+    )
+    for setting, when in (
+        ("halt_on_not_ready", "the system leaves READY (ERROR, shutdown, Ctrl-C)"),
+        ("halt_on_pause", "the exchange pauses (a weekly trading pause only refuses orders)"),
+        ("halt_on_daily_loss", "a daily-loss limit (global or a service's) is breached"),
+        ("halt_on_group_trigger", "the session's order group triggers"),
+    ):
+        add(
+            trading,
+            "--no-" + setting.replace("_", "-"),
+            f"do not halt trading (cancel all, refuse new orders) when {when}",
+            default="",
+            action="store_false",
+            dest=setting,
+        )
+    add(
+        trading,
+        "--no-cancel-orders-on-service-stop",
+        "leave a service's orders resting when it stops or is dropped",
+        default="",
+        action="store_false",
+        dest="cancel_orders_on_service_stop",
+    )
     pauses = run.add_argument_group("exchange pauses (waited out, never a failure)")
     add(
         pauses,
@@ -444,6 +476,8 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
                     f"--restart-type {item!r}: expected NAME=permanent|transient|temporary"
                 ) from None
         flags["restart_types"] = restart_types
+    if "service_limits" in flags:
+        flags["service_limits"] = parse_service_limits(flags["service_limits"])
     if "services" in flags:
         flags["services"] = tuple(flags["services"])
     if "status_public_names" in flags:
@@ -458,6 +492,30 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
+def parse_service_limits(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``NAME:KEY=VALUE,...`` items -> ``{NAME: {KEY: VALUE}}``; a name given twice merges
+    (the later value of a key wins). Values stay text: ``RiskLimits`` reads them as exact
+    decimals (never a float) and names a bad key or value in one line."""
+    limits: dict[str, dict[str, str]] = {}
+    for item in items:
+        name, colon, pairs = item.partition(":")
+        name = name.strip()
+        if not colon or not name or not pairs.strip():
+            raise ConfigError(
+                f"--service-limit {item!r}: expected NAME:KEY=VALUE[,KEY=VALUE...], "
+                "e.g. mm:max_order_count=10,max_position=50"
+            )
+        table = limits.setdefault(name, {})
+        for pair in pairs.split(","):
+            key, equals, value = pair.partition("=")
+            if not equals or not key.strip() or not value.strip():
+                raise ConfigError(
+                    f"--service-limit {item!r}: {pair.strip()!r} is not KEY=VALUE"
+                )
+            table[key.strip()] = value.strip()
+    return limits
+
+
 def services_from_settings(
     settings: RunSettings, sources: Sources | None = None
 ) -> tuple[ServiceSpec, ...]:
@@ -469,7 +527,7 @@ def services_from_settings(
     would: a console script's ``sys.path`` starts at its own ``bin/``, so without this
     ``examples.spread_alert:SpreadAlert`` would not be found from a checkout. Appended, not
     prepended, so an installed module of the same name still wins."""
-    if not settings.services and not settings.service_options:
+    if not settings.services and not settings.service_options and not settings.service_limits:
         return ()
     from actors.registry import DEFAULT_STAGES
     from app.service_loader import ServiceLoadError, check_unique, specs_from_references
@@ -485,7 +543,21 @@ def services_from_settings(
         if source.startswith("--"):
             source = ""  # the flag is in the message already (`service '...'`)
         raise ConfigError(f"{source}: services: {exc}" if source else str(exc)) from None
+    _check_limited(settings, specs, sources)
     return specs
+
+
+def _check_limited(
+    settings: RunSettings, specs: Sequence[ServiceSpec], sources: Sources | None
+) -> None:
+    """A limit for a name no service has would limit nothing: a typo must not pass."""
+    unknown = sorted(set(settings.service_limits) - {spec.name for spec in specs})
+    if unknown:
+        known = ", ".join(spec.name for spec in specs) or "none configured"
+        source = (sources.of("service_limits") if sources is not None else "") or "service_limits"
+        raise ConfigError(
+            f"{source}: limits for unknown service(s): {', '.join(unknown)} (services: {known})"
+        )
 
 
 def config_from_settings(

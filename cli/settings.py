@@ -54,6 +54,17 @@ MAX_CONFIG_BYTES = 1024 * 1024
 """A real config is a few hundred bytes; the cap keeps a wrong path from being slurped whole."""
 
 
+NEGATED_FLAGS = (
+    "halt_on_not_ready",
+    "halt_on_pause",
+    "halt_on_daily_loss",
+    "halt_on_group_trigger",
+    "cancel_orders_on_service_stop",
+)
+"""Settings on by default that a flag turns off: ``--no-halt-on-pause`` sets ``halt_on_pause``
+to false (the environment and the file say ``true``/``false``)."""
+
+
 class SettingsError(ValueError):
     """A bad setting: the message is one line naming where the value came from."""
 
@@ -122,6 +133,12 @@ class RunSettings(BaseSettings):
     max_notional: Exact | None = None
     max_daily_loss: Exact | None = None
     """The order gateway's global risk limits (``RiskLimits``; None: no limit)."""
+    halt_on_not_ready: bool = True
+    halt_on_pause: bool = True
+    halt_on_daily_loss: bool = True
+    halt_on_group_trigger: bool = True
+    """The automatic halts (``GatewaySettings``; ``--no-halt-on-pause`` ... turn one off)."""
+    cancel_orders_on_service_stop: bool = True
     status_host: str = "127.0.0.1"
     status_port: int = 8005
     status_public_names: tuple[str, ...] = ()
@@ -144,6 +161,10 @@ class RunSettings(BaseSettings):
     service_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Each service's options (``--service-option NAME.KEY=VALUE``; in TOML a
     ``[service_options.NAME]`` table), validated by the service's own options model."""
+    service_limits: dict[str, RiskLimits] = Field(default_factory=dict)
+    """Each service's own risk limits (``--service-limit NAME:KEY=VALUE,...``; in TOML a
+    ``[service_limits.NAME]`` table), checked besides the global ones. Names must be
+    configured services' (``cli.run.services_from_settings`` checks)."""
     restart_types: dict[str, RestartType] = Field(default_factory=dict)
     exchange_markets: int = Field(default=30, gt=0)
     exchange_rate: float = Field(default=50.0, ge=0)
@@ -234,6 +255,12 @@ class RunSettings(BaseSettings):
                     max_notional=self.max_notional,
                     max_daily_loss=self.max_daily_loss,
                 ),
+                service_risk_limits=dict(self.service_limits),
+                halt_on_not_ready=self.halt_on_not_ready,
+                halt_on_pause=self.halt_on_pause,
+                halt_on_daily_loss=self.halt_on_daily_loss,
+                halt_on_group_trigger=self.halt_on_group_trigger,
+                cancel_orders_on_service_stop=self.cancel_orders_on_service_stop,
             ),
             startup_orders=self.startup_orders,
             allow_production_trading=self.allow_production_trading,
@@ -301,6 +328,8 @@ def _flag_name(setting: str) -> str:
         "restart_types": "restart-type",
         "services": "service",
         "service_options": "service-option",
+        "service_limits": "service-limit",
+        **{name: "no-" + name.replace("_", "-") for name in NEGATED_FLAGS},
     }.get(setting, setting.replace("_", "-"))
 
 

@@ -614,6 +614,19 @@ def _bad_config_cases(
             ["--pause-min-poll", "5", "--pause-max-poll", "2"],
             "pause_min_poll (5) must not exceed pause_max_poll (2)",
         ),
+        "service_limit_without_name": (["--service-limit", "max_position=5"], "NAME:KEY=VALUE"),
+        "service_limit_unknown_key": (
+            ["--service-limit", "mm:max_positions=5"],
+            "--service-limit: service_limits.mm.max_positions: unknown setting",
+        ),
+        "service_limit_bad_value": (
+            ["--service-limit", "mm:max_notional=-2.5"],
+            "--service-limit: service_limits.mm.max_notional",
+        ),
+        "service_limit_unknown_service": (
+            ["--service-limit", "nobody:max_position=5"],
+            "--service-limit: limits for unknown service(s): nobody (services: none configured)",
+        ),
     }
 
 
@@ -643,6 +656,10 @@ BAD_CONFIG_IDS = [
     "negative_exchange_check_interval",
     "junk_pause_max_poll",
     "pause_bounds_out_of_order",
+    "service_limit_without_name",
+    "service_limit_unknown_key",
+    "service_limit_bad_value",
+    "service_limit_unknown_service",
 ]
 
 
