@@ -818,7 +818,7 @@ class OrderGatewayActor(ServiceActor):
         self._submit(
             "halted",
             lambda api: run_halt(api, prefix=prefix, view=view, group_id=group, timeout=timeout),
-            context=reason,
+            context=(reason, len(self.tracker.open_orders())),  # what it set out to cancel
             dedicated=True,
         )
 
@@ -830,7 +830,8 @@ class OrderGatewayActor(ServiceActor):
         else:
             outcome = done.result
         report = HaltReport(
-            reason=done.context, state=self.state, duration_ms=outcome.duration_ms,
+            reason=done.context[0], open_at_start=done.context[1], state=self.state,
+            duration_ms=outcome.duration_ms,
             cancel_all_calls=outcome.cancel_all_calls, verify_reads=outcome.verify_reads,
             remaining=outcome.remaining,
         )

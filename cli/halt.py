@@ -1,8 +1,10 @@
 """``kalshi-supervisor halt``: the kill switch, from another terminal; ``resume`` undoes it.
 
-Scripts and drills depend on the contract, so it is terse: the supervisor's JSON reply (the
-halt report: reason, duration, cancel-all calls, verify reads, how many of ours still rest)
-on one stdout line and exit 0; one stderr line and exit 1 when the supervisor refuses
+Scripts and drills depend on the contract, so it is fixed: a short summary for a person on
+stdout (``cli.control_summary``: state, reason, the orders it set out to cancel, how long
+until none of ours rested), or with ``--json`` the supervisor's JSON reply (the halt report:
+reason, open orders at the start, duration, cancel-all calls, verify reads, how many of ours
+still rest) on one line; exit 0. One stderr line and exit 1 when the supervisor refuses
 (wrong token, orderbook-only mode, the order gateway not answering) or a halt ends with
 orders of ours still resting; one stderr line and exit 2 for a bad argument or a supervisor
 that cannot be found or reached. No expected failure prints a traceback.
@@ -97,7 +99,13 @@ def run_control(
     error = reply.get("error") if isinstance(reply, dict) else None
     detail = error if isinstance(error, str) else f"unexpected reply (HTTP {status})"
     if status == 200 and isinstance(reply, dict):
-        print(json.dumps(reply), file=out)
+        if getattr(args, "json", False):
+            print(json.dumps(reply), file=out)
+        else:
+            from cli.control_summary import summary
+
+            shown = {k: v for k, v in reply.items() if k != "accepted"}
+            print(summary(what, shown), file=out)
         remaining = reply.get("remaining")
         if isinstance(remaining, int) and remaining > 0:
             print(one_line(f"{what}: {remaining} of our orders still rest"), file=err)
@@ -106,6 +114,14 @@ def run_control(
     if status == 400:
         return fail(f"rejected by supervisor: {detail}", EXIT_USAGE)
     return fail(f"refused: {detail}", EXIT_REFUSED)
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the supervisor's reply as one JSON line (for scripts) instead of a summary",
+    )
 
 
 def _reason(text: str) -> str:
@@ -132,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="why, for the halt report, the events and the logs (default: manual)",
     )
+    add_json_argument(parser)
     add_endpoint_arguments(parser, timeout=HALT_TIMEOUT)
     return parser
 

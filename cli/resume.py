@@ -1,5 +1,5 @@
 """``kalshi-supervisor resume``: trading ACTIVE again after a halt (see ``cli.halt`` for the
-one-line, exit-code contract the two share).
+output and exit-code contract the two share: a summary, or ``--json`` for the reply).
 
 Only a person resumes: no automatic path un-halts a process (``trading.halt``). The order
 gateway resets the session's order group; the risk checks still refuse (and halt again)
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from cli.arguments import OneLineParser
 from cli.control_client import add_endpoint_arguments
-from cli.halt import RESUME_TIMEOUT, run_control
+from cli.halt import RESUME_TIMEOUT, add_json_argument, run_control
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kalshi-supervisor resume",
         description="Resume trading in a running supervisor after a halt.",
     )
+    add_json_argument(parser)
     add_endpoint_arguments(parser, timeout=RESUME_TIMEOUT)
     return parser
 

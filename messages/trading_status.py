@@ -17,6 +17,8 @@ class HaltReport(Message):
 
     reason: str
     state: TradingState
+    open_at_start: int = Field(default=0, ge=0)
+    """Our open orders when the halt began: what it set out to cancel."""
     duration_ms: int = Field(ge=0)
     cancel_all_calls: int = Field(ge=0)
     verify_reads: int = Field(ge=0)

@@ -22,6 +22,7 @@ from app.console_server import ConsoleServer
 from app.console_state import ConsoleEndpoint, new_token, write_state_file
 from cli import halt, resume
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from messages.orders import TradingState
 from tests.app.test_console_trading import StandInTrading
 from tests.cli.test_cli_process import START_WAIT, Launcher, Proc, run_against
 
@@ -78,7 +79,9 @@ def _resume(argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_halt_when_supervisor_trades_prints_report_on_one_line_and_exits_0(live: Live) -> None:
-    code, out, err = _halt(["--reason", "drill on KXT", "--state-file", str(live.state_file)])
+    code, out, err = _halt(
+        ["--json", "--reason", "drill on KXT", "--state-file", str(live.state_file)]
+    )
 
     assert (code, err) == (0, "")
     assert out.count("\n") == 1
@@ -97,7 +100,7 @@ def test_halt_when_supervisor_trades_prints_report_on_one_line_and_exits_0(live:
 def test_resume_when_halted_exits_0_and_trading_is_active(live: Live) -> None:
     _halt(["--state-file", str(live.state_file)])
 
-    code, out, err = _resume(["--state-file", str(live.state_file)])
+    code, out, err = _resume(["--json", "--state-file", str(live.state_file)])
 
     assert (code, err) == (0, "")
     assert json.loads(out)["state"] == "active"
@@ -122,11 +125,47 @@ def test_halt_when_orderbook_only_exits_1_saying_trading_is_off(orderbook_only: 
 def test_halt_when_orders_still_rest_after_the_halt_exits_1(live: Live) -> None:
     live.trading.remaining = 3
 
-    code, out, err = _halt(["--state-file", str(live.state_file)])
+    code, out, err = _halt(["--json", "--state-file", str(live.state_file)])
 
     assert code == 1
     assert json.loads(out)["remaining"] == 3
     assert err == "halt: 3 of our orders still rest\n"
+
+    code, out, err = _halt(["--state-file", str(live.state_file)])  # a person reads it too
+
+    assert code == 1 and err == "halt: 3 of our orders still rest\n"
+    assert "3 orders of ours STILL REST after 12 ms" in out
+
+
+def test_halt_without_json_prints_a_short_summary_for_a_person(live: Live) -> None:
+    code, out, err = _halt(["--reason", "drill on KXT", "--state-file", str(live.state_file)])
+
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "halt: trading HALTED (reason: drill on KXT)",
+        "  zero of ours resting after 12 ms (1 cancel-all call, 2 verify reads)",
+    ]
+
+
+def test_resume_without_json_summarises_the_trading_status(live: Live) -> None:
+    _halt(["--state-file", str(live.state_file)])
+    stand_in = live.trading
+
+    def resume_trading() -> object:  # as the gateway does: ACTIVE, and its status
+        stand_in.state = TradingState.ACTIVE
+        return stand_in.trading_status()
+
+    stand_in.resume_trading = resume_trading  # type: ignore[method-assign]
+
+    code, out, err = _resume(["--state-file", str(live.state_file)])
+
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "resume: trading ACTIVE",
+        "  open orders: 1 (mm 1)",
+        "  positions: none",
+        "  write budget 37.5 of 100 tokens, 2 writes answered 429",
+    ]
 
 
 def test_halt_when_gateway_does_not_answer_exits_1_with_the_reason(live: Live) -> None:
@@ -268,12 +307,14 @@ def test_halt_when_a_service_has_an_order_resting_cancels_it_and_resume_reactiva
     ours = {resting["client_order_id"]}
     assert _resting_of_ours(exchange, ours) == [resting["client_order_id"]]
 
-    halted = _command(launch, "halt", "--reason", "drill", "--state-file", str(state_file))
+    halted = _command(
+        launch, "halt", "--json", "--reason", "drill", "--state-file", str(state_file)
+    )
 
     assert halted.popen.returncode == 0, halted.describe()
     assert halted.stderr == [] and len(halted.stdout) == 1
     report = json.loads(halted.stdout[0])
-    assert (report["accepted"], report["remaining"]) == (True, 0)
+    assert (report["accepted"], report["remaining"], report["open_at_start"]) == (True, 0, 1)
     assert report["reason"] == "drill" and report["cancel_all_calls"] >= 1
     assert _resting_of_ours(exchange, ours) == []
     proc.wait_for(
@@ -285,10 +326,21 @@ def test_halt_when_a_service_has_an_order_resting_cancels_it_and_resume_reactiva
     assert states[-1] == "halted"
     after = len(proc.events)
 
+    again = _command(launch, "halt", "--reason", "drill 2", "--state-file", str(state_file))
+
+    assert again.popen.returncode == 0, again.describe()
+    assert again.stdout[0] == "halt: trading HALTED (reason: drill 2)", again.describe()
+    assert again.stdout[1] == "  0 orders of ours open when it began; none rest now"
+    assert again.stdout[2].startswith("  zero of ours resting after ")
+
     resumed = _command(launch, "resume", "--state-file", str(state_file))
 
     assert resumed.popen.returncode == 0, resumed.describe()
-    assert len(resumed.stdout) == 1 and json.loads(resumed.stdout[0])["state"] == "active"
+    assert resumed.stdout[0] == "resume: trading ACTIVE (resumed)", resumed.describe()
+    assert resumed.stdout[1] == "  open orders: 0"
+    assert resumed.stdout[2].startswith("  positions: ")  # the demo account's, and ours
+    assert resumed.stdout[-1].startswith("  order group ") and "write budget" in resumed.stdout[-1]
+    assert resumed.stderr == []
     proc.wait_for(
         lambda: any(
             e["type"] == "trading_state" and e["state"] == "active" for e in proc.events[after:]
