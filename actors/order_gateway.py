@@ -200,7 +200,7 @@ class OrderGatewayActor(ServiceActor):
         self._engaged = False
         self._engaging = False
         self._queued: list[PlaceOrder] = []
-        self.account_push = AccountPush(link, self.actor_ref)  # services' on_account
+        self.account_push = AccountPush(link, self.actor_ref, self.call_later)  # on_account
         link.attach_gateway(self.actor_ref)
 
     def teardown(self) -> None:
