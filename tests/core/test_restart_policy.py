@@ -168,6 +168,7 @@ def test_temporary_sync_when_failing_is_dropped_with_trading_to_orderbook_only(
     settings = RestartSettings(restart_types={"sync": RestartType.TEMPORARY}, min_backoff=0.01)
     with running_supervisor(exchange, make_config(exchange, restart=settings)) as sup:
         assert sup.wait_for_state(State.READY, WAIT)
+        (trading,) = pykka.ActorRegistry.get_by_class(TradingConnectActor)
         seen = sup.recorder.last_id
         metadata = crash_and_wait_error(sup, target="sync")
         assert metadata.restart_attempt == 0
@@ -186,6 +187,8 @@ def test_temporary_sync_when_failing_is_dropped_with_trading_to_orderbook_only(
             State.ORDERBOOK_CONNECT,
             State.READY,
         ]
+        # stops run off the supervisor's thread: READY may come before the stop ends
+        assert trading.actor_stopped.wait(WAIT)
         assert not pykka.ActorRegistry.get_by_class(TradingConnectActor)
 
 
