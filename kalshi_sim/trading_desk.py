@@ -1,6 +1,6 @@
 """The exchange's trading desk: the one matching engine, its clock and the calendar, per call.
 
-Why a desk between the wire and :class:`~kalshi_sim.matching.MatchingEngine` (which the
+Why a desk between the wire and :class:`~kalshi_sim.matching.engine.MatchingEngine` (which the
 market set owns, ``MarketSet.engine``, behind ``MarketSet.lock``): the engine is pure (no
 clock, no threads, no I/O), while the exchange has to
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
 from kalshi_sim.engine_types import MemberTruth, Outcome
 from kalshi_sim.markets import fee_type_of_series
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 from kalshi_sim.trading_faults import TradingFaults, TradingSettings
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ import pytest
 
 from kalshi_sim.engine_types import EngineOptions, MarketRules, OrderRequest, PriceRange, Reject
 from kalshi_sim.fees import fee_micros, maker_fee_micros, taker_fee_micros
-from kalshi_sim.matching import MatchingEngine, reduced_by_centi
+from kalshi_sim.matching.engine import MatchingEngine
+from kalshi_sim.matching.reads import reduced_by_centi
 
 T = "KXTEST-26DEC01-T1"
 CASH = 1_000_000_000  # $1,000
