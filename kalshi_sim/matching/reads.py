@@ -34,14 +34,22 @@ class EngineReads(EngineCore):
         status: str | None = None,
         subaccount: int | None = None,
     ) -> list[EngineOrder]:
-        """The member's readable orders in creation order."""
+        """The member's readable orders in creation order.
+
+        Indexed, so a read costs what it returns, not what the member holds: a ``ticker``
+        visits that market's orders only, ``resting`` the live orders only."""
         account = self._accounts.get(member)
         if account is None:
             return []
-        source = account.live if status == "resting" else account.orders
+        if ticker is not None:
+            source = list(account.by_ticker.get(ticker, {}).values())
+        elif status == "resting":
+            source = sorted(account.live.values(), key=_by_seq)  # live is in resting order
+        else:
+            source = list(account.orders.values())
         return [
             o.view()
-            for o in source.values()
+            for o in source
             if (ticker is None or o.ticker == ticker)
             and (status is None or o.status == status)
             and (subaccount is None or o.subaccount == subaccount)
@@ -172,6 +180,10 @@ class EngineReads(EngineCore):
 
     def _level(self, ticker: str, side: str, price_micros: int) -> list[OrderRecord]:
         return list(self._book(ticker).level(side, price_micros).values())
+
+
+def _by_seq(order: OrderRecord) -> int:
+    return order.seq
 
 
 def _shard_sum(by_shard: dict[int, int], exchange_index: int | None) -> int:

@@ -231,6 +231,7 @@ class AccountRecord:
     """One member: cash, orders, fills, positions, settlements, groups."""
 
     __slots__ = (
+        "by_ticker",
         "cash",
         "client_ids",
         "dead",
@@ -257,6 +258,9 @@ class AccountRecord:
         self.reserved: dict[int, int] = {}
         self.orders: dict[str, OrderRecord] = {}
         """Every order still readable, in creation order."""
+        self.by_ticker: dict[str, dict[str, OrderRecord]] = {}
+        """``orders`` by market, each in creation order: a read naming a ticker visits only
+        that market's orders, however many the member has elsewhere."""
         self.live: dict[str, OrderRecord] = {}
         """The resting orders (in the order they last went onto a book)."""
         self.dead: deque[str] = deque()
@@ -270,12 +274,19 @@ class AccountRecord:
         """Every ``client_order_id`` ever used (spent for good, even by a killed FOK)."""
 
     def add_order(self, order: OrderRecord) -> None:
-        """Make a new order readable."""
+        """Make a new order readable (by id and by ticker)."""
         self.orders[order.order_id] = order
+        self.by_ticker.setdefault(order.ticker, {})[order.order_id] = order
 
     def forget_order(self, order_id: str) -> None:
         """Drop a finished order from the reads (the dead-order budget ran out)."""
-        self.orders.pop(order_id, None)
+        order = self.orders.pop(order_id, None)
+        if order is None:
+            return
+        same_market = self.by_ticker[order.ticker]
+        del same_market[order_id]
+        if not same_market:
+            del self.by_ticker[order.ticker]
 
 
 class Book:
