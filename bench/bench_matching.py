@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support import machine_info
 from kalshi_sim.engine_types import MarketRules, OrderRequest
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 
 TICKER = "KXBENCH-26DEC01-T1"
 CENT = 10_000

@@ -17,8 +17,8 @@ ample cash are started outside the timing. Then:
   authenticated client, but trivial to answer): the client-and-loopback floor.
 
 The reads run as their own phase, first: the exchange publishes a write's private events
-after its reply (a read right behind a write would wait for that work), and it answers an
-order read from a snapshot of every order of the member (which grows with the creates). The first
+after its reply (a read right behind a write would wait for that work). How a read's cost
+holds as the member's orders grow is ``bench_sim_reads.py``'s to show. The first
 ``--warmup`` of each are not counted. Printed: p50, p90, p99 and the max per kind.
 """
 
@@ -69,8 +69,7 @@ def run(orders: int, warmup: int) -> tuple[list[float], list[float], list[float]
                 elapsed = time.perf_counter() - started
                 if i >= warmup:
                     floor.append(elapsed)
-            # Reads first: the simulator answers an order read from a snapshot of all the
-            # member's orders, so after the creates below it would time the simulator.
+            # Reads first, apart from the writes (see the module docstring).
             resting = api.create(CreateOrder(ticker, "bid", Decimal(1), Decimal("0.05"), "bench:r"))
             for i in range(warmup + orders):
                 started = time.perf_counter()

@@ -300,6 +300,12 @@ class Account:
                 return None
             return _sim_order(view, self._directions.get(order_id))
 
+    def direction(self, order_id: str) -> tuple[str, str] | None:
+        """The deprecated ``(action, side)`` a fixture created the order with (None: none was
+        given; REST derives them from the book side)."""
+        with self._lock:
+            return self._directions.get(order_id)
+
     def snapshot(self) -> AccountSnapshot:
         with self._lock:
             return AccountSnapshot(

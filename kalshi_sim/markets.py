@@ -30,7 +30,7 @@ from fractions import Fraction
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_sim.engine_types import BookChange, EngineOptions, MarketRules, Outcome, PriceRange
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 from kalshi_sim.participant import ENDLESS_CASH_MICROS, HOUSE, TAKER, Participant
 
 CENT = MICROS_PER_DOLLAR // 100

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kalshi_sim.engine_types import OrderRequest, Outcome, Reject
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 
 if TYPE_CHECKING:
     from kalshi_sim.markets import SimMarket

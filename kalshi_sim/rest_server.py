@@ -361,7 +361,7 @@ class RestApi:
         status = query.get("status", "")
         if status and status not in ORDER_STATUSES:
             raise _bad_request(f"invalid status {status!r}")
-        directions = self._directions(member)
+        ticker = query.get("ticker") or None
         rows = [
             _OrderRow(
                 f"{o.seq:012d}",
@@ -371,13 +371,10 @@ class RestApi:
                 o.exchange_index,
                 o.subaccount,
                 o.created_ms // 1000,
-                lambda o=o: order_json(o, directions.get(o.order_id)),
+                lambda o=o: order_json(o, self._direction(member, o.order_id)),
             )
-            for o in self.exchange.trading.view(member).orders
-            if not status or o.status == status
+            for o in self.exchange.trading.orders(member, ticker=ticker, status=status or None)
         ]
-        if query.get("ticker"):
-            rows = [o for o in rows if o.ticker == query["ticker"]]
         events = _comma_list(query.get("event_ticker", ""))
         if len(events) > MAX_EVENT_TICKERS:
             raise _bad_request(f"at most {MAX_EVENT_TICKERS} event tickers")
@@ -399,17 +396,17 @@ class RestApi:
         return {"orders": [o.render() for o in page], "cursor": cursor}
 
     def _order(self, query: Mapping[str, str], member: str, order_id: str) -> dict[str, Any]:
-        for order in self.exchange.trading.view(member).orders:
-            if order.order_id == order_id:
-                legacy = self._directions(member).get(order_id)
-                return {"order": order_json(order, legacy)}
-        raise _not_found(f"order {order_id} not found")
+        order = self.exchange.trading.order(member, order_id)
+        if order is None:
+            raise _not_found(f"order {order_id} not found")
+        return {"order": order_json(order, self._direction(member, order_id))}
 
-    def _directions(self, member: str) -> dict[str, tuple[str, str]]:
-        """The demo account's orders' deprecated ``(action, side)`` as its fixtures set them."""
+    def _direction(self, member: str, order_id: str) -> tuple[str, str] | None:
+        """The deprecated ``(action, side)`` a fixture gave one of the demo account's orders
+        (None: derived from the book side, as for every other order)."""
         if member != self.exchange.account.member:
-            return {}
-        return {o.order_id: (o.action, o.side) for o in self.exchange.account.orders()}
+            return None
+        return self.exchange.account.direction(order_id)
 
     def market_body(self, ticker: str) -> dict[str, Any]:
         """One market as ``GET /markets/{ticker}`` renders it (events embed these)."""

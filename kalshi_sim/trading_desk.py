@@ -1,6 +1,6 @@
 """The exchange's trading desk: the one matching engine, its clock and the calendar, per call.
 
-Why a desk between the wire and :class:`~kalshi_sim.matching.MatchingEngine` (which the
+Why a desk between the wire and :class:`~kalshi_sim.matching.engine.MatchingEngine` (which the
 market set owns, ``MarketSet.engine``, behind ``MarketSet.lock``): the engine is pure (no
 clock, no threads, no I/O), while the exchange has to
 
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR
-from kalshi_sim.engine_types import MemberTruth, Outcome
+from kalshi_sim.engine_types import EngineOrder, MemberTruth, Outcome, Reject
 from kalshi_sim.markets import fee_type_of_series
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 from kalshi_sim.trading_faults import TradingFaults, TradingSettings
 
 if TYPE_CHECKING:
@@ -173,23 +173,69 @@ class TradingDesk:
         """The member's state as REST reads show it: now, or ``read_lag_ms`` ago."""
 
         def run() -> MemberTruth:
-            lag = self.settings.read_lag_ms
             with self.lock:
                 now = self.now_ms()
                 self._sweep(now)
-                if lag <= 0:
-                    return self.engine.truth(member)
-                history = self._lagged.get(member)
-                if not history:
-                    return self.engine.truth(member)
-                chosen = history[0][1]
-                for stamp, truth in history:
-                    if stamp > now - lag:
-                        break
-                    chosen = truth
-                return chosen
+                lagged = self._lagged_view(member, now)
+                return lagged if lagged is not None else self.engine.truth(member)
 
         return self._run(run)
+
+    def order(self, member: str, order_id: str) -> EngineOrder | None:
+        """One order as REST reads show it (None: unknown). Unlagged, it is one lookup: no
+        copy of the member's other orders, so it costs the same at 10 orders or 10,000."""
+
+        def run() -> EngineOrder | None:
+            with self.lock:
+                now = self.now_ms()
+                self._sweep(now)
+                lagged = self._lagged_view(member, now)
+                if lagged is not None:
+                    return next((o for o in lagged.orders if o.order_id == order_id), None)
+                try:
+                    return self.engine.order(member, order_id)
+                except Reject:
+                    return None
+
+        return self._run(run)
+
+    def orders(
+        self, member: str, *, ticker: str | None = None, status: str | None = None
+    ) -> list[EngineOrder]:
+        """The member's orders as REST reads show them, in creation order, narrowed by
+        ``ticker`` and ``status``. Unlagged, the engine's indexes answer (only the orders
+        that match are copied)."""
+
+        def run() -> list[EngineOrder]:
+            with self.lock:
+                now = self.now_ms()
+                self._sweep(now)
+                lagged = self._lagged_view(member, now)
+                if lagged is None:
+                    return self.engine.orders(member, ticker=ticker, status=status)
+                return [
+                    o
+                    for o in lagged.orders
+                    if (ticker is None or o.ticker == ticker)
+                    and (status is None or o.status == status)
+                ]
+
+        return self._run(run)
+
+    def _lagged_view(self, member: str, now: int) -> MemberTruth | None:
+        """What a lagged read shows: the newest remembered state at least ``read_lag_ms`` old
+        (the oldest kept if none is); None when reads are not lagged (read the engine)."""
+        if self.settings.read_lag_ms <= 0:
+            return None
+        history = self._lagged.get(member)
+        if not history:
+            return None
+        chosen = history[0][1]
+        for stamp, truth in history:
+            if stamp > now - self.settings.read_lag_ms:
+                break
+            chosen = truth
+        return chosen
 
     def as_of_ms(self) -> int:
         """What ``GET /exchange/user_data_timestamp`` reports: now less the read lag."""

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from kalshi_api.fixed_point import format_count, format_dollars
 from kalshi_sim.api_errors import ApiError, bad_request, flat_bad_request, not_found
 from kalshi_sim.engine_types import MemberTruth, Outcome, Reject
-from kalshi_sim.matching import MatchingEngine, reduced_by_centi
+from kalshi_sim.matching.engine import MatchingEngine
+from kalshi_sim.matching.reads import reduced_by_centi
 from kalshi_sim.order_requests import (
     load_json,
     parse_amend,

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kalshi_sim.engine_types import EngineOptions, MarketRules, OrderRequest, Outcome, Reject
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 
 T = "KXPROP-26DEC01-T1"
 MEMBERS = ("m0", "m1", "m2", "m3")

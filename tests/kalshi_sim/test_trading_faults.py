@@ -124,11 +124,16 @@ def test_read_lag_when_set_hides_a_write_from_reads_until_it_catches_up(
     exchange: EmbeddedExchange, alice: Trader
 ) -> None:
     exchange.trading_settings.read_lag_ms = 3_600_000
-    alice.place(exchange.markets.tickers()[0], "bid", "1", "0.40", client_order_id="fresh")
+    ticker = exchange.markets.tickers()[0]
+    order_id = alice.place(ticker, "bid", "1", "0.40", client_order_id="fresh").json()["order_id"]
     assert alice.orders() == []  # REST lags the write
+    assert alice.orders(ticker=ticker, status="resting") == []
+    assert alice.get(f"/portfolio/orders/{order_id}").status_code == 404
     assert _ids(exchange) == ["fresh"]  # the truth does not
     exchange.trading_settings.read_lag_ms = 0
     assert [o["client_order_id"] for o in alice.orders()] == ["fresh"]
+    assert [o["order_id"] for o in alice.orders(ticker=ticker, status="resting")] == [order_id]
+    assert alice.get(f"/portfolio/orders/{order_id}").json()["order"]["client_order_id"] == "fresh"
 
 
 def test_user_data_timestamp_when_lagging_reports_the_lagged_time(

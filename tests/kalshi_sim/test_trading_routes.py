@@ -355,6 +355,42 @@ def test_orders_when_filtered_and_paged_return_each_order_once(
     assert len(seen) == 5 == len(set(seen))
 
 
+def test_resting_orders_when_an_amend_requeues_one_list_and_page_in_creation_order(
+    exchange: EmbeddedExchange, alice: Trader
+) -> None:
+    ticker = _ticker(exchange)
+    ids = [alice.place(ticker, "bid", "1", f"0.{20 + i}").json()["order_id"] for i in range(3)]
+    body = {"ticker": ticker, "side": "bid", "price": "0.30", "count": "1"}
+    assert alice.request("POST", f"{ORDERS}/{ids[0]}/amend", json=body).status_code == 200
+    assert [o["order_id"] for o in alice.orders(status="resting")] == ids
+    paged: list[str] = []
+    cursor = ""
+    while True:
+        params = {"status": "resting", "limit": 1, "cursor": cursor}
+        page = alice.get("/portfolio/orders", params=params).json()
+        paged += [o["order_id"] for o in page["orders"]]
+        cursor = page["cursor"]
+        if not cursor:
+            break
+    assert paged == ids  # the cursor names a key: out of order, a page would skip one
+
+
+def test_orders_by_ticker_when_finished_orders_are_forgotten_list_only_the_kept_ones(
+    exchange: EmbeddedExchange, alice: Trader
+) -> None:
+    with exchange.markets.lock:
+        exchange.markets.engine.limit_history("alice", orders=2, fills=100)
+    ticker, other = _ticker(exchange, 0), _ticker(exchange, 1)
+    ids = [alice.place(ticker, "bid", "1", "0.20").json()["order_id"] for _ in range(4)]
+    kept = alice.place(other, "bid", "1", "0.20").json()["order_id"]
+    for order_id in ids:
+        assert alice.cancel(order_id).status_code == 200
+    assert [o["order_id"] for o in alice.orders(ticker=ticker)] == ids[2:]
+    assert alice.get(f"/portfolio/orders/{ids[0]}").status_code == 404
+    assert alice.get(f"/portfolio/orders/{ids[3]}").json()["order"]["status"] == "canceled"
+    assert [o["order_id"] for o in alice.orders(ticker=other)] == [kept]
+
+
 def test_order_when_unknown_answers_404(alice: Trader) -> None:
     response = alice.get("/portfolio/orders/no-such-order")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"

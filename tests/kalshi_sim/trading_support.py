@@ -15,7 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 from kalshi_api.auth import KalshiSigner, load_signer
 from kalshi_sim.engine_types import Outcome
 from kalshi_sim.exchange import EmbeddedExchange
-from kalshi_sim.matching import MatchingEngine
+from kalshi_sim.matching.engine import MatchingEngine
 from kalshi_sim.participant import HOUSE
 from kalshi_sim.trading_desk import MemberKey
 
