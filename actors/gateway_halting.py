@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -31,6 +31,31 @@ from messages.trading_status import HaltReport
 from trading.order_state import OrderRecord
 
 logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
+
+
+def pause_trigger(
+    exchange_index: int | None,
+    scope: str,
+    pauses: Mapping[int | None, str],
+    order_shards: Iterable[int],
+) -> tuple[HaltReason, str] | None:
+    """The automatic trigger an ``exchange_paused`` is, and why; or None (docs/trading.md,
+    "Halts").
+
+    A pause of the whole exchange is ``EXCHANGE_PAUSE`` (scope ``exchange``: halts by
+    default) or ``TRADING_PAUSE`` (the weekly pause: changes nothing by default). A pause
+    of one shard only refuses new orders on that shard's markets (admission), and trading
+    goes on elsewhere; it is the same trigger as a whole-exchange pause of its scope only
+    when every shard we have open orders on is now paused (``pauses``, the pauses in force
+    with this one). With no open orders, a shard pause triggers nothing.
+    """
+    reason = HaltReason.EXCHANGE_PAUSE if scope == "exchange" else HaltReason.TRADING_PAUSE
+    if exchange_index is None:
+        return reason, f"{scope} pause on every shard"
+    shards = set(order_shards)
+    if shards and (None in pauses or shards <= set(pauses)):
+        return reason, f"{scope} pause on shard {exchange_index}, where our orders are"
+    return None
 
 
 class HaltView:

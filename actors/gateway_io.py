@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -226,15 +226,28 @@ def open_private_channels(config: GatewayConfig, listener: Callable[[object], No
 
 
 # -- reads -------------------------------------------------------------------------------------
-def read_truth(api: OrderApi, fills_min_ts_ms: int | None) -> ExchangeTruth:
+def read_truth(
+    api: OrderApi, fills_min_ts_ms: int | None, markets: Sequence[str] = ()
+) -> ExchangeTruth:
     """The exchange's view for reconciliation: resting orders, fills since, positions,
-    balance."""
-    resting = tuple(from_rest_order(o) for o in api.list_orders(status="resting"))
+    balance; and the shard of every market the reads name, plus of ``markets`` (read from
+    their listing, in URL-budgeted batches) when the listing carries it."""
+    orders = api.list_orders(status="resting")
+    resting = tuple(from_rest_order(o) for o in orders)
     min_ts = None if fills_min_ts_ms is None else fills_min_ts_ms // 1000
     fills = tuple(from_rest_fill(f) for f in api.list_fills(min_ts=min_ts))
-    positions = {p.ticker: p.position_fp for p in api.list_positions() if p.position_fp != 0}
+    listed = api.list_positions()
+    positions = {p.ticker: p.position_fp for p in listed if p.position_fp != 0}
     balance = api.client.get_balance().balance
-    return ExchangeTruth(resting=resting, fills=fills, positions=positions, balance=balance)
+    shards = {o.ticker: o.exchange_index for o in orders if o.exchange_index is not None}
+    shards |= {p.ticker: p.exchange_index for p in listed if p.exchange_index is not None}
+    unknown = [t for t in markets if t not in shards]
+    if unknown:
+        for market in api.client.get_markets(status=None, tickers=unknown, mve_filter=None):
+            if market.exchange_index is not None:
+                shards[market.ticker] = market.exchange_index
+    return ExchangeTruth(resting=resting, fills=fills, positions=positions, balance=balance,
+                         shards=shards)
 
 
 def lookup_order(api: OrderApi, order_id: str) -> tuple[ExchangeOrder, tuple[Fill, ...]]:

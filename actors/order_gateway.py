@@ -51,13 +51,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from actors.gateway_admission import admit
+from actors.gateway_admission import MarketShards, admit, pause_refusal
 from actors.gateway_cancels import CancelDesk
 from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
 from actors.gateway_creates import CreateFlow
 from actors.gateway_facts import from_user_order, from_ws_fill
 from actors.gateway_fills import FillLedger
-from actors.gateway_halting import KillSwitch
+from actors.gateway_halting import KillSwitch, pause_trigger
 from actors.gateway_io import (
     GatewayIo,
     create_group,
@@ -140,6 +140,8 @@ class OrderGatewayActor(ServiceActor):
         self.io = GatewayIo(self.cfg)
         self.switch = KillSwitch(link)
         self.group_id: str | None = None
+        self.shards = MarketShards()
+        self._listed = False
         self.out = GatewayPublisher(link, self.tracker, self.pnl, self.book)
         self.fills = FillLedger(self.cfg, self.tracker, self.pnl, self.out)
         self._view_refresh_asked = False
@@ -232,10 +234,10 @@ class OrderGatewayActor(ServiceActor):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, ExchangePaused) and self.cfg.halt_on_pause:
-            trigger = (
-                HaltReason.EXCHANGE_PAUSE if event.scope == "exchange" else HaltReason.TRADING_PAUSE
-            )
-            self._trigger(trigger, f"{event.scope} pause")
+            ours = {self.shards.of(r.intent.ticker) for r in self.tracker.open_orders()}
+            trigger = pause_trigger(event.exchange_index, event.scope, self.pauses, ours)
+            if trigger is not None:
+                self._trigger(*trigger)
 
     # -- messages ----------------------------------------------------------------------------
     def handle(self, message: Any) -> Any:
@@ -263,8 +265,9 @@ class OrderGatewayActor(ServiceActor):
             logger.warning("gateway: %s", exc)
             return
         verdict = admit(record, cfg=self.cfg, ready=self.ready, pauses=self.pauses,
-                        state=self.state, open_orders=self.tracker.open_orders(),
-                        pnl=self.pnl, quotes=self.out.quotes())
+                        shards=self.shards, state=self.state,
+                        open_orders=self.tracker.open_orders(), pnl=self.pnl,
+                        quotes=self.out.quotes())
         if verdict.halt and self.cfg.halt_on_daily_loss:
             self._trigger(HaltReason.DAILY_LOSS, verdict.reason or "daily loss")
         refusal = verdict.reason
@@ -307,8 +310,9 @@ class OrderGatewayActor(ServiceActor):
         record = self._owned(message.service, message.client_order_id)
         if record is None or record.order_id is None or record.status.is_final:
             return
-        if not self.ready or self.state is not TradingState.ACTIVE or self.pauses:
-            self._emit(record, reason="amend refused locally: trading is not active")
+        paused = pause_refusal(record.intent.ticker, self.shards, self.pauses)
+        if not self.ready or self.state is not TradingState.ACTIVE or paused:
+            self._emit(record, reason=f"amend refused locally: {paused or 'trading is not active'}")
             return
         self.cancels.amend(record, message.price, message.count)
 
@@ -330,6 +334,8 @@ class OrderGatewayActor(ServiceActor):
     def _private(self, message: PrivateEventArrived) -> None:
         event = message.event
         try:
+            if isinstance(event, (ws.FillEvent, ws.UserOrder)):
+                self.shards.learn(event.market_ticker, event.exchange_index)
             if isinstance(event, ws.FillEvent):
                 self._on_fill(from_ws_fill(event))
             elif isinstance(event, ws.UserOrder):
@@ -375,13 +381,18 @@ class OrderGatewayActor(ServiceActor):
     # -- reconciliation ----------------------------------------------------------------------
     def _reconcile(self, trigger: str, attempt: int = 1) -> None:
         since = fills_since(self.fills.last_fill_ms)
+        # the shards of the markets we may trade, from their listing, once per incarnation
+        markets = [] if self._listed else [t for t in self.markets if not self.shards.known(t)]
+        self._listed = True
         self._submit(
-            "reconciled", lambda api: read_truth(api, since),
+            "reconciled", lambda api: read_truth(api, since, markets),
             context=(trigger, self.fills.fill_seq, attempt),
         )
 
     def _on_reconciled(self, done: IoDone) -> None:
         trigger, fill_seq, attempt = done.context
+        if done.error is None:
+            self.shards.update(done.result.shards)
         try:
             if self.reconciler.apply(done, trigger, fill_seq, attempt):
                 self._reconcile(trigger, attempt + 1)

@@ -235,6 +235,51 @@ def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
         assert_matches_truth(supervisor, exchange, "alice")
 
 
+def _creates(exchange) -> int:  # type: ignore[no-untyped-def]
+    """Create requests the exchange has served (every one, refused or not)."""
+    return sum(
+        e.detail == "POST /trade-api/v2/portfolio/events/orders"
+        for e in exchange.oplog.entries("rest")
+    )
+
+
+def test_place_when_one_shard_is_paused_is_refused_on_that_shard_only(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    shard_of = {t: exchange.markets.market(t).exchange_index for t in exchange.markets.tickers()}
+    with trading_supervisor(exchange, "shard") as (supervisor, rec):
+        # a market of shard 2 that the run follows (the gateway reads its listing)
+        crypto = next(t for t in rec.call(lambda s: s.markets) if shard_of[t] == 2)
+        assert shard_of[ticker] == 0
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
+
+        supervisor.inject(
+            InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING, shard=2)
+        )
+        assert rec.wait(lambda r: any(
+            isinstance(e, ExchangePaused) and e.exchange_index == 2 for e in r.events
+        ))
+        sent = _creates(exchange)
+        refused = rec.call(lambda s: s.trading.place(crypto, "bid", 1, "0.05"))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        reason = rec.last(refused).reason or ""  # type: ignore[union-attr]
+        assert reason.startswith("refused locally") and "shard 2" in reason, reason
+        assert _creates(exchange) == sent, "the refused order reached the exchange"
+
+        accepted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(2)))
+        assert rec.wait(lambda r: r.status_of(accepted) is OrderStatus.RESTING)
+        assert _creates(exchange) == sent + 1
+        true = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert refused not in true and {first, accepted} <= true
+        # a pause of a shard none of our orders is on halts nothing
+        assert supervisor.trading_status().state is TradingState.ACTIVE
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
 def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
     make_exchange: ExchangeFactory,
 ) -> None:
