@@ -57,6 +57,14 @@ class CreateFlow:
         self.policy = policy
         self.stopping = stopping
 
+    def not_sent(self, record: OrderRecord, code: str, why: str, shown: str) -> None:
+        """A create never sent (refused locally, a dry run): rejected, with ``shown``."""
+        self.ports.tracker.on_place_reply(
+            PlaceRejected(client_order_id=record.client_order_id, status=0, code=code,
+                          message=one_line(why)[:500])
+        )
+        self.ports.emit(record, shown)
+
     def on_created(self, done: IoDone) -> None:
         cid: str = done.context
         ports = self.ports

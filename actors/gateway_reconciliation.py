@@ -9,6 +9,9 @@ the gateway's own rules on top, as plain functions of explicit state:
 - a resting order with our id prefix that nothing here tracks was placed by an earlier
   incarnation or process whose gateway is gone: nobody here will manage it, so it is
   cancelled (``strays``);
+- resting orders the trading stage adopted at connect (``--startup-orders adopt``) that
+  nothing here tracks are adopted first (``actors.gateway_adoption``), one line each, so
+  the diff that follows knows them;
 - once the fills are applied, a position still different from the exchange's is set to
   the exchange's (``corrections``), each difference one line of the ``Reconciled`` event.
 """
@@ -19,12 +22,13 @@ import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from actors.gateway_adoption import intent_of, to_adopt, tracking_id
 from actors.gateway_cancels import CancelDesk
 from actors.gateway_fills import FillLedger
 from actors.gateway_messages import IoDone
 from actors.gateway_ports import Ports
 from actors.trading_link import TradingLink
-from messages.orders import Fill, PositionMismatch
+from messages.orders import ExchangeOrder, Fill, PositionMismatch
 from messages.text import one_line
 from messages.trading_events import RECONCILED_SHOWN_MAX, Reconciled
 from trading.reconcile import ExchangeTruth, Reconciliation, reconcile_tracker
@@ -107,6 +111,7 @@ class Reconciler:
         *,
         id_prefix: str,
         on_fill: Callable[[Fill], None],
+        adoptable: Callable[[], set[str]],
     ) -> None:
         self.ports = ports
         self.cancels = cancels
@@ -114,6 +119,8 @@ class Reconciler:
         self.link = link
         self.id_prefix = id_prefix
         self.on_fill = on_fill
+        self.adoptable = adoptable
+        """Order ids the trading stage adopted at its last connect (empty: no adoption)."""
         self.balance: int | None = None
 
     def apply(self, done: IoDone, trigger: str, fill_seq: int, attempt: int) -> bool:
@@ -127,8 +134,9 @@ class Reconciler:
             return False
         truth: ExchangeTruth = done.result
         tracker, pnl = self.ports.tracker, self.fills.pnl
+        adopted = self._adopt(truth.resting)
         result = reconcile_tracker(tracker, pnl.positions(None), self.balance, truth)
-        lines = difference_lines(result, stale=stale)
+        lines = [*adopted, *difference_lines(result, stale=stale)]
         for fill in result.apply_fills:
             self.on_fill(fill)
         for order in result.apply_orders:
@@ -147,3 +155,24 @@ class Reconciler:
         self.ports.changed()
         self.link.publish(reconciled(trigger, lines))
         return again
+
+    def _adopt(self, resting: tuple[ExchangeOrder, ...]) -> list[str]:
+        """Track the stage's adopted orders not yet tracked; one line each."""
+        ids = self.adoptable()
+        if not ids:
+            return []
+        tracker, allocator = self.ports.tracker, self.link.allocator
+        lines: list[str] = []
+        for order in to_adopt(resting, tracker, ids):
+            try:
+                key = tracking_id(order, tracker)
+                tracker.adopt(key, intent_of(order), order)
+            except ValueError as exc:
+                lines.append(one_line(f"not adopted: {exc}"))
+                continue
+            if allocator is not None:
+                allocator.skip_past(order.client_order_id)
+            self.ports.emit_routed(key)
+            lines.append(f"adopted order {order.order_id} as {key} ({order.ticker} "
+                         f"{order.side} {order.remaining_count} @ {order.price})")
+        return lines

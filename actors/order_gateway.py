@@ -52,6 +52,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.gateway_admission import MarketShards, admit, pause_refusal
+from actors.gateway_adoption import adoptable
 from actors.gateway_cancels import CancelDesk
 from actors.gateway_config import GATEWAY_SERVICE, GatewayConfig
 from actors.gateway_creates import CreateFlow
@@ -89,13 +90,8 @@ from kalshi_api.order_groups import OrderGroupApi
 from kalshi_api.orders import OrderApi
 from messages.events import Event, ExchangePaused
 from messages.metadata import ReadyMetadata
-from messages.orders import (
-    Fill,
-    HaltReason,
-    OrderStatus,
-    PlaceRejected,
-    TradingState,
-)
+from messages.orders import Fill, HaltReason, OrderStatus, TradingState
+from messages.results import TradingConnected
 from messages.states import State
 from messages.text import one_line
 from messages.trading_status import TradingStatus
@@ -146,7 +142,8 @@ class OrderGatewayActor(ServiceActor):
         self.fills = FillLedger(self.cfg, self.tracker, self.pnl, self.out)
         self._view_refresh_asked = False
         self._stopping = threading.Event()
-        ports = Ports(self.tracker, self._submit, self._emit, self._in_flight_changed)
+        self.ports = ports = Ports(self.tracker, self._submit, self._emit,
+                                   self._in_flight_changed)
         self.cancels = CancelDesk(ports)
         self.creates = CreateFlow(
             ports, self.cancels, on_fill=self._on_fill,
@@ -154,7 +151,8 @@ class OrderGatewayActor(ServiceActor):
             stopping=self._stopping,
         )
         self.reconciler = Reconciler(ports, self.cancels, self.fills, link,
-                                     id_prefix=self.cfg.id_prefix, on_fill=self._on_fill)
+                                     id_prefix=self.cfg.id_prefix, on_fill=self._on_fill,
+                                     adoptable=lambda: adoptable(self.trading_connection))
         self._channels: Any = None
         self._placed = False
         """Whether this incarnation ever sent an order (a stop then halts)."""
@@ -186,6 +184,14 @@ class OrderGatewayActor(ServiceActor):
             self._reconcile("ready")
         elif self.tracker.open_orders() or self.pnl.positions(None):
             self._engage()  # an earlier incarnation traded: reconcile what it left
+
+    def on_trading_connected(self, result: TradingConnected) -> None:
+        # told after on_ready (at READY, or to a new incarnation): orders to adopt engage it
+        if self.ready and adoptable(self.trading_connection):
+            if self._engaged:
+                self._reconcile("adopt")
+            else:
+                self._engage()
 
     def _engage(self) -> None:
         """The first order (or halt) engages the gateway: its private channels (until the
@@ -270,22 +276,15 @@ class OrderGatewayActor(ServiceActor):
                         quotes=self.out.quotes())
         if verdict.halt and self.cfg.halt_on_daily_loss:
             self._trigger(HaltReason.DAILY_LOSS, verdict.reason or "daily loss")
-        refusal = verdict.reason
-        if refusal is not None:
-            self.tracker.on_place_reply(
-                PlaceRejected(client_order_id=cid, status=0, code="refused_locally",
-                              message=one_line(refusal)[:500])
-            )
-            self._emit(record, reason=f"refused locally: {refusal}")
+        if verdict.reason is not None:
+            refusal = verdict.reason
+            self.creates.not_sent(record, "refused_locally", refusal, f"refused locally: {refusal}")
             return
         if self.cfg.dry_run:
             logger.info("gateway: dry run, not sent: %s %s %s %s @ %s (%s)", intent.service,
                         intent.ticker, intent.side, intent.count, intent.price, cid)
-            self.tracker.on_place_reply(
-                PlaceRejected(client_order_id=cid, status=0, code="dry_run",
-                              message="dry run: validated, not sent")
-            )
-            self._emit(record, reason="dry run: validated, not sent")
+            dry = "dry run: validated, not sent"
+            self.creates.not_sent(record, "dry_run", dry, dry)
             return
         self._placed = True
         self._in_flight_changed(created=True)
@@ -340,7 +339,7 @@ class OrderGatewayActor(ServiceActor):
                 self._on_fill(from_ws_fill(event))
             elif isinstance(event, ws.UserOrder):
                 routed = self.tracker.on_exchange_order(from_user_order(event))
-                self._emit_routed(routed.client_order_id)
+                self.ports.emit_routed(routed.client_order_id)
                 self._in_flight_changed()
             elif isinstance(event, ws.OrderGroupUpdate):
                 if (
@@ -363,7 +362,7 @@ class OrderGatewayActor(ServiceActor):
         routed, new, service = applied
         if new:
             self._check_daily_loss(service)
-        self._emit_routed(routed.client_order_id)
+        self.ports.emit_routed(routed.client_order_id)
 
     def _check_daily_loss_all(self) -> None:
         if self.pnl.positions(None) or self.state is not TradingState.HALTED:
@@ -408,12 +407,9 @@ class OrderGatewayActor(ServiceActor):
         if target is TradingState.HALTED and (self._engaged or self._engaging):
             self._start_halt(Halt(reason))
         elif target is TradingState.HALTED:  # never traded: nothing of ours to cancel here
-            self._set_state(target, reason.value)
+            self.switch.set(target, reason.value)
         else:
-            self._set_state(target, f"{reason.value}: {why}")
-
-    def _set_state(self, state: TradingState, reason: str) -> None:
-        self.switch.set(state, reason)
+            self.switch.set(target, f"{reason.value}: {why}")
 
     def _start_halt(self, message: Halt) -> None:
         reason = self.switch.begin(message)
@@ -454,7 +450,7 @@ class OrderGatewayActor(ServiceActor):
 
     def _halt_now(self, reason: str) -> None:
         """At stop, on this thread: the I/O threads may be gone with the process."""
-        self._set_state(TradingState.HALTED, reason)
+        self.switch.set(TradingState.HALTED, reason)
         self._refresh_view()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self.switch.view,
@@ -468,7 +464,7 @@ class OrderGatewayActor(ServiceActor):
             if message.reply is not None:
                 message.reply.set_exception(RuntimeError("a halt is still in progress"))
             return
-        self._set_state(halt_policy.resume(), "resumed")
+        self.switch.set(halt_policy.resume(), "resumed")
         group = self.group_id
         if group is None and self.cfg.order_group_limit is not None:
             # not engaged yet (a new incarnation, after a crash's halt triggered it): the
@@ -492,10 +488,6 @@ class OrderGatewayActor(ServiceActor):
     def _status(self) -> TradingStatus:
         return self.out.status(self.state, self.switch.reason, self.group_id,
                                self.io.current_pacer)
-
-    def _emit_routed(self, cid: str | None) -> None:
-        if cid is not None and (record := self.tracker.get(cid)) is not None:
-            self._emit(record)
 
     def _emit(self, record: OrderRecord, reason: str | None = None) -> None:
         """Tell the owner and publish, when something it can see changed."""

@@ -13,10 +13,13 @@ import pytest
 
 from app.handle import Supervisor
 from kalshi_api.auth import load_signer
+from kalshi_api.order_models import CreateOrder
+from kalshi_api.orders import OrderApi
+from kalshi_api.rest import KalshiRestClient
 from messages.events import ExchangePaused, ExchangeResumed
 from messages.fault_kinds import ActorFault, ExchangeFault
 from messages.faults import InjectFault
-from messages.orders import OrderStatus, RiskLimits, TradingState
+from messages.orders import OrderStatus, OrderUpdate, RiskLimits, TradingState
 from tests.actors.gateway_support import (
     Counterparty,
     assert_matches_truth,
@@ -278,6 +281,60 @@ def test_place_when_one_shard_is_paused_is_refused_on_that_shard_only(
         # a pause of a shard none of our orders is on halts nothing
         assert supervisor.trading_status().state is TradingState.ACTIVE
         assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_adopted_order_is_tracked_filled_into_positions_kept_from_services_and_halted(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    price = q.inside  # the best bid: a counterparty's sell meets it first
+    bob = Counterparty(exchange)
+
+    def by_hand(member_key) -> None:  # type: ignore[no-untyped-def]
+        signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
+        with KalshiRestClient(exchange.rest_url, signer, timeout=5.0) as client:
+            OrderApi(client, grid_for=lambda _: None).create(CreateOrder(
+                ticker=ticker, side="bid", count=D(4), price=D(price),
+                client_order_id="by-hand-1", time_in_force="good_till_canceled",
+            ))
+
+    config = {"startup_orders": "adopt"}
+    with trading_supervisor(exchange, "adopt", config=config, before_start=by_hand) as (
+        supervisor, rec
+    ):
+        def adopted() -> OrderUpdate | None:
+            orders = supervisor.trading_status().open_orders
+            return next((o for o in orders if o.client_order_id == "by-hand-1"), None)
+
+        assert rec.wait(lambda _: adopted() is not None)
+        order = adopted()
+        assert order is not None and order.service == "adopted"
+        assert (order.status, order.remaining) == (OrderStatus.RESTING, D(4))
+
+        bob.order(ticker, "ask", "3", price)
+        assert rec.wait(lambda _: (o := adopted()) is not None and o.filled == D(3))
+        positions = {p.ticker: p.position for p in supervisor.trading_status().positions}
+        assert positions == {ticker: D(3)}
+        # no service acts for "adopted": a service's cancel of it is refused, it rests on
+        rec.call(lambda s: s.trading.cancel("by-hand-1"))
+        mine = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(2)))
+        assert rec.wait(lambda r: r.status_of(mine) is OrderStatus.RESTING)
+        true = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert true["by-hand-1"] == "resting"
+        assert_matches_truth(supervisor, exchange, "alice")
+        lines = [line for e in events_of(supervisor, "reconciled")
+                 for line in e.differences]  # type: ignore[union-attr]
+        assert not [line for line in lines if "untracked" in line], lines
+
+        report = supervisor.halt("drill")
+        assert report.remaining == 0
+        true = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert true["by-hand-1"] != "resting" and true[mine] != "resting"
+        assert rec.wait(lambda _: adopted() is None)
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
 
 
 def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(
