@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.trading_link import TradingLink
-from messages.orders import Fill, OrderUpdate, Position, TradingState
+from messages.orders import Fill, OrderUpdate, Position, TradingState, reason_beyond
 from messages.text import one_line
 from messages.trading_events import FillEvent, OrderUpdateEvent, PositionChanged
 from messages.trading_status import TradingStatus, WriteBudgetStatus
@@ -48,8 +48,9 @@ class GatewayPublisher:
         """Tell the owner and publish, when something it can see changed; returns the view
         told (None: nothing new)."""
         view = record.view()
-        if reason is not None:
-            view = view.model_copy(update={"reason": one_line(reason)[:300]})
+        if reason is not None:  # said only when it adds to the status
+            shown = reason_beyond(view.status, one_line(reason)[:300])
+            view = view.model_copy(update={"reason": shown or view.reason})
         key = (view.status, view.filled, view.remaining, view.count, view.order_id, view.reason)
         cid = record.client_order_id
         if self._emitted.get(cid) == key:

@@ -70,6 +70,10 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
 
         rec.call(lambda s: s.trading.cancel(cid))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        # the reason says what the status does not: our cancel, never "canceled" again
+        assert rec.wait(lambda r: r.last(cid).reason == "cancel accepted")  # type: ignore[union-attr]
+        shown = [(u.status.value, u.reason) for u in rec.orders if u.client_order_id == cid]
+        assert not [s for s, reason in shown if reason and reason.lower() == s], shown
         assert rec.call(lambda s: s.trading.open_orders) == {}
         budget = supervisor.trading_status().write_budget
         assert budget is not None and budget.capacity > 0 and budget.rate_limited == 0
