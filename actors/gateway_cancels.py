@@ -24,7 +24,7 @@ from messages.orders import CancelAccepted, CancelNotFound
 from messages.text import one_line
 from trading.order_state import OrderRecord
 
-logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
+logger = logging.getLogger("kalshi_supervisor.actors.gateway_cancels")
 
 MAX_CANCEL_TRIES = 5
 """Sends of one cancel whose outcome stays unknown before a lookup decides."""

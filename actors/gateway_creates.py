@@ -34,7 +34,7 @@ from messages.text import one_line
 from trading.lookup import Escalate, Found, LookupPolicy
 from trading.order_state import OrderRecord
 
-logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
+logger = logging.getLogger("kalshi_supervisor.actors.gateway_creates")
 
 
 class CreateFlow:

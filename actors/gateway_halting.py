@@ -30,7 +30,7 @@ from messages.trading_events import HaltCompleted, TradingStateChanged
 from messages.trading_status import HaltReport
 from trading.order_state import OrderRecord
 
-logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
+logger = logging.getLogger("kalshi_supervisor.actors.gateway_halting")
 
 
 def pause_trigger(

@@ -34,7 +34,7 @@ from messages.trading_events import RECONCILED_SHOWN_MAX, Reconciled
 from trading.reconcile import ExchangeTruth, Reconciliation, reconcile_tracker
 from trading.tracker import OrderTracker
 
-logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
+logger = logging.getLogger("kalshi_supervisor.actors.gateway_reconciliation")
 
 ZERO = Decimal(0)
 MAX_RECONCILE_ATTEMPTS = 5
