@@ -8,7 +8,8 @@ through ``Halt`` / ``ResumeTrading`` / ``TradingStatusQuery``.
 
 What it decides, on its own thread, with the pure logic of ``trading/``:
 
-- **Admission.** An order goes out only while READY, not paused, and the trading state
+- **Admission.** An order goes out only while READY, not paused where its market trades
+  (the whole exchange, or the market's shard: ``MarketShards``), and the trading state
   allows it (``trading.risk.check_order``: ACTIVE everything the limits allow; REDUCING
   reduce-only; HALTED nothing), within the service's and the global ``RiskLimits``.
   Otherwise it is refused locally with a reason (an ``on_order`` with ``rejected``) and
@@ -23,13 +24,14 @@ What it decides, on its own thread, with the pure logic of ``trading/``:
   positions: ``trading.pnl.PnlBook``.
 - **Reconciliation** after every ``PrivateConnected`` and on each ``on_ready``: the REST
   truth against ours (``trading.reconcile``), each difference one line of a
-  ``Reconciled`` event, and applied.
+  ``Reconciled`` event, and applied. Under ``--startup-orders adopt`` the orders the
+  trading stage kept are adopted first, owned by ``adopted`` (``gateway_adoption``).
 - **The kill switch.** ``Halt``: HALTED at once (every new order refused), trigger the
   session's order group, cancel-all, then read and cancel by id until none of ours rest
   (``actors.gateway_io.run_halt``), then a ``HaltReport`` and a ``halt_completed`` event.
   ``ResumeTrading``: ACTIVE again, the group reset. Automatic halts (each can be turned
-  off): leaving READY and stopping, an exchange pause, a daily-loss breach, the group's
-  own trigger.
+  off): leaving READY and stopping, a whole-exchange pause (a shard's only when it covers
+  every shard we have orders on), a daily-loss breach, the group's own trigger.
 
 Every socket is used on the gateway's I/O threads (``actors.gateway_io``); the actor only
 decides, so it always answers its liveness pings.
@@ -39,7 +41,8 @@ class or function of explicit state: ``gateway_admission`` (whether a new order 
 out), ``gateway_creates`` (a create's reply, unknown outcome and lookups),
 ``gateway_cancels`` (cancels, amends, decreases), ``gateway_fills`` (fills into P&L, the
 day's loss), ``gateway_reconciliation`` (applying a read of the truth),
-``gateway_halting`` (the trading state and the halt in progress), ``gateway_publish``
+``gateway_halting`` (the trading state and the halt in progress), ``gateway_adoption``
+(orders adopted at startup), ``gateway_publish``
 (what is told to services and the event stream), ``gateway_ports`` (the calls the
 helpers share).
 """
@@ -140,7 +143,6 @@ class OrderGatewayActor(ServiceActor):
         self._listed = False
         self.out = GatewayPublisher(link, self.tracker, self.pnl, self.book)
         self.fills = FillLedger(self.cfg, self.tracker, self.pnl, self.out)
-        self._view_refresh_asked = False
         self._stopping = threading.Event()
         self.ports = ports = Ports(self.tracker, self._submit, self._emit,
                                    self._in_flight_changed)
@@ -433,19 +435,10 @@ class OrderGatewayActor(ServiceActor):
         self._reconcile("halt")
 
     def _in_flight_changed(self, *, created: bool = False) -> None:
-        """The halt thread's view (our order ids, creates in flight) is recomputed by walking
-        every open order; doing that on each fact made a halt of N orders cost N walks of N
-        (the actor went unresponsive at 1,000). So facts only ask for one refresh, told to
-        this actor and run after the burst already queued; a new create counts at once, so
-        the view never shows fewer creates in flight than there are (only, briefly, more)."""
-        if created:
-            self.switch.view.created()
-        if not self._view_refresh_asked:
-            self._view_refresh_asked = True
-            self.actor_ref.tell(_RefreshView())
+        """The halt thread's view is refreshed once per burst (``HaltView.changed``)."""
+        self.switch.view.changed(lambda: self.actor_ref.tell(_RefreshView()), created=created)
 
     def _refresh_view(self, _: _RefreshView | None = None) -> None:
-        self._view_refresh_asked = False
         self.switch.view.refresh(self.tracker.open_orders())
 
     def _halt_now(self, reason: str) -> None:
