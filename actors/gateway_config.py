@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 GATEWAY_SERVICE = "order_gateway"
 """The gateway's service name (fault target, restart unit)."""
+ADOPTED_SERVICE = "adopted"
+"""The owner of adopted orders (``--startup-orders adopt``): resting orders this process did
+not place, tracked by the gateway like its own. A reserved name (no service may take it),
+so no service can cancel or amend them; a halt cancels them with everything else."""
 ID_STATE_FILE = "client_order_ids.json"
 """The id allocator's high-water file, in the supervisor's state directory."""
 

@@ -21,13 +21,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from actors.gateway_config import GatewayConfig
 from actors.gateway_facts import from_rest_fill, from_rest_order
+from actors.gateway_messages import IoDone
 from kalshi_api.account_limits import (
     get_account_limits,
     get_endpoint_costs,
@@ -39,11 +41,11 @@ from kalshi_api.errors import (
     OutcomeUnknownError,
 )
 from kalshi_api.order_groups import OrderGroupApi
-from kalshi_api.order_models import CancelTarget, CreateOrderResult
+from kalshi_api.order_models import CancelTarget, CreateOrder, CreateOrderResult
 from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient
 from kalshi_api.write_pacer import WritePacer
-from messages.orders import ExchangeOrder, Fill
+from messages.orders import ExchangeOrder, Fill, OrderIntent
 from messages.text import one_line
 from trading.halt import CancelAgain, HaltCheck, HaltDone, ReadAgain, ours, plan_halt_step
 from trading.lookup import Escalate, Found, LookupPolicy, LookupResult, Resend, RetryLookup, plan
@@ -136,6 +138,46 @@ class GatewayIo:
             return False
         return True
 
+    def run_dedicated(
+        self, name: str, work: Callable[[OrderApi], Any],
+        done: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        """Run ``work(api)`` on a thread of its own (the halt must never queue behind held
+        writes); ``done(result, error)`` there after."""
+
+        def run() -> None:
+            try:
+                result = work(self.api())
+            except BaseException as exc:  # handed back to the actor, never lost
+                done(None, exc)
+                return
+            done(result, None)
+
+        threading.Thread(target=run, name=f"gateway-{name}", daemon=True).start()
+
+    def run_job(
+        self,
+        tell: Callable[[IoDone], None],
+        job: str,
+        work: Callable[[OrderApi], Any],
+        context: Any = None,
+        *,
+        dedicated: bool = False,
+    ) -> None:
+        """Run ``work(api)`` on an I/O thread (``dedicated``: a thread of its own); its
+        result comes back through ``tell`` as ``IoDone(job, result, error, context)``."""
+
+        def done(result: Any, error: BaseException | None) -> None:
+            try:
+                tell(IoDone(job, result, error, context))
+            except Exception:  # the gateway stopped meanwhile: nothing to tell
+                logger.debug("gateway: %s finished after the gateway stopped", job)
+
+        if dedicated:  # the halt must never queue behind held writes
+            self.run_dedicated(job, work, done)
+        elif not self.submit(work, done):
+            logger.warning("gateway: %s not run: the I/O threads are closed", job)
+
     def close(self) -> None:
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -146,16 +188,66 @@ class GatewayIo:
                 logger.debug("gateway: closing a client failed", exc_info=True)
 
 
+def create_request(intent: OrderIntent, client_order_id: str, group_id: str | None) -> CreateOrder:
+    """The create a service's intent becomes, in the session's order group if there is one."""
+    return CreateOrder(
+        ticker=intent.ticker,
+        side=intent.side,
+        count=intent.count,
+        price=intent.price,
+        client_order_id=client_order_id,
+        time_in_force=intent.time_in_force,
+        expiration_time=intent.expiration_time,
+        post_only=intent.post_only,
+        reduce_only=intent.reduce_only,
+        cancel_order_on_pause=intent.cancel_order_on_pause,
+        order_group_id=group_id,
+    )
+
+
+def create_group(api: OrderApi, limit: Decimal) -> str:
+    """The session's order group, when the trading stage made none."""
+    return OrderGroupApi(api.client).create(limit).order_group_id
+
+
+def open_private_channels(config: GatewayConfig, listener: Callable[[object], None]) -> Any:
+    """The gateway's own private channels (``user_order``, ``fill``, order groups), started."""
+    from kalshi_api.private_channels import PrivateChannels
+
+    signer = config.signer
+    path = "/trade-api/ws/v2"
+    channels = PrivateChannels.connect(
+        config.ws_url,
+        auth_headers=lambda: signer.headers("GET", path),
+        listener=listener,
+    )
+    channels.start()
+    return channels
+
+
 # -- reads -------------------------------------------------------------------------------------
-def read_truth(api: OrderApi, fills_min_ts_ms: int | None) -> ExchangeTruth:
+def read_truth(
+    api: OrderApi, fills_min_ts_ms: int | None, markets: Sequence[str] = ()
+) -> ExchangeTruth:
     """The exchange's view for reconciliation: resting orders, fills since, positions,
-    balance."""
-    resting = tuple(from_rest_order(o) for o in api.list_orders(status="resting"))
+    balance; and the shard of every market the reads name, plus of ``markets`` (read from
+    their listing, in URL-budgeted batches) when the listing carries it."""
+    orders = api.list_orders(status="resting")
+    resting = tuple(from_rest_order(o) for o in orders)
     min_ts = None if fills_min_ts_ms is None else fills_min_ts_ms // 1000
     fills = tuple(from_rest_fill(f) for f in api.list_fills(min_ts=min_ts))
-    positions = {p.ticker: p.position_fp for p in api.list_positions() if p.position_fp != 0}
+    listed = api.list_positions()
+    positions = {p.ticker: p.position_fp for p in listed if p.position_fp != 0}
     balance = api.client.get_balance().balance
-    return ExchangeTruth(resting=resting, fills=fills, positions=positions, balance=balance)
+    shards = {o.ticker: o.exchange_index for o in orders if o.exchange_index is not None}
+    shards |= {p.ticker: p.exchange_index for p in listed if p.exchange_index is not None}
+    unknown = [t for t in markets if t not in shards]
+    if unknown:
+        for market in api.client.get_markets(status=None, tickers=unknown, mve_filter=None):
+            if market.exchange_index is not None:
+                shards[market.ticker] = market.exchange_index
+    return ExchangeTruth(resting=resting, fills=fills, positions=positions, balance=balance,
+                         shards=shards)
 
 
 def lookup_order(api: OrderApi, order_id: str) -> tuple[ExchangeOrder, tuple[Fill, ...]]:
@@ -166,6 +258,30 @@ def lookup_order(api: OrderApi, order_id: str) -> tuple[ExchangeOrder, tuple[Fil
 
 
 # -- an outcome-unknown create ------------------------------------------------------------------
+def find_by_cid(
+    api: OrderApi, client_order_id: str, ticker: str
+) -> tuple[ExchangeOrder, tuple[Fill, ...]] | None:
+    """An order known by its ``client_order_id`` (a 409 ``order_already_exists``: it is
+    there; read it, never resend), with its fills; None if the exchange has no such order."""
+    order = api.find_order(client_order_id, ticker=ticker)
+    return None if order is None else lookup_order(api, order.order_id)
+
+
+def find_in_flight(
+    api: OrderApi, client_order_id: str, ticker: str, wait: float, stop: threading.Event
+) -> tuple[ExchangeOrder, tuple[Fill, ...]] | None:
+    """A create an earlier incarnation sent and never heard back about: looked up by its id
+    twice, ``wait`` seconds (the in-flight window) apart; absent both times, it never
+    landed (None)."""
+    for attempt in range(2):
+        order = api.find_order(client_order_id, ticker=ticker)
+        if order is not None:
+            return lookup_order(api, order.order_id)
+        if attempt == 0 and stop.wait(wait):
+            break
+    return None
+
+
 @dataclass(frozen=True)
 class Resolution:
     """How resolving one unknown create ended: ``decision`` is ``Found`` or ``Escalate``, or

@@ -38,6 +38,7 @@ from messages.events import (
     StreamNotice,
     SupervisorEvent,
 )
+from messages.orders import reason_beyond
 from messages.states import State
 from messages.trading_events import (
     FillEvent,
@@ -338,8 +339,9 @@ def _trade_line(event: OrderUpdateEvent | FillEvent | PositionChanged) -> tuple[
         )
         if Decimal(event.filled):
             body += f", {contracts(event.filled)} filled"
-        if event.reason:
-            body += f" ({event.reason})"
+        reason = reason_beyond(event.status, event.reason)  # never "canceled (canceled)"
+        if reason:
+            body += f" ({reason})"
         body += f" · {event.client_order_id}"
         return "order", _ORDER_STYLE.get(status, "cyan"), body
     if isinstance(event, FillEvent):

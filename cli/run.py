@@ -529,6 +529,7 @@ def services_from_settings(
     prepended, so an installed module of the same name still wins."""
     if not settings.services and not settings.service_options and not settings.service_limits:
         return ()
+    from actors.gateway_config import ADOPTED_SERVICE, GATEWAY_SERVICE
     from actors.registry import DEFAULT_STAGES
     from app.service_loader import ServiceLoadError, check_unique, specs_from_references
 
@@ -537,7 +538,9 @@ def services_from_settings(
         sys.path.append(here)
     try:
         specs = specs_from_references(settings.services, settings.service_options)
-        check_unique(specs, reserved=[s.name for s in DEFAULT_STAGES])
+        # the gateway's name, and the owner of adopted orders (no service may act for it)
+        reserved = [s.name for s in DEFAULT_STAGES] + [GATEWAY_SERVICE, ADOPTED_SERVICE]
+        check_unique(specs, reserved=reserved)
     except ServiceLoadError as exc:
         source = sources.of("services") if sources is not None else ""
         if source.startswith("--"):

@@ -251,6 +251,8 @@ class Market(_Model):
     close_time: OptionalTime = None
     result: str | None = None
     mve_collection_ticker: str | None = None
+    exchange_index: int | None = None
+    """The shard the market trades on (§7.2), when the listing says; None: not given."""
 
 
 class RestOrderbook(_Model):

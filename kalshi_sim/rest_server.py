@@ -552,6 +552,7 @@ def _market_json(market: SimMarket, levels: BookLevels, closes: CloseSchedule) -
         "rules_primary": f"Resolves YES if: {market.title}.",
         "rules_secondary": "",
         "price_level_structure": market.price_level_structure,
+        "exchange_index": market.exchange_index,
         "price_ranges": [
             {"start": start, "end": end, "step": step}
             for start, end, step in _PRICE_RANGES.get(

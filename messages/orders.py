@@ -118,6 +118,19 @@ class OrderStatus(StrEnum):
 FINAL_STATUSES = frozenset({OrderStatus.EXECUTED, OrderStatus.CANCELED, OrderStatus.REJECTED})
 
 
+def _words(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").replace("cancelled", "canceled").split())
+
+
+def reason_beyond(status: OrderStatus, reason: str | None) -> str | None:
+    """``reason`` when it says something ``status`` does not; None when it is empty or only
+    repeats the status (``canceled`` beside ``canceled``: the terminal, the console and
+    the events show both, and "canceled (canceled)" tells a person nothing)."""
+    if reason is None or not reason.strip():
+        return None
+    return None if _words(reason) == _words(status.value) else reason
+
+
 class TradingState(StrEnum):
     """What the gateway lets through: everything, cancels and reduce-only orders, or cancels."""
 

@@ -88,6 +88,24 @@ class ClientOrderIdAllocator:
         # ≤ 16 + 1 + 16 + 1 + 19 chars: always within CLIENT_ORDER_ID_MAX and FIX's alphabet.
         return f"{self._prefix}-{self._run}-{seq}"
 
+    def skip_past(self, client_order_id: str | None) -> bool:
+        """Never hand out ``client_order_id`` (an adopted order's): if it has this
+        allocator's prefix and run, the counter moves past its number. True if it moved.
+
+        Why: an adopted order keeps its id; an id handed out again would be refused 409 by
+        the exchange, or worse, be taken for the adopted order."""
+        match = _ID_PATTERN.fullmatch(client_order_id or "")
+        if match is None or match.group(1) != self._prefix or match.group(2) != self._run:
+            return False
+        seq = int(match.group(3))
+        with self._lock:
+            if seq < self._next:
+                return False
+            if seq + 1 > self._reserved:
+                self._reserve(seq + 1)
+            self._next = seq + 1
+        return True
+
     def _reserve(self, upto: int) -> None:
         if upto > MAX_SEQ:
             raise IdStateError("client_order_id counter exhausted")

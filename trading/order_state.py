@@ -42,6 +42,7 @@ from messages.orders import (
     PlaceAccepted,
     PlaceRejected,
     WriteUnknown,
+    reason_beyond,
 )
 
 ZERO = Decimal(0)
@@ -86,7 +87,7 @@ class OrderRecord:
         self.fills: dict[str, Fill] = {}
         self.closed = False
         self.close_reason: str | None = None
-        self._close_key: tuple[int, str] | None = None
+        self._close_key: tuple[bool, int, str] | None = None
         self._remaining_key: tuple[int, Decimal] | None = None
         self._price_key: tuple[int, Decimal] | None = None
         """The latest price the exchange reported (an amend may change it), by report time."""
@@ -170,8 +171,11 @@ class OrderRecord:
             remaining=self.remaining,
             status=self.status,
             fees=self.fees,
-            reason=self.close_reason
-            or (f"{self.reject.status} {self.reject.code}" if self.reject else None),
+            reason=reason_beyond(
+                self.status,
+                self.close_reason
+                or (f"{self.reject.status} {self.reject.code}" if self.reject else None),
+            ),
         )
 
     # -- facts -------------------------------------------------------------------------------
@@ -235,7 +239,7 @@ class OrderRecord:
         if self._price_key is None or price_key[0] > self._price_key[0]:
             self._price_key = price_key
         if order.status in ("canceled", "executed"):
-            self._close(order.last_update_reason or order.status, order.ts_ms)
+            self._close(order.last_update_reason or "", order.ts_ms)  # "": the status says it
         elif order.status == "resting":
             self._report_remaining(order.remaining_count, order.ts_ms)
         return self._done(before)
@@ -265,7 +269,7 @@ class OrderRecord:
         if self.order_id is None or reply.order_id != self.order_id:
             return self._refuse(before, "cancel reply names another order")
         if isinstance(reply, CancelAccepted):
-            self._close("canceled")
+            self._close("cancel accepted", reply.ts_ms)
         else:
             self.vanished = True  # gone: cancelled *or executed*; the lookup says which
         return self._done(before)
@@ -305,9 +309,10 @@ class OrderRecord:
         return None
 
     def _close(self, reason: str, ts_ms: int | None = None) -> None:
-        """Closed for good. The reason shown is the newest (then the greatest) of those given,
-        so it too does not depend on arrival order."""
-        key = (_ts_key(ts_ms), reason)
+        """Closed for good. The reason shown is the newest (then the greatest) of those that
+        say something (a report with none never hides one that does), so it too does not
+        depend on arrival order."""
+        key = (bool(reason), _ts_key(ts_ms), reason)
         if self._close_key is None or key > self._close_key:
             self._close_key = key
             self.close_reason = reason

@@ -62,6 +62,8 @@ class ExchangeTruth:
     """Signed YES position per market (markets at zero may be absent)."""
     balance: int | None = None
     """Cents; None if not read this time."""
+    shards: Mapping[str, int] = field(default_factory=dict)
+    """Market -> ``exchange_index`` as the reads said (orders, positions, listings)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,17 @@ class OrderTracker:
         self._orders[client_order_id] = record
         return record
 
+    def adopt(self, client_order_id: str, intent: OrderIntent, order: ExchangeOrder) -> Routed:
+        """Track an order already at the exchange that nobody here placed (adoption): as if
+        it had been placed under ``client_order_id`` and just read. ValueError if the id is
+        tracked already or the read does not fit ``intent``."""
+        record = self.track(client_order_id, intent)
+        transition = record.on_lookup(order)
+        if transition.outcome == "refused":
+            del self._orders[client_order_id]
+            raise ValueError(f"order {order.order_id} not adopted: {transition.reason}")
+        return self._after(record, transition)
+
     @_never_raises
     def on_place_reply(self, reply: PlaceAccepted | PlaceRejected | WriteUnknown) -> Routed:
         record = self._orders.get(reply.client_order_id)

@@ -86,13 +86,19 @@ function tradingFromStatus(trading, sentAt) {
   T.positions = positions;
 }
 
+// A reason worth showing: one that says more than the status (messages/orders.py reason_beyond).
+function reasonBeyond(status, reason) {
+  const words = (text) => String(text).toLowerCase().replaceAll("_", " ").replaceAll("cancelled", "canceled").trim().split(/\s+/).join(" ");
+  return Boolean(reason && reason.trim()) && words(reason) !== words(status);
+}
+
 // One line per fact, the terminal's words (app/console.py describe()).
 function tradingSummary(ev) {
   switch (ev.type) {
     case "order_update": {
       let text = `${ev.service} ${sideText(ev.side)} ${countText(ev.count)} ${ev.ticker} @ ${dollarsText(ev.price)}: ${ev.status.replaceAll("_", " ")}`;
       if (!isZero(ev.filled)) text += `, ${countText(ev.filled)} filled`;
-      if (ev.reason) text += ` (${ev.reason})`;
+      if (reasonBeyond(ev.status, ev.reason)) text += ` (${ev.reason})`;
       return `${text} · ${ev.client_order_id}`;
     }
     case "fill":

@@ -156,12 +156,17 @@ def trading_supervisor(
     key: str,
     member: str = "alice",
     config: dict[str, Any] | None = None,
+    before_start: Callable[[Any], None] | None = None,
     **gateway: Any,
 ) -> Iterator[tuple[Supervisor, Recorder]]:
-    """A supervisor trading as a fresh ``member`` with one ``Trader`` service, READY."""
+    """A supervisor trading as a fresh ``member`` with one ``Trader`` service, READY.
+    ``before_start(member_key)`` runs once the member exists, before the supervisor starts
+    (orders placed there are ones this process did not place)."""
     recorder = Recorder()
     RECORDERS[key] = recorder
     member_key = exchange.add_member(member)
+    if before_start is not None:
+        before_start(member_key)
     signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
     settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
     config = dict(config or {})

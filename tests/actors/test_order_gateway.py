@@ -13,10 +13,13 @@ import pytest
 
 from app.handle import Supervisor
 from kalshi_api.auth import load_signer
+from kalshi_api.order_models import CreateOrder
+from kalshi_api.orders import OrderApi
+from kalshi_api.rest import KalshiRestClient
 from messages.events import ExchangePaused, ExchangeResumed
 from messages.fault_kinds import ActorFault, ExchangeFault
 from messages.faults import InjectFault
-from messages.orders import OrderStatus, RiskLimits, TradingState
+from messages.orders import OrderStatus, OrderUpdate, RiskLimits, TradingState
 from tests.actors.gateway_support import (
     Counterparty,
     assert_matches_truth,
@@ -67,6 +70,10 @@ def test_place_when_ready_hooks_report_rest_fill_amend_and_cancel(
 
         rec.call(lambda s: s.trading.cancel(cid))
         assert rec.wait(lambda r: r.status_of(cid) is OrderStatus.CANCELED)
+        # the reason says what the status does not: our cancel, never "canceled" again
+        assert rec.wait(lambda r: r.last(cid).reason == "cancel accepted")  # type: ignore[union-attr]
+        shown = [(u.status.value, u.reason) for u in rec.orders if u.client_order_id == cid]
+        assert not [s for s, reason in shown if reason and reason.lower() == s], shown
         assert rec.call(lambda s: s.trading.open_orders) == {}
         budget = supervisor.trading_status().write_budget
         assert budget is not None and budget.capacity > 0 and budget.rate_limited == 0
@@ -233,6 +240,105 @@ def test_place_when_trading_is_paused_is_refused_locally_until_it_resumes(
         assert paused not in sent and placed in sent
         assert supervisor.trading_status().state is TradingState.ACTIVE  # a trading pause
         assert_matches_truth(supervisor, exchange, "alice")
+
+
+def _creates(exchange) -> int:  # type: ignore[no-untyped-def]
+    """Create requests the exchange has served (every one, refused or not)."""
+    return sum(
+        e.detail == "POST /trade-api/v2/portfolio/events/orders"
+        for e in exchange.oplog.entries("rest")
+    )
+
+
+def test_place_when_one_shard_is_paused_is_refused_on_that_shard_only(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    shard_of = {t: exchange.markets.market(t).exchange_index for t in exchange.markets.tickers()}
+    with trading_supervisor(exchange, "shard") as (supervisor, rec):
+        # a market of shard 2 that the run follows (the gateway reads its listing)
+        crypto = next(t for t in rec.call(lambda s: s.markets) if shard_of[t] == 2)
+        assert shard_of[ticker] == 0
+        first = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(1)))
+        assert rec.wait(lambda r: r.status_of(first) is OrderStatus.RESTING)
+
+        supervisor.inject(
+            InjectFault(target="exchange", fault=ExchangeFault.PAUSE_TRADING, shard=2)
+        )
+        assert rec.wait(lambda r: any(
+            isinstance(e, ExchangePaused) and e.exchange_index == 2 for e in r.events
+        ))
+        sent = _creates(exchange)
+        refused = rec.call(lambda s: s.trading.place(crypto, "bid", 1, "0.05"))
+        assert rec.wait(lambda r: r.status_of(refused) is OrderStatus.REJECTED)
+        reason = rec.last(refused).reason or ""  # type: ignore[union-attr]
+        assert reason.startswith("refused locally") and "shard 2" in reason, reason
+        assert _creates(exchange) == sent, "the refused order reached the exchange"
+
+        accepted = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(2)))
+        assert rec.wait(lambda r: r.status_of(accepted) is OrderStatus.RESTING)
+        assert _creates(exchange) == sent + 1
+        true = {o.client_order_id for o in exchange.truth("alice")["alice"].orders}
+        assert refused not in true and {first, accepted} <= true
+        # a pause of a shard none of our orders is on halts nothing
+        assert supervisor.trading_status().state is TradingState.ACTIVE
+        assert_matches_truth(supervisor, exchange, "alice")
+
+
+def test_adopted_order_is_tracked_filled_into_positions_kept_from_services_and_halted(
+    make_exchange: ExchangeFactory,
+) -> None:
+    exchange = make_exchange(markets=8, cancel_all_tail_s=0)
+    q = quiet_market(exchange)
+    ticker = q.ticker
+    price = q.inside  # the best bid: a counterparty's sell meets it first
+    bob = Counterparty(exchange)
+
+    def by_hand(member_key) -> None:  # type: ignore[no-untyped-def]
+        signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
+        with KalshiRestClient(exchange.rest_url, signer, timeout=5.0) as client:
+            OrderApi(client, grid_for=lambda _: None).create(CreateOrder(
+                ticker=ticker, side="bid", count=D(4), price=D(price),
+                client_order_id="by-hand-1", time_in_force="good_till_canceled",
+            ))
+
+    config = {"startup_orders": "adopt"}
+    with trading_supervisor(exchange, "adopt", config=config, before_start=by_hand) as (
+        supervisor, rec
+    ):
+        def adopted() -> OrderUpdate | None:
+            orders = supervisor.trading_status().open_orders
+            return next((o for o in orders if o.client_order_id == "by-hand-1"), None)
+
+        assert rec.wait(lambda _: adopted() is not None)
+        order = adopted()
+        assert order is not None and order.service == "adopted"
+        assert (order.status, order.remaining) == (OrderStatus.RESTING, D(4))
+
+        bob.order(ticker, "ask", "3", price)
+        assert rec.wait(lambda _: (o := adopted()) is not None and o.filled == D(3))
+        positions = {p.ticker: p.position for p in supervisor.trading_status().positions}
+        assert positions == {ticker: D(3)}
+        # no service acts for "adopted": a service's cancel of it is refused, it rests on
+        rec.call(lambda s: s.trading.cancel("by-hand-1"))
+        mine = rec.call(lambda s: s.trading.place(ticker, "bid", 1, q.below(2)))
+        assert rec.wait(lambda r: r.status_of(mine) is OrderStatus.RESTING)
+        true = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert true["by-hand-1"] == "resting"
+        assert_matches_truth(supervisor, exchange, "alice")
+        lines = [line for e in events_of(supervisor, "reconciled")
+                 for line in e.differences]  # type: ignore[union-attr]
+        assert not [line for line in lines if "untracked" in line], lines
+
+        report = supervisor.halt("drill")
+        assert report.remaining == 0
+        true = {o.client_order_id: o.status for o in exchange.truth("alice")["alice"].orders}
+        assert true["by-hand-1"] != "resting" and true[mine] != "resting"
+        assert rec.wait(lambda _: adopted() is None)
+        assert_matches_truth(supervisor, exchange, "alice")
+    bob.close()
 
 
 def test_leaving_ready_when_orders_rest_halts_and_stays_halted_until_resumed(

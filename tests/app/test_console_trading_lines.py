@@ -71,6 +71,21 @@ EVENTS = [
         ),
         "order: mm buy YES 1 KXT-A @ $0.45: rejected (trading is halted) · ks-ab-8",
     ),
+    (  # a reason that only repeats the status is not printed
+        OrderUpdateEvent(
+            service="mm", client_order_id="ks-ab-9", ticker="KXT-A", side="bid",
+            status=OrderStatus.CANCELED, count=1, filled=0, price="0.45", reason="Cancelled",
+        ),
+        "order: mm buy YES 1 KXT-A @ $0.45: canceled · ks-ab-9",
+    ),
+    (
+        OrderUpdateEvent(
+            service="mm", client_order_id="ks-ab-10", ticker="KXT-A", side="bid",
+            status=OrderStatus.CANCELED, count=1, filled=0, price="0.45",
+            reason="ExpiryCancel",
+        ),
+        "order: mm buy YES 1 KXT-A @ $0.45: canceled (ExpiryCancel) · ks-ab-10",
+    ),
     (
         FillEvent(
             service="mm",

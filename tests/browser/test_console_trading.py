@@ -169,8 +169,11 @@ def test_resume_button_when_halted_by_an_event_resumes_and_the_report_goes(
     assert "trading resumed" in page.inner_text("[data-testid=halt-report]")
 
 
-def _order(cid: str, status: OrderStatus, filled: str = "0") -> OrderUpdateEvent:
+def _order(
+    cid: str, status: OrderStatus, filled: str = "0", reason: str | None = None
+) -> OrderUpdateEvent:
     return OrderUpdateEvent(
+        reason=reason,
         service="quoter",
         client_order_id=cid,
         order_id=f"o-{cid}",
@@ -190,7 +193,7 @@ def test_panels_when_orders_fill_show_open_orders_fills_and_positions(
     _open(page, server)
     recorder(_order("ks-q-1", OrderStatus.RESTING))
     recorder(_order("ks-q-2", OrderStatus.RESTING))
-    recorder(_order("ks-q-2", OrderStatus.CANCELED))
+    recorder(_order("ks-q-2", OrderStatus.CANCELED, reason="canceled"))
     recorder(_order("ks-q-1", OrderStatus.PARTIALLY_FILLED, "2.50"))
     recorder(
         FillEvent(
@@ -239,6 +242,7 @@ def test_panels_when_orders_fill_show_open_orders_fills_and_positions(
     assert position.split("\t") == ["KXT-B", "long YES 2.5", "$0.00", "-$0.05", "$0.0175"]
     log = page.inner_text("#log")
     assert "quoter buy YES 10 KXT-B @ $0.42: partially filled, 2.5 filled · ks-q-1" in log
+    assert "quoter buy YES 10 KXT-B @ $0.42: canceled · ks-q-2" in log  # not "(canceled)"
 
 
 @pytest.mark.parametrize("width", [390, 1280])

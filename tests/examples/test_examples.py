@@ -256,6 +256,7 @@ def test_service_when_injected_and_typed_from_the_cli_is_supervised(
             "option threshold: Input should be less than 1",
         ),
         (["--service", f"orderbook={ALERT}"], "already used"),
+        (["--service", f"adopted={ALERT}"], "already used"),  # the owner of adopted orders
         (["--restart-type", "nobody=temporary"], "unknown stage 'nobody'"),
         (
             ["--service", ALERT, "--restart-type", "nobody=temporary"],

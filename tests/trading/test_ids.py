@@ -138,3 +138,16 @@ def test_is_ours_when_id_is_not_the_allocators_is_false(client_order_id: str | N
 def test_is_ours_when_no_state_file_decides_by_prefix_and_shape() -> None:
     assert is_ours("ks-00ff-123456", prefix="ks", high_water=None)
     assert not is_ours("ks-00ff-123456", prefix="ks", high_water=0)
+
+
+def test_skip_past_an_adopted_id_of_this_run_moves_the_counter_beyond_it(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    allocator = ClientOrderIdAllocator(path, prefix="ks", block=10, run_id="abc")
+    assert allocator.next_id() == "ks-abc-0"
+    # another run's id, another prefix, a foreign id, an id already passed: nothing moves
+    for other in ("ks-abd-50", "zz-abc-50", "by-hand-1", None, "ks-abc-0"):
+        assert not allocator.skip_past(other)
+    assert allocator.skip_past("ks-abc-25")  # beyond the reserved block: reserved first
+    assert load_high_water(path) >= 26
+    assert allocator.next_id() == "ks-abc-26"
+    assert ClientOrderIdAllocator(path, prefix="ks", run_id="abc").next_id() != "ks-abc-25"

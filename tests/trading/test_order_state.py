@@ -444,3 +444,48 @@ def test_event_when_rejected_order_shows_up_reopens_it_and_says_so() -> None:
     assert routed.transition.after is OrderStatus.RESTING
     assert routed.transition.reason == REJECTION_CONTRADICTED
     assert tracker.get(CID) in tracker.open_orders()
+
+
+def test_reason_when_closed_says_what_the_status_does_not() -> None:
+    from messages.orders import reason_beyond
+
+    assert reason_beyond(OrderStatus.CANCELED, "canceled") is None
+    assert reason_beyond(OrderStatus.CANCELED, " Cancelled ") is None
+    assert reason_beyond(OrderStatus.OUTCOME_UNKNOWN, "outcome unknown") is None
+    assert reason_beyond(OrderStatus.CANCELED, "") is None
+    assert reason_beyond(OrderStatus.CANCELED, "ExpiryCancel") == "ExpiryCancel"
+
+
+def test_reason_when_our_cancel_and_the_exchanges_event_arrive_in_either_order_is_ours() -> None:
+    reasons = []
+    for cancel_first in (True, False):
+        tracker = tracked()
+        tracker.on_place_reply(accepted())
+        cancel = CancelAccepted(order_id=OID, reduced_by=Decimal(10), ts_ms=5)
+        closed = event("canceled", 0, 0, ts=6)  # the exchange's: no last_update_reason
+        if cancel_first:
+            tracker.on_cancel_reply(OID, cancel)
+            tracker.on_exchange_order(closed)
+        else:
+            tracker.on_exchange_order(closed)
+            assert tracker.get(CID).view().reason is None  # not "canceled" beside canceled
+            tracker.on_cancel_reply(OID, cancel)
+        view = tracker.get(CID).view()
+        reasons.append((view.status, view.reason))
+    assert reasons == [(OrderStatus.CANCELED, "cancel accepted")] * 2
+
+
+def test_adopt_when_the_order_rests_tracks_it_resting_with_its_fills_counted() -> None:
+    tracker = OrderTracker()
+    order = event("resting", 3, 7, ts=1, cid=None)
+    routed = tracker.adopt("adopted-ord-1", intent(), order)
+    record = tracker.get("adopted-ord-1")
+    assert routed.client_order_id == "adopted-ord-1" and tracker.by_order_id(OID) is record
+    assert (record.status, record.filled, record.remaining) == (
+        OrderStatus.PARTIALLY_FILLED, Decimal(3), Decimal(7))
+    try:
+        tracker.adopt("adopted-ord-1", intent(), order)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an id adopted twice")

@@ -150,3 +150,64 @@ def test_process_when_killed_with_orders_resting_and_restarted_leaves_nothing_un
     code, _ = second.interrupt()
     assert code == 0, second.describe()
     assert [o for o in _truth(exchange)["orders"] if o["status"] == "resting"] == []
+
+
+def _status(state_file: Path) -> dict[str, Any]:
+    """``/status`` of the running process (reads need no token on loopback)."""
+    from app.console_state import read_state_file
+
+    endpoint = read_state_file(state_file)
+    reply = httpx.get(f"{endpoint.url}/status", trust_env=False, timeout=10.0)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_process_when_killed_and_restarted_with_adopt_tracks_the_old_orders_then_halts_them(
+    launch: Launcher, exchange: dict[str, Any], tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state" / "control.json"
+    first = launch(*_run_args(exchange, state_file))
+    first.wait_for(
+        lambda: sum(e["status"] == "resting" for e in _ours(first).values()) == 2,
+        WAIT, "two resting orders of the first process",
+    )
+    old = set(_ours(first))
+    first.popen.send_signal(signal.SIGKILL)
+    first.popen.wait(WAIT)
+    first.join_readers()
+
+    second = launch(*_run_args(exchange, state_file, "--startup-orders", "adopt"))
+    second.wait_transition("ready")
+
+    def adopted_and_placed() -> bool:
+        mine = _ours(second)
+        adopted = {c for c, e in mine.items() if e["service"] == "adopted"}
+        placed = {c for c, e in mine.items() if e["service"] == "resting_quoter"}
+        return adopted == old and len(placed) == 2 and all(
+            e["status"] == "resting" for e in mine.values()
+        )
+
+    second.wait_for(adopted_and_placed, WAIT, "the old orders adopted, two new ones resting")
+    truth = _truth(exchange)
+    resting = {o["client_order_id"] for o in truth["orders"] if o["status"] == "resting"}
+    assert resting == set(_ours(second)), "an order at the exchange the process does not track"
+    cids = [o["client_order_id"] for o in truth["orders"]]
+    assert len(cids) == len(set(cids)), f"an id was used twice: {cids}"
+
+    trading = _status(state_file)["trading"]
+    shown = {o["client_order_id"]: o["service"] for o in trading["open_orders"]}
+    assert shown == {c: e["service"] for c, e in _ours(second).items()}, shown
+    lines = [line for e in second.events if e.get("type") == "reconciled"
+             for line in e["differences"]]
+    assert not [line for line in lines if "untracked" in line], lines
+    assert sum(line.startswith("adopted order") for line in lines) == 2, lines
+
+    halt = launch("halt", "--reason", "drill", "--state-file", str(state_file))
+    assert halt.finish() == 0, halt.describe()
+    assert [o for o in _truth(exchange)["orders"] if o["status"] == "resting"] == []
+    second.wait_for(
+        lambda: all(e["status"] == "canceled" for e in _ours(second).values()),
+        WAIT, "every order, adopted ones included, shown cancelled",
+    )
+    code, _ = second.interrupt()
+    assert code == 0, second.describe()
