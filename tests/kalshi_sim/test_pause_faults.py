@@ -23,6 +23,10 @@ def status(exchange: EmbeddedExchange) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+PAUSE_S = 2.0
+"""A timed pause the test reads inside (0.2-0.3 s was outlived by two reads under a CPU hog)."""
+
+
 def estimate(body: dict[str, Any]) -> datetime | None:
     text = body["exchange_estimated_resume_time"]
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -42,7 +46,8 @@ def test_pause_exchange_with_resume_in_answers_503_with_estimate_then_resumes_on
     exchange = make_exchange()
     before = datetime.now(UTC)
 
-    exchange.apply_fault(SimFault.PAUSE_EXCHANGE, resume_in=0.3)
+    # long enough that the two reads below land inside the pause on a loaded machine
+    exchange.apply_fault(SimFault.PAUSE_EXCHANGE, resume_in=PAUSE_S)
     code, body = status(exchange)
     with httpx.Client(trust_env=False, timeout=WAIT) as http:
         markets = http.get(f"{exchange.rest_url}/markets").status_code
@@ -54,7 +59,7 @@ def test_pause_exchange_with_resume_in_answers_503_with_estimate_then_resumes_on
     assert markets == 503
     resume = estimate(body)
     assert resume is not None
-    assert before + timedelta(seconds=0.3) <= resume <= after
+    assert before + timedelta(seconds=PAUSE_S) <= resume <= after
     assert ended
     assert (code_after, body_after["exchange_active"], estimate(body_after)) == (200, True, None)
     assert exchange.pauses.scheduled == 0
@@ -67,7 +72,7 @@ def test_pause_trading_on_one_shard_pauses_only_it_and_ends_at_its_time(
     shards = exchange.status.shards
     assert len(shards) > 2
 
-    exchange.apply_fault("pause_trading", shard=shards[2], resume_in=0.2)
+    exchange.apply_fault("pause_trading", shard=shards[2], resume_in=PAUSE_S)
     code, body = status(exchange)
     assert exchange.pauses.wait_ended(WAIT)
     _, body_after = status(exchange)
