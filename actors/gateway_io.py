@@ -430,6 +430,8 @@ def run_halt(
             if step.cancel_all:
                 calls += 1
                 last_ok = _cancel_all(api)
+                if not last_ok:
+                    sleep(0.1)  # an exchange failing cancel-alls is not asked again at once
         elif isinstance(step, ReadAgain):
             sleep(step.after_ms / 1000)
     return HaltOutcome(now_ms() - started, calls, reads, remaining)

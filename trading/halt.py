@@ -13,6 +13,9 @@ minute, §8.11). So the kill switch loops: cancel-all, read our resting orders, 
 
 - some of ours rest: cancel them by id (batch), and cancel-all again if the last one
   failed; then read again;
+- none rest, but the last cancel-all failed: cancel-all again, then read again (reads lag:
+  an order placed just before the halt may not be listed yet, and only a cancel-all that
+  answered proves it was swept);
 - none rest, but creates of ours are still in flight (pending or outcome-unknown): read
   again after a backoff (they may yet land, and will then be cancelled by id);
 - none rest and nothing is in flight: done, with the time it took.
@@ -125,6 +128,8 @@ def plan_halt_step(check: HaltCheck, policy: HaltVerifyPolicy | None = None) -> 
     policy = policy or HaltVerifyPolicy()
     if check.resting_ours:
         return CancelAgain(tuple(dict.fromkeys(check.resting_ours)), not check.last_cancel_all_ok)
+    if not check.last_cancel_all_ok:
+        return CancelAgain((), True)  # the read may lag behind an order of ours
     if check.in_flight > 0:
         step = max(0, check.reads - 1)
         wait = min(policy.max_backoff_ms, policy.first_backoff_ms * 2 ** min(step, 30))

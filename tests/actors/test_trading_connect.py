@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -38,32 +38,11 @@ from messages.orders import TradingState
 from messages.states import State
 from supervision.config import GatewaySettings
 from tests.harness import WAIT, make_config, metadata_of, running_supervisor, start_exchange
+from tests.listeners import Events
 from trading.ids import write_high_water
 
-E = TypeVar("E")
 LOW = Decimal("0.02")
 """A bid far below any ask: it rests and never fills by itself."""
-
-
-class Heard:
-    """The context's ``private_events`` callable: records, and lets a test wait."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: object) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, test: Any, timeout: float = WAIT) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: test(self.events), timeout)
 
 
 @pytest.fixture
@@ -179,7 +158,7 @@ def test_startup_when_id_has_our_prefix_above_high_water_treats_it_as_unknown(
 def test_private_events_when_our_order_fills_reach_the_listener(
     exchange: EmbeddedExchange,
 ) -> None:
-    heard = Heard()
+    heard = Events()
     ticker = exchange.markets.tickers()[2]
     with running_supervisor(exchange, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
@@ -199,8 +178,8 @@ def test_private_events_when_our_order_fills_reach_the_listener(
                 e.count for e in events if isinstance(e, FillEvent) and e.order_id == order_id
             )
 
-        assert heard.wait_for(lambda events: filled(events) == 200)  # centi-contracts
-        assert heard.wait_for(
+        assert heard.wait_until(lambda events: filled(events) == 200)  # centi-contracts
+        assert heard.wait_until(
             lambda events: any(isinstance(e, UserOrder) and e.order_id == order_id for e in events)
         )
         fills = [e for e in heard.of(FillEvent) if e.order_id == order_id]
@@ -218,14 +197,12 @@ def test_private_events_when_our_order_fills_reach_the_listener(
 def test_private_channels_when_session_is_lost_reconnect_as_event_not_failure(
     exchange: EmbeddedExchange,
 ) -> None:
-    heard = Heard()
+    heard = Events()
     with running_supervisor(exchange, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
-        assert heard.wait_for(lambda events: any(isinstance(e, PrivateConnected) for e in events))
+        assert heard.wait_for(PrivateConnected)
         assert exchange.ws.drop_private_sessions(DEMO_MEMBER) == 1
-        assert heard.wait_for(
-            lambda events: sum(isinstance(e, PrivateConnected) for e in events) >= 2
-        )
+        assert heard.wait_for(PrivateConnected, 2)
         sessions = [e.session for e in heard.of(PrivateConnected)]
         assert sessions[-1] > sessions[0]
         assert supervisor.state is State.READY
@@ -236,22 +213,22 @@ def test_private_channels_when_session_is_lost_reconnect_as_event_not_failure(
 def test_private_channels_when_upgrade_is_refused_reopen_after_rest_check_not_failure(
     exchange: EmbeddedExchange,
 ) -> None:
-    heard = Heard()
+    heard = Events()
     config = make_config(exchange, exchange_check_interval=3600.0)
     with running_supervisor(exchange, config, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
-        assert heard.wait_for(lambda events: any(isinstance(e, PrivateConnected) for e in events))
+        assert heard.wait_for(PrivateConnected)
         # The order gateway reads nothing until it first trades: the refusal is the channels'.
         exchange.faults.reject_auth(1)  # the private channels' next upgrade: 401, given up
         assert exchange.ws.drop_private_sessions(DEMO_MEMBER) == 1
-        assert heard.wait_for(lambda events: any(isinstance(e, StreamFailed) for e in events))
+        assert heard.wait_for(StreamFailed)
 
         def reopened(events: list[object]) -> bool:
             kinds = [type(e) for e in events]
             failed = kinds.index(StreamFailed)
             return PrivateConnected in kinds[failed:]
 
-        assert heard.wait_for(reopened)
+        assert heard.wait_until(reopened)
         assert supervisor.state is State.READY
         assert failures(supervisor) == []
 
@@ -259,7 +236,7 @@ def test_private_channels_when_upgrade_is_refused_reopen_after_rest_check_not_fa
 def test_no_trading_when_running_opens_no_private_channels_and_writes_nothing(
     exchange: EmbeddedExchange,
 ) -> None:
-    heard = Heard()
+    heard = Events()
     config = make_config(exchange, trading_enabled=False)
     with running_supervisor(exchange, config, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
@@ -279,7 +256,7 @@ def test_production_when_not_allowed_trades_nothing_and_says_so(
     api = order_api(exchange)
     unknown = place(api, exchange.markets.tickers()[0], "someone-else-1")
     api.client.close()
-    heard = Heard()
+    heard = Events()
     config = make_config(exchange, environment=Environment.PRODUCTION)
     with (
         caplog.at_level(logging.WARNING, logger="kalshi_supervisor"),
@@ -329,7 +306,7 @@ def test_dry_run_when_unknown_orders_rest_writes_nothing(exchange: EmbeddedExcha
 def test_trading_stage_when_restarted_closes_its_private_channels(
     exchange: EmbeddedExchange,
 ) -> None:
-    heard = Heard()
+    heard = Events()
     with running_supervisor(exchange, private_events=heard) as supervisor:
         assert supervisor.wait_for_state(State.READY, WAIT)
         before = [t.name for t in threading.enumerate() if t.name == "kalshi-private-ws"]
@@ -337,9 +314,7 @@ def test_trading_stage_when_restarted_closes_its_private_channels(
         mark = supervisor.recorder.last_id
         supervisor.inject(InjectFault(target="trading", fault="crash"))
         assert supervisor.wait_for_state(State.READY, WAIT, after=mark)
-        assert heard.wait_for(
-            lambda events: sum(isinstance(e, PrivateConnected) for e in events) >= 2
-        )
+        assert heard.wait_for(PrivateConnected, 2)
         alive = [t.name for t in threading.enumerate() if t.name == "kalshi-private-ws"]
         assert alive == before  # the crashed incarnation's channels were closed
     assert not [t for t in threading.enumerate() if t.name == "kalshi-private-ws"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -16,33 +16,14 @@ from kalshi_api.protocol import WS_PATH
 from kalshi_api.ws_session import OrderbookStream, ReconnectPolicy, StreamEvent
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.harness import signer_for
+from tests.listeners import Events
+
+__all__ = ["WAIT", "Events", "Recorder", "StreamFactory"]
 
 WAIT = 10.0
-E = TypeVar("E")
 
-
-class Recorder:
-    """A thread-safe listener that lets a test wait for the n-th event of a type."""
-
-    def __init__(self) -> None:
-        self.events: list[StreamEvent] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: StreamEvent) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, kind: type[Any], count: int = 1, timeout: float = WAIT) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: sum(isinstance(e, kind) for e in self.events) >= count, timeout
-            )
-
+Recorder = Events
+"""The orderbook streams' listener: the shared recorder under the name these tests use."""
 
 StreamFactory = Callable[..., tuple[OrderbookStream, Recorder]]
 
@@ -93,26 +74,3 @@ def open_stream() -> Iterator[StreamFactory]:
     yield factory
     for stream in streams:
         stream.stop()
-
-class Events:
-    """A thread-safe listener of any events (the private channels' tests); a test waits until
-    enough events of a type have arrived."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, event: object) -> None:
-        with self._changed:
-            self.events.append(event)
-            self._changed.notify_all()
-
-    def of(self, kind: type[E]) -> list[E]:
-        with self._changed:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, kind: type[Any], count: int = 1) -> bool:
-        with self._changed:
-            return self._changed.wait_for(
-                lambda: sum(isinstance(e, kind) for e in self.events) >= count, WAIT
-            )

@@ -274,14 +274,22 @@ def test_odd_error_frames_are_counted_and_logged_once_per_code_with_the_text_cap
     line each; 11 MB of log in one run)."""
     stream, _ = open_stream(exchange)
     assert stream.wait_synced(WAIT)
-    with caplog.at_level(logging.WARNING, logger="kalshi_api"):
+    logger = "kalshi_supervisor.kalshi_api.subscription_core"
+    with caplog.at_level(logging.WARNING, logger=logger):
         exchange.ws.send_error_frames(99, "x" * 100_000, count=50)
         exchange.ws.send_error_frames(98, "another odd code", count=3)
         assert stream.barrier(WAIT)  # the error frames were queued before its reply
     assert stream.stats.error_frames == 53
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("exchange error")]
-    assert len(lines) == 2, lines
-    assert all(len(line) < 400 for line in lines)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == logger and r.levelno == logging.WARNING
+        and r.getMessage().startswith("exchange error")
+    ]
+    # One line per code, each naming its code, the long one capped: no line at all fails too.
+    codes = sorted(line.split(":")[0] for line in lines)
+    assert codes == ["exchange error 98", "exchange error 99"], lines
+    assert all(len(line) < 400 for line in lines), [len(line) for line in lines]
     _live_truth(stream, exchange, set())
 
 

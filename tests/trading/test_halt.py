@@ -73,6 +73,13 @@ def test_plan_halt_step_when_nothing_rests_or_flies_is_done_with_elapsed_time() 
     assert plan_halt_step(check()) == HaltDone(750)
 
 
+def test_plan_halt_step_when_nothing_shows_but_cancel_all_failed_sends_it_again() -> None:
+    """A lagging read may not list an order of ours yet: only a cancel-all that answered
+    proves the sweep (before: ``HaltDone`` after one failed cancel-all and one read)."""
+    assert plan_halt_step(check(ok=False)) == CancelAgain((), True)
+    assert plan_halt_step(check(in_flight=1, ok=False)) == CancelAgain((), True)
+
+
 def test_ours_when_listing_resting_picks_tracked_ids_and_our_prefix() -> None:
     resting = [("o1", "ks-abc-1"), ("o2", None), ("o3", "other-1"), ("o4", "ks-old-9"),
                ("o5", "ksx-1")]
