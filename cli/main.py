@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 """Sub-command -> (module with ``main(argv) -> int``, one-line help)."""
 
+EXIT_INTERRUPTED = 130
+"""A Ctrl-C before the sub-command has loaded (128 + SIGINT, as a shell reports it)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser: only ``--help`` and the list of sub-commands."""
@@ -45,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; its exit code is the process's."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
-        module = importlib.import_module(COMMANDS[args[0]][0])
+        try:
+            module = importlib.import_module(COMMANDS[args[0]][0])
+        except KeyboardInterrupt:  # Ctrl-C while the command is still loading: nothing ran
+            print(f"kalshi-supervisor: {args[0]} interrupted while loading", file=sys.stderr)
+            return EXIT_INTERRUPTED
         try:
             return int(module.main(args[1:]))
         except BrokenPipeError:  # `kalshi-supervisor diagram | head`: the reader left early
