@@ -17,6 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a subprocess tracing every bytecode of a few loop turns
+
 REPO = Path(__file__).resolve().parents[2]
 DEADLOCK_AFTER = 90.0
 """Generous: the child runs a few seconds; only a deadlock lasts this long (then it prints
