@@ -21,8 +21,8 @@ the issue 17 case), and sends SIGINT at a moment its mode picks:
 A run still alive ``--exit-wait`` s after its signal is a hang: it gets SIGUSR1 (``run``
 prints every thread's stack), then SIGKILL, and its stderr is kept in ``--out``. A run is
 also bad if it exits non-zero, leaves ``control.json``, or prints a traceback; a SIGINT that
-lands while the interpreter is still importing ends the process with the interpreter's own
-KeyboardInterrupt (exit -2), counted apart. ``--hog`` runs a CPU hog beside it (one busy
+lands while the command is still loading (exit 130, or -2 before it even runs) is counted
+apart. ``--hog`` runs a CPU hog beside it (one busy
 process per core); ``--sigint-ignored`` starts each run the way ``cmd &`` in a script does.
 The result is one line per mode and the signal-to-exit times; the README promises 2 s.
 """
@@ -61,6 +61,9 @@ MODES = (
     "ready_plain",
 )
 START_WAIT = 60.0
+WHILE_LOADING = (130, -signal.SIGINT)
+"""Exit codes of a SIGINT that lands while the command is still loading: ``kalshi-supervisor``
+says so in one line (130), or, before it even runs, the interpreter dies of it (-2)."""
 
 
 class Run:
@@ -242,7 +245,7 @@ def main(argv: list[str]) -> int:
                     result["hung"]
                     or result["control_left"]
                     or (
-                        result["code"] not in (0, -signal.SIGINT)
+                        result["code"] not in (0, *WHILE_LOADING)
                         or (result["traceback"] and result["code"] == 0)
                     )
                 )
@@ -265,7 +268,7 @@ def main(argv: list[str]) -> int:
         print(
             f"{mode:18} runs {len(rows):4}  hangs {sum(r['hung'] for r in rows)}  "
             f"control.json left {sum(r['control_left'] for r in rows)}  "
-            f"killed while importing {sum(r['code'] == -signal.SIGINT for r in rows)}  "
+            f"interrupted while loading {sum(r['code'] in WHILE_LOADING for r in rows)}  "
             f"exit s median {sorted(times)[len(times) // 2] if times else 0:.2f} "
             f"p90 {p90(times) if times else 0:.2f} max {max(times, default=0):.2f}"
         )
