@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; its exit code is the process's."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
+        # Ctrl-C interrupts every command, also one started with SIGINT ignored (a script's
+        # `kalshi-supervisor run &`): `run` honours SIGINT once it serves, so one that lands
+        # while the command still loads must not be the one lost.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             module = importlib.import_module(COMMANDS[args[0]][0])
         except KeyboardInterrupt:  # Ctrl-C while the command is still loading: nothing ran
