@@ -247,6 +247,8 @@ class Supervisor:
             self._console.stop()
             self.events.close()
             self.events = None
+            if self._state_file is not None:  # published above: no control.json outlives us
+                withdraw_endpoint(self._state_file, os.getpid())
             raise
         return self
 

@@ -16,7 +16,7 @@ import argparse
 import json
 import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
 
 from cli.arguments import (
@@ -26,8 +26,12 @@ from cli.arguments import (
     non_negative_int,
     positive_int,
 )
+from cli.signals import SignalCounter
 
 EXIT_OK, EXIT_BAD_CONFIG = 0, 2
+
+SIGNAL_POLL = 0.2
+"""Seconds between looks at the signal counts: SIGINT/SIGTERM stop the exchange within this."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,35 +142,33 @@ def main(argv: Sequence[str]) -> int:
         exchange.stop()
         print(error_line(f"exchange: {exc}"), file=sys.stderr)
         return EXIT_BAD_CONFIG
-    done = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        print(
-            json.dumps(
-                {
-                    "rest_url": exchange.rest_url,
-                    "ws_url": exchange.ws_url,
-                    "key_id": exchange.key_id,
-                    "private_key": str(exchange.private_key_path),
-                    "truth_url": f"{exchange.rest_url.split('/trade-api')[0]}/_sim/truth",
-                    "members": [
-                        {
-                            "member": m.member,
-                            "key_id": m.key_id,
-                            "private_key": str(m.private_key_path),
-                        }
-                        for m in members
-                    ],
-                }
-            ),
-            flush=True,
-        )
-        while not done.is_set():
-            done.wait(0.2)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        exchange.stop()
+    # Counted, never acted on in the handler (a handler setting an Event can deadlock with a
+    # loop waiting on it: see cli.signals); installed until the exchange has stopped, so a
+    # second Ctrl-C cannot cut its stop short.
+    with SignalCounter(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            print(
+                json.dumps(
+                    {
+                        "rest_url": exchange.rest_url,
+                        "ws_url": exchange.ws_url,
+                        "key_id": exchange.key_id,
+                        "private_key": str(exchange.private_key_path),
+                        "truth_url": f"{exchange.rest_url.split('/trade-api')[0]}/_sim/truth",
+                        "members": [
+                            {
+                                "member": m.member,
+                                "key_id": m.key_id,
+                                "private_key": str(m.private_key_path),
+                            }
+                            for m in members
+                        ],
+                    }
+                ),
+                flush=True,
+            )
+            while not signals.any():
+                time.sleep(SIGNAL_POLL)
+        finally:
+            exchange.stop()
     return EXIT_OK

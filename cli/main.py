@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagram": ("cli.diagram", "print the state machine as a Mermaid diagram"),
 }
 """Sub-command -> (module with ``main(argv) -> int``, one-line help)."""
+
+EXIT_INTERRUPTED = 130
+"""A Ctrl-C before the sub-command has loaded (128 + SIGINT, as a shell reports it)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; its exit code is the process's."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
-        module = importlib.import_module(COMMANDS[args[0]][0])
+        # Ctrl-C interrupts every command, also one started with SIGINT ignored (a script's
+        # `kalshi-supervisor run &`): `run` honours SIGINT once it serves, so one that lands
+        # while the command still loads must not be the one lost.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            module = importlib.import_module(COMMANDS[args[0]][0])
+        except KeyboardInterrupt:  # Ctrl-C while the command is still loading: nothing ran
+            print(f"kalshi-supervisor: {args[0]} interrupted while loading", file=sys.stderr)
+            return EXIT_INTERRUPTED
         try:
             return int(module.main(args[1:]))
         except BrokenPipeError:  # `kalshi-supervisor diagram | head`: the reader left early

@@ -19,6 +19,7 @@ from app.console_state import (
     remove_state_file,
     write_state_file,
 )
+from kalshi_sim.exchange import EmbeddedExchange
 
 TOKEN = "tok-" + "s3cret" * 7
 ENDPOINT = ConsoleEndpoint(url="http://127.0.0.1:8005", token=TOKEN, pid=4242)
@@ -291,3 +292,21 @@ def _dead_pid() -> int:
         check=True,
     )
     return int(child.stdout)
+
+
+def test_supervisor_start_when_the_supervisor_cannot_start_leaves_no_state_file(
+    exchange: EmbeddedExchange, tmp_path: Path
+) -> None:
+    """The endpoint is published before the supervisor actor starts; when that start fails,
+    nothing may point ``inject`` at a supervisor that never ran (issue 17)."""
+    from app.handle import Supervisor
+    from kalshi_api.auth import load_signer
+    from tests.harness import make_config
+
+    path = tmp_path / "state" / "control.json"
+    signer = load_signer(exchange.key_id, exchange.private_key_path)
+    supervisor = Supervisor(make_config(exchange), signer, stages=(), state_file=path)
+    with pytest.raises(ValueError, match="at least one stage"):
+        supervisor.start()
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []  # no per-process copy either

@@ -62,6 +62,11 @@ TRANSITION_KEYS = {
 
 
 # -- a running kalshi-supervisor, read line by line -------------------------------------------
+def _ignore_sigint() -> None:
+    """In the child, before exec: what a non-interactive shell does for ``cmd &``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Proc:
     """One ``kalshi-supervisor`` subprocess; stdout, stderr and events collected as they come.
 
@@ -70,8 +75,15 @@ class Proc:
     """
 
     def __init__(
-        self, args: list[str], *, env: dict[str, str], events_file: Path | None = None
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        events_file: Path | None = None,
+        sigint_ignored: bool = False,
     ) -> None:
+        """``sigint_ignored``: start as a shell's ``cmd &`` does, with SIGINT ignored (inherited
+        across exec)."""
         self.args = args
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -93,6 +105,7 @@ class Proc:
             errors="replace",
             env=env,
             cwd=REPO,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
         )
         assert self.popen.stdout is not None and self.popen.stderr is not None
         self._threads = [
@@ -248,8 +261,12 @@ class Launcher:
         self.secrets = list(secrets)  # a test may add its own without touching the shared list
         self.procs: list[Proc] = []
 
-    def __call__(self, *args: str, events_file: Path | None = None) -> Proc:
-        proc = Proc(list(args), env=self.env, events_file=events_file)
+    def __call__(
+        self, *args: str, events_file: Path | None = None, sigint_ignored: bool = False
+    ) -> Proc:
+        proc = Proc(
+            list(args), env=self.env, events_file=events_file, sigint_ignored=sigint_ignored
+        )
         self.procs.append(proc)
         return proc
 
@@ -518,11 +535,18 @@ def test_run_when_sigint_in_state_exits_0_with_shutdown_from_that_state(
         assert "Traceback" not in proc.output, proc.describe()
 
 
+@pytest.mark.parametrize("inherited", ["sigint_default", "sigint_ignored"])
 def test_run_when_sigint_during_preflight_exits_promptly_without_traceback(
-    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path, inherited: str
 ) -> None:
+    """Also when started as ``kalshi-supervisor run &`` from a script, with SIGINT ignored:
+    the handlers installed once serving honour SIGINT anyway, so one arriving before them
+    must not be lost (it once was: the process went on to READY and never stopped)."""
     gate = exchange.faults.hold(f"{REST}/exchange/status")  # the preflight's one request
-    proc = launch(*run_against(exchange, tmp_path / "state" / "control.json"))
+    proc = launch(
+        *run_against(exchange, tmp_path / "state" / "control.json"),
+        sigint_ignored=inherited == "sigint_ignored",
+    )
     assert gate.wait_entered(START_WAIT), proc.describe()
     code, _elapsed = proc.interrupt(signal.SIGINT)
     assert code is not None, proc.describe()
@@ -556,6 +580,27 @@ def test_run_when_sigint_arrives_while_repair_replies_come_out_of_order_exits_0_
     assert last["metadata"] == {"reason": "interrupted by signal"}
     assert not state_file.exists()  # withdrawn on the way out
     assert "Traceback" not in proc.output, proc.describe()
+
+
+def test_run_when_sent_sigusr1_prints_every_thread_stack_and_keeps_running(
+    exchange: EmbeddedExchange, launch: Launcher, tmp_path: Path
+) -> None:
+    """The stack dump that shows where a process that does not stop is stuck; it must not
+    stop one that runs."""
+    events_file = tmp_path / "events.jsonl"
+    state_file = tmp_path / "state" / "control.json"
+    proc = launch(*run_against(exchange, state_file, "--events", str(events_file)),
+                  events_file=events_file)
+    proc.wait_transition("ready")
+    proc.popen.send_signal(signal.SIGUSR1)
+    proc.wait_stderr("Current thread")  # faulthandler's words, then the main thread's stack:
+    proc.wait_stderr("in wait_for_stop")
+    assert proc.popen.poll() is None, proc.describe()
+    code, _ = proc.interrupt(signal.SIGINT)  # still serving: a signal still ends it cleanly
+    assert code == 0, proc.describe()
+    last = assert_events_file(events_file)[-1]
+    assert (last["from_state"], last["to_state"]) == ("ready", "shutdown"), proc.describe()
+    assert not state_file.exists()
 
 
 # -- bad configuration: one line, exit 2, no traceback ---------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,44 @@ def test_main_when_no_command_prints_help_and_exits_2() -> None:
 
     assert code == 2
     assert not any(m.startswith(("app", "core", "actors")) for m in modules)
+
+
+def test_main_when_ctrl_c_lands_while_the_command_loads_prints_one_line_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Ctrl-C in the first instant interrupts an import of the sub-command's module: one
+    line, no traceback. The module here is a real one whose import is interrupted the way a
+    SIGINT interrupts it (KeyboardInterrupt out of the module's code)."""
+    from cli import main as dispatcher
+
+    (tmp_path / "slow_to_load.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(dispatcher.COMMANDS, "probe", ("slow_to_load", "a command still loading"))
+
+    code = dispatcher.main(["probe"])
+
+    err = capsys.readouterr().err
+    assert code == dispatcher.EXIT_INTERRUPTED == 130
+    assert err == "kalshi-supervisor: probe interrupted while loading\n"
+
+
+def test_main_when_started_with_sigint_ignored_lets_ctrl_c_interrupt_the_command() -> None:
+    """A script's ``kalshi-supervisor run &`` starts with SIGINT ignored; ``run`` honours
+    SIGINT once it serves, so the dispatcher honours it from the start (before the command's
+    module loads), and a Ctrl-C while it loads is not lost."""
+    probe = (
+        "import signal\n"
+        "from cli.main import main\n"
+        "main(['diagram'])\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True"
