@@ -28,7 +28,7 @@ import pytest
 
 from kalshi_sim.account import Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
-from tests.harness import start_exchange
+from tests.harness import DEMO_KEY, start_exchange
 
 ExchangeFactory = Callable[..., EmbeddedExchange]
 
@@ -40,7 +40,11 @@ def make_exchange() -> Iterator[ExchangeFactory]:
     started: list[EmbeddedExchange] = []
 
     def factory(**overrides: Any) -> EmbeddedExchange:
-        settings: dict[str, Any] = {"delta_rate": 0, "read_tokens_per_second": None}
+        settings: dict[str, Any] = {
+            "delta_rate": 0,
+            "read_tokens_per_second": None,
+            "demo_key": DEMO_KEY,
+        }
         settings.update(overrides)
         exchange = EmbeddedExchange(ExchangeConfig(**settings)).start()
         started.append(exchange)
@@ -53,7 +57,9 @@ def make_exchange() -> Iterator[ExchangeFactory]:
 
 @pytest.fixture(scope="module")
 def _shared_rest_exchange() -> Iterator[EmbeddedExchange]:
-    config = ExchangeConfig(delta_rate=0, read_tokens_per_second=None, markets=8, page_size=3)
+    config = ExchangeConfig(
+        delta_rate=0, read_tokens_per_second=None, markets=8, page_size=3, demo_key=DEMO_KEY
+    )
     with EmbeddedExchange(config) as exchange:
         yield exchange
 
@@ -62,7 +68,7 @@ def _shared_rest_exchange() -> Iterator[EmbeddedExchange]:
 def rest_exchange(_shared_rest_exchange: EmbeddedExchange) -> EmbeddedExchange:
     """A still exchange with small pages (3 items), so listings always span pages.
 
-    Shared per module (starting one costs an RSA key generation) and reset for each test:
+    Shared per module and reset for each test:
     demo account, no pending faults, empty operation log.
     """
     exchange = _shared_rest_exchange

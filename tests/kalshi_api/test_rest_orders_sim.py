@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 
 from kalshi_api.account_limits import get_account_limits, get_endpoint_costs
-from kalshi_api.auth import load_signer
 from kalshi_api.errors import (
     DuplicateOrderError,
     InvalidOrderError,
@@ -28,6 +27,7 @@ from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from kalshi_api.write_pacer import WritePacer
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
+from tests.harness import signer_from_file
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -45,7 +45,7 @@ def _api(
     pacer: WritePacer | None = None,
 ) -> OrderApi:
     key = exchange.add_member(member, dict.fromkeys(range(4), 100_000))  # $1,000 per shard
-    signer = load_signer(key.key_id, key.private_key_path, env={})
+    signer = signer_from_file(key.key_id, key.private_key_path)
     client = KalshiRestClient(
         exchange.rest_url, signer, timeout=timeout, retry=NO_RETRY, write_pacer=pacer
     )
