@@ -15,13 +15,19 @@ Helpers that are not fixtures are plain modules imported by tests: ``tests/harne
 core rig) and ``tests/core/pause_support.py``.
 
 Markers: ``slow`` (registered in pyproject.toml) marks tests that take seconds each
-(subprocesses, browsers, long soaks); ``pytest -m "not slow"`` is the developer's fast loop,
-and a plain ``pytest`` still runs everything, as CI does.
+(subprocesses, browsers, long soaks, seconds of hypothesis CPU); ``pytest -m "not slow"`` is
+the developer's fast loop (under a minute on two cores), and a plain ``pytest`` still runs
+everything, as CI does. Mark a test where it is defined (``@pytest.mark.slow`` or a module's
+``pytestmark``), with a comment saying what takes the time. One rule is enforced here: a test
+that starts ``kalshi-supervisor run`` or ``exchange`` as a process (a server that lives until
+stopped, seconds per test) and is not marked slow fails at that start, saying so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -88,3 +94,50 @@ def exchange() -> Iterator[EmbeddedExchange]:
         yield started
     finally:
         started.stop()
+
+
+# -- the fast loop stays fast: server processes only in slow tests ---------------------------
+SERVER_COMMANDS = ("run", "exchange")
+"""``kalshi-supervisor`` sub-commands that serve until stopped."""
+
+_running: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.remove(item)
+
+
+def starts_a_server(argv: str | bytes | Sequence[Any] | None) -> str | None:
+    """The server sub-command ``argv`` starts (``kalshi-supervisor run ...``, ``python -m
+    cli.main exchange ...``, ``python -c '...cli.main...' run ...``), or None."""
+    if not isinstance(argv, list | tuple):
+        return None
+    words = [os.fsdecode(a) if isinstance(a, bytes | os.PathLike) else str(a) for a in argv]
+    if "--help" in words or "-h" in words:
+        return None
+    for at, word in enumerate(words[:-1]):
+        if os.path.basename(word) == "kalshi-supervisor" or "cli.main" in word:
+            command = words[at + 1]
+            return command if command in SERVER_COMMANDS else None
+    return None
+
+
+def _refuse_unmarked_servers(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook (``subprocess.Popen`` is an audited event): raising aborts the start."""
+    if event != "subprocess.Popen" or not _running:
+        return
+    item = _running[-1]
+    command = starts_a_server(args[1])
+    if command is not None and item.get_closest_marker("slow") is None:
+        raise RuntimeError(
+            f"{item.nodeid} starts kalshi-supervisor {command} (a process that serves for "
+            "seconds): mark the test slow (tests/conftest.py)"
+        )
+
+
+sys.addaudithook(_refuse_unmarked_servers)

@@ -98,6 +98,7 @@ def restarted(target: str) -> Callable[[list[SupervisorEvent]], bool]:
     return check
 
 
+@pytest.mark.slow  # a soak: a restart of every kind in turn, each waited out
 def test_soak_when_every_kind_of_child_restarts_thread_count_returns_to_start(
     exchange: EmbeddedExchange,
 ) -> None:

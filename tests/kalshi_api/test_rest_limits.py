@@ -170,6 +170,7 @@ def gzip_bomb() -> bytes:
     return gzip.compress(b"{" + b" " * (256 << 20) + b"}", compresslevel=9)
 
 
+@pytest.mark.slow  # gzips 256 MiB for the bomb (module fixture), then inflates to the cap
 def test_get_when_gzip_bomb_stops_at_decompressed_cap_with_one_line_error(
     raw_server: Callable[..., RawServer], gzip_bomb: bytes
 ) -> None:

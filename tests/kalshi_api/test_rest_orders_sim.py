@@ -218,7 +218,9 @@ def test_create_when_refused_by_the_engine_is_typed_and_the_id_stays_spent(
         ("fail_write", {"status": 503, "applied": False}, False, 0),
         ("fail_write", {"status": 503, "applied": False}, False, 300),
         ("fail_write", {"status": 500, "applied": True}, True, 0),
-        ("hold_write", {"seconds": 5.0}, True, 0),
+        pytest.param(  # waits out the client's 2 s timeout
+            "hold_write", {"seconds": 5.0}, True, 0, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(

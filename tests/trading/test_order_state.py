@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -369,6 +370,7 @@ garbage_fact = st.one_of(
 )
 
 
+@pytest.mark.slow  # hypothesis: seconds of CPU
 @settings(max_examples=300, deadline=None)
 @given(st.lists(garbage_fact, max_size=40))
 def test_tracker_when_fed_contradictory_facts_never_raises_nor_overfills(facts: list) -> None:
