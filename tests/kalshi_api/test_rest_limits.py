@@ -413,6 +413,7 @@ def big_exchange() -> Iterator[EmbeddedExchange]:
         yield exchange
 
 
+@pytest.mark.slow  # 5,000 markets listed over sockets
 def test_get_markets_when_5000_tickers_batches_under_url_budget(
     big_exchange: EmbeddedExchange,
 ) -> None:

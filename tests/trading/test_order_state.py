@@ -308,6 +308,7 @@ def feed(tracker: OrderTracker, fact: object) -> Routed:
     return tracker.on_exchange_order(fact)
 
 
+@pytest.mark.slow  # hypothesis: a second of CPU
 @settings(max_examples=300, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_order_when_facts_arrive_in_any_order_ends_in_the_same_state(history, rng) -> None:
