@@ -41,6 +41,8 @@ from messages.states import State
 from supervision.config import RestartSettings
 from tests.harness import WAIT, live_actor_count, make_config, running_supervisor, start_exchange
 
+pytestmark = pytest.mark.slow  # a soak, and hung children waited out: seconds each
+
 SETTLE = 15.0
 """Bound on waiting for threads to end (each ends within its own stop or read bound)."""
 
@@ -98,7 +100,6 @@ def restarted(target: str) -> Callable[[list[SupervisorEvent]], bool]:
     return check
 
 
-@pytest.mark.slow  # a soak: a restart of every kind in turn, each waited out
 def test_soak_when_every_kind_of_child_restarts_thread_count_returns_to_start(
     exchange: EmbeddedExchange,
 ) -> None:
