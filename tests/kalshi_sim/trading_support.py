@@ -18,7 +18,7 @@ from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.matching import MatchingEngine
 from kalshi_sim.participant import HOUSE
 from kalshi_sim.trading_desk import MemberKey
-from tests.harness import signer_from_file
+from tests.harness import PLAIN_HTTP, signer_from_file
 
 PREFIX = "/trade-api/v2"
 ORDERS = "/portfolio/events/orders"
@@ -34,7 +34,10 @@ class Trader:
         self.key = key
         self.signer: KalshiSigner = signer_from_file(key.key_id, key.private_key_path)
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=timeout
+            base_url=f"http://127.0.0.1:{exchange.port}",
+            trust_env=False,
+            timeout=timeout,
+            verify=PLAIN_HTTP,
         )
 
     def close(self) -> None:
