@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from kalshi_sim.account import Account
 from kalshi_sim.close_times import CloseSchedule
@@ -71,6 +73,11 @@ class ExchangeConfig:
     is refused with 401, as Kalshi refuses stale signatures; None accepts any age."""
     key_dir: Path | None = None
     """Where the demo private key is written (mode 0600); a fresh temp dir when None."""
+    demo_key: RSAPrivateKey | None = field(default=None, repr=False, compare=False)
+    """The key pair of the demo account and of each member :meth:`EmbeddedExchange.add_member`
+    adds; None generates a fresh RSA-2048 pair for each, ~0.1 s of CPU apiece. A test suite
+    that starts hundreds of exchanges passes one pair to all: every account still has its
+    own key id, and a key id one exchange issued is unknown to another."""
     usage_tier: str = "basic"
     """The API usage tier ``GET /account/limits`` reports; it sizes each member's Write
     bucket (Basic: 100 tokens/s, holding 1 s; a create costs 10, a cancel 2)."""
@@ -120,7 +127,9 @@ class EmbeddedExchange:
             key_dir = Path(self._key_dir_owner.name)
         self._key_dir = key_dir
         self.keys = KeyRegistry(self.config.signature_max_age)
-        self.key_id, self.private_key_path = self.keys.create_demo_key(key_dir)
+        self.key_id, self.private_key_path = self.keys.create_demo_key(
+            key_dir, self.config.demo_key
+        )
         config = self.config
         self.trading = TradingDesk(self)
         """The engine's calls with the calendar sweep, members and lagged reads."""
@@ -263,11 +272,12 @@ class EmbeddedExchange:
     def add_member(
         self, member: str, cash_by_shard_cents: dict[int, int] | None = None
     ) -> MemberKey:
-        """A new trading member with its own API key (private half in a 0600 file) and cash
-        (default $1,000 on shard 0). Its orders, fills and private events are its own."""
+        """A new trading member with its own API key (private half in a 0600 file; the pair is
+        ``config.demo_key`` when set) and cash (default $1,000 on shard 0). Its orders, fills
+        and private events are its own."""
         if member in self.trading.members():
             raise ValueError(f"member {member!r} exists")
-        key_id, path = self.keys.create_demo_key(self._key_dir)
+        key_id, path = self.keys.create_demo_key(self._key_dir, self.config.demo_key)
         self.trading.register_member(key_id, member, cash_by_shard_cents or {0: 100_000})
         return MemberKey(member, key_id, path)
 

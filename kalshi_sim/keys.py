@@ -46,9 +46,13 @@ class KeyRegistry:
         self._max_skew_ms = None if max_clock_skew is None else int(max_clock_skew * 1000)
         self._clock_ms = clock_ms
 
-    def create_demo_key(self, directory: Path) -> tuple[str, Path]:
-        """Make an RSA-2048 key pair; write its private PEM (PKCS#1, 0600) into ``directory``."""
-        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def create_demo_key(
+        self, directory: Path, private_key: rsa.RSAPrivateKey | None = None
+    ) -> tuple[str, Path]:
+        """Register a demo key under a new key id; write its private PEM (PKCS#1, 0600) into
+        ``directory``. The pair is ``private_key``, or a fresh RSA-2048 one when None."""
+        if private_key is None:
+            private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_id = str(uuid.uuid4())
         path = Path(directory) / f"kalshi-demo-{key_id[:8]}.key"
         pem = private_key.private_bytes(

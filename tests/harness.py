@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pykka
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from actors.registry import DEFAULT_STAGES
 from actors.stage_spec import StageSpec
 from app.handle import Supervisor
-from kalshi_api.auth import KalshiSigner, load_signer
+from kalshi_api.auth import KalshiSigner
 from kalshi_api.fixed_point import MICROS_PER_DOLLAR, format_count, format_dollars
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from messages.events import StateTransition
@@ -67,15 +70,33 @@ ERROR_KEYS = {
 RECOVERY_KEYS = {"restart_attempt", "restarting"}
 
 
-@functools.lru_cache(maxsize=64)
-def _signer(key_id: str, path: Path) -> KalshiSigner:
-    return load_signer(key_id, path)
+PLAIN_HTTP = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+"""``verify=`` for an httpx client that only speaks plain HTTP on loopback: a verifying TLS
+context with no CA loaded. httpx's default loads the CA bundle for each client, ~20 ms of
+CPU every time."""
+
+DEMO_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+"""One demo key pair for every exchange the tests start (``ExchangeConfig.demo_key``).
+Generating an RSA-2048 pair costs ~0.1 s of CPU and loading one from its file as much
+again; the suite starts hundreds of exchanges. Each exchange still has its own key id."""
+
+
+@functools.lru_cache(maxsize=16)
+def _private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)  # checks the key: ~0.1 s
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+def signer_from_file(key_id: str, path: Path) -> KalshiSigner:
+    """``load_signer(key_id, path)``, checking each distinct key once: a member added to an
+    exchange that shares :data:`DEMO_KEY` writes the same PEM under a new key id."""
+    return KalshiSigner(key_id, _private_key(Path(path).read_bytes()))
 
 
 def signer_for(exchange: EmbeddedExchange) -> KalshiSigner:
-    """The exchange's demo-key signer, loaded once per exchange (loading an RSA key costs
-    tens of milliseconds, and a module may start many supervisors on one exchange)."""
-    return _signer(exchange.key_id, exchange.private_key_path)
+    """The exchange's demo-key signer (a module may start many supervisors on one exchange)."""
+    return signer_from_file(exchange.key_id, exchange.private_key_path)
 
 
 def start_exchange(**overrides: Any) -> EmbeddedExchange:
@@ -85,6 +106,7 @@ def start_exchange(**overrides: Any) -> EmbeddedExchange:
         "page_size": 2,
         "seed": 7,
         "read_tokens_per_second": None,
+        "demo_key": DEMO_KEY,
     }
     settings.update(overrides)
     return EmbeddedExchange(ExchangeConfig(**settings)).start()

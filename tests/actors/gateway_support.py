@@ -12,7 +12,6 @@ from typing import Any
 
 from actors.service import ServiceActor, ServiceOptions, ServiceSpec
 from app.handle import Supervisor
-from kalshi_api.auth import load_signer
 from kalshi_api.order_models import CreateOrder
 from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient
@@ -22,7 +21,7 @@ from messages.events import SupervisorEvent
 from messages.orders import Fill, OrderStatus, OrderUpdate, Position
 from messages.states import State
 from supervision.config import GatewaySettings
-from tests.harness import make_config
+from tests.harness import make_config, signer_from_file
 
 WAIT = 15.0
 RECORDERS: dict[str, Recorder] = {}
@@ -132,7 +131,7 @@ class Counterparty:
 
     def __init__(self, exchange: EmbeddedExchange, name: str = "bob") -> None:
         key = exchange.add_member(name)
-        signer = load_signer(key.key_id, key.private_key_path, env={})
+        signer = signer_from_file(key.key_id, key.private_key_path)
         self.client = KalshiRestClient(exchange.rest_url, signer, timeout=5.0)
         self.api = OrderApi(self.client, grid_for=lambda _: None)
         self._seq = 0
@@ -167,7 +166,7 @@ def trading_supervisor(
     member_key = exchange.add_member(member)
     if before_start is not None:
         before_start(member_key)
-    signer = load_signer(member_key.key_id, member_key.private_key_path, env={})
+    signer = signer_from_file(member_key.key_id, member_key.private_key_path)
     settings = {"lookup_in_flight_ms": 300, "halt_timeout": 20.0, **gateway}
     config = dict(config or {})
     # the session group's limit is a gateway setting (shared with the trading stage);

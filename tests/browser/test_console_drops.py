@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from app.handle import Supervisor
 from kalshi_api.auth import load_signer
 from kalshi_sim.exchange import EmbeddedExchange
 from messages.states import State
 from tests.app.test_event_burst import HeldListener, ReadySeen
 from tests.harness import WAIT, make_config
+
+pytestmark = pytest.mark.slow  # a real Chromium
 
 
 def test_page_when_bus_drops_events_shows_the_count_and_the_true_state(

@@ -33,6 +33,8 @@ from tests.browser.test_console_page import ARTIFACTS, PAGE_WAIT_MS
 from tests.harness import WAIT, running_supervisor, start_exchange
 from tests.resting_quoter import RestingQuoter
 
+pytestmark = pytest.mark.slow  # a real Chromium
+
 TOKEN = "console-trading-token-0123456789"
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from kalshi_api.auth import load_signer
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor exchange
+
 STARTUP_TIMEOUT = 60.0
 PREFIX = "/trade-api/v2"
 

@@ -229,6 +229,7 @@ def _command(launch: Launcher, *args: str) -> Proc:
     return proc
 
 
+@pytest.mark.slow  # subprocesses: kalshi-supervisor run, then halt and resume
 def test_halt_when_supervisor_runs_orderbook_only_exits_1_and_it_keeps_running(
     launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path
 ) -> None:
@@ -249,6 +250,7 @@ def test_halt_when_supervisor_runs_orderbook_only_exits_1_and_it_keeps_running(
     assert code == 0, proc.describe()
 
 
+@pytest.mark.slow  # a kalshi-supervisor subprocess per case
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
@@ -284,6 +286,7 @@ def _resting_of_ours(exchange: EmbeddedExchange, ids: set[str]) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # subprocesses: kalshi-supervisor run, then halt and resume
 def test_halt_when_a_service_has_an_order_resting_cancels_it_and_resume_reactivates(
     launch: Launcher, exchange: EmbeddedExchange, tmp_path: Path
 ) -> None:

@@ -41,6 +41,8 @@ from messages.states import State
 from supervision.config import RestartSettings
 from tests.harness import WAIT, live_actor_count, make_config, running_supervisor, start_exchange
 
+pytestmark = pytest.mark.slow  # a soak, and hung children waited out: seconds each
+
 SETTLE = 15.0
 """Bound on waiting for threads to end (each ends within its own stop or read bound)."""
 

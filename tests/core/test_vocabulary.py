@@ -9,6 +9,7 @@ that breaks the rule fails here, not in a review.
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,6 +32,7 @@ SUB_COMMAND_PROTOCOL = {"main", "build_parser"}
 """Every ``cli`` sub-command module defines these by design (``cli.main.COMMANDS``)."""
 
 
+@functools.cache  # parsed once for every scan below (~1 s of CPU each time)
 def _modules() -> list[tuple[str, ast.Module]]:
     found = []
     for package in PACKAGES:

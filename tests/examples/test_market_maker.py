@@ -18,6 +18,8 @@ import pytest
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from tests.cli.test_cli_process import Launcher, Proc, run_against
 
+pytestmark = pytest.mark.slow  # subprocesses: every test starts kalshi-supervisor
+
 WAIT = 60.0
 MAKER = "examples/market_maker.py:MarketMaker"
 SERVICE = "market_maker"

@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from kalshi_api.auth import KalshiSigner, load_signer
+from kalshi_api.auth import KalshiSigner
 from kalshi_api.environments import (
     Endpoints,
     Environment,
@@ -38,6 +38,7 @@ from kalshi_api.models import Balance, Market, MarketPosition, Order, RestOrderb
 from kalshi_api.orderbook_digest import book_digest
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from kalshi_sim.exchange import EmbeddedExchange
+from tests.harness import signer_from_file
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -53,7 +54,7 @@ class Delays:
 
 
 def _signer(exchange: EmbeddedExchange) -> KalshiSigner:
-    return load_signer(exchange.key_id, exchange.private_key_path, env={})
+    return signer_from_file(exchange.key_id, exchange.private_key_path)
 
 
 def _client(exchange: EmbeddedExchange, **kwargs: Any) -> KalshiRestClient:
@@ -100,7 +101,8 @@ def scripted() -> Iterator[tuple[str, Script]]:
     """``(base_url, script)``; set ``script.responses`` before making requests."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
     server.script = Script((500, b"no script"))  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    # shutdown() returns at the loop's next poll: 5 ms, not the 50 ms each test paid
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005})
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/trade-api/v2", server.script  # type: ignore[attr-defined]

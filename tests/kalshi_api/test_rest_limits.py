@@ -170,6 +170,7 @@ def gzip_bomb() -> bytes:
     return gzip.compress(b"{" + b" " * (256 << 20) + b"}", compresslevel=9)
 
 
+@pytest.mark.slow  # gzips 256 MiB for the bomb (module fixture), then inflates to the cap
 def test_get_when_gzip_bomb_stops_at_decompressed_cap_with_one_line_error(
     raw_server: Callable[..., RawServer], gzip_bomb: bytes
 ) -> None:
@@ -412,6 +413,7 @@ def big_exchange() -> Iterator[EmbeddedExchange]:
         yield exchange
 
 
+@pytest.mark.slow  # 5,000 markets listed over sockets
 def test_get_markets_when_5000_tickers_batches_under_url_budget(
     big_exchange: EmbeddedExchange,
 ) -> None:

@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 
 from kalshi_api.account_limits import get_account_limits, get_endpoint_costs
-from kalshi_api.auth import load_signer
 from kalshi_api.errors import (
     DuplicateOrderError,
     InvalidOrderError,
@@ -28,6 +27,7 @@ from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from kalshi_api.write_pacer import WritePacer
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
+from tests.harness import signer_from_file
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -45,7 +45,7 @@ def _api(
     pacer: WritePacer | None = None,
 ) -> OrderApi:
     key = exchange.add_member(member, dict.fromkeys(range(4), 100_000))  # $1,000 per shard
-    signer = load_signer(key.key_id, key.private_key_path, env={})
+    signer = signer_from_file(key.key_id, key.private_key_path)
     client = KalshiRestClient(
         exchange.rest_url, signer, timeout=timeout, retry=NO_RETRY, write_pacer=pacer
     )
@@ -218,7 +218,9 @@ def test_create_when_refused_by_the_engine_is_typed_and_the_id_stays_spent(
         ("fail_write", {"status": 503, "applied": False}, False, 0),
         ("fail_write", {"status": 503, "applied": False}, False, 300),
         ("fail_write", {"status": 500, "applied": True}, True, 0),
-        ("hold_write", {"seconds": 5.0}, True, 0),
+        pytest.param(  # waits out the client's 2 s timeout
+            "hold_write", {"seconds": 5.0}, True, 0, marks=pytest.mark.slow
+        ),
     ],
 )
 def test_create_when_fault_hides_the_outcome_is_unknown_then_resolved_by_lookup(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -227,6 +228,7 @@ def test_random_order_flow_when_options_flipped_keeps_every_invariant(ops):
     _run(_engine(options, "quadratic_with_maker_fees"), ops)
 
 
+@pytest.mark.slow  # a long random order flow: seconds of CPU
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32), flipped=st.booleans())
 def test_long_busy_order_flow_when_applied_keeps_every_invariant(seed, flipped):

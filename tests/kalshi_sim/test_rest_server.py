@@ -27,6 +27,7 @@ from kalshi_sim.account import DIRECTIONS, Account
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
 from kalshi_sim.markets import MarketSet
 from kalshi_sim.rate_limit import DEFAULT_COST, SINGLE_ORDER_COST, TokenBucket, request_cost
+from tests.harness import PLAIN_HTTP
 
 PREFIX = "/trade-api/v2"
 AUTH_BODY = {
@@ -58,7 +59,10 @@ class Wire:
         self.exchange = exchange
         self.signer: KalshiSigner = _signer(exchange.key_id, exchange.private_key_path)
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=5.0
+            base_url=f"http://127.0.0.1:{exchange.port}",
+            trust_env=False,
+            timeout=5.0,
+            verify=PLAIN_HTTP,
         )
 
     @property

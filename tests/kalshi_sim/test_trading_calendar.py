@@ -104,6 +104,7 @@ def test_exchange_pause_when_in_force_refuses_every_trading_call_with_503(
     assert still["order_id"] == order_id
 
 
+@pytest.mark.slow  # an expiry passing on the real clock (~1 s)
 def test_expiration_when_due_cancels_the_order_with_expiry_cancel(
     exchange: EmbeddedExchange, alice: Trader
 ) -> None:

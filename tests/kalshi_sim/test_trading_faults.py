@@ -59,6 +59,7 @@ def test_fail_write_when_armed_answers_5xx_applied_or_not(
     assert exchange.trading_faults.pending() == 0
 
 
+@pytest.mark.slow  # waits out a client timeout, then the held write
 def test_hold_write_when_armed_times_the_client_out_but_applies_the_write(
     make_exchange: ExchangeFactory,
 ) -> None:

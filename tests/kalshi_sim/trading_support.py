@@ -12,12 +12,13 @@ import httpx
 import orjson
 from websockets.sync.client import ClientConnection, connect
 
-from kalshi_api.auth import KalshiSigner, load_signer
+from kalshi_api.auth import KalshiSigner
 from kalshi_sim.engine_types import Outcome
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.matching.engine import MatchingEngine
 from kalshi_sim.participant import HOUSE
 from kalshi_sim.trading_desk import MemberKey
+from tests.harness import PLAIN_HTTP, signer_from_file
 
 PREFIX = "/trade-api/v2"
 ORDERS = "/portfolio/events/orders"
@@ -31,9 +32,12 @@ class Trader:
         self.exchange = exchange
         self.member = key.member
         self.key = key
-        self.signer: KalshiSigner = load_signer(key.key_id, key.private_key_path, env={})
+        self.signer: KalshiSigner = signer_from_file(key.key_id, key.private_key_path)
         self.http = httpx.Client(
-            base_url=f"http://127.0.0.1:{exchange.port}", trust_env=False, timeout=timeout
+            base_url=f"http://127.0.0.1:{exchange.port}",
+            trust_env=False,
+            timeout=timeout,
+            verify=PLAIN_HTTP,
         )
 
     def close(self) -> None:

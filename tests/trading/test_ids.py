@@ -29,6 +29,7 @@ def test_next_id_when_two_processes_share_no_file_never_collide() -> None:
     assert {first.next_id() for _ in range(200)}.isdisjoint({second.next_id() for _ in range(200)})
 
 
+@pytest.mark.slow  # 30 examples, each reserving blocks with an fsync per block
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6))
 def test_next_id_when_process_restarts_with_same_run_id_never_reuses_a_number(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -307,6 +308,7 @@ def feed(tracker: OrderTracker, fact: object) -> Routed:
     return tracker.on_exchange_order(fact)
 
 
+@pytest.mark.slow  # hypothesis: a second of CPU
 @settings(max_examples=300, deadline=None)
 @given(histories(), st.randoms(use_true_random=False))
 def test_order_when_facts_arrive_in_any_order_ends_in_the_same_state(history, rng) -> None:
@@ -369,6 +371,7 @@ garbage_fact = st.one_of(
 )
 
 
+@pytest.mark.slow  # hypothesis: seconds of CPU
 @settings(max_examples=300, deadline=None)
 @given(st.lists(garbage_fact, max_size=40))
 def test_tracker_when_fed_contradictory_facts_never_raises_nor_overfills(facts: list) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,7 @@ fills = st.lists(
 )
 
 
+@pytest.mark.slow  # hypothesis: a second of CPU
 @settings(max_examples=300, deadline=None)
 @given(fills, prices, prices)
 def test_ledger_when_random_fills_realized_plus_unrealized_equals_cash_plus_marked_position(

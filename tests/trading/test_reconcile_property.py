@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,7 @@ def fills_of(o: dict) -> list[Fill]:
     ]
 
 
+@pytest.mark.slow  # hypothesis: seconds of CPU
 @settings(max_examples=200, deadline=None)
 @given(books())
 def test_reconcile_when_channel_lost_facts_tracker_ends_equal_to_truth(book: list[dict]) -> None:

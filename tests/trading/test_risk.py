@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,6 +134,7 @@ intent_st = st.builds(
 )
 
 
+@pytest.mark.slow  # hypothesis: seconds of CPU
 @settings(max_examples=500, deadline=None)
 @given(intent_st, st.sampled_from(list(TradingState)),
        st.lists(st.tuples(st.sampled_from(["alpha", "global"]), limits_st, exposure_st),

@@ -25,6 +25,8 @@ from tests.actors.gateway_support import Counterparty, Recorder, events_of, trad
 from tests.conftest import ExchangeFactory
 from tests.trading_e2e.support import settle
 
+pytestmark = pytest.mark.slow  # 22 end-to-end cases, a supervisor trading through each fault
+
 D = Decimal
 
 
