@@ -40,6 +40,7 @@ def resume_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("sim-resume") and t.is_alive()]
 
 
+@pytest.mark.slow  # waits out a real 2 s pause
 def test_pause_exchange_with_resume_in_answers_503_with_estimate_then_resumes_on_time(
     make_exchange: ExchangeFactory,
 ) -> None:
@@ -65,6 +66,7 @@ def test_pause_exchange_with_resume_in_answers_503_with_estimate_then_resumes_on
     assert exchange.pauses.scheduled == 0
 
 
+@pytest.mark.slow  # waits out a real 2 s pause
 def test_pause_trading_on_one_shard_pauses_only_it_and_ends_at_its_time(
     make_exchange: ExchangeFactory,
 ) -> None:
