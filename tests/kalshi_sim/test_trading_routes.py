@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
+from kalshi_sim.write_limits import WriteLimits
 from tests.conftest import ExchangeFactory
 from tests.kalshi_sim.trading_support import ORDERS, Trader, order, quiet, trader
 
@@ -266,6 +267,9 @@ def test_write_bucket_when_empty_answers_429_but_reads_still_pass(
     make_exchange: ExchangeFactory,
 ) -> None:
     exchange = quiet(make_exchange(markets=6, usage_tier="basic"))
+    # the bucket refills 100 tokens/s: on a loaded machine 11 creates took long enough for an
+    # 11th to fit, so the exchange's write clock stands still here (no refill at all)
+    exchange.write_limits = WriteLimits("basic", clock=lambda: 0.0)
     alice = trader(exchange, "alice")
     try:
         ticker = _ticker(exchange)
