@@ -123,17 +123,8 @@ class GatewayIo:
         """Run ``work(api)`` on an I/O thread; ``done(result, error)`` there after."""
         if self._closed:
             return False
-
-        def job() -> None:
-            try:
-                result = work(self.api())
-            except BaseException as exc:  # handed back to the actor, never lost
-                done(None, exc)
-                return
-            done(result, None)
-
         try:
-            self._pool.submit(job)
+            self._pool.submit(self._call, work, done)
         except RuntimeError:  # shut down meanwhile
             return False
         return True
@@ -144,16 +135,19 @@ class GatewayIo:
     ) -> None:
         """Run ``work(api)`` on a thread of its own (the halt must never queue behind held
         writes); ``done(result, error)`` there after."""
+        threading.Thread(target=self._call, args=(work, done), name=f"gateway-{name}",
+                         daemon=True).start()
 
-        def run() -> None:
-            try:
-                result = work(self.api())
-            except BaseException as exc:  # handed back to the actor, never lost
-                done(None, exc)
-                return
-            done(result, None)
-
-        threading.Thread(target=run, name=f"gateway-{name}", daemon=True).start()
+    def _call(
+        self, work: Callable[[OrderApi], Any], done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """One job, on the thread that runs it: its result or error handed to ``done``."""
+        try:
+            result = work(self.api())
+        except BaseException as exc:  # handed back to the actor, never lost
+            done(None, exc)
+            return
+        done(result, None)
 
     def run_job(
         self,

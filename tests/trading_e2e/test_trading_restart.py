@@ -107,10 +107,11 @@ def _ours(proc: Proc) -> dict[str, dict[str, Any]]:
     return last
 
 
-def test_process_when_killed_with_orders_resting_and_restarted_leaves_nothing_unknown(
-    launch: Launcher, exchange: dict[str, Any], tmp_path: Path
-) -> None:
-    state_file = tmp_path / "state" / "control.json"
+def _killed_with_two_resting(
+    launch: Launcher, exchange: dict[str, Any], state_file: Path
+) -> set[str]:
+    """A first process that placed two resting orders, then SIGKILLed (it cancels nothing):
+    the client_order_ids it placed."""
     first = launch(*_run_args(exchange, state_file))
     first.wait_for(
         lambda: sum(e["status"] == "resting" for e in _ours(first).values()) == 2,
@@ -120,6 +121,14 @@ def test_process_when_killed_with_orders_resting_and_restarted_leaves_nothing_un
     first.popen.send_signal(signal.SIGKILL)
     first.popen.wait(WAIT)
     first.join_readers()
+    return old
+
+
+def test_process_when_killed_with_orders_resting_and_restarted_leaves_nothing_unknown(
+    launch: Launcher, exchange: dict[str, Any], tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state" / "control.json"
+    old = _killed_with_two_resting(launch, exchange, state_file)
     resting = {o["client_order_id"] for o in _truth(exchange)["orders"]
                if o["status"] == "resting"}
     assert resting == old, "the killed process cancelled nothing: its orders still rest"
@@ -166,15 +175,7 @@ def test_process_when_killed_and_restarted_with_adopt_tracks_the_old_orders_then
     launch: Launcher, exchange: dict[str, Any], tmp_path: Path
 ) -> None:
     state_file = tmp_path / "state" / "control.json"
-    first = launch(*_run_args(exchange, state_file))
-    first.wait_for(
-        lambda: sum(e["status"] == "resting" for e in _ours(first).values()) == 2,
-        WAIT, "two resting orders of the first process",
-    )
-    old = set(_ours(first))
-    first.popen.send_signal(signal.SIGKILL)
-    first.popen.wait(WAIT)
-    first.join_readers()
+    old = _killed_with_two_resting(launch, exchange, state_file)
 
     second = launch(*_run_args(exchange, state_file, "--startup-orders", "adopt"))
     second.wait_transition("ready")
