@@ -187,6 +187,7 @@ class StreamStats:
         "resyncs",
         "snapshots_received",
         "stale",
+        "stale_snapshots",
         "subscribe_splits",
         "terminal_errors",
     )
@@ -214,6 +215,8 @@ class StreamStats:
         """Markets removed for good (closed, settled, determined or unknown)."""
         self.stale = 0
         """Sids found silent beyond the staleness bound that then failed a probe."""
+        self.stale_snapshots = 0
+        """``get_snapshot`` replies older than deltas already thrown away (not applied)."""
         self.subscribe_splits = 0
         """Subscribe chunks split in two after an error 26 (or a refusal to isolate)."""
         self.last_frame_monotonic = 0.0

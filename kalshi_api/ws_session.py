@@ -587,7 +587,7 @@ class OrderbookStream:
                 sub = subs.get(message["sid"])
                 seq = message["seq"]
                 if sub is None or seq != sub.last_seq + 1:
-                    execute(out_of_sequence(sub, message["sid"], seq))
+                    execute(out_of_sequence(sub, message["sid"], seq, message.get("msg")))
                     continue
                 sub.last_seq = seq
                 stats.deltas_received += 1
@@ -607,6 +607,7 @@ class OrderbookStream:
                     continue
                 if book.stale:
                     stats.deltas_discarded += 1
+                    sub.discarded[book.ticker] = seq  # a snapshot older than this is no use
                     continue
                 raw_price = msg["price_dollars"]
                 price = prices.get(raw_price)
@@ -698,7 +699,9 @@ class OrderbookStream:
             )
         except (LookupError, TypeError, ValueError):
             levels = None
-        return SnapshotFrame(sid, seq, msg.get("market_ticker"), levels, msg.get("market_id"))
+        return SnapshotFrame(
+            sid, seq, msg.get("market_ticker"), levels, msg.get("market_id"), message.get("id")
+        )
 
     def _parse_price(self, raw: object) -> int:
         price = parse_dollars(raw)
