@@ -329,7 +329,7 @@ class SidState:
     """Market -> seq of the newest delta thrown away while its book waited (the session's
     reader writes it): a snapshot numbered below it is older than the book must be."""
     replayed: int = 0
-    """Deltas numbered at or below ``last_seq`` since the last ``get_snapshot`` was sent:
+    """Deltas numbered at or below ``last_seq`` since every book was last live:
     a replay, or a restarted count that overtook its reply (then it is not evidence that
     replies continue the count)."""
     rebase: tuple[int, int] | None = None
@@ -1117,6 +1117,7 @@ class SubscriptionCore:
         """Every book of ``sub`` is live again: report it, and report the stream synced."""
         actions = self._cancel_deadline(sub)
         sub.live_at = sub.last_seq
+        sub.replayed = 0
         if sub.initial and not self.session_synced:
             sub.initial = False
         else:
@@ -1204,7 +1205,6 @@ class SubscriptionCore:
         self.replies.expect(command_id, Pending(CommandKind.GET_SNAPSHOT, sid=sub.sid))
         for ticker in params["market_tickers"]:
             sub.requested[ticker] = command_id
-        sub.replayed = 0
         actions: list[Action] = [
             SendCommand(command_id, {"cmd": "update_subscription", "params": params})
         ]

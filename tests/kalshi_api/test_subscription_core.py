@@ -306,6 +306,24 @@ def test_late_reply_older_than_a_discarded_delta_is_refetched_once() -> None:
     assert not core.books["AAA"].stale and sub.discarded == {}
 
 
+def test_replayed_delta_for_a_waiting_market_keeps_its_late_reply_from_being_applied() -> None:
+    # A delta numbered below the tracker while its book waits may be a restarted count
+    # that overtook the reply: a reply numbered below what we reached cannot hold it.
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    cid = _gap_request(core, 9)
+    sub.last_seq = 20
+    assert core.out_of_sequence(sub, 1, 12, {"market_ticker": "AAA"}) == []
+    assert core.stats.duplicates_dropped == 1 and sub.replayed == 1
+    (send,) = _sends(core.on_snapshot(_reply(10, "AAA", cid)))
+    assert send.payload["params"]["market_tickers"] == ["AAA"]
+    assert core.books["AAA"].stale
+    sub.last_seq = 21  # the count went on, but after a replay that proves nothing
+    core.on_snapshot(_reply(11, "BBB", cid))
+    assert core.snapshot_seq is None
+
+
 def test_reply_that_restarted_the_count_is_learned_and_the_sid_started_over_once() -> None:
     core = _core()
     _live(core)
