@@ -174,6 +174,7 @@ class StreamStats:
     __slots__ = (
         "deltas_discarded",
         "deltas_received",
+        "deltas_replayed",
         "duplicates_dropped",
         "error_frames",
         "gaps",
@@ -197,6 +198,8 @@ class StreamStats:
         self.deltas_received = 0
         """Deltas in sequence on a live sid (applied, or discarded while their book was stale)."""
         self.deltas_discarded = 0
+        self.deltas_replayed = 0
+        """Thrown-away deltas applied after a late repair reply (see the core's ``held``)."""
         self.gaps = 0
         self.resyncs = 0
         """Sids whose books were all rebuilt after a gap or terminal error."""

@@ -32,16 +32,20 @@ overtaken by newer deltas. A reply numbered above what the sid reached re-baseli
 tracker (forward). One numbered at or below it is either late or a restarted count: the
 tracker stays put (moving it back made every late reply a new gap whose repair was late
 again: a loop of heals), and the next delta tells which; a restart, once shown, is
-remembered (:attr:`SubscriptionCore.snapshot_seq`) and the sid starts over once. A late
-reply older than a delta already thrown away for its market is not applied; only the
-answer to the market's newest request asks again (:attr:`SidState.requested`). A sid's
+remembered (:attr:`SubscriptionCore.snapshot_seq`) and the sid starts over once. Once
+replies are known to continue the count, the deltas thrown away during a repair are kept
+(:attr:`SidState.held`, bounded) and a late reply is applied and brought up to date with
+them. Otherwise a late reply older than a delta already thrown away for its market is not
+applied; only the answer to the market's newest request asks again
+(:attr:`SidState.requested`). A sid's
 repair count is forgiven only once it has stayed live for :data:`SETTLED_AFTER` seq
 slots, so heals that a gap follows at once still escalate to a resubscribe.
 
 The one shortcut: the session's hot-path reader advances ``SidState.last_seq`` itself for
 an in-sequence delta (a dict lookup and an int store per frame), notes in
-``SidState.discarded`` the seq of a delta it throws away for a stale book, and calls in
-here for everything else. Nothing else in this module is touched from outside.
+``SidState.discarded`` the seq of a delta it throws away for a stale book (and keeps it in
+``SidState.held`` while that is on), and calls in here for everything else. Nothing else
+in this module is touched from outside.
 
 Beyond one subscription (issue 8, "a week on the real exchange"):
 
@@ -110,6 +114,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_STALE_AFTER",
     "DROP_STATUSES",
+    "HELD_MAX",
     "MAX_REPAIRS",
     "SETTLED_AFTER",
     "Action",
@@ -134,6 +139,11 @@ log = logging.getLogger("kalshi_supervisor.kalshi_api.subscription_core")
 MAX_REPAIRS = 3
 """Repair attempts at one level before escalating to the next (snapshot -> resubscribe ->
 reconnect), so an exchange that keeps sending bad data cannot trap us in a request loop."""
+
+HELD_MAX = 4096
+"""Deltas a sid keeps while its books wait for repair replies (a late reply is brought up
+to date with them); beyond it, or for an unreadable one, it stops keeping them and a late
+reply is asked for again instead."""
 
 SETTLED_AFTER = 100
 """Seq slots a sid must stay live after a repair before its repair count is forgiven. A
@@ -328,6 +338,13 @@ class SidState:
     discarded: dict[str, int] = field(default_factory=dict)
     """Market -> seq of the newest delta thrown away while its book waited (the session's
     reader writes it): a snapshot numbered below it is older than the book must be."""
+    held: list[tuple[int, str, str, int, int]] | None = None
+    """``(seq, market, side, price, delta)`` of deltas thrown away since a repair began,
+    kept (the session's reader appends, up to :data:`HELD_MAX`) once replies are known to
+    continue the count: a reply that newer deltas overtook is applied, then these. None
+    while not keeping."""
+    held_from: int = 0
+    """The first seq whose thrown-away delta is sure to be in :attr:`held`."""
     replayed: int = 0
     """Deltas numbered at or below ``last_seq`` since every book was last live:
     a replay, or a restarted count that overtook its reply (then it is not evidence that
@@ -574,12 +591,18 @@ class SubscriptionCore:
         log.info("get_snapshot replies restart the sid's seq on this exchange")
         return True
 
+    def _held_since(self, sub: SidState, seq: int) -> bool:
+        """Every delta thrown away after ``seq`` is in :attr:`SidState.held` (so a reply at
+        ``seq`` can be brought up to date), and nothing replayed casts doubt on it."""
+        return sub.held is not None and not sub.replayed and seq >= sub.held_from - 1
+
     def _restarted(self, sub: SidState, seq: int) -> list[Action]:
         """The count restarted at a reply we read as late: the tracker and whatever was
         applied meanwhile are not to be trusted. Start the sid over, once: from now on
         the numbering is known and replies re-baseline at once."""
         sub.last_seq = seq
         sub.discarded.clear()
+        sub.held = None
         return self.gap(sub, seq, seq, "seq", refetch=tuple(sub.awaiting))
 
     def on_snapshot(self, frame: SnapshotFrame, now_ts: float | None = None) -> list[Action]:
@@ -615,10 +638,10 @@ class SubscriptionCore:
             if not awaited:
                 self.stats.duplicates_dropped += 1
                 return []
-            if sub.discarded.get(ticker, 0) > seq:
-                # Newer deltas of this market were thrown away while it waited: the
-                # snapshot is older than the book must be. Ask again, unless a newer
-                # request is already on its way.
+            if sub.discarded.get(ticker, 0) > seq and not self._held_since(sub, seq):
+                # Newer deltas of this market were thrown away while it waited (and not
+                # kept): the snapshot is older than the book must be. Ask again, unless a
+                # newer request is already on its way.
                 self.stats.stale_snapshots += 1
                 if frame.command_id != sub.requested.get(ticker):
                     return []
@@ -637,6 +660,14 @@ class SubscriptionCore:
             book.stale = True
             return self.gap(sub, seq, seq, "bad_frame", refetch=(ticker,))
         book.apply_snapshot(*frame.levels)
+        if sub.discarded.get(ticker, 0) > seq and sub.held is not None:
+            for at, market, side, price, delta in sub.held:  # in seq order
+                if market != ticker or at <= seq:
+                    continue
+                if not book.apply_delta(side, price, delta):
+                    book.stale = True
+                    return self.gap(sub, at, at, "negative_level", refetch=(ticker,))
+                self.stats.deltas_replayed += 1
         if type(frame.market_id) is str:
             book.market_id = frame.market_id
         self.stats.snapshots_received += 1
@@ -1100,6 +1131,9 @@ class SubscriptionCore:
         if sub.live_at is not None and sub.last_seq - sub.live_at >= SETTLED_AFTER:
             sub.repairs = 0  # the last repair held: this is a new fault
         sub.live_at = None
+        if sub.held is None and self.snapshot_seq == "continue":
+            sub.held = []
+            sub.held_from = sub.last_seq + 1
         actions: list[Action] = [Emit(StreamGap(sub.sid, expected, received, reason))]
         wanted = [t for t in sub.books if t not in sub.awaiting or t in refetch]
         if not wanted:
@@ -1118,6 +1152,7 @@ class SubscriptionCore:
         actions = self._cancel_deadline(sub)
         sub.live_at = sub.last_seq
         sub.replayed = 0
+        sub.held = None
         if sub.initial and not self.session_synced:
             sub.initial = False
         else:

@@ -306,6 +306,41 @@ def test_late_reply_older_than_a_discarded_delta_is_refetched_once() -> None:
     assert not core.books["AAA"].stale and sub.discarded == {}
 
 
+def test_once_replies_are_known_to_continue_a_late_one_is_brought_up_to_date() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"  # learned earlier
+    cid = _gap_request(core, 9)
+    assert sub.held == [] and sub.held_from == 10
+    # the reader keeps what it throws away: AAA +5 at 0.40 (seq 16), BBB at seq 17
+    sub.held += [(16, "AAA", "yes", 400_000, 500), (17, "BBB", "no", 550_000, -250)]
+    sub.discarded.update({"AAA": 16, "BBB": 17})
+    sub.last_seq = 20
+    actions: list[Action] = []
+    for seq, ticker in enumerate(TICKERS, start=10):
+        actions += core.on_snapshot(_reply(seq, ticker, cid))
+    assert _sends(actions) == [] and _synced(actions) is True
+    assert core.books["AAA"].yes == {400_000: 1500} and core.books["BBB"].no == {}
+    assert core.stats.deltas_replayed == 2 and core.stats.stale_snapshots == 0
+    assert sub.held is None and sub.last_seq == 20  # kept only while repairing
+
+
+def test_held_delta_that_would_go_negative_refetches_that_market() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"
+    cid = _gap_request(core, 9)
+    assert sub.held is not None
+    sub.held.append((16, "AAA", "yes", 400_000, -5000))
+    sub.discarded["AAA"] = 16
+    sub.last_seq = 20
+    (send,) = _sends(core.on_snapshot(_reply(10, "AAA", cid)))
+    assert send.payload["params"]["market_tickers"] == ["AAA"]
+    assert core.books["AAA"].stale and "AAA" in sub.awaiting
+
+
 def test_replayed_delta_for_a_waiting_market_keeps_its_late_reply_from_being_applied() -> None:
     # A delta numbered below the tracker while its book waits may be a restarted count
     # that overtook the reply: a reply numbered below what we reached cannot hold it.
