@@ -37,7 +37,8 @@ replies are known to continue the count, the deltas thrown away during a repair 
 (:attr:`SidState.held`, bounded) and a late reply is applied and brought up to date with
 them. Otherwise a late reply older than a delta already thrown away for its market is not
 applied; only the answer to the market's newest request asks again
-(:attr:`SidState.requested`). A sid's
+(:attr:`SidState.requested`). More than :data:`REPLAYS_MAX` deltas numbered below the
+tracker are taken for a count that restarted under us: the sid is rebuilt. A sid's
 repair count is forgiven only once it has stayed live for :data:`SETTLED_AFTER` seq
 slots, so heals that a gap follows at once still escalate to a resubscribe.
 
@@ -116,6 +117,7 @@ __all__ = [
     "DROP_STATUSES",
     "HELD_MAX",
     "MAX_REPAIRS",
+    "REPLAYS_MAX",
     "SETTLED_AFTER",
     "Action",
     "ArmDeadline",
@@ -144,6 +146,10 @@ HELD_MAX = 4096
 """Deltas a sid keeps while its books wait for repair replies (a late reply is brought up
 to date with them); beyond it, or for an unreadable one, it stops keeping them and a late
 reply is asked for again instead."""
+
+REPLAYS_MAX = 16
+"""Deltas numbered below the tracker a sid may see before that is taken for a count that
+restarted under us rather than replays: the sid's books are rebuilt."""
 
 SETTLED_AFTER = 100
 """Seq slots a sid must stay live after a repair before its repair count is forgiven. A
@@ -561,6 +567,15 @@ class SubscriptionCore:
                 # numbered below us yet maybe new (a restarted count): no snapshot numbered
                 # below what we reached can be trusted to hold it
                 sub.discarded[ticker] = last + 1  # type: ignore[index]
+            if sub.replayed > REPLAYS_MAX:
+                # Not replays but a count that went back under us (replies restart it,
+                # whatever we concluded): unlearn that, and start the sid over.
+                self.snapshot_seq = None
+                sub.replayed = 0
+                sub.last_seq = seq
+                sub.held = None
+                sub.discarded.clear()
+                return self.gap(sub, seq, seq, "seq", refetch=tuple(sub.awaiting))
             return []
         sub.last_seq = seq
         actions = self.gap(sub, last + 1, seq, "seq")
@@ -660,7 +675,7 @@ class SubscriptionCore:
             book.stale = True
             return self.gap(sub, seq, seq, "bad_frame", refetch=(ticker,))
         book.apply_snapshot(*frame.levels)
-        if sub.discarded.get(ticker, 0) > seq and sub.held is not None:
+        if sub.discarded.get(ticker, 0) > seq and self._held_since(sub, seq):
             for at, market, side, price, delta in sub.held:  # in seq order
                 if market != ticker or at <= seq:
                     continue

@@ -29,6 +29,7 @@ from kalshi_api.subscription_core import (
     CLOSE_RECHECK_MAX,
     CLOSE_RECHECKS,
     MAX_REPAIRS,
+    REPLAYS_MAX,
     SETTLED_AFTER,
     Action,
     ArmDeadline,
@@ -357,6 +358,21 @@ def test_replayed_delta_for_a_waiting_market_keeps_its_late_reply_from_being_app
     sub.last_seq = 21  # the count went on, but after a replay that proves nothing
     core.on_snapshot(_reply(11, "BBB", cid))
     assert core.snapshot_seq is None
+
+
+def test_a_run_of_deltas_below_the_tracker_rebuilds_the_sid_and_unlearns_continue() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"  # concluded once, yet the count now goes back under us
+    sub.last_seq = 500
+    for seq in range(2, 2 + REPLAYS_MAX):
+        assert core.out_of_sequence(sub, 1, seq, {"market_ticker": "AAA"}) == []
+    actions = core.out_of_sequence(sub, 1, 2 + REPLAYS_MAX, {"market_ticker": "AAA"})
+    assert _events(actions)[0].reason == "seq" and _synced(actions) is False
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == list(TICKERS)
+    assert core.snapshot_seq is None and sub.last_seq == 2 + REPLAYS_MAX
 
 
 def test_reply_that_restarted_the_count_is_learned_and_the_sid_started_over_once() -> None:
