@@ -174,6 +174,7 @@ class StreamStats:
     __slots__ = (
         "deltas_discarded",
         "deltas_received",
+        "deltas_replayed",
         "duplicates_dropped",
         "error_frames",
         "gaps",
@@ -187,6 +188,7 @@ class StreamStats:
         "resyncs",
         "snapshots_received",
         "stale",
+        "stale_snapshots",
         "subscribe_splits",
         "terminal_errors",
     )
@@ -196,6 +198,8 @@ class StreamStats:
         self.deltas_received = 0
         """Deltas in sequence on a live sid (applied, or discarded while their book was stale)."""
         self.deltas_discarded = 0
+        self.deltas_replayed = 0
+        """Thrown-away deltas applied after a late repair reply (see the core's ``held``)."""
         self.gaps = 0
         self.resyncs = 0
         """Sids whose books were all rebuilt after a gap or terminal error."""
@@ -214,6 +218,8 @@ class StreamStats:
         """Markets removed for good (closed, settled, determined or unknown)."""
         self.stale = 0
         """Sids found silent beyond the staleness bound that then failed a probe."""
+        self.stale_snapshots = 0
+        """``get_snapshot`` replies older than deltas already thrown away (not applied)."""
         self.subscribe_splits = 0
         """Subscribe chunks split in two after an error 26 (or a refusal to isolate)."""
         self.last_frame_monotonic = 0.0

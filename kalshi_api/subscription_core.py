@@ -26,9 +26,27 @@ replace the subscription (unsubscribe + subscribe, up to :data:`MAX_REPAIRS` tim
 everything was last live), then drop the connection (:class:`Reconnect`). Every step is
 bounded by ``snapshot_timeout`` through a deadline the session arms and reports back.
 
+Repair replies and the seq (issue 17). Whether a ``get_snapshot`` reply continues the sid's
+seq or restarts it is unconfirmed (protocol §3.7), and nothing says a reply cannot be
+overtaken by newer deltas. A reply numbered above what the sid reached re-baselines the
+tracker (forward). One numbered at or below it is either late or a restarted count: the
+tracker stays put (moving it back made every late reply a new gap whose repair was late
+again: a loop of heals), and the next delta tells which; a restart, once shown, is
+remembered (:attr:`SubscriptionCore.snapshot_seq`) and the sid starts over once. Once
+replies are known to continue the count, the deltas thrown away during a repair are kept
+(:attr:`SidState.held`, bounded) and a late reply is applied and brought up to date with
+them. Otherwise a late reply older than a delta already thrown away for its market is not
+applied; only the answer to the market's newest request asks again
+(:attr:`SidState.requested`). More than :data:`REPLAYS_MAX` deltas numbered below the
+tracker are taken for a count that restarted under us: the sid is rebuilt. A sid's
+repair count is forgiven only once it has stayed live for :data:`SETTLED_AFTER` seq
+slots, so heals that a gap follows at once still escalate to a resubscribe.
+
 The one shortcut: the session's hot-path reader advances ``SidState.last_seq`` itself for
-an in-sequence delta (a dict lookup and an int store per frame), and calls in here for
-everything else. Nothing else in this module is touched from outside.
+an in-sequence delta (a dict lookup and an int store per frame), notes in
+``SidState.discarded`` the seq of a delta it throws away for a stale book (and keeps it in
+``SidState.held`` while that is on), and calls in here for everything else. Nothing else
+in this module is touched from outside.
 
 Beyond one subscription (issue 8, "a week on the real exchange"):
 
@@ -97,7 +115,10 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_STALE_AFTER",
     "DROP_STATUSES",
+    "HELD_MAX",
     "MAX_REPAIRS",
+    "REPLAYS_MAX",
+    "SETTLED_AFTER",
     "Action",
     "ArmDeadline",
     "CancelDeadline",
@@ -120,6 +141,20 @@ log = logging.getLogger("kalshi_supervisor.kalshi_api.subscription_core")
 MAX_REPAIRS = 3
 """Repair attempts at one level before escalating to the next (snapshot -> resubscribe ->
 reconnect), so an exchange that keeps sending bad data cannot trap us in a request loop."""
+
+HELD_MAX = 4096
+"""Deltas a sid keeps while its books wait for repair replies (a late reply is brought up
+to date with them); beyond it, or for an unreadable one, it stops keeping them and a late
+reply is asked for again instead."""
+
+REPLAYS_MAX = 16
+"""Deltas numbered below the tracker a sid may see before that is taken for a count that
+restarted under us rather than replays: the sid's books are rebuilt."""
+
+SETTLED_AFTER = 100
+"""Seq slots a sid must stay live after a repair before its repair count is forgiven. A
+heal that a new gap follows at once (a repair reply that overtook nothing it should have,
+yet left the tracker wrong) is no heal: counting on keeps such a loop bounded."""
 
 DEFAULT_CHUNK_SIZE = 200
 """Markets per ``subscribe`` (Kalshi's per-subscription cap is unpublished; error 26 halves
@@ -164,6 +199,8 @@ class SnapshotFrame:
     ticker: Any
     levels: tuple[list[Level], list[Level]] | None
     market_id: object = None
+    command_id: object = None
+    """The envelope's ``id``: set when the snapshot answers a ``get_snapshot``."""
 
 
 class DeadlineKind(Enum):
@@ -299,6 +336,29 @@ class SidState:
     error answering a probe): it still proves the sid is not silent."""
     probe_at: float | None = None
     """When a staleness probe was sent, while it is unanswered."""
+    live_at: int | None = None
+    """``last_seq`` when every book last went live (None while any is awaiting)."""
+    requested: dict[str, int] = field(default_factory=dict)
+    """Market -> command id of the newest ``get_snapshot`` asking for it, until its
+    snapshot is applied; an answer to an older request is never acted on twice."""
+    discarded: dict[str, int] = field(default_factory=dict)
+    """Market -> seq of the newest delta thrown away while its book waited (the session's
+    reader writes it): a snapshot numbered below it is older than the book must be."""
+    held: list[tuple[int, str, str, int, int]] | None = None
+    """``(seq, market, side, price, delta)`` of deltas thrown away since a repair began,
+    kept (the session's reader appends, up to :data:`HELD_MAX`) once replies are known to
+    continue the count: a reply that newer deltas overtook is applied, then these. None
+    while not keeping."""
+    held_from: int = 0
+    """The first seq whose thrown-away delta is sure to be in :attr:`held`."""
+    replayed: int = 0
+    """Deltas numbered at or below ``last_seq`` since every book was last live:
+    a replay, or a restarted count that overtook its reply (then it is not evidence that
+    replies continue the count)."""
+    rebase: tuple[int, int] | None = None
+    """``(reply seq, last_seq)`` of a ``get_snapshot`` reply numbered at or below what the
+    sid had reached, while the numbering is not yet learned: the next frame tells whether
+    the reply came late (the count goes on) or restarted the count."""
 
 
 # -- the core ------------------------------------------------------------------------------
@@ -363,6 +423,10 @@ class SubscriptionCore:
         self.cleared: set[str] = set()
         """Markets checked open this session: if they fail again, escalate instead."""
         self.lifecycle_sid: int | None = None
+        self.snapshot_seq: str | None = None
+        """How this exchange numbers a ``get_snapshot`` reply (protocol §3.7 leaves it
+        open), once a frame has shown it: ``"continue"`` (the sid's next seq) or
+        ``"restart"`` (the count starts again at the reply). Kept across sessions."""
         self.error_codes: dict[object, int] = {}
         """``error`` frames per code; each code is logged only the first time."""
         self._barriers: dict[Hashable, int] = {}
@@ -480,19 +544,81 @@ class SubscriptionCore:
         self._barriers.pop(token, None)
 
     # -- frames ----------------------------------------------------------------------------
-    def out_of_sequence(self, sub: SidState | None, sid: object, seq: object) -> list[Action]:
-        """A delta that is not the sid's next: unknown sid, bad types, duplicate or gap."""
+    def out_of_sequence(
+        self, sub: SidState | None, sid: object, seq: object, msg: object = None
+    ) -> list[Action]:
+        """A delta that is not the sid's next: unknown sid, bad types, duplicate or gap.
+
+        ``msg`` is the delta's body: a gap's delta is not applied, so its market is noted
+        as having lost data newer than any snapshot numbered below it."""
         if type(sid) is not int or type(seq) is not int:
             raise TypeError("delta envelope needs integer sid and seq")
         if sub is None:
             self.stats.orphan_frames += 1
             return []
+        if self._restart_shown(sub, seq):
+            return self._restarted(sub, seq)
         last = sub.last_seq
+        ticker = msg.get("market_ticker") if type(msg) is dict else None
         if seq <= last:
             self.stats.duplicates_dropped += 1
+            sub.replayed += 1
+            if ticker in sub.awaiting:
+                # numbered below us yet maybe new (a restarted count): no snapshot numbered
+                # below what we reached can be trusted to hold it
+                sub.discarded[ticker] = last + 1  # type: ignore[index]
+            if sub.replayed > REPLAYS_MAX:
+                # Not replays but a count that went back under us (replies restart it,
+                # whatever we concluded): unlearn that, and start the sid over.
+                self.snapshot_seq = None
+                sub.replayed = 0
+                sub.last_seq = seq
+                sub.held = None
+                sub.discarded.clear()
+                return self.gap(sub, seq, seq, "seq", refetch=tuple(sub.awaiting))
             return []
         sub.last_seq = seq
-        return self.gap(sub, last + 1, seq, "seq")
+        actions = self.gap(sub, last + 1, seq, "seq")
+        if ticker in sub.books:
+            sub.discarded[ticker] = seq  # type: ignore[index]
+        return actions
+
+    def _restart_shown(self, sub: SidState, seq: int, *, delta: bool = True) -> bool:
+        """Settle an ambiguous reply (:attr:`SidState.rebase`) with a later frame.
+
+        The sid having moved on from where the reply found it means the count went on. A
+        delta numbered above the reply's yet within what we had already reached means the
+        reply restarted the count (where the count goes on, that would be a replay, which
+        the exchange does not do). A snapshot never settles it: a late multi-market reply
+        and a restarted one both number their snapshots upwards."""
+        if sub.rebase is None:
+            return False
+        at, reached = sub.rebase
+        if sub.last_seq != reached or seq > reached:
+            sub.rebase = None
+            if not sub.replayed:  # a restarted count climbing past ours also moves it
+                self.snapshot_seq = "continue"
+            return False
+        if not delta or seq <= at:
+            return False  # still undecided
+        sub.rebase = None
+        self.snapshot_seq = "restart"
+        log.info("get_snapshot replies restart the sid's seq on this exchange")
+        return True
+
+    def _held_since(self, sub: SidState, seq: int) -> bool:
+        """Every delta thrown away after ``seq`` is in :attr:`SidState.held` (so a reply at
+        ``seq`` can be brought up to date), and nothing replayed casts doubt on it."""
+        return sub.held is not None and not sub.replayed and seq >= sub.held_from - 1
+
+    def _restarted(self, sub: SidState, seq: int) -> list[Action]:
+        """The count restarted at a reply we read as late: the tracker and whatever was
+        applied meanwhile are not to be trusted. Start the sid over, once: from now on
+        the numbering is known and replies re-baseline at once."""
+        sub.last_seq = seq
+        sub.discarded.clear()
+        sub.held = None
+        return self.gap(sub, seq, seq, "seq", refetch=tuple(sub.awaiting))
 
     def on_snapshot(self, frame: SnapshotFrame, now_ts: float | None = None) -> list[Action]:
         """A snapshot: re-baseline its book and the sid's seq; the sid may go live.
@@ -512,23 +638,57 @@ class SubscriptionCore:
             raise KeyError(f"snapshot for a market not in sid {frame.sid}")
         seq = frame.seq
         sub.heard = True
+        self._restart_shown(sub, seq, delta=False)
         awaited = ticker in sub.awaiting
         last = sub.last_seq
-        if not awaited and seq <= last:
+        reply = type(frame.command_id) is int and frame.command_id > 0
+        if reply and seq <= last and self.snapshot_seq != "restart":
+            # Whether a get_snapshot reply continues or restarts the sid's seq is
+            # unconfirmed (protocol §3.7). At or below what we reached, it either came late
+            # (newer frames overtook it) or restarted the count: the tracker stays where it
+            # is (moving it back would make the next delta a gap, and its repair reply could
+            # be late again: a loop), and the next frame settles which (_restart_shown).
+            if self.snapshot_seq is None and last:
+                sub.rebase = (seq, last)
+            if not awaited:
+                self.stats.duplicates_dropped += 1
+                return []
+            if sub.discarded.get(ticker, 0) > seq and not self._held_since(sub, seq):
+                # Newer deltas of this market were thrown away while it waited (and not
+                # kept): the snapshot is older than the book must be. Ask again, unless a
+                # newer request is already on its way.
+                self.stats.stale_snapshots += 1
+                if frame.command_id != sub.requested.get(ticker):
+                    return []
+                return self.gap(sub, seq, seq, "stale_snapshot", refetch=(ticker,))
+        elif not awaited and seq <= last:
             self.stats.duplicates_dropped += 1
             return []
-        # Whether a get_snapshot reply continues or restarts the sid's seq is unconfirmed,
-        # so a snapshot always re-baselines the tracker: both variants then work.
-        sub.last_seq = seq
+        else:
+            if reply and last and seq > last:
+                self.snapshot_seq = self.snapshot_seq or "continue"
+            if seq < last:  # the count restarted: older numbers mean nothing now
+                sub.discarded.clear()
+            sub.last_seq = seq
         if frame.levels is None:
             self.stats.malformed_frames += 1
             book.stale = True
             return self.gap(sub, seq, seq, "bad_frame", refetch=(ticker,))
         book.apply_snapshot(*frame.levels)
+        if sub.discarded.get(ticker, 0) > seq and self._held_since(sub, seq):
+            for at, market, side, price, delta in sub.held:  # in seq order
+                if market != ticker or at <= seq:
+                    continue
+                if not book.apply_delta(side, price, delta):
+                    book.stale = True
+                    return self.gap(sub, at, at, "negative_level", refetch=(ticker,))
+                self.stats.deltas_replayed += 1
         if type(frame.market_id) is str:
             book.market_id = frame.market_id
         self.stats.snapshots_received += 1
         sub.awaiting.discard(ticker)
+        sub.requested.pop(ticker, None)
+        sub.discarded.pop(ticker, None)
         actions: list[Action] = []
         if (
             self.can_check
@@ -820,6 +980,8 @@ class SubscriptionCore:
             if ticker not in sub.books:
                 continue
             del sub.books[ticker]
+            sub.requested.pop(ticker, None)
+            sub.discarded.pop(ticker, None)
             was_waiting = bool(sub.awaiting)
             sub.awaiting.discard(ticker)
             if not sub.books:
@@ -981,6 +1143,12 @@ class SubscriptionCore:
         Only this sid is touched: the other chunks stay live.
         """
         self.stats.gaps += 1
+        if sub.live_at is not None and sub.last_seq - sub.live_at >= SETTLED_AFTER:
+            sub.repairs = 0  # the last repair held: this is a new fault
+        sub.live_at = None
+        if sub.held is None and self.snapshot_seq == "continue":
+            sub.held = []
+            sub.held_from = sub.last_seq + 1
         actions: list[Action] = [Emit(StreamGap(sub.sid, expected, received, reason))]
         wanted = [t for t in sub.books if t not in sub.awaiting or t in refetch]
         if not wanted:
@@ -997,7 +1165,9 @@ class SubscriptionCore:
     def _sub_live(self, sub: SidState) -> list[Action]:
         """Every book of ``sub`` is live again: report it, and report the stream synced."""
         actions = self._cancel_deadline(sub)
-        sub.repairs = 0
+        sub.live_at = sub.last_seq
+        sub.replayed = 0
+        sub.held = None
         if sub.initial and not self.session_synced:
             sub.initial = False
         else:
@@ -1083,6 +1253,8 @@ class SubscriptionCore:
         params = {"sids": [sub.sid], "market_tickers": list(tickers), "action": "get_snapshot"}
         command_id = self.replies.allocate()
         self.replies.expect(command_id, Pending(CommandKind.GET_SNAPSHOT, sid=sub.sid))
+        for ticker in params["market_tickers"]:
+            sub.requested[ticker] = command_id
         actions: list[Action] = [
             SendCommand(command_id, {"cmd": "update_subscription", "params": params})
         ]

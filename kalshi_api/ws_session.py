@@ -73,6 +73,7 @@ from kalshi_api.stream_events import (
 from kalshi_api.subscription_core import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_STALE_AFTER,
+    HELD_MAX,
     Action,
     ArmDeadline,
     CancelDeadline,
@@ -83,6 +84,7 @@ from kalshi_api.subscription_core import (
     ReleaseBarrier,
     SendCommand,
     SetSynced,
+    SidState,
     SnapshotFrame,
     SubscriptionCore,
 )
@@ -587,10 +589,15 @@ class OrderbookStream:
                 sub = subs.get(message["sid"])
                 seq = message["seq"]
                 if sub is None or seq != sub.last_seq + 1:
-                    execute(out_of_sequence(sub, message["sid"], seq))
-                    continue
-                sub.last_seq = seq
-                stats.deltas_received += 1
+                    execute(out_of_sequence(sub, message["sid"], seq, message.get("msg")))
+                    if sub is None or sub.held is None or sub.last_seq != seq:
+                        continue
+                    if subs.get(sub.sid) is not sub:  # replaced: nothing to keep for
+                        continue
+                    # a gap's own delta: its book is stale now, so it is only kept (below)
+                else:
+                    sub.last_seq = seq
+                    stats.deltas_received += 1
             except _UNREADABLE:
                 stats.malformed_frames += 1
                 continue
@@ -607,6 +614,9 @@ class OrderbookStream:
                     continue
                 if book.stale:
                     stats.deltas_discarded += 1
+                    sub.discarded[book.ticker] = seq  # a snapshot older than this is no use
+                    if sub.held is not None:
+                        self._hold(sub, seq, book.ticker, msg)
                     continue
                 raw_price = msg["price_dollars"]
                 price = prices.get(raw_price)
@@ -643,6 +653,25 @@ class OrderbookStream:
                 log.exception("orderbook stream failed to apply a delta; repairing")
                 stats.malformed_frames += 1
                 execute(gap(sub, seq, seq, "bad_frame"))
+
+    def _hold(self, sub: SidState, seq: int, ticker: str, msg: dict[str, Any]) -> None:
+        """Keep a thrown-away delta for a late repair reply (``SidState.held``); an
+        unreadable one, or one too many, ends the keeping (the reply is then asked again)."""
+        held = sub.held
+        if held is None:
+            return
+        try:
+            if len(held) >= HELD_MAX:
+                raise OverflowError
+            side = msg["side"]
+            if side not in ("yes", "no"):
+                raise ValueError(f"unknown side {side!r}")
+            price = self._parse_price(msg["price_dollars"])
+            if side == "no" and self._use_yes_price:
+                price = MICROS_PER_DOLLAR - price
+            held.append((seq, ticker, side, price, self._parse_count(msg["delta_fp"])))
+        except (LookupError, TypeError, ValueError, OverflowError):
+            sub.held = None
 
     def _on_message(self, message: dict[str, Any]) -> None:
         """Every frame type except deltas (rare: replies, snapshots, errors), turned into the
@@ -698,7 +727,9 @@ class OrderbookStream:
             )
         except (LookupError, TypeError, ValueError):
             levels = None
-        return SnapshotFrame(sid, seq, msg.get("market_ticker"), levels, msg.get("market_id"))
+        return SnapshotFrame(
+            sid, seq, msg.get("market_ticker"), levels, msg.get("market_id"), message.get("id")
+        )
 
     def _parse_price(self, raw: object) -> int:
         price = parse_dollars(raw)

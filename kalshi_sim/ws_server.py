@@ -105,6 +105,7 @@ carries a usable (sid, seq), so a correct client skips both without losing its p
 _T = TypeVar("_T")
 
 ClosedAnswer = Literal["nothing", "empty", "error", "error_unnamed"]
+SnapshotSeq = Literal["continue", "restart"]
 
 
 @dataclass
@@ -125,6 +126,10 @@ class StreamBehaviour:
     """Cut every session this many seconds after its first subscribe was answered."""
     upgrade_status: int | None = None
     """Refuse every WebSocket upgrade with this HTTP status (e.g. 429: connection limit)."""
+    snapshot_seq: SnapshotSeq = "continue"
+    """How a ``get_snapshot`` reply is numbered (protocol §3.7 leaves it UNCONFIRMED): it takes
+    the sid's next seq (``continue``), or restarts the sid's counter, its first snapshot
+    taking seq 1 and every later frame of the sid following on (``restart``)."""
     drop_on_exchange_pause: bool = True
     """Drop every open session (no close frame) the moment the whole exchange is paused, as
     Kalshi warns it may ("be prepared for session disconnections", [MP]). Whatever this says,
@@ -555,6 +560,8 @@ class WsFeed:
         if foreign:
             raise _CommandError(11, market_tickers=foreign)
         self._refuse_closed(tickers)
+        if self.behaviour.snapshot_seq == "restart":
+            sub.seq = 0
         for ticker in dict.fromkeys(tickers):
             self._send_snapshot(conn, sub, ticker, command_id)
 

@@ -47,8 +47,10 @@ def open_stream() -> Iterator[StreamFactory]:
         *,
         auth_headers: Callable[[], dict[str, str]] | None = None,
         listener: Callable[[StreamEvent], None] | None = None,
+        ws_url: str | None = None,
         **kwargs: Any,
     ) -> tuple[OrderbookStream, Recorder]:
+        """``ws_url`` overrides the exchange's (a proxy in front of it)."""
         if auth_headers is None:
             signer = signer_for(exchange)
             auth_headers = lambda: signer.headers("GET", WS_PATH)  # noqa: E731
@@ -61,7 +63,7 @@ def open_stream() -> Iterator[StreamFactory]:
         }
         settings.update(kwargs)
         stream = OrderbookStream(
-            exchange.ws_url,
+            ws_url or exchange.ws_url,
             exchange.markets.tickers(),
             auth_headers=auth_headers,
             listener=listener or recorder,

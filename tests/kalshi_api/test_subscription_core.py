@@ -29,6 +29,8 @@ from kalshi_api.subscription_core import (
     CLOSE_RECHECK_MAX,
     CLOSE_RECHECKS,
     MAX_REPAIRS,
+    REPLAYS_MAX,
+    SETTLED_AFTER,
     Action,
     ArmDeadline,
     CancelDeadline,
@@ -220,7 +222,26 @@ def test_repair_snapshots_resync_the_sid_without_a_second_synced_event() -> None
         actions += core.on_snapshot(_snap(1, seq, ticker))
     assert _events(actions) == [StreamResynced(1)]
     assert _synced(actions) is True
-    assert core.stats.resyncs == 1 and core.subs[1].repairs == 0
+    assert core.stats.resyncs == 1 and core.subs[1].live_at == 9 + len(TICKERS)
+
+
+def test_a_repair_that_holds_is_forgiven_but_one_a_gap_follows_at_once_counts_on() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+
+    def heal() -> None:
+        for ticker in TICKERS:
+            core.on_snapshot(_snap(1, sub.last_seq + 1, ticker))
+
+    core.out_of_sequence(sub, 1, 9)
+    heal()
+    core.out_of_sequence(sub, 1, sub.last_seq + 2)  # at once: the heal did not hold
+    assert sub.repairs == 2
+    heal()
+    sub.last_seq += SETTLED_AFTER  # live that long: the next gap is a new fault
+    core.out_of_sequence(sub, 1, sub.last_seq + 2)
+    assert sub.repairs == 1
 
 
 def test_negative_level_gap_is_reported_with_its_reason() -> None:
@@ -237,6 +258,140 @@ def test_gap_while_every_book_awaits_a_snapshot_requests_nothing_more() -> None:
     actions = core.out_of_sequence(core.subs[1], 1, 5)
     assert _events(actions) == [StreamGap(1, 1, 5, "seq")]
     assert _sends(actions) == [] and core.subs[1].repairs == 0
+
+
+def _reply(seq: int, ticker: str, command_id: int) -> SnapshotFrame:
+    """A snapshot answering ``get_snapshot`` ``command_id`` on sid 1."""
+    return SnapshotFrame(1, seq, ticker, LEVELS, market_id=f"id-{ticker}", command_id=command_id)
+
+
+def _gap_request(core: SubscriptionCore, seq: int) -> int:
+    """A gap at ``seq`` on sid 1; returns the get_snapshot's command id."""
+    (send,) = _sends(core.out_of_sequence(core.subs[1], 1, seq))
+    return send.command_id
+
+
+def test_late_repair_reply_heals_without_moving_the_tracker_back_or_a_new_gap() -> None:
+    # The replies (seq 10-15) were overtaken by deltas 16-20 of other markets: the count
+    # went on, so the tracker stays at 20 and delta 21 is in sequence.
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    cid = _gap_request(core, 9)
+    sub.last_seq = 20  # deltas 16..20 in sequence (the reader), none for these markets
+    actions: list[Action] = []
+    for seq, ticker in enumerate(TICKERS, start=10):
+        actions += core.on_snapshot(_reply(seq, ticker, cid))
+    assert _events(actions) == [StreamResynced(1)] and _synced(actions) is True
+    assert sub.last_seq == 20 and core.stats.gaps == 1
+    sub.last_seq = 21  # the next delta is in sequence: nothing to repair
+    core.on_snapshot(_reply(10, "AAA", cid))  # a second copy changes nothing either
+    assert core.snapshot_seq == "continue" and core.stats.gaps == 1
+    assert core.stats.duplicates_dropped == 1
+
+
+def test_late_reply_older_than_a_discarded_delta_is_refetched_once() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    first = _gap_request(core, 9)
+    sub.discarded["AAA"] = 16  # a delta of AAA was thrown away after the reply's seq
+    sub.last_seq = 20
+    actions = core.on_snapshot(_reply(10, "AAA", first))
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == ["AAA"]
+    assert core.books["AAA"].stale and core.stats.stale_snapshots == 1
+    # another copy of the same old answer asks for nothing more: the new one is on its way
+    assert _sends(core.on_snapshot(_reply(10, "AAA", first))) == []
+    core.on_snapshot(_reply(25, "AAA", send.command_id))
+    assert not core.books["AAA"].stale and sub.discarded == {}
+
+
+def test_once_replies_are_known_to_continue_a_late_one_is_brought_up_to_date() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"  # learned earlier
+    cid = _gap_request(core, 9)
+    assert sub.held == [] and sub.held_from == 10
+    # the reader keeps what it throws away: AAA +5 at 0.40 (seq 16), BBB at seq 17
+    sub.held += [(16, "AAA", "yes", 400_000, 500), (17, "BBB", "no", 550_000, -250)]
+    sub.discarded.update({"AAA": 16, "BBB": 17})
+    sub.last_seq = 20
+    actions: list[Action] = []
+    for seq, ticker in enumerate(TICKERS, start=10):
+        actions += core.on_snapshot(_reply(seq, ticker, cid))
+    assert _sends(actions) == [] and _synced(actions) is True
+    assert core.books["AAA"].yes == {400_000: 1500} and core.books["BBB"].no == {}
+    assert core.stats.deltas_replayed == 2 and core.stats.stale_snapshots == 0
+    assert sub.held is None and sub.last_seq == 20  # kept only while repairing
+
+
+def test_held_delta_that_would_go_negative_refetches_that_market() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"
+    cid = _gap_request(core, 9)
+    assert sub.held is not None
+    sub.held.append((16, "AAA", "yes", 400_000, -5000))
+    sub.discarded["AAA"] = 16
+    sub.last_seq = 20
+    (send,) = _sends(core.on_snapshot(_reply(10, "AAA", cid)))
+    assert send.payload["params"]["market_tickers"] == ["AAA"]
+    assert core.books["AAA"].stale and "AAA" in sub.awaiting
+
+
+def test_replayed_delta_for_a_waiting_market_keeps_its_late_reply_from_being_applied() -> None:
+    # A delta numbered below the tracker while its book waits may be a restarted count
+    # that overtook the reply: a reply numbered below what we reached cannot hold it.
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    cid = _gap_request(core, 9)
+    sub.last_seq = 20
+    assert core.out_of_sequence(sub, 1, 12, {"market_ticker": "AAA"}) == []
+    assert core.stats.duplicates_dropped == 1 and sub.replayed == 1
+    (send,) = _sends(core.on_snapshot(_reply(10, "AAA", cid)))
+    assert send.payload["params"]["market_tickers"] == ["AAA"]
+    assert core.books["AAA"].stale
+    sub.last_seq = 21  # the count went on, but after a replay that proves nothing
+    core.on_snapshot(_reply(11, "BBB", cid))
+    assert core.snapshot_seq is None
+
+
+def test_a_run_of_deltas_below_the_tracker_rebuilds_the_sid_and_unlearns_continue() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    core.snapshot_seq = "continue"  # concluded once, yet the count now goes back under us
+    sub.last_seq = 500
+    for seq in range(2, 2 + REPLAYS_MAX):
+        assert core.out_of_sequence(sub, 1, seq, {"market_ticker": "AAA"}) == []
+    actions = core.out_of_sequence(sub, 1, 2 + REPLAYS_MAX, {"market_ticker": "AAA"})
+    assert _events(actions)[0].reason == "seq" and _synced(actions) is False
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == list(TICKERS)
+    assert core.snapshot_seq is None and sub.last_seq == 2 + REPLAYS_MAX
+
+
+def test_reply_that_restarted_the_count_is_learned_and_the_sid_started_over_once() -> None:
+    core = _core()
+    _live(core)
+    sub = core.subs[1]
+    cid = _gap_request(core, 9)
+    for seq, ticker in enumerate(TICKERS, start=1):  # the reply restarts at 1
+        core.on_snapshot(_reply(seq, ticker, cid))
+    assert sub.last_seq == 9 and core.snapshot_seq is None  # undecided until a delta
+    n = len(TICKERS)
+    actions = core.out_of_sequence(sub, 1, n + 1)  # the delta after the reply: restarted
+    assert core.snapshot_seq == "restart" and sub.last_seq == n + 1
+    (send,) = _sends(actions)
+    assert send.payload["params"]["market_tickers"] == list(TICKERS)
+    for seq, ticker in enumerate(TICKERS, start=1):  # now known: replies re-baseline
+        actions = core.on_snapshot(_reply(seq, ticker, send.command_id))
+    assert sub.last_seq == n and _synced(actions) is True
+    assert _events(core.out_of_sequence(sub, 1, n + 2)) == [StreamGap(1, n + 1, n + 2, "seq")]
 
 
 def test_repeated_gaps_escalate_to_resubscribe_then_reconnect() -> None:
