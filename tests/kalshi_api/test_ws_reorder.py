@@ -21,6 +21,8 @@ from tests.cli.reorder_proxy import ReorderProxy
 from tests.conftest import ExchangeFactory
 from tests.kalshi_api.conftest import WAIT, StreamFactory
 
+pytestmark = pytest.mark.slow  # thousands of deltas through a proxy, seconds per case
+
 FAULTS = 20
 QUIET_DELTAS = 1500
 """Deltas a settled stream must carry with no gap, repair or resubscribe (3 s at 500/s;
