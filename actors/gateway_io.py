@@ -71,6 +71,8 @@ class GatewayIo:
         self._pacer_lock = threading.Lock()
         self._clients: list[KalshiRestClient] = []
         self._closed = False
+        self._dedicated: list[threading.Thread] = []
+        self._dedicated_lock = threading.Lock()
 
     # -- clients ---------------------------------------------------------------------------
     def pacer(self) -> WritePacer | None:
@@ -153,7 +155,21 @@ class GatewayIo:
                 return
             done(result, None)
 
-        threading.Thread(target=run, name=f"gateway-{name}", daemon=True).start()
+        thread = threading.Thread(target=run, name=f"gateway-{name}", daemon=True)
+        with self._dedicated_lock:  # the finished ones are dropped: bounded
+            self._dedicated = [t for t in self._dedicated if t.is_alive()]
+            self._dedicated.append(thread)
+        thread.start()
+
+    def wait_dedicated(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in all for the dedicated threads (a halt begun
+        when SHUTDOWN was announced); whether every one ended."""
+        with self._dedicated_lock:
+            threads = list(self._dedicated)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def run_job(
         self,
