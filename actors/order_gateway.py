@@ -256,6 +256,8 @@ class OrderGatewayActor(ServiceActor):
             self._place(message)
 
     def on_not_ready(self, state: State, reason: str) -> None:
+        if state is State.SHUTDOWN and not (self._engaged or self._engaging):
+            return  # never traded: nothing to halt (teardown checks), no news as the run ends
         if self.cfg.halt_on_not_ready:
             trigger = HaltReason.SHUTDOWN if state is State.SHUTDOWN else HaltReason.LEFT_READY
             self._trigger(trigger, f"left READY for {state.value}: {reason}")
