@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange, ExchangeConfig
+from messages.orders import OrderStatus
+from tests.actors.gateway_support import quiet_market, trading_supervisor
 from tests.cli.test_cli_process import EXIT_WAIT, REST, Launcher, Proc, run_against
 
 pytestmark = pytest.mark.slow
@@ -42,7 +45,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def shared_exchange() -> Iterator[EmbeddedExchange]:
-    config = ExchangeConfig(markets=3, delta_rate=0, read_tokens_per_second=None,
+    config = ExchangeConfig(markets=6, delta_rate=0, read_tokens_per_second=None,
                             cancel_all_tail_s=0.0)
     with EmbeddedExchange(config) as exchange:
         yield exchange
@@ -122,3 +125,31 @@ def test_run_when_the_exchange_holds_the_halt_past_the_join_timeout_still_exits_
     proc.join_readers()
     assert not ours & _resting(exchange), proc.describe()
     assert "Traceback" not in proc.output, proc.describe()
+
+
+def test_supervisor_shutdown_when_the_exchange_holds_the_halt_returns_with_none_resting(
+    exchange: EmbeddedExchange,
+) -> None:
+    """The same through the library: ``Supervisor.shutdown()`` (its default wait) returns
+    only once none of our orders rest, however long past 2 s the exchange takes."""
+    quiet = quiet_market(exchange)
+    with trading_supervisor(exchange, "shutdown_slow", member="carol",
+                            cancel_orders_on_service_stop=False) as (supervisor, rec):
+        cids = [rec.call(lambda s: s.trading.place(quiet.ticker, "bid", 1, quiet.bid))
+                for _ in range(2)]
+        assert rec.wait(lambda r: all(r.status_of(c) is OrderStatus.RESTING for c in cids))
+        gate = exchange.faults.hold(f"{REST}/portfolio/order")
+        left: list[set[str]] = []
+
+        def slow_exchange() -> None:
+            # answers after SLOW_EXCHANGE s; what rests if the supervisor stopped before then
+            if supervisor.stopped.wait(SLOW_EXCHANGE):
+                left.append(set(cids) & _resting(exchange))
+            gate.release()
+
+        releaser = threading.Thread(target=slow_exchange, daemon=True)
+        releaser.start()
+        assert supervisor.shutdown() is True
+        releaser.join(WAIT)
+        assert not any(left), f"stopped while the exchange held the halt, resting: {left}"
+        assert not set(cids) & _resting(exchange)
