@@ -126,6 +126,10 @@ class ChildActor(pykka.ThreadingActor):
 
     child_kind: ClassVar[str] = "child"
     use_daemon_thread = True
+    stop_timeout: ClassVar[float | None] = None
+    """How long the supervisor waits for this actor's stop; None: its default
+    (``core.children.STOP_TIMEOUT``). The order gateway's is its halt budget: its stop
+    verifies that none of our orders rest, and must not be abandoned half way."""
 
     def __init__(
         self,

@@ -71,6 +71,8 @@ class GatewayIo:
         self._pacer_lock = threading.Lock()
         self._clients: list[KalshiRestClient] = []
         self._closed = False
+        self._dedicated: list[threading.Thread] = []
+        self._dedicated_lock = threading.Lock()
 
     # -- clients ---------------------------------------------------------------------------
     def pacer(self) -> WritePacer | None:
@@ -135,8 +137,12 @@ class GatewayIo:
     ) -> None:
         """Run ``work(api)`` on a thread of its own (the halt must never queue behind held
         writes); ``done(result, error)`` there after."""
-        threading.Thread(target=self._call, args=(work, done), name=f"gateway-{name}",
-                         daemon=True).start()
+        thread = threading.Thread(target=self._call, args=(work, done), name=f"gateway-{name}",
+                                  daemon=True)
+        with self._dedicated_lock:  # the finished ones are dropped: bounded
+            self._dedicated = [t for t in self._dedicated if t.is_alive()]
+            self._dedicated.append(thread)
+        thread.start()
 
     def _call(
         self, work: Callable[[OrderApi], Any], done: Callable[[Any, BaseException | None], None]
@@ -148,6 +154,16 @@ class GatewayIo:
             done(None, exc)
             return
         done(result, None)
+
+    def wait_dedicated(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds in all for the dedicated threads (a halt begun
+        when SHUTDOWN was announced); whether every one ended."""
+        with self._dedicated_lock:
+            threads = list(self._dedicated)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
 
     def run_job(
         self,

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,7 +111,12 @@ logger = logging.getLogger("kalshi_supervisor.actors.order_gateway")
 DAILY_LOSS_CHECK_INTERVAL = 1.0
 """Seconds between looks at the day's P&L against ``max_daily_loss`` (besides each fill)."""
 TEARDOWN_HALT_TIMEOUT = 5.0
-"""At stop, how long the last halt may verify (the process is going away)."""
+"""At stop, how long the gateway waits for the halt begun at SHUTDOWN and then verifies
+that none of our orders rest (the process is going away). A halt takes tens of ms; this is
+for a slow exchange."""
+STOP_TIMEOUT = TEARDOWN_HALT_TIMEOUT + 2.0
+"""How long the supervisor waits for the gateway's stop (``ChildActor.stop_timeout``): the
+halt's budget, plus the last request of its verification in flight when the budget ends."""
 
 
 class _RefreshView:
@@ -123,6 +129,7 @@ class OrderGatewayActor(ServiceActor):
     """See the module docstring."""
 
     service_name = GATEWAY_SERVICE
+    stop_timeout = STOP_TIMEOUT
 
     @property
     def state(self) -> TradingState:
@@ -175,11 +182,21 @@ class OrderGatewayActor(ServiceActor):
         if self._channels is not None:
             self._channels.stop()
         try:
-            if self.tracker.open_orders() or (
+            deadline = time.monotonic() + TEARDOWN_HALT_TIMEOUT
+            # the halt begun when SHUTDOWN was announced (``on_not_ready``) finishes first
+            if not self.io.wait_dedicated(TEARDOWN_HALT_TIMEOUT):
+                logger.warning(
+                    "gateway: the halt did not finish within %.0f s of stopping; up to %d "
+                    "orders of ours may still rest", TEARDOWN_HALT_TIMEOUT,
+                    len(self.tracker.open_orders()),
+                )
+            elif self.tracker.open_orders() or (
                 self._placed and self.state is not TradingState.HALTED
             ):
-                # READY still: this gateway alone is stopping (a crash, a restart)
-                self._halt_now("gateway stopped" if self.ready else HaltReason.SHUTDOWN.value)
+                # READY still: this gateway alone is stopping (a crash, a restart); or
+                # verifying what the halt at SHUTDOWN left (its report never reaches us now)
+                self._halt_now("gateway stopped" if self.ready else HaltReason.SHUTDOWN.value,
+                               max(0.0, deadline - time.monotonic()))
         finally:
             self.io.close()
 
@@ -239,6 +256,8 @@ class OrderGatewayActor(ServiceActor):
             self._place(message)
 
     def on_not_ready(self, state: State, reason: str) -> None:
+        if state is State.SHUTDOWN and not (self._engaged or self._engaging):
+            return  # never traded: nothing to halt (teardown checks), no news as the run ends
         if self.cfg.halt_on_not_ready:
             trigger = HaltReason.SHUTDOWN if state is State.SHUTDOWN else HaltReason.LEFT_READY
             self._trigger(trigger, f"left READY for {state.value}: {reason}")
@@ -444,16 +463,21 @@ class OrderGatewayActor(ServiceActor):
     def _refresh_view(self, _: _RefreshView | None = None) -> None:
         self.switch.view.refresh(self.tracker.open_orders())
 
-    def _halt_now(self, reason: str) -> None:
-        """At stop, on this thread: the I/O threads may be gone with the process."""
+    def _halt_now(self, reason: str, budget: float) -> None:
+        """At stop, on this thread, within ``budget`` seconds: halt (or verify the halt
+        begun at SHUTDOWN) until none of ours rest, before the process may exit."""
         self.switch.set(TradingState.HALTED, reason)
         self._refresh_view()
         api = self.io.api()
         outcome = run_halt(api, prefix=self.cfg.id_prefix, view=self.switch.view,
                            group_id=self.group_id,
-                           timeout=min(self.cfg.halt_timeout, TEARDOWN_HALT_TIMEOUT))
-        logger.info("gateway: halted at stop in %d ms (%d still resting)",
-                    outcome.duration_ms, outcome.remaining)
+                           timeout=min(self.cfg.halt_timeout, budget))
+        if outcome.remaining:
+            logger.warning("gateway: the halt at stop did not finish within %.0f s; %d orders "
+                           "of ours may still rest", TEARDOWN_HALT_TIMEOUT, outcome.remaining)
+        else:
+            logger.info("gateway: halted at stop in %d ms, none of ours resting",
+                        outcome.duration_ms)
 
     def _resume(self, message: ResumeTrading) -> None:
         if self.switch.halting:

@@ -53,6 +53,8 @@ from supervision.policy import RestartType
 from supervision.scheduler import Scheduler
 from trading.lookup import LookupPolicy
 
+SHUTDOWN_TIMEOUT = 2.0
+"""How long ``shutdown`` waits for the stops when no order of ours can be resting."""
 HALT_TIMEOUT = 60.0
 """How long ``Supervisor.halt`` waits for the kill switch's verification by default."""
 
@@ -344,8 +346,14 @@ class Supervisor:
             raise LookupError("trading is not enabled (--no-trading)")
         return self._trading
 
-    def shutdown(self, reason: str = "requested", timeout: float = 2.0) -> bool:
-        """SHUTDOWN from any state: stop stages in reverse order, close every socket."""
+    def shutdown(self, reason: str = "requested", timeout: float | None = None) -> bool:
+        """SHUTDOWN from any state: stop stages in reverse order, close every socket.
+
+        Waits up to ``timeout`` seconds for the stops (default ``SHUTDOWN_TIMEOUT``, plus
+        the order gateway's stop budget when trading is on: its stop halts and verifies that
+        none of our orders rest before this returns and the process may exit)."""
+        if timeout is None:
+            timeout = SHUTDOWN_TIMEOUT + (self._gateway_stop_budget() if self._trading else 0.0)
         if self.ref is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self.ref.tell(Shutdown(reason=reason))
@@ -359,6 +367,12 @@ class Supervisor:
         if self._state_file is not None:
             withdraw_endpoint(self._state_file, os.getpid())
         return self.stopped.is_set()
+
+    @staticmethod
+    def _gateway_stop_budget() -> float:
+        from actors.order_gateway import OrderGatewayActor
+
+        return float(OrderGatewayActor.stop_timeout or 0.0)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -157,6 +157,13 @@ def build_parser(rows: list[FlagRow] | None = None) -> argparse.ArgumentParser:
     )
     add(
         run,
+        "--request-timeout",
+        "seconds a REST request may take (the start's exchange check included)",
+        type=positive_float,
+        metavar="SECONDS",
+    )
+    add(
+        run,
         "--subscribe-chunk",
         "markets per WebSocket subscribe; an error 26 halves the refused chunk",
         type=positive_int,
@@ -724,7 +731,7 @@ def _preflight(config: SupervisorConfig, signer: KalshiSigner) -> None:
 
     try:
         with KalshiRestClient(
-            config.rest_url, timeout=5.0, retry=RetryPolicy(max_attempts=1)
+            config.rest_url, timeout=config.request_timeout, retry=RetryPolicy(max_attempts=1)
         ) as client:
             client.get_exchange_status()
         if config.markets is not None:

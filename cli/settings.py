@@ -101,6 +101,9 @@ class RunSettings(BaseSettings):
     no_trading: bool = False
     use_yes_price: bool = False
     sync_interval: float = 30.0
+    request_timeout: float = Field(
+        default=SupervisorConfig.model_fields["request_timeout"].default, gt=0
+    )
     subscribe_chunk: int = Field(default=SupervisorConfig.model_fields["subscribe_chunk"].default)
     stale_after: float = Field(default=SupervisorConfig.model_fields["stale_after"].default)
     reconnect_max_delay: float = Field(
@@ -241,6 +244,7 @@ class RunSettings(BaseSettings):
             trading_enabled=not self.no_trading,
             use_yes_price=self.use_yes_price,
             sync_interval=self.sync_interval,
+            request_timeout=self.request_timeout,
             subscribe_chunk=self.subscribe_chunk,
             stale_after=self.stale_after,
             reconnect_max_delay=self.reconnect_max_delay,

@@ -27,7 +27,14 @@ from messages.commands import Ping
 logger = logging.getLogger("kalshi_supervisor.core.children")
 
 STOP_TIMEOUT = 0.5
-"""Bound on one child's stop (on the stopper's thread); a child still running is abandoned."""
+"""Bound on one child's stop (on the stopper's thread); a child still running is abandoned.
+A child class may ask for its own (``stop_timeout``: the order gateway's halt budget)."""
+
+
+def stop_budget(actor_class: Any) -> float:
+    """The bound on stopping an actor of this class: its own ``stop_timeout`` or ours."""
+    own = getattr(actor_class, "stop_timeout", None)
+    return STOP_TIMEOUT if own is None else max(STOP_TIMEOUT, float(own))
 
 
 class PykkaPing:
@@ -68,15 +75,25 @@ class Stopper:
     ) -> None:
         self._timeout = timeout
         self._on_done = on_done
-        self._queue: queue.SimpleQueue[tuple[str, pykka.ActorRef[Any]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, pykka.ActorRef[Any], float]] = (
+            queue.SimpleQueue()
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._extra = 0.0
+        """The budgets beyond ``timeout`` of the stops not done yet (the gateway's halt)."""
 
-    def submit(self, refs: Sequence[tuple[str, pykka.ActorRef[Any]]]) -> None:
+    def submit(
+        self, refs: Sequence[tuple[str, pykka.ActorRef[Any]]],
+        budgets: dict[str, float] | None = None,
+    ) -> None:
+        """Stop these, in order; ``budgets`` names the ones allowed longer than ours."""
         with self._lock:
-            for item in refs:
-                self._queue.put(item)
+            for name, ref in refs:
+                budget = max(self._timeout, (budgets or {}).get(name, self._timeout))
+                self._queue.put((name, ref, budget))
+                self._extra += budget - self._timeout
             self._pending += len(refs)
             if self._thread is None and self._pending:
                 self._thread = threading.Thread(
@@ -90,11 +107,11 @@ class Stopper:
                 if self._pending == 0:
                     self._thread = None
                     return
-            name, ref = self._queue.get()
+            name, ref, budget = self._queue.get()
             try:
-                ref.stop(block=True, timeout=self._timeout)
+                ref.stop(block=True, timeout=budget)
             except pykka.Timeout:
-                logger.warning("%s did not stop within %.1fs", name, self._timeout)
+                logger.warning("%s did not stop within %.1fs", name, budget)
             except pykka.ActorDeadError:
                 pass
             except Exception:
@@ -102,15 +119,19 @@ class Stopper:
             finally:
                 with self._lock:
                     self._pending -= 1
+                    self._extra -= budget - self._timeout
                 if self._on_done is not None:
                     self._on_done(name)
 
     def join(self, timeout: float) -> bool:
-        """Wait (bounded) until everything submitted was stopped and the thread ended."""
+        """Wait (bounded) until everything submitted was stopped and the thread ended:
+        ``timeout`` plus the longer budgets of the stops still to finish (a gateway
+        verifying its halt is waited for, not abandoned as the process exits)."""
         with self._lock:
             thread = self._thread
+            extra = max(0.0, self._extra)
         if thread is not None:
-            thread.join(timeout)
+            thread.join(timeout + extra)
         with self._lock:
             return self._pending == 0
 
@@ -123,6 +144,8 @@ class PykkaChildren:
     ) -> None:
         self._parent = parent
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._budgets: dict[str, float] = {}
+        """Children whose stop may take longer than ``STOP_TIMEOUT`` (``stop_budget``)."""
         self._stopper = Stopper(on_done=on_stopped)
         self._stopping: dict[str, list[pykka.ActorRef[Any]]] = {}
         """Incarnations handed to the stopper, until their actor has really stopped."""
@@ -130,6 +153,9 @@ class PykkaChildren:
     def start(self, spec: Any, context: object, generation: int, controls: Any) -> None:
         self._refs.pop(spec.name, None)
         self._refs[spec.name] = spec.actor_class.start(self._parent, context, generation, controls)
+        budget = stop_budget(spec.actor_class)
+        if budget > STOP_TIMEOUT:
+            self._budgets[spec.name] = budget
 
     def is_alive(self, name: str) -> bool:
         ref = self._refs.get(name)
@@ -172,7 +198,7 @@ class PykkaChildren:
             earlier = [r for r in self._stopping.get(name, ()) if r.is_alive()]
             self._stopping[name] = [*earlier, ref]
         if refs:
-            self._stopper.submit(refs)
+            self._stopper.submit(refs, self._budgets)
 
     def lingering(self, name: str) -> bool:
         """Whether an earlier incarnation of ``name`` is still running after its stop (a

@@ -1,5 +1,5 @@
-"""SHUTDOWN: from any state, once; services stop (in reverse), then stages in reverse
-start order."""
+"""SHUTDOWN: from any state, once; services are told (READY ended), then stop (in reverse),
+then stages in reverse start order."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def shut_down(core: SupervisorCore, reason: str) -> None:
         return
     core.deadline.cancel()
     core.pauses.stop()
+    # Services hear SHUTDOWN before their stop, so the order gateway's halt (halt_on_not_ready)
+    # begins now, on its own thread, while the other services stop; the gateway's stop then
+    # waits for it and verifies that none of our orders rest before the process exits.
+    core.services.on_not_ready(State.SHUTDOWN, reason)
     core.services.stop_all()  # services first, while the stages they read still run
     core.stop_children(core.child_names())
     core.transition(State.SHUTDOWN, "Shutting down", ShutdownMetadata(reason=one_line(reason)))

@@ -38,7 +38,8 @@ logger = logging.getLogger("kalshi_supervisor.core.supervisor_actor")
 
 FLUSH_TIMEOUT = 2.0
 JOIN_TIMEOUT = 2.0
-"""Bound on waiting, at shutdown, for the children's stops."""
+"""Bound on waiting, at shutdown, for the children's stops; a child with a longer budget of
+its own (``stop_timeout``: the order gateway, halting) adds it (``core.children.Stopper``)."""
 BACKGROUND_JOIN_TIMEOUT = 0.25
 """Bound on waiting, at shutdown, for background work (a market discovery or a status read
 in flight). Short: each is bounded by its own request timeout and only tells the (stopped)
@@ -142,7 +143,7 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         self._released = True
         if not self._children.close(JOIN_TIMEOUT):
-            logger.warning("a child did not stop within %.1fs; abandoned", JOIN_TIMEOUT)
+            logger.warning("a child did not stop within its budget; abandoned")
         if not self._background.join(BACKGROUND_JOIN_TIMEOUT):
             logger.info(
                 "background work still running after %.2fs; it ends with its request timeout",

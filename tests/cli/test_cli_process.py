@@ -544,7 +544,9 @@ def test_run_when_sigint_during_preflight_exits_promptly_without_traceback(
     must not be lost (it once was: the process went on to READY and never stopped)."""
     gate = exchange.faults.hold(f"{REST}/exchange/status")  # the preflight's one request
     proc = launch(
-        *run_against(exchange, tmp_path / "state" / "control.json"),
+        # the request outlasts any load: preflight stays open until SIGINT, not until its
+        # 5 s timeout (which a loaded machine once reached first: exit 2)
+        *run_against(exchange, tmp_path / "state" / "control.json", "--request-timeout", "600"),
         sigint_ignored=inherited == "sigint_ignored",
     )
     assert gate.wait_entered(START_WAIT), proc.describe()

@@ -26,6 +26,7 @@ from kalshi_api.orders import OrderApi
 from kalshi_api.rest import KalshiRestClient, RetryPolicy
 from kalshi_api.write_pacer import WritePacer
 from kalshi_sim.exchange import EmbeddedExchange
+from kalshi_sim.write_limits import WriteLimits
 from tests.conftest import ExchangeFactory
 from tests.harness import signer_from_file
 
@@ -303,6 +304,11 @@ def test_pacer_when_sized_from_the_exchange_keeps_creates_clear_of_429(
     exchange = make_exchange(markets=6, usage_tier="basic", cancel_all_tail_s=0)
     plain = _api(exchange, "dave")
     ticker = _ticker(exchange)
+    # The premise (unpaced creates hit 429) must not depend on how fast this machine sends
+    # them: the bucket refills 100 tokens/s, so a loaded machine sending 11 creates over
+    # 0.1 s never emptied it. Meanwhile the exchange's Write clock stands still (no refill).
+    real_limits = exchange.write_limits
+    exchange.write_limits = WriteLimits("basic", clock=lambda: 0.0)
     try:
         with pytest.raises(RateLimitedError):
             for i in range(11):  # Basic: 100 tokens, 10 per create
@@ -310,6 +316,7 @@ def test_pacer_when_sized_from_the_exchange_keeps_creates_clear_of_429(
         limits, costs = get_account_limits(plain.client), get_endpoint_costs(plain.client)
     finally:
         plain.client.close()
+        exchange.write_limits = real_limits  # the paced client meets the real, refilling one
     paced = _api(exchange, "erin", pacer=WritePacer.from_account(limits, costs))
     try:
         with pytest.raises(LocallyRefusedError, match="11 orders"):
