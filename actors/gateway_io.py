@@ -414,7 +414,8 @@ def run_halt(
     calls = 1
     last_ok = _cancel_all(api)
     reads = 0
-    remaining = 0
+    known, in_flight = view()
+    remaining = len(known) + in_flight  # unverified: what we knew of, until a read says less
     while True:
         reads += 1
         try:
