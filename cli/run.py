@@ -639,7 +639,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             exchange, signer, rest_url, ws_url = _exchange_and_signer(settings)
             config = config_from_settings(settings, sources, rest_url=rest_url, ws_url=ws_url)
-            _preflight(config, signer)
+            _preflight_interruptibly(config, signer)
             return _serve(settings, config, signer, exchange, services)
         except Exception as exc:
             if _is_bad_setup(exc):
@@ -720,6 +720,38 @@ def _exchange_and_signer(
     from kalshi_api.auth import load_signer  # cryptography: only once a key is named
 
     return None, load_signer(key_id, key_path), endpoints.rest_url, endpoints.ws_url
+
+
+def _preflight_interruptibly(config: SupervisorConfig, signer: KalshiSigner) -> None:
+    """``_preflight`` on a worker thread while this (main) thread waits, counting SIGINT and
+    SIGTERM, and turns one into ``KeyboardInterrupt`` here.
+
+    Why: the check blocks in the HTTP client for up to ``--request-timeout``. A
+    ``KeyboardInterrupt`` raised inside it lands between two bytecodes of the client's
+    connection pool, which can leave one of its locks held; closing the client then waits on
+    that lock for ever (seen beside a CPU hog: a Ctrl-C during the check, and the process
+    never exited). Raised here it lands only in this loop. The worker is a daemon: an
+    interrupted check is abandoned with the process."""
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def check() -> None:
+        try:
+            _preflight(config, signer)
+        except BaseException as exc:  # handed to the main thread, never lost
+            failed.append(exc)
+        finally:
+            done.set()
+
+    with SignalCounter(*STOP_SIGNALS) as signals:
+        threading.Thread(target=check, name="preflight", daemon=True).start()
+        while not done.wait(SIGNAL_POLL):
+            if signals.any():
+                break
+        if signals.any():
+            raise KeyboardInterrupt
+    if failed:
+        raise failed[0]
 
 
 def _preflight(config: SupervisorConfig, signer: KalshiSigner) -> None:
