@@ -54,6 +54,9 @@ from trading.reconcile import ExchangeTruth
 logger = logging.getLogger("kalshi_supervisor.actors.gateway_io")
 
 BATCH_CANCEL_MAX = 20
+CLOSE_WAIT = 2.0
+"""At close, how long the pool's running jobs may take to end (their clients are closed, so
+a request in flight fails at once; a job sleeping a backoff is what this bounds)."""
 
 
 def now_ms() -> int:
@@ -73,6 +76,8 @@ class GatewayIo:
         self._closed = False
         self._dedicated: list[threading.Thread] = []
         self._dedicated_lock = threading.Lock()
+        self._running = 0
+        self._running_changed = threading.Condition()
 
     # -- clients ---------------------------------------------------------------------------
     def pacer(self) -> WritePacer | None:
@@ -126,7 +131,7 @@ class GatewayIo:
         if self._closed:
             return False
         try:
-            self._pool.submit(self._call, work, done)
+            self._pool.submit(self._pooled, work, done)
         except RuntimeError:  # shut down meanwhile
             return False
         return True
@@ -143,6 +148,19 @@ class GatewayIo:
             self._dedicated = [t for t in self._dedicated if t.is_alive()]
             self._dedicated.append(thread)
         thread.start()
+
+    def _pooled(
+        self, work: Callable[[OrderApi], Any], done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        """A pool job, counted while it runs, so ``close`` knows when the pool is idle."""
+        with self._running_changed:
+            self._running += 1
+        try:
+            self._call(work, done)
+        finally:
+            with self._running_changed:
+                self._running -= 1
+                self._running_changed.notify_all()
 
     def _call(
         self, work: Callable[[OrderApi], Any], done: Callable[[Any, BaseException | None], None]
@@ -189,6 +207,9 @@ class GatewayIo:
             logger.warning("gateway: %s not run: the I/O threads are closed", job)
 
     def close(self) -> None:
+        """Queued jobs dropped, clients closed (a request in flight fails at once), then the
+        pool's threads joined once their running jobs end, within :data:`CLOSE_WAIT`: a
+        stopped gateway leaves no thread behind (issue 17), and never waits without bound."""
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         for client in list(self._clients):
@@ -196,6 +217,13 @@ class GatewayIo:
                 client.close()
             except Exception:  # closing must not raise
                 logger.debug("gateway: closing a client failed", exc_info=True)
+        with self._running_changed:
+            idle = self._running_changed.wait_for(lambda: self._running == 0, CLOSE_WAIT)
+        if idle:
+            self._pool.shutdown(wait=True)
+        else:
+            logger.warning("gateway: %d I/O jobs still running %.0f s after close; left to end",
+                           self._running, CLOSE_WAIT)
 
 
 def create_request(intent: OrderIntent, client_order_id: str, group_id: str | None) -> CreateOrder:
