@@ -5,6 +5,7 @@ Where a fixture lives (one rule):
 * used by modules of more than one package: here;
 * used by several modules of one package: that package's ``conftest.py``
   (``tests/kalshi_api/conftest.py``: the stream recorder and factory;
+  ``tests/kalshi_sim/conftest.py``: a quiet trading exchange and two members;
   ``tests/browser/conftest.py``: Chromium and a page);
 * used by one module: in that module. A module may override a shared fixture under the
   same name when it needs another shape (``exchange`` with fewer markets, say); the

@@ -5,33 +5,12 @@ Real loopback sockets against the embedded exchange; two members trade with each
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.write_limits import WriteLimits
 from tests.conftest import ExchangeFactory
 from tests.kalshi_sim.trading_support import ORDERS, Trader, order, quiet, trader
-
-
-@pytest.fixture
-def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
-
-
-@pytest.fixture
-def alice(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "alice")
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def bob(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "bob")
-    yield t
-    t.close()
 
 
 def _ticker(exchange: EmbeddedExchange, index: int = 0) -> str:

@@ -3,35 +3,12 @@ client's view with it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from kalshi_api.fixed_point import parse_dollars
 from kalshi_sim.exchange import EmbeddedExchange
 from kalshi_sim.truth import ClientView, differences
-from tests.conftest import ExchangeFactory
-from tests.kalshi_sim.trading_support import Trader, quiet, trader
-
-
-@pytest.fixture
-def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
-
-
-@pytest.fixture
-def alice(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "alice")
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def bob(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "bob")
-    yield t
-    t.close()
+from tests.kalshi_sim.trading_support import Trader
 
 
 def _rest_view(t: Trader) -> ClientView:

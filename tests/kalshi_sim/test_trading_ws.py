@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from kalshi_sim.exchange import EmbeddedExchange
 from tests.conftest import ExchangeFactory
 from tests.kalshi_sim.trading_support import Trader, quiet, trader
-
-
-@pytest.fixture
-def exchange(make_exchange: ExchangeFactory) -> EmbeddedExchange:
-    return quiet(make_exchange(markets=6, write_limit=False, cancel_all_tail_s=0))
-
-
-@pytest.fixture
-def alice(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "alice")
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def bob(exchange: EmbeddedExchange) -> Iterator[Trader]:
-    t = trader(exchange, "bob")
-    yield t
-    t.close()
 
 
 def test_private_channels_when_a_maker_fills_carry_its_fill_order_and_position(
